@@ -1,0 +1,114 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+)
+
+// PartyKind says which side of the chat a party stands on and what it does.
+type PartyKind string
+
+// The kinds of party. Partners are on the retail side; the shopper's chat is
+// the messaging side; officers and the system act on the broker itself.
+const (
+	KindRetailer  PartyKind = "retailer"
+	KindLogistics PartyKind = "logistics"
+	KindPayments  PartyKind = "payments"
+	KindAnalytics PartyKind = "analytics"
+	KindShopper   PartyKind = "shopper" // the messaging side: the shopper's own chat
+	KindOfficer   PartyKind = "officer"
+	KindSystem    PartyKind = "system"
+)
+
+// PartnerKinds are the kinds a partner may be registered as.
+var PartnerKinds = []PartyKind{KindRetailer, KindLogistics, KindPayments, KindAnalytics}
+
+// ValidPartnerKind reports whether k is a kind a partner may have.
+func ValidPartnerKind(k PartyKind) bool { return slices.Contains(PartnerKinds, k) }
+
+// Scope is an OAuth2 scope a partner may be granted.
+type Scope = string
+
+// The scopes of the partner API.
+const (
+	ScopeOrdersRead      Scope = "orders:read"
+	ScopeOrdersWrite     Scope = "orders:write"
+	ScopeDeliveryRead    Scope = "delivery:read"
+	ScopeDeliveryMessage Scope = "delivery:message"
+	ScopeDataRequest     Scope = "data:request"
+	ScopeAuditRead       Scope = "audit:read"
+	ScopeSubjectsWrite   Scope = "subjects:write"
+)
+
+// AllScopes lists every scope the broker knows.
+var AllScopes = []Scope{ScopeOrdersRead, ScopeOrdersWrite, ScopeDeliveryRead, ScopeDeliveryMessage,
+	ScopeDataRequest, ScopeAuditRead, ScopeSubjectsWrite}
+
+// ParseScopes splits a space-separated scope string, rejecting unknown
+// scopes. Duplicates are removed and the result is sorted.
+func ParseScopes(s string) ([]Scope, error) {
+	var out []Scope
+	for _, f := range strings.Fields(s) {
+		if !slices.Contains(AllScopes, f) {
+			return nil, Errorf(EInvalid, "unknown scope %q", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Party is whoever data is released to, or who acts.
+type Party struct {
+	ID     string    // partner client id, officer id, or "chat" for the shopper side
+	Kind   PartyKind // see the Kind constants
+	Scopes []Scope   // granted (for tokens: the token's) scopes, sorted
+}
+
+// HasScope reports whether the party holds scope s.
+func (p Party) HasScope(s Scope) bool { return slices.Contains(p.Scopes, s) }
+
+// Actor is the party's name in the audit log: kind and id, no personal data.
+func (p Party) Actor() string { return string(p.Kind) + ":" + p.ID }
+
+// Purpose is the declared reason a release is asked for.
+type Purpose string
+
+// The purposes policy data knows. Marketing and analytics need an explicit
+// opt-in from the shopper; the rest rest on the contract of the purchase.
+const (
+	PurposeOrderFulfilment Purpose = "order_fulfilment"
+	PurposePayment         Purpose = "payment"
+	PurposeDelivery        Purpose = "delivery"
+	PurposeSupport         Purpose = "support"
+	PurposeMarketing       Purpose = "marketing"
+	PurposeAnalytics       Purpose = "analytics"
+)
+
+// Purposes lists every purpose in a stable order.
+var Purposes = []Purpose{PurposeOrderFulfilment, PurposePayment, PurposeDelivery, PurposeSupport,
+	PurposeMarketing, PurposeAnalytics}
+
+// Consent is a shopper's consent state as the policy sees it.
+type Consent struct {
+	Notice    bool `json:"notice"`    // accepted the privacy notice (needed for any processing)
+	Marketing bool `json:"marketing"` // opted in to marketing
+	Analytics bool `json:"analytics"` // opted in to analytics
+}
+
+// key packs the consent into a short cache-key fragment.
+func (c Consent) key() byte {
+	var b byte = '0'
+	if c.Notice {
+		b |= 1
+	}
+	if c.Marketing {
+		b |= 2
+	}
+	if c.Analytics {
+		b |= 4
+	}
+	return b
+}

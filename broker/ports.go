@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"context"
+	"time"
+)
+
+// WrappedKey is a shopper's data key as stored: wrapped with age to the
+// broker's recipient(s). KeyID names the age identity that can unwrap it.
+type WrappedKey struct {
+	Subject string
+	KeyID   string
+	Wrapped []byte
+}
+
+// SubjectKeyStore stores the wrapped per-shopper data keys. Deleting a key
+// is crypto-shredding: every record sealed under it becomes unreadable.
+type SubjectKeyStore interface {
+	// GetSubjectKey returns the subject's wrapped key, or ENotFound.
+	GetSubjectKey(ctx context.Context, subject string) (WrappedKey, error)
+	// PutSubjectKey stores k unless the subject already has a key, and
+	// returns the key that is stored afterwards (k, or the earlier one).
+	PutSubjectKey(ctx context.Context, k WrappedKey) (WrappedKey, error)
+	// DeleteSubjectKey destroys the subject's key. Absent keys are no error.
+	DeleteSubjectKey(ctx context.Context, subject string) error
+	// SubjectKeysNotWrappedTo returns up to limit keys whose KeyID is not
+	// keyID, after the subject `after` in subject order (for re-wrapping).
+	SubjectKeysNotWrappedTo(ctx context.Context, keyID, after string, limit int) ([]WrappedKey, error)
+	// ReplaceSubjectKeys swaps the wrapped form of each key (same subject).
+	ReplaceSubjectKeys(ctx context.Context, keys []WrappedKey) error
+	// CountSubjectKeys counts keys by the identity that wraps them.
+	CountSubjectKeys(ctx context.Context) (map[string]int64, error)
+}
+
+// Partner is a registered partner platform.
+type Partner struct {
+	ID         string // the OAuth2 client id
+	Name       string
+	Kind       PartyKind
+	Scopes     []Scope
+	Store      string // WhatsApp phone-number id whose orders a retailer receives; "" for none
+	WebhookURL string
+	Disabled   bool
+	CreatedAt  time.Time
+	// SecretHash is the argon2id hash of the client secret (PHC string).
+	SecretHash string
+	// SealedSecret is the client secret sealed at rest, kept only to sign
+	// webhooks pushed to the partner (HMAC needs the secret itself).
+	SealedSecret []byte
+}
+
+// PartnerStore is the partner registry.
+type PartnerStore interface {
+	CreatePartner(ctx context.Context, p Partner) error
+	GetPartner(ctx context.Context, id string) (Partner, error)
+	ListPartners(ctx context.Context) ([]Partner, error)
+	SetPartnerDisabled(ctx context.Context, id string, disabled bool) error
+	SetPartnerSecret(ctx context.Context, id, secretHash string, sealedSecret []byte) error
+	// RetailerForStore returns the retailer that receives the orders of the
+	// given WhatsApp business number: the one created with that store, else
+	// the first retailer created; ENotFound when there is none.
+	RetailerForStore(ctx context.Context, store string) (Partner, error)
+}

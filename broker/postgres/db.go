@@ -1,0 +1,228 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/migrations"
+)
+
+// DB is the broker's PostgreSQL store.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+var _ broker.Transactor = (*DB)(nil)
+
+// Options tune the connection pool.
+type Options struct {
+	MaxConns int32 // 0: pgx's default (max(4, NumCPU))
+	AppName  string
+}
+
+// Open connects to the database at url. It does not migrate.
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", redact(err))
+	}
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	if opt.AppName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = opt.AppName
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", redact(err))
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// redact drops the connection string from pgx parse errors, which may hold
+// a password.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid connection string")
+	}
+	return err
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// Ping checks the database answers, for readiness.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var one int
+	return db.Pool.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+// querier is what both a pool and a transaction can do.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
+}
+
+type txKey struct{}
+
+// q returns the transaction carried by ctx, or the pool.
+func (db *DB) q(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx
+	}
+	return db.Pool
+}
+
+// TxFrom returns the transaction carried by ctx, if any.
+func TxFrom(ctx context.Context) (pgx.Tx, bool) {
+	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
+	return tx, ok
+}
+
+// InTx runs fn in a transaction. A nested call joins the outer transaction.
+// Serialization failures and deadlocks are retried (the whole fn runs
+// again), so fn must not have effects outside the database.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := TxFrom(ctx); ok {
+		return fn(ctx)
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+			return fn(context.WithValue(ctx, txKey{}, tx))
+		})
+		if !retryable(err) {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return Translate(err)
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// Translate maps database errors to broker errors by SQLSTATE. Errors that
+// are already *broker.Error pass through; nil stays nil.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *broker.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return broker.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return broker.Wrap(broker.EConflict, err, "already exists")
+		case pe.Code == "23503" || pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22P02":
+			return broker.Wrap(broker.EInvalid, err, "invalid value")
+		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
+			pe.Code == "57P03" || pe.Code == "53300":
+			return broker.Wrap(broker.EUnavailable, err, "database unavailable")
+		}
+		return err
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isConnErr(err) {
+		return broker.Wrap(broker.EUnavailable, err, "database unavailable")
+	}
+	return err
+}
+
+func isConnErr(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var nerr interface{ Timeout() bool }
+	if errors.As(err, &nerr) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "closed pool") ||
+		strings.Contains(msg, "conn closed") || strings.Contains(msg, "broken pipe") ||
+		strings.Contains(msg, "unexpected EOF")
+}
+
+// migrationLock is the advisory lock key held while migrating, so that
+// several processes starting together apply each migration once.
+const migrationLock = 0x5349455645 // "SIEVE"
+
+// Migrate applies the embedded migrations not yet applied, in order, each
+// in its own transaction, under a session advisory lock. It returns the
+// names it applied.
+func (db *DB) Migrate(ctx context.Context) ([]string, error) {
+	return MigrateFS(ctx, db.Pool, migrations.FS)
+}
+
+// MigrateFS applies the .sql files of fsys to the database behind pool.
+func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return nil, Translate(err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, Translate(err)
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	var applied []string
+	for _, name := range names {
+		var done bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", name).Scan(&done); err != nil {
+			return applied, Translate(err)
+		}
+		if done {
+			continue
+		}
+		sql, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return applied, err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (name) VALUES ($1)", name)
+			return err
+		})
+		if err != nil {
+			return applied, err
+		}
+		applied = append(applied, name)
+	}
+	return applied, nil
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Project-local PostgreSQL for development and tests.
+#
+#   scripts/pg.sh start   install PostgreSQL if missing (apt-get, as root), create the cluster
+#                         under .data/pg if missing, start it on 127.0.0.1, create the database
+#   scripts/pg.sh url     print the DATABASE_URL of the local cluster (after start)
+#   scripts/pg.sh stop    stop the cluster
+#   scripts/pg.sh status  exit 0 when it is running
+#
+# The cluster listens on loopback only and trusts local connections: it is a
+# development database, never a production one. PostgreSQL refuses to run as
+# root, so when we are root the server runs as the 'postgres' system user.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+data="$root/.data/pg"
+run="$root/.data/pg-run"
+port="${SIEVE_PG_PORT:-55432}"
+db="${SIEVE_PG_DB:-sieve}"
+
+log() { echo "pg.sh: $*" >&2; }
+
+find_bindir() {
+  local d
+  if command -v pg_config >/dev/null 2>&1; then
+    d=$(pg_config --bindir 2>/dev/null || true)
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  fi
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+  return 1
+}
+
+install_pg() {
+  if [ "$(id -u)" != 0 ]; then
+    log "PostgreSQL is not installed and we are not root; install the 'postgresql' package or set DATABASE_URL"
+    exit 1
+  fi
+  log "installing PostgreSQL with apt-get (one time)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >&2
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+url() { echo "postgres://postgres@127.0.0.1:$port/$db?sslmode=disable"; }
+
+running() {
+  local bindir; bindir=$(find_bindir) || return 1
+  [ -f "$data/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
+}
+
+start() {
+  local bindir
+  bindir=$(find_bindir) || { install_pg; bindir=$(find_bindir); }
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  fi
+  mkdir -p "$data" "$run"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$data" "$run"
+    chmod 700 "$data"
+  fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "creating the cluster in .data/pg"
+    as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+# Sieve development cluster
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$run'
+max_connections = 300
+shared_buffers = 256MB
+wal_buffers = 16MB
+max_wal_size = 2GB
+checkpoint_timeout = 15min
+log_min_messages = warning
+logging_collector = off
+CONF
+  fi
+  if ! running; then
+    as_pg "$bindir/pg_ctl" -D "$data" -l "$run/postgres.log" -w -t 60 start >/dev/null || {
+      log "PostgreSQL did not start; its log:"; tail -n 30 "$run/postgres.log" >&2; exit 1; }
+  fi
+  if ! as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \
+      "select 1 from pg_database where datname = '$db'" | grep -q 1; then
+    as_pg "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
+  fi
+}
+
+stop() {
+  local bindir; bindir=$(find_bindir) || return 0
+  if running; then as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null; fi
+}
+
+case "${1:-}" in
+  start) start; url ;;
+  url) url ;;
+  stop) stop ;;
+  status) running ;;
+  bindir) find_bindir ;;
+  *) echo "usage: $0 start|url|stop|status|bindir" >&2; exit 2 ;;
+esac
