@@ -61,3 +61,11 @@ type PartnerStore interface {
 	// the first retailer created; ENotFound when there is none.
 	RetailerForStore(ctx context.Context, store string) (Partner, error)
 }
+
+// Vault seals small secrets the broker itself owns (not a shopper's data),
+// such as a partner's client secret kept to sign the webhooks pushed to it.
+// name binds the ciphertext to its use, like associated data.
+type Vault interface {
+	SealSecret(ctx context.Context, name string, plaintext []byte) ([]byte, error)
+	OpenSecret(ctx context.Context, name string, sealed []byte) ([]byte, error)
+}
