@@ -69,3 +69,22 @@ type Vault interface {
 	SealSecret(ctx context.Context, name string, plaintext []byte) ([]byte, error)
 	OpenSecret(ctx context.Context, name string, sealed []byte) ([]byte, error)
 }
+
+// Binding is what a sealed record is bound to (its AEAD associated data):
+// a ciphertext moved to another table, column, row or shopper does not open.
+type Binding struct {
+	Table, Column, RowID string
+}
+
+// Sealer seals shoppers' records at rest under a data key per shopper.
+type Sealer interface {
+	// Seal encrypts plaintext for the subject, bound to b.
+	Seal(ctx context.Context, subject string, b Binding, plaintext []byte) ([]byte, error)
+	// Open decrypts what Seal produced; after Shred it fails with ENotFound.
+	Open(ctx context.Context, subject string, b Binding, sealed []byte) ([]byte, error)
+	// Shred destroys the subject's data key (crypto-shredding).
+	Shred(ctx context.Context, subject string) error
+	// Forget drops any cached copy of the subject's key (another process
+	// erased the subject).
+	Forget(subject string)
+}

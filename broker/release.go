@@ -483,3 +483,6 @@ func (rec Record) SortedFields() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Audit returns the audit log the pipeline writes to.
+func (r *Releaser) Audit() AuditAppender { return r.audit }

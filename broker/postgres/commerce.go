@@ -1,0 +1,385 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+const subjectCols = `id, sealed_identity, consent_notice, consent_marketing, consent_analytics,
+	coalesce(last_inbound_at, 'epoch'), last_interaction_at, created_at, erased_at IS NOT NULL`
+
+func scanSubject(row pgx.Row) (commerce.SubjectRow, error) {
+	var s commerce.SubjectRow
+	err := row.Scan(&s.ID, &s.SealedIdentity, &s.Consent.Notice, &s.Consent.Marketing, &s.Consent.Analytics,
+		&s.LastInbound, &s.LastInteraction, &s.CreatedAt, &s.Erased)
+	return s, Translate(err)
+}
+
+const (
+	sqlInsertSubject = `INSERT INTO subjects (id, wa_index) VALUES ($1, $2)
+		ON CONFLICT (wa_index) DO NOTHING RETURNING ` + subjectCols
+	sqlSubjectByIndex = `SELECT ` + subjectCols + ` FROM subjects WHERE wa_index = $1`
+	sqlSubjectByID    = `SELECT ` + subjectCols + ` FROM subjects WHERE id = $1`
+)
+
+// EnsureSubject returns the shopper with the blind index, creating it.
+func (db *DB) EnsureSubject(ctx context.Context, index []byte, newID string) (commerce.SubjectRow, bool, error) {
+	s, err := scanSubject(db.q(ctx).QueryRow(ctx, sqlInsertSubject, newID, index))
+	if err == nil {
+		return s, true, nil
+	}
+	if !broker.IsNotFound(err) {
+		return s, false, err
+	}
+	s, err = scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByIndex, index))
+	return s, false, err
+}
+
+// SubjectByIndex finds a shopper by blind index.
+func (db *DB) SubjectByIndex(ctx context.Context, index []byte) (commerce.SubjectRow, error) {
+	return scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByIndex, index))
+}
+
+// GetSubject finds a shopper by id.
+func (db *DB) GetSubject(ctx context.Context, id string) (commerce.SubjectRow, error) {
+	return scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByID, id))
+}
+
+func (db *DB) exec1(ctx context.Context, sql string, args ...any) error {
+	tag, err := db.q(ctx).Exec(ctx, sql, args...)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}
+
+// SetSubjectIdentity stores the shopper's sealed identity.
+func (db *DB) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error {
+	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
+}
+
+// SetConsent stores the shopper's consent state.
+func (db *DB) SetConsent(ctx context.Context, id string, c broker.Consent) error {
+	return db.exec1(ctx, `UPDATE subjects SET consent_notice = $2, consent_marketing = $3, consent_analytics = $4,
+		consent_updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, c.Notice, c.Marketing, c.Analytics)
+}
+
+// TouchInbound records an inbound message time: it opens the 24-hour
+// customer service window and counts as an interaction for retention.
+func (db *DB) TouchInbound(ctx context.Context, id string, at time.Time) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE subjects SET last_inbound_at = greatest(last_inbound_at, $2),
+		last_interaction_at = greatest(last_interaction_at, $2) WHERE id = $1`, id, at)
+	return Translate(err)
+}
+
+const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+	ON CONFLICT (dedup_key) DO NOTHING`
+
+// InsertInbox stores inbound events, skipping known dedup keys.
+func (db *DB) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	n := len(items)
+	keys, subs, kinds, stores := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	sealed := make([][]byte, n)
+	for i, it := range items {
+		keys[i], subs[i], kinds[i], stores[i], sealed[i] = it.DedupKey, it.Subject, it.Kind, it.Store, it.Sealed
+	}
+	tag, err := db.q(ctx).Exec(ctx, sqlInsertInbox, keys, subs, kinds, stores, sealed)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// PendingSubjects lists shoppers with unprocessed events, oldest first.
+func (db *DB) PendingSubjects(ctx context.Context, limit int) ([]string, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL
+		GROUP BY subject_id ORDER BY min(id) LIMIT $1`, limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, Translate(err)
+}
+
+// LockSubject takes the shopper's processing lock for the current
+// transaction, without waiting.
+func (db *DB) LockSubject(ctx context.Context, subject string) (bool, error) {
+	var ok bool
+	err := db.q(ctx).QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))`, subject).Scan(&ok)
+	return ok, Translate(err)
+}
+
+// PendingInbox returns a shopper's unprocessed events in arrival order.
+func (db *DB) PendingInbox(ctx context.Context, subject string, limit int) ([]commerce.InboxItem, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
+		FROM inbox WHERE subject_id = $1 AND processed_at IS NULL ORDER BY id LIMIT $2`, subject, limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.InboxItem, error) {
+		var it commerce.InboxItem
+		err := r.Scan(&it.ID, &it.DedupKey, &it.Subject, &it.Kind, &it.Store, &it.Sealed, &it.Received, &it.Attempts)
+		return it, err
+	})
+	return out, Translate(err)
+}
+
+// MarkInbox marks an event processed; errText, when set, records why it
+// could not be (it is then not retried).
+func (db *DB) MarkInbox(ctx context.Context, id int64, errText string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+		last_error = nullif($2, '') WHERE id = $1`, id, errText)
+	return Translate(err)
+}
+
+// GetSession returns the shopper's sealed session.
+func (db *DB) GetSession(ctx context.Context, subject string) ([]byte, error) {
+	var b []byte
+	err := db.q(ctx).QueryRow(ctx, `SELECT sealed FROM sessions WHERE subject_id = $1`, subject).Scan(&b)
+	return b, Translate(err)
+}
+
+// PutSession stores the shopper's sealed session.
+func (db *DB) PutSession(ctx context.Context, subject, store, state string, sealed []byte) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO sessions (subject_id, store, state, sealed) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (subject_id) DO UPDATE SET store = $2, state = $3, sealed = $4, updated_at = now()`,
+		subject, store, state, sealed)
+	return Translate(err)
+}
+
+const orderCols = `id, subject_id, store, coalesce(retailer_id, ''), status, payment_status, reference_id,
+	subtotal, tax, shipping, total, created_at, updated_at, sealed, erased_at IS NOT NULL`
+
+func scanOrder(row pgx.Row) (commerce.OrderRow, error) {
+	var o commerce.OrderRow
+	err := row.Scan(&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID,
+		&o.Subtotal, &o.Tax, &o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased)
+	return o, err
+}
+
+// CreateOrder stores a new order.
+func (db *DB) CreateOrder(ctx context.Context, o commerce.OrderRow) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO orders (id, subject_id, store, retailer_id, status, payment_status,
+		reference_id, subtotal, tax, shipping, total, created_at, sealed)
+		VALUES ($1, $2, $3, nullif($4, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		o.ID, o.Subject, o.Store, o.RetailerID, o.Status, o.PaymentStatus, o.ReferenceID, o.Subtotal, o.Tax,
+		o.Shipping, o.Total, o.CreatedAt, o.Sealed)
+	return Translate(err)
+}
+
+// GetOrder finds an order by id.
+func (db *DB) GetOrder(ctx context.Context, id string) (commerce.OrderRow, error) {
+	o, err := scanOrder(db.q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
+	return o, Translate(err)
+}
+
+// OrderByReference finds an order by payment reference.
+func (db *DB) OrderByReference(ctx context.Context, ref string) (commerce.OrderRow, error) {
+	o, err := scanOrder(db.q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE reference_id = $1`, ref))
+	return o, Translate(err)
+}
+
+// UpdateOrderStatus sets an order's status and payment status (and its
+// sealed part when given).
+func (db *DB) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
+	return db.exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
+		updated_at = now(), placed_at = CASE WHEN $2 = 'placed' THEN now() ELSE placed_at END
+		WHERE id = $1 AND erased_at IS NULL`, id, status, payment, sealed)
+}
+
+// SetOrderRetailer records which retailer receives an order.
+func (db *DB) SetOrderRetailer(ctx context.Context, id, retailer string) error {
+	return db.exec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
+}
+
+// ListOrders lists a retailer's orders, newest first, with a cursor.
+func (db *DB) ListOrders(ctx context.Context, f commerce.OrderFilter) ([]commerce.OrderRow, string, error) {
+	if f.Limit <= 0 || f.Limit > 100 {
+		f.Limit = 50
+	}
+	args := []any{f.Retailer}
+	where := []string{"retailer_id = $1", "erased_at IS NULL", "status <> 'pending_payment'"}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		where = append(where, "status = $"+itoa(len(args)))
+	}
+	if !f.Since.IsZero() {
+		args = append(args, f.Since)
+		where = append(where, "created_at >= $"+itoa(len(args)))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, t, id)
+		where = append(where, "(created_at, id) < ($"+itoa(len(args)-1)+", $"+itoa(len(args))+")")
+	}
+	args = append(args, f.Limit+1)
+	sql := `SELECT ` + orderCols + ` FROM orders WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY created_at DESC, id DESC LIMIT $` + itoa(len(args))
+	rows, err := db.q(ctx).Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.OrderRow, error) { return scanOrder(r) })
+	if err != nil {
+		return nil, "", Translate(err)
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		last := out[len(out)-1]
+		next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return out, next, nil
+}
+
+// OrdersOfSubject lists a shopper's orders.
+func (db *DB) OrdersOfSubject(ctx context.Context, subject string) ([]commerce.OrderRow, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT `+orderCols+` FROM orders WHERE subject_id = $1 ORDER BY created_at`, subject)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.OrderRow, error) { return scanOrder(r) })
+	return out, Translate(err)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	bad := broker.Errorf(broker.EInvalid, "invalid cursor")
+	if err != nil || len(b) > 200 {
+		return time.Time{}, "", bad
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return time.Time{}, "", bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return t, id, nil
+}
+
+// Enqueue adds a message to the outbox.
+func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error) {
+	var id int64
+	err := db.q(ctx).QueryRow(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
+		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6) RETURNING id`,
+		it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed).Scan(&id)
+	if err == nil {
+		_, err = db.q(ctx).Exec(ctx, `SELECT pg_notify('sieve_outbox', '')`)
+	}
+	return id, Translate(err)
+}
+
+// ClaimOutbox leases due items: they are not offered again until the lease
+// ends, so several senders (processes) never send one item at once.
+func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]commerce.OutboxItem, error) {
+	rows, err := db.q(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
+		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, ref, kind, coalesce(subject_id, ''), coalesce(partner_id, ''), vault_sealed, sealed, attempts, created_at`,
+		limit, lease)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.OutboxItem, error) {
+		var it commerce.OutboxItem
+		err := r.Scan(&it.ID, &it.Ref, &it.Kind, &it.Subject, &it.Partner, &it.VaultSealed, &it.Sealed, &it.Attempts, &it.CreatedAt)
+		return it, err
+	})
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return out, nil
+}
+
+// OutboxSent marks an item sent; vault-sealed items lose their payload.
+func (db *DB) OutboxSent(ctx context.Context, id int64, providerID string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif($2, ''),
+		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, providerID)
+	return Translate(err)
+}
+
+// OutboxRetry schedules another attempt.
+func (db *DB) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)
+	return Translate(err)
+}
+
+// OutboxDead gives up on an item, recording why.
+func (db *DB) OutboxDead(ctx context.Context, id int64, reason string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'dead', last_error = $2,
+		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, reason)
+	return Translate(err)
+}
+
+// ApplyMessageStatus records a delivery status, never moving backwards:
+// sent < delivered < read, and failed is final.
+func (db *DB) ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
+		VALUES ($1, nullif($2, ''), $3, nullif($4, 0))
+		ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
+		WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
+			(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
+			(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`,
+		providerID, subject, status, errCode)
+	return Translate(err)
+}
+
+// InSavepoint runs fn in a savepoint of the transaction carried by ctx, so
+// that a failing statement in fn does not abort the whole transaction.
+func (db *DB) InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error {
+	tx, ok := TxFrom(ctx)
+	if !ok {
+		return db.InTx(ctx, fn)
+	}
+	return Translate(pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		return fn(context.WithValue(ctx, txKey{}, sp))
+	}))
+}
+
+// RememberPartnerRef records that partner knows subject as ref.
+func (db *DB) RememberPartnerRef(ctx context.Context, partner, ref, subject string) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO partner_refs (partner_id, ref, subject_id) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, partner, ref, subject)
+	return Translate(err)
+}
+
+// SubjectOfPartnerRef resolves a partner's customer_ref.
+func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error) {
+	var s string
+	err := db.q(ctx).QueryRow(ctx, `SELECT subject_id FROM partner_refs WHERE partner_id = $1 AND ref = $2`,
+		partner, ref).Scan(&s)
+	return s, Translate(err)
+}
+
+// SubjectWindow returns when the shopper last wrote (the 24-hour window)
+// and whether they are erased.
+func (db *DB) SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error) {
+	var t time.Time
+	var erased bool
+	err := db.q(ctx).QueryRow(ctx, `SELECT coalesce(last_inbound_at, 'epoch'), erased_at IS NOT NULL FROM subjects WHERE id = $1`,
+		subject).Scan(&t, &erased)
+	return t, erased, Translate(err)
+}

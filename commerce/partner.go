@@ -1,0 +1,426 @@
+package commerce
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// refCache remembers (partner, customer_ref) pairs already recorded, so a
+// repeated read does not write.
+var refCache sync.Map
+
+func (s *Service) rememberRef(ctx context.Context, partner string, d broker.Decision, subject string) error {
+	ref, ok := d.Released["customer.ref"].(string)
+	if !ok {
+		return nil
+	}
+	key := partner + "|" + ref
+	if _, ok := refCache.Load(key); ok {
+		return nil
+	}
+	if err := s.Store.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
+		return err
+	}
+	refCache.Store(key, struct{}{})
+	return nil
+}
+
+// refuse audits a refusal that the caller answers with "not found", so a
+// partner cannot tell a hidden order from a missing one.
+func (s *Service) refuse(ctx context.Context, p broker.Partner, purpose broker.Purpose, resource, reason string) (string, error) {
+	id := broker.NewID("dec")
+	err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: id, Actor: PartnerParty(p).Actor(),
+		Action: "release", Purpose: string(purpose), Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason,
+		PolicyRevision: s.Releaser.Policy().Revision()})
+	if err != nil {
+		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
+	}
+	return id, nil
+}
+
+// NotFound is a not-found answer that was audited as a refusal.
+type NotFound struct{ DecisionID string }
+
+func (e *NotFound) Error() string { return "not found" }
+
+func (s *Service) notFound(ctx context.Context, p broker.Partner, purpose broker.Purpose, resource, reason string) error {
+	id, err := s.refuse(ctx, p, purpose, resource, reason)
+	if err != nil {
+		return err
+	}
+	return &broker.Error{Code: broker.ENotFound, Message: "order not found", Err: &NotFound{DecisionID: id}}
+}
+
+// loadPartnerOrder returns an order the partner may see for purpose, or an
+// audited not-found.
+func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (*OrderRow, SubjectRow, error) {
+	res := "order:" + clip(id, 64)
+	row, err := s.Store.GetOrder(ctx, id)
+	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment)) {
+		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "no such order")
+	}
+	if err != nil {
+		return nil, SubjectRow{}, err
+	}
+	switch purpose {
+	case broker.PurposeDelivery:
+		if p.Kind != broker.KindLogistics || row.Status != StatusOutForDelivery {
+			return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "not visible: order is not out for delivery")
+		}
+	default:
+		if p.Kind != broker.KindRetailer || row.RetailerID != p.ID {
+			if !(p.Kind == broker.KindLogistics && row.Status == StatusOutForDelivery && purpose == broker.PurposeSupport) {
+				return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "not visible to this partner")
+			}
+		}
+	}
+	subj, err := s.Store.GetSubject(ctx, row.Subject)
+	if err != nil || subj.Erased {
+		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "subject erased")
+	}
+	if err := s.OpenOrder(ctx, &row); err != nil {
+		if broker.IsNotFound(err) {
+			return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "subject erased")
+		}
+		return nil, SubjectRow{}, err
+	}
+	return &row, subj, nil
+}
+
+func clip(s string, n int) string {
+	if len(s) > n || !utf8.ValidString(s) {
+		return "(invalid)"
+	}
+	return s
+}
+
+// PartnerOrder releases one order to a partner for a purpose (the retailer
+// for order_fulfilment, logistics for delivery).
+func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (RetailerView, broker.Decision, error) {
+	var view RetailerView
+	var d broker.Decision
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		row, subj, err := s.loadPartnerOrder(ctx, p, id, purpose)
+		if err != nil {
+			return err
+		}
+		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
+			Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
+			Fields: OrderFields, Record: row.Record()})
+		if err != nil {
+			return err
+		}
+		if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
+			return err
+		}
+		view = NewRetailerView(row.ID, d)
+		return nil
+	})
+	return view, d, err
+}
+
+// PartnerOrders lists a retailer's orders, each released (and audited) on
+// its own; the list itself gets one more entry naming the page.
+func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFilter) ([]RetailerView, string, string, error) {
+	var views []RetailerView
+	var next, listID string
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		views = views[:0]
+		f.Retailer = p.ID
+		if p.Kind != broker.KindRetailer {
+			f.Retailer = "\x00none"
+		}
+		rows, n, err := s.Store.ListOrders(ctx, f)
+		if err != nil {
+			return err
+		}
+		next = n
+		var released []string
+		for i := range rows {
+			row := &rows[i]
+			subj, err := s.Store.GetSubject(ctx, row.Subject)
+			if err != nil || subj.Erased {
+				continue
+			}
+			if err := s.OpenOrder(ctx, row); err != nil {
+				continue
+			}
+			d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
+				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
+				Fields: OrderFields, Record: row.Record()})
+			if err != nil {
+				return err
+			}
+			if d.Outcome == audit.OutcomeDenied {
+				continue
+			}
+			if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
+				return err
+			}
+			views = append(views, NewRetailerView(row.ID, d))
+			released = append(released, row.ID)
+		}
+		listID = broker.NewID("dec")
+		outcome := audit.OutcomeReleased
+		if len(released) == 0 {
+			outcome = audit.OutcomeDenied
+		}
+		return s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: listID,
+			Actor: PartnerParty(p).Actor(), Action: "list", Purpose: string(broker.PurposeOrderFulfilment),
+			Resource: fmt.Sprintf("orders:%d", len(released)), Outcome: outcome,
+			Released: slices.Clone(OrderFieldsReleasedToRetailer), PolicyRevision: s.Releaser.Policy().Revision()})
+	})
+	return views, next, listID, err
+}
+
+// OrderFieldsReleasedToRetailer names, for the list's audit entry, the
+// fields a retailer's order view can hold.
+var OrderFieldsReleasedToRetailer = []string{"order.id", "order.status", "order.created_at", "customer.ref", "items",
+	"total", "delivery.address", "delivery.postal_code", "delivery.slot", "payment.status"}
+
+// StatusUpdate is a retailer's status change. Extra holds any other fields
+// the retailer sent (ETA, notes, internal data); policy decides which of
+// them reach the shopper.
+type StatusUpdate struct {
+	Status string
+	Extra  map[string]any
+}
+
+// StatusResult says what happened to an update.
+type StatusResult struct {
+	OrderID  string   `json:"order_id"`
+	Status   string   `json:"status"`
+	Relayed  []string `json:"relayed_to_shopper"`
+	Withheld []string `json:"withheld_from_shopper"`
+	Decision string   `json:"decision_id"`
+}
+
+// UpdateStatus applies a retailer's status update and relays to the shopper
+// only what policy releases to the messaging side (status, ETA, a note to
+// the customer) — never the retailer's internal fields.
+func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string, u StatusUpdate) (StatusResult, error) {
+	if !slices.Contains(PartnerStatuses, u.Status) {
+		return StatusResult{}, broker.Errorf(broker.EInvalid, "status must be one of %s", strings.Join(PartnerStatuses, ", "))
+	}
+	var res StatusResult
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		row, subj, err := s.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
+		if err != nil {
+			return err
+		}
+		if row.Status == u.Status {
+			return broker.Errorf(broker.EConflict, "order is already %s", u.Status)
+		}
+		if !ValidTransition(row.Status, u.Status) {
+			return broker.Errorf(broker.EConflict, "order cannot go from %s to %s", row.Status, u.Status)
+		}
+		eta, _ := u.Extra["eta"].(string)
+		if eta != "" {
+			row.ETA = clipText(eta, 60)
+		}
+		sealed, err := s.sealOrderRow(ctx, row)
+		if err != nil {
+			return err
+		}
+		if u.Status == StatusCancelled {
+			qty := map[string]int{}
+			for _, l := range row.Lines {
+				qty[l.SKU] += l.Quantity
+			}
+			if err := s.Store.ReleaseStock(ctx, qty); err != nil {
+				return err
+			}
+		}
+		if err := s.Store.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
+			return err
+		}
+		row.Status = u.Status
+		s.inc("sieve_orders_total", u.Status)
+		// The messaging-side release: the shopper's chat is the party.
+		rec := broker.Record{"status": u.Status}
+		fields := []string{"status"}
+		for k, v := range u.Extra {
+			if len(fields) >= 32 || len(k) > 64 {
+				continue
+			}
+			rec[k] = v
+			fields = append(fields, k)
+		}
+		slices.Sort(fields[1:])
+		d, err := s.Releaser.Release(ctx, broker.Request{Party: broker.Party{ID: "chat", Kind: broker.KindShopper},
+			Purpose: broker.PurposeOrderFulfilment, Action: "relay status", Subject: row.Subject,
+			Resource: "order:" + row.ID, State: u.Status, Consent: subj.Consent, Fields: fields, Record: rec})
+		if err != nil {
+			return err
+		}
+		res = StatusResult{OrderID: row.ID, Status: u.Status, Decision: d.ID, Withheld: d.WithheldFields(),
+			Relayed: d.Released.SortedFields()}
+		if res.Withheld == nil {
+			res.Withheld = []string{}
+		}
+		return s.SendToShopper(ctx, row.Subject, row.Store, statusReply(&row.Order, d.Released))
+	})
+	if err == nil {
+		s.WakeSender()
+	}
+	return res, err
+}
+
+func (s *Service) sealOrderRow(ctx context.Context, row *OrderRow) ([]byte, error) {
+	b, _ := json.Marshal(row.Private())
+	return s.Sealer.Seal(ctx, row.Subject, broker.Binding{Table: "orders", Column: "sealed", RowID: row.ID}, b)
+}
+
+// statusReply renders what was released to the shopper as an order_status
+// message (a template outside the 24-hour window).
+func statusReply(o *Order, released broker.Record) Reply {
+	status, _ := released["status"].(string)
+	words := map[string]string{StatusAccepted: "accepted by the store", StatusPacked: "packed",
+		StatusOutForDelivery: "out for delivery", StatusDelivered: "delivered", StatusCancelled: "cancelled by the store"}
+	body := fmt.Sprintf("Order %s is %s.", o.ID, words[status])
+	if eta, ok := released["eta"].(string); ok && eta != "" {
+		body += " Expected: " + clipText(eta, 60) + "."
+	}
+	if note, ok := released["note_to_customer"].(string); ok && note != "" {
+		body += "\n" + clipText(note, 300)
+	}
+	if status == StatusCancelled && o.PaymentStatus == PaymentCaptured {
+		body += " Your payment will be refunded."
+	}
+	return Reply{Kind: ReplyOrderStatus, Body: body, Template: "order_update",
+		Status: &OrderStatus{ReferenceID: o.ReferenceID, Status: WhatsAppStatus(status), Description: clipText(words[status], 120)}}
+}
+
+func clipText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\n' {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > n {
+		return string([]rune(s)[:n])
+	}
+	return s
+}
+
+// Relay sends a partner's text to the shopper of an order through the
+// broker: the partner never learns the phone number. The retailer of the
+// order may relay at any time before delivery; logistics while it is out.
+func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) (string, error) {
+	text = strings.TrimSpace(text)
+	if text == "" || utf8.RuneCountInString(text) > 1000 || !utf8.ValidString(text) {
+		return "", broker.Errorf(broker.EInvalid, "text must be 1 to 1000 characters")
+	}
+	purpose := broker.PurposeSupport
+	if p.Kind == broker.KindLogistics {
+		purpose = broker.PurposeDelivery
+	}
+	var decision string
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		row, _, err := s.loadPartnerOrder(ctx, p, id, purpose)
+		if err != nil {
+			return err
+		}
+		if row.Status == StatusDelivered || row.Status == StatusCancelled {
+			return broker.Errorf(broker.EConflict, "order is %s: the chat is closed", row.Status)
+		}
+		decision = broker.NewID("dec")
+		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: decision,
+			Actor: PartnerParty(p).Actor(), Action: "relay message", Purpose: string(purpose),
+			Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + row.ID,
+			Outcome: audit.OutcomeDone, Reason: "relayed without disclosing the phone number",
+			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+			return err
+		}
+		who := "the store"
+		if p.Kind == broker.KindLogistics {
+			who = "your delivery partner"
+		}
+		return s.SendToShopper(ctx, row.Subject, row.Store, Reply{Kind: ReplyText,
+			Body: fmt.Sprintf("Message from %s about order %s:\n%s", who, row.ID, clipText(text, 1000))})
+	})
+	if err == nil {
+		s.WakeSender()
+	}
+	return decision, err
+}
+
+// DataRequest releases scoped data about a shopper the partner names by its
+// own customer_ref, for a declared purpose; policy and consent decide.
+func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string, purpose broker.Purpose, fields []string) (broker.Decision, error) {
+	if len(fields) == 0 || len(fields) > 32 {
+		return broker.Decision{}, broker.Errorf(broker.EInvalid, "fields must list 1 to 32 field names")
+	}
+	for _, f := range fields {
+		if f == "" || len(f) > 64 || !utf8.ValidString(f) {
+			return broker.Decision{}, broker.Errorf(broker.EInvalid, "invalid field name")
+		}
+	}
+	if !slices.Contains(broker.Purposes, purpose) {
+		return broker.Decision{}, broker.Errorf(broker.EInvalid, "unknown purpose")
+	}
+	var d broker.Decision
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		subject, err := s.Store.SubjectOfPartnerRef(ctx, p.ID, ref)
+		if broker.IsNotFound(err) {
+			return s.notFound(ctx, p, purpose, "subject", "unknown customer_ref")
+		}
+		if err != nil {
+			return err
+		}
+		subj, err := s.Store.GetSubject(ctx, subject)
+		if err != nil || subj.Erased {
+			return s.notFound(ctx, p, purpose, "subject", "subject erased")
+		}
+		rec, state, err := s.subjectRecord(ctx, subj)
+		if err != nil {
+			return err
+		}
+		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
+			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Fields: fields, Record: rec})
+		return err
+	})
+	return d, err
+}
+
+// subjectRecord is the shopper's data as a record for data requests: their
+// latest order and their identity (phone, name), for policy to minimise.
+func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow) (broker.Record, string, error) {
+	orders, err := s.Store.OrdersOfSubject(ctx, subj.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	rec := broker.Record{}
+	state := ""
+	for i := len(orders) - 1; i >= 0; i-- {
+		row := orders[i]
+		if row.Status == StatusPendingPayment || s.OpenOrder(ctx, &row) != nil {
+			continue
+		}
+		rec = row.Record()
+		state = row.Status
+		break
+	}
+	rec["customer.ref"] = subj.ID
+	ident, err := s.identity(ctx, subj)
+	if err != nil {
+		return nil, "", err
+	}
+	if ident.WaID != "" {
+		rec["customer.phone"] = "+" + ident.WaID
+	}
+	if ident.Name != "" {
+		rec["customer.profile_name"] = ident.Name
+	}
+	rec["order.count"] = int64(len(orders))
+	return rec, state, nil
+}

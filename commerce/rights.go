@@ -1,0 +1,280 @@
+package commerce
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// RightsStore is the persistence the data-subject rights need.
+type RightsStore interface {
+	// EraseSubjectRows removes or blanks every row holding the shopper's
+	// data (identity, index, session, inbox, pending outbox, orders' sealed
+	// parts, partner refs) and cancels open orders; it returns how many
+	// orders it cancelled. The data key is destroyed separately (Shred).
+	EraseSubjectRows(ctx context.Context, subject string) (cancelled []string, err error)
+	// SubjectAudit returns the audit entries about the shopper (by audit
+	// pseudonym), oldest first.
+	SubjectAudit(ctx context.Context, pseudonym string, limit int) ([]audit.Entry, error)
+	// NotifyErasure tells other processes to drop cached state.
+	NotifyErasure(ctx context.Context, subject string) error
+}
+
+// Rights implements the shopper's rights — access (Art. 15, DPDP §11),
+// portability (Art. 20), erasure (Art. 17) — for the chat, the officer's
+// dashboard, the compliance API and brokerctl alike.
+type Rights struct {
+	Service *Service
+	Store   RightsStore
+}
+
+// ResolveWaID finds a shopper by WhatsApp id (digits, '+' and spaces are
+// ignored) through the blind index; the number itself is never stored.
+func (r *Rights) ResolveWaID(ctx context.Context, waID string) (SubjectRow, error) {
+	digits := NormalizeWaID(waID)
+	if digits == "" {
+		return SubjectRow{}, broker.Errorf(broker.EInvalid, "wa_id must be a phone number with country code")
+	}
+	row, err := r.Service.Store.SubjectByIndex(ctx, r.Service.Releaser.Pseudonyms().BlindIndex("wa", digits))
+	if err != nil {
+		return row, err
+	}
+	if row.Erased {
+		return row, broker.ErrNotFound
+	}
+	return row, nil
+}
+
+// NormalizeWaID keeps the digits of a phone number ("+91 98111-12222" →
+// "919811112222"); "" when it is not a plausible number.
+func NormalizeWaID(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			b.WriteRune(c)
+		case c == '+' || c == ' ' || c == '-' || c == '(' || c == ')':
+		default:
+			return ""
+		}
+	}
+	d := b.String()
+	if len(d) < 8 || len(d) > 15 {
+		return ""
+	}
+	return d
+}
+
+// Erase erases a shopper: crypto-shreds their key, removes their rows,
+// cancels open orders (telling the retailers), and appends the signed
+// erasure entry, all in one transaction with the entry.
+func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, reason string) error {
+	s := r.Service
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		orders, err := s.Store.OrdersOfSubject(ctx, subject)
+		if err != nil {
+			return err
+		}
+		// Tell retailers about cancelled orders while the order can still
+		// be read (the notice carries no personal data).
+		for i := range orders {
+			o := &orders[i]
+			if o.Erased || o.Status == StatusDelivered || o.Status == StatusCancelled || o.Status == StatusPendingPayment {
+				continue
+			}
+			if err := s.OpenOrder(ctx, o); err != nil {
+				continue
+			}
+			if err := s.cancelOrder(ctx, &o.Order, actor, "shopper erased"); err != nil {
+				return err
+			}
+		}
+		if _, err := r.Store.EraseSubjectRows(ctx, subject); err != nil {
+			return err
+		}
+		if err := s.Sealer.Shred(ctx, subject); err != nil {
+			return err
+		}
+		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+			Actor: actor.Actor(), Action: "erase", Purpose: "erasure", Subject: s.Releaser.Pseudonyms().Audit(subject),
+			Resource: "subject", Outcome: audit.OutcomeDone, Reason: reason,
+			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+			return err
+		}
+		return r.Store.NotifyErasure(ctx, subject)
+	})
+	if err != nil {
+		return err
+	}
+	s.ForgetSubject(subject)
+	s.inc("sieve_erasures_total", string(actor.Kind))
+	return nil
+}
+
+// Disclosure is one party that received the shopper's data for a purpose.
+type Disclosure struct {
+	Party    string    `json:"party"` // kind:id of the partner
+	Name     string    `json:"name,omitempty"`
+	Purpose  string    `json:"purpose"`
+	Fields   []string  `json:"fields"`
+	Count    int       `json:"count"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+	Decision string    `json:"last_decision_id"`
+}
+
+// Disclosures lists every party the shopper's data went to, for what
+// purpose, which fields and when (GDPR Art. 15, DPDP §11).
+func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure, error) {
+	entries, err := r.Store.SubjectAudit(ctx, r.Service.Releaser.Pseudonyms().Audit(subject), 100000)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ party, purpose string }
+	acc := map[key]*Disclosure{}
+	for _, e := range entries {
+		if e.Outcome != audit.OutcomeReleased && e.Outcome != audit.OutcomePartial {
+			continue
+		}
+		if strings.HasPrefix(e.Actor, "shopper:") {
+			continue // what the shopper's own chat was told
+		}
+		k := key{e.Actor, e.Purpose}
+		d := acc[k]
+		if d == nil {
+			d = &Disclosure{Party: e.Actor, Purpose: e.Purpose, First: e.Time}
+			acc[k] = d
+		}
+		d.Count++
+		d.Last, d.Decision = e.Time, e.DecisionID
+		for _, f := range e.Released {
+			if !containsStr(d.Fields, f) {
+				d.Fields = append(d.Fields, f)
+			}
+		}
+	}
+	out := make([]Disclosure, 0, len(acc))
+	for _, d := range acc {
+		sort.Strings(d.Fields)
+		if _, id, ok := strings.Cut(d.Party, ":"); ok {
+			if p, err := r.Service.Partners.GetPartner(ctx, id); err == nil {
+				d.Name = p.Name
+			}
+		}
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
+	return out, nil
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Export is a shopper's data in machine-readable form (GDPR Art. 20).
+type Export struct {
+	Subject     string         `json:"subject"` // the audit pseudonym
+	WaID        string         `json:"wa_id,omitempty"`
+	BSUID       string         `json:"bsuid,omitempty"`
+	Name        string         `json:"profile_name,omitempty"`
+	Consent     broker.Consent `json:"consent"`
+	CreatedAt   time.Time      `json:"created_at"`
+	LastSeen    time.Time      `json:"last_interaction_at"`
+	Orders      []ExportOrder  `json:"orders"`
+	Disclosures []Disclosure   `json:"disclosures"`
+}
+
+// ExportOrder is an order in an export.
+type ExportOrder struct {
+	ID            string     `json:"order_id"`
+	Status        string     `json:"status"`
+	PaymentStatus string     `json:"payment_status"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Items         []CartLine `json:"items"`
+	Total         int64      `json:"total_paise"`
+	Address       Location   `json:"address"`
+	Slot          string     `json:"slot"`
+}
+
+// Export assembles everything held about the shopper.
+func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
+	s := r.Service
+	row, err := s.Store.GetSubject(ctx, subject)
+	if err != nil {
+		return Export{}, err
+	}
+	if row.Erased {
+		return Export{}, broker.ErrNotFound
+	}
+	ident, err := s.identity(ctx, row)
+	if err != nil {
+		return Export{}, err
+	}
+	ex := Export{Subject: s.Releaser.Pseudonyms().Audit(subject), WaID: ident.WaID, BSUID: ident.BSUID, Name: ident.Name,
+		Consent: row.Consent, CreatedAt: row.CreatedAt, LastSeen: row.LastInteraction, Orders: []ExportOrder{}}
+	orders, err := s.Store.OrdersOfSubject(ctx, subject)
+	if err != nil {
+		return Export{}, err
+	}
+	for i := range orders {
+		o := &orders[i]
+		if s.OpenOrder(ctx, o) != nil {
+			continue
+		}
+		ex.Orders = append(ex.Orders, ExportOrder{ID: o.ID, Status: o.Status, PaymentStatus: o.PaymentStatus,
+			CreatedAt: o.CreatedAt, Items: o.Lines, Total: o.Total, Address: o.Address, Slot: o.Slot})
+	}
+	if ex.Disclosures, err = r.Disclosures(ctx, subject); err != nil {
+		return Export{}, err
+	}
+	return ex, nil
+}
+
+// Summary is the "my data" answer in the chat.
+func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
+	ex, err := r.Export(ctx, subject)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("What we hold about you:\n")
+	fmt.Fprintf(&b, "• your WhatsApp number and profile name (encrypted)\n• %d order(s) with their items and delivery address (encrypted)\n", len(ex.Orders))
+	fmt.Fprintf(&b, "• consents: offers %s, analytics %s\n", yesNo(ex.Consent.Marketing), yesNo(ex.Consent.Analytics))
+	if len(ex.Disclosures) == 0 {
+		b.WriteString("\nNobody outside the store's chat has received your data.")
+	} else {
+		b.WriteString("\nWho received what:\n")
+		for i, d := range ex.Disclosures {
+			if i == 8 {
+				fmt.Fprintf(&b, "…and %d more\n", len(ex.Disclosures)-8)
+				break
+			}
+			name := d.Name
+			if name == "" {
+				name = d.Party
+			}
+			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
+				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
+		}
+		b.WriteString("Never shared: your phone number, your name, this chat.")
+	}
+	b.WriteString("\n\nSay \"delete my data\" to erase it all.")
+	return b.String(), nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,884 @@
+package commerce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// Event is one decoded inbound event with the identity hints the wire gave.
+type Event struct {
+	Inbound
+	Kind2 string // message | status | payment: what the inbox stores it as
+	// Who: the shopper's WhatsApp id (phone digits), their BSUID when
+	// WhatsApp withheld the number, or an opaque id; Name is the profile name.
+	WaID, BSUID, Opaque, Name string
+	// Status events: the message id and status ("sent", "delivered", …).
+	StatusID, Status string
+	ErrCode          int
+}
+
+// identityKey is what the blind index is computed over.
+func (e Event) identityKey() (string, string) {
+	switch {
+	case e.WaID != "":
+		return "wa", e.WaID
+	case e.BSUID != "":
+		return "bsuid", e.BSUID
+	}
+	return "opaque", e.Opaque
+}
+
+// DeliveryError tells the outbox how a failed send should be handled.
+type DeliveryError struct {
+	Permanent  bool
+	RetryAfter time.Duration
+	Reason     string // a code and a reason; never personal data
+}
+
+func (e *DeliveryError) Error() string { return "delivery failed: " + e.Reason }
+
+// Sender sends a reply to a shopper over WhatsApp (the Cloud API adapter).
+// Errors should be *DeliveryError; any other error is retried.
+type Sender interface {
+	SendMessage(ctx context.Context, store, to string, r Reply) (providerID string, err error)
+}
+
+// PartnerHooks pushes signed webhooks to partners.
+type PartnerHooks interface {
+	Deliver(ctx context.Context, p broker.Partner, event string, body []byte) error
+}
+
+// Metrics receives counts; nil-safe no-op when unset.
+type Metrics interface {
+	Inc(name string, labels ...string)
+}
+
+// Service runs the shopping side: durable ingest, the conversation worker,
+// the outbox, and the partner-facing order operations.
+type Service struct {
+	Store    Store
+	Sealer   broker.Sealer
+	Vault    broker.Vault
+	Releaser *broker.Releaser
+	Partners broker.PartnerStore
+	Sender   Sender
+	Hooks    PartnerHooks
+	Conv     *Conversation
+	Log      *slog.Logger
+	Metrics  Metrics
+	// Erase erases a shopper (the compliance service); required.
+	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
+	// Summary describes a shopper's data and its disclosures ("my data").
+	Summary func(ctx context.Context, subject string) (string, error)
+
+	wakeWorker chan struct{}
+	wakeSender chan struct{}
+	subjects   sync.Map // blind index (string) -> cachedSubject
+	once       sync.Once
+}
+
+type cachedSubject struct {
+	id  string
+	exp time.Time
+}
+
+const subjectCacheTTL = time.Minute
+
+func (s *Service) init() {
+	s.once.Do(func() {
+		s.wakeWorker = make(chan struct{}, 1)
+		s.wakeSender = make(chan struct{}, 1)
+		if s.Log == nil {
+			s.Log = slog.Default()
+		}
+	})
+}
+
+func (s *Service) inc(name string, labels ...string) {
+	if s.Metrics != nil {
+		s.Metrics.Inc(name, labels...)
+	}
+}
+
+// WakeWorker nudges the inbox worker (new events are durable).
+func (s *Service) WakeWorker() {
+	s.init()
+	select {
+	case s.wakeWorker <- struct{}{}:
+	default:
+	}
+}
+
+// WakeSender nudges the outbox sender.
+func (s *Service) WakeSender() {
+	s.init()
+	select {
+	case s.wakeSender <- struct{}{}:
+	default:
+	}
+}
+
+// ForgetSubject drops cached state of an erased shopper.
+func (s *Service) ForgetSubject(subject string) {
+	s.subjects.Range(func(k, v any) bool {
+		if v.(cachedSubject).id == subject {
+			s.subjects.Delete(k)
+		}
+		return true
+	})
+	s.Sealer.Forget(subject)
+}
+
+// storedEvent is what the inbox seals: the event without identity hints
+// except the profile name (kept to refresh the sealed identity).
+type storedEvent struct {
+	Inbound
+	StatusID string `json:"status_id,omitempty"`
+	Status   string `json:"status,omitempty"`
+	ErrCode  int    `json:"err_code,omitempty"`
+	Name     string `json:"name,omitempty"`
+}
+
+// Ingest stores events durably (sealed, deduplicated) and returns once they
+// are committed: only then may the webhook be acknowledged. Statuses for
+// unknown shoppers are dropped: there is nothing to apply them to.
+func (s *Service) Ingest(ctx context.Context, events []Event) error {
+	s.init()
+	items := make([]InboxItem, 0, len(events))
+	for _, e := range events {
+		kind, value := e.identityKey()
+		if value == "" {
+			continue
+		}
+		index := s.Releaser.Pseudonyms().BlindIndex(kind, value)
+		subject, err := s.subjectFor(ctx, index, e, kind, value)
+		if err != nil {
+			return err
+		}
+		if subject == "" {
+			continue
+		}
+		key := dedupKey(e)
+		b, err := json.Marshal(storedEvent{Inbound: e.Inbound, StatusID: e.StatusID, Status: e.Status,
+			ErrCode: e.ErrCode, Name: e.Name})
+		if err != nil {
+			return err
+		}
+		sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: key}, b)
+		if err != nil {
+			return err
+		}
+		items = append(items, InboxItem{DedupKey: key, Subject: subject, Kind: e.Kind2, Store: e.Store, Sealed: sealed})
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	n, err := s.Store.InsertInbox(ctx, items)
+	if err != nil {
+		return err
+	}
+	s.inc("sieve_inbox_events_total", "new")
+	if dup := len(items) - n; dup > 0 {
+		s.inc("sieve_inbox_events_total", "duplicate")
+	}
+	if n > 0 {
+		s.WakeWorker()
+	}
+	return nil
+}
+
+func dedupKey(e Event) string {
+	switch e.Kind2 {
+	case "status":
+		return "s:" + e.StatusID + ":" + e.Status
+	case "payment":
+		txn := ""
+		if e.Payment != nil {
+			txn = e.Payment.Status + ":" + e.Payment.TxnStatus
+		}
+		return "p:" + e.ID + ":" + txn
+	}
+	return "m:" + e.ID
+}
+
+// subjectFor finds (messages: creates) the shopper behind an event.
+func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, value string) (string, error) {
+	if c, ok := s.subjects.Load(string(index)); ok && time.Now().Before(c.(cachedSubject).exp) {
+		return c.(cachedSubject).id, nil
+	}
+	if e.Kind2 != "message" {
+		row, err := s.Store.SubjectByIndex(ctx, index)
+		if broker.IsNotFound(err) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
+		return row.ID, nil
+	}
+	row, created, err := s.Store.EnsureSubject(ctx, index, broker.NewID("shp"))
+	if err != nil {
+		return "", err
+	}
+	if created || row.SealedIdentity == nil {
+		id := Identity{Name: e.Name}
+		switch kind {
+		case "wa", "opaque":
+			id.WaID = value
+		case "bsuid":
+			id.BSUID = value
+		}
+		b, _ := json.Marshal(id)
+		sealed, err := s.Sealer.Seal(ctx, row.ID, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}, b)
+		if err != nil {
+			return "", err
+		}
+		if err := s.Store.SetSubjectIdentity(ctx, row.ID, sealed); err != nil {
+			return "", err
+		}
+	}
+	s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
+	return row.ID, nil
+}
+
+// RunWorker processes stored events until ctx ends: each shopper's events
+// in arrival order, each exactly once (the event is marked in the same
+// transaction as every effect it has).
+func (s *Service) RunWorker(ctx context.Context) error {
+	s.init()
+	for {
+		n, err := s.ProcessPending(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("inbox worker", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wakeWorker:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ProcessPending processes what is pending now and returns how many
+// shoppers it served.
+func (s *Service) ProcessPending(ctx context.Context) (int, error) {
+	s.init()
+	subjects, err := s.Store.PendingSubjects(ctx, 64)
+	if err != nil {
+		return 0, err
+	}
+	served := 0
+	for _, sub := range subjects {
+		if ctx.Err() != nil {
+			return served, nil
+		}
+		ok, err := s.processSubject(ctx, sub)
+		if err != nil {
+			return served, err
+		}
+		if ok {
+			served++
+		}
+	}
+	return served, nil
+}
+
+// processSubject handles one shopper's pending events in one transaction.
+func (s *Service) processSubject(ctx context.Context, subject string) (bool, error) {
+	served := false
+	sent := false
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		ok, err := s.Store.LockSubject(ctx, subject)
+		if err != nil || !ok {
+			return err
+		}
+		items, err := s.Store.PendingInbox(ctx, subject, 100)
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		served = true
+		row, err := s.Store.GetSubject(ctx, subject)
+		if err != nil && !broker.IsNotFound(err) {
+			return err
+		}
+		if err != nil || row.Erased {
+			for _, it := range items {
+				if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		ident, err := s.identity(ctx, row)
+		if err != nil {
+			return err
+		}
+		sess, err := s.session(ctx, subject)
+		if err != nil {
+			return err
+		}
+		sh := &Shopper{Subject: subject, Consent: row.Consent}
+		erased := false
+		for _, it := range items {
+			if erased {
+				if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
+					return err
+				}
+				continue
+			}
+			err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+				var e bool
+				var err error
+				e, err = s.handleItem(ctx, sh, sess, ident, it)
+				erased = e
+				return err
+			})
+			if err != nil {
+				if broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
+					return err // retry the whole batch later
+				}
+				s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(subject),
+					"kind", it.Kind, "err", err)
+				s.inc("sieve_inbox_failed_total")
+				if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.Store.MarkInbox(ctx, it.ID, ""); err != nil {
+				return err
+			}
+			sent = true
+		}
+		if erased {
+			return nil
+		}
+		return s.saveSession(ctx, subject, items[len(items)-1].Store, sess)
+	})
+	if sent {
+		s.WakeSender()
+	}
+	return served, err
+}
+
+func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error) {
+	var id Identity
+	if row.SealedIdentity == nil {
+		return id, nil
+	}
+	b, err := s.Sealer.Open(ctx, row.ID, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}, row.SealedIdentity)
+	if err != nil {
+		return id, err
+	}
+	return id, json.Unmarshal(b, &id)
+}
+
+func (s *Service) session(ctx context.Context, subject string) (*Session, error) {
+	sealed, err := s.Store.GetSession(ctx, subject)
+	if broker.IsNotFound(err) {
+		return &Session{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, sealed)
+	if err != nil {
+		return nil, err
+	}
+	var sess Session
+	return &sess, json.Unmarshal(b, &sess)
+}
+
+func (s *Service) saveSession(ctx context.Context, subject, store string, sess *Session) error {
+	b, _ := json.Marshal(sess)
+	sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, b)
+	if err != nil {
+		return err
+	}
+	return s.Store.PutSession(ctx, subject, store, sess.State, sealed)
+}
+
+// handleItem applies one event; erased reports that the shopper is gone.
+func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, ident Identity, it InboxItem) (bool, error) {
+	b, err := s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: it.DedupKey}, it.Sealed)
+	if err != nil {
+		return false, err
+	}
+	var ev storedEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return false, err
+	}
+	switch it.Kind {
+	case "status":
+		s.inc("sieve_message_status_total", ev.Status)
+		return false, s.Store.ApplyMessageStatus(ctx, ev.StatusID, it.Subject, ev.Status, ev.ErrCode)
+	case "message":
+		if err := s.Store.TouchInbound(ctx, it.Subject, ev.Time); err != nil {
+			return false, err
+		}
+	}
+	act := &actions{s: s, subject: it.Subject, store: it.Store}
+	replies, err := s.Conv.Handle(ctx, sh, sess, ev.Inbound, act)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range replies {
+		if err := s.enqueueReply(ctx, it.Subject, it.Store, ident.Address(), r, act.erased); err != nil {
+			return false, err
+		}
+	}
+	return act.erased, nil
+}
+
+// outMessage is a sealed outbox payload for WhatsApp.
+type outMessage struct {
+	Store string `json:"store"`
+	To    string `json:"to"`
+	Reply Reply  `json:"reply"`
+}
+
+// enqueueReply seals a reply into the outbox: under the shopper's key, or
+// under the vault when the shopper has just been erased (the last words).
+func (s *Service) enqueueReply(ctx context.Context, subject, store, to string, r Reply, vault bool) error {
+	if to == "" {
+		return nil
+	}
+	ref := broker.NewID("msg")
+	b, _ := json.Marshal(outMessage{Store: store, To: to, Reply: r})
+	var sealed []byte
+	var err error
+	if vault {
+		sealed, err = s.Vault.SealSecret(ctx, "outbox:"+ref, b)
+	} else {
+		sealed, err = s.Sealer.Seal(ctx, subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref}, b)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "whatsapp", Subject: subject, VaultSealed: vault, Sealed: sealed})
+	return err
+}
+
+// SendToShopper enqueues a reply to a shopper outside a conversation turn
+// (status updates, relayed partner messages).
+func (s *Service) SendToShopper(ctx context.Context, subject, store string, r Reply) error {
+	row, err := s.Store.GetSubject(ctx, subject)
+	if err != nil {
+		return err
+	}
+	if row.Erased {
+		return broker.ErrNotFound
+	}
+	ident, err := s.identity(ctx, row)
+	if err != nil {
+		return err
+	}
+	return s.enqueueReply(ctx, subject, store, ident.Address(), r, false)
+}
+
+// actions performs the conversation's effects within the turn's transaction.
+type actions struct {
+	s       *Service
+	subject string
+	store   string
+	erased  bool
+}
+
+func (a *actions) Products(ctx context.Context) ([]Product, error) { return a.s.Store.Products(ctx) }
+
+func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]Product, error) {
+	return a.s.Store.ProductsBySKU(ctx, skus)
+}
+
+func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
+	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
+		return err
+	}
+	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+		Actor: "shopper:chat", Action: "consent", Purpose: consentPurposes(c),
+		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
+		Reason: "consent recorded", PolicyRevision: a.s.Releaser.Policy().Revision()})
+}
+
+func consentPurposes(c broker.Consent) string {
+	out := ""
+	add := func(ok bool, p string) {
+		if ok {
+			if out != "" {
+				out += ","
+			}
+			out += p
+		}
+	}
+	add(c.Notice, "notice")
+	add(c.Marketing, "marketing")
+	add(c.Analytics, "analytics")
+	if out == "" {
+		out = "none"
+	}
+	return out
+}
+
+func (a *actions) sealOrder(ctx context.Context, o *Order) ([]byte, error) {
+	b, _ := json.Marshal(o.Private())
+	return a.s.Sealer.Seal(ctx, o.Subject, broker.Binding{Table: "orders", Column: "sealed", RowID: o.ID}, b)
+}
+
+func (a *actions) CreateOrder(ctx context.Context, o *Order) error {
+	qty := map[string]int{}
+	for _, l := range o.Lines {
+		qty[l.SKU] += l.Quantity
+	}
+	if err := a.s.Store.ReserveStock(ctx, qty); err != nil {
+		return err
+	}
+	sealed, err := a.sealOrder(ctx, o)
+	if err != nil {
+		return err
+	}
+	return a.s.Store.CreateOrder(ctx, OrderRow{Order: *o, Sealed: sealed})
+}
+
+func (a *actions) OrderByReference(ctx context.Context, ref string) (*Order, error) {
+	row, err := a.s.Store.OrderByReference(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if row.Subject != a.subject || row.Erased {
+		return nil, broker.ErrNotFound
+	}
+	if err := a.s.OpenOrder(ctx, &row); err != nil {
+		return nil, err
+	}
+	return &row.Order, nil
+}
+
+// OpenOrder unseals an order's private part.
+func (s *Service) OpenOrder(ctx context.Context, row *OrderRow) error {
+	if row.Erased || row.Sealed == nil {
+		return broker.ErrNotFound
+	}
+	b, err := s.Sealer.Open(ctx, row.Subject, broker.Binding{Table: "orders", Column: "sealed", RowID: row.ID}, row.Sealed)
+	if err != nil {
+		return err
+	}
+	var p OrderPrivate
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	row.SetPrivate(p)
+	return nil
+}
+
+func (a *actions) OrderPaid(ctx context.Context, o *Order, p Payment) error {
+	return a.s.placeOrder(ctx, o)
+}
+
+func (a *actions) CancelOrder(ctx context.Context, o *Order, reason string) error {
+	return a.s.cancelOrder(ctx, o, broker.Party{ID: "chat", Kind: broker.KindShopper}, reason)
+}
+
+func (a *actions) DataSummary(ctx context.Context) (string, error) {
+	if a.s.Summary == nil {
+		return "", errors.New("no summary service")
+	}
+	return a.s.Summary(ctx, a.subject)
+}
+
+func (a *actions) Erase(ctx context.Context) error {
+	if err := a.s.Eraser(ctx, a.subject, broker.Party{ID: "chat", Kind: broker.KindShopper}, "asked in the chat"); err != nil {
+		return err
+	}
+	a.erased = true
+	return nil
+}
+
+// placeOrder marks a paid order placed, assigns its retailer and, when the
+// retailer takes webhooks, releases the order to it through the pipeline.
+func (s *Service) placeOrder(ctx context.Context, o *Order) error {
+	retailer, err := s.Partners.RetailerForStore(ctx, o.Store)
+	if err != nil && !broker.IsNotFound(err) {
+		return err
+	}
+	o.Status, o.PaymentStatus = StatusPlaced, PaymentCaptured
+	if err := s.Store.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
+		return err
+	}
+	s.inc("sieve_orders_total", "placed")
+	if retailer.ID == "" {
+		s.Log.Warn("order placed with no retailer to receive it")
+		return nil
+	}
+	o.RetailerID = retailer.ID
+	if err := s.Store.SetOrderRetailer(ctx, o.ID, retailer.ID); err != nil {
+		return err
+	}
+	return s.pushOrder(ctx, retailer, o, "order.placed")
+}
+
+// PartnerParty is the party a partner acts as.
+func PartnerParty(p broker.Partner) broker.Party {
+	return broker.Party{ID: p.ID, Kind: p.Kind, Scopes: p.Scopes}
+}
+
+// pushOrder releases the order view to a partner's webhook, if it has one.
+func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, event string) error {
+	if p.WebhookURL == "" || p.Disabled {
+		return nil
+	}
+	row, err := s.Store.GetSubject(ctx, o.Subject)
+	if err != nil {
+		return err
+	}
+	fields := OrderFields
+	if event == "order.cancelled" {
+		fields = []string{"order.id", "order.status", "customer.ref"}
+	}
+	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
+		Action: "webhook " + event, Subject: o.Subject, Resource: "order:" + o.ID, State: o.Status,
+		Consent: row.Consent, Fields: fields, Record: o.Record()})
+	if err != nil {
+		return err
+	}
+	if d.Outcome == audit.OutcomeDenied {
+		return nil
+	}
+	if ref, ok := d.Released["customer.ref"].(string); ok {
+		if err := s.Store.RememberPartnerRef(ctx, p.ID, ref, o.Subject); err != nil {
+			return err
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"type": event, "id": broker.NewID("evt"), "created_at": time.Now().UTC(),
+		"data": NewRetailerView(o.ID, d)})
+	ref := broker.NewID("msg")
+	sealed, err := s.Sealer.Seal(ctx, o.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref},
+		append([]byte(event+"\n"), body...))
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: o.Subject, Partner: p.ID, Sealed: sealed})
+	return err
+}
+
+// cancelOrder cancels an order, releases its stock and tells the retailer.
+func (s *Service) cancelOrder(ctx context.Context, o *Order, by broker.Party, reason string) error {
+	prev := o.Status
+	o.Status = StatusCancelled
+	if err := s.Store.UpdateOrderStatus(ctx, o.ID, StatusCancelled, o.PaymentStatus, nil); err != nil {
+		return err
+	}
+	qty := map[string]int{}
+	for _, l := range o.Lines {
+		qty[l.SKU] += l.Quantity
+	}
+	if err := s.Store.ReleaseStock(ctx, qty); err != nil {
+		return err
+	}
+	s.inc("sieve_orders_total", "cancelled")
+	if prev == StatusPendingPayment || o.RetailerID == "" || by.ID == o.RetailerID {
+		return nil
+	}
+	p, err := s.Partners.GetPartner(ctx, o.RetailerID)
+	if err != nil {
+		return err
+	}
+	return s.pushOrder(ctx, p, o, "order.cancelled")
+}
+
+// RunSender delivers the outbox until ctx ends.
+func (s *Service) RunSender(ctx context.Context) error {
+	s.init()
+	for {
+		n, err := s.SendDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("outbox sender", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wakeSender:
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Outbox retry policy: exponential backoff from 1 s, capped at 10 min; a
+// message is given up after maxAttempts.
+const (
+	maxAttempts = 15
+	outboxLease = 60 * time.Second
+)
+
+// Backoff returns the delay before attempt n+1.
+func Backoff(attempts int, retryAfter time.Duration) time.Duration {
+	d := time.Second << min(attempts, 10)
+	if d > 10*time.Minute {
+		d = 10 * time.Minute
+	}
+	return max(d, retryAfter)
+}
+
+// SendDue delivers due outbox items, concurrently across shoppers and in
+// order for each one; it returns how many it attempted.
+func (s *Service) SendDue(ctx context.Context) (int, error) {
+	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease)
+	if err != nil || len(items) == 0 {
+		return 0, err
+	}
+	bySubject := map[string][]OutboxItem{}
+	var keys []string
+	for _, it := range items {
+		k := it.Subject + "|" + it.Partner
+		if _, ok := bySubject[k]; !ok {
+			keys = append(keys, k)
+		}
+		bySubject[k] = append(bySubject[k], it)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(list []OutboxItem) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, it := range list {
+				s.deliver(ctx, it)
+			}
+		}(bySubject[k])
+	}
+	wg.Wait()
+	return len(items), nil
+}
+
+func (s *Service) deliver(ctx context.Context, it OutboxItem) {
+	var providerID string
+	err := s.deliverOne(ctx, it, &providerID)
+	var de *DeliveryError
+	switch {
+	case err == nil:
+		if e := s.Store.OutboxSent(ctx, it.ID, providerID); e != nil {
+			s.Log.Warn("outbox: mark sent", "err", e)
+		}
+		if providerID != "" && it.Subject != "" {
+			_ = s.Store.ApplyMessageStatus(ctx, providerID, it.Subject, "sent", 0)
+		}
+		s.inc("sieve_outbox_total", it.Kind, "sent")
+	case errors.As(err, &de) && de.Permanent, it.Attempts >= maxAttempts:
+		reason := "gave up after retries: " + errText(err)
+		if de != nil && de.Permanent {
+			reason = de.Reason
+		}
+		if e := s.Store.OutboxDead(ctx, it.ID, reason); e != nil {
+			s.Log.Warn("outbox: mark dead", "err", e)
+		}
+		s.inc("sieve_outbox_total", it.Kind, "dead")
+		s.Log.Warn("outbox item given up", "kind", it.Kind, "id", it.ID, "reason", reason)
+	default:
+		var after time.Duration
+		if de != nil {
+			after = de.RetryAfter
+		}
+		next := time.Now().Add(Backoff(it.Attempts, after))
+		if e := s.Store.OutboxRetry(ctx, it.ID, next, errText(err)); e != nil {
+			s.Log.Warn("outbox: schedule retry", "err", e)
+		}
+		s.inc("sieve_outbox_total", it.Kind, "retry")
+	}
+}
+
+func errText(err error) string {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return de.Reason
+	}
+	var be *broker.Error
+	if errors.As(err, &be) {
+		return be.Code + ": " + be.Message
+	}
+	return "transient error"
+}
+
+func (s *Service) deliverOne(ctx context.Context, it OutboxItem, providerID *string) error {
+	var b []byte
+	var err error
+	if it.VaultSealed {
+		b, err = s.Vault.OpenSecret(ctx, "outbox:"+it.Ref, it.Sealed)
+	} else {
+		if it.Subject != "" {
+			if _, erased, err2 := s.Store.SubjectWindow(ctx, it.Subject); err2 == nil && erased {
+				return &DeliveryError{Permanent: true, Reason: "subject erased"}
+			}
+		}
+		b, err = s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: it.Ref}, it.Sealed)
+	}
+	if broker.IsNotFound(err) {
+		return &DeliveryError{Permanent: true, Reason: "subject erased"}
+	}
+	if err != nil {
+		return err
+	}
+	switch it.Kind {
+	case "whatsapp":
+		var m outMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
+		}
+		if !it.VaultSealed {
+			last, _, err := s.Store.SubjectWindow(ctx, it.Subject)
+			if err != nil {
+				return err
+			}
+			if time.Since(last) > 24*time.Hour {
+				if m.Reply.Template == "" {
+					return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
+				}
+				m.Reply = Reply{Kind: "template", Template: m.Reply.Template, Body: m.Reply.Body, Status: m.Reply.Status}
+			}
+		}
+		id, err := s.Sender.SendMessage(ctx, m.Store, m.To, m.Reply)
+		*providerID = id
+		return err
+	case "partner":
+		p, err := s.Partners.GetPartner(ctx, it.Partner)
+		if err != nil {
+			return &DeliveryError{Permanent: true, Reason: "partner not found"}
+		}
+		if p.Disabled || p.WebhookURL == "" {
+			return &DeliveryError{Permanent: true, Reason: "partner disabled or without webhook"}
+		}
+		event, body, ok := cutLine(b)
+		if !ok {
+			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
+		}
+		return s.Hooks.Deliver(ctx, p, event, body)
+	}
+	return &DeliveryError{Permanent: true, Reason: fmt.Sprintf("unknown outbox kind %q", it.Kind)}
+}
+
+func cutLine(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		if c == '\n' {
+			return string(b[:i]), b[i+1:], true
+		}
+	}
+	return "", nil, false
+}
+
+func (s *Service) now() time.Time { return time.Now() }

@@ -1,0 +1,133 @@
+package commerce
+
+import (
+	"context"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// InboxItem is one inbound event stored before the webhook is acknowledged.
+type InboxItem struct {
+	ID       int64
+	DedupKey string // "m:<wamid>", "s:<id>:<status>", "p:<id>:<status>:<txn status>"
+	Subject  string
+	Kind     string // message | status | payment
+	Store    string
+	Sealed   []byte // the Inbound event (and identity hints) sealed under the subject's key
+	Received time.Time
+	Attempts int
+}
+
+// SubjectRow is a shopper as stored: identifiers only as a blind index and
+// sealed; consent in plaintext so policy input needs no unsealing.
+type SubjectRow struct {
+	ID              string
+	Consent         broker.Consent
+	SealedIdentity  []byte
+	LastInbound     time.Time
+	LastInteraction time.Time
+	CreatedAt       time.Time
+	Erased          bool
+}
+
+// Identity is the sealed identity of a shopper.
+type Identity struct {
+	WaID  string `json:"wa_id,omitempty"` // phone number in digits, when WhatsApp gave one
+	BSUID string `json:"bsuid,omitempty"` // business-scoped user id, for username users
+	Name  string `json:"name,omitempty"`  // WhatsApp profile name
+}
+
+// Address returns where messages to the shopper go: "+<digits>" for a
+// phone number, or the BSUID.
+func (id Identity) Address() string {
+	if id.WaID != "" {
+		return "+" + id.WaID
+	}
+	return id.BSUID
+}
+
+// OrderRow is an order as stored, with its private part sealed.
+type OrderRow struct {
+	Order
+	Sealed []byte
+	Erased bool
+}
+
+// OutboxItem is a durable message to send: to a shopper over WhatsApp or
+// to a partner's webhook.
+type OutboxItem struct {
+	ID          int64
+	Ref         string // msg_…: the sealed payload is bound to it
+	Kind        string // whatsapp | partner
+	Subject     string
+	Partner     string
+	VaultSealed bool
+	Sealed      []byte
+	Attempts    int
+	CreatedAt   time.Time
+}
+
+// OrderFilter selects a retailer's orders.
+type OrderFilter struct {
+	Retailer string
+	Status   string
+	Since    time.Time
+	Cursor   string
+	Limit    int
+}
+
+// Store is what the shopping service persists. Every method joins the
+// transaction carried by ctx (broker.Transactor).
+type Store interface {
+	broker.Transactor
+	Catalog
+	ReserveStock(ctx context.Context, qty map[string]int) error
+	ReleaseStock(ctx context.Context, qty map[string]int) error
+
+	// EnsureSubject returns the shopper with the blind index, creating it
+	// with newID if absent.
+	EnsureSubject(ctx context.Context, index []byte, newID string) (s SubjectRow, created bool, err error)
+	GetSubject(ctx context.Context, id string) (SubjectRow, error)
+	SubjectByIndex(ctx context.Context, index []byte) (SubjectRow, error)
+	SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error
+	SetConsent(ctx context.Context, id string, c broker.Consent) error
+	TouchInbound(ctx context.Context, id string, at time.Time) error
+
+	// InsertInbox stores items, skipping those whose dedup key is known;
+	// it returns how many were new.
+	InsertInbox(ctx context.Context, items []InboxItem) (int, error)
+	// PendingSubjects lists shoppers with unprocessed inbox items.
+	PendingSubjects(ctx context.Context, limit int) ([]string, error)
+	// LockSubject takes the shopper's processing lock for the transaction
+	// in ctx; false when another worker holds it.
+	LockSubject(ctx context.Context, subject string) (bool, error)
+	PendingInbox(ctx context.Context, subject string, limit int) ([]InboxItem, error)
+	MarkInbox(ctx context.Context, id int64, errText string) error
+
+	GetSession(ctx context.Context, subject string) ([]byte, error)
+	PutSession(ctx context.Context, subject, store, state string, sealed []byte) error
+
+	CreateOrder(ctx context.Context, o OrderRow) error
+	GetOrder(ctx context.Context, id string) (OrderRow, error)
+	OrderByReference(ctx context.Context, ref string) (OrderRow, error)
+	UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error
+	ListOrders(ctx context.Context, f OrderFilter) ([]OrderRow, string, error)
+	OrdersOfSubject(ctx context.Context, subject string) ([]OrderRow, error)
+
+	Enqueue(ctx context.Context, it OutboxItem) (int64, error)
+	// ClaimOutbox leases up to limit due items for lease; others skip them.
+	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxItem, error)
+	OutboxSent(ctx context.Context, id int64, providerID string) error
+	OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error
+	OutboxDead(ctx context.Context, id int64, reason string) error
+	// InSavepoint runs fn in a savepoint of ctx's transaction.
+	InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error
+	SetOrderRetailer(ctx context.Context, id, retailer string) error
+	RememberPartnerRef(ctx context.Context, partner, ref, subject string) error
+	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
+	// SubjectWindow returns the last inbound time and whether erased.
+	SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error)
+	// ApplyMessageStatus records a delivery status monotonically.
+	ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error
+}
