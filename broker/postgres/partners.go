@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+var _ broker.PartnerStore = (*DB)(nil)
+
+// partnerCols is the column list every partner query reads, in the order
+// scanPartner expects.
+const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, created_at, secret_hash, sealed_secret`
+
+const (
+	sqlInsertPartner = `INSERT INTO partners (id, name, kind, scopes, store, webhook_url, disabled,
+	created_at, secret_hash, sealed_secret)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), $7, COALESCE($8, now()), $9, $10)`
+
+	sqlGetPartner = `SELECT ` + partnerCols + ` FROM partners WHERE id = $1`
+
+	sqlListPartners = `SELECT ` + partnerCols + ` FROM partners ORDER BY seq`
+
+	sqlSetPartnerDisabled = `UPDATE partners SET disabled = $2 WHERE id = $1`
+
+	sqlSetPartnerSecret = `UPDATE partners SET secret_hash = $2, sealed_secret = $3 WHERE id = $1`
+
+	// The retailer bound to the store if there is one, else the first
+	// retailer created; disabled ones never. Each branch is one probe of
+	// a partial index; rank orders them explicitly, since UNION ALL alone
+	// promises no order.
+	sqlRetailerForStore = `SELECT ` + partnerCols + ` FROM (
+	(SELECT 0 AS rank, * FROM partners
+	  WHERE kind = 'retailer' AND NOT disabled AND store = $1 ORDER BY seq LIMIT 1)
+	UNION ALL
+	(SELECT 1 AS rank, * FROM partners
+	  WHERE kind = 'retailer' AND NOT disabled ORDER BY seq LIMIT 1)
+) r ORDER BY rank LIMIT 1`
+)
+
+// constraintStoreRetailer is the unique index that allows one enabled
+// retailer per store.
+const constraintStoreRetailer = "partners_store_retailer"
+
+// CreatePartner registers p. A second enabled retailer for the same store
+// is a conflict, as is an existing id.
+func (db *DB) CreatePartner(ctx context.Context, p broker.Partner) error {
+	var created *time.Time
+	if !p.CreatedAt.IsZero() {
+		created = &p.CreatedAt
+	}
+	scopes := p.Scopes
+	if scopes == nil {
+		scopes = []string{} // NOT NULL: no scopes is an empty array
+	}
+	_, err := db.q(ctx).Exec(ctx, sqlInsertPartner, p.ID, p.Name, string(p.Kind), scopes,
+		p.Store, p.WebhookURL, p.Disabled, created, p.SecretHash, p.SealedSecret)
+	return translateStoreConflict(err)
+}
+
+// GetPartner returns the partner with client id id, or ENotFound.
+func (db *DB) GetPartner(ctx context.Context, id string) (broker.Partner, error) {
+	p, err := scanPartner(db.q(ctx).QueryRow(ctx, sqlGetPartner, id))
+	return p, Translate(err)
+}
+
+// ListPartners returns every partner, in creation order.
+func (db *DB) ListPartners(ctx context.Context) ([]broker.Partner, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlListPartners)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.Partner, error) {
+		return scanPartner(r)
+	})
+	return out, Translate(err)
+}
+
+// SetPartnerDisabled disables or re-enables a partner; ENotFound when there
+// is none. Re-enabling a retailer whose store another enabled retailer now
+// serves is a conflict.
+func (db *DB) SetPartnerDisabled(ctx context.Context, id string, disabled bool) error {
+	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerDisabled, id, disabled)
+	if err != nil {
+		return translateStoreConflict(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}
+
+// SetPartnerSecret replaces a partner's secret hash and sealed secret;
+// ENotFound when there is none.
+func (db *DB) SetPartnerSecret(ctx context.Context, id, secretHash string, sealedSecret []byte) error {
+	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerSecret, id, secretHash, sealedSecret)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}
+
+// RetailerForStore returns the enabled retailer created with that store,
+// else the first enabled retailer created; ENotFound when there is none.
+func (db *DB) RetailerForStore(ctx context.Context, store string) (broker.Partner, error) {
+	p, err := scanPartner(db.q(ctx).QueryRow(ctx, sqlRetailerForStore, store))
+	return p, Translate(err)
+}
+
+func scanPartner(row pgx.Row) (broker.Partner, error) {
+	var p broker.Partner
+	var kind string
+	var store, webhook *string
+	err := row.Scan(&p.ID, &p.Name, &kind, &p.Scopes, &store, &webhook, &p.Disabled, &p.CreatedAt,
+		&p.SecretHash, &p.SealedSecret)
+	if err != nil {
+		return broker.Partner{}, err
+	}
+	p.Kind = broker.PartyKind(kind)
+	if store != nil {
+		p.Store = *store
+	}
+	if webhook != nil {
+		p.WebhookURL = *webhook
+	}
+	return p, nil
+}
+
+// translateStoreConflict names the one conflict an operator can act on;
+// everything else goes through Translate.
+func translateStoreConflict(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraintStoreRetailer {
+		return broker.Wrap(broker.EConflict, err, "another enabled retailer already receives this store's orders")
+	}
+	return Translate(err)
+}

@@ -1,0 +1,337 @@
+package token
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// GrantClientCredentials is the only grant the token endpoint serves.
+const GrantClientCredentials = "client_credentials"
+
+// OAuth2 error codes of RFC 6749 §5.2, and the two server-side ones the
+// token endpoint borrows from §4.1.2.1 when it cannot answer.
+const (
+	ErrCodeInvalidRequest         = "invalid_request"
+	ErrCodeInvalidClient          = "invalid_client"
+	ErrCodeUnsupportedGrantType   = "unsupported_grant_type"
+	ErrCodeInvalidScope           = "invalid_scope"
+	ErrCodeServerError            = "server_error"
+	ErrCodeTemporarilyUnavailable = "temporarily_unavailable"
+)
+
+// BasicChallenge is the WWW-Authenticate value of an invalid_client answer.
+const BasicChallenge = `Basic realm="sieve"`
+
+const (
+	maxClientIDLen = 128
+	secretCacheTTL = 10 * time.Minute
+	secretCacheMax = 10_000
+)
+
+// TokenRequest is a token request as the HTTP layer read it from the wire.
+type TokenRequest struct {
+	GrantType        string // form grant_type
+	Scope            string // form scope, space-separated; "" asks for every granted scope
+	FormClientID     string // form client_id
+	FormClientSecret string // form client_secret
+	// BasicUser and BasicPass are the two halves of an Authorization:
+	// Basic header as sent: still form-urlencoded (RFC 6749 §2.3.1);
+	// Token decodes them. See ParseBasicAuth.
+	BasicUser, BasicPass string
+	// HasBasic is set when the request carried Authorization: Basic, even
+	// a malformed one (then with empty user and password).
+	HasBasic bool
+	// DuplicateParams is set when any form parameter appeared more than
+	// once, which RFC 6749 §3.2 forbids.
+	DuplicateParams bool
+}
+
+// TokenResponse is the success body of the token endpoint (RFC 6749 §5.1).
+// No refresh token: a client-credentials client just asks again (§4.4.3).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+// OAuthError is an error answer of the token endpoint: the HTTP status, the
+// JSON body of RFC 6749 §5.2 and, for invalid_client, the WWW-Authenticate
+// header to send. Descriptions are fixed texts: no client input is echoed.
+type OAuthError struct {
+	Status          int    `json:"-"`
+	Code            string `json:"error"`
+	Description     string `json:"error_description"`
+	WWWAuthenticate string `json:"-"`
+	// Err is the cause of a server_error or temporarily_unavailable, for
+	// the log; never sent.
+	Err error `json:"-"`
+}
+
+func oauthErr(status int, code, desc string) *OAuthError {
+	return &OAuthError{Status: status, Code: code, Description: desc}
+}
+
+// invalidClient is the one answer to every failed client authentication
+// (unknown client, wrong secret, disabled partner, no credentials), so that
+// it tells nobody which client ids exist. It is 401 with a Basic challenge
+// in every case: RFC 6749 §5.2 requires that when Basic was used and allows
+// it otherwise, and it tells form-auth clients which scheme we support.
+func invalidClient() *OAuthError {
+	e := oauthErr(http.StatusUnauthorized, ErrCodeInvalidClient, "client authentication failed")
+	e.WWWAuthenticate = BasicChallenge
+	return e
+}
+
+// Server is the logic of the OAuth2 token endpoint for the client
+// credentials grant. It is safe for concurrent use.
+type Server struct {
+	store  broker.PartnerStore
+	issuer *Issuer
+	// argon2 costs 19 MiB and ~20 ms of one core; the semaphore keeps a
+	// burst of token requests (or of guesses) from exhausting memory.
+	argon   chan struct{}
+	checked *secretCache
+	// dummyPHC is checked for unknown clients so that they take as long
+	// as known ones: response time must not reveal which ids exist.
+	dummyPHC string
+}
+
+// NewServer returns the token endpoint logic over the partner registry.
+func NewServer(store broker.PartnerStore, issuer *Issuer) *Server {
+	dummy, err := HashSecret(NewSecret())
+	if err != nil {
+		panic("token: hash dummy secret: " + err.Error()) // only crypto/rand fails here
+	}
+	return &Server{store: store, issuer: issuer, argon: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		checked: newSecretCache(secretCacheMax, secretCacheTTL), dummyPHC: dummy}
+}
+
+// Token answers a token request: RFC 6749 §4.4 (client credentials), with
+// errors per §5.2. Exactly one of the results is non-zero.
+func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *OAuthError) {
+	if req.DuplicateParams {
+		return TokenResponse{}, oauthErr(http.StatusBadRequest, ErrCodeInvalidRequest, "request parameters must not be repeated")
+	}
+	switch req.GrantType {
+	case "":
+		return TokenResponse{}, oauthErr(http.StatusBadRequest, ErrCodeInvalidRequest, "grant_type is required")
+	case GrantClientCredentials:
+	default:
+		return TokenResponse{}, oauthErr(http.StatusBadRequest, ErrCodeUnsupportedGrantType, "only client_credentials is supported")
+	}
+
+	clientID, secret, oe := credentials(req)
+	if oe != nil {
+		return TokenResponse{}, oe
+	}
+	p, oe := s.authenticate(ctx, clientID, secret)
+	if oe != nil {
+		return TokenResponse{}, oe
+	}
+
+	scopes, oe := grantScopes(req.Scope, p.Scopes)
+	if oe != nil {
+		return TokenResponse{}, oe
+	}
+	tok, expiresIn, err := s.issuer.Issue(p.ID, scopes)
+	if err != nil {
+		e := oauthErr(http.StatusInternalServerError, ErrCodeServerError, "could not issue a token")
+		e.Err = err
+		return TokenResponse{}, e
+	}
+	return TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: expiresIn,
+		Scope: strings.Join(scopes, " ")}, nil
+}
+
+// credentials picks the client's credentials from the one method it used.
+func credentials(req TokenRequest) (clientID, secret string, _ *OAuthError) {
+	if req.HasBasic {
+		// RFC 6749 §2.3: one authentication method per request. A
+		// client_id in the form that repeats the Basic user is tolerated
+		// (some libraries always send it); a form secret is not.
+		user, err1 := url.QueryUnescape(req.BasicUser)
+		pass, err2 := url.QueryUnescape(req.BasicPass)
+		if err1 != nil || err2 != nil {
+			return "", "", oauthErr(http.StatusBadRequest, ErrCodeInvalidRequest, "malformed client credentials")
+		}
+		if req.FormClientSecret != "" || (req.FormClientID != "" && req.FormClientID != user) {
+			return "", "", oauthErr(http.StatusBadRequest, ErrCodeInvalidRequest, "use exactly one client authentication method")
+		}
+		return user, pass, nil
+	}
+	if req.FormClientID == "" && req.FormClientSecret == "" {
+		return "", "", invalidClient()
+	}
+	return req.FormClientID, req.FormClientSecret, nil
+}
+
+// authenticate checks the client's secret and that it may get tokens.
+func (s *Server) authenticate(ctx context.Context, clientID, secret string) (broker.Partner, *OAuthError) {
+	if clientID == "" || secret == "" || len(clientID) > maxClientIDLen || len(secret) > maxSecretLen {
+		return broker.Partner{}, invalidClient()
+	}
+	p, err := s.store.GetPartner(ctx, clientID)
+	switch {
+	case broker.IsNotFound(err):
+		if oe := s.checkSecret(ctx, "", s.dummyPHC, secret); oe != nil {
+			return broker.Partner{}, oe
+		}
+		return broker.Partner{}, invalidClient()
+	case err != nil:
+		return broker.Partner{}, storeErr(err)
+	}
+	if oe := s.checkSecret(ctx, p.ID, p.SecretHash, secret); oe != nil {
+		return broker.Partner{}, oe
+	}
+	// Checked after the secret, so only the partner itself learns that it
+	// is disabled (and even then only as invalid_client).
+	if p.Disabled {
+		return broker.Partner{}, invalidClient()
+	}
+	return p, nil
+}
+
+// checkSecret answers nil when secret matches phc, from the cache of
+// recent successes when it can, else through the bounded argon2 pool.
+func (s *Server) checkSecret(ctx context.Context, clientID, phc, secret string) *OAuthError {
+	key := s.checked.key(clientID, phc, secret)
+	if s.checked.has(key, time.Now()) {
+		return nil
+	}
+	select {
+	case s.argon <- struct{}{}:
+	case <-ctx.Done():
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err = ctx.Err()
+		return e
+	}
+	ok := CheckSecret(phc, secret)
+	<-s.argon
+	if !ok || clientID == "" {
+		return invalidClient()
+	}
+	s.checked.add(key, time.Now())
+	return nil
+}
+
+func storeErr(err error) *OAuthError {
+	if broker.ErrorCode(err) == broker.EUnavailable {
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err = err
+		return e
+	}
+	e := oauthErr(http.StatusInternalServerError, ErrCodeServerError, "internal error")
+	e.Err = err
+	return e
+}
+
+// grantScopes decides the token's scopes: every granted scope when none is
+// asked for (RFC 6749 §3.3 lets the server pick a default), else exactly
+// the ones asked for, each of which must be known and granted.
+func grantScopes(requested string, granted []string) ([]string, *OAuthError) {
+	if strings.TrimSpace(requested) == "" {
+		out := slices.Clone(granted)
+		slices.Sort(out)
+		return slices.Compact(out), nil
+	}
+	var out []string
+	for _, s := range strings.Fields(requested) {
+		switch {
+		case !slices.Contains(broker.AllScopes, s):
+			return nil, oauthErr(http.StatusBadRequest, ErrCodeInvalidScope, "unknown scope requested")
+		case !slices.Contains(granted, s):
+			return nil, oauthErr(http.StatusBadRequest, ErrCodeInvalidScope, "requested scope is not granted to this client")
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ParseBasicAuth splits an Authorization header value of the Basic scheme
+// (RFC 7617) into its user and password, still form-urlencoded as RFC 6749
+// §2.3.1 sends them; ok is false for any other scheme or a malformed value.
+func ParseBasicAuth(header string) (user, pass string, ok bool) {
+	const prefix = "basic "
+	if len(header) < len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(header[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", false
+	}
+	return user, pass, true
+}
+
+// secretCache remembers recent successful secret checks so a partner that
+// asks for a token every few minutes does not pay argon2 each time. Keys
+// are HMACs under a per-process random key of (client id, stored hash,
+// secret): no secret is kept, the entries are useless outside this process,
+// and a rotated secret (a new stored hash) misses at once.
+type secretCache struct {
+	mac []byte
+	ttl time.Duration
+	max int
+	mu  sync.Mutex
+	m   map[[32]byte]time.Time // expiry
+}
+
+func newSecretCache(max int, ttl time.Duration) *secretCache {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return &secretCache{mac: k, ttl: ttl, max: max, m: make(map[[32]byte]time.Time)}
+}
+
+func (c *secretCache) key(clientID, phc, secret string) [32]byte {
+	h := hmac.New(sha256.New, c.mac)
+	for _, s := range []string{clientID, phc, secret} {
+		var n [4]byte
+		n[0], n[1], n[2], n[3] = byte(len(s)>>24), byte(len(s)>>16), byte(len(s)>>8), byte(len(s))
+		h.Write(n[:]) // length-prefixed: no two tuples hash alike
+		h.Write([]byte(s))
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func (c *secretCache) has(key [32]byte, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp, ok := c.m[key]
+	if ok && !now.Before(exp) {
+		delete(c.m, key)
+		return false
+	}
+	return ok
+}
+
+func (c *secretCache) add(key [32]byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k, exp := range c.m {
+			if !now.Before(exp) || len(c.m) >= c.max {
+				delete(c.m, k)
+			}
+		}
+	}
+	c.m[key] = now.Add(c.ttl)
+}
