@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sieve-broker/sieve/commerce/whatsapp"
+)
+
+// Chat is an interactive shopper in the terminal: it prints what the broker
+// sends and turns typed lines into WhatsApp messages.
+type Chat struct {
+	WaID     string
+	Name     string
+	Webhooks *WebhookSender
+	Sim      SimAPI
+	Prices   map[string]whatsapp.Amount
+	In       io.Reader
+	Out      io.Writer
+	// Linger is how long to keep printing the broker's answers after the
+	// input ends (default 2 s), so that piped input sees the replies.
+	Linger time.Duration
+
+	mu      sync.Mutex
+	options []Option
+	payment *PaymentRequest
+}
+
+const chatHelp = `Type a message and press Enter. Also:
+  <n>                     pick option n of the last buttons or list
+  order SKU QTY [SKU QTY] send a cart (an order message)
+  location                share a demo location
+  pay                     pay the last order_details (WhatsApp Pay, UPI)
+  /help                   this help
+  /quit                   leave (or end the input)`
+
+func (c *Chat) printf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.Out, format, args...)
+}
+
+// Run chats until the input ends, /quit, or ctx is done.
+func (c *Chat) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	old, err := c.Sim.Sent(ctx, c.WaID, 0, 0)
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	var after int64
+	if len(old) > 0 {
+		after = old[len(old)-1].Seq
+	}
+	c.printf("Chatting as %s (%s) with the store %s. %s\n\n", c.Name, c.WaID, whatsapp.DevDisplayPhoneNumber, chatHelp)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.receive(ctx, after)
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	sc := bufio.NewScanner(c.In)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if line == "/quit" || line == "/exit" {
+			return nil
+		}
+		if err := c.handleLine(ctx, line); err != nil {
+			c.printf("! %v\n", err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("chat: read input: %w", err)
+	}
+	// Input ended (e.g. a pipe): give the broker a moment to answer.
+	linger := c.Linger
+	if linger <= 0 {
+		linger = 2 * time.Second
+	}
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// receive prints broker messages and acknowledges them with read receipts.
+func (c *Chat) receive(ctx context.Context, after int64) {
+	for ctx.Err() == nil {
+		recs, err := c.Sim.Sent(ctx, c.WaID, after, time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.printf("! %v\n", err)
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		var receipts []whatsapp.Status
+		for _, rec := range recs {
+			after = rec.Seq
+			if rec.Type == TypeMarkRead {
+				continue
+			}
+			r := Render(rec)
+			c.mu.Lock()
+			if len(r.Options) > 0 {
+				c.options = r.Options
+			}
+			if r.Payment != nil {
+				c.payment = r.Payment
+			}
+			if c.Prices == nil {
+				c.Prices = map[string]whatsapp.Amount{}
+			}
+			for k, v := range r.Prices {
+				c.Prices[k] = v
+			}
+			fmt.Fprintf(c.Out, "\nstore> %s\n", strings.ReplaceAll(r.Text, "\n", "\n       "))
+			c.mu.Unlock()
+			receipts = append(receipts,
+				StatusUpdate(rec.MessageID, whatsapp.StatusDelivered, c.WaID),
+				StatusUpdate(rec.MessageID, whatsapp.StatusRead, c.WaID))
+		}
+		if len(receipts) > 0 {
+			if _, err := c.Webhooks.Send(ctx, c.Webhooks.Notification(nil, nil, receipts)); err != nil && ctx.Err() == nil {
+				c.printf("! read receipts: %v\n", err)
+			}
+		}
+	}
+}
+
+func (c *Chat) send(ctx context.Context, m whatsapp.Message) error {
+	n := c.Webhooks.Notification([]whatsapp.Contact{ContactFor(c.WaID, c.Name)}, []whatsapp.Message{m}, nil)
+	d, err := c.Webhooks.Send(ctx, n)
+	if err != nil {
+		return err
+	}
+	c.printf("  ✓ delivered to the broker (HTTP %d, %s)\n", d.Status, d.Latency.Round(time.Millisecond))
+	return nil
+}
+
+// parseOrder reads "order SKU QTY [SKU QTY …]" (a missing quantity is 1).
+func parseOrder(fields []string) ([]CartItem, error) {
+	var items []CartItem
+	for i := 0; i < len(fields); i++ {
+		it := CartItem{SKU: strings.ToUpper(fields[i]), Quantity: 1}
+		if i+1 < len(fields) {
+			if n, err := strconv.Atoi(fields[i+1]); err == nil {
+				if n < 1 || n > 1000 {
+					return nil, fmt.Errorf("quantity %d out of range", n)
+				}
+				it.Quantity = n
+				i++
+			}
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("usage: order SKU QTY [SKU QTY …]")
+	}
+	return items, nil
+}
+
+func (c *Chat) handleLine(ctx context.Context, line string) error {
+	fields := strings.Fields(line)
+	switch strings.ToLower(fields[0]) {
+	case "/help":
+		c.printf("%s\n", chatHelp)
+		return nil
+	case "order":
+		items, err := parseOrder(fields[1:])
+		if err != nil {
+			return err
+		}
+		var pis []whatsapp.ProductItem
+		c.mu.Lock()
+		for _, it := range items {
+			price, ok := c.Prices[it.SKU]
+			if !ok {
+				price = whatsapp.Paise(0)
+			}
+			pis = append(pis, whatsapp.ProductItem{ProductRetailerID: it.SKU, Quantity: it.Quantity, ItemPrice: price.JSONNumber(), Currency: whatsapp.CurrencyINR})
+		}
+		c.mu.Unlock()
+		return c.send(ctx, OrderMessage(c.WaID, whatsapp.DevCatalogID, "", pis))
+	case "location":
+		return c.send(ctx, LocationMessage(c.WaID, "", DemoLocation))
+	case "pay":
+		c.mu.Lock()
+		p := c.payment
+		c.mu.Unlock()
+		if p == nil {
+			return fmt.Errorf("nothing to pay yet: wait for the order_details message")
+		}
+		rec, err := c.Sim.CapturePayment(ctx, Capture{ConfigurationName: p.ConfigurationName, ReferenceID: p.ReferenceID, Method: "upi"})
+		if err != nil {
+			return err
+		}
+		c.printf("  paying %s via UPI…\n", inr(rec.Amount))
+		_, err = c.Webhooks.Send(ctx, c.Webhooks.Notification(nil, nil, []whatsapp.Status{PaymentStatus(c.WaID, rec)}))
+		return err
+	}
+	if n, err := strconv.Atoi(line); err == nil {
+		c.mu.Lock()
+		opts := c.options
+		c.mu.Unlock()
+		if n < 1 || n > len(opts) {
+			return fmt.Errorf("no option %d (there are %d)", n, len(opts))
+		}
+		o := opts[n-1]
+		if o.Kind == whatsapp.ReplyTypeList {
+			return c.send(ctx, ListReplyMessage(c.WaID, o.ContextID, o.ID, o.Title, o.Description))
+		}
+		return c.send(ctx, ButtonReplyMessage(c.WaID, o.ContextID, o.ID, o.Title))
+	}
+	return c.send(ctx, TextMessage(c.WaID, line))
+}

@@ -1,0 +1,289 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// Ingester stores decoded events durably (commerce.Service).
+type Ingester interface {
+	Ingest(ctx context.Context, events []commerce.Event) error
+}
+
+// Receiver is the inbound side of the Cloud API: it checks the signature
+// over the raw body, decodes every entry, change, message and status, turns
+// them into domain events and stores them before the webhook is answered.
+type Receiver struct {
+	AppSecret  []byte
+	VerifyTok  string
+	Ingest     Ingester
+	Log        *slog.Logger
+	OnAsyncErr func(code int) // counts value-level errors (no personal data)
+}
+
+// VerifyToken compares the subscription handshake token in constant time.
+func (r *Receiver) VerifyToken(token string) bool { return VerifyToken(r.VerifyTok, token) }
+
+// Receive implements the POST webhook.
+func (r *Receiver) Receive(ctx context.Context, body []byte, signature string) error {
+	if !VerifySignature(r.AppSecret, body, signature) {
+		return broker.Errorf(broker.EUnauthorized, "invalid or missing X-Hub-Signature-256")
+	}
+	n, err := Decode(body)
+	if err != nil {
+		return broker.Errorf(broker.EInvalid, "malformed notification")
+	}
+	var events []commerce.Event
+	for _, ev := range n.Events() {
+		if e, ok := r.convert(ev); ok {
+			events = append(events, e)
+		}
+	}
+	return r.Ingest.Ingest(ctx, events)
+}
+
+// who classifies the sender id: phone digits, a BSUID, or an opaque id
+// kept as given (never a crash).
+func who(waID, userID string) (wa, bsuid, opaque string) {
+	if waID != "" {
+		if isDigits(waID) {
+			wa = waID
+		} else if IsBSUID(waID) {
+			bsuid = waID
+		} else {
+			opaque = waID
+		}
+	}
+	if wa == "" && bsuid == "" && userID != "" {
+		bsuid = userID
+	}
+	return wa, bsuid, opaque
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// convert maps a wire event to a domain event.
+func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
+	var out commerce.Event
+	out.WaID, out.BSUID, out.Opaque = who(ev.WaID, ev.UserID)
+	if out.Opaque != "" && (len(out.Opaque) > 128 || !utf8.ValidString(out.Opaque)) {
+		return out, false
+	}
+	out.Store = ev.PhoneNumberID
+	switch ev.Kind {
+	case EventMessage:
+		m := ev.Message
+		if m.ID == "" {
+			return out, false
+		}
+		out.Kind2 = "message"
+		out.Name = ev.ProfileName
+		out.Inbound.ID = m.ID
+		out.Inbound.Time = m.Timestamp.Time()
+		convertMessage(m, &out.Inbound)
+		return out, true
+	case EventStatus:
+		s := ev.Status
+		if s.ID == "" {
+			return out, false
+		}
+		out.Inbound.ID = s.ID
+		out.Inbound.Time = s.Timestamp.Time()
+		if s.IsPayment() && s.Payment != nil {
+			out.Kind2 = "payment"
+			out.Inbound.Kind = commerce.InPayment
+			p := &commerce.Payment{ReferenceID: s.Payment.ReferenceID, Status: s.Status,
+				Amount: toPaise(s.Payment.Amount)}
+			if t := s.Payment.Transaction; t != nil {
+				p.TxnStatus, p.TxnID = t.Status, t.ID
+				if t.Method != nil {
+					p.Method = t.Method.Type
+				}
+				if t.Error != nil {
+					p.ErrorReason = Truncate(t.Error.Reason, 120)
+				}
+			}
+			out.Inbound.Payment = p
+			return out, true
+		}
+		out.Kind2 = "status"
+		out.StatusID, out.Status = s.ID, s.Status
+		if len(s.Errors) > 0 {
+			out.ErrCode = s.Errors[0].Code
+		}
+		return out, true
+	case EventError:
+		if r.OnAsyncErr != nil && ev.Error != nil {
+			r.OnAsyncErr(ev.Error.Code)
+		}
+	}
+	return out, false
+}
+
+// toPaise converts an amount to minor units of offset 100.
+func toPaise(a Amount) int64 {
+	switch {
+	case a.Offset == 100 || a.Offset == 0:
+		return a.Value
+	case a.Offset > 100 && a.Offset%100 == 0:
+		return a.Value / int64(a.Offset/100)
+	case a.Offset < 100 && a.Offset > 0 && 100%a.Offset == 0:
+		return a.Value * int64(100/a.Offset)
+	}
+	return -1 // never equals an order total
+}
+
+func convertMessage(m *Message, in *commerce.Inbound) {
+	switch {
+	case m.Type == "text" && m.Text != nil:
+		in.Kind, in.Text = commerce.InText, m.Text.Body
+	case m.Type == "interactive" && m.Interactive.ReplyID() != "":
+		in.Kind, in.ReplyID = commerce.InReply, m.Interactive.ReplyID()
+	case m.Type == "button" && m.Button != nil:
+		// A template quick-reply: its payload is our reply id.
+		in.Kind, in.ReplyID = commerce.InReply, m.Button.Payload
+	case m.Type == "order" && m.Order != nil:
+		in.Kind, in.Text = commerce.InOrder, m.Order.Text
+		for _, it := range m.Order.ProductItems {
+			price, err := it.UnitPrice()
+			if err != nil || it.Quantity <= 0 {
+				continue
+			}
+			in.Lines = append(in.Lines, commerce.CartLine{SKU: it.ProductRetailerID, Quantity: it.Quantity,
+				UnitPrice: toPaise(price)})
+		}
+	case m.Type == "location" && m.Location != nil:
+		in.Kind = commerce.InLocation
+		in.Loc = &commerce.Location{Lat: m.Location.Latitude, Long: m.Location.Longitude,
+			Name: m.Location.Name, Address: m.Location.Address}
+	default:
+		in.Kind, in.Type = commerce.InOther, m.Type
+	}
+}
+
+// Sender renders domain replies as Cloud API messages and sends them.
+type Sender struct {
+	Client        *Client
+	CatalogID     string
+	PaymentConfig string
+	Language      string // template language, "en" by default
+}
+
+// SendMessage implements commerce.Sender.
+func (s *Sender) SendMessage(ctx context.Context, store, to string, r commerce.Reply) (string, error) {
+	m, err := s.Render(to, r)
+	if err != nil {
+		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: " + errReason(err)}
+	}
+	res, err := s.Client.Send(ctx, store, m)
+	if err != nil {
+		var se *SendError
+		if errors.As(err, &se) {
+			return "", &commerce.DeliveryError{Permanent: !se.Retryable, RetryAfter: se.RetryAfter,
+				Reason: fmt.Sprintf("whatsapp %d (http %d): %s", se.Code, se.HTTPStatus, se.Reason)}
+		}
+		retry, after := IsRetryable(err)
+		return "", &commerce.DeliveryError{Permanent: !retry, RetryAfter: after, Reason: errReason(err)}
+	}
+	return res.MessageID, nil
+}
+
+// errReason keeps error text free of personal data: only the error class.
+func errReason(err error) string {
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return "invalid message field " + ve.Field
+	case errors.Is(err, ErrInvalidRecipient):
+		return "invalid recipient"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "transport error"
+}
+
+// Render builds the Cloud API message for a reply.
+func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
+	switch r.Kind {
+	case commerce.ReplyText:
+		return NewText(to, r.Body)
+	case commerce.ReplyButtons:
+		bm := ButtonMessage{Header: r.Header, Body: r.Body, Footer: r.Footer}
+		for _, b := range r.Buttons {
+			bm.Buttons = append(bm.Buttons, Button{ID: b.ID, Title: b.Title})
+		}
+		return NewReplyButtons(to, bm)
+	case commerce.ReplyList:
+		lm := ListMessage{Header: r.Header, Body: r.Body, Footer: r.Footer, Button: r.Button}
+		for _, sec := range r.Sections {
+			ws := Section{Title: sec.Title}
+			for _, row := range sec.Rows {
+				ws.Rows = append(ws.Rows, Row{ID: row.ID, Title: row.Title, Description: row.Description})
+			}
+			lm.Sections = append(lm.Sections, ws)
+		}
+		return NewList(to, lm)
+	case commerce.ReplyProductList:
+		pm := ProductListMessage{Header: r.Header, Body: r.Body, Footer: r.Footer, CatalogID: s.CatalogID}
+		for _, sec := range r.Sections {
+			pm.Sections = append(pm.Sections, ProductSection{Title: sec.Title, ProductRetailerIDs: sec.SKUs})
+		}
+		return NewProductList(to, pm)
+	case commerce.ReplyCatalog:
+		return NewCatalogMessage(to, r.Body, r.Footer, "")
+	case commerce.ReplyLocationRequest:
+		return NewLocationRequest(to, r.Body)
+	case commerce.ReplyOrderDetails:
+		o := r.Order
+		if o == nil {
+			return nil, errors.New("order_details without an order")
+		}
+		d := OrderDetails{Header: r.Header, Body: r.Body, Footer: r.Footer, ReferenceID: o.ReferenceID,
+			ConfigurationName: s.PaymentConfig, CatalogID: s.CatalogID,
+			Tax: Charge{Value: o.Tax.Value, Offset: 100, Description: "GST included"}}
+		if o.Shipping.Value > 0 {
+			d.Shipping = &Charge{Value: o.Shipping.Value, Offset: 100, Description: "Delivery"}
+		}
+		for _, l := range o.Items {
+			d.Items = append(d.Items, PaymentItem{RetailerID: l.SKU, Name: Truncate(l.Name, 60),
+				Amount: Amount{Value: l.UnitPrice, Offset: 100}, Quantity: l.Quantity})
+		}
+		return NewOrderDetails(to, d)
+	case commerce.ReplyOrderStatus:
+		st := r.Status
+		if st == nil {
+			return NewText(to, r.Body)
+		}
+		return NewOrderStatus(to, OrderStatusUpdate{Body: r.Body, ReferenceID: st.ReferenceID, Status: st.Status,
+			Description: st.Description})
+	case "template":
+		lang := s.Language
+		if lang == "" {
+			lang = "en"
+		}
+		text := strings.TrimSpace(r.Body)
+		if text == "" {
+			text = "Your order has an update."
+		}
+		return NewTemplate(to, r.Template, lang, TemplateComponent{Type: "body",
+			Parameters: []TemplateParameter{{Type: "text", Text: Truncate(text, 1000)}}})
+	}
+	return nil, fmt.Errorf("unknown reply kind %q", r.Kind)
+}
