@@ -126,3 +126,21 @@ func (db *DB) Listen(ctx context.Context, channel string, fn func(payload string
 func (db *DB) ListenErasures(ctx context.Context, fn func(subject string)) {
 	db.Listen(ctx, erasureChannel, fn)
 }
+
+// ExpiredSubjects lists shoppers not erased whose last interaction is
+// before the cutoff.
+func (db *DB) ExpiredSubjects(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT id FROM subjects WHERE erased_at IS NULL AND last_interaction_at < $1
+		ORDER BY last_interaction_at LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, Translate(err)
+}
+
+// PurgeInbox deletes processed inbound events received before the cutoff.
+func (db *DB) PurgeInbox(ctx context.Context, before time.Time) error {
+	_, err := db.q(ctx).Exec(ctx, `DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < $1`, before)
+	return Translate(err)
+}

@@ -1,0 +1,262 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// Body limits per route family (SPEC §4).
+const (
+	WebhookBodyLimit = 3 << 20
+	TokenBodyLimit   = 64 << 10
+	DefaultBodyLimit = 1 << 20
+	// MaxAuthorization caps the Authorization header: longer is a 401.
+	MaxAuthorization = 8 << 10
+)
+
+// Pinger answers whether the database is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Authenticator turns a bearer token into the partner it was issued to and
+// the scopes it carries. Any failure is an EUnauthorized error.
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearer string) (broker.Partner, []broker.Scope, error)
+}
+
+// OAuthFunc runs the token endpoint: it gets the form and the Basic
+// credentials (if any) and returns the status, extra headers and JSON body.
+type OAuthFunc func(ctx context.Context, form map[string][]string, basicUser, basicPass string, hasBasic bool) (int, map[string]string, []byte)
+
+// WebhookReceiver is the WhatsApp Cloud API inbound side.
+type WebhookReceiver interface {
+	// VerifyToken compares the handshake token in constant time.
+	VerifyToken(token string) bool
+	// Receive checks the signature over the raw body, decodes it and stores
+	// every event durably before returning (EUnauthorized for a bad
+	// signature, EInvalid for a bad payload: nothing stored then).
+	Receive(ctx context.Context, body []byte, signature string) error
+}
+
+// Config tunes the HTTP server.
+type Config struct {
+	Issuer       string
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// PartnerRate is the sustained requests per second per partner, and
+	// PartnerBurst the bucket size; 0 disables limiting.
+	PartnerRate  float64
+	PartnerBurst int
+	Version      string
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 15 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 90 * time.Second
+	}
+	if c.PartnerRate == 0 {
+		c.PartnerRate = 2000
+	}
+	if c.PartnerBurst == 0 {
+		c.PartnerBurst = 4000
+	}
+}
+
+// Deps are the parts the routes use. Nil parts disable their routes.
+type Deps struct {
+	Log        *slog.Logger
+	DB         Pinger
+	Auth       Authenticator
+	OAuth      OAuthFunc
+	JWKS       func() []byte
+	WhatsApp   WebhookReceiver
+	Shop       *commerce.Service
+	Rights     *commerce.Rights
+	Audit      AuditAPI
+	Reports    Reports
+	Officers   OfficerAuth
+	UI         func(app *fiber.App, s *Server)
+	Partners   broker.PartnerStore
+	Policy     broker.PolicyEngine
+	OpenAPI    []byte
+	Metrics    *Metrics
+	StartedAt  time.Time
+	ExtraReady func(ctx context.Context) error
+}
+
+// Server is the HTTP application.
+type Server struct {
+	App  *fiber.App
+	cfg  Config
+	deps Deps
+	lim  *limiter
+}
+
+// New builds the application and its routes.
+func New(cfg Config, d Deps) *Server {
+	cfg.SetDefaults()
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	app := fiber.New(fiber.Config{
+		Immutable:             true,
+		BodyLimit:             WebhookBodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ReadBufferSize:        128 << 10, // headers up to 128 KB reach us, so an oversized token is a 401
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(d.Log),
+		AppName:               "sieve",
+		ServerHeader:          "",
+		DisableKeepalive:      false,
+	})
+	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
+	app.Use(recover.New())
+	app.Use(s.observe)
+	app.Use(s.bodyLimits)
+	s.routes()
+	return s
+}
+
+// bodyLimits applies the per-route body limits (the server-wide limit is
+// the webhook's 3 MB).
+func (s *Server) bodyLimits(c *fiber.Ctx) error {
+	limit := DefaultBodyLimit
+	p := c.Path()
+	switch {
+	case p == "/webhooks/whatsapp":
+		limit = WebhookBodyLimit
+	case p == "/oauth/token":
+		limit = TokenBodyLimit
+	}
+	if len(c.Request().Body()) > limit || c.Request().Header.ContentLength() > limit {
+		if p == "/oauth/token" {
+			return oauthError(c, fiber.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+		}
+		return broker.Errorf(broker.ETooLarge, "request body over %d bytes", limit)
+	}
+	return c.Next()
+}
+
+func (s *Server) routes() {
+	app := s.App
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", s.ready)
+	app.Get("/metrics", s.deps.Metrics.Handler())
+	app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(s.deps.OpenAPI)
+	})
+	if s.deps.WhatsApp != nil {
+		app.Get("/webhooks/whatsapp", s.webhookVerify)
+		app.Post("/webhooks/whatsapp", s.webhookReceive)
+	}
+	if s.deps.OAuth != nil {
+		app.Post("/oauth/token", s.oauthToken)
+	}
+	if s.deps.JWKS != nil {
+		app.Get("/.well-known/jwks.json", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+			c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+			return c.Send(s.deps.JWKS())
+		})
+	}
+	if s.deps.Shop != nil && s.deps.Auth != nil {
+		v1 := app.Group("/v1")
+		v1.Get("/orders", s.partner(broker.ScopeOrdersRead), s.listOrders)
+		v1.Get("/orders/:id", s.partner(broker.ScopeOrdersRead), s.getOrder)
+		v1.Post("/orders/:id/status", s.partner(broker.ScopeOrdersWrite), s.updateStatus)
+		v1.Get("/orders/:id/delivery", s.partner(broker.ScopeDeliveryRead), s.getDelivery)
+		v1.Post("/orders/:id/messages", s.partner(broker.ScopeDeliveryMessage), s.relayMessage)
+		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)
+	}
+	s.complianceRoutes()
+	if s.deps.UI != nil {
+		s.deps.UI(app, s)
+	}
+	// Everything else: a JSON 404, or 405 when the path exists with
+	// another method.
+	app.Use(s.fallback)
+}
+
+// fallback answers unknown routes: 405 with Allow when the path is known
+// for other methods, else 404.
+func (s *Server) fallback(c *fiber.Ctx) error {
+	var allow []string
+	for _, r := range s.App.GetRoutes(true) {
+		if r.Method == fiber.MethodHead || r.Path == "/" || strings.Contains(r.Path, "*") && r.Path != c.Path() {
+			continue
+		}
+		if matchPath(r.Path, c.Path()) && r.Method != c.Method() {
+			allow = append(allow, r.Method)
+		}
+	}
+	if len(allow) > 0 {
+		c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+		return broker.Errorf(broker.EMethod, "method %s not allowed here", c.Method())
+	}
+	return fiber.ErrNotFound
+}
+
+// matchPath matches a route pattern with :params against a path.
+func matchPath(pattern, path string) bool {
+	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], ":") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if s.deps.DB != nil {
+		if err := s.deps.DB.Ping(ctx); err != nil {
+			return broker.Errorf(broker.EUnavailable, "database unreachable")
+		}
+	}
+	if s.deps.ExtraReady != nil {
+		if err := s.deps.ExtraReady(ctx); err != nil {
+			return broker.Errorf(broker.EUnavailable, "not ready")
+		}
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// Listen serves on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.App.Listen(addr) }
+
+// Shutdown stops accepting and waits for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.App.ShutdownWithContext(ctx) }

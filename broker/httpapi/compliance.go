@@ -1,0 +1,297 @@
+package httpapi
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	Subject, Actor, Purpose, Outcome, Action string
+	From, To                                 time.Time
+}
+
+// AuditAPI serves the audit log: entries, signed checkpoints and proofs.
+type AuditAPI interface {
+	Checkpoint(ctx context.Context) (string, error)
+	Inclusion(ctx context.Context, index, size uint64) (any, error)
+	Consistency(ctx context.Context, from, to uint64) (any, error)
+	Entries(ctx context.Context, f AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	// Record appends an entry for an officer's or partner's own action.
+	Record(ctx context.Context, e audit.Entry) error
+}
+
+// Reports builds the reports an auditor asks for.
+type Reports interface {
+	// Processing is the GDPR Art. 30 record of processing activities.
+	Processing(ctx context.Context) (any, error)
+}
+
+// OfficerAuth recognises a logged-in compliance officer from the session
+// cookie (and, for state-changing requests, a valid CSRF token).
+type OfficerAuth interface {
+	Officer(c *fiber.Ctx, mutating bool) (broker.Party, bool)
+}
+
+const keyActor ctxKey = 10
+
+// compliance authorises an officer session or a bearer token with scope.
+func (s *Server) compliance(scope broker.Scope) fiber.Handler {
+	partnerAuth := s.partner(scope)
+	return func(c *fiber.Ctx) error {
+		if s.deps.Officers != nil {
+			if o, ok := s.deps.Officers.Officer(c, c.Method() != fiber.MethodGet); ok {
+				c.Locals(keyActor, o)
+				return c.Next()
+			}
+		}
+		if s.deps.Auth == nil {
+			return broker.Errorf(broker.EUnauthorized, "sign in at /ui or use a bearer token")
+		}
+		return partnerAuth(c)
+	}
+}
+
+func actorOf(c *fiber.Ctx) broker.Party {
+	if p, ok := c.Locals(keyActor).(broker.Party); ok {
+		return p
+	}
+	p := partnerOf(c)
+	return broker.Party{ID: p.ID, Kind: p.Kind, Scopes: p.Scopes}
+}
+
+func (s *Server) complianceRoutes() {
+	app := s.App
+	if s.deps.Audit != nil {
+		app.Get("/v1/audit/entries", s.compliance(broker.ScopeAuditRead), s.auditEntries)
+		app.Get("/v1/audit/checkpoint", s.auditCheckpoint)
+		app.Get("/v1/audit/proof/inclusion", s.auditInclusion)
+		app.Get("/v1/audit/proof/consistency", s.auditConsistency)
+	}
+	if s.deps.Reports != nil {
+		app.Get("/v1/reports/processing", s.compliance(broker.ScopeAuditRead), s.reportProcessing)
+	}
+	if s.deps.Rights != nil {
+		app.Get("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
+		app.Post("/v1/subjects/export", s.compliance(broker.ScopeSubjectsWrite), s.subjectExport)
+		app.Post("/v1/subjects/erase", s.compliance(broker.ScopeSubjectsWrite), s.subjectErase)
+	}
+}
+
+// ParseAuditFilter reads the audit filter from a query string.
+func ParseAuditFilter(c *fiber.Ctx) (AuditFilter, error) {
+	f := AuditFilter{Subject: c.Query("subject"), Actor: c.Query("partner"), Purpose: c.Query("purpose"),
+		Outcome: c.Query("outcome"), Action: c.Query("action")}
+	for _, v := range []string{f.Subject, f.Actor, f.Purpose, f.Outcome, f.Action} {
+		if len(v) > 100 {
+			return f, broker.Errorf(broker.EInvalid, "filter value too long")
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := c.Query(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, broker.Errorf(broker.EInvalid, "%s must be an RFC 3339 time", p.name)
+			}
+			*p.dst = t
+		}
+	}
+	return f, nil
+}
+
+func (s *Server) auditEntries(c *fiber.Ctx) error {
+	f, err := ParseAuditFilter(c)
+	if err != nil {
+		return err
+	}
+	limit := 50
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return broker.Errorf(broker.EInvalid, "limit must be 1 to 500")
+		}
+		limit = n
+	}
+	if len(c.Query("cursor")) > 200 {
+		return broker.Errorf(broker.EInvalid, "invalid cursor")
+	}
+	entries, next, err := s.deps.Audit.Entries(c.UserContext(), f, c.Query("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []audit.Entry{}
+	}
+	var nc any
+	if next != "" {
+		nc = next
+	}
+	return c.JSON(fiber.Map{"entries": entries, "next_cursor": nc})
+}
+
+func (s *Server) auditCheckpoint(c *fiber.Ctx) error {
+	note, err := s.deps.Audit.Checkpoint(c.UserContext())
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.SendString(note)
+}
+
+func queryUint(c *fiber.Ctx, name string) (uint64, error) {
+	v := c.Query(name)
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return 0, broker.Errorf(broker.EInvalid, "%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+func (s *Server) auditInclusion(c *fiber.Ctx) error {
+	idx, err := queryUint(c, "index")
+	if err != nil {
+		return err
+	}
+	size, err := queryUint(c, "size")
+	if err != nil {
+		return err
+	}
+	p, err := s.deps.Audit.Inclusion(c.UserContext(), idx, size)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) auditConsistency(c *fiber.Ctx) error {
+	from, err := queryUint(c, "from")
+	if err != nil {
+		return err
+	}
+	to, err := queryUint(c, "to")
+	if err != nil {
+		return err
+	}
+	p, err := s.deps.Audit.Consistency(c.UserContext(), from, to)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) reportProcessing(c *fiber.Ctx) error {
+	r, err := s.deps.Reports.Processing(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+// officerAction audits an officer's (or compliance client's) own action.
+func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (string, error) {
+	id := broker.NewID("dec")
+	if s.deps.Audit == nil {
+		return id, nil
+	}
+	actor := actorOf(c)
+	pseudo := ""
+	if subject != "" {
+		pseudo = s.deps.Shop.Releaser.Pseudonyms().Audit(subject)
+	}
+	err := s.deps.Audit.Record(c.UserContext(), audit.Entry{Time: time.Now(), DecisionID: id, Actor: actor.Actor(),
+		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
+		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.deps.Shop.Releaser.Policy().Revision()})
+	if err != nil {
+		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
+	}
+	return id, nil
+}
+
+func (s *Server) subjectFromWaID(c *fiber.Ctx, wa string) (commerce.SubjectRow, error) {
+	if wa == "" {
+		return commerce.SubjectRow{}, broker.Errorf(broker.EInvalid, "wa_id is required")
+	}
+	row, err := s.deps.Rights.ResolveWaID(c.UserContext(), wa)
+	if broker.IsNotFound(err) {
+		return row, broker.Errorf(broker.ENotFound, "no shopper with that number")
+	}
+	return row, err
+}
+
+func (s *Server) disclosures(c *fiber.Ctx) error {
+	row, err := s.subjectFromWaID(c, c.Query("wa_id"))
+	if err != nil {
+		return err
+	}
+	ds, err := s.deps.Rights.Disclosures(c.UserContext(), row.ID)
+	if err != nil {
+		return err
+	}
+	id, err := s.officerAction(c, "disclosures", row.ID, "access request (GDPR Art. 15, DPDP §11)")
+	if err != nil {
+		return err
+	}
+	c.Set("X-Decision-Id", id)
+	return c.JSON(fiber.Map{"subject": s.deps.Shop.Releaser.Pseudonyms().Audit(row.ID), "disclosures": ds})
+}
+
+type subjectBody struct {
+	WaID    string `json:"wa_id"`
+	Confirm bool   `json:"confirm"`
+	Reason  string `json:"reason"`
+}
+
+func (s *Server) subjectExport(c *fiber.Ctx) error {
+	var b subjectBody
+	if err := decodeJSON(c, &b, true); err != nil {
+		return err
+	}
+	row, err := s.subjectFromWaID(c, b.WaID)
+	if err != nil {
+		return err
+	}
+	ex, err := s.deps.Rights.Export(c.UserContext(), row.ID)
+	if err != nil {
+		return err
+	}
+	id, err := s.officerAction(c, "export", row.ID, "portability request (GDPR Art. 20)")
+	if err != nil {
+		return err
+	}
+	c.Set("X-Decision-Id", id)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="subject-export.json"`)
+	return c.JSON(ex)
+}
+
+func (s *Server) subjectErase(c *fiber.Ctx) error {
+	var b subjectBody
+	if err := decodeJSON(c, &b, true); err != nil {
+		return err
+	}
+	if !b.Confirm {
+		return broker.Errorf(broker.EInvalid, "erasure needs \"confirm\": true")
+	}
+	row, err := s.subjectFromWaID(c, b.WaID)
+	if err != nil {
+		return err
+	}
+	reason := "erasure request (GDPR Art. 17)"
+	if b.Reason != "" && len(b.Reason) < 200 {
+		reason += ": " + b.Reason
+	}
+	if err := s.deps.Rights.Erase(c.UserContext(), row.ID, actorOf(c), reason); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"status": "erased", "subject": s.deps.Shop.Releaser.Pseudonyms().Audit(row.ID)})
+}

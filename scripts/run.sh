@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make run: everything a fresh machine needs, then brokerd in the foreground.
+#   - PostgreSQL: the project-local cluster under .data/ unless DATABASE_URL is set
+#   - dev keys under .data/keys, migrations, the demo catalog and partners
+#   - wasim's fake Send API on 127.0.0.1:8090 unless WHATSAPP_API_BASE is set
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${DATABASE_URL:-}" ]; then
+  DATABASE_URL=$(scripts/pg.sh start)
+  export DATABASE_URL
+fi
+export BROKER_KEY_DIR="${BROKER_KEY_DIR:-.data/keys}"
+bin/brokerctl keys init >/dev/null
+bin/brokerctl migrate >/dev/null
+creds=$(bin/brokerctl demo seed)
+officer=$(bin/brokerctl officer create --name demo-officer --reset 2>/dev/null || true)
+
+wasim_pid=""
+if [ -z "${WHATSAPP_API_BASE:-}" ]; then
+  bin/wasim serve >.data/wasim.log 2>&1 &
+  wasim_pid=$!
+fi
+cleanup() { [ -n "$wasim_pid" ] && kill "$wasim_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+addr="${BROKER_ADDR:-127.0.0.1:8080}"
+cat <<MSG
+
+  Sieve is starting on http://$addr
+
+  Dashboard:      http://$addr/ui   ${officer:+(officer login: $officer)}
+  Health:         http://$addr/readyz     Metrics: http://$addr/metrics
+  OpenAPI:        http://$addr/openapi.json
+
+  Demo partners (OAuth2 client credentials at POST /oauth/token):
+$(echo "$creds" | sed 's/^/    /')
+
+  Chat as a shopper, in another terminal:
+    go run ./cmd/wasim chat          (type "Hi"; answer buttons by number)
+    go run ./cmd/wasim shop          (a scripted purchase, with transcript)
+
+  Then, as the retailer:
+    TOKEN=\$(curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://$addr/oauth/token | jq -r .access_token)
+    curl -s -H "Authorization: Bearer \$TOKEN" http://$addr/v1/orders | jq
+
+MSG
+bin/brokerd &
+broker_pid=$!
+trap 'kill -TERM $broker_pid 2>/dev/null; wait $broker_pid; cleanup' INT TERM
+wait $broker_pid
