@@ -1,0 +1,292 @@
+package policies
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// Data is a typed view of the policy data (data.sieve), for the compliance
+// dashboard, the GDPR Art. 30 record of processing and the retention
+// sweeper. It is what the Rego rules decide on, so reports built from it
+// describe the policy actually in force.
+type Data struct {
+	// LawfulBases names each lawful basis a purpose may rest on, with its
+	// legal reference.
+	LawfulBases map[string]string `json:"lawful_bases"`
+	// PartyKinds are the recipients a release may go to.
+	PartyKinds map[broker.PartyKind]PartyKindInfo `json:"party_kinds"`
+	// Transforms describes each transform for people.
+	Transforms map[broker.Transform]string `json:"transforms"`
+	// Purposes are the purposes releases may be asked for.
+	Purposes map[broker.Purpose]Purpose `json:"purposes"`
+	// Fields is the field catalogue: every field a record may have.
+	Fields map[string]Field `json:"fields"`
+	// Retention is the retention period of each data category.
+	Retention map[string]Retention `json:"retention"`
+}
+
+// PartyKindInfo describes a kind of recipient.
+type PartyKindInfo struct {
+	// Side is "retail", "messaging" or "broker".
+	Side        string `json:"side"`
+	Description string `json:"description"`
+}
+
+// Purpose is what the policy says about one purpose.
+type Purpose struct {
+	// LawfulBasis is a key of Data.LawfulBases: contract, consent,
+	// legitimate_interest or legal_obligation.
+	LawfulBasis string `json:"lawful_basis"`
+	Description string `json:"description"`
+	// Consent lists the consent flags the purpose needs ("notice",
+	// "marketing", "analytics"); "notice" is always among them.
+	Consent []string `json:"consent"`
+	// States lists the order states in which the purpose is open; nil
+	// means every state.
+	States []string `json:"states,omitempty"`
+	// Parties are the party kinds that may use the purpose.
+	Parties map[broker.PartyKind]Grant `json:"parties"`
+}
+
+// Grant is what one party kind may receive for one purpose.
+type Grant struct {
+	// Scopes the party must hold, all of them; empty for the shopper's chat.
+	Scopes []broker.Scope `json:"scopes"`
+	// Fields maps each field the party may receive to its transform; any
+	// other field is withheld.
+	Fields map[string]broker.Transform `json:"fields"`
+}
+
+// Field is one entry of the field catalogue.
+type Field struct {
+	// Record is the kind of record the field belongs to: "order" (the
+	// retail side's view of a shopper's order) or "status_update" (a
+	// retailer's update on its way to the shopper).
+	Record string `json:"record"`
+	// Category is the data category, a key of Data.Retention.
+	Category    string `json:"category"`
+	Description string `json:"description"`
+	// Internal marks a retailer-internal field that policy never releases.
+	Internal bool `json:"internal,omitempty"`
+}
+
+// Retention is how long one data category is kept.
+type Retention struct {
+	// Days after the last interaction; 0 means the data is never kept.
+	Days        int    `json:"days"`
+	Basis       string `json:"basis"`
+	Description string `json:"description"`
+}
+
+// Period is the retention period as a duration.
+func (r Retention) Period() time.Duration { return time.Duration(r.Days) * 24 * time.Hour }
+
+// CategoryOf returns the data category of a field; ok is false for a field
+// the catalogue does not know.
+func (d Data) CategoryOf(field string) (category string, ok bool) {
+	f, ok := d.Fields[field]
+	return f.Category, ok
+}
+
+// PurposeNames returns the purposes in lexical order, for stable reports.
+func (d Data) PurposeNames() []broker.Purpose { return slices.Sorted(maps.Keys(d.Purposes)) }
+
+// FieldsOf returns the fields of the given record kind ("order",
+// "status_update") in lexical order.
+func (d Data) FieldsOf(record string) []string {
+	var out []string
+	for name, f := range d.Fields {
+		if f.Record == record {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Clone returns a deep copy, so that callers may not change the data an
+// engine decides on.
+func (d Data) Clone() Data {
+	c := Data{
+		LawfulBases: maps.Clone(d.LawfulBases),
+		PartyKinds:  maps.Clone(d.PartyKinds),
+		Transforms:  maps.Clone(d.Transforms),
+		Fields:      maps.Clone(d.Fields),
+		Retention:   maps.Clone(d.Retention),
+		Purposes:    make(map[broker.Purpose]Purpose, len(d.Purposes)),
+	}
+	for name, p := range d.Purposes {
+		p.Consent = slices.Clone(p.Consent)
+		p.States = slices.Clone(p.States)
+		parties := make(map[broker.PartyKind]Grant, len(p.Parties))
+		for k, g := range p.Parties {
+			parties[k] = Grant{Scopes: slices.Clone(g.Scopes), Fields: maps.Clone(g.Fields)}
+		}
+		p.Parties = parties
+		c.Purposes[name] = p
+	}
+	return c
+}
+
+// decodeData decodes data.sieve strictly: an unknown key is an error, since
+// a mistyped key ("consnet") would otherwise silently drop a requirement.
+func decodeData(doc any) (Data, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return Data{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var d Data
+	if err := dec.Decode(&d); err != nil {
+		return Data{}, err
+	}
+	return d, nil
+}
+
+var (
+	namePattern     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	fieldPattern    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+	consentFlags    = []string{"notice", "marketing", "analytics"}
+	releasing       = []broker.Transform{broker.TransformKeep, broker.TransformMask, broker.TransformGeneralise, broker.TransformPseudonym}
+	allTransforms   = append(slices.Clone(releasing), broker.TransformDrop)
+	partySides      = []string{"retail", "messaging", "broker"}
+	knownPartyKinds = append(slices.Clone(broker.PartnerKinds), broker.KindShopper, broker.KindOfficer, broker.KindSystem)
+)
+
+// Validate reports every problem of the data at once, so that a broken
+// policy directory is fixed in one round. It checks structure and
+// references; the Rego tests beside data.json check the privacy invariants
+// on top (no phone to the retailer, and so on).
+func (d Data) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(d.Purposes) == 0 {
+		bad("no purposes")
+	}
+	if len(d.Fields) == 0 {
+		bad("no fields")
+	}
+	if len(d.Retention) == 0 {
+		bad("no retention periods")
+	}
+	for _, t := range allTransforms {
+		if _, ok := d.Transforms[t]; !ok {
+			bad("transform %q is not described", t)
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(d.Transforms)) {
+		if !slices.Contains(allTransforms, t) {
+			bad("unknown transform %q", t)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.PartyKinds)) {
+		info := d.PartyKinds[k]
+		if !slices.Contains(knownPartyKinds, k) {
+			bad("party_kinds: unknown party kind %q", k)
+		}
+		if !slices.Contains(partySides, info.Side) {
+			bad("party_kinds.%s: side %q is not one of %v", k, info.Side, partySides)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.Retention)) {
+		r := d.Retention[name]
+		if !namePattern.MatchString(name) {
+			bad("retention: bad category name %q", name)
+		}
+		if r.Days < 0 {
+			bad("retention.%s: negative days", name)
+		}
+		if r.Basis == "" {
+			bad("retention.%s: no basis", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.Fields)) {
+		f := d.Fields[name]
+		if !fieldPattern.MatchString(name) {
+			bad("fields: bad field name %q", name)
+		}
+		if f.Record == "" {
+			bad("fields.%s: no record", name)
+		}
+		if _, ok := d.Retention[f.Category]; !ok {
+			bad("fields.%s: category %q has no retention period", name, f.Category)
+		}
+	}
+	for _, name := range d.PurposeNames() {
+		d.validatePurpose(name, d.Purposes[name], bad)
+	}
+	return errors.Join(errs...)
+}
+
+func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, ...any)) {
+	at := "purposes." + string(name)
+	if !namePattern.MatchString(string(name)) {
+		bad("purposes: bad purpose name %q", name)
+	}
+	if _, ok := d.LawfulBases[p.LawfulBasis]; !ok {
+		bad("%s: lawful basis %q is not declared in lawful_bases", at, p.LawfulBasis)
+	}
+	if p.Description == "" {
+		bad("%s: no description", at)
+	}
+	if !slices.Contains(p.Consent, "notice") {
+		bad("%s: consent must include \"notice\"", at)
+	}
+	for _, c := range p.Consent {
+		if !slices.Contains(consentFlags, c) {
+			bad("%s: unknown consent %q (one of %v)", at, c, consentFlags)
+		}
+	}
+	if p.LawfulBasis == "consent" && len(p.Consent) < 2 {
+		bad("%s: lawful basis consent needs an opt-in besides the notice", at)
+	}
+	if p.States != nil && len(p.States) == 0 {
+		bad("%s: states is empty (omit it to open the purpose in every state)", at)
+	}
+	if len(p.Parties) == 0 {
+		bad("%s: no party kind may use it", at)
+	}
+	for _, kind := range slices.Sorted(maps.Keys(p.Parties)) {
+		g := p.Parties[kind]
+		at := at + ".parties." + string(kind)
+		if _, ok := d.PartyKinds[kind]; !ok {
+			bad("%s: party kind is not declared in party_kinds", at)
+		} else if d.PartyKinds[kind].Side == "broker" {
+			bad("%s: the broker side is never a recipient", at)
+		}
+		if g.Scopes == nil {
+			bad("%s: no scopes (write [] when none is needed)", at)
+		}
+		for _, s := range g.Scopes {
+			if !slices.Contains(broker.AllScopes, s) {
+				bad("%s: unknown scope %q", at, s)
+			}
+		}
+		if len(g.Fields) == 0 {
+			bad("%s: no fields", at)
+		}
+		for _, f := range slices.Sorted(maps.Keys(g.Fields)) {
+			t := g.Fields[f]
+			field, ok := d.Fields[f]
+			switch {
+			case !ok:
+				bad("%s.fields: %q is not in the field catalogue", at, f)
+			case field.Internal:
+				bad("%s.fields: %q is a retailer-internal field and may never be released", at, f)
+			}
+			if !slices.Contains(releasing, t) {
+				bad("%s.fields.%s: transform %q does not release anything (one of %v; leave a field out to withhold it)", at, f, t, releasing)
+			}
+		}
+	}
+}

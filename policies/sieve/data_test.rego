@@ -1,0 +1,92 @@
+package sieve_test
+
+# Invariants of the policy data (data.json beside this file). The release
+# rules trust the data; these tests keep the data honest. The Go engine
+# checks the structural ones again whenever it loads a policy directory.
+
+_grants contains [purpose, kind, field, transform] if {
+	some purpose, p in data.sieve.purposes
+	some kind, g in p.parties
+	some field, transform in g.fields
+}
+
+test_no_grant_releases_a_retailer_internal_field if {
+	bad := {[p, k, f] | some [p, k, f, _] in _grants; data.sieve.fields[f].internal}
+	bad == set()
+}
+
+test_every_granted_field_is_in_the_catalogue if {
+	bad := {f | some [_, _, f, _] in _grants; not data.sieve.fields[f]}
+	bad == set()
+}
+
+test_every_transform_releases_something if {
+	# "drop" is what an absent field means; a grant of it would be a lie.
+	bad := {[p, k, f, t] | some [p, k, f, t] in _grants; not t in {"keep", "mask", "generalise", "pseudonym"}}
+	bad == set()
+}
+
+test_subject_id_is_only_ever_pseudonymous if {
+	ts := {t | some [_, _, "customer.ref", t] in _grants}
+	ts == {"pseudonym"}
+}
+
+test_retail_side_never_gets_name_or_chat if {
+	bad := {[p, k, f] |
+		some [p, k, f, _] in _grants
+		data.sieve.party_kinds[k].side == "retail"
+		f in {"customer.profile_name", "chat"}
+	}
+	bad == set()
+}
+
+test_phone_reaches_the_retail_side_masked_at_most if {
+	ts := {[k, t] | some [_, k, "customer.phone", t] in _grants}
+	ts == {["payments", "mask"]}
+}
+
+test_every_purpose_needs_the_notice if {
+	bad := {p | some p, purpose in data.sieve.purposes; not "notice" in purpose.consent}
+	bad == set()
+}
+
+test_consent_based_purposes_need_an_opt_in if {
+	bad := {p |
+		some p, purpose in data.sieve.purposes
+		purpose.lawful_basis == "consent"
+		count({c | some c in purpose.consent} - {"notice"}) == 0
+	}
+	bad == set()
+}
+
+test_every_lawful_basis_is_declared if {
+	bad := {p | some p, purpose in data.sieve.purposes; not data.sieve.lawful_bases[purpose.lawful_basis]}
+	bad == set()
+}
+
+test_every_field_category_has_a_retention_period if {
+	bad := {f | some f, field in data.sieve.fields; not data.sieve.retention[field.category]}
+	bad == set()
+}
+
+test_retention_is_at_most_three_years if {
+	# DPDP Rules, Third Schedule: 3 years after the last interaction.
+	bad := {c | some c, r in data.sieve.retention; r.days > 1095}
+	bad == set()
+	data.sieve.retention.chat.days < data.sieve.retention.orders.days
+}
+
+test_delivery_is_open_only_out_for_delivery if {
+	data.sieve.purposes.delivery.states == ["out_for_delivery"]
+}
+
+test_only_known_party_kinds_get_grants if {
+	bad := {k | some [_, k, _, _] in _grants; not data.sieve.party_kinds[k]}
+	bad == set()
+	not _grants_to_broker_side
+}
+
+_grants_to_broker_side if {
+	some [_, k, _, _] in _grants
+	data.sieve.party_kinds[k].side == "broker"
+}

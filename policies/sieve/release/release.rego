@@ -1,0 +1,129 @@
+# METADATA
+# title: Release decisions
+# description: |
+#   Decides which fields of a record may cross between the messaging side
+#   (the shopper's chat) and the retail side (retailer, logistics, payments,
+#   analytics), for one declared purpose, and with which transform.
+#
+#   The input never carries record values, only the request's shape:
+#   party {id, kind}, purpose, scopes, consent {notice, marketing, analytics},
+#   state (the order's status) and fields. The Go engine evaluates
+#   data.sieve.release.decision and the broker caches the answer per input,
+#   so the policy must stay a pure function of input and data.
+#
+#   Everything is denied unless data.sieve.purposes grants it. The rules use
+#   object lookups and set operations only (no nested iteration over data),
+#   so a decision costs the same whatever the size of the policy data.
+# scope: package
+package sieve.release
+
+# The purpose asked for, as declared in data.sieve.purposes.
+_purpose := data.sieve.purposes[input.purpose]
+
+# What the purpose grants to the asking party's kind: scopes and fields.
+_grant := _purpose.parties[input.party.kind]
+
+# Scopes the grant needs that the party does not hold.
+_missing_scopes := {s | some s in _grant.scopes} - {s | some s in input.scopes}
+
+# The privacy notice is always needed, whatever the data says: a purpose
+# whose consent list is lost or mistyped must fail closed, not open.
+_needed_consent := {c | some c in _purpose.consent} | {"notice"}
+
+_given_consent := {c | some c, given in input.consent; given == true}
+
+_missing_consent := _needed_consent - _given_consent
+
+# A purpose without a states list is open in every state (including none,
+# for subject-level data requests); otherwise only in the listed ones.
+_state_open if not _purpose.states
+
+_state_open if input.state in _purpose.states
+
+# Inputs named in reasons, "" when absent: sprintf of an undefined value is
+# undefined, and a reason must exist whenever the purpose is closed. The
+# purpose is only named once the data knows it: an unknown one is whatever
+# a caller sent, and reasons end up in the audit log.
+default _kind_name := ""
+
+_kind_name := input.party.kind
+
+default _state_name := ""
+
+_state_name := input.state
+
+# The first failed check, in the order a reader would ask them. An else
+# chain gives exactly one reason and lets later checks assume earlier ones;
+# it always has a value, and is only read when allow is false.
+_deny := "unknown purpose" if {
+	not _purpose
+} else := sprintf("party kind %q may not use purpose %q", [_kind_name, input.purpose]) if {
+	not _grant
+} else := concat("", ["missing scope: ", concat(", ", sort(_missing_scopes))]) if {
+	count(_missing_scopes) > 0
+} else := concat("", ["missing consent: ", concat(", ", sort(_missing_consent))]) if {
+	count(_missing_consent) > 0
+} else := sprintf("purpose %q is not open in order state %q", [input.purpose, _state_name]) if {
+	not _state_open
+} else := "purpose is closed"
+
+# METADATA
+# title: Purpose open
+# description: |
+#   True when the party's kind may use the purpose, holds the scopes it
+#   needs, the shopper gave the consent it needs, and the order's state
+#   opens it. Field verdicts still apply on top. Written as the positive
+#   conjunction, not as "no denial reason", so that it never depends on a
+#   reason string being computable.
+default allow := false
+
+allow if {
+	_grant
+	count(_missing_scopes) == 0
+	count(_missing_consent) == 0
+	_state_open
+}
+
+# METADATA
+# title: Denial reason
+# description: Why the purpose is closed to this request; "" when allowed.
+default reason := ""
+
+reason := _deny if not allow
+
+_asked := {f | some f in input.fields}
+
+_granted := object.keys(_grant.fields)
+
+_not_needed := concat("", ["not needed for ", input.purpose])
+
+# A withheld field's reason: retailer-internal fields are called out, so an
+# audit reader sees they were never candidates for release.
+_withheld_reason(f) := "retailer-internal field" if {
+	data.sieve.fields[f].internal == true
+} else := _not_needed if {
+	data.sieve.fields[f]
+} else := "unknown field"
+
+_released := {f: {"allow": true, "transform": _grant.fields[f], "reason": ""} | some f in (_asked & _granted)}
+
+_withheld := {f: {"allow": false, "transform": "drop", "reason": _withheld_reason(f)} | some f in (_asked - _granted)}
+
+# METADATA
+# title: Field verdicts
+# description: |
+#   One verdict per asked field: {allow, transform, reason}. When the
+#   purpose is closed every field is withheld with the denial reason.
+fields := object.union(_withheld, _released) if {
+	allow
+} else := {f: {"allow": false, "transform": "drop", "reason": reason} | some f in _asked}
+
+# METADATA
+# title: Release decision
+# description: |
+#   The engine's entrypoint: {"allow": bool, "reason": string,
+#   "fields": {<field>: {"allow": bool, "transform": string, "reason": string}}}
+#   covering every field of input.fields. Transforms are keep, mask,
+#   generalise, pseudonym (released) and drop (withheld).
+# entrypoint: true
+decision := {"allow": allow, "reason": reason, "fields": fields}
