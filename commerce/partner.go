@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -248,7 +249,10 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		rec := broker.Record{"status": u.Status}
 		fields := []string{"status"}
 		for k, v := range u.Extra {
-			if len(fields) >= 32 || len(k) > 64 {
+			// Only field-shaped names are considered: a key is caller text
+			// and withheld names reach the audit log, which must never
+			// hold free text (a key could be a phone number).
+			if len(fields) >= 32 || !FieldName(k) {
 				continue
 			}
 			rec[k] = v
@@ -361,8 +365,8 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 		return broker.Decision{}, broker.Errorf(broker.EInvalid, "fields must list 1 to 32 field names")
 	}
 	for _, f := range fields {
-		if f == "" || len(f) > 64 || !utf8.ValidString(f) {
-			return broker.Decision{}, broker.Errorf(broker.EInvalid, "invalid field name")
+		if !FieldName(f) {
+			return broker.Decision{}, broker.Errorf(broker.EInvalid, "field names are lower-case dotted names such as delivery.postal_code")
 		}
 	}
 	if !slices.Contains(broker.Purposes, purpose) {
@@ -424,3 +428,10 @@ func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow) (broker.Re
 	rec["order.count"] = int64(len(orders))
 	return rec, state, nil
 }
+
+var fieldNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
+
+// FieldName reports whether s is shaped like a field name
+// ("delivery.postal_code"); anything else is refused before it can reach
+// the policy input or the audit log.
+func FieldName(s string) bool { return fieldNameRe.MatchString(s) }
