@@ -1,11 +1,13 @@
 package commerce
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -741,6 +743,9 @@ func (s *Service) SendDue(ctx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
+	// UPDATE … RETURNING has no order: restore creation order so that each
+	// shopper's messages go out in the order the conversation wrote them.
+	slices.SortFunc(items, func(a, b OutboxItem) int { return cmp.Compare(a.ID, b.ID) })
 	bySubject := map[string][]OutboxItem{}
 	var keys []string
 	for _, it := range items {

@@ -1,0 +1,475 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/seal"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/wire"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+func init() {
+	register("migrate", "migrate", cmdMigrate)
+	register("keys init", "keys init [--pq]", cmdKeysInit)
+	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only]", cmdKeysRotate)
+	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics --scopes "a b c" [--store PHONE_NUMBER_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
+	register("partner list", "partner list [--json]", cmdPartnerList)
+	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
+	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
+	register("partner rotate-secret", "partner rotate-secret CLIENT_ID [--json]", cmdPartnerRotate)
+	register("catalog import", "catalog import FILE | --demo", cmdCatalogImport)
+	register("catalog list", "catalog list [--json]", cmdCatalogList)
+	register("subject export", "subject export --wa-id N", cmdSubjectExport)
+	register("subject erase", "subject erase --wa-id N [--reason TEXT]", cmdSubjectErase)
+	register("report processing", "report processing [--json]", cmdReportProcessing)
+	register("demo seed", "demo seed [--credentials FILE]", cmdDemoSeed)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdMigrate(ctx context.Context, c *cli, args []string) error {
+	if err := parse(flags("migrate"), args); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	applied, err := sys.DB.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(c.stdout, "migrations: up to date")
+	}
+	for _, a := range applied {
+		fmt.Fprintln(c.stdout, "applied", a)
+	}
+	return nil
+}
+
+func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
+	fs := flags("keys init")
+	pq := fs.Bool("pq", false, "use age's hybrid post-quantum identity")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dir := c.cfg.Keys.Dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	kr, created, err := seal.InitKeyring(dir, *pq)
+	if err != nil {
+		return err
+	}
+	sk, err := token.LoadKeyring(dir, true)
+	if err != nil {
+		return err
+	}
+	if _, err := wire.PseudonymKey(dir, true); err != nil {
+		return err
+	}
+	kid, _ := sk.Current()
+	state := "existing"
+	if created {
+		state = "created"
+	}
+	fmt.Fprintf(c.stdout, "keys in %s: age identity %s (%s), signing key %s, pseudonym key\n", dir, kr.Current(), state, kid)
+	return nil
+}
+
+// progress prints a progress bar on stderr.
+func progress(w io.Writer, label string) func(done, total int64) {
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		const width = 30
+		n := int(done * width / total)
+		fmt.Fprintf(w, "\r%s [%s%s] %3d%% %d/%d", label, strings.Repeat("#", n), strings.Repeat(" ", width-n),
+			done*100/total, done, total)
+		if done >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
+	fs := flags("keys rotate")
+	pq := fs.Bool("pq", false, "new age identity is post-quantum hybrid")
+	signingOnly := fs.Bool("signing-only", false, "rotate only the token/checkpoint signing key")
+	ageOnly := fs.Bool("age-only", false, "rotate only the age identity (and re-wrap data keys)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	if !*ageOnly {
+		kid, err := sys.SignKeys.Rotate()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "signing key rotated: %s is current; the previous key stays in the JWKS until retired\n", kid)
+	}
+	if !*signingOnly {
+		id, err := sys.AgeKeys.Rotate(*pq)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "age identity rotated: %s is current; re-wrapping data keys\n", id)
+		if err := sys.Sealer.RewrapAll(ctx, progress(c.stderr, "re-wrap")); err != nil {
+			return err
+		}
+		counts, err := sys.DB.CountSubjectKeys(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "data keys by identity: %v (sealed records untouched)\n", counts)
+	}
+	return nil
+}
+
+func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
+	fs := flags("partner create")
+	name := fs.String("name", "", "partner name")
+	kind := fs.String("kind", "", "retailer|logistics|payments|analytics")
+	scopes := fs.String("scopes", "", "space-separated scopes")
+	store := fs.String("store", "", "WhatsApp phone-number id whose orders a retailer receives")
+	webhook := fs.String("webhook", "", "order webhook URL")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" || *kind == "" {
+		return usageError{"--name and --kind are required"}
+	}
+	sc, err := broker.ParseScopes(*scopes)
+	if err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	id, secret, err := token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
+		Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(c.stdout, map[string]string{"client_id": id, "client_secret": secret})
+	}
+	fmt.Fprintf(c.stdout, "client_id: %s\nclient_secret: %s\n(the secret is shown once)\n", id, secret)
+	return nil
+}
+
+func cmdPartnerList(ctx context.Context, c *cli, args []string) error {
+	fs := flags("partner list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	ps, err := sys.DB.ListPartners(ctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		ClientID  string    `json:"client_id"`
+		Name      string    `json:"name"`
+		Kind      string    `json:"kind"`
+		Scopes    []string  `json:"scopes"`
+		Store     string    `json:"store,omitempty"`
+		Webhook   string    `json:"webhook,omitempty"`
+		Disabled  bool      `json:"disabled"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	rows := make([]row, 0, len(ps))
+	for _, p := range ps {
+		rows = append(rows, row{p.ID, p.Name, string(p.Kind), p.Scopes, p.Store, p.WebhookURL, p.Disabled, p.CreatedAt})
+	}
+	if *asJSON {
+		return printJSON(c.stdout, rows)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT ID\tNAME\tKIND\tSCOPES\tSTORE\tDISABLED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", r.ClientID, r.Name, r.Kind, strings.Join(r.Scopes, " "), r.Store, r.Disabled)
+	}
+	return tw.Flush()
+}
+
+func oneArg(args []string, what string) (string, []string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return "", nil, usageError{what + " is required"}
+	}
+	return args[0], args[1:], nil
+}
+
+func setDisabled(ctx context.Context, c *cli, args []string, disabled bool) error {
+	id, _, err := oneArg(args, "CLIENT_ID")
+	if err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sys.DB.SetPartnerDisabled(ctx, id, disabled); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "partner %s %s\n", id, map[bool]string{true: "disabled", false: "enabled"}[disabled])
+	return nil
+}
+
+func cmdPartnerDisable(ctx context.Context, c *cli, args []string) error { return setDisabled(ctx, c, args, true) }
+func cmdPartnerEnable(ctx context.Context, c *cli, args []string) error  { return setDisabled(ctx, c, args, false) }
+
+func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
+	id, rest, err := oneArg(args, "CLIENT_ID")
+	if err != nil {
+		return err
+	}
+	fs := flags("partner rotate-secret")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	secret, err := token.RotateSecret(ctx, sys.DB, sys.Sealer, id)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(c.stdout, map[string]string{"client_id": id, "client_secret": secret})
+	}
+	fmt.Fprintf(c.stdout, "client_id: %s\nclient_secret: %s\n(the old secret no longer works)\n", id, secret)
+	return nil
+}
+
+func cmdCatalogImport(ctx context.Context, c *cli, args []string) error {
+	fs := flags("catalog import")
+	demo := fs.Bool("demo", false, "import the demo catalog")
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
+	}
+	var products []commerce.Product
+	switch {
+	case *demo && file != "":
+		return usageError{"give FILE or --demo, not both"}
+	case *demo:
+		products = commerce.DemoCatalog()
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if products, err = commerce.ParseCatalog(filepath.Base(file), f); err != nil {
+			return err
+		}
+	default:
+		return usageError{"FILE or --demo is required"}
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := sys.DB.UpsertProducts(ctx, products)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "catalog: %d products read, %d new or changed\n", len(products), n)
+	return nil
+}
+
+func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
+	fs := flags("catalog list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	ps, err := sys.DB.Products(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if ps == nil {
+			ps = []commerce.Product{}
+		}
+		return printJSON(c.stdout, ps)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SKU\tNAME\tPRICE\tCATEGORY\tSTOCK")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", p.SKU, p.Name, p.Price.String(), p.Category, p.Stock)
+	}
+	return tw.Flush()
+}
+
+func subjectFlags(name string, args []string) (string, string, error) {
+	fs := flags(name)
+	wa := fs.String("wa-id", "", "the shopper's WhatsApp number")
+	reason := fs.String("reason", "", "why (recorded in the audit log)")
+	if err := parse(fs, args); err != nil {
+		return "", "", err
+	}
+	if *wa == "" {
+		return "", "", usageError{"--wa-id is required"}
+	}
+	return *wa, *reason, nil
+}
+
+var operator = broker.Party{ID: "brokerctl", Kind: broker.KindOfficer}
+
+func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
+	wa, _, err := subjectFlags("subject export", args)
+	if err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	row, err := sys.Rights.ResolveWaID(ctx, wa)
+	if err != nil {
+		return err
+	}
+	ex, err := sys.Rights.Export(ctx, row.ID)
+	if err != nil {
+		return err
+	}
+	if err := sys.RecordOfficerAction(ctx, operator, "export", row.ID, "portability request (GDPR Art. 20) via brokerctl"); err != nil {
+		return err
+	}
+	return printJSON(c.stdout, ex)
+}
+
+func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
+	wa, reason, err := subjectFlags("subject erase", args)
+	if err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	row, err := sys.Rights.ResolveWaID(ctx, wa)
+	if err != nil {
+		return err
+	}
+	r := "erasure request (GDPR Art. 17) via brokerctl"
+	if reason != "" {
+		r += ": " + reason
+	}
+	if err := sys.Rights.Erase(ctx, row.ID, operator, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "erased %s: data key destroyed, records unreadable, erasure entry appended to the audit log\n",
+		sys.Pseudo.Audit(row.ID))
+	return nil
+}
+
+func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
+	fs := flags("report processing")
+	asJSON := fs.Bool("json", true, "print JSON (the default)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	_ = asJSON
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := (&wire.Reports{}).With(sys).Record(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(c.stdout, rec)
+}
+
+// cmdDemoSeed creates the demo catalog and the demo retailer when missing.
+// The retailer's credentials are kept in a git-ignored development file so
+// that `make run` can print them every time.
+func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
+	fs := flags("demo seed")
+	credFile := fs.String("credentials", filepath.Join(".data", "demo-credentials.json"), "where to keep the demo credentials")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if c.cfg.Production() {
+		return fmt.Errorf("demo seed is for development only")
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sys.DB.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
+		return err
+	}
+	type creds struct {
+		Retailer  map[string]string `json:"retailer"`
+		Logistics map[string]string `json:"logistics"`
+	}
+	var have creds
+	if b, err := os.ReadFile(*credFile); err == nil && json.Unmarshal(b, &have) == nil && have.Retailer != nil {
+		if _, err := sys.DB.GetPartner(ctx, have.Retailer["client_id"]); err == nil {
+			return printJSON(c.stdout, have)
+		}
+	}
+	mk := func(name string, kind broker.PartyKind, scopes []string, store string) (map[string]string, error) {
+		id, secret, err := token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: name, Kind: kind,
+			Scopes: scopes, Store: store})
+		return map[string]string{"client_id": id, "client_secret": secret}, err
+	}
+	var out creds
+	if out.Retailer, err = mk("Demo Fresh Mart", broker.KindRetailer, []string{broker.ScopeOrdersRead,
+		broker.ScopeOrdersWrite, broker.ScopeDeliveryMessage, broker.ScopeDataRequest}, c.cfg.WhatsApp.PhoneNumberID); err != nil {
+		return err
+	}
+	if out.Logistics, err = mk("Demo Couriers", broker.KindLogistics, []string{broker.ScopeDeliveryRead,
+		broker.ScopeDeliveryMessage}, ""); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(*credFile), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*credFile, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return printJSON(c.stdout, out)
+}

@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/broker/postgres"
+)
+
+// sequencerConfig signs checkpoints with the current signing key.
+func (s *System) sequencerConfig() postgres.SequencerConfig {
+	_, key := s.SignKeys.Current()
+	return postgres.SequencerConfig{Key: key, Origin: s.Origin,
+		OnError: func(err error) { s.Log.Warn("audit sequencer", "err", err) }}
+}
+
+// RunAuditSequencer integrates audit entries and publishes checkpoints
+// until ctx ends. It restarts with the new key when the signing key is
+// rotated (by brokerctl, in another process).
+func (s *System) RunAuditSequencer(ctx context.Context) error {
+	for ctx.Err() == nil {
+		kid, _ := s.SignKeys.Current()
+		run, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.DB.RunAuditSequencer(run, s.sequencerConfig()) }()
+		tick := time.NewTicker(5 * time.Second)
+	watch:
+		for {
+			select {
+			case err := <-done:
+				tick.Stop()
+				cancel()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			case <-tick.C:
+				if s.SignKeys.Reload() == nil {
+					if now, _ := s.SignKeys.Current(); now != kid {
+						s.Log.Info("signing key rotated; restarting the audit sequencer")
+						break watch
+					}
+				}
+			}
+		}
+		tick.Stop()
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// IntegrateAudit integrates pending entries and publishes a checkpoint now
+// (brokerctl audit checkpoint, tests).
+func (s *System) IntegrateAudit(ctx context.Context) (string, error) {
+	cfg := s.sequencerConfig()
+	for {
+		n, err := s.DB.IntegrateAudit(ctx, cfg)
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return s.DB.PublishCheckpoint(ctx, cfg)
+}
+
+// CurrentCheckpointKey is the key officers pin to verify exports offline.
+func (s *System) CurrentCheckpointKey() audit.PublicKey {
+	_, key := s.SignKeys.Current()
+	return audit.PublicKey{Name: s.Origin, Key: key.Public().(ed25519.PublicKey)}
+}
+
+// VerifyAudit recomputes the tree from the database and checks it against
+// the latest signed checkpoint, trying the current and the previous
+// signing key (a rotation may not have produced a checkpoint yet).
+func (s *System) VerifyAudit(ctx context.Context, progress func(done, total uint64)) (uint64, []byte, error) {
+	var firstErr error
+	for _, k := range s.CheckpointKeys() {
+		size, root, err := s.DB.VerifyAudit(ctx, k, progress)
+		if err == nil {
+			return size, root, nil
+		}
+		var ve *audit.VerifyError
+		if errors.As(err, &ve) {
+			return size, root, err // the log itself is wrong: no other key helps
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = errors.New("no signing key to verify with")
+	}
+	return 0, nil, firstErr
+}
+
+// RecordOfficerAction appends an audit entry for an officer's own action
+// (exports, erasures through the desk, logins).
+func (s *System) RecordOfficerAction(ctx context.Context, actor broker.Party, action, subject, reason string) error {
+	pseudo := ""
+	if subject != "" {
+		pseudo = s.Pseudo.Audit(subject)
+	}
+	return s.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
+		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
+		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Policy.Revision()})
+}
+
+// auditAPI adapts the store to the HTTP layer.
+type auditAPI struct{ s *System }
+
+var _ httpapi.AuditAPI = (*auditAPI)(nil)
+
+func (a *auditAPI) Checkpoint(ctx context.Context) (string, error) {
+	note, _, err := a.s.DB.LatestCheckpoint(ctx)
+	if broker.IsNotFound(err) {
+		return "", broker.Errorf(broker.ENotFound, "no checkpoint published yet")
+	}
+	return note, err
+}
+
+func (a *auditAPI) Inclusion(ctx context.Context, index, size uint64) (any, error) {
+	return a.s.DB.InclusionProof(ctx, index, size)
+}
+
+func (a *auditAPI) Consistency(ctx context.Context, from, to uint64) (any, error) {
+	return a.s.DB.ConsistencyProof(ctx, from, to)
+}
+
+func (a *auditAPI) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.s.DB.AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
+}
+
+func (a *auditAPI) Record(ctx context.Context, e audit.Entry) error { return a.s.DB.Append(ctx, e) }

@@ -1,0 +1,69 @@
+package wire
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/broker/token"
+)
+
+// HTTP builds the HTTP application over the system.
+func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
+	metrics := httpapi.NewMetrics()
+	s.Shop.Metrics = metrics
+	d := httpapi.Deps{
+		Log:      s.Log,
+		DB:       s.DB,
+		Auth:     &Authenticator{Issuer: s.Issuer, Store: s.DB},
+		OAuth:    s.oauth,
+		JWKS:     s.SignKeys.JWKS,
+		WhatsApp: s.Receiver,
+		Shop:     s.Shop,
+		Rights:   s.Rights,
+		Audit:    &auditAPI{s: s},
+		Reports:  &Reports{s: s},
+		Partners: s.DB,
+		Policy:   s.Policy,
+		OpenAPI:  httpapi.OpenAPI(),
+		Metrics:  metrics,
+	}
+	s.UI()(&d)
+	if extra != nil {
+		extra(&d)
+	}
+	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer}, d)
+}
+
+// oauth adapts the token endpoint logic to the HTTP layer.
+func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass string, hasBasic bool) (int, map[string]string, []byte) {
+	one := func(k string) string {
+		if v := form[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	dup := false
+	for _, k := range []string{"grant_type", "scope", "client_id", "client_secret"} {
+		if len(form[k]) > 1 {
+			dup = true
+		}
+	}
+	res, oerr := s.Tokens.Token(ctx, token.TokenRequest{GrantType: one("grant_type"), Scope: one("scope"),
+		FormClientID: one("client_id"), FormClientSecret: one("client_secret"), BasicUser: user, BasicPass: pass,
+		HasBasic: hasBasic, DuplicateParams: dup})
+	if oerr != nil {
+		h := map[string]string{}
+		if oerr.WWWAuthenticate != "" {
+			h["WWW-Authenticate"] = oerr.WWWAuthenticate
+		}
+		if oerr.Err != nil {
+			s.Log.Warn("token endpoint", "code", oerr.Code, "err", oerr.Err)
+		}
+		b, _ := json.Marshal(oerr)
+		return oerr.Status, h, b
+	}
+	b, _ := json.Marshal(res)
+	return http.StatusOK, nil, b
+}

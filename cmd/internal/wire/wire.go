@@ -1,0 +1,257 @@
+// Package wire builds the broker from its configuration: the one place
+// (with cmd/) that knows every concrete adapter. brokerd, brokerctl and
+// the integration tests all assemble the system through it.
+package wire
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/seal"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
+	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/whatsapp"
+	"github.com/sieve-broker/sieve/policies"
+)
+
+// System is the assembled broker.
+type System struct {
+	Config   config.Config
+	Log      *slog.Logger
+	DB       *postgres.DB
+	AgeKeys  *seal.Keyring
+	Sealer   *seal.Sealer
+	SignKeys *token.Keyring
+	Issuer   *token.Issuer
+	Tokens   *token.Server
+	Policy   *policies.Engine
+	Pseudo   *broker.Pseudonymizer
+	Releaser *broker.Releaser
+	Shop     *commerce.Service
+	Rights   *commerce.Rights
+	WAClient *whatsapp.Client
+	Receiver *whatsapp.Receiver
+	Origin   string // the audit checkpoint origin (the issuer without its scheme)
+}
+
+// Open assembles the system. It connects to the database but does not
+// migrate and starts no background work.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &System{Config: cfg, Log: log, Origin: audit.OriginFromIssuer(cfg.Server.Issuer)}
+	var err error
+	if s.DB, err = postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns, AppName: "sieve"}); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*System, error) {
+		s.Close()
+		return nil, err
+	}
+	if cfg.Keys.Create {
+		if err := os.MkdirAll(cfg.Keys.Dir, 0o700); err != nil {
+			return fail(fmt.Errorf("key directory: %w", err))
+		}
+	}
+	if s.AgeKeys, err = seal.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
+		return fail(err)
+	}
+	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB, seal.Options{}); err != nil {
+		return fail(err)
+	}
+	if s.SignKeys, err = token.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
+		return fail(err)
+	}
+	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
+	s.Tokens = token.NewServer(s.DB, s.Issuer)
+	key, err := PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
+	if err != nil {
+		return fail(err)
+	}
+	if s.Pseudo, err = broker.NewPseudonymizer(key); err != nil {
+		return fail(err)
+	}
+	if cfg.Policy.Dir != "" {
+		s.Policy, err = policies.Load(ctx, cfg.Policy.Dir)
+	} else {
+		s.Policy, err = policies.Default(ctx)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("policy: %w", err))
+	}
+	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
+	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
+	s.Shop = &commerce.Service{
+		Store:    s.DB,
+		Sealer:   s.Sealer,
+		Vault:    s.Sealer,
+		Releaser: s.Releaser,
+		Partners: s.DB,
+		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
+			PaymentConfig: cfg.WhatsApp.PaymentConfig},
+		Hooks: &PartnerHooks{Store: s.DB, Vault: s.Sealer, Client: &http.Client{Timeout: 10 * time.Second}},
+		Conv:  &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName},
+		Log:   log,
+	}
+	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
+	s.Shop.Eraser = s.Rights.Erase
+	s.Shop.Summary = s.Rights.Summary
+	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
+		Ingest: s.Shop, Log: log}
+	return s, nil
+}
+
+// Close releases what Open acquired.
+func (s *System) Close() {
+	if s.Sealer != nil {
+		s.Sealer.Close()
+	}
+	if s.DB != nil {
+		s.DB.Close()
+	}
+}
+
+// PseudonymKey loads the 32-byte pseudonym key from dir/pseudonym.key,
+// creating it when allowed.
+func PseudonymKey(dir string, create bool) ([]byte, error) {
+	path := filepath.Join(dir, "pseudonym.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && create {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+			os.Remove(tmp)
+			return nil, err
+		}
+		os.Remove(tmp)
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("pseudonym key %s is missing (run brokerctl keys init)", path)
+		}
+		return nil, err
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("pseudonym key %s is malformed", path)
+	}
+	return key, nil
+}
+
+// PartnerHooks delivers signed webhooks to partners (Sieve-Signature).
+type PartnerHooks struct {
+	Store  broker.PartnerStore
+	Vault  broker.Vault
+	Client *http.Client
+}
+
+// Deliver posts body to the partner's webhook URL, signed with its secret.
+func (h *PartnerHooks) Deliver(ctx context.Context, p broker.Partner, event string, body []byte) error {
+	secret, err := token.WebhookSecret(ctx, h.Store, h.Vault, p.ID)
+	if err != nil {
+		return &commerce.DeliveryError{Permanent: true, Reason: "partner secret unavailable"}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return &commerce.DeliveryError{Permanent: true, Reason: "invalid webhook URL"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sieve-Event", event)
+	req.Header.Set("Sieve-Signature", token.SignWebhook(secret, time.Now(), body))
+	req.Header.Set("User-Agent", "Sieve-Webhooks/1")
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		return &commerce.DeliveryError{Reason: "partner webhook unreachable"}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == 429 || resp.StatusCode >= 500 || resp.StatusCode == 408:
+		return &commerce.DeliveryError{Reason: fmt.Sprintf("partner webhook answered %d", resp.StatusCode)}
+	}
+	return &commerce.DeliveryError{Permanent: true, Reason: fmt.Sprintf("partner webhook answered %d", resp.StatusCode)}
+}
+
+// Authenticator verifies bearer tokens and checks the partner still exists
+// and is enabled (a disabled partner's tokens die at once).
+type Authenticator struct {
+	Issuer *token.Issuer
+	Store  broker.PartnerStore
+	mu     sync.Mutex
+	cache  map[string]cachedPartner
+}
+
+type cachedPartner struct {
+	p   broker.Partner
+	exp time.Time
+}
+
+// partnerTTL bounds how long a disable takes to bite in other processes.
+const partnerTTL = 2 * time.Second
+
+// Authenticate implements httpapi.Authenticator.
+func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (broker.Partner, []broker.Scope, error) {
+	claims, err := a.Issuer.Verify(bearer)
+	if err != nil {
+		return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
+	}
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.cache[claims.ClientID]
+	a.mu.Unlock()
+	if !ok || now.After(c.exp) {
+		p, err := a.Store.GetPartner(ctx, claims.ClientID)
+		if err != nil {
+			if broker.ErrorCode(err) == broker.EUnavailable {
+				return broker.Partner{}, nil, err
+			}
+			return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
+		}
+		c = cachedPartner{p: p, exp: now.Add(partnerTTL)}
+		a.mu.Lock()
+		if a.cache == nil || len(a.cache) > 10000 {
+			a.cache = map[string]cachedPartner{}
+		}
+		a.cache[claims.ClientID] = c
+		a.mu.Unlock()
+	}
+	if c.p.Disabled {
+		return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
+	}
+	// The token's scopes, narrowed to what the partner holds now.
+	var scopes []broker.Scope
+	for _, s := range claims.Scopes {
+		for _, g := range c.p.Scopes {
+			if s == g {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return c.p, scopes, nil
+}
