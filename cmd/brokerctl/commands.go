@@ -241,8 +241,12 @@ func setDisabled(ctx context.Context, c *cli, args []string, disabled bool) erro
 	return nil
 }
 
-func cmdPartnerDisable(ctx context.Context, c *cli, args []string) error { return setDisabled(ctx, c, args, true) }
-func cmdPartnerEnable(ctx context.Context, c *cli, args []string) error  { return setDisabled(ctx, c, args, false) }
+func cmdPartnerDisable(ctx context.Context, c *cli, args []string) error {
+	return setDisabled(ctx, c, args, true)
+}
+func cmdPartnerEnable(ctx context.Context, c *cli, args []string) error {
+	return setDisabled(ctx, c, args, false)
+}
 
 func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
 	id, rest, err := oneArg(args, "CLIENT_ID")

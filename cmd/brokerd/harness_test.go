@@ -82,7 +82,9 @@ func (s sent) replyIDs() []string {
 	return ids
 }
 
-func (s sent) referenceID() string { return s.str("interactive", "action", "parameters", "reference_id") }
+func (s sent) referenceID() string {
+	return s.str("interactive", "action", "parameters", "reference_id")
+}
 
 func asList(v any) []any { l, _ := v.([]any); return l }
 
@@ -289,7 +291,9 @@ func message(wa, typ, payload string) string {
 		wa, wa, wamid(), ts(), typ, payload)
 }
 
-func textMsg(wa, body string) string { return message(wa, "text", fmt.Sprintf(`"text":{"body":%q}`, body)) }
+func textMsg(wa, body string) string {
+	return message(wa, "text", fmt.Sprintf(`"text":{"body":%q}`, body))
+}
 
 func replyMsg(wa, id string) string {
 	kind := "button_reply"
