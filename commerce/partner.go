@@ -106,26 +106,23 @@ func clip(s string, n int) string {
 // PartnerOrder releases one order to a partner for a purpose (the retailer
 // for order_fulfilment, logistics for delivery).
 func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (RetailerView, broker.Decision, error) {
-	var view RetailerView
-	var d broker.Decision
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		row, subj, err := s.loadPartnerOrder(ctx, p, id, purpose)
-		if err != nil {
-			return err
-		}
-		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
-			Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
-			Fields: OrderFields, Record: row.Record()})
-		if err != nil {
-			return err
-		}
-		if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
-			return err
-		}
-		view = NewRetailerView(row.ID, d)
-		return nil
-	})
-	return view, d, err
+	// A read changes nothing but the audit log, so it needs no transaction
+	// of its own: the release's entry is group-committed with concurrent
+	// ones, and Release returns only once it is durable.
+	row, subj, err := s.loadPartnerOrder(ctx, p, id, purpose)
+	if err != nil {
+		return RetailerView{}, broker.Decision{}, err
+	}
+	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
+		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
+		Fields: OrderFields, Record: row.Record()})
+	if err != nil {
+		return RetailerView{}, broker.Decision{}, err
+	}
+	if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
+		return RetailerView{}, broker.Decision{}, err
+	}
+	return NewRetailerView(row.ID, d), d, nil
 }
 
 // PartnerOrders lists a retailer's orders, each released (and audited) on

@@ -88,7 +88,13 @@ const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, s
 	ON CONFLICT (dedup_key) DO NOTHING`
 
 // InsertInbox stores inbound events, skipping known dedup keys.
+//
+// Outside a transaction the rows are group-committed with those of
+// concurrent callers; either way they are durable when it returns.
 func (db *DB) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	if _, ok := TxFrom(ctx); !ok {
+		return db.insertInboxGrouped(ctx, items)
+	}
 	n := len(items)
 	keys, subs, kinds, stores := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	sealed := make([][]byte, n)

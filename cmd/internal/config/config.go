@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,7 +82,7 @@ func FromEnv(getenv func(string) string) Config {
 	c := Config{
 		Env:      getenv("BROKER_ENV"),
 		Server:   Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER")},
-		Database: Database{URL: getenv("DATABASE_URL")},
+		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0))},
 		Keys:     Keys{Dir: getenv("BROKER_KEY_DIR")},
 		Policy:   Policy{Dir: getenv("BROKER_POLICY_DIR")},
 		WhatsApp: WhatsApp{
@@ -120,6 +121,12 @@ func (c *Config) SetDefaults() {
 		c.Env = "development"
 	}
 	c.Server.SetDefaults()
+	if c.Database.MaxConns == 0 {
+		// Webhook ingest, partner reads, workers and the sequencer each
+		// hold a connection per transaction; 4 (pgx's default on 2 cores)
+		// queues them behind each other.
+		c.Database.MaxConns = 32
+	}
 	if c.Database.URL == "" && !c.Production() {
 		c.Database.URL = LocalDatabaseURL
 	}
@@ -244,4 +251,12 @@ func (c *Config) Validate() error {
 		msgs[i] = e.Error()
 	}
 	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
+}
+
+func atoiOr(s string, def int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return def
+	}
+	return n
 }

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	brokerAddr = "127.0.0.1:18080"
+	simAddr    = "127.0.0.1:18090"
+	staticAddr = "127.0.0.1:18081"
+)
+
+type runner struct {
+	bin        string
+	dur        time.Duration
+	ingestRate float64
+	flowRate   float64
+	conc       int
+
+	admin   string
+	dbName  string
+	dbURL   string
+	keyDir  string
+	procs   []*exec.Cmd
+	broker  *exec.Cmd
+	rssMu   sync.Mutex
+	rssPeak int64
+	stopRSS chan struct{}
+}
+
+// Results are the figures of one run.
+type Results struct {
+	Machine           string     `json:"machine"`
+	At                time.Time  `json:"at"`
+	Ingest            WasimLoad  `json:"ingest"`
+	IngestConcurrency int        `json:"ingest_concurrency"`
+	PgbenchSingleTPS  float64    `json:"pgbench_single_row_tps"`
+	DrainPerSec       float64    `json:"processed_messages_per_s"`
+	Flow              WasimLoad  `json:"flow"`
+	PartnerReads      LoadResult `json:"partner_reads"`
+	StaticReads       LoadResult `json:"static_reads"`
+	PeakRSSMB         float64    `json:"brokerd_peak_rss_mb"`
+}
+
+// WasimLoad is what `wasim load --json` prints.
+type WasimLoad struct {
+	OfferedRate    float64 `json:"offered_rate"`
+	Requests       int     `json:"requests"`
+	Acknowledged   int     `json:"acknowledged"`
+	Failed         int     `json:"failed"`
+	Skipped        int     `json:"skipped"`
+	MessagesAcked  int     `json:"messages_acknowledged"`
+	MessagesPerSec float64 `json:"messages_per_s"`
+	LatencyMs      struct {
+		P50 float64 `json:"p50"`
+		P90 float64 `json:"p90"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
+	Orders       int      `json:"orders"`
+	OrdersPerSec float64  `json:"orders_per_s"`
+	FlowErrors   []string `json:"flow_errors"`
+}
+
+func (r *runner) env() []string {
+	return append(os.Environ(),
+		"DATABASE_URL="+r.dbURL, "BROKER_KEY_DIR="+r.keyDir, "BROKER_ADDR="+brokerAddr,
+		"BROKER_ISSUER=http://"+brokerAddr, "WHATSAPP_API_BASE=http://"+simAddr+"/v25.0",
+		"WASIM_ADDR="+simAddr, "WASIM_WEBHOOK_URL=http://"+brokerAddr+"/webhooks/whatsapp",
+		"GOMAXPROCS=2")
+}
+
+func (r *runner) log(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "sievebench: "+format+"\n", args...)
+}
+
+func (r *runner) run(ctx context.Context) (*Results, error) {
+	res := &Results{At: time.Now().UTC(), Machine: machine()}
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	sim := r.spawn(filepath.Join(r.bin, "wasim"), "serve", "--quiet")
+	_ = sim
+	r.broker = r.spawn(filepath.Join(r.bin, "brokerd"))
+	go r.sampleRSS()
+	if err := waitHTTP(ctx, "http://"+brokerAddr+"/readyz", 20*time.Second); err != nil {
+		return nil, fmt.Errorf("brokerd did not become ready: %w", err)
+	}
+	if err := waitHTTP(ctx, "http://"+simAddr+"/_sim/healthz", 10*time.Second); err != nil {
+		return nil, fmt.Errorf("wasim serve did not start: %w", err)
+	}
+
+	r.log("phase 1: webhook ingest at %.0f messages/s offered, %d in flight, for %s", r.ingestRate, r.conc, r.dur)
+	if err := r.wasim(ctx, &res.Ingest, "load", "--shoppers", "5000", "--rate", ftoa(r.ingestRate),
+		"--duration", r.dur.String(), "--max-in-flight", strconv.Itoa(r.conc), "--no-serve",
+		"--sim-url", "http://"+simAddr, "--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--json"); err != nil {
+		return nil, err
+	}
+	res.IngestConcurrency = r.conc
+	r.log("waiting for the inbox to drain")
+	res.DrainPerSec = r.drain(ctx, res.Ingest.MessagesAcked)
+
+	r.log("phase 2: pgbench single-row commits, %d clients", r.conc)
+	tps, err := r.pgbenchSingle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.PgbenchSingleTPS = tps
+
+	r.log("phase 3: full order flows at %.0f/s offered for %s", r.flowRate, r.dur)
+	if err := r.wasim(ctx, &res.Flow, "load", "--flow", "--shoppers", "20000", "--rate", ftoa(r.flowRate),
+		"--duration", r.dur.String(), "--max-in-flight", "2000", "--no-serve", "--sim-url", "http://"+simAddr,
+		"--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--timeout", "60s", "--json"); err != nil {
+		return nil, err
+	}
+
+	r.log("phase 4: partner reads, %d connections, for %s", r.conc, r.dur)
+	tok, ids, err := r.retailerToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.PartnerReads = closedLoop(ctx, r.conc, r.dur, 5_000_000, func(i int64) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+brokerAddr+"/v1/orders/"+ids[int(i)%len(ids)], nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return req
+	}, func(resp *http.Response) bool { return resp.StatusCode == 200 && resp.Header.Get("X-Decision-Id") != "" })
+
+	r.spawn(os.Args[0], "static", "--addr", staticAddr)
+	if err := waitTCP(ctx, staticAddr, 10*time.Second); err != nil {
+		return nil, err
+	}
+	res.StaticReads = closedLoop(ctx, r.conc, r.dur, 5_000_000, func(i int64) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+staticAddr+"/v1/orders/"+ids[int(i)%len(ids)], nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return req
+	}, func(resp *http.Response) bool { return resp.StatusCode == 200 })
+
+	r.rssMu.Lock()
+	res.PeakRSSMB = float64(r.rssPeak) / 1024
+	r.rssMu.Unlock()
+	return res, nil
+}
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func machine() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	model := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+			break
+		}
+	}
+	n, _ := exec.Command("nproc").Output()
+	return fmt.Sprintf("%s cores, %s", strings.TrimSpace(string(n)), model)
+}
+
+// setup creates the benchmark database, keys, schema and demo data.
+func (r *runner) setup(ctx context.Context) error {
+	r.admin = os.Getenv("SIEVE_TEST_DATABASE_URL")
+	if r.admin == "" {
+		r.admin = os.Getenv("DATABASE_URL")
+	}
+	if r.admin == "" {
+		return fmt.Errorf("SIEVE_TEST_DATABASE_URL is not set (run make bench)")
+	}
+	u, err := url.Parse(r.admin)
+	if err != nil {
+		return err
+	}
+	r.dbName = fmt.Sprintf("sieve_bench_%d", os.Getpid())
+	u.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+r.dbName); err != nil {
+		return err
+	}
+	u.Path = "/" + r.dbName
+	r.dbURL = u.String()
+	if r.keyDir, err = os.MkdirTemp("", "sievebench-keys"); err != nil {
+		return err
+	}
+	for _, args := range [][]string{{"keys", "init"}, {"migrate"}, {"demo", "seed", "--credentials", filepath.Join(r.keyDir, "demo.json")}} {
+		cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "brokerctl"), args...)
+		cmd.Env = r.env()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("brokerctl %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	// Flows must not run out of stock: that measures the catalog, not us.
+	conn, err = pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "UPDATE products SET stock = 1000000")
+	return err
+}
+
+func (r *runner) spawn(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = r.env()
+	logf, _ := os.CreateTemp("", "sievebench-"+filepath.Base(name)+"-*.log")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		r.log("start %s: %v", name, err)
+	}
+	r.procs = append(r.procs, cmd)
+	return cmd
+}
+
+func (r *runner) wasim(ctx context.Context, out *WasimLoad, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "wasim"), args...)
+	cmd.Env = r.env()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("wasim %s: %v: %s", args[0], err, tail(stderr.String()))
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		return fmt.Errorf("wasim output: %v: %s", err, tail(stdout.String()))
+	}
+	return nil
+}
+
+func tail(s string) string {
+	if len(s) > 600 {
+		return s[len(s)-600:]
+	}
+	return s
+}
+
+// drain waits (at most 3 minutes) until the inbox holds no unprocessed
+// event and returns the processing rate seen meanwhile.
+func (r *runner) drain(ctx context.Context, acked int) float64 {
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	start := time.Now()
+	var pending, first int
+	_ = conn.QueryRow(ctx, "SELECT count(*) FROM inbox WHERE processed_at IS NULL").Scan(&first)
+	for time.Since(start) < 3*time.Minute {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM inbox WHERE processed_at IS NULL").Scan(&pending); err != nil || pending == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var firstAt, lastAt time.Time
+	_ = conn.QueryRow(ctx, "SELECT min(received_at), max(processed_at) FROM inbox").Scan(&firstAt, &lastAt)
+	var done int
+	_ = conn.QueryRow(ctx, "SELECT count(*) FROM inbox WHERE processed_at IS NOT NULL").Scan(&done)
+	if d := lastAt.Sub(firstAt).Seconds(); d > 0 {
+		return float64(done) / d
+	}
+	return 0
+}
+
+// pgbenchSingle measures single-row INSERT commits of a 300-byte row at
+// the ingest concurrency, with the real pgbench, on the same server.
+func (r *runner) pgbenchSingle(ctx context.Context) (float64, error) {
+	bindir, err := exec.Command("scripts/pg.sh", "bindir").Output()
+	if err != nil {
+		return 0, fmt.Errorf("scripts/pg.sh bindir: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return 0, err
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgbench_single (id bigserial PRIMARY KEY, k text NOT NULL, v bytea NOT NULL)")
+	conn.Close(ctx)
+	if err != nil {
+		return 0, err
+	}
+	script := filepath.Join(r.keyDir, "single.sql")
+	body := "\\set k random(1, 1000000000)\nINSERT INTO pgbench_single (k, v) VALUES ('m:' || :k, decode(repeat('ab', 300), 'hex'));\n"
+	if err := os.WriteFile(script, []byte(body), 0o600); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(strings.TrimSpace(string(bindir)), "pgbench"), "-n", "-M", "prepared",
+		"-c", strconv.Itoa(r.conc), "-j", "2", "-T", strconv.Itoa(int(r.dur.Seconds())), "-f", script, r.dbURL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %v: %s", err, tail(string(out)))
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "tps = ") {
+			f := strings.Fields(l)
+			return strconv.ParseFloat(f[2], 64)
+		}
+	}
+	return 0, fmt.Errorf("pgbench printed no tps: %s", tail(string(out)))
+}
+
+// retailerToken gets the demo retailer a token and some of its orders.
+func (r *runner) retailerToken(ctx context.Context) (string, []string, error) {
+	b, err := os.ReadFile(filepath.Join(r.keyDir, "demo.json"))
+	if err != nil {
+		return "", nil, err
+	}
+	var creds struct {
+		Retailer map[string]string `json:"retailer"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		return "", nil, err
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+brokerAddr+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(creds.Retailer["client_id"], creds.Retailer["client_secret"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok) //nolint:errcheck
+	resp.Body.Close()
+	if tok.AccessToken == "" {
+		return "", nil, fmt.Errorf("no token for the demo retailer (status %d)", resp.StatusCode)
+	}
+	req, _ = http.NewRequestWithContext(ctx, "GET", "http://"+brokerAddr+"/v1/orders?limit=100", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	var list struct {
+		Orders []struct {
+			OrderID string `json:"order_id"`
+		} `json:"orders"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	json.Unmarshal(body, &list) //nolint:errcheck
+	var ids []string
+	for _, o := range list.Orders {
+		ids = append(ids, o.OrderID)
+	}
+	if len(ids) == 0 {
+		return "", nil, fmt.Errorf("the order-flow phase placed no orders for the demo retailer")
+	}
+	return tok.AccessToken, ids, nil
+}
+
+// sampleRSS records brokerd's peak resident set size.
+func (r *runner) sampleRSS() {
+	r.stopRSS = make(chan struct{})
+	for {
+		if r.broker == nil || r.broker.Process == nil {
+			return
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.broker.Process.Pid))
+		if err != nil {
+			return
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				f := strings.Fields(l)
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				r.rssMu.Lock()
+				r.rssPeak = max(r.rssPeak, kb)
+				r.rssMu.Unlock()
+			}
+		}
+		select {
+		case <-r.stopRSS:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (r *runner) cleanup() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		p := r.procs[i]
+		if p.Process != nil {
+			p.Process.Signal(os.Interrupt) //nolint:errcheck
+			done := make(chan struct{})
+			go func() { p.Wait(); close(done) }() //nolint:errcheck
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				p.Process.Kill() //nolint:errcheck
+			}
+		}
+	}
+	if r.dbName != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		u, _ := url.Parse(r.admin)
+		u.Path = "/postgres"
+		if conn, err := pgx.Connect(ctx, u.String()); err == nil {
+			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.dbName+" WITH (FORCE)") //nolint:errcheck
+			conn.Close(ctx)
+		}
+	}
+	if r.keyDir != "" {
+		os.RemoveAll(r.keyDir)
+	}
+}
+
+func waitHTTP(ctx context.Context, u string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready after %s", u, d)
+}
+
+func waitTCP(ctx context.Context, addr string, d time.Duration) error {
+	return waitHTTP(ctx, "http://"+addr+"/v1/orders/x", d)
+}
+
+// print writes the table of figures with their baselines.
+func (res *Results) print(w io.Writer) {
+	fmt.Fprintf(w, "\nEnd-to-end benchmarks (%s, %s)\n", res.Machine, res.At.Format(time.RFC3339))
+	fmt.Fprintf(w, "%-34s %-30s %-30s %-8s %s\n", "benchmark", "figure", "same-run baseline", "ratio", "target")
+	row := func(name, fig, base string, ratio float64, target string) {
+		r := "-"
+		if ratio > 0 {
+			r = fmt.Sprintf("%.2f", ratio)
+		}
+		fmt.Fprintf(w, "%-34s %-30s %-30s %-8s %s\n", name, fig, base, r, target)
+	}
+	in := res.Ingest
+	row("webhook ingest (durable)", fmt.Sprintf("%.0f msg/s p50 %.1f p99 %.1f ms", in.MessagesPerSec, in.LatencyMs.P50, in.LatencyMs.P99),
+		fmt.Sprintf("pgbench 1-row commits %.0f tps", res.PgbenchSingleTPS), in.MessagesPerSec/nz(res.PgbenchSingleTPS),
+		fmt.Sprintf("≥10000 msg/s, p99≤20ms, ≥0.8x (offered %.0f/s, %d in flight)", in.OfferedRate, res.IngestConcurrency))
+	row("  then processed (conversation)", fmt.Sprintf("%.0f msg/s", res.DrainPerSec), "", 0, "")
+	row("full order flow", fmt.Sprintf("%.0f orders/s (%d orders)", res.Flow.OrdersPerSec, res.Flow.Orders), "", 0, "≥1000 orders/s")
+	pr, st := res.PartnerReads, res.StaticReads
+	row("partner reads GET /v1/orders/{id}", fmt.Sprintf("%.0f req/s p99 %.1f ms", pr.PerSecond, pr.P99Ms),
+		fmt.Sprintf("static handler %.0f req/s p99 %.1f ms", st.PerSecond, st.P99Ms), pr.PerSecond/nz(st.PerSecond), "≥5000 req/s, p99≤20ms")
+	row("brokerd peak RSS", fmt.Sprintf("%.0f MB", res.PeakRSSMB), "", 0, "<250 MB")
+	if len(res.Flow.FlowErrors) > 0 {
+		fmt.Fprintf(w, "flow errors (first): %s\n", res.Flow.FlowErrors[0])
+	}
+	if pr.Errors > 0 || st.Errors > 0 {
+		fmt.Fprintf(w, "errors: partner reads %d, static %d\n", pr.Errors, st.Errors)
+	}
+}
+
+func nz(f float64) float64 {
+	if f == 0 {
+		return 1
+	}
+	return f
+}
