@@ -138,7 +138,9 @@ func (r *runner) run(ctx context.Context) (*Results, error) {
 		req, _ := http.NewRequest("GET", "http://"+brokerAddr+"/v1/orders/"+ids[int(i)%len(ids)], nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		return req
-	}, func(resp *http.Response) bool { return resp.StatusCode == 200 && resp.Header.Get("X-Decision-Id") != "" })
+	}, func(resp *http.Response) bool {
+		return resp.StatusCode == 200 && resp.Header.Get("X-Decision-Id") != ""
+	})
 
 	r.spawn(os.Args[0], "static", "--addr", staticAddr)
 	if err := waitTCP(ctx, staticAddr, 10*time.Second); err != nil {
