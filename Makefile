@@ -7,6 +7,8 @@ BIN      := bin
 # The project-local PostgreSQL (scripts/pg.sh) unless DATABASE_URL is given.
 PGURL     = $(if $(DATABASE_URL),$(DATABASE_URL),$(shell scripts/pg.sh start))
 FUZZTIME ?= 30s
+# Every fuzz target also runs briefly in make test.
+TESTFUZZTIME ?= 2s
 BENCHTIME ?= 1x
 
 export GOFLAGS ?= -buildvcs=false
@@ -32,6 +34,7 @@ test: ## every test (Go, Rego, PostgreSQL integration, browser) against a real P
 	@set -euo pipefail; url="$(PGURL)"; \
 	scripts/chromium.sh >/dev/null; \
 	SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
+	@scripts/fuzz.sh $(TESTFUZZTIME)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
