@@ -1,0 +1,465 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// Officer is a compliance officer's account as the dashboard sees it.
+type Officer struct {
+	ID           string // off_…; the audit log names the officer "officer:<ID>"
+	Name         string
+	PasswordHash string // argon2id PHC string
+	Disabled     bool
+}
+
+// Session is a signed-in officer's session. The cookie holds a secret whose
+// SHA-256 is IDHash; the secret itself is never stored.
+type Session struct {
+	IDHash    []byte
+	OfficerID string
+	CSRF      string
+	CreatedAt time.Time
+	LastSeen  time.Time
+	ExpiresAt time.Time
+}
+
+// OfficerStore keeps officer accounts, their sessions and the counts of
+// failed sign-ins. Not-found is a broker.ENotFound error.
+type OfficerStore interface {
+	OfficerByName(ctx context.Context, name string) (Officer, error)
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns the session with the given id hash and its officer;
+	// validity is judged by the caller.
+	Session(ctx context.Context, idHash []byte) (Session, Officer, error)
+	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	DeleteSession(ctx context.Context, idHash []byte) error
+	// Prune deletes sessions expired at now or idle since idleSince, and
+	// failure windows that started at or before failuresSince.
+	Prune(ctx context.Context, now, idleSince, failuresSince time.Time) error
+	// LoginFailures and RecordLoginFailure count failed sign-ins under a
+	// key in fixed windows; both return the count and the window's start.
+	LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error)
+	RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error)
+	ClearLoginFailures(ctx context.Context, key []byte) error
+}
+
+// Passwords hashes and checks officers' passwords (argon2id in production).
+type Passwords interface {
+	Hash(password string) (string, error)
+	// Check reports whether password matches hash, in constant time.
+	Check(hash, password string) bool
+}
+
+// Count is the number of audit entries of one actor, purpose and outcome in
+// one time bucket.
+type Count struct {
+	Bucket  time.Time
+	Actor   string
+	Purpose string
+	Outcome string
+	N       int64
+}
+
+// Flow is one cell of the release matrix: how often a field was released
+// to an actor for a purpose, first and last.
+type Flow struct {
+	Actor   string
+	Field   string
+	Purpose string
+	N       int64
+	First   time.Time
+	Last    time.Time
+}
+
+// AuditLog is what the dashboard reads from, and appends to, the audit log.
+type AuditLog interface {
+	// Entries returns a page of entries, newest first, and the next cursor.
+	Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	// Entry returns the entry at index, or ENotFound.
+	Entry(ctx context.Context, index uint64) (audit.Entry, error)
+	// Checkpoint returns the latest signed checkpoint note, or ENotFound
+	// before the first.
+	Checkpoint(ctx context.Context) (string, error)
+	Inclusion(ctx context.Context, index, size uint64) (audit.InclusionProof, error)
+	Consistency(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error)
+	// Counts counts entries per bucket, actor, purpose and outcome over
+	// [from, to); hour-multiple buckets start at from truncated to the hour,
+	// others at from.
+	Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]Count, error)
+	// Flows is what was actually released: actor × field × purpose.
+	Flows(ctx context.Context) ([]Flow, error)
+	// ExportCSV writes the entries matching f as CSV, oldest first.
+	ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error
+	// Record durably appends an entry for an officer's own action.
+	Record(ctx context.Context, e audit.Entry) error
+}
+
+// Deps are what the dashboard needs. Officers, Passwords, Audit and
+// CheckpointKeys are required; Rights enables the subject desk, Policy the
+// policies page, Processing the Art. 30 report.
+type Deps struct {
+	Officers  OfficerStore
+	Passwords Passwords
+	Audit     AuditLog
+	// CheckpointKeys are the keys that may have signed checkpoints
+	// (current and previous), named by the log's origin.
+	CheckpointKeys func() []audit.PublicKey
+	Rights         *commerce.Rights
+	Partners       broker.PartnerStore
+	Policy         func() PolicyView
+	Processing     func(ctx context.Context) (ProcessingRecord, error)
+	Log            *slog.Logger
+	// Now is the clock (time.Now when nil); tests move it.
+	Now func() time.Time
+	// SecureCookies marks cookies Secure even when the request did not
+	// arrive over TLS here (TLS terminated by a proxy in front).
+	SecureCookies bool
+	// StoreName is shown in the page header.
+	StoreName string
+	Limits    Limits
+}
+
+// Limits are the session lifetimes and sign-in throttling.
+type Limits struct {
+	SessionTTL  time.Duration // absolute session lifetime (8 h)
+	IdleTimeout time.Duration // a session unused this long ends (30 min)
+	// FailureWindow is the window in which failed sign-ins are counted
+	// (15 min); NameFailures per name and AddrFailures per client address
+	// lock sign-in for the rest of the window (5 and 30).
+	FailureWindow time.Duration
+	NameFailures  int
+	AddrFailures  int
+}
+
+// SetDefaults fills unset limits.
+func (l *Limits) SetDefaults() {
+	if l.SessionTTL == 0 {
+		l.SessionTTL = 8 * time.Hour
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = 30 * time.Minute
+	}
+	if l.FailureWindow == 0 {
+		l.FailureWindow = 15 * time.Minute
+	}
+	if l.NameFailures == 0 {
+		l.NameFailures = 5
+	}
+	if l.AddrFailures == 0 {
+		l.AddrFailures = 30
+	}
+}
+
+// UI is the dashboard. It also recognises officers' sessions for the JSON
+// compliance API (httpapi.OfficerAuth).
+type UI struct {
+	d       Deps
+	pages   *pages
+	witness *witness
+	dummy   string // a password hash checked when the name is unknown, so timing tells nothing
+	routes  map[string][]string
+}
+
+var _ httpapi.OfficerAuth = (*UI)(nil)
+
+// New builds the dashboard. It panics when a required dependency is
+// missing or the embedded templates do not parse: both are programming
+// errors that no request could survive.
+func New(d Deps) *UI {
+	if d.Officers == nil || d.Passwords == nil || d.Audit == nil || d.CheckpointKeys == nil {
+		panic("ui: Officers, Passwords, Audit and CheckpointKeys are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.StoreName == "" {
+		d.StoreName = "Sieve"
+	}
+	d.Limits.SetDefaults()
+	dummy, err := d.Passwords.Hash(randomToken())
+	if err != nil {
+		panic("ui: hash: " + err.Error())
+	}
+	return &UI{d: d, pages: mustParsePages(), witness: &witness{}, dummy: dummy, routes: map[string][]string{}}
+}
+
+// Register mounts the dashboard's routes on app under /ui. httpapi calls it
+// (Deps.UI) before its JSON fallback, so unknown /ui paths get HTML pages
+// here instead.
+func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
+	app.Use("/ui", u.headers)
+	u.route(app, fiber.MethodGet, "/ui/static/:file", u.static)
+	u.route(app, fiber.MethodGet, "/ui", u.home)
+	u.route(app, fiber.MethodGet, "/ui/login", u.loginPage)
+	u.route(app, fiber.MethodPost, "/ui/login", u.login)
+	u.route(app, fiber.MethodPost, "/ui/logout", u.officer(u.logout))
+	u.route(app, fiber.MethodGet, "/ui/overview", u.officer(u.overview))
+	u.route(app, fiber.MethodGet, "/ui/audit", u.officer(u.explorer))
+	u.route(app, fiber.MethodGet, "/ui/audit/:index", u.officer(u.entry))
+	u.route(app, fiber.MethodGet, "/ui/flows", u.officer(u.flows))
+	u.route(app, fiber.MethodGet, "/ui/policies", u.officer(u.policies))
+	u.route(app, fiber.MethodGet, "/ui/subjects", u.officer(u.desk))
+	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(u.lookup))
+	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))
+	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
+	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
+	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
+	app.Use("/ui", u.unmatched)
+}
+
+// route registers one route and remembers it for 405 answers.
+func (u *UI) route(app *fiber.App, method, path string, h handler) {
+	app.Add(method, path, u.page(h))
+	u.routes[path] = append(u.routes[path], method)
+}
+
+// handler is a dashboard handler: errors become HTML error pages.
+type handler func(c *fiber.Ctx) error
+
+// page turns a handler's error into an HTML error page; the JSON error
+// handler of the API never sees a dashboard error.
+func (u *UI) page(h handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := h(c); err != nil {
+			return u.fail(c, err)
+		}
+		return nil
+	}
+}
+
+// headers applies the dashboard's security headers. The CSP allows only
+// our own stylesheet and images: no script runs, inline or not.
+func (u *UI) headers(c *fiber.Ctx) error {
+	p := c.Path()
+	if p != "/ui" && !strings.HasPrefix(p, "/ui/") {
+		return c.Next() // Use("/ui") also matches "/uix"
+	}
+	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self' data:; "+
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Cross-Origin-Resource-Policy", "same-origin")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if c.Context().IsTLS() {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+	}
+	return c.Next()
+}
+
+// unmatched answers /ui paths no route took: 405 when the path exists for
+// another method, else 404, as HTML pages. Other paths ("/uix" matches
+// the prefix too) go on to the API's JSON fallback.
+func (u *UI) unmatched(c *fiber.Ctx) error {
+	p := c.Path()
+	if p != "/ui" && !strings.HasPrefix(p, "/ui/") {
+		return c.Next()
+	}
+	for pattern, methods := range u.routes {
+		if matchPattern(pattern, p) {
+			allow := slices.Clone(methods)
+			slices.Sort(allow)
+			c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+			return u.fail(c, broker.Errorf(broker.EMethod, "This page does not accept %s requests.", c.Method()))
+		}
+	}
+	return u.fail(c, broker.Errorf(broker.ENotFound, "There is no such page."))
+}
+
+func matchPattern(pattern, path string) bool {
+	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], ":") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if !strings.EqualFold(ps[i], xs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (u *UI) home(c *fiber.Ctx) error {
+	if _, ok := u.current(c); ok {
+		return c.Redirect("/ui/overview", fiber.StatusSeeOther)
+	}
+	return c.Redirect("/ui/login", fiber.StatusSeeOther)
+}
+
+// statusOf maps broker error codes to the dashboard's HTTP statuses.
+var statusOf = map[string]int{
+	broker.EInvalid:      fiber.StatusBadRequest,
+	broker.EUnauthorized: fiber.StatusUnauthorized,
+	broker.EForbidden:    fiber.StatusForbidden,
+	broker.EDenied:       fiber.StatusForbidden,
+	broker.ENotFound:     fiber.StatusNotFound,
+	broker.EMethod:       fiber.StatusMethodNotAllowed,
+	broker.EConflict:     fiber.StatusConflict,
+	broker.ETooLarge:     fiber.StatusRequestEntityTooLarge,
+	broker.EUnsupported:  fiber.StatusUnsupportedMediaType,
+	broker.ERateLimited:  fiber.StatusTooManyRequests,
+	broker.EUnavailable:  fiber.StatusServiceUnavailable,
+}
+
+// fail renders err as an HTML error page. Domain errors show their safe
+// message; anything else is logged and shown as a fixed text.
+func (u *UI) fail(c *fiber.Ctx, err error) error {
+	status, msg := fiber.StatusInternalServerError, "Something went wrong on our side. The error was logged."
+	var be *broker.Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &be) && be.Code != broker.EInternal:
+		if s, ok := statusOf[be.Code]; ok {
+			status, msg = s, be.Message
+		}
+		if status >= 500 {
+			u.d.Log.Error("dashboard request failed", "route", c.Route().Path, "code", be.Code, "err", be.Err)
+			if be.Code == broker.EUnavailable {
+				msg = "A service the dashboard needs is unavailable. Try again shortly."
+			}
+		}
+	case errors.As(err, &fe) && fe.Code < 500:
+		status, msg = fe.Code, fe.Message
+	default:
+		u.d.Log.Error("dashboard request failed", "route", c.Route().Path, "err", err)
+	}
+	data := u.data(c, "error", "Error")
+	data.Body = errorBody{Status: status, Title: statusTitle(status), Message: msg}
+	return u.renderStatus(c, status, "error", data)
+}
+
+type errorBody struct {
+	Status  int
+	Title   string
+	Message string
+}
+
+func statusTitle(status int) string {
+	switch status {
+	case fiber.StatusBadRequest:
+		return "That request was not valid"
+	case fiber.StatusForbidden:
+		return "Not allowed"
+	case fiber.StatusNotFound:
+		return "Not found"
+	case fiber.StatusMethodNotAllowed:
+		return "Method not allowed"
+	case fiber.StatusTooManyRequests:
+		return "Too many requests"
+	case fiber.StatusServiceUnavailable:
+		return "Temporarily unavailable"
+	}
+	if status >= 500 {
+		return "Internal error"
+	}
+	return "Request failed"
+}
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title     string
+	Nav       string
+	StoreName string
+	Officer   *Officer // nil on the sign-in and error pages of anonymous visitors
+	CSRF      string
+	Now       time.Time
+	Body      any
+}
+
+func (u *UI) data(c *fiber.Ctx, nav, title string) *pageData {
+	d := &pageData{Title: title, Nav: nav, StoreName: u.d.StoreName, Now: u.d.Now().UTC()}
+	if s, ok := c.Locals(keySession).(*current); ok && s != nil {
+		o := s.officer
+		d.Officer, d.CSRF = &o, s.session.CSRF
+	}
+	return d
+}
+
+func (u *UI) render(c *fiber.Ctx, name string, d *pageData) error {
+	return u.renderStatus(c, fiber.StatusOK, name, d)
+}
+
+// renderStatus executes the page into a buffer first, so that a template
+// error becomes an error page rather than half a page.
+func (u *UI) renderStatus(c *fiber.Ctx, status int, name string, d *pageData) error {
+	var buf bytes.Buffer
+	if err := u.pages.execute(&buf, name, d); err != nil {
+		u.d.Log.Error("dashboard template failed", "page", name, "err", err)
+		c.Status(fiber.StatusInternalServerError)
+		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+		return c.SendString("internal error")
+	}
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Send(buf.Bytes())
+}
+
+// query builds a query string from name/value pairs, skipping empty values.
+func query(kv ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			v.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// revision is the policy revision for the dashboard's own audit entries.
+func (u *UI) revision() string {
+	if u.d.Rights != nil && u.d.Rights.Service != nil && u.d.Rights.Service.Releaser != nil {
+		return u.d.Rights.Service.Releaser.Policy().Revision()
+	}
+	if u.d.Policy != nil {
+		return u.d.Policy().Revision
+	}
+	return ""
+}
+
+// Purposes of the dashboard's own audit entries.
+const (
+	purposeAccess = "officer_access"       // sign-in, sign-out
+	purposeDSR    = "data_subject_request" // look-up, export (erasure: Rights writes "erasure")
+	purposeReview = "compliance_review"    // audit log exports
+)
+
+// record appends an audit entry for an officer's action and returns its
+// decision id.
+func (u *UI) record(ctx context.Context, actor, action, purpose, subject, resource, outcome, reason string) (string, error) {
+	id := broker.NewID("dec")
+	err := u.d.Audit.Record(ctx, audit.Entry{Time: u.d.Now(), DecisionID: id, Actor: actor, Action: action,
+		Purpose: purpose, Subject: subject, Resource: resource, Outcome: outcome, Reason: reason,
+		PolicyRevision: u.revision()})
+	if err != nil {
+		return "", broker.Wrap(broker.EUnavailable, err, "the audit log is unavailable")
+	}
+	return id, nil
+}

@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// Officer is a compliance officer's account on the dashboard.
+type Officer struct {
+	ID            string // off_…; how the audit log names the officer
+	Name          string // the sign-in name, unique
+	PasswordHash  string // argon2id PHC string
+	CreatedAt     time.Time
+	PasswordSetAt time.Time
+	Disabled      bool
+}
+
+// OfficerSession is a signed-in officer's dashboard session. Only the
+// SHA-256 of the cookie's secret is stored.
+type OfficerSession struct {
+	IDHash    []byte // SHA-256 of the session secret, 32 bytes
+	OfficerID string
+	CSRF      string // the session's anti-CSRF token
+	CreatedAt time.Time
+	LastSeen  time.Time
+	ExpiresAt time.Time // absolute end of the session
+}
+
+const officerCols = `id, name, password_hash, created_at, password_set_at, disabled`
+
+const (
+	sqlInsertOfficer = `INSERT INTO officers (id, name, password_hash) VALUES ($1, $2, $3)
+RETURNING created_at, password_set_at`
+
+	sqlGetOfficer = `SELECT ` + officerCols + ` FROM officers WHERE id = $1`
+
+	sqlOfficerByName = `SELECT ` + officerCols + ` FROM officers WHERE name = $1`
+
+	sqlListOfficers = `SELECT ` + officerCols + ` FROM officers ORDER BY created_at, name`
+
+	sqlSetOfficerPassword = `UPDATE officers SET password_hash = $2, password_set_at = now() WHERE id = $1`
+
+	sqlSetOfficerDisabled = `UPDATE officers SET disabled = $2 WHERE id = $1`
+
+	sqlDeleteOfficerSessions = `DELETE FROM officer_sessions WHERE officer_id = $1`
+
+	sqlInsertOfficerSession = `INSERT INTO officer_sessions (id_hash, officer_id, csrf, created_at, last_seen, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+	// One round trip per dashboard request: the session and its officer.
+	sqlOfficerSession = `SELECT s.id_hash, s.officer_id, s.csrf, s.created_at, s.last_seen, s.expires_at,
+       o.id, o.name, o.password_hash, o.created_at, o.password_set_at, o.disabled
+  FROM officer_sessions s JOIN officers o ON o.id = s.officer_id
+ WHERE s.id_hash = $1`
+
+	// GREATEST: a slower process never moves last_seen backwards.
+	sqlTouchOfficerSession = `UPDATE officer_sessions SET last_seen = GREATEST(last_seen, $2) WHERE id_hash = $1`
+
+	sqlDeleteOfficerSession = `DELETE FROM officer_sessions WHERE id_hash = $1`
+
+	sqlPruneOfficerSessions = `DELETE FROM officer_sessions WHERE expires_at <= $1 OR last_seen <= $2`
+
+	sqlPruneLoginFailures = `DELETE FROM officer_login_failures WHERE window_start <= $1`
+
+	sqlLoginFailures = `SELECT failures, window_start FROM officer_login_failures
+ WHERE key = $1 AND window_start > $2::timestamptz - $3::bigint * interval '1 microsecond'`
+
+	// A failure opens a new window when the old one has passed, else it
+	// counts in the current one; atomic, so concurrent guesses all count.
+	sqlRecordLoginFailure = `INSERT INTO officer_login_failures AS f (key, window_start, failures) VALUES ($1, $2, 1)
+ON CONFLICT (key) DO UPDATE SET
+  window_start = CASE WHEN f.window_start <= $2::timestamptz - $3::bigint * interval '1 microsecond'
+                      THEN EXCLUDED.window_start ELSE f.window_start END,
+  failures     = CASE WHEN f.window_start <= $2::timestamptz - $3::bigint * interval '1 microsecond'
+                      THEN 1 ELSE f.failures + 1 END
+RETURNING failures, window_start`
+
+	sqlClearLoginFailures = `DELETE FROM officer_login_failures WHERE key = $1`
+)
+
+// constraintOfficerName is the unique constraint on officers.name.
+const constraintOfficerName = "officers_name_key"
+
+// CreateOfficer registers o (ID, Name and PasswordHash; the times are set
+// by the database and returned in the result). A taken name is EConflict.
+func (db *DB) CreateOfficer(ctx context.Context, o Officer) (Officer, error) {
+	err := db.q(ctx).QueryRow(ctx, sqlInsertOfficer, o.ID, o.Name, o.PasswordHash).Scan(&o.CreatedAt, &o.PasswordSetAt)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraintOfficerName {
+			return Officer{}, broker.Wrap(broker.EConflict, err, "an officer with that name exists")
+		}
+		return Officer{}, Translate(err)
+	}
+	o.Disabled = false
+	return o, nil
+}
+
+// GetOfficer returns the officer with the given id, or ENotFound.
+func (db *DB) GetOfficer(ctx context.Context, id string) (Officer, error) {
+	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlGetOfficer, id))
+	return o, Translate(err)
+}
+
+// OfficerByName returns the officer with the given sign-in name, or
+// ENotFound.
+func (db *DB) OfficerByName(ctx context.Context, name string) (Officer, error) {
+	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlOfficerByName, name))
+	return o, Translate(err)
+}
+
+// ListOfficers returns every officer, oldest first.
+func (db *DB) ListOfficers(ctx context.Context) ([]Officer, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlListOfficers)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Officer, error) { return scanOfficer(r) })
+	return out, Translate(err)
+}
+
+// SetOfficerPassword replaces an officer's password hash and ends every
+// session of theirs, in one transaction: whoever held the old password (or
+// a session opened with it) is out. ENotFound when there is no such officer.
+func (db *DB) SetOfficerPassword(ctx context.Context, id, passwordHash string) error {
+	return db.InTx(ctx, func(ctx context.Context) error {
+		if err := db.exec1(ctx, sqlSetOfficerPassword, id, passwordHash); err != nil {
+			return err
+		}
+		_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
+		return Translate(err)
+	})
+}
+
+// SetOfficerDisabled disables or re-enables an officer; disabling ends
+// their sessions at once. ENotFound when there is no such officer.
+func (db *DB) SetOfficerDisabled(ctx context.Context, id string, disabled bool) error {
+	return db.InTx(ctx, func(ctx context.Context) error {
+		if err := db.exec1(ctx, sqlSetOfficerDisabled, id, disabled); err != nil {
+			return err
+		}
+		if !disabled {
+			return nil
+		}
+		_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
+		return Translate(err)
+	})
+}
+
+// CreateOfficerSession stores a new session.
+func (db *DB) CreateOfficerSession(ctx context.Context, s OfficerSession) error {
+	_, err := db.q(ctx).Exec(ctx, sqlInsertOfficerSession, s.IDHash, s.OfficerID, s.CSRF,
+		s.CreatedAt, s.LastSeen, s.ExpiresAt)
+	return Translate(err)
+}
+
+// OfficerSession returns the session with the given id hash and its
+// officer, or ENotFound. Whether it is still valid (expiry, idleness, a
+// disabled officer) is the caller's judgement, made with its own clock.
+func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (OfficerSession, Officer, error) {
+	var s OfficerSession
+	var o Officer
+	err := db.q(ctx).QueryRow(ctx, sqlOfficerSession, idHash).Scan(&s.IDHash, &s.OfficerID, &s.CSRF,
+		&s.CreatedAt, &s.LastSeen, &s.ExpiresAt,
+		&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled)
+	if err != nil {
+		return OfficerSession{}, Officer{}, Translate(err)
+	}
+	return s, o, nil
+}
+
+// TouchOfficerSession records activity on a session at time at (never
+// moving it backwards). A session that is gone is no error.
+func (db *DB) TouchOfficerSession(ctx context.Context, idHash []byte, at time.Time) error {
+	_, err := db.q(ctx).Exec(ctx, sqlTouchOfficerSession, idHash, at)
+	return Translate(err)
+}
+
+// DeleteOfficerSession ends a session (sign-out). A session that is gone
+// is no error.
+func (db *DB) DeleteOfficerSession(ctx context.Context, idHash []byte) error {
+	_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSession, idHash)
+	return Translate(err)
+}
+
+// PruneOfficerAuth deletes the sessions that expired by now or have been
+// idle since idleSince, and the sign-in failure windows that started at or
+// before failuresSince. It returns how many sessions it deleted.
+func (db *DB) PruneOfficerAuth(ctx context.Context, now, idleSince, failuresSince time.Time) (int64, error) {
+	tag, err := db.q(ctx).Exec(ctx, sqlPruneOfficerSessions, now, idleSince)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	if _, err := db.q(ctx).Exec(ctx, sqlPruneLoginFailures, failuresSince); err != nil {
+		return 0, Translate(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// LoginFailures returns the failed sign-ins counted under key in the window
+// of the given length that is open at now, and when that window started
+// (zero when there is none).
+func (db *DB) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+	var n int
+	var start time.Time
+	err := db.q(ctx).QueryRow(ctx, sqlLoginFailures, key, now, window.Microseconds()).Scan(&n, &start)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, Translate(err)
+	}
+	return n, start, nil
+}
+
+// RecordLoginFailure counts one failed sign-in under key at now, in a
+// window of the given length (a new window opens when the last one has
+// passed), and returns the failures of the window and when it started.
+func (db *DB) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+	var n int
+	var start time.Time
+	err := db.q(ctx).QueryRow(ctx, sqlRecordLoginFailure, key, now, window.Microseconds()).Scan(&n, &start)
+	if err != nil {
+		return 0, time.Time{}, Translate(err)
+	}
+	return n, start, nil
+}
+
+// ClearLoginFailures forgets the failures counted under key (after a
+// successful sign-in).
+func (db *DB) ClearLoginFailures(ctx context.Context, key []byte) error {
+	_, err := db.q(ctx).Exec(ctx, sqlClearLoginFailures, key)
+	return Translate(err)
+}
+
+func scanOfficer(row pgx.Row) (Officer, error) {
+	var o Officer
+	err := row.Scan(&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled)
+	return o, err
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/token"
+)
+
+func init() {
+	register("officer create", "officer create --name N [--reset] [--json]", cmdOfficerCreate)
+}
+
+// passwordAlphabet leaves out look-alikes (0/o, 1/l/i) and anything a
+// shell, a URL or a form would treat specially, so the password can be
+// read aloud and typed.
+const passwordAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
+
+// newPassword returns a one-time password: four groups of five characters
+// of passwordAlphabet (about 99 bits), like "k7m2q-…".
+func newPassword() string {
+	const groups, per = 4, 5
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for g := range groups {
+		if g > 0 {
+			b.WriteByte('-')
+		}
+		for n := 0; n < per; {
+			_, _ = rand.Read(buf) // never fails (crypto/rand, Go ≥ 1.24)
+			// Rejection sampling keeps every character equally likely.
+			if int(buf[0]) >= 256/len(passwordAlphabet)*len(passwordAlphabet) {
+				continue
+			}
+			b.WriteByte(passwordAlphabet[int(buf[0])%len(passwordAlphabet)])
+			n++
+		}
+	}
+	return b.String()
+}
+
+// validOfficerName accepts names people and scripts can type: letters,
+// digits, '.', '_', '-' and '@', up to 64 characters.
+func validOfficerName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("._-@", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// cmdOfficerCreate creates a compliance officer and prints the one-time
+// password (stored only as its argon2id hash). With --reset an existing
+// officer gets a new password instead and every session of theirs ends; a
+// missing one is created, so `make run` can print a login every time.
+func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
+	fs := flags("officer create")
+	name := fs.String("name", "", "the officer's sign-in name")
+	reset := fs.Bool("reset", false, "issue a new password when the officer exists")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"unexpected argument " + fs.Arg(0)}
+	}
+	if !validOfficerName(*name) {
+		return usageError{"--name is required: up to 64 letters, digits, '.', '_', '-' or '@'"}
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	password := newPassword()
+	hash, err := token.HashSecret(password)
+	if err != nil {
+		return err
+	}
+	status := "created"
+	existing, err := sys.DB.OfficerByName(ctx, *name)
+	switch {
+	case err == nil && !*reset:
+		return fmt.Errorf("officer %s exists (use --reset to issue a new password)", *name)
+	case err == nil:
+		if err := sys.DB.SetOfficerPassword(ctx, existing.ID, hash); err != nil {
+			return err
+		}
+		status = "reset"
+	case broker.IsNotFound(err):
+		_, err = sys.DB.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
+		if broker.ErrorCode(err) == broker.EConflict && *reset {
+			// Created by a concurrent run in between: reset that one.
+			if existing, err = sys.DB.OfficerByName(ctx, *name); err == nil {
+				err = sys.DB.SetOfficerPassword(ctx, existing.ID, hash)
+				status = "reset"
+			}
+		}
+		if err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	if *asJSON {
+		return printJSON(c.stdout, map[string]string{"name": *name, "password": password, "status": status})
+	}
+	// One line, so that scripts (and make run) can show it as is.
+	fmt.Fprintf(c.stdout, "%s / %s\n", *name, password)
+	fmt.Fprintln(c.stderr, "officer "+status+": sign in at /ui with this name and password; the password is shown only now")
+	return nil
+}

@@ -1,0 +1,255 @@
+package wire
+
+import (
+	"context"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/broker/httpapi/ui"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/token"
+)
+
+// UI returns the option that mounts the compliance officer's dashboard at
+// /ui and lets officers' sessions call the JSON compliance API.
+func (s *System) UI() func(*httpapi.Deps) {
+	return func(d *httpapi.Deps) {
+		u := ui.New(s.uiDeps())
+		d.UI = u.Register
+		d.Officers = u
+	}
+}
+
+// uiDeps adapts the system's stores to what the dashboard consumes.
+func (s *System) uiDeps() ui.Deps {
+	return ui.Deps{
+		Officers:       officerStore{s.DB},
+		Passwords:      argonPasswords{},
+		Audit:          uiAudit{s.DB},
+		CheckpointKeys: s.CheckpointKeys,
+		Rights:         s.Rights,
+		Partners:       s.DB,
+		Policy:         s.policyView,
+		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
+			rec, err := (&Reports{}).With(s).Record(ctx)
+			return uiRecord(rec), err
+		},
+		Log:           s.Log,
+		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
+		StoreName:     s.Config.WhatsApp.StoreName,
+	}
+}
+
+// CheckpointKeys are the public keys that may have signed the audit log's
+// checkpoints: every signing key in the keyring (current and previous),
+// named by the log's origin.
+func (s *System) CheckpointKeys() []audit.PublicKey {
+	var keys []audit.PublicKey
+	for _, kid := range s.SignKeys.KeyIDs() {
+		if pub, ok := s.SignKeys.PublicKey(kid); ok {
+			keys = append(keys, audit.PublicKey{Name: s.Origin, Key: pub})
+		}
+	}
+	return keys
+}
+
+// argonPasswords checks officers' passwords with the same argon2id
+// parameters as partners' client secrets.
+type argonPasswords struct{}
+
+// Hash implements ui.Passwords.
+func (argonPasswords) Hash(pw string) (string, error) { return token.HashSecret(pw) }
+
+// Check implements ui.Passwords.
+func (argonPasswords) Check(hash, pw string) bool { return token.CheckSecret(hash, pw) }
+
+// officerStore adapts the PostgreSQL officer tables to ui.OfficerStore.
+type officerStore struct{ db *postgres.DB }
+
+var _ ui.OfficerStore = officerStore{}
+
+func uiOfficer(o postgres.Officer) ui.Officer {
+	return ui.Officer{ID: o.ID, Name: o.Name, PasswordHash: o.PasswordHash, Disabled: o.Disabled}
+}
+
+// OfficerByName implements ui.OfficerStore.
+func (o officerStore) OfficerByName(ctx context.Context, name string) (ui.Officer, error) {
+	off, err := o.db.OfficerByName(ctx, name)
+	return uiOfficer(off), err
+}
+
+// CreateSession implements ui.OfficerStore.
+func (o officerStore) CreateSession(ctx context.Context, s ui.Session) error {
+	return o.db.CreateOfficerSession(ctx, postgres.OfficerSession{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF,
+		CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt})
+}
+
+// Session implements ui.OfficerStore.
+func (o officerStore) Session(ctx context.Context, idHash []byte) (ui.Session, ui.Officer, error) {
+	s, off, err := o.db.OfficerSession(ctx, idHash)
+	return ui.Session{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF, CreatedAt: s.CreatedAt,
+		LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt}, uiOfficer(off), err
+}
+
+// TouchSession implements ui.OfficerStore.
+func (o officerStore) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
+	return o.db.TouchOfficerSession(ctx, idHash, at)
+}
+
+// DeleteSession implements ui.OfficerStore.
+func (o officerStore) DeleteSession(ctx context.Context, idHash []byte) error {
+	return o.db.DeleteOfficerSession(ctx, idHash)
+}
+
+// Prune implements ui.OfficerStore.
+func (o officerStore) Prune(ctx context.Context, now, idleSince, failuresSince time.Time) error {
+	_, err := o.db.PruneOfficerAuth(ctx, now, idleSince, failuresSince)
+	return err
+}
+
+// LoginFailures implements ui.OfficerStore.
+func (o officerStore) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+	return o.db.LoginFailures(ctx, key, now, window)
+}
+
+// RecordLoginFailure implements ui.OfficerStore.
+func (o officerStore) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+	return o.db.RecordLoginFailure(ctx, key, now, window)
+}
+
+// ClearLoginFailures implements ui.OfficerStore.
+func (o officerStore) ClearLoginFailures(ctx context.Context, key []byte) error {
+	return o.db.ClearLoginFailures(ctx, key)
+}
+
+// uiAudit adapts the PostgreSQL audit log to ui.AuditLog.
+type uiAudit struct{ db *postgres.DB }
+
+var _ ui.AuditLog = uiAudit{}
+
+func pgFilter(f httpapi.AuditFilter) postgres.AuditFilter {
+	return postgres.AuditFilter{Subject: f.Subject, Actor: f.Actor, Purpose: f.Purpose, Outcome: f.Outcome,
+		Action: f.Action, From: f.From, To: f.To}
+}
+
+// Entries implements ui.AuditLog.
+func (a uiAudit) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.db.AuditEntries(ctx, pgFilter(f), cursor, limit)
+}
+
+// Entry implements ui.AuditLog.
+func (a uiAudit) Entry(ctx context.Context, index uint64) (audit.Entry, error) {
+	return a.db.AuditEntry(ctx, index)
+}
+
+// Checkpoint implements ui.AuditLog.
+func (a uiAudit) Checkpoint(ctx context.Context) (string, error) {
+	note, _, err := a.db.LatestCheckpoint(ctx)
+	return note, err
+}
+
+// Inclusion implements ui.AuditLog.
+func (a uiAudit) Inclusion(ctx context.Context, index, size uint64) (audit.InclusionProof, error) {
+	return a.db.InclusionProof(ctx, index, size)
+}
+
+// Consistency implements ui.AuditLog.
+func (a uiAudit) Consistency(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
+	return a.db.ConsistencyProof(ctx, from, to)
+}
+
+// Counts implements ui.AuditLog.
+func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]ui.Count, error) {
+	rows, err := a.db.AuditCounts(ctx, from, to, bucket)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.Count, len(rows))
+	for i, r := range rows {
+		out[i] = ui.Count{Bucket: r.Bucket, Actor: r.Actor, Purpose: r.Purpose, Outcome: r.Outcome, N: r.Count}
+	}
+	return out, nil
+}
+
+// Flows implements ui.AuditLog.
+func (a uiAudit) Flows(ctx context.Context) ([]ui.Flow, error) {
+	cells, err := a.db.ReleasedMatrix(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.Flow, len(cells))
+	for i, c := range cells {
+		out[i] = ui.Flow{Actor: c.Actor, Field: c.Field, Purpose: c.Purpose, N: c.Count, First: c.First, Last: c.Last}
+	}
+	return out, nil
+}
+
+// ExportCSV implements ui.AuditLog.
+func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error {
+	return a.db.ExportAudit(ctx, w, pgFilter(f), postgres.ExportCSV)
+}
+
+// Record implements ui.AuditLog.
+func (a uiAudit) Record(ctx context.Context, e audit.Entry) error { return a.db.Append(ctx, e) }
+
+// policyView is the policy in force, for the dashboard's policies page.
+func (s *System) policyView() ui.PolicyView {
+	d := s.Policy.Data()
+	v := ui.PolicyView{Revision: s.Policy.Revision()}
+	for _, name := range d.PurposeNames() {
+		p := d.Purposes[name]
+		pp := ui.PolicyPurpose{Name: string(name), Description: p.Description, LawfulBasis: p.LawfulBasis,
+			LegalReference: d.LawfulBases[p.LawfulBasis], Consent: p.Consent, States: p.States}
+		for _, k := range slices.Sorted(maps.Keys(p.Parties)) {
+			g := p.Parties[k]
+			fields := make(map[string]string, len(g.Fields))
+			for f, t := range g.Fields {
+				fields[f] = string(t)
+			}
+			pp.Grants = append(pp.Grants, ui.PolicyGrant{Kind: string(k), Scopes: g.Scopes, Fields: fields})
+		}
+		v.Purposes = append(v.Purposes, pp)
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.PartyKinds)) {
+		info := d.PartyKinds[k]
+		v.PartyKinds = append(v.PartyKinds, ui.PolicyPartyKind{Kind: string(k), Side: info.Side, Description: info.Description})
+	}
+	for _, t := range slices.Sorted(maps.Keys(d.Transforms)) {
+		v.Transforms = append(v.Transforms, ui.Described{Name: string(t), Description: d.Transforms[t]})
+	}
+	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
+		info := d.Fields[f]
+		v.Fields = append(v.Fields, ui.PolicyField{Name: f, Record: info.Record, Category: info.Category,
+			Description: info.Description, Internal: info.Internal})
+	}
+	for _, c := range slices.Sorted(maps.Keys(d.Retention)) {
+		r := d.Retention[c]
+		v.Retention = append(v.Retention, ui.RetentionRow{Category: c, Days: r.Days, Basis: r.Basis, Description: r.Description})
+	}
+	return v
+}
+
+// uiRecord converts the Art. 30 record for the dashboard.
+func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
+	out := ui.ProcessingRecord{Title: r.Title, GeneratedAt: r.GeneratedAt, Controller: r.Controller,
+		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers}
+	for _, a := range r.Activities {
+		act := ui.ProcessingActivity{Purpose: a.Purpose, Description: a.Description, LawfulBasis: a.LawfulBasis,
+			LegalReference: a.LegalReference, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
+		for _, rc := range a.Recipients {
+			act.Recipients = append(act.Recipients, ui.ProcessingRecipient{Kind: rc.Kind, Side: rc.Side, Scopes: rc.Scopes,
+				Fields: rc.Fields})
+		}
+		out.Activities = append(out.Activities, act)
+	}
+	for _, rr := range r.Retention {
+		out.Retention = append(out.Retention, ui.RetentionRow{Category: rr.Category, Days: rr.Days, Basis: rr.Basis,
+			Description: rr.Description})
+	}
+	return out
+}
