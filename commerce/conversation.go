@@ -427,6 +427,11 @@ func Slots(now time.Time) []Slot {
 }
 
 func slotLabel(t time.Time) string {
+	return t.Format("Mon 2 Jan") + ", " + slotHours(t)
+}
+
+// slotHours renders a two-hour window: "8–10 am", "10 am–12 pm", "6–8 pm".
+func slotHours(t time.Time) string {
 	end := t.Add(2 * time.Hour)
 	h := func(x time.Time) string {
 		hh := x.Hour() % 12
@@ -435,11 +440,16 @@ func slotLabel(t time.Time) string {
 		}
 		return strconv.Itoa(hh)
 	}
-	ampm := "am"
-	if end.Hour() >= 12 {
-		ampm = "pm"
+	half := func(x time.Time) string {
+		if x.Hour() >= 12 {
+			return "pm"
+		}
+		return "am"
 	}
-	return fmt.Sprintf("%s, %s–%s %s", t.Format("Mon 2 Jan"), h(t), h(end), ampm)
+	if half(t) == half(end) {
+		return h(t) + "–" + h(end) + " " + half(end)
+	}
+	return h(t) + " " + half(t) + "–" + h(end) + " " + half(end)
 }
 
 func (c *Conversation) now() time.Time {
@@ -452,8 +462,8 @@ func (c *Conversation) now() time.Time {
 func (c *Conversation) slotReply() Reply {
 	var rows []Row
 	for _, s := range Slots(c.now()) {
-		rows = append(rows, Row{ID: s.ID, Title: truncate(s.Label[:strings.Index(s.Label, ",")], 24),
-			Description: s.Label})
+		day, hours, _ := strings.Cut(s.Label, ", ")
+		rows = append(rows, Row{ID: s.ID, Title: truncate(hours, 24), Description: day})
 	}
 	return Reply{Kind: ReplyList, Header: "Delivery slot", Body: "When should we deliver?", Button: "Choose a slot",
 		Sections: []Section{{Title: "Available slots", Rows: rows}}}

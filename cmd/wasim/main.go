@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -185,7 +186,8 @@ func (f *shopperFlags) register(fs *flag.FlagSet, cfg config) {
 
 // sim returns the SimAPI to use, starting the fake Send API unless --no-serve.
 func (f *shopperFlags) sim(cfg config) (SimAPI, func(), error) {
-	if f.noServe {
+	if f.noServe || simRunning(f.simURL) {
+		// make run already serves the fake Send API: join it.
 		return &SimClient{BaseURL: f.simURL}, func() {}, nil
 	}
 	s, err := startSim(cfg, cfg.Addr, nil)
@@ -336,4 +338,16 @@ func cmdLoad(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	}
 	rep.WriteText(out)
 	return nil
+}
+
+// simRunning reports whether a wasim fake Send API already answers at url
+// (started by make run, or by hand with wasim serve).
+func simRunning(url string) bool {
+	c := &http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := c.Get(strings.TrimRight(url, "/") + "/_sim/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
