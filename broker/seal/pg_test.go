@@ -1,0 +1,296 @@
+package seal_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+	"github.com/sieve-broker/sieve/broker/seal"
+)
+
+// Tests against a real PostgreSQL store: the one the broker runs on.
+
+func TestShredAcrossSealers(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	a := newSealer(t, kr, db, seal.Options{})
+	b := newSealer(t, kr, db, seal.Options{}) // another process sharing the database
+	pt := []byte(`{"wa_id":"919845000000","name":"Asha"}`)
+	ident := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_1"}
+	sealed := mustSeal(t, a, "shp_1", ident, pt)
+	other := mustSeal(t, a, "shp_2", ident, pt)
+	mustOpen(t, b, "shp_1", ident, sealed, pt) // b now caches shp_1's key
+	secret, err := a.SealSecret(ctx, "partner:p1", []byte("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := a.Shred(ctx, "shp_1"); err != nil {
+		t.Fatal(err)
+	}
+	b.Forget("shp_1") // what the erasure announcement does in b's process
+
+	for name, s := range map[string]*seal.Sealer{"shredding sealer": a, "other sealer after Forget": b,
+		"cold sealer": newSealer(t, kr, db, seal.Options{})} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Open(ctx, "shp_1", ident, sealed)
+			if !errors.Is(err, seal.ErrErased) || broker.ErrorCode(err) != broker.ENotFound || broker.ErrorMessage(err) != "data erased" {
+				t.Fatalf("Open after Shred = %v, want ENotFound \"data erased\"", err)
+			}
+			mustOpen(t, s, "shp_2", ident, other, pt)
+			if got, err := s.OpenSecret(ctx, "partner:p1", secret); err != nil || string(got) != "s3cret" {
+				t.Fatalf("shopper erasure touched the vault: %q, %v", got, err)
+			}
+		})
+	}
+	if _, err := db.GetSubjectKey(ctx, "shp_1"); !broker.IsNotFound(err) {
+		t.Fatalf("key still stored: %v", err)
+	}
+}
+
+func TestShredInsideATransaction(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	s := newSealer(t, kr, db, seal.Options{})
+	sealed := mustSeal(t, s, "shp_1", addr, []byte("x"))
+	err := db.InTx(ctx, func(txCtx context.Context) error {
+		if err := s.Shred(txCtx, "shp_1"); err != nil {
+			return err
+		}
+		// Until commit, readers outside the transaction still see the key;
+		// what they load must not stay cached past the commit.
+		mustOpen(t, s, "shp_1", addr, sealed, []byte("x"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, "shp_1", addr, sealed); !errors.Is(err, seal.ErrErased) {
+		t.Fatalf("Open after the erasure committed = %v, want ErrErased", err)
+	}
+}
+
+func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	sealers := []*seal.Sealer{newSealer(t, kr, db, seal.Options{}), newSealer(t, kr, db, seal.Options{})}
+	const perSealer = 16
+	type rec struct {
+		sealed []byte
+		pt     []byte
+	}
+	var (
+		mu      sync.Mutex
+		records []rec
+		start   = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	for si, s := range sealers {
+		for i := range perSealer {
+			wg.Go(func() {
+				<-start
+				pt := []byte(fmt.Sprintf("record %d/%d", si, i))
+				sealed, err := s.Seal(ctx, "shp_new", addr, pt)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				records = append(records, rec{sealed, pt})
+				mu.Unlock()
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	counts, err := db.CountSubjectKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[kr.Current()] != 1 || len(counts) != 1 {
+		t.Fatalf("keys after concurrent first use: %v, want exactly one", counts)
+	}
+	// Every record, from either sealer, opens under the one stored key.
+	cold := newSealer(t, kr, db, seal.Options{})
+	for _, r := range records {
+		mustOpen(t, cold, "shp_new", addr, r.sealed, r.pt)
+	}
+	if len(records) != 2*perSealer {
+		t.Fatalf("%d records, want %d", len(records), 2*perSealer)
+	}
+}
+
+// A key created inside a transaction that rolls back must not survive in
+// the cache: records sealed later (a retry of the same work) would use a key
+// the database never kept, and be lost once the cache forgets it.
+func TestRolledBackKeyIsNotReused(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	s := newSealer(t, kr, db, seal.Options{})
+	rollback := errors.New("roll back")
+	for attempt := range 2 {
+		err := db.InTx(ctx, func(txCtx context.Context) error {
+			sealed, err := s.Seal(txCtx, "shp_tx", addr, []byte("first"))
+			if err != nil {
+				return err
+			}
+			// Within the transaction its own key is usable.
+			if got, err := s.Open(txCtx, "shp_tx", addr, sealed); err != nil || string(got) != "first" {
+				t.Errorf("Open in the creating transaction = %q, %v", got, err)
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+	}
+	var kept []byte
+	err := db.InTx(ctx, func(txCtx context.Context) error {
+		var err error
+		kept, err = s.Seal(txCtx, "shp_tx", addr, []byte("kept"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := mustSeal(t, s, "shp_tx", addr, []byte("outside"))
+	cold := newSealer(t, kr, db, seal.Options{})
+	mustOpen(t, cold, "shp_tx", addr, kept, []byte("kept"))
+	mustOpen(t, cold, "shp_tx", addr, outside, []byte("outside"))
+	mustOpen(t, s, "shp_tx", addr, kept, []byte("kept"))
+}
+
+func TestRotateRewrapRetire(t *testing.T) {
+	for _, pq := range []bool{false, true} {
+		t.Run(map[bool]string{false: "X25519", true: "hybrid"}[pq], func(t *testing.T) {
+			db := pgtest.New(t)
+			dir := t.TempDir()
+			kr, err := seal.LoadKeyring(dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := kr.Current()
+			s := newSealer(t, kr, db, seal.Options{})
+			const n = 7
+			sealed := make([][]byte, n)
+			for i := range n {
+				sealed[i] = mustSeal(t, s, fmt.Sprintf("shp_%d", i), addr, []byte{byte(i)})
+			}
+			secret, err := s.SealSecret(ctx, "partner:p1", []byte("s3cret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			next, err := kr.Rotate(pq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := kr.Retire(ctx, old, db); broker.ErrorCode(err) != broker.EConflict {
+				t.Fatalf("Retire before re-wrapping = %v, want conflict", err)
+			}
+			var calls []int64
+			if err := s.RewrapAll(ctx, func(done, total int64) {
+				calls = append(calls, done)
+				if total != n+1 {
+					t.Errorf("total = %d, want %d", total, n+1)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != 1 || calls[0] != n+1 {
+				t.Errorf("progress calls %v, want one batch of %d", calls, n+1)
+			}
+			counts, err := db.CountSubjectKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(counts) != 1 || counts[next] != n+1 {
+				t.Fatalf("counts after RewrapAll = %v, want all %d under %s", counts, n+1, next)
+			}
+			if err := kr.Retire(ctx, old, db); err != nil {
+				t.Fatalf("Retire after re-wrapping: %v", err)
+			}
+
+			// A process holding only the new identity opens everything.
+			fresh, err := seal.LoadKeyring(dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := fresh.IDs(); len(ids) != 1 || ids[0] != next {
+				t.Fatalf("identities on disk after Retire: %v", ids)
+			}
+			cold := newSealer(t, fresh, db, seal.Options{})
+			for i := range n {
+				mustOpen(t, cold, fmt.Sprintf("shp_%d", i), addr, sealed[i], []byte{byte(i)})
+			}
+			if got, err := cold.OpenSecret(ctx, "partner:p1", secret); err != nil || string(got) != "s3cret" {
+				t.Fatalf("vault secret after rotation: %q, %v", got, err)
+			}
+			// Nothing left to do: a rerun moves nothing.
+			calls = nil
+			if err := s.RewrapAll(ctx, func(done, _ int64) { calls = append(calls, done) }); err != nil || len(calls) != 0 {
+				t.Fatalf("second RewrapAll: %v, progress %v", err, calls)
+			}
+		})
+	}
+}
+
+func TestRewrapAllResumes(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	old := kr.Current()
+	// More keys than one batch, stored directly (sealing records adds
+	// nothing here).
+	const n = seal.RewrapBatch + 100
+	dek := make([]byte, 32)
+	for i := range n {
+		w, err := kr.Wrap(fmt.Sprintf("shp_%04d", i), dek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.PutSubjectKey(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, err := kr.Rotate(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSealer(t, kr, db, seal.Options{})
+
+	// Interrupted after the first batch.
+	stop, cancel := context.WithCancel(ctx)
+	err = s.RewrapAll(stop, func(done, total int64) {
+		if done != seal.RewrapBatch || total != n {
+			t.Errorf("first progress = %d/%d, want %d/%d", done, total, seal.RewrapBatch, n)
+		}
+		cancel()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted RewrapAll = %v, want context.Canceled", err)
+	}
+	counts, _ := db.CountSubjectKeys(ctx)
+	if counts[next] != seal.RewrapBatch || counts[old] != 100 {
+		t.Fatalf("after one batch: %v", counts)
+	}
+
+	// The rerun continues with what is left.
+	var last [2]int64
+	if err := s.RewrapAll(ctx, func(done, total int64) { last = [2]int64{done, total} }); err != nil {
+		t.Fatal(err)
+	}
+	if last != [2]int64{100, 100} {
+		t.Errorf("rerun progress = %v, want [100 100]", last)
+	}
+	counts, _ = db.CountSubjectKeys(ctx)
+	if len(counts) != 1 || counts[next] != n {
+		t.Fatalf("after the rerun: %v", counts)
+	}
+}
+
+var _ broker.SubjectKeyStore = (*postgres.DB)(nil)
