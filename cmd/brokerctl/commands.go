@@ -22,6 +22,7 @@ func init() {
 	register("migrate", "migrate", cmdMigrate)
 	register("keys init", "keys init [--pq]", cmdKeysInit)
 	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only]", cmdKeysRotate)
+	register("keys retire", "keys retire KEY_ID   (an age identity no data key uses any more, or a previous signing key)", cmdKeysRetire)
 	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics --scopes "a b c" [--store PHONE_NUMBER_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
@@ -476,4 +477,36 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	return printJSON(c.stdout, out)
+}
+
+// cmdKeysRetire retires an old key: an age identity once no data key is
+// wrapped to it (so backups sealed under it become unreadable: the end of
+// crypto-shredding for them), or a previous signing key once no token or
+// checkpoint signed by it needs verifying.
+func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
+	id, rest, err := oneArg(args, "KEY_ID")
+	if err != nil {
+		return err
+	}
+	if err := parse(flags("keys retire"), rest); err != nil {
+		return err
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range sys.AgeKeys.IDs() {
+		if k == id {
+			if err := sys.AgeKeys.Retire(ctx, id, sys.DB); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "age identity %s retired\n", id)
+			return nil
+		}
+	}
+	if err := sys.SignKeys.Retire(id); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "signing key %s retired\n", id)
+	return nil
 }
