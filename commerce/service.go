@@ -666,12 +666,24 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	body, _ := json.Marshal(map[string]any{"type": event, "id": broker.NewID("evt"), "created_at": time.Now().UTC(),
 		"data": NewRetailerView(o.ID, d)})
 	ref := broker.NewID("msg")
-	sealed, err := s.Sealer.Seal(ctx, o.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref},
-		append([]byte(event+"\n"), body...))
+	payload := append([]byte(event+"\n"), body...)
+	// A cancellation carries no personal data (order id, status, the
+	// partner's own pseudonym), and is often caused by the shopper's
+	// erasure, which shreds their key and kills what it sealed in the
+	// outbox: it is sealed under the vault so that the retailer still
+	// learns that the order is off.
+	vault := event == "order.cancelled"
+	var sealed []byte
+	if vault {
+		sealed, err = s.Vault.SealSecret(ctx, "outbox:"+ref, payload)
+	} else {
+		sealed, err = s.Sealer.Seal(ctx, o.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref}, payload)
+	}
 	if err != nil {
 		return err
 	}
-	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: o.Subject, Partner: p.ID, Sealed: sealed})
+	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: o.Subject, Partner: p.ID,
+		VaultSealed: vault, Sealed: sealed})
 	return err
 }
 

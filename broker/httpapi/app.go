@@ -3,11 +3,13 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
@@ -131,6 +133,19 @@ func New(cfg Config, d Deps) *Server {
 		ServerHeader:          "",
 		DisableKeepalive:      false,
 	})
+	// Fiber answers a method it does not know with a plain-text 400 before
+	// any middleware runs; answer it in the JSON error shape instead.
+	inner := app.Server().Handler
+	app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if !slices.Contains(fiber.DefaultMethods, string(ctx.Method())) {
+			ctx.Response.Header.SetContentType(fiber.MIMEApplicationJSON)
+			ctx.Response.Header.Set(fiber.HeaderCacheControl, "no-store")
+			ctx.SetStatusCode(fiber.StatusBadRequest)
+			ctx.SetBodyString(`{"error":{"code":"` + broker.EInvalid + `","message":"unknown HTTP method"}}`)
+			return
+		}
+		inner(ctx)
+	}
 	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
 	app.Use(recover.New())
 	app.Use(s.observe)
@@ -156,7 +171,33 @@ func (s *Server) bodyLimits(c *fiber.Ctx) error {
 		}
 		return broker.Errorf(broker.ETooLarge, "request body over %d bytes", limit)
 	}
+	// Fiber's c.Body() inflates gzip, deflate and br bodies without bound,
+	// after the limits above saw only the compressed size: a small bomb
+	// would be parsed as megabytes. No client of ours compresses, so a
+	// compressed body is refused (the webhook has its own check, and reads
+	// the raw bytes its signature covers).
+	if compressed(c) {
+		if p == "/oauth/token" {
+			return oauthError(c, fiber.StatusUnsupportedMediaType, "invalid_request", "compressed bodies are not accepted")
+		}
+		return broker.Errorf(broker.EUnsupported, "compressed bodies are not accepted")
+	}
 	return c.Next()
+}
+
+// compressed reports a body with any Content-Encoding but identity, in any
+// of the request's Content-Encoding headers (Fiber decodes by the last).
+func compressed(c *fiber.Ctx) bool {
+	if len(c.Request().Body()) == 0 {
+		return false
+	}
+	found := false
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		if strings.EqualFold(string(k), fiber.HeaderContentEncoding) && !strings.EqualFold(strings.TrimSpace(string(v)), "identity") {
+			found = true
+		}
+	})
+	return found
 }
 
 func (s *Server) routes() {

@@ -33,6 +33,9 @@ func (s *Server) oauthToken(c *fiber.Ctx) error {
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
 		scheme, cred, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") || len(h) > MaxAuthorization {
+			// RFC 6749 §5.2: a client that tried the Authorization header
+			// gets a challenge naming the scheme we support.
+			c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="sieve"`)
 			return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "unsupported client authentication")
 		}
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))

@@ -139,7 +139,9 @@ func Translate(err error) error {
 		switch {
 		case pe.Code == "23505": // unique_violation
 			return broker.Wrap(broker.EConflict, err, "already exists")
-		case pe.Code == "23503" || pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22P02":
+		// 22021: text with a NUL or invalid UTF-8, which no stored value
+		// holds; it comes from the caller's input.
+		case pe.Code == "23503" || pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22P02" || pe.Code == "22021":
 			return broker.Wrap(broker.EInvalid, err, "invalid value")
 		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
 			pe.Code == "57P03" || pe.Code == "53300":

@@ -185,7 +185,7 @@ func (s *Server) authenticate(ctx context.Context, clientID, secret string) (bro
 	}
 	p, err := s.store.GetPartner(ctx, clientID)
 	switch {
-	case broker.IsNotFound(err):
+	case broker.IsNotFound(err), broker.ErrorCode(err) == broker.EInvalid: // EInvalid: an id no row can hold
 		if oe := s.checkSecret(ctx, "", s.dummyPHC, secret); oe != nil {
 			return broker.Partner{}, oe
 		}

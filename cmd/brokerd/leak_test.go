@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// The shopper of the leak test: every value is distinctive, so that a hit
+// in a haystack of random-looking bytes is a leak, not a coincidence.
+const (
+	leakWa       = "919845061237"
+	leakName     = "Tanvika Rajagopalan"
+	leakStreet   = "Flat 4B, Tamarind Court, 17 Kodandarama Layout"
+	leakAddress  = leakStreet + ", Bengaluru 560041"
+	leakLat      = "12.93521"
+	leakLong     = "77.62458"
+	leakChat     = "Is the alphonso mango from Ratnagiri fresh today?"
+	leakRelay    = "Leave it with the watchman Pattabhiraman"
+	leakInternal = "picker Ravi, shelf Q7-ZETA"
+)
+
+// leakMessage is message() with the leak test's shopper name.
+func leakMessage(typ, payload string) string {
+	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"wa_id":%q}],"messages":[{"from":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
+		leakName, leakWa, leakWa, wamid(), ts(), typ, payload)
+}
+
+func leakText(body string) string {
+	return leakMessage("text", fmt.Sprintf(`"text":{"body":%q}`, body))
+}
+
+func leakReply(id string) string {
+	kind := "button_reply"
+	if strings.HasPrefix(id, "slot:") {
+		kind = "list_reply"
+	}
+	return leakMessage("interactive", fmt.Sprintf(`"interactive":{"type":%q,%q:{"id":%q,"title":"x"}}`, kind, kind, id))
+}
+
+// needle is something that must not appear in plaintext.
+type needle struct {
+	what, s string
+	// shopperPII is false for the retailer's internal note: it may be
+	// kept in the database, but never in logs, metrics or the audit log.
+	shopperPII bool
+}
+
+func leakNeedles() []needle {
+	national := leakWa[2:] // 9845061237
+	var ns []needle
+	for _, v := range []string{leakWa, "+" + leakWa, national, "+91 " + national, "+91-" + national,
+		national[:5] + " " + national[5:], "+91 " + national[:5] + " " + national[5:],
+		national[:5] + "-" + national[5:], "+91-" + national[:5] + "-" + national[5:],
+		national[:3] + " " + national[3:6] + " " + national[6:], "(+91) " + national[:5] + " " + national[5:]} {
+		ns = append(ns, needle{"phone " + v, v, true})
+	}
+	return append(ns,
+		needle{"profile name", leakName, true},
+		needle{"surname", "Rajagopalan", true},
+		needle{"first name", "Tanvika", true},
+		needle{"street", "Tamarind Court", true},
+		needle{"locality", "Kodandarama Layout", true},
+		needle{"latitude", leakLat, true},
+		needle{"longitude", leakLong, true},
+		needle{"chat text", leakChat, true},
+		needle{"chat words", "alphonso mango", true},
+		needle{"chat place", "Ratnagiri", true},
+		needle{"relayed chat", "Pattabhiraman", true},
+		needle{"retailer's internal note", "Q7-ZETA", false},
+	)
+}
+
+// digitsOnly keeps the decimal digits of s: a phone number written with
+// any punctuation or spacing shows up in it.
+func digitsOnly(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// TestNoPersonalDataLeaks runs a shopper through a purchase, a status
+// update with an internal note, a courier's relayed message, "my data"
+// and a failed send, then searches the broker's logs, its /metrics, every
+// audit entry and a dump of its database for the shopper's phone number
+// (in any spelling), name, street address, location and chat text (SPEC §5
+// rules 4 and 5: outside sealed records none of them appears in plaintext).
+func TestNoPersonalDataLeaks(t *testing.T) {
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Some packages log through the default logger: capture that too.
+	prev := slog.Default()
+	slog.SetDefault(logger)
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	h := newHarnessWith(t, harnessOpts{log: logger})
+
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read", "orders:write"}})
+	logi := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
+		Scopes: []string{"delivery:read", "delivery:message"}})
+	wa := leakWa
+
+	// The purchase, with a question typed into the chat on the way.
+	h.mustPost(leakText("Hi"))
+	h.next(wa, "privacy notice", offers(commerce.IDConsentAccept))
+	h.mustPost(leakReply(commerce.IDConsentAccept))
+	h.next(wa, "marketing opt-in", offers(commerce.IDMarketingNo))
+	h.mustPost(leakReply(commerce.IDMarketingNo))
+	h.next(wa, "product list", kindIs("product_list"))
+	h.mustPost(leakText(leakChat))
+	h.waitIdle()
+	h.mustPost(leakMessage("order", `"order":{"catalog_id":"100000000000002","product_items":[`+item("SKU-ATTA-5KG", 2, "289.5")+","+item("SKU-MILK-1L", 3, "64")+`]}`))
+	h.next(wa, "cart summary", offers(commerce.IDCartConfirm))
+	h.mustPost(leakReply(commerce.IDCartConfirm))
+	h.next(wa, "location request", kindIs("location_request_message"))
+	h.mustPost(leakMessage("location", fmt.Sprintf(`"location":{"latitude":%s,"longitude":%s,"name":"Home","address":%q}`,
+		leakLat, leakLong, leakAddress)))
+	slots := h.next(wa, "slot list", kindIs("list"))
+	if len(slots.replyIDs()) == 0 {
+		t.Fatal("no slots offered")
+	}
+	h.mustPost(leakReply(slots.replyIDs()[0]))
+	od := h.next(wa, "order_details", kindIs("order_details"))
+	orderID := orderIDRe.FindString(od.text())
+	h.mustPost(paymentStatus(wa, od.referenceID(), 2*28950+3*6400, "captured", "success"))
+	h.next(wa, "confirmation", contains("is placed"))
+
+	// The retailer reads the order (the address is released to it: that is
+	// fulfilment), then dispatches it with an internal note.
+	var view map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, &view); r.StatusCode != 200 {
+		t.Fatalf("retailer GET: %d", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/orders/"+orderID+"/status", retail.Bearer, map[string]any{"status": "out_for_delivery",
+		"eta": "7:30 pm", "internal_note": leakInternal}, nil); r.StatusCode != 200 {
+		t.Fatalf("status update: %d", r.StatusCode)
+	}
+	h.next(wa, "status update", kindIs("order_status"))
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", logi.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("delivery view: %d", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/orders/"+orderID+"/messages", logi.Bearer, map[string]string{"text": leakRelay}, nil); r.StatusCode != 202 {
+		t.Fatalf("relay: %d", r.StatusCode)
+	}
+	h.next(wa, "relayed text", contains("Pattabhiraman"))
+
+	// "my data"; then a send that the Send API refuses for good, so the
+	// failure paths log too.
+	h.mustPost(leakText("my data"))
+	h.next(wa, "data summary", contains("What we hold about you"))
+	h.wa.failCode = 131026 // undeliverable: permanent
+	h.wa.failNext.Store(1)
+	h.mustPost(leakText("help"))
+	h.waitIdle()
+	waitAuditSequenced(t, h)
+
+	// The haystacks.
+	ctx := context.Background()
+	req, _ := http.NewRequest("GET", h.base+"/metrics", nil)
+	metrics := send(t, req)
+	if metrics.status != 200 || !strings.Contains(string(metrics.body), "sieve_http_requests_total") {
+		t.Fatalf("/metrics: %d", metrics.status)
+	}
+	var auditText strings.Builder
+	for _, q := range []string{`SELECT leaf FROM audit_entries ORDER BY idx`, `SELECT entry FROM audit_pending ORDER BY id`} {
+		rows, err := h.m.Sys.DB.Pool.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leaves {
+			auditText.Write(l)
+			auditText.WriteByte('\n')
+		}
+	}
+	if n := h.count(`SELECT count(*) FROM audit_entries`); n < 5 {
+		t.Fatalf("only %d audit entries: the run did not happen", n)
+	}
+	dump := dumpDatabase(t, h.m.Config.Database.URL)
+	if !strings.Contains(dump, orderID) {
+		t.Fatalf("the dump does not contain the order %s: it is not a dump of the broker's database", orderID)
+	}
+	if logs.String() == "" {
+		t.Error("the broker logged nothing, not even the refused send: the log capture is not working")
+	}
+	t.Logf("haystacks: logs %d bytes, metrics %d bytes, audit %d bytes, dump %d bytes",
+		len(logs.String()), len(metrics.body), auditText.Len(), len(dump))
+
+	for _, hay := range []struct {
+		name, text string
+		all        bool // also the retailer's internal note
+	}{
+		{"logs", logs.String(), true},
+		{"metrics", string(metrics.body), true},
+		{"audit log", auditText.String(), true},
+		{"database dump", dump, false},
+	} {
+		t.Run(hay.name, func(t *testing.T) {
+			for _, n := range leakNeedles() {
+				if !n.shopperPII && !hay.all {
+					continue
+				}
+				if i := strings.Index(hay.text, n.s); i >= 0 {
+					t.Errorf("%s in plaintext: …%s…", n.what, hay.text[max(0, i-120):min(len(hay.text), i+len(n.s)+60)])
+				}
+			}
+			if strings.Contains(digitsOnly(hay.text), leakWa[2:]) {
+				t.Errorf("the phone number's digits appear in order, with punctuation between them")
+			}
+		})
+	}
+}
+
+// dumpDatabase returns a plain-text pg_dump of the database, or (when
+// pg_dump is not installed) every row of every table as text.
+func dumpDatabase(t *testing.T, dbURL string) string {
+	t.Helper()
+	bin := ""
+	if out, err := exec.Command(filepath.Join("..", "..", "scripts", "pg.sh"), "bindir").Output(); err == nil {
+		if p := filepath.Join(strings.TrimSpace(string(out)), "pg_dump"); fileExists(p) {
+			bin = p
+		}
+	}
+	if bin == "" {
+		bin, _ = exec.LookPath("pg_dump")
+	}
+	if bin != "" {
+		out, err := exec.Command(bin, "--no-owner", "--no-privileges", "--dbname", dbURL).Output()
+		if err != nil {
+			var stderr string
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("pg_dump: %v: %s", err, stderr)
+		}
+		return string(out)
+	}
+	t.Log("pg_dump not found: dumping every table through SQL instead")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT quote_ident(table_name) FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, tbl := range tables {
+		r, err := conn.Query(ctx, `SELECT t::text FROM `+tbl+` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := pgx.CollectRows(r, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "-- %s\n%s\n", tbl, strings.Join(all, "\n"))
+	}
+	return b.String()
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
