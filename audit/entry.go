@@ -1,9 +1,12 @@
 package audit
 
 import (
-	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcomes of an audit entry.
@@ -13,6 +16,16 @@ const (
 	OutcomeDenied   = "denied"   // nothing released
 	OutcomeDone     = "done"     // a non-release action (erasure, login, export) succeeded
 	OutcomeFailed   = "failed"   // a non-release action failed
+)
+
+// Size limits of an entry. Entries carry identifiers and field names only,
+// so anything larger is a bug or an attack; the limits also keep every
+// field indexable by the store.
+const (
+	MaxLeafSize  = 64 << 10 // the canonical encoding
+	MaxFieldSize = 512      // each identifier field and each field name
+	MaxReasonLen = 4096     // the reason
+	MaxFields    = 1024     // names in released plus withheld
 )
 
 // Entry is one leaf of the audit log. It carries no personal data: the
@@ -35,7 +48,9 @@ type Entry struct {
 }
 
 // Normalize puts e in canonical form: UTC time truncated to microseconds
-// (what PostgreSQL stores), sorted non-nil field lists.
+// (what PostgreSQL stores), sorted non-nil field lists, and strings that are
+// valid UTF-8 (each run of invalid bytes becomes U+FFFD, so the canonical
+// encoding round-trips through ParseEntry).
 func (e *Entry) Normalize() {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if e.Released == nil {
@@ -44,14 +59,94 @@ func (e *Entry) Normalize() {
 	if e.Withheld == nil {
 		e.Withheld = []string{}
 	}
+	for _, p := range e.strings() {
+		*p = validUTF8(*p)
+	}
+	for i := range e.Released {
+		e.Released[i] = validUTF8(e.Released[i])
+	}
+	for i := range e.Withheld {
+		e.Withheld[i] = validUTF8(e.Withheld[i])
+	}
 	slices.Sort(e.Released)
 	slices.Sort(e.Withheld)
 }
 
-// Canonical returns the leaf bytes of e: its normalized JSON encoding.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// strings returns pointers to the scalar string fields, in canonical order.
+func (e *Entry) strings() [9]*string {
+	return [9]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
+		&e.Outcome, &e.Reason, &e.PolicyRevision}
+}
+
+// Canonical returns the leaf bytes of e: its normalized JSON encoding. The
+// encoding is byte for byte what encoding/json produces for the normalized
+// entry (HTML-safe escaping, RFC 3339 time), written by hand so that the
+// leaves of a long-lived log never depend on a library's choices.
 func (e Entry) Canonical() ([]byte, error) {
 	e.Released = slices.Clone(e.Released)
 	e.Withheld = slices.Clone(e.Withheld)
 	e.Normalize()
-	return json.Marshal(e)
+	return appendCanonical(make([]byte, 0, 384), &e)
+}
+
+// ErrInvalidEntry is returned by Validate (wrapped) for an entry that may
+// not be appended. The caller must fix the entry: retrying cannot help.
+var ErrInvalidEntry = errors.New("audit: invalid entry")
+
+// Validate reports whether e may be appended to the log: it needs a
+// decision id, a non-zero time representable in RFC 3339 (years 0001–9999),
+// strings without NUL bytes within the size limits, and a canonical
+// encoding of at most MaxLeafSize bytes.
+func (e Entry) Validate() error {
+	_, err := e.ValidLeaf()
+	return err
+}
+
+// ValidLeaf validates e (see Validate) and returns its canonical encoding,
+// encoding it once.
+func (e Entry) ValidLeaf() ([]byte, error) {
+	if e.DecisionID == "" {
+		return nil, fmt.Errorf("%w: decision_id is required", ErrInvalidEntry)
+	}
+	if e.Time.IsZero() {
+		return nil, fmt.Errorf("%w: time is required", ErrInvalidEntry)
+	}
+	if y := e.Time.UTC().Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("%w: time %v is outside years 1-9999", ErrInvalidEntry, e.Time)
+	}
+	names := [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome", "reason", "policy_revision"}
+	for i, p := range e.strings() {
+		max := MaxFieldSize
+		if names[i] == "reason" {
+			max = MaxReasonLen
+		}
+		if len(*p) > max || strings.IndexByte(*p, 0) >= 0 {
+			return nil, fmt.Errorf("%w: %s is longer than %d bytes or holds a NUL byte", ErrInvalidEntry, names[i], max)
+		}
+	}
+	if len(e.Released)+len(e.Withheld) > MaxFields {
+		return nil, fmt.Errorf("%w: more than %d field names", ErrInvalidEntry, MaxFields)
+	}
+	for _, l := range [2][]string{e.Released, e.Withheld} {
+		for _, f := range l {
+			if len(f) > MaxFieldSize || strings.IndexByte(f, 0) >= 0 {
+				return nil, fmt.Errorf("%w: a field name is longer than %d bytes or holds a NUL byte", ErrInvalidEntry, MaxFieldSize)
+			}
+		}
+	}
+	b, err := e.Canonical()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEntry, err)
+	}
+	if len(b) > MaxLeafSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidEntry, len(b), MaxLeafSize)
+	}
+	return b, nil
 }

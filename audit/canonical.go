@@ -1,0 +1,664 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The canonical leaf is the JSON object below, keys in this order, no
+// whitespace, strings escaped exactly as encoding/json escapes them:
+//
+//	{"index":N,"time":"RFC3339","decision_id":"…","actor":"…","action":"…",
+//	 "purpose":"…","subject":"…","resource":"…","released":[…],"withheld":[…],
+//	 "outcome":"…","reason":"…","policy_revision":"…"}
+//
+// Because the layout is fixed, a leaf can be checked by a single left-to-right
+// scan (ScanLeaf), which is what verification does for every entry.
+const (
+	keyIndex    = `{"index":`
+	keyTime     = `,"time":"`
+	keyDecision = `","decision_id":`
+	keyActor    = `,"actor":`
+	keyAction   = `,"action":`
+	keyPurpose  = `,"purpose":`
+	keySubject  = `,"subject":`
+	keyResource = `,"resource":`
+	keyReleased = `,"released":`
+	keyWithheld = `,"withheld":`
+	keyOutcome  = `,"outcome":`
+	keyReason   = `,"reason":`
+	keyPolicy   = `,"policy_revision":`
+)
+
+// appendCanonical appends the encoding of the normalized entry e to dst.
+func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("audit: time year %d outside [0,9999]", y)
+	}
+	dst = append(dst, keyIndex...)
+	dst = strconv.AppendUint(dst, e.Index, 10)
+	dst = append(dst, keyTime...)
+	dst = e.Time.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, keyDecision...)
+	dst = appendString(dst, e.DecisionID)
+	dst = append(dst, keyActor...)
+	dst = appendString(dst, e.Actor)
+	dst = append(dst, keyAction...)
+	dst = appendString(dst, e.Action)
+	dst = append(dst, keyPurpose...)
+	dst = appendString(dst, e.Purpose)
+	dst = append(dst, keySubject...)
+	dst = appendString(dst, e.Subject)
+	dst = append(dst, keyResource...)
+	dst = appendString(dst, e.Resource)
+	dst = append(dst, keyReleased...)
+	dst = appendList(dst, e.Released)
+	dst = append(dst, keyWithheld...)
+	dst = appendList(dst, e.Withheld)
+	dst = append(dst, keyOutcome...)
+	dst = appendString(dst, e.Outcome)
+	dst = append(dst, keyReason...)
+	dst = appendString(dst, e.Reason)
+	dst = append(dst, keyPolicy...)
+	dst = appendString(dst, e.PolicyRevision)
+	return append(dst, '}'), nil
+}
+
+func appendList(dst []byte, l []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range l {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// plain marks the ASCII bytes encoding/json writes unescaped (with HTML
+// escaping on): printable ASCII except '"', '\\', '<', '>' and '&'.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = true
+	}
+	for _, b := range `"\<>&` {
+		t[b] = false
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string, escaped exactly as encoding/json
+// does with HTML escaping (its default). s must be valid UTF-8; invalid bytes
+// become \ufffd as in encoding/json (Normalize removes them beforehand).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if plain[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// ErrNotCanonical is wrapped by ParseEntry and ScanLeaf errors: the bytes
+// are not the canonical encoding of any entry. A stored or exported leaf
+// that fails this way was altered (or written by a broken writer).
+var ErrNotCanonical = errors.New("audit: leaf is not canonical")
+
+// ParseEntry decodes a leaf strictly: it accepts b only if b is byte for
+// byte the canonical encoding of the entry it decodes to (Canonical with
+// the index set). Unknown or missing fields, whitespace, other key orders,
+// unsorted lists, non-UTC or over-precise times and non-canonical string
+// escapes are all rejected with an error wrapping ErrNotCanonical.
+func ParseEntry(b []byte) (Entry, error) {
+	var v LeafView
+	if err := ScanLeaf(b, &v); err != nil {
+		return Entry{}, err
+	}
+	e := Entry{
+		Index:          v.Index,
+		Time:           time.UnixMicro(v.TimeMicros).UTC(),
+		DecisionID:     unquote(v.DecisionID),
+		Actor:          unquote(v.Actor),
+		Action:         unquote(v.Action),
+		Purpose:        unquote(v.Purpose),
+		Subject:        unquote(v.Subject),
+		Resource:       unquote(v.Resource),
+		Released:       splitList(v.Released),
+		Withheld:       splitList(v.Withheld),
+		Outcome:        unquote(v.Outcome),
+		Reason:         unquote(v.Reason),
+		PolicyRevision: unquote(v.PolicyRevision),
+	}
+	// The scan is the fast check; re-encoding is the definition. Both must
+	// agree, and this keeps ParseEntry correct even if the scan had a gap.
+	c, err := e.Canonical()
+	if err != nil || !bytes.Equal(c, b) {
+		return Entry{}, fmt.Errorf("%w: does not re-encode to the same bytes", ErrNotCanonical)
+	}
+	return e, nil
+}
+
+// LeafView is a canonical leaf split into its fields without copying: each
+// string field is the raw JSON string content (between the quotes, still
+// escaped), each list the raw content between the brackets. It is filled by
+// ScanLeaf and valid as long as the scanned bytes are.
+type LeafView struct {
+	Index          uint64
+	TimeMicros     int64 // Unix microseconds, UTC
+	DecisionID     []byte
+	Actor          []byte
+	Action         []byte
+	Purpose        []byte
+	Subject        []byte
+	Resource       []byte
+	Released       []byte
+	Withheld       []byte
+	Outcome        []byte
+	Reason         []byte
+	PolicyRevision []byte
+}
+
+// RawEqual reports whether the raw JSON string content raw (a LeafView field)
+// decodes to s. It does not allocate unless raw holds an escape.
+func RawEqual(raw []byte, s string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == s
+	}
+	return unquote(raw) == s
+}
+
+// RawEqualBytes is RawEqual for a value given as bytes.
+func RawEqualBytes(raw, b []byte) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return bytes.Equal(raw, b)
+	}
+	return unquote(raw) == string(b)
+}
+
+// Unquote decodes a raw JSON string content (a LeafView field).
+func Unquote(raw []byte) string { return unquote(raw) }
+
+// scanner walks a leaf left to right.
+type scanner struct {
+	b      []byte
+	pos    int
+	simple bool // see simple: strings need no character checks
+}
+
+func (s *scanner) fail(what string) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrNotCanonical, what, s.pos)
+}
+
+func (s *scanner) lit(l string) bool {
+	if len(s.b)-s.pos < len(l) || string(s.b[s.pos:s.pos+len(l)]) != l {
+		return false
+	}
+	s.pos += len(l)
+	return true
+}
+
+// ScanLeaf checks that b is a canonical leaf and fills v with its fields.
+// It accepts exactly the byte strings ParseEntry accepts, without
+// allocating; errors wrap ErrNotCanonical.
+func ScanLeaf(b []byte, v *LeafView) error {
+	if len(b) > MaxLeafSize {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrNotCanonical, len(b), MaxLeafSize)
+	}
+	s := scanner{b: b, simple: simple(b)}
+	if !s.lit(keyIndex) {
+		return s.fail(`expected {"index":`)
+	}
+	idx, err := s.uint()
+	if err != nil {
+		return err
+	}
+	v.Index = idx
+	if !s.lit(keyTime) {
+		return s.fail(`expected ,"time":"`)
+	}
+	if v.TimeMicros, err = s.time(); err != nil {
+		return err
+	}
+	// Straight-line, so that every key is a constant and its comparison
+	// compiles to word compares.
+	if v.DecisionID, err = s.field(s.lit(keyDecision), keyDecision); err != nil {
+		return err
+	}
+	if v.Actor, err = s.field(s.lit(keyActor), keyActor); err != nil {
+		return err
+	}
+	if v.Action, err = s.field(s.lit(keyAction), keyAction); err != nil {
+		return err
+	}
+	if v.Purpose, err = s.field(s.lit(keyPurpose), keyPurpose); err != nil {
+		return err
+	}
+	if v.Subject, err = s.field(s.lit(keySubject), keySubject); err != nil {
+		return err
+	}
+	if v.Resource, err = s.field(s.lit(keyResource), keyResource); err != nil {
+		return err
+	}
+	if !s.lit(keyReleased) {
+		return s.fail("expected " + keyReleased)
+	}
+	if v.Released, err = s.list(); err != nil {
+		return err
+	}
+	if !s.lit(keyWithheld) {
+		return s.fail("expected " + keyWithheld)
+	}
+	if v.Withheld, err = s.list(); err != nil {
+		return err
+	}
+	if v.Outcome, err = s.field(s.lit(keyOutcome), keyOutcome); err != nil {
+		return err
+	}
+	if v.Reason, err = s.field(s.lit(keyReason), keyReason); err != nil {
+		return err
+	}
+	if v.PolicyRevision, err = s.field(s.lit(keyPolicy), keyPolicy); err != nil {
+		return err
+	}
+	if !s.lit("}") || s.pos != len(b) {
+		return s.fail("expected } at the end")
+	}
+	return nil
+}
+
+// field reads the string value after a key the caller matched (ok).
+func (s *scanner) field(ok bool, key string) ([]byte, error) {
+	if !ok {
+		return nil, s.fail("expected " + key)
+	}
+	return s.str()
+}
+
+// uint reads a decimal without leading zeros that fits in uint64.
+func (s *scanner) uint() (uint64, error) {
+	start := s.pos
+	var n uint64
+	for s.pos < len(s.b) && s.b[s.pos] >= '0' && s.b[s.pos] <= '9' {
+		d := uint64(s.b[s.pos] - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, s.fail("index overflows uint64")
+		}
+		n = n*10 + d
+		s.pos++
+	}
+	switch {
+	case s.pos == start:
+		return 0, s.fail("expected a decimal index")
+	case s.b[start] == '0' && s.pos-start > 1:
+		return 0, s.fail("leading zero in index")
+	}
+	return n, nil
+}
+
+// digits reads exactly n decimal digits.
+func (s *scanner) digits(n int) (int, bool) {
+	if len(s.b)-s.pos < n {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < n; i++ {
+		c := s.b[s.pos+i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	s.pos += n
+	return v, true
+}
+
+// time reads the time as time.RFC3339Nano formats a UTC time truncated to
+// microseconds, up to the Z (the closing quote belongs to the next key).
+func (s *scanner) time() (int64, error) {
+	bad := func() (int64, error) { return 0, s.fail("time is not canonical RFC 3339 UTC") }
+	year, ok := s.digits(4)
+	if !ok || !s.lit("-") {
+		return bad()
+	}
+	month, ok := s.digits(2)
+	if !ok || !s.lit("-") || month < 1 || month > 12 {
+		return bad()
+	}
+	day, ok := s.digits(2)
+	if !ok || !s.lit("T") || day < 1 || day > daysIn(time.Month(month), year) {
+		return bad()
+	}
+	hour, ok := s.digits(2)
+	if !ok || !s.lit(":") || hour > 23 {
+		return bad()
+	}
+	minute, ok := s.digits(2)
+	if !ok || !s.lit(":") || minute > 59 {
+		return bad()
+	}
+	sec, ok := s.digits(2)
+	if !ok || sec > 59 {
+		return bad()
+	}
+	micros := 0
+	if s.lit(".") {
+		n := 0
+		for s.pos < len(s.b) && s.b[s.pos] >= '0' && s.b[s.pos] <= '9' {
+			if n == 6 {
+				return bad()
+			}
+			micros = micros*10 + int(s.b[s.pos]-'0')
+			s.pos++
+			n++
+		}
+		if n == 0 || s.b[s.pos-1] == '0' { // RFC3339Nano drops trailing zeros
+			return bad()
+		}
+		for ; n < 6; n++ {
+			micros *= 10
+		}
+	}
+	if !s.lit("Z") {
+		return bad()
+	}
+	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	return secs*1_000_000 + int64(micros), nil
+}
+
+// daysFromCivil returns the days from 1970-01-01 to the given proleptic
+// Gregorian date (H. Hinnant's algorithm), cheaper than time.Date.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
+func daysIn(m time.Month, year int) int {
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
+}
+
+// str reads a canonical JSON string and returns its content (escaped).
+func (s *scanner) str() ([]byte, error) {
+	b, _, err := s.strEsc()
+	return b, err
+}
+
+// SWAR constants: eight bytes tested at once.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// simple reports whether b holds only printable ASCII other than '\\',
+// '<', '>' and '&': then no string in it has an escape or a byte that
+// needs one, and strings end at the next '"'. This is the common case, so
+// it is checked with vector searches and 8-byte words rather than a loop
+// over bytes.
+func simple(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var acc uint64
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		acc |= x | (x-0x20*ones)&^x // high bit: a byte >= 0x80 or < 0x20
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return false
+		}
+		acc |= uint64(b[i])
+	}
+	return acc&highs == 0 && bytes.IndexByte(b, '\\') < 0 && bytes.IndexByte(b, '<') < 0 &&
+		bytes.IndexByte(b, '>') < 0 && bytes.IndexByte(b, '&') < 0
+}
+
+// strEsc is str that also reports whether the content holds an escape.
+func (s *scanner) strEsc() ([]byte, bool, error) {
+	if !s.lit(`"`) {
+		return nil, false, s.fail("expected a string")
+	}
+	start := s.pos
+	b := s.b
+	if s.simple {
+		j := bytes.IndexByte(b[start:], '"')
+		if j < 0 {
+			return nil, false, s.fail("unterminated string")
+		}
+		s.pos = start + j + 1
+		return b[start : start+j], false, nil
+	}
+	esc := false
+	for s.pos < len(b) {
+		c := b[s.pos]
+		if c < utf8.RuneSelf {
+			switch {
+			case plain[c]:
+				s.pos++
+			case c == '"':
+				s.pos++
+				return b[start : s.pos-1], esc, nil
+			case c == '\\':
+				if err := s.escape(); err != nil {
+					return nil, false, err
+				}
+				esc = true
+			default:
+				return nil, false, s.fail("character must be escaped")
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(b[s.pos:])
+		if r == utf8.RuneError && size == 1 {
+			return nil, false, s.fail("invalid UTF-8")
+		}
+		if r == '\u2028' || r == '\u2029' {
+			return nil, false, s.fail("U+2028/U+2029 must be escaped")
+		}
+		s.pos += size
+	}
+	return nil, false, s.fail("unterminated string")
+}
+
+// escape checks one escape sequence is the one encoding/json writes.
+func (s *scanner) escape() error {
+	b := s.b
+	if s.pos+1 >= len(b) {
+		return s.fail("truncated escape")
+	}
+	switch b[s.pos+1] {
+	case '"', '\\', 'b', 'f', 'n', 'r', 't':
+		s.pos += 2
+		return nil
+	case 'u':
+	default:
+		return s.fail("non-canonical escape")
+	}
+	if len(b)-s.pos < 6 {
+		return s.fail("truncated escape")
+	}
+	r := 0
+	for _, c := range b[s.pos+2 : s.pos+6] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | int(c-'a'+10)
+		default:
+			return s.fail("non-canonical escape")
+		}
+	}
+	switch {
+	case r < 0x20 && r != '\b' && r != '\f' && r != '\n' && r != '\r' && r != '\t',
+		r == '<', r == '>', r == '&', r == 0x2028, r == 0x2029:
+		s.pos += 6
+		return nil
+	}
+	return s.fail("non-canonical escape")
+}
+
+// list reads a JSON array of canonical strings in sorted order and returns
+// its content between the brackets.
+func (s *scanner) list() ([]byte, error) {
+	if !s.lit("[") {
+		return nil, s.fail("expected [")
+	}
+	start := s.pos
+	if s.lit("]") {
+		return s.b[start:start], nil
+	}
+	var prev []byte
+	prevEsc := false
+	for {
+		cur, esc, err := s.strEsc()
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil {
+			c := 0
+			if esc || prevEsc {
+				c = strings.Compare(unquote(prev), unquote(cur))
+			} else {
+				c = bytes.Compare(prev, cur)
+			}
+			if c > 0 {
+				return nil, s.fail("list is not sorted")
+			}
+		}
+		prev, prevEsc = cur, esc
+		if s.lit("]") {
+			return s.b[start : s.pos-1], nil
+		}
+		if !s.lit(",") {
+			return nil, s.fail("expected , or ]")
+		}
+	}
+}
+
+// unquote decodes a raw string content that ScanLeaf accepted.
+func unquote(raw []byte) string {
+	i := bytes.IndexByte(raw, '\\')
+	if i < 0 {
+		return string(raw)
+	}
+	out := make([]byte, 0, len(raw))
+	out = append(out, raw[:i]...)
+	for i < len(raw) {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, _ := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+			out = utf8.AppendRune(out, rune(r))
+			i += 6
+			continue
+		default: // '"' or '\\'
+			out = append(out, raw[i+1])
+		}
+		i += 2
+	}
+	return string(out)
+}
+
+// splitList decodes the raw content of a list that ScanLeaf accepted.
+func splitList(raw []byte) []string {
+	out := []string{}
+	for len(raw) > 0 {
+		// raw is `"…","…"`: find the closing quote of the first string.
+		j := 1
+		for raw[j] != '"' {
+			if raw[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		out = append(out, unquote(raw[1:j]))
+		raw = raw[j+1:]
+		if len(raw) > 0 {
+			raw = raw[1:] // the comma
+		}
+	}
+	return out
+}
