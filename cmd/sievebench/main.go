@@ -38,6 +38,7 @@ func main() {
 	ingestRate := fs.Float64("ingest-rate", 10000, "offered webhook rate (messages/s)")
 	conc := fs.Int("concurrency", 32, "concurrent connections for partner reads and pgbench")
 	flowRate := fs.Float64("flow-rate", 1500, "purchases started per second in the order-flow phase")
+	micro := fs.String("micro", "", "go test -bench output to include in the table")
 	fs.Parse(os.Args[1:]) //nolint:errcheck
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -50,6 +51,14 @@ func main() {
 		os.Exit(1)
 	}
 	r.cleanup()
+	if *micro != "" {
+		m, err := parseMicro(*micro)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sievebench:", err)
+			os.Exit(1)
+		}
+		res.Micro = m
+	}
 	res.print(os.Stdout)
 	if *out != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make bench: the benchmarks of SPEC §8, each printed beside its same-run
+# baseline, then one table of every figure. Benchmarks, not timed tests:
+# nothing here fails on speed. Needs SIEVE_TEST_DATABASE_URL (make bench
+# starts the project-local cluster) and bin/ (make build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${SIEVE_TEST_DATABASE_URL:?run make bench}"
+out=.data/bench
+mkdir -p "$out"
+micro="$out/micro.txt"
+: >"$micro"
+run() { echo "\$ go test $*" | tee -a "$micro"; go test "$@" 2>&1 | tee -a "$micro"; }
+
+echo "== release decision (policy + minimisation) beside plain OPA evaluation"
+run -run '^$' -bench '^(BenchmarkRelease|BenchmarkOPAEval)$' -benchmem -count 3 ./policies/
+echo "== seal + open of a 300-byte record beside age per record"
+run -run '^$' -bench '^(BenchmarkSealOpen300|BenchmarkAgePerRecord300)$' -benchmem -count 3 ./broker/seal/
+echo "== access tokens"
+run -run '^$' -bench '^(BenchmarkVerify|BenchmarkVerifyCached|BenchmarkIssue)$' -benchmem -count 1 ./broker/token/
+echo "== audit append beside pgbench (100-row transactions), verify, explorer over 1,000,000 entries"
+run -run '^$' -bench '^(BenchmarkAuditAppend|BenchmarkPgbenchBaseline)$' -benchtime 3s -count 1 ./broker/postgres/
+run -run '^$' -bench '^(BenchmarkAuditVerify|BenchmarkAuditExplorer)$' -benchtime 3x -count 1 -timeout 30m ./broker/postgres/
+echo "== end to end: ingest, order flows, partner reads, memory"
+bin/sievebench --micro "$micro" --json "$out/results.json" "$@"
