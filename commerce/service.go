@@ -283,97 +283,118 @@ func (s *Service) ProcessPending(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	served := 0
-	for _, sub := range subjects {
-		if ctx.Err() != nil {
-			return served, nil
-		}
-		ok, err := s.processSubject(ctx, sub)
+	for len(subjects) > 0 && ctx.Err() == nil {
+		group := subjects[:min(len(subjects), subjectsPerTx)]
+		subjects = subjects[len(group):]
+		n, err := s.processGroup(ctx, group)
 		if err != nil {
 			return served, err
 		}
-		if ok {
-			served++
-		}
+		served += n
 	}
 	return served, nil
 }
 
-// processSubject handles one shopper's pending events in one transaction.
-func (s *Service) processSubject(ctx context.Context, subject string) (bool, error) {
-	served := false
-	sent := false
+// subjectsPerTx is how many shoppers one worker transaction serves: their
+// effects share one COMMIT (one WAL flush), while a savepoint per shopper
+// keeps one shopper's failure from touching the others.
+const subjectsPerTx = 16
+
+// processGroup handles several shoppers' pending events in one transaction.
+func (s *Service) processGroup(ctx context.Context, subjects []string) (int, error) {
+	served, sent := 0, false
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		ok, err := s.Store.LockSubject(ctx, subject)
-		if err != nil || !ok {
-			return err
-		}
-		items, err := s.Store.PendingInbox(ctx, subject, 100)
-		if err != nil || len(items) == 0 {
-			return err
-		}
-		served = true
-		row, err := s.Store.GetSubject(ctx, subject)
-		if err != nil && !broker.IsNotFound(err) {
-			return err
-		}
-		if err != nil || row.Erased {
-			for _, it := range items {
-				if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		ident, err := s.identity(ctx, row)
-		if err != nil {
-			return err
-		}
-		sess, err := s.session(ctx, subject)
-		if err != nil {
-			return err
-		}
-		sh := &Shopper{Subject: subject, Consent: row.Consent}
-		erased := false
-		for _, it := range items {
-			if erased {
-				if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
-					return err
-				}
-				continue
-			}
+		served, sent = 0, false
+		for _, sub := range subjects {
+			var ok, wrote bool
 			err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
-				var e bool
 				var err error
-				e, err = s.handleItem(ctx, sh, sess, ident, it)
-				erased = e
+				ok, wrote, err = s.processSubject(ctx, sub)
 				return err
 			})
 			if err != nil {
-				if broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
-					return err // retry the whole batch later
-				}
-				s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(subject),
-					"kind", it.Kind, "err", err)
-				s.inc("sieve_inbox_failed_total")
-				if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
-					return err
-				}
-				continue
+				return err // the whole group is retried: nothing was marked
 			}
-			if err := s.Store.MarkInbox(ctx, it.ID, ""); err != nil {
-				return err
+			if ok {
+				served++
 			}
-			sent = true
+			sent = sent || wrote
 		}
-		if erased {
-			return nil
-		}
-		return s.saveSession(ctx, subject, items[len(items)-1].Store, sess)
+		return nil
 	})
-	if sent {
+	if err == nil && sent {
 		s.WakeSender()
 	}
 	return served, err
+}
+
+// processSubject handles one shopper's pending events inside the group's
+// transaction (ctx carries it). It reports whether it served the shopper
+// and whether it wrote anything to send.
+func (s *Service) processSubject(ctx context.Context, subject string) (served, sent bool, err error) {
+	ok, err := s.Store.LockSubject(ctx, subject)
+	if err != nil || !ok {
+		return false, false, err // another worker has this shopper
+	}
+	items, err := s.Store.PendingInbox(ctx, subject, 100)
+	if err != nil || len(items) == 0 {
+		return false, false, err
+	}
+	row, err := s.Store.GetSubject(ctx, subject)
+	if err != nil && !broker.IsNotFound(err) {
+		return false, false, err
+	}
+	if err != nil || row.Erased {
+		for _, it := range items {
+			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
+				return false, false, err
+			}
+		}
+		return true, false, nil
+	}
+	ident, err := s.identity(ctx, row)
+	if err != nil {
+		return false, false, err
+	}
+	sess, err := s.session(ctx, subject)
+	if err != nil {
+		return false, false, err
+	}
+	sh := &Shopper{Subject: subject, Consent: row.Consent}
+	erased := false
+	for _, it := range items {
+		if erased {
+			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
+				return false, false, err
+			}
+			continue
+		}
+		err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+			var err error
+			erased, err = s.handleItem(ctx, sh, sess, ident, it)
+			return err
+		})
+		if err != nil {
+			if broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
+				return false, false, err // retry the whole batch later
+			}
+			s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(subject),
+				"kind", it.Kind, "err", err)
+			s.inc("sieve_inbox_failed_total")
+			if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
+				return false, false, err
+			}
+			continue
+		}
+		if err := s.Store.MarkInbox(ctx, it.ID, ""); err != nil {
+			return false, false, err
+		}
+		sent = true
+	}
+	if erased {
+		return true, sent, nil
+	}
+	return true, sent, s.saveSession(ctx, subject, items[len(items)-1].Store, sess)
 }
 
 func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error) {

@@ -20,6 +20,12 @@ import (
 // DB is the broker's PostgreSQL store.
 type DB struct {
 	Pool *pgxpool.Pool
+	// relaxed is a small pool whose sessions commit without waiting for the
+	// WAL flush (synchronous_commit = off). It serves only bookkeeping whose
+	// loss in a crash is harmless because the outcome is redone: an outbox
+	// item not marked sent is sent again (delivery is at least once), and a
+	// lost delivery status arrives again or stays at the earlier one.
+	relaxed *pgxpool.Pool
 }
 
 var _ broker.Transactor = (*DB)(nil)
@@ -47,7 +53,15 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", redact(err))
 	}
-	return &DB{Pool: pool}, nil
+	rcfg := cfg.Copy()
+	rcfg.MaxConns = 4
+	rcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	relaxed, err := pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect: %w", redact(err))
+	}
+	return &DB{Pool: pool, relaxed: relaxed}, nil
 }
 
 // redact drops the connection string from pgx parse errors, which may hold
@@ -60,8 +74,25 @@ func redact(err error) error {
 	return err
 }
 
-// Close closes the pool.
-func (db *DB) Close() { db.Pool.Close() }
+// Close closes the pools.
+func (db *DB) Close() {
+	db.Pool.Close()
+	if db.relaxed != nil {
+		db.relaxed.Close()
+	}
+}
+
+// bookkeeping returns the caller's transaction, else the relaxed pool (see
+// DB.relaxed), else the main pool.
+func (db *DB) bookkeeping(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx
+	}
+	if db.relaxed != nil {
+		return db.relaxed
+	}
+	return db.Pool
+}
 
 // Ping checks the database answers, for readiness.
 func (db *DB) Ping(ctx context.Context) error {

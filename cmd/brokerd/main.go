@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
@@ -28,6 +27,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if addr := os.Getenv("BROKER_PPROF_ADDR"); addr != "" {
+		startPprof(addr, log)
+	}
 	m := &Main{Config: cfg, Log: log}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "brokerd:", err)
@@ -47,5 +49,4 @@ func main() {
 	if err := m.Close(sctx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
-	_ = time.Second
 }
