@@ -84,6 +84,7 @@ type Service struct {
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
 	subjects   sync.Map // blind index (string) -> cachedSubject
+	catalog    catalogCache
 	once       sync.Once
 }
 
@@ -331,6 +332,12 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (int, err
 // processSubject handles one shopper's pending events inside the group's
 // transaction (ctx carries it). It reports whether it served the shopper
 // and whether it wrote anything to send.
+//
+// The events run as one turn whose writes are batched (outbox rows, inbox
+// marks, the 24-hour window, the session). If an event fails for a reason
+// other than the database being away, the turn is rolled back and run
+// again "carefully": each event in its own savepoint, the failing one
+// recorded and skipped, so one bad event never blocks a shopper.
 func (s *Service) processSubject(ctx context.Context, subject string) (served, sent bool, err error) {
 	ok, err := s.Store.LockSubject(ctx, subject)
 	if err != nil || !ok {
@@ -345,56 +352,102 @@ func (s *Service) processSubject(ctx context.Context, subject string) (served, s
 		return false, false, err
 	}
 	if err != nil || row.Erased {
-		for _, it := range items {
-			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
-				return false, false, err
-			}
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
 		}
-		return true, false, nil
+		return true, false, s.Store.MarkInboxMany(ctx, ids, "subject erased")
 	}
 	ident, err := s.identity(ctx, row)
 	if err != nil {
 		return false, false, err
 	}
-	sess, err := s.session(ctx, subject)
-	if err != nil {
-		return false, false, err
+	for _, careful := range []bool{false, true} {
+		sess, err := s.session(ctx, subject)
+		if err != nil {
+			return false, false, err
+		}
+		sh := &Shopper{Subject: subject, Consent: row.Consent}
+		err = s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+			var err error
+			sent, err = s.runTurn(ctx, sh, sess, ident, items, careful)
+			return err
+		})
+		if err == nil {
+			return true, sent, nil
+		}
+		if careful || broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
+			return false, false, err
+		}
 	}
-	sh := &Shopper{Subject: subject, Consent: row.Consent}
+	return false, false, nil
+}
+
+// turn collects the writes of one shopper's turn, written together.
+type turn struct {
+	out         []OutboxItem
+	done        []int64
+	lastInbound time.Time
+}
+
+// runTurn handles the events and writes the turn's effects.
+func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident Identity, items []InboxItem, careful bool) (bool, error) {
+	t := &turn{}
 	erased := false
 	for _, it := range items {
 		if erased {
 			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
-				return false, false, err
+				return false, err
 			}
 			continue
 		}
+		if !careful {
+			e, err := s.handleItem(ctx, sh, sess, ident, it, t)
+			if err != nil {
+				return false, err
+			}
+			erased = e
+			t.done = append(t.done, it.ID)
+			continue
+		}
+		mark, snap, shSnap := len(t.out), *sess, *sh
 		err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
-			var err error
-			erased, err = s.handleItem(ctx, sh, sess, ident, it)
+			e, err := s.handleItem(ctx, sh, sess, ident, it, t)
+			erased = e
 			return err
 		})
 		if err != nil {
 			if broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
-				return false, false, err // retry the whole batch later
+				return false, err
 			}
-			s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(subject),
+			t.out, *sess, *sh = t.out[:mark], snap, shSnap
+			s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(sh.Subject),
 				"kind", it.Kind, "err", err)
 			s.inc("sieve_inbox_failed_total")
 			if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
-				return false, false, err
+				return false, err
 			}
 			continue
 		}
-		if err := s.Store.MarkInbox(ctx, it.ID, ""); err != nil {
-			return false, false, err
+		t.done = append(t.done, it.ID)
+	}
+	if !t.lastInbound.IsZero() && !erased {
+		if err := s.Store.TouchInbound(ctx, sh.Subject, t.lastInbound); err != nil {
+			return false, err
 		}
-		sent = true
 	}
-	if erased {
-		return true, sent, nil
+	if err := s.Store.EnqueueMany(ctx, t.out); err != nil {
+		return false, err
 	}
-	return true, sent, s.saveSession(ctx, subject, items[len(items)-1].Store, sess)
+	if err := s.Store.MarkInboxMany(ctx, t.done, ""); err != nil {
+		return false, err
+	}
+	if !erased {
+		if err := s.saveSession(ctx, sh.Subject, items[len(items)-1].Store, sess); err != nil {
+			return false, err
+		}
+	}
+	return len(t.out) > 0, nil
 }
 
 func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error) {
@@ -435,7 +488,7 @@ func (s *Service) saveSession(ctx context.Context, subject, store string, sess *
 }
 
 // handleItem applies one event; erased reports that the shopper is gone.
-func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, ident Identity, it InboxItem) (bool, error) {
+func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, ident Identity, it InboxItem, t *turn) (bool, error) {
 	b, err := s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: it.DedupKey}, it.Sealed)
 	if err != nil {
 		return false, err
@@ -449,8 +502,8 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 		s.inc("sieve_message_status_total", ev.Status)
 		return false, s.Store.ApplyMessageStatus(ctx, ev.StatusID, it.Subject, ev.Status, ev.ErrCode)
 	case "message":
-		if err := s.Store.TouchInbound(ctx, it.Subject, ev.Time); err != nil {
-			return false, err
+		if ev.Time.After(t.lastInbound) {
+			t.lastInbound = ev.Time
 		}
 	}
 	act := &actions{s: s, subject: it.Subject, store: it.Store}
@@ -459,8 +512,12 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 		return false, err
 	}
 	for _, r := range replies {
-		if err := s.enqueueReply(ctx, it.Subject, it.Store, ident.Address(), r, act.erased); err != nil {
+		item, err := s.sealReply(ctx, it.Subject, it.Store, ident.Address(), r, act.erased)
+		if err != nil {
 			return false, err
+		}
+		if item.Sealed != nil {
+			t.out = append(t.out, item)
 		}
 	}
 	return act.erased, nil
@@ -473,11 +530,11 @@ type outMessage struct {
 	Reply Reply  `json:"reply"`
 }
 
-// enqueueReply seals a reply into the outbox: under the shopper's key, or
+// sealReply seals a reply as an outbox item: under the shopper's key, or
 // under the vault when the shopper has just been erased (the last words).
-func (s *Service) enqueueReply(ctx context.Context, subject, store, to string, r Reply, vault bool) error {
+func (s *Service) sealReply(ctx context.Context, subject, store, to string, r Reply, vault bool) (OutboxItem, error) {
 	if to == "" {
-		return nil
+		return OutboxItem{}, nil
 	}
 	ref := broker.NewID("msg")
 	b, _ := json.Marshal(outMessage{Store: store, To: to, Reply: r})
@@ -489,9 +546,18 @@ func (s *Service) enqueueReply(ctx context.Context, subject, store, to string, r
 		sealed, err = s.Sealer.Seal(ctx, subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref}, b)
 	}
 	if err != nil {
+		return OutboxItem{}, err
+	}
+	return OutboxItem{Ref: ref, Kind: "whatsapp", Subject: subject, VaultSealed: vault, Sealed: sealed}, nil
+}
+
+// enqueueReply seals a reply into the outbox at once.
+func (s *Service) enqueueReply(ctx context.Context, subject, store, to string, r Reply, vault bool) error {
+	item, err := s.sealReply(ctx, subject, store, to, r, vault)
+	if err != nil || item.Sealed == nil {
 		return err
 	}
-	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "whatsapp", Subject: subject, VaultSealed: vault, Sealed: sealed})
+	_, err = s.Store.Enqueue(ctx, item)
 	return err
 }
 
@@ -520,7 +586,37 @@ type actions struct {
 	erased  bool
 }
 
-func (a *actions) Products(ctx context.Context) ([]Product, error) { return a.s.Store.Products(ctx) }
+func (a *actions) Products(ctx context.Context) ([]Product, error) { return a.s.products(ctx) }
+
+// catalogTTL bounds how stale the catalog message may be; stock is checked
+// again, authoritatively, when an order reserves it.
+const catalogTTL = 2 * time.Second
+
+type catalogCache struct {
+	mu       sync.Mutex
+	products []Product
+	at       time.Time
+}
+
+// products returns the catalog, cached briefly: every "Hi" shows it.
+func (s *Service) products(ctx context.Context) ([]Product, error) {
+	c := &s.catalog
+	c.mu.Lock()
+	if time.Since(c.at) < catalogTTL && c.products != nil {
+		p := c.products
+		c.mu.Unlock()
+		return p, nil
+	}
+	c.mu.Unlock()
+	p, err := s.Store.Products(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.products, c.at = p, time.Now()
+	c.mu.Unlock()
+	return p, nil
+}
 
 func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]Product, error) {
 	return a.s.Store.ProductsBySKU(ctx, skus)
@@ -856,13 +952,19 @@ func errText(err error) string {
 func (s *Service) deliverOne(ctx context.Context, it OutboxItem, providerID *string) error {
 	var b []byte
 	var err error
+	var lastInbound time.Time
 	if it.VaultSealed {
 		b, err = s.Vault.OpenSecret(ctx, "outbox:"+it.Ref, it.Sealed)
 	} else {
 		if it.Subject != "" {
-			if _, erased, err2 := s.Store.SubjectWindow(ctx, it.Subject); err2 == nil && erased {
+			last, erased, err := s.Store.SubjectWindow(ctx, it.Subject)
+			if err != nil && !broker.IsNotFound(err) {
+				return err
+			}
+			if erased || broker.IsNotFound(err) {
 				return &DeliveryError{Permanent: true, Reason: "subject erased"}
 			}
+			lastInbound = last
 		}
 		b, err = s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: it.Ref}, it.Sealed)
 	}
@@ -879,11 +981,7 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, providerID *str
 			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
 		}
 		if !it.VaultSealed {
-			last, _, err := s.Store.SubjectWindow(ctx, it.Subject)
-			if err != nil {
-				return err
-			}
-			if time.Since(last) > 24*time.Hour {
+			if time.Since(lastInbound) > 24*time.Hour {
 				if m.Reply.Template == "" {
 					return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
 				}

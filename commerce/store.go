@@ -104,6 +104,8 @@ type Store interface {
 	LockSubject(ctx context.Context, subject string) (bool, error)
 	PendingInbox(ctx context.Context, subject string, limit int) ([]InboxItem, error)
 	MarkInbox(ctx context.Context, id int64, errText string) error
+	// MarkInboxMany marks several events processed with one statement.
+	MarkInboxMany(ctx context.Context, ids []int64, errText string) error
 
 	GetSession(ctx context.Context, subject string) ([]byte, error)
 	PutSession(ctx context.Context, subject, store, state string, sealed []byte) error
@@ -116,6 +118,8 @@ type Store interface {
 	OrdersOfSubject(ctx context.Context, subject string) ([]OrderRow, error)
 
 	Enqueue(ctx context.Context, it OutboxItem) (int64, error)
+	// EnqueueMany adds several items in order with one statement.
+	EnqueueMany(ctx context.Context, items []OutboxItem) error
 	// ClaimOutbox leases up to limit due items for lease; others skip them.
 	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxItem, error)
 	OutboxSent(ctx context.Context, id int64, providerID string) error

@@ -150,6 +150,16 @@ func (db *DB) MarkInbox(ctx context.Context, id int64, errText string) error {
 	return Translate(err)
 }
 
+// MarkInboxMany marks several events processed.
+func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+		last_error = nullif($2, '') WHERE id = ANY($1)`, ids, errText)
+	return Translate(err)
+}
+
 // GetSession returns the shopper's sealed session.
 func (db *DB) GetSession(ctx context.Context, subject string) ([]byte, error) {
 	var b []byte
@@ -292,10 +302,27 @@ func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error
 	err := db.q(ctx).QueryRow(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
 		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6) RETURNING id`,
 		it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed).Scan(&id)
-	if err == nil {
-		_, err = db.q(ctx).Exec(ctx, `SELECT pg_notify('sieve_outbox', '')`)
-	}
 	return id, Translate(err)
+}
+
+// EnqueueMany adds items to the outbox with one statement, their ids
+// following the slice order (WITH ORDINALITY keeps it).
+func (db *DB) EnqueueMany(ctx context.Context, items []commerce.OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	n := len(items)
+	refs, kinds, subs, parts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	vault := make([]bool, n)
+	sealed := make([][]byte, n)
+	for i, it := range items {
+		refs[i], kinds[i], subs[i], parts[i], vault[i], sealed[i] = it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed
+	}
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
+		SELECT r, k, nullif(s, ''), nullif(p, ''), v, b
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bytea[])
+			WITH ORDINALITY AS t(r, k, s, p, v, b, n) ORDER BY n`, refs, kinds, subs, parts, vault, sealed)
+	return Translate(err)
 }
 
 // ClaimOutbox leases due items: they are not offered again until the lease
