@@ -91,7 +91,8 @@ func (x *ExportWriter) Flush() error { return x.w.Flush() }
 // maxHeaderLine bounds the header line (a checkpoint and its history).
 const maxHeaderLine = (MaxExportHistory + 2) * MaxCheckpointSize
 
-// ReadExportHeader reads and parses the header line of an export.
+// ReadExportHeader reads and parses the header line of an export. For a
+// filtered export it returns the header together with ErrFilteredExport.
 func ReadExportHeader(br *bufio.Reader) (ExportHeader, error) {
 	line, err := readLine(br, maxHeaderLine)
 	if err != nil {

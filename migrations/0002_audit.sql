@@ -42,6 +42,13 @@ CREATE INDEX audit_entries_actor_purpose ON audit_entries (actor, purpose, idx);
 CREATE INDEX audit_entries_actor_outcome ON audit_entries (actor, outcome, idx);
 CREATE INDEX audit_entries_purpose_outcome ON audit_entries (purpose, outcome, idx);
 CREATE INDEX audit_entries_hwm ON audit_entries (time_hwm, idx);
+-- Filter columns are correlated (a partner uses few purposes; marketing is
+-- mostly denied): multi-column statistics let the planner see that a pair
+-- is rare and take its index, instead of scanning backwards for matches that
+-- are not there.
+CREATE STATISTICS audit_entries_actor_purpose_stats (mcv) ON actor, purpose FROM audit_entries;
+CREATE STATISTICS audit_entries_actor_outcome_stats (mcv) ON actor, outcome FROM audit_entries;
+CREATE STATISTICS audit_entries_purpose_outcome_stats (mcv) ON purpose, outcome FROM audit_entries;
 
 -- Defence in depth: the broker never updates or deletes log rows. (Someone
 -- with owner rights can still disable this; `audit verify` is what catches

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/sieve-broker/sieve/audit"
@@ -234,6 +232,30 @@ func (db *DB) appendAuditGrouped(ctx context.Context, req *auditAppendReq) error
 	g.mu.Unlock()
 	// Already being written: its outcome decides (bounded by auditFlushTimeout).
 	return <-req.done
+}
+
+// DrainAudit waits until every entry handed to the group committer has been
+// written (or failed) and no flusher is running, or ctx is done. The
+// committer keeps no goroutine when idle, so there is nothing to stop:
+// call this in an ordered shutdown after the last Append and before
+// closing the pool.
+func (db *DB) DrainAudit(ctx context.Context) error {
+	g := &db.auditState().gc
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		g.mu.Lock()
+		idle := g.flushers == 0 && len(g.queue) == 0
+		g.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // flushAudit writes batches until the queue is empty.
@@ -833,9 +855,12 @@ func publishAuditLocked(ctx context.Context, tx pgx.Tx, cfg SequencerConfig, siz
 }
 
 // RunAuditSequencer integrates pending entries into the log until ctx is
-// done, publishing a checkpoint at least every cfg.Interval while the log
-// grows, and one at start if the tree grew since the last. It wakes at once
-// when this process appends, and every cfg.Poll for other processes. Any
+// done. While the log grows it publishes a checkpoint as soon as
+// cfg.Interval has passed since the last one (so with the defaults every
+// entry is under a signed checkpoint within about a second), and one at
+// start if the tree grew since the last. It wakes when this process
+// appends (after a few milliseconds, to gather a batch), and every
+// cfg.Poll for the appends of other processes. Any
 // number of processes may run it on one database: batches are serialised
 // by a transaction-scoped advisory lock, which a crashed process releases
 // with its connection. Database errors are reported to cfg.OnError and
@@ -873,11 +898,16 @@ func (db *DB) RunAuditSequencer(ctx context.Context, cfg SequencerConfig) error 
 			t.Stop()
 			return nil
 		case <-st.wake:
+			t.Stop()
+			time.Sleep(auditWakeCoalesce)
 		case <-t.C:
 		}
-		t.Stop()
 	}
 }
+
+// auditWakeCoalesce is how long a woken sequencer waits for more appends
+// before integrating, so that a busy broker integrates in batches.
+const auditWakeCoalesce = 5 * time.Millisecond
 
 // auditSequencerPass integrates what is pending and publishes a checkpoint when
 // one is due.
@@ -1158,7 +1188,7 @@ func (db *DB) AuditEntries(ctx context.Context, f AuditFilter, cursor string, li
 		w.add("idx < $%d", before)
 	}
 	sql := "SELECT idx, leaf FROM audit_entries" + w.sql() + fmt.Sprintf(" ORDER BY idx DESC LIMIT %d", limit+1)
-	rows, err := db.q(ctx).Query(ctx, sql, w.args...)
+	rows, err := db.q(ctx).Query(ctx, sql, w.customPlan()...)
 	if err != nil {
 		return nil, "", Translate(err)
 	}
@@ -1215,6 +1245,14 @@ type auditConds struct {
 func (w *auditConds) add(cond string, arg any) {
 	w.args = append(w.args, arg)
 	w.conds = append(w.conds, fmt.Sprintf(cond, len(w.args)))
+}
+
+// customPlan returns the arguments for a query that must be planned with
+// their values: the unnamed statement (pgx's describe-cache mode) is never
+// given a generic plan, which for these filters would not know whether a
+// value is common or rare, nor how wide an idx window is.
+func (w *auditConds) customPlan() []any {
+	return append([]any{pgx.QueryExecModeCacheDescribe}, w.args...)
 }
 
 func (w *auditConds) sql() string {
@@ -1285,8 +1323,9 @@ type AuditCount struct {
 
 // AuditCounts counts entries per bucket (starting at from), actor, purpose
 // and outcome, over [from, to). Whole-hour buckets are read from counters
-// kept at integration (from is then rounded down to the hour); shorter
-// buckets are counted from the entries of the range.
+// kept at integration, so the range is widened to whole hours (from rounded
+// down, to up); shorter buckets are counted exactly from the entries of
+// the range.
 func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]AuditCount, error) {
 	if bucket <= 0 || !from.Before(to) {
 		return nil, broker.Errorf(broker.EInvalid, "need a positive bucket and from before to")
@@ -1304,7 +1343,7 @@ func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.D
 		sql := fmt.Sprintf(`SELECT date_bin($%d::bigint * interval '1 microsecond', time, $%d) AS b, actor, purpose,
 			outcome, count(*) FROM audit_entries%s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
 			len(w.args), len(w.args)-1, w.sql())
-		rows, err = db.q(ctx).Query(ctx, sql, w.args...)
+		rows, err = db.q(ctx).Query(ctx, sql, w.customPlan()...)
 	}
 	if err != nil {
 		return nil, Translate(err)
@@ -1843,25 +1882,23 @@ func checkAuditBound(plan *auditVerifyPlan, size uint64, root []byte, prev uint6
 	return nil
 }
 
-// auditCopyOutSnapshot runs a COPY TO in the exported snapshot, on a
-// connection of its own: built from the pool's configuration, but reading
-// through a 256 KiB buffer, which saves most system calls of a long COPY,
-// and leaving the pool to the requests served meanwhile.
+// auditCopyOutSnapshot runs a COPY TO on a pooled connection, in a
+// transaction that imports the exported snapshot.
 func (db *DB) auditCopyOutSnapshot(ctx context.Context, snapshotID, sql string, row func([][]byte) error) error {
-	cfg := db.Pool.Config().ConnConfig.Config.Copy()
-	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
-		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
-	}
-	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return Translate(err)
 	}
-	defer pc.Close(context.WithoutCancel(ctx)) //nolint:errcheck
-	_, err = pc.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '"+snapshotID+"'").ReadAll()
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return Translate(err)
 	}
-	return auditCopyOut(ctx, pc, sql, row)
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshotID+"'"); err != nil {
+		return Translate(err)
+	}
+	return auditCopyOut(ctx, conn.Conn().PgConn(), sql, row)
 }
 
 // auditCopyOut runs a binary COPY TO STDOUT and calls row with the fields of
@@ -1994,7 +2031,9 @@ const (
 // variant (audit.ExportFormatFiltered) of the matching leaves. Format
 // "csv" is a table for people, with a header row, in index order. The
 // export is read in one snapshot; before the first checkpoint a complete
-// jsonl export is EConflict.
+// jsonl export is EConflict. A stored leaf that is not canonical, or missing
+// from a complete export, stops the export with an error (run VerifyAudit
+// to locate it): an export never papers over damage.
 func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter, format string) error {
 	if format != ExportJSONL && format != ExportCSV {
 		return broker.Errorf(broker.EInvalid, "unknown export format %q (want jsonl or csv)", format)
@@ -2043,7 +2082,7 @@ func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter, forma
 		if err != nil {
 			return err
 		}
-		err = streamAuditLeaves(ctx, tx, sql, wh.args, xw.WriteLeaf)
+		err = streamAuditLeaves(ctx, tx, sql, wh.customPlan(), xw.WriteLeaf)
 		if err != nil {
 			return err
 		}
@@ -2055,7 +2094,7 @@ func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter, forma
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"index", "time", "decision_id", "actor", "action", "purpose", "subject", "resource",
 			"released", "withheld", "outcome", "reason", "policy_revision"})
-		err := streamAuditLeaves(ctx, tx, sql, wh.args, func(leaf []byte) error {
+		err := streamAuditLeaves(ctx, tx, sql, wh.customPlan(), func(leaf []byte) error {
 			e, err := audit.ParseEntry(leaf)
 			if err != nil {
 				return fmt.Errorf("stored audit leaf: %w", err)

@@ -43,11 +43,11 @@ import (
 // real integration path, in about a minute, and later runs reuse it.
 // SIEVE_BENCH_AUDIT_REBUILD=1 forces a rebuild.
 
-const benchLogSize = 1_000_000
+const auditBenchLogSize = 1_000_000
 
-// benchEntry is a synthetic entry of a busy broker: 20 partners, 6
+// auditBenchEntry is a synthetic entry of a busy broker: 20 partners, 6
 // purposes, 50,000 shoppers (as pseudonyms) over 30 days.
-func benchEntry(i int) audit.Entry {
+func auditBenchEntry(i int) audit.Entry {
 	kinds := []string{"retailer", "logistics", "payments", "analytics"}
 	purposes := []string{"order_fulfilment", "delivery", "payment", "support", "analytics", "marketing"}
 	outcomes := []string{audit.OutcomeReleased, audit.OutcomeReleased, audit.OutcomePartial, audit.OutcomeDenied}
@@ -63,6 +63,9 @@ func benchEntry(i int) audit.Entry {
 		Outcome:        outcomes[(i/7)%4],
 		PolicyRevision: "rev_2026_09_01_a1b2c3",
 	}
+	if e.Purpose == "marketing" && i%97 != 0 { // without an opt-in, marketing is denied
+		e.Outcome = audit.OutcomeDenied
+	}
 	switch e.Outcome {
 	case audit.OutcomeDenied:
 		e.Withheld = []string{"customer.phone", "delivery.address"}
@@ -77,7 +80,7 @@ func benchEntry(i int) audit.Entry {
 	return e
 }
 
-var appendRate atomic.Uint64 // entries/s of the last BenchmarkAuditAppend, for the ratio
+var auditAppendRate atomic.Uint64 // entries/s of the last BenchmarkAuditAppend, for the ratio
 
 func BenchmarkAuditAppend(b *testing.B) {
 	db := pgtest.New(b)
@@ -86,7 +89,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 	// append gets a fresh decision id.
 	templates := make([]audit.Entry, 4096)
 	for i := range templates {
-		templates[i] = benchEntry(i)
+		templates[i] = auditBenchEntry(i)
 	}
 	var seq atomic.Int64
 	b.SetParallelism(128) // 256 appenders on 2 cores: releases in flight at once
@@ -105,7 +108,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 	})
 	rate := float64(b.N) / time.Since(start).Seconds()
 	b.StopTimer()
-	appendRate.Store(uint64(rate))
+	auditAppendRate.Store(uint64(rate))
 	b.ReportMetric(rate, "entries/s")
 	b.ReportMetric(0, "ns/op")
 }
@@ -115,9 +118,9 @@ func BenchmarkAuditAppend(b *testing.B) {
 // 100-row transactions (one INSERT … SELECT of 100 rows between BEGIN and
 // COMMIT), for 5 seconds per b.N.
 func BenchmarkPgbenchBaseline(b *testing.B) {
-	bin := pgBinary(b, "pgbench")
+	bin := auditPgBinary(b, "pgbench")
 	u := pgtest.NewURL(b)
-	leaf, err := benchEntry(0).Canonical()
+	leaf, err := auditBenchEntry(0).Canonical()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -143,14 +146,14 @@ func BenchmarkPgbenchBaseline(b *testing.B) {
 	b.StopTimer()
 	rate := rows / float64(b.N)
 	b.ReportMetric(rate, "rows/s")
-	if a := appendRate.Load(); a > 0 {
+	if a := auditAppendRate.Load(); a > 0 {
 		b.ReportMetric(float64(a)/rate, "append/pgbench")
 	}
 	b.ReportMetric(0, "ns/op")
 }
 
-// pgBinary finds a PostgreSQL program through scripts/pg.sh bindir.
-func pgBinary(b *testing.B, name string) string {
+// auditPgBinary finds a PostgreSQL program through scripts/pg.sh bindir.
+func auditPgBinary(b *testing.B, name string) string {
 	b.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -164,7 +167,7 @@ func pgBinary(b *testing.B, name string) string {
 }
 
 func BenchmarkAuditVerify(b *testing.B) {
-	db, _, key := benchLog(b)
+	db, _, key := auditBenchLog(b)
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()
@@ -182,7 +185,7 @@ func BenchmarkAuditVerify(b *testing.B) {
 }
 
 func BenchmarkAuditExplorer(b *testing.B) {
-	db, _, _ := benchLog(b)
+	db, _, _ := auditBenchLog(b)
 	ctx := context.Background()
 	day := func(d int) time.Time { return time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
 	queries := []struct {
@@ -190,18 +193,21 @@ func BenchmarkAuditExplorer(b *testing.B) {
 		f    postgres.AuditFilter
 	}{
 		{"all", postgres.AuditFilter{}},
-		{"subject", postgres.AuditFilter{Subject: benchEntry(4242).Subject}},
-		{"partner", postgres.AuditFilter{Actor: benchEntry(17).Actor}},
+		{"subject", postgres.AuditFilter{Subject: auditBenchEntry(4242).Subject}},
+		{"partner", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor}},
 		{"purpose", postgres.AuditFilter{Purpose: "marketing"}},
 		{"outcome", postgres.AuditFilter{Outcome: audit.OutcomeDenied}},
 		{"recent day", postgres.AuditFilter{From: day(29), To: day(30)}},
 		{"old day", postgres.AuditFilter{From: day(2), To: day(3)}},
 		{"first half", postgres.AuditFilter{From: day(0), To: day(15)}},
-		{"partner+purpose", postgres.AuditFilter{Actor: benchEntry(17).Actor, Purpose: "support"}},
-		{"partner+outcome", postgres.AuditFilter{Actor: benchEntry(17).Actor, Outcome: audit.OutcomeDenied}},
+		{"partner+purpose", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "support"}},
+		{"partner+outcome", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Outcome: audit.OutcomeDenied}},
 		{"purpose+outcome", postgres.AuditFilter{Purpose: "payment", Outcome: audit.OutcomePartial}},
-		{"subject+old week", postgres.AuditFilter{Subject: benchEntry(4242).Subject, From: day(1), To: day(8)}},
-		{"partner+old day", postgres.AuditFilter{Actor: benchEntry(17).Actor, From: day(3), To: day(4)}},
+		{"rare purpose+outcome", postgres.AuditFilter{Purpose: "marketing", Outcome: audit.OutcomeReleased}},
+		{"rare partner+purpose+outcome", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "marketing",
+			Outcome: audit.OutcomePartial}},
+		{"subject+old week", postgres.AuditFilter{Subject: auditBenchEntry(4242).Subject, From: day(1), To: day(8)}},
+		{"partner+old day", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, From: day(3), To: day(4)}},
 		{"outcome+old day", postgres.AuditFilter{Outcome: audit.OutcomeDenied, From: day(5), To: day(6)}},
 	}
 	// Warm up (plans, cache), then time each query with a second page.
@@ -248,27 +254,27 @@ func BenchmarkAuditExplorer(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-var benchLogOnce struct {
+var auditBenchLogOnce struct {
 	sync.Mutex
 	url string
 }
 
-// benchLog opens the kept benchmark log, building it when absent.
-func benchLog(b *testing.B) (*postgres.DB, postgres.SequencerConfig, audit.PublicKey) {
+// auditBenchLog opens the kept benchmark log, building it when absent.
+func auditBenchLog(b *testing.B) (*postgres.DB, postgres.SequencerConfig, audit.PublicKey) {
 	b.Helper()
-	cfg, key := testSigner(b)
+	cfg, key := auditTestSigner(b)
 	cfg.BatchSize = 32768
-	benchLogOnce.Lock()
-	defer benchLogOnce.Unlock()
+	auditBenchLogOnce.Lock()
+	defer auditBenchLogOnce.Unlock()
 	ctx := context.Background()
-	if benchLogOnce.url == "" {
-		u, err := ensureBenchLog(b, cfg)
+	if auditBenchLogOnce.url == "" {
+		u, err := ensureAuditBenchLog(b, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchLogOnce.url = u
+		auditBenchLogOnce.url = u
 	}
-	db, err := postgres.Open(ctx, benchLogOnce.url, postgres.Options{MaxConns: 8, AppName: "sieve-bench"})
+	db, err := postgres.Open(ctx, auditBenchLogOnce.url, postgres.Options{MaxConns: 8, AppName: "sieve-bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -276,7 +282,7 @@ func benchLog(b *testing.B) (*postgres.DB, postgres.SequencerConfig, audit.Publi
 	return db, cfg, key
 }
 
-func ensureBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, error) {
+func ensureAuditBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, error) {
 	ctx := context.Background()
 	admin := pgtest.URL(b)
 	h := sha256.New()
@@ -305,12 +311,12 @@ func ensureBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, error) 
 		if err == nil {
 			st, err := db.AuditStatus(ctx)
 			db.Close()
-			if err == nil && st.Size == benchLogSize && st.CheckpointSize == benchLogSize && st.Pending == 0 {
+			if err == nil && st.Size == auditBenchLogSize && st.CheckpointSize == auditBenchLogSize && st.Pending == 0 {
 				return u, nil
 			}
 		}
 	}
-	b.Logf("building the benchmark audit log %s (%d entries)", name, benchLogSize)
+	b.Logf("building the benchmark audit log %s (%d entries)", name, auditBenchLogSize)
 	if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
 		return "", err
 	}
@@ -329,10 +335,10 @@ func ensureBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, error) 
 	// Pending rows by COPY (what the group committer writes), then the
 	// real integration path, in chunks so that checkpoints get spread out.
 	const chunk = 100_000
-	for from := 0; from < benchLogSize; from += chunk {
+	for from := 0; from < auditBenchLogSize; from += chunk {
 		rows := make([][]any, 0, chunk)
 		for i := from; i < from+chunk; i++ {
-			e := benchEntry(i)
+			e := auditBenchEntry(i)
 			leaf, err := e.Canonical()
 			if err != nil {
 				return "", err

@@ -33,22 +33,22 @@ import (
 var auditBase = time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 
 var (
-	testActors   = []string{"retailer:cli_alpha", "logistics:cli_beta", "analytics:cli_gamma"}
-	testPurposes = []string{"order_fulfilment", "delivery", "analytics"}
-	testOutcomes = []string{audit.OutcomeReleased, audit.OutcomePartial, audit.OutcomeDenied}
+	auditActors   = []string{"retailer:cli_alpha", "logistics:cli_beta", "analytics:cli_gamma"}
+	auditPurposes = []string{"order_fulfilment", "delivery", "analytics"}
+	auditOutcomes = []string{audit.OutcomeReleased, audit.OutcomePartial, audit.OutcomeDenied}
 )
 
-// testEntry returns the i-th synthetic entry, one millisecond apart.
-func testEntry(i int) audit.Entry {
+// auditTestEntry returns the i-th synthetic entry, one millisecond apart.
+func auditTestEntry(i int) audit.Entry {
 	e := audit.Entry{
 		Time:           auditBase.Add(time.Duration(i) * time.Millisecond),
 		DecisionID:     fmt.Sprintf("dec_t%07d", i),
-		Actor:          testActors[i%3],
+		Actor:          auditActors[i%3],
 		Action:         "release",
-		Purpose:        testPurposes[(i/3)%3],
+		Purpose:        auditPurposes[(i/3)%3],
 		Subject:        fmt.Sprintf("sub_%04d", i%50),
 		Resource:       fmt.Sprintf("order:ord_%07d", i),
-		Outcome:        testOutcomes[(i/9)%3],
+		Outcome:        auditOutcomes[(i/9)%3],
 		PolicyRevision: "rev_test",
 	}
 	switch e.Outcome {
@@ -70,7 +70,7 @@ type auditFixture struct {
 	key audit.PublicKey
 }
 
-func testSigner(t testing.TB) (postgres.SequencerConfig, audit.PublicKey) {
+func auditTestSigner(t testing.TB) (postgres.SequencerConfig, audit.PublicKey) {
 	t.Helper()
 	seed := bytes.Repeat([]byte{0x5e}, ed25519.SeedSize)
 	k := ed25519.NewKeyFromSeed(seed)
@@ -80,13 +80,13 @@ func testSigner(t testing.TB) (postgres.SequencerConfig, audit.PublicKey) {
 
 func newAuditFixture(t testing.TB) auditFixture {
 	t.Helper()
-	cfg, key := testSigner(t)
+	cfg, key := auditTestSigner(t)
 	return auditFixture{db: pgtest.New(t), cfg: cfg, key: key}
 }
 
-// appendRange appends testEntry(i) for i in [from, to) outside any
+// auditAppendRange appends auditTestEntry(i) for i in [from, to) outside any
 // transaction, from a few goroutines.
-func appendRange(t testing.TB, db *postgres.DB, from, to int) {
+func auditAppendRange(t testing.TB, db *postgres.DB, from, to int) {
 	t.Helper()
 	ctx := context.Background()
 	const workers = 8
@@ -94,7 +94,7 @@ func appendRange(t testing.TB, db *postgres.DB, from, to int) {
 	for w := range workers {
 		go func() {
 			for i := from + w; i < to; i += workers {
-				if err := db.Append(ctx, testEntry(i)); err != nil {
+				if err := db.Append(ctx, auditTestEntry(i)); err != nil {
 					errs <- fmt.Errorf("append %d: %w", i, err)
 					return
 				}
@@ -109,7 +109,7 @@ func appendRange(t testing.TB, db *postgres.DB, from, to int) {
 	}
 }
 
-func integrate(t testing.TB, f auditFixture) int {
+func auditIntegrate(t testing.TB, f auditFixture) int {
 	t.Helper()
 	n, err := f.db.IntegrateAudit(context.Background(), f.cfg)
 	if err != nil {
@@ -118,7 +118,7 @@ func integrate(t testing.TB, f auditFixture) int {
 	return n
 }
 
-func verifyOK(t testing.TB, f auditFixture, wantSize uint64) []byte {
+func auditVerifyOK(t testing.TB, f auditFixture, wantSize uint64) []byte {
 	t.Helper()
 	size, root, err := f.db.VerifyAudit(context.Background(), f.key, nil)
 	if err != nil {
@@ -137,11 +137,11 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 	if size, root, err := f.db.VerifyAudit(ctx, f.key, nil); err != nil || size != 0 || !bytes.Equal(root, audit.EmptyRoot()) {
 		t.Fatalf("empty log: %d %x %v", size, root, err)
 	}
-	appendRange(t, f.db, 0, 600)
-	if n := integrate(t, f); n != 600 {
+	auditAppendRange(t, f.db, 0, 600)
+	if n := auditIntegrate(t, f); n != 600 {
 		t.Fatalf("integrated %d, want 600", n)
 	}
-	root := verifyOK(t, f, 600)
+	root := auditVerifyOK(t, f, 600)
 
 	// The tree agrees with an independent computation over the stored
 	// leaves, and every leaf is the canonical entry with its index.
@@ -176,8 +176,8 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 		t.Fatalf("AuditStatus = %+v, %v", st, err)
 	}
 	// By decision id; an unknown one is not found.
-	e, err := f.db.AuditEntryByDecision(ctx, testEntry(123).DecisionID)
-	if err != nil || e.Resource != testEntry(123).Resource {
+	e, err := f.db.AuditEntryByDecision(ctx, auditTestEntry(123).DecisionID)
+	if err != nil || e.Resource != auditTestEntry(123).Resource {
 		t.Fatalf("AuditEntryByDecision = %+v, %v", e, err)
 	}
 	if _, err := f.db.AuditEntryByDecision(ctx, "dec_absent"); !broker.IsNotFound(err) {
@@ -187,7 +187,7 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 		t.Fatalf("entry beyond the log: err = %v", err)
 	}
 	// A second pass with nothing pending publishes nothing new.
-	if n := integrate(t, f); n != 0 {
+	if n := auditIntegrate(t, f); n != 0 {
 		t.Fatalf("integrated %d on an idle pass", n)
 	}
 }
@@ -206,7 +206,7 @@ func TestAuditAppendInTransaction(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := testEntry(1000 + i)
+			e := auditTestEntry(1000 + i)
 			err := f.db.InTx(ctx, func(ctx context.Context) error {
 				if err := f.db.Append(ctx, e); err != nil {
 					return err
@@ -216,7 +216,7 @@ func TestAuditAppendInTransaction(t *testing.T) {
 			if !errors.Is(err, tc.fnErr) {
 				t.Fatalf("InTx = %v", err)
 			}
-			integrate(t, f)
+			auditIntegrate(t, f)
 			_, err = f.db.AuditEntryByDecision(ctx, e.DecisionID)
 			if tc.visible && err != nil {
 				t.Fatalf("committed entry missing: %v", err)
@@ -226,16 +226,16 @@ func TestAuditAppendInTransaction(t *testing.T) {
 			}
 		})
 	}
-	verifyOK(t, f, 1)
+	auditVerifyOK(t, f, 1)
 }
 
 func TestAuditAppendRejects(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	if err := f.db.Append(ctx, testEntry(1)); err != nil {
+	if err := f.db.Append(ctx, auditTestEntry(1)); err != nil {
 		t.Fatal(err)
 	}
-	noID := testEntry(2)
+	noID := auditTestEntry(2)
 	noID.DecisionID = ""
 	tests := []struct {
 		name  string
@@ -245,9 +245,9 @@ func TestAuditAppendRejects(t *testing.T) {
 	}{
 		{"missing decision id", false, noID, broker.EInvalid},
 		{"missing decision id in a transaction", true, noID, broker.EInvalid},
-		{"pending decision appended again", false, testEntry(1), broker.EConflict},
-		{"pending decision appended again in a transaction", true, testEntry(1), broker.EConflict},
-		{"NUL byte in the subject", false, func() audit.Entry { e := testEntry(3); e.Subject = "sub_\x00"; return e }(), broker.EInvalid},
+		{"pending decision appended again", false, auditTestEntry(1), broker.EConflict},
+		{"pending decision appended again in a transaction", true, auditTestEntry(1), broker.EConflict},
+		{"NUL byte in the subject", false, func() audit.Entry { e := auditTestEntry(3); e.Subject = "sub_\x00"; return e }(), broker.EInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,28 +264,28 @@ func TestAuditAppendRejects(t *testing.T) {
 	}
 	// A duplicate that reaches the log only after the first was integrated
 	// is set aside by the sequencer, which carries on.
-	integrate(t, f)
-	if err := f.db.Append(ctx, testEntry(1)); err != nil {
+	auditIntegrate(t, f)
+	if err := f.db.Append(ctx, auditTestEntry(1)); err != nil {
 		t.Fatalf("re-append after integration: %v", err)
 	}
-	if err := f.db.Append(ctx, testEntry(4)); err != nil {
+	if err := f.db.Append(ctx, auditTestEntry(4)); err != nil {
 		t.Fatal(err)
 	}
-	if n := integrate(t, f); n != 1 {
+	if n := auditIntegrate(t, f); n != 1 {
 		t.Fatalf("integrated %d, want only the new entry", n)
 	}
 	st, err := f.db.AuditStatus(ctx)
 	if err != nil || st.Rejected != 1 || st.Size != 2 || st.Pending != 0 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
-	verifyOK(t, f, 2)
+	auditVerifyOK(t, f, 2)
 }
 
 func TestAuditSequencerSetsAsideBadPendingRows(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	appendRange(t, f.db, 0, 5)
-	good, _ := testEntry(5).Canonical()
+	auditAppendRange(t, f.db, 0, 5)
+	good, _ := auditTestEntry(5).Canonical()
 	bad := []struct{ id, entry string }{
 		{"dec_junk", "not json"},
 		{"dec_spaced", strings.Replace(string(good), `"index":0`, `"index": 0`, 1)},
@@ -296,14 +296,14 @@ func TestAuditSequencerSetsAsideBadPendingRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := integrate(t, f); n != 5 {
+	if n := auditIntegrate(t, f); n != 5 {
 		t.Fatalf("integrated %d, want 5", n)
 	}
 	st, _ := f.db.AuditStatus(ctx)
 	if st.Rejected != 3 || st.Pending != 0 {
 		t.Fatalf("status = %+v", st)
 	}
-	verifyOK(t, f, 5)
+	auditVerifyOK(t, f, 5)
 }
 
 func TestAuditConcurrentAppenders(t *testing.T) {
@@ -320,9 +320,9 @@ func TestAuditConcurrentAppenders(t *testing.T) {
 				n := g*each + i
 				var err error
 				if n%5 == 0 { // some inside transactions, as releases do
-					err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Append(ctx, testEntry(n)) })
+					err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Append(ctx, auditTestEntry(n)) })
 				} else {
-					err = f.db.Append(ctx, testEntry(n))
+					err = f.db.Append(ctx, auditTestEntry(n))
 				}
 				if err != nil {
 					errs <- err
@@ -336,21 +336,46 @@ func TestAuditConcurrentAppenders(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	integrate(t, f)
-	verifyOK(t, f, goroutines*each)
+	auditIntegrate(t, f)
+	auditVerifyOK(t, f, goroutines*each)
+}
+
+func TestAuditDrain(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.db.Append(ctx, auditTestEntry(i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := f.db.DrainAudit(dctx); err != nil {
+		t.Fatalf("DrainAudit: %v", err)
+	}
+	st, err := f.db.AuditStatus(ctx)
+	if err != nil || st.Pending != 50 {
+		t.Fatalf("after drain: %+v, %v", st, err)
+	}
 }
 
 func TestAuditAppendFailsClosed(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	f.db.Pool.Close()
-	err := f.db.Append(ctx, testEntry(1))
+	err := f.db.Append(ctx, auditTestEntry(1))
 	if code := broker.ErrorCode(err); code != broker.EUnavailable {
 		t.Fatalf("append on a closed pool: code %q (%v), want unavailable", code, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := f.db.Append(cctx, testEntry(2)); err == nil {
+	if err := f.db.Append(cctx, auditTestEntry(2)); err == nil {
 		t.Fatal("append with a cancelled context succeeded")
 	}
 }
@@ -359,7 +384,7 @@ func TestAuditAppendFailsClosed(t *testing.T) {
 // database (as two brokerd would), each appending and sequencing at once.
 func TestAuditTwoProcesses(t *testing.T) {
 	u := pgtest.NewURL(t)
-	cfg, key := testSigner(t)
+	cfg, key := auditTestSigner(t)
 	cfg.Interval = 50 * time.Millisecond
 	cfg.Poll = 10 * time.Millisecond
 	cfg.BatchSize = 100
@@ -392,7 +417,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			appendRange(t, db, p*per, (p+1)*per)
+			auditAppendRange(t, db, p*per, (p+1)*per)
 		}()
 	}
 	wg.Wait()
@@ -415,7 +440,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 	seqWG.Wait()
 
 	f := auditFixture{db: dbs[1], cfg: cfg, key: key}
-	verifyOK(t, f, 2*per)
+	auditVerifyOK(t, f, 2*per)
 	// Every checkpoint either published is consistent with every later one.
 	rows, err := dbs[0].Pool.Query(context.Background(), `SELECT note FROM audit_checkpoints ORDER BY size`)
 	if err != nil {
@@ -455,7 +480,7 @@ func TestRunAuditSequencerPublishesWithinASecond(t *testing.T) {
 	// integration; the bound leaves room for a loaded test machine.
 	const bound = 2500 * time.Millisecond
 	for round := range 3 {
-		e := testEntry(round)
+		e := auditTestEntry(round)
 		start := time.Now()
 		if err := f.db.Append(context.Background(), e); err != nil {
 			t.Fatal(err)
@@ -482,13 +507,13 @@ func TestRunAuditSequencerPublishesWithinASecond(t *testing.T) {
 	}
 }
 
-// populatedTemplate builds a database holding 1000 entries with
+// auditPopulatedTemplate builds a database holding 1000 entries with
 // checkpoints at 300, 600, 900 and 1000, and returns its name; tests clone
 // it (CREATE DATABASE … TEMPLATE) to tamper with a copy each.
-func populatedTemplate(t *testing.T) (name string) {
+func auditPopulatedTemplate(t *testing.T) (name string) {
 	t.Helper()
 	u := pgtest.NewURL(t)
-	cfg, key := testSigner(t)
+	cfg, key := auditTestSigner(t)
 	db, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -496,16 +521,16 @@ func populatedTemplate(t *testing.T) (name string) {
 	f := auditFixture{db: db, cfg: cfg, key: key}
 	for _, upto := range []int{300, 600, 900, 1000} {
 		prev, _ := f.db.AuditStatus(context.Background())
-		appendRange(t, db, int(prev.Size), upto)
-		integrate(t, f)
+		auditAppendRange(t, db, int(prev.Size), upto)
+		auditIntegrate(t, f)
 	}
-	verifyOK(t, f, 1000)
+	auditVerifyOK(t, f, 1000)
 	db.Close()
 	pu, _ := url.Parse(u)
 	return strings.TrimPrefix(pu.Path, "/")
 }
 
-func cloneDB(t *testing.T, template string) *postgres.DB {
+func auditCloneDB(t *testing.T, template string) *postgres.DB {
 	t.Helper()
 	admin := pgtest.URL(t)
 	ctx := context.Background()
@@ -535,9 +560,9 @@ func cloneDB(t *testing.T, template string) *postgres.DB {
 	return db
 }
 
-// tamper runs statements as an attacker with owner rights: the
+// auditTamper runs statements as an attacker with owner rights: the
 // append-only triggers are bypassed.
-func tamper(t *testing.T, db *postgres.DB, stmts ...string) {
+func auditTamper(t *testing.T, db *postgres.DB, stmts ...string) {
 	t.Helper()
 	err := db.InTx(context.Background(), func(ctx context.Context) error {
 		tx, _ := postgres.TxFrom(ctx)
@@ -556,10 +581,10 @@ func tamper(t *testing.T, db *postgres.DB, stmts ...string) {
 	}
 }
 
-// reencoded returns SQL literals for the leaf of testEntry(i) altered by
+// auditReencoded returns SQL literals for the leaf of auditTestEntry(i) altered by
 // edit, with its index set to idx, and its leaf hash.
-func reencoded(i int, idx uint64, edit func(*audit.Entry)) (leaf, hash string) {
-	e := testEntry(i)
+func auditReencoded(i int, idx uint64, edit func(*audit.Entry)) (leaf, hash string) {
+	e := auditTestEntry(i)
 	e.Index = idx
 	edit(&e)
 	b, _ := e.Canonical()
@@ -567,8 +592,8 @@ func reencoded(i int, idx uint64, edit func(*audit.Entry)) (leaf, hash string) {
 }
 
 func TestAuditVerifyDetectsTampering(t *testing.T) {
-	tpl := populatedTemplate(t)
-	_, key := testSigner(t)
+	tpl := auditPopulatedTemplate(t)
+	_, key := auditTestSigner(t)
 	intruder := func(e *audit.Entry) { e.Actor = "retailer:cli_intruder" }
 	tests := []struct {
 		name      string
@@ -580,29 +605,29 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "column updated",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_entries SET actor = 'retailer:cli_intruder' WHERE idx = 500`)
+				auditTamper(t, db, `UPDATE audit_entries SET actor = 'retailer:cli_intruder' WHERE idx = 500`)
 			},
 			wantIndex: 500,
 		},
 		{
 			name: "columns updated in both halves",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_entries SET purpose = 'marketing' WHERE idx IN (120, 880)`)
+				auditTamper(t, db, `UPDATE audit_entries SET purpose = 'marketing' WHERE idx IN (120, 880)`)
 			},
 			wantIndex: 120,
 		},
 		{
 			name: "leaf updated, canonical, hash left",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				leaf, _ := reencoded(300, 300, intruder)
-				tamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+` WHERE idx = 300`)
+				leaf, _ := auditReencoded(300, 300, intruder)
+				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+` WHERE idx = 300`)
 			},
 			wantIndex: 300,
 		},
 		{
 			name: "leaf updated, not canonical",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_entries SET leaf = overlay(leaf placing '{"index": ' from 1 for 9),
+				auditTamper(t, db, `UPDATE audit_entries SET leaf = overlay(leaf placing '{"index": ' from 1 for 9),
 					leaf_hash = sha256('\x00'::bytea || overlay(leaf placing '{"index": ' from 1 for 9)) WHERE idx = 42`)
 			},
 			wantIndex: 42,
@@ -610,8 +635,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "leaf, hash and columns updated consistently",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				leaf, hash := reencoded(700, 700, intruder)
-				tamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
+				leaf, hash := auditReencoded(700, 700, intruder)
+				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
 					actor = 'retailer:cli_intruder' WHERE idx = 700`)
 			},
 			wantIndex: 512, wantEnd: 768, // the stored subtree over 512..767
@@ -619,36 +644,36 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "leaf, hash, columns and stored subtree updated consistently",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				leaf, hash := reencoded(700, 700, intruder)
-				tamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
+				leaf, hash := auditReencoded(700, 700, intruder)
+				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
 					actor = 'retailer:cli_intruder' WHERE idx = 700`)
-				tamper(t, db, `UPDATE audit_nodes SET hash = '\x`+hex.EncodeToString(subtreeHash(t, db, 512, 768))+`'
+				auditTamper(t, db, `UPDATE audit_nodes SET hash = '\x`+hex.EncodeToString(auditSubtreeHash(t, db, 512, 768))+`'
 					WHERE level = 8 AND idx = 2`)
 			},
 			wantIndex: 600, wantEnd: 900, // only the signed roots at 600 and 900 bound it
 		},
 		{
 			name:      "row deleted",
-			tamper:    func(t *testing.T, db *postgres.DB) { tamper(t, db, `DELETE FROM audit_entries WHERE idx = 250`) },
+			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_entries WHERE idx = 250`) },
 			wantIndex: 250,
 		},
 		{
 			name:      "last row deleted",
-			tamper:    func(t *testing.T, db *postgres.DB) { tamper(t, db, `DELETE FROM audit_entries WHERE idx = 999`) },
+			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_entries WHERE idx = 999`) },
 			wantIndex: 999,
 		},
 		{
-			name: "last rows deleted and the tree head rewound",
+			name: "last rows deleted and the tree auditHeadOf rewound",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `DELETE FROM audit_entries WHERE idx >= 950`, `UPDATE audit_tree SET size = 950`)
+				auditTamper(t, db, `DELETE FROM audit_entries WHERE idx >= 950`, `UPDATE audit_tree SET size = 950`)
 			},
 			wantIndex: 950,
 		},
 		{
 			name: "row inserted at the end",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				leaf, hash := reencoded(999, 1000, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
-				tamper(t, db, `INSERT INTO audit_entries SELECT 1000, `+leaf+`, `+hash+`, time, 'dec_forged', actor, action,
+				leaf, hash := auditReencoded(999, 1000, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
+				auditTamper(t, db, `INSERT INTO audit_entries SELECT 1000, `+leaf+`, `+hash+`, time, 'dec_forged', actor, action,
 					purpose, subject, resource, outcome, time_hwm FROM audit_entries WHERE idx = 999`)
 			},
 			wantIndex: 1000,
@@ -656,8 +681,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "row inserted in the middle",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				leaf, hash := reencoded(400, 400, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
-				tamper(t, db,
+				leaf, hash := auditReencoded(400, 400, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
+				auditTamper(t, db,
 					`UPDATE audit_entries SET idx = -idx - 1 WHERE idx >= 400`,
 					`UPDATE audit_entries SET idx = -idx WHERE idx < 0`,
 					`INSERT INTO audit_entries SELECT 400, `+leaf+`, `+hash+`, time, 'dec_forged', actor, action,
@@ -668,7 +693,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "two rows swapped",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_entries SET idx = CASE idx WHEN 100 THEN -101 ELSE -100 END WHERE idx IN (100, 101)`,
+				auditTamper(t, db, `UPDATE audit_entries SET idx = CASE idx WHEN 100 THEN -101 ELSE -100 END WHERE idx IN (100, 101)`,
 					`UPDATE audit_entries SET idx = -idx WHERE idx < 0`)
 			},
 			wantIndex: 100,
@@ -676,35 +701,35 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "time_hwm altered",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_entries SET time_hwm = time_hwm + interval '1 day' WHERE idx = 800`)
+				auditTamper(t, db, `UPDATE audit_entries SET time_hwm = time_hwm + interval '1 day' WHERE idx = 800`)
 			},
 			wantIndex: 800,
 		},
 		{
 			name: "stored subtree hash altered",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_nodes SET hash = sha256(hash) WHERE level = 8 AND idx = 1`)
+				auditTamper(t, db, `UPDATE audit_nodes SET hash = sha256(hash) WHERE level = 8 AND idx = 1`)
 			},
 			wantIndex: 256, wantEnd: 512,
 		},
 		{
 			name: "checkpoint note altered",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_checkpoints SET note = replace(note, E'\n600\n', E'\n601\n') WHERE size = 600`)
+				auditTamper(t, db, `UPDATE audit_checkpoints SET note = replace(note, E'\n600\n', E'\n601\n') WHERE size = 600`)
 			},
 			wantErr: audit.ErrBadSignature,
 		},
 		{
-			name: "tree head root altered",
+			name: "tree auditHeadOf root altered",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				tamper(t, db, `UPDATE audit_tree SET root = sha256(root)`)
+				auditTamper(t, db, `UPDATE audit_tree SET root = sha256(root)`)
 			},
 			wantErr: audit.ErrRootMismatch,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			db := cloneDB(t, tpl)
+			db := auditCloneDB(t, tpl)
 			tc.tamper(t, db)
 			_, _, err := db.VerifyAudit(context.Background(), key, nil)
 			if tc.wantErr != nil {
@@ -723,14 +748,14 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		})
 	}
 	t.Run("another key", func(t *testing.T) {
-		db := cloneDB(t, tpl)
+		db := auditCloneDB(t, tpl)
 		other := audit.PublicKey{Key: make(ed25519.PublicKey, ed25519.PublicKeySize)}
 		if _, _, err := db.VerifyAudit(context.Background(), other, nil); !errors.Is(err, audit.ErrBadSignature) {
 			t.Fatalf("err = %v, want ErrBadSignature", err)
 		}
 	})
 	t.Run("untouched copy verifies", func(t *testing.T) {
-		db := cloneDB(t, tpl)
+		db := auditCloneDB(t, tpl)
 		var calls int
 		size, _, err := db.VerifyAudit(context.Background(), key, func(done, total uint64) {
 			calls++
@@ -744,8 +769,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	})
 }
 
-// subtreeHash recomputes the hash over the stored leaf hashes [b, e).
-func subtreeHash(t *testing.T, db *postgres.DB, b, e int) []byte {
+// auditSubtreeHash recomputes the hash over the stored leaf hashes [b, e).
+func auditSubtreeHash(t *testing.T, db *postgres.DB, b, e int) []byte {
 	t.Helper()
 	rows, err := db.Pool.Query(context.Background(), `SELECT leaf_hash FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, b, e)
 	if err != nil {
@@ -765,9 +790,9 @@ func subtreeHash(t *testing.T, db *postgres.DB, b, e int) []byte {
 	return level[0]
 }
 
-// auditServer serves the store's proofs and checkpoint the way the broker's
+// auditHTTPServer serves the store's proofs and checkpoint the way the broker's
 // HTTP API does, with the shared response types.
-func auditServer(t *testing.T, db *postgres.DB) *httptest.Server {
+func auditHTTPServer(t *testing.T, db *postgres.DB) *httptest.Server {
 	t.Helper()
 	num := func(r *http.Request, k string) uint64 {
 		n, _ := strconv.ParseUint(r.URL.Query().Get(k), 10, 64)
@@ -807,9 +832,9 @@ func auditServer(t *testing.T, db *postgres.DB) *httptest.Server {
 func TestAuditProofsFromTheStore(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	appendRange(t, f.db, 0, 700)
-	integrate(t, f)
-	srv := auditServer(t, f.db)
+	auditAppendRange(t, f.db, 0, 700)
+	auditIntegrate(t, f)
+	srv := auditHTTPServer(t, f.db)
 	c := audit.NewClient(srv.URL, f.key)
 	cp1, err := c.Checkpoint(ctx)
 	if err != nil || cp1.Size != 700 {
@@ -825,8 +850,8 @@ func TestAuditProofsFromTheStore(t *testing.T) {
 		}
 	}
 	// The log grows; the client proves the new checkpoint extends the old.
-	appendRange(t, f.db, 700, 1100)
-	integrate(t, f)
+	auditAppendRange(t, f.db, 700, 1100)
+	auditIntegrate(t, f)
 	cp2, err := c.Checkpoint(ctx)
 	if err != nil || cp2.Size != 1100 {
 		t.Fatalf("second checkpoint = %+v, %v", cp2, err)
@@ -884,15 +909,15 @@ func TestAuditEntriesFilters(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	const n = 900
-	appendRange(t, f.db, 0, n)
+	auditAppendRange(t, f.db, 0, n)
 	// A late entry: its time is long before the entries integrated before
 	// it, as when a slow transaction commits late.
-	late := testEntry(n)
+	late := auditTestEntry(n)
 	late.Time = auditBase.Add(-time.Hour)
 	if err := f.db.Append(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	integrate(t, f)
+	auditIntegrate(t, f)
 	all := make([]audit.Entry, 0, n+1)
 	for i := uint64(0); i <= n; i++ {
 		e, err := f.db.AuditEntry(ctx, i)
@@ -909,13 +934,13 @@ func TestAuditEntriesFilters(t *testing.T) {
 	}{
 		{"none", postgres.AuditFilter{}, func(audit.Entry) bool { return true }},
 		{"subject", postgres.AuditFilter{Subject: "sub_0007"}, func(e audit.Entry) bool { return e.Subject == "sub_0007" }},
-		{"actor", postgres.AuditFilter{Actor: testActors[1]}, func(e audit.Entry) bool { return e.Actor == testActors[1] }},
+		{"actor", postgres.AuditFilter{Actor: auditActors[1]}, func(e audit.Entry) bool { return e.Actor == auditActors[1] }},
 		{"purpose", postgres.AuditFilter{Purpose: "delivery"}, func(e audit.Entry) bool { return e.Purpose == "delivery" }},
 		{"outcome", postgres.AuditFilter{Outcome: audit.OutcomeDenied}, func(e audit.Entry) bool { return e.Outcome == audit.OutcomeDenied }},
-		{"actor and purpose", postgres.AuditFilter{Actor: testActors[0], Purpose: "analytics"},
-			func(e audit.Entry) bool { return e.Actor == testActors[0] && e.Purpose == "analytics" }},
-		{"actor and outcome", postgres.AuditFilter{Actor: testActors[2], Outcome: audit.OutcomePartial},
-			func(e audit.Entry) bool { return e.Actor == testActors[2] && e.Outcome == audit.OutcomePartial }},
+		{"actor and purpose", postgres.AuditFilter{Actor: auditActors[0], Purpose: "analytics"},
+			func(e audit.Entry) bool { return e.Actor == auditActors[0] && e.Purpose == "analytics" }},
+		{"actor and outcome", postgres.AuditFilter{Actor: auditActors[2], Outcome: audit.OutcomePartial},
+			func(e audit.Entry) bool { return e.Actor == auditActors[2] && e.Outcome == audit.OutcomePartial }},
 		{"time range", postgres.AuditFilter{From: at(100), To: at(400)},
 			func(e audit.Entry) bool { return !e.Time.Before(at(100)) && e.Time.Before(at(400)) }},
 		{"time range holding the late entry", postgres.AuditFilter{From: auditBase.Add(-2 * time.Hour), To: at(5)},
@@ -956,7 +981,7 @@ func TestAuditEntriesFilters(t *testing.T) {
 				cursor = next
 			}
 			if !slices.Equal(got, want) {
-				t.Fatalf("got %d entries %v…, want %d %v…", len(got), head(got), len(want), head(want))
+				t.Fatalf("got %d entries %v…, want %d %v…", len(got), auditHeadOf(got), len(want), auditHeadOf(want))
 			}
 		})
 	}
@@ -970,22 +995,22 @@ func TestAuditEntriesFilters(t *testing.T) {
 	}
 }
 
-func head(s []uint64) []uint64 { return s[:min(len(s), 5)] }
+func auditHeadOf(s []uint64) []uint64 { return s[:min(len(s), 5)] }
 
 func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	const n = 540
-	appendRange(t, f.db, 0, n)
+	auditAppendRange(t, f.db, 0, n)
 	// Entries an hour later land in the next bucket.
 	for i := n; i < n+9; i++ {
-		e := testEntry(i)
+		e := auditTestEntry(i)
 		e.Time = e.Time.Add(time.Hour)
 		if err := f.db.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	integrate(t, f)
+	auditIntegrate(t, f)
 	type key struct {
 		bucket                  time.Time
 		actor, purpose, outcome string
@@ -993,7 +1018,7 @@ func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 	wantCounts := func(bucket time.Duration) map[key]int64 {
 		m := map[key]int64{}
 		for i := 0; i < n+9; i++ {
-			e := testEntry(i)
+			e := auditTestEntry(i)
 			if i >= n {
 				e.Time = e.Time.Add(time.Hour)
 			}
@@ -1033,7 +1058,7 @@ func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 	type mk struct{ actor, field, purpose string }
 	want := map[mk]int64{}
 	for i := 0; i < n+9; i++ {
-		e := testEntry(i)
+		e := auditTestEntry(i)
 		for _, fld := range e.Released {
 			want[mk{e.Actor, fld, e.Purpose}]++
 		}
@@ -1057,11 +1082,11 @@ func TestAuditExport(t *testing.T) {
 	}
 	for _, upto := range []int{100, 250, 400} {
 		prev, _ := f.db.AuditStatus(ctx)
-		appendRange(t, f.db, int(prev.Size), upto)
-		integrate(t, f)
+		auditAppendRange(t, f.db, int(prev.Size), upto)
+		auditIntegrate(t, f)
 	}
 	// Entries integrated after the last checkpoint are not in the export.
-	if err := f.db.Append(ctx, testEntry(400)); err != nil {
+	if err := f.db.Append(ctx, auditTestEntry(400)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.db.IntegrateAudit(ctx, f.cfg); err != nil {
@@ -1090,7 +1115,7 @@ func TestAuditExport(t *testing.T) {
 	})
 	t.Run("filtered jsonl", func(t *testing.T) {
 		var buf bytes.Buffer
-		flt := postgres.AuditFilter{Actor: testActors[0], Outcome: audit.OutcomeDenied}
+		flt := postgres.AuditFilter{Actor: auditActors[0], Outcome: audit.OutcomeDenied}
 		if err := f.db.ExportAudit(ctx, &buf, flt, postgres.ExportJSONL); err != nil {
 			t.Fatal(err)
 		}
@@ -1100,7 +1125,7 @@ func TestAuditExport(t *testing.T) {
 		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 		want := 0
 		for i := 0; i < 400; i++ {
-			if e := testEntry(i); e.Actor == flt.Actor && e.Outcome == flt.Outcome {
+			if e := auditTestEntry(i); e.Actor == flt.Actor && e.Outcome == flt.Outcome {
 				want++
 			}
 		}
@@ -1143,12 +1168,12 @@ func TestAuditExport(t *testing.T) {
 func TestAuditCSVDefusesFormulas(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	e := testEntry(0)
+	e := auditTestEntry(0)
 	e.Reason = "=HYPERLINK(\"x\")"
 	if err := f.db.Append(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	integrate(t, f)
+	auditIntegrate(t, f)
 	var buf bytes.Buffer
 	if err := f.db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportCSV); err != nil {
 		t.Fatal(err)
@@ -1168,14 +1193,14 @@ func TestAuditCSVDefusesFormulas(t *testing.T) {
 func TestAuditKeyRotation(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	appendRange(t, f.db, 0, 300)
-	integrate(t, f)
+	auditAppendRange(t, f.db, 0, 300)
+	auditIntegrate(t, f)
 	rotated := f.cfg
 	rotated.Key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x77}, ed25519.SeedSize))
 	newKey := audit.PublicKey{Name: rotated.Origin, Key: rotated.Key.Public().(ed25519.PublicKey)}
 	for _, upto := range []int{600, 900} {
 		prev, _ := f.db.AuditStatus(ctx)
-		appendRange(t, f.db, int(prev.Size), upto)
+		auditAppendRange(t, f.db, int(prev.Size), upto)
 		if _, err := f.db.IntegrateAudit(ctx, rotated); err != nil {
 			t.Fatal(err)
 		}

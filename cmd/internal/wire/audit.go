@@ -78,27 +78,15 @@ func (s *System) CurrentCheckpointKey() audit.PublicKey {
 }
 
 // VerifyAudit recomputes the tree from the database and checks it against
-// the latest signed checkpoint, trying the current and the previous
-// signing key (a rotation may not have produced a checkpoint yet).
+// the signed checkpoints, with every signing key in the keyring (after a
+// rotation older checkpoints carry the previous key's signature). The keys
+// come from the key directory, never from the database being checked.
 func (s *System) VerifyAudit(ctx context.Context, progress func(done, total uint64)) (uint64, []byte, error) {
-	var firstErr error
-	for _, k := range s.CheckpointKeys() {
-		size, root, err := s.DB.VerifyAudit(ctx, k, progress)
-		if err == nil {
-			return size, root, nil
-		}
-		var ve *audit.VerifyError
-		if errors.As(err, &ve) {
-			return size, root, err // the log itself is wrong: no other key helps
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
+	keys := s.CheckpointKeys()
+	if len(keys) == 0 {
+		return 0, nil, errors.New("no signing key to verify with")
 	}
-	if firstErr == nil {
-		firstErr = errors.New("no signing key to verify with")
-	}
-	return 0, nil, firstErr
+	return s.DB.VerifyAuditKeys(ctx, keys, progress)
 }
 
 // RecordOfficerAction appends an audit entry for an officer's own action
