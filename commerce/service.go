@@ -156,6 +156,7 @@ type storedEvent struct {
 func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	s.init()
 	items := make([]InboxItem, 0, len(events))
+	var statuses []MessageStatus
 	for _, e := range events {
 		kind, value := e.identityKey()
 		if value == "" {
@@ -169,6 +170,16 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		if subject == "" {
 			continue
 		}
+		if e.Kind2 == "status" {
+			// Delivery receipts do not drive the conversation: they are
+			// applied here, monotonically and idempotently, instead of
+			// queueing behind the shopper's messages (they are most of the
+			// webhook traffic: sent, delivered and read per message).
+			statuses = append(statuses, MessageStatus{ProviderID: e.StatusID, Subject: subject, Status: e.Status,
+				ErrCode: e.ErrCode})
+			s.inc("sieve_message_status_total", e.Status)
+			continue
+		}
 		key := dedupKey(e)
 		b, err := json.Marshal(storedEvent{Inbound: e.Inbound, StatusID: e.StatusID, Status: e.Status,
 			ErrCode: e.ErrCode, Name: e.Name})
@@ -180,6 +191,11 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 			return err
 		}
 		items = append(items, InboxItem{DedupKey: key, Subject: subject, Kind: e.Kind2, Store: e.Store, Sealed: sealed})
+	}
+	if len(statuses) > 0 {
+		if err := s.Store.ApplyMessageStatuses(ctx, statuses); err != nil {
+			return err
+		}
 	}
 	if len(items) == 0 {
 		return nil
@@ -907,7 +923,7 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) {
 	var de *DeliveryError
 	switch {
 	case err == nil:
-		if e := s.Store.OutboxSent(ctx, it.ID, providerID); e != nil {
+		if e := s.markSent(ctx, it.ID, providerID); e != nil {
 			s.Log.Warn("outbox: mark sent", "err", e)
 		}
 		if providerID != "" && it.Subject != "" {
@@ -934,6 +950,28 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) {
 			s.Log.Warn("outbox: schedule retry", "err", e)
 		}
 		s.inc("sieve_outbox_total", it.Kind, "retry")
+	}
+}
+
+// markSent records a delivered item. The message is already out: were the
+// record dropped because the database is briefly unreachable, the lease
+// would run out and the item be sent a second time. So an unavailable
+// database is waited for, within half the lease (the send itself took at
+// most its client timeout of it).
+func (s *Service) markSent(ctx context.Context, id int64, providerID string) error {
+	give := time.Now().Add(outboxLease / 2)
+	wait := 100 * time.Millisecond
+	for {
+		err := s.Store.OutboxSent(ctx, id, providerID)
+		if err == nil || broker.ErrorCode(err) != broker.EUnavailable || time.Now().Add(wait).After(give) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -132,6 +132,34 @@ type Store interface {
 	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
 	// SubjectWindow returns the last inbound time and whether erased.
 	SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error)
+	// ApplyMessageStatuses records delivery statuses monotonically, durably,
+	// with one statement.
+	ApplyMessageStatuses(ctx context.Context, sts []MessageStatus) error
 	// ApplyMessageStatus records a delivery status monotonically.
 	ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error
+}
+
+// MessageStatus is a delivery status of a message the broker sent.
+type MessageStatus struct {
+	ProviderID string // the wamid
+	Subject    string
+	Status     string // sent | delivered | read | played | failed
+	ErrCode    int
+}
+
+// StatusRank orders delivery statuses; failed is final and ranks highest.
+func StatusRank(s string) int {
+	switch s {
+	case "sent":
+		return 1
+	case "delivered":
+		return 2
+	case "read":
+		return 3
+	case "played":
+		return 4
+	case "failed":
+		return 9
+	}
+	return 0
 }

@@ -418,3 +418,41 @@ func (db *DB) SubjectWindow(ctx context.Context, subject string) (time.Time, boo
 		subject).Scan(&t, &erased)
 	return t, erased, Translate(err)
 }
+
+const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
+	SELECT p, nullif(s, ''), st, nullif(c, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS t(p, s, st, c)
+	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
+	WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
+		(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
+		(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`
+
+// ApplyMessageStatuses records delivery statuses with one statement. Several
+// statuses of one message in a batch are folded to the highest first: one
+// statement may not update a row twice.
+func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
+	best := make(map[string]commerce.MessageStatus, len(sts))
+	order := make([]string, 0, len(sts))
+	for _, st := range sts {
+		if st.ProviderID == "" {
+			continue
+		}
+		cur, ok := best[st.ProviderID]
+		if !ok {
+			order = append(order, st.ProviderID)
+		}
+		if !ok || commerce.StatusRank(st.Status) > commerce.StatusRank(cur.Status) {
+			best[st.ProviderID] = st
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	ids, subs, states := make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
+	codes := make([]int32, len(order))
+	for i, id := range order {
+		st := best[id]
+		ids[i], subs[i], states[i], codes[i] = id, st.Subject, st.Status, int32(st.ErrCode)
+	}
+	_, err := db.q(ctx).Exec(ctx, sqlApplyStatuses, ids, subs, states, codes)
+	return Translate(err)
+}

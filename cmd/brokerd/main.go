@@ -12,10 +12,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
+
+// defaultMemoryLimit is the soft memory limit when GOMEMLIMIT is unset.
+const defaultMemoryLimit = 160 << 20
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -27,6 +31,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the heap (and so RSS) in check under bursts;
+		// GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	if addr := os.Getenv("BROKER_PPROF_ADDR"); addr != "" {
 		startPprof(addr, log)
 	}

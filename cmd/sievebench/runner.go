@@ -83,7 +83,9 @@ func (r *runner) env() []string {
 		"DATABASE_URL="+r.dbURL, "BROKER_KEY_DIR="+r.keyDir, "BROKER_ADDR="+brokerAddr,
 		"BROKER_ISSUER=http://"+brokerAddr, "WHATSAPP_API_BASE=http://"+simAddr+"/v25.0",
 		"WASIM_ADDR="+simAddr, "WASIM_WEBHOOK_URL=http://"+brokerAddr+"/webhooks/whatsapp",
-		"GOMAXPROCS=2")
+		"GOMAXPROCS=2",
+		// Capacity is measured, not the per-partner limit that protects it.
+		"BROKER_PARTNER_RATE=10000000")
 }
 
 func (r *runner) log(format string, args ...any) {

@@ -34,6 +34,9 @@ type Server struct {
 	Addr            string
 	Issuer          string
 	ShutdownTimeout time.Duration
+	// PartnerRate is each partner's sustained request rate per process
+	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
+	PartnerRate float64
 }
 
 // Database is PostgreSQL.
@@ -80,8 +83,9 @@ func FromEnv(getenv func(string) string) Config {
 		getenv = os.Getenv
 	}
 	c := Config{
-		Env:      getenv("BROKER_ENV"),
-		Server:   Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER")},
+		Env: getenv("BROKER_ENV"),
+		Server: Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER"),
+			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
 		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0))},
 		Keys:     Keys{Dir: getenv("BROKER_KEY_DIR")},
 		Policy:   Policy{Dir: getenv("BROKER_POLICY_DIR")},
@@ -152,6 +156,9 @@ func (s *Server) SetDefaults() {
 	if s.ShutdownTimeout == 0 {
 		s.ShutdownTimeout = 8 * time.Second
 	}
+	if s.PartnerRate == 0 {
+		s.PartnerRate = 200
+	}
 }
 
 // SetDefaults fills the key section.
@@ -201,6 +208,9 @@ func (c *Config) Validate() error {
 		add("BROKER_ISSUER must be an http(s) URL, not %q", c.Server.Issuer)
 	} else if c.Production() && u.Scheme != "https" {
 		add("BROKER_ISSUER must be https in production")
+	}
+	if c.Server.PartnerRate < 0 {
+		add("BROKER_PARTNER_RATE must be a positive number of requests per second")
 	}
 	if c.Server.ShutdownTimeout < 0 || c.Server.ShutdownTimeout > 10*time.Second {
 		add("BROKER_SHUTDOWN_TIMEOUT must be a duration up to 10s")

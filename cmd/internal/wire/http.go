@@ -33,7 +33,8 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	if extra != nil {
 		extra(&d)
 	}
-	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer}, d)
+	rate := s.Config.Server.PartnerRate
+	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate)}, d)
 }
 
 // oauth adapts the token endpoint logic to the HTTP layer.
