@@ -291,6 +291,77 @@ func (s *Service) RunWorker(ctx context.Context) error {
 	}
 }
 
+// RunWorkers processes stored events with n workers until ctx ends. One
+// loop finds shoppers with pending events and hands groups of them to the
+// workers, never the same shopper to two at once in this process (other
+// processes are kept apart by the per-shopper advisory lock). The workers
+// are latency-bound (round trips to the database), so several overlap.
+func (s *Service) RunWorkers(ctx context.Context, n int) error {
+	s.init()
+	if n < 1 {
+		n = 1
+	}
+	var mu sync.Mutex
+	busy := map[string]bool{}
+	jobs := make(chan []string)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for group := range jobs {
+				if _, err := s.processGroup(ctx, group); err != nil && ctx.Err() == nil {
+					s.Log.Warn("inbox worker", "err", err)
+				}
+				mu.Lock()
+				for _, sub := range group {
+					delete(busy, sub)
+				}
+				mu.Unlock()
+				s.WakeWorker() // the shopper may have more events by now
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	for {
+		subjects, err := s.Store.PendingSubjects(ctx, 256)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("inbox worker", "err", err)
+		}
+		mu.Lock()
+		fresh := subjects[:0]
+		for _, sub := range subjects {
+			if !busy[sub] {
+				busy[sub] = true
+				fresh = append(fresh, sub)
+			}
+		}
+		mu.Unlock()
+		for len(fresh) > 0 {
+			group := fresh[:min(len(fresh), subjectsPerTx)]
+			fresh = fresh[len(group):]
+			select {
+			case jobs <- group:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		wait := 500 * time.Millisecond
+		if len(subjects) > 0 {
+			wait = 20 * time.Millisecond // work in flight: look again soon
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wakeWorker:
+		case <-time.After(wait):
+		}
+	}
+}
+
 // ProcessPending processes what is pending now and returns how many
 // shoppers it served.
 func (s *Service) ProcessPending(ctx context.Context) (int, error) {

@@ -54,9 +54,9 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.start(bg, "audit sequencer", func(ctx context.Context) error { return sys.RunAuditSequencer(ctx) })
-	for i := 0; i < m.Config.Workers.Workers; i++ {
-		m.start(bg, "inbox worker", sys.Shop.RunWorker)
-	}
+	m.start(bg, "inbox workers", func(ctx context.Context) error {
+		return sys.Shop.RunWorkers(ctx, m.Config.Workers.Workers)
+	})
 	m.start(bg, "outbox sender", sys.Shop.RunSender)
 	m.start(bg, "erasure listener", func(ctx context.Context) error {
 		sys.DB.ListenErasures(ctx, sys.Shop.ForgetSubject)

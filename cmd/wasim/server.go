@@ -95,8 +95,12 @@ type Store struct {
 	seq         int64
 	records     []Record
 	byRecipient map[string][]Record
-	changed     chan struct{}
-	payments    map[string]*payment // by reference_id
+	changed     chan struct{} // closed on every add: for waiters on all recipients
+	// changedBy is closed when a record for that recipient is added, so a
+	// shopper waiting for its own messages is not woken by everyone else's
+	// (with thousands of simulated shoppers that herd was the bottleneck).
+	changedBy map[string]chan struct{}
+	payments  map[string]*payment // by reference_id
 	failures    []Failure
 	max         int
 }
@@ -106,6 +110,7 @@ func NewStore() *Store {
 	return &Store{
 		byRecipient: make(map[string][]Record),
 		changed:     make(chan struct{}),
+		changedBy:   make(map[string]chan struct{}),
 		payments:    make(map[string]*payment),
 		max:         defaultMaxRecords,
 	}
@@ -139,6 +144,10 @@ func (s *Store) add(r Record) Record {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if ch, ok := s.changedBy[recipientKey(key)]; ok {
+		close(ch)
+		delete(s.changedBy, recipientKey(key))
+	}
 	return r
 }
 
@@ -191,6 +200,15 @@ func (s *Store) Wait(ctx context.Context, to string, after int64, limit int, wai
 		s.mu.Lock()
 		recs := s.queryLocked(to, after, limit)
 		changed := s.changed
+		if to != "" {
+			k := recipientKey(to)
+			ch, ok := s.changedBy[k]
+			if !ok {
+				ch = make(chan struct{})
+				s.changedBy[k] = ch
+			}
+			changed = ch
+		}
 		s.mu.Unlock()
 		if len(recs) > 0 || wait <= 0 {
 			return recs, nil

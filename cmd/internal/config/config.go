@@ -106,6 +106,7 @@ func FromEnv(getenv func(string) string) Config {
 			c.Server.ShutdownTimeout = -1 // reported by Validate
 		}
 	}
+	c.Workers.Workers = atoiOr(getenv("BROKER_WORKERS"), 0)
 	if v := getenv("BROKER_RETENTION_INTERVAL"); v != "" {
 		c.Workers.RetentionInterval, _ = time.ParseDuration(v)
 		if c.Workers.RetentionInterval == 0 {
@@ -140,7 +141,7 @@ func (c *Config) SetDefaults() {
 		c.Workers.RetentionInterval = time.Hour
 	}
 	if c.Workers.Workers == 0 {
-		c.Workers.Workers = 2
+		c.Workers.Workers = 8
 	}
 }
 
@@ -249,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if w.PhoneNumberID != "" && strings.Trim(w.PhoneNumberID, "0123456789") != "" {
 		add("WHATSAPP_PHONE_NUMBER_ID must be digits")
+	}
+	if c.Workers.Workers < 0 || c.Workers.Workers > 64 {
+		add("BROKER_WORKERS must be 1 to 64")
 	}
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")
