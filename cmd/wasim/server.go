@@ -101,8 +101,8 @@ type Store struct {
 	// (with thousands of simulated shoppers that herd was the bottleneck).
 	changedBy map[string]chan struct{}
 	payments  map[string]*payment // by reference_id
-	failures    []Failure
-	max         int
+	failures  []Failure
+	max       int
 }
 
 // NewStore returns an empty store.
