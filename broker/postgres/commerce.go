@@ -326,11 +326,9 @@ func (db *DB) EnqueueMany(ctx context.Context, items []commerce.OutboxItem) erro
 }
 
 // ClaimOutbox leases due items: they are not offered again until the lease
-// ends, so several senders (processes) never send one item at once. The
-// lease is bookkeeping (a lost lease only means an earlier retry), so it
-// commits without waiting for the WAL flush; other processes see it at once.
+// ends, so several senders (processes) never send one item at once.
 func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]commerce.OutboxItem, error) {
-	rows, err := db.bookkeeping(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
+	rows, err := db.q(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING id, ref, kind, coalesce(subject_id, ''), coalesce(partner_id, ''), vault_sealed, sealed, attempts, created_at`,
@@ -351,20 +349,20 @@ func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) (
 
 // OutboxSent marks an item sent; vault-sealed items lose their payload.
 func (db *DB) OutboxSent(ctx context.Context, id int64, providerID string) error {
-	_, err := db.bookkeeping(ctx).Exec(ctx, `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif($2, ''),
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif($2, ''),
 		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, providerID)
 	return Translate(err)
 }
 
 // OutboxRetry schedules another attempt.
 func (db *DB) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
-	_, err := db.bookkeeping(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)
 	return Translate(err)
 }
 
 // OutboxDead gives up on an item, recording why.
 func (db *DB) OutboxDead(ctx context.Context, id int64, reason string) error {
-	_, err := db.bookkeeping(ctx).Exec(ctx, `UPDATE outbox SET status = 'dead', last_error = $2,
+	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'dead', last_error = $2,
 		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, reason)
 	return Translate(err)
 }

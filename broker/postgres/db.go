@@ -22,9 +22,9 @@ type DB struct {
 	Pool *pgxpool.Pool
 	// relaxed is a small pool whose sessions commit without waiting for the
 	// WAL flush (synchronous_commit = off). It serves only bookkeeping whose
-	// loss in a crash is harmless because the outcome is redone: an outbox
-	// item not marked sent is sent again (delivery is at least once), and a
-	// lost delivery status arrives again or stays at the earlier one.
+	// loss in a database crash is harmless: a delivery status recorded after
+	// a send (the next receipt supersedes it). Outbox leases and sent marks
+	// stay synchronous, so a database crash never makes a message go twice.
 	relaxed *pgxpool.Pool
 }
 
