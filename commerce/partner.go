@@ -64,7 +64,7 @@ func (s *Service) notFound(ctx context.Context, p broker.Partner, purpose broker
 // audited not-found.
 func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (*OrderRow, SubjectRow, error) {
 	res := "order:" + clip(id, 64)
-	row, err := s.Store.GetOrder(ctx, id)
+	row, subj, err := s.Store.GetOrderWithSubject(ctx, id)
 	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment)) {
 		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "no such order")
 	}
@@ -83,8 +83,7 @@ func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 			}
 		}
 	}
-	subj, err := s.Store.GetSubject(ctx, row.Subject)
-	if err != nil || subj.Erased {
+	if subj.Erased {
 		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "subject erased")
 	}
 	if err := s.OpenOrder(ctx, &row); err != nil {

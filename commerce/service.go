@@ -244,11 +244,16 @@ func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, v
 		s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
 		return row.ID, nil
 	}
-	row, created, err := s.Store.EnsureSubject(ctx, index, broker.NewID("shp"))
-	if err != nil {
-		return "", err
-	}
-	if created || row.SealedIdentity == nil {
+	// A new shopper's row, data key and sealed identity commit together:
+	// one WAL flush instead of three, and never a subject without its key.
+	var row SubjectRow
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		var created bool
+		var err error
+		row, created, err = s.Store.EnsureSubject(ctx, index, broker.NewID("shp"))
+		if err != nil || (!created && row.SealedIdentity != nil) {
+			return err
+		}
 		id := Identity{Name: e.Name}
 		switch kind {
 		case "wa", "opaque":
@@ -259,11 +264,12 @@ func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, v
 		b, _ := json.Marshal(id)
 		sealed, err := s.Sealer.Seal(ctx, row.ID, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}, b)
 		if err != nil {
-			return "", err
+			return err
 		}
-		if err := s.Store.SetSubjectIdentity(ctx, row.ID, sealed); err != nil {
-			return "", err
-		}
+		return s.Store.SetSubjectIdentity(ctx, row.ID, sealed)
+	})
+	if err != nil {
+		return "", err
 	}
 	s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
 	return row.ID, nil

@@ -112,6 +112,8 @@ type Store interface {
 
 	CreateOrder(ctx context.Context, o OrderRow) error
 	GetOrder(ctx context.Context, id string) (OrderRow, error)
+	// GetOrderWithSubject reads an order and its shopper together.
+	GetOrderWithSubject(ctx context.Context, id string) (OrderRow, SubjectRow, error)
 	OrderByReference(ctx context.Context, ref string) (OrderRow, error)
 	UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error
 	ListOrders(ctx context.Context, f OrderFilter) ([]OrderRow, string, error)

@@ -454,3 +454,27 @@ func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageSt
 	_, err := db.q(ctx).Exec(ctx, sqlApplyStatuses, ids, subs, states, codes)
 	return Translate(err)
 }
+
+// GetOrderWithSubject reads an order and its shopper in one round trip (the
+// partner read path needs both: the order, and the consent policy sees).
+func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.OrderRow, commerce.SubjectRow, error) {
+	var o commerce.OrderRow
+	var sub commerce.SubjectRow
+	var subID *string
+	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
+		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
+		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL
+		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
+		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
+		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
+		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased)
+	if err != nil {
+		return o, sub, Translate(err)
+	}
+	if subID == nil {
+		sub.Erased = true // no subject row: treat as gone
+	} else {
+		sub.ID = *subID
+	}
+	return o, sub, nil
+}

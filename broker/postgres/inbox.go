@@ -32,7 +32,7 @@ type inboxResult struct {
 }
 
 const (
-	inboxMaxFlushers = 4
+	inboxMaxFlushers = 8
 	inboxMaxBatch    = 2000 // rows per statement
 )
 
