@@ -452,12 +452,6 @@ func (s *scanner) str() ([]byte, error) {
 	return b, err
 }
 
-// SWAR constants: eight bytes tested at once.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
 // simple reports whether b holds only printable ASCII other than '\\',
 // '<', '>' and '&': then no string in it has an escape or a byte that
 // needs one, and strings end at the next '"'. This is the common case, so

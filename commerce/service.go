@@ -275,28 +275,6 @@ func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, v
 	return row.ID, nil
 }
 
-// RunWorker processes stored events until ctx ends: each shopper's events
-// in arrival order, each exactly once (the event is marked in the same
-// transaction as every effect it has).
-func (s *Service) RunWorker(ctx context.Context) error {
-	s.init()
-	for {
-		n, err := s.ProcessPending(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("inbox worker", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.wakeWorker:
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 // RunWorkers processes stored events with n workers until ctx ends. One
 // loop finds shoppers with pending events and hands groups of them to the
 // workers, never the same shopper to two at once in this process (other
@@ -366,27 +344,6 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 		case <-time.After(wait):
 		}
 	}
-}
-
-// ProcessPending processes what is pending now and returns how many
-// shoppers it served.
-func (s *Service) ProcessPending(ctx context.Context) (int, error) {
-	s.init()
-	subjects, err := s.Store.PendingSubjects(ctx, 64)
-	if err != nil {
-		return 0, err
-	}
-	served := 0
-	for len(subjects) > 0 && ctx.Err() == nil {
-		group := subjects[:min(len(subjects), subjectsPerTx)]
-		subjects = subjects[len(group):]
-		n, err := s.processGroup(ctx, group)
-		if err != nil {
-			return served, err
-		}
-		served += n
-	}
-	return served, nil
 }
 
 // subjectsPerTx is how many shoppers one worker transaction serves: their

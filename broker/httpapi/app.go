@@ -59,7 +59,6 @@ type Config struct {
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
 	PartnerBurst int
-	Version      string
 }
 
 // SetDefaults fills unset fields.

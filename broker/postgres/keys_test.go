@@ -231,7 +231,7 @@ func TestSubjectKeysJoinTheCallersTransaction(t *testing.T) {
 	}
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		id := db.TxIdentity(ctx)
-		if id == nil || id != db.TxIdentity(context.WithValue(ctx, struct{}{}, 1)) {
+		if id == nil || id != db.TxIdentity(context.WithValue(ctx, otherKey{}, 1)) {
 			t.Error("TxIdentity inside a transaction is nil or unstable")
 		}
 		mustPut(ctx, t, db, wk("shp_tx", "k1", "uncommitted"))
@@ -288,3 +288,6 @@ func TestSubjectKeysNotWrappedToLocksAgainstErasure(t *testing.T) {
 		t.Fatalf("key survived its erasure: %v", err)
 	}
 }
+
+// otherKey is an unrelated context key: TxIdentity must ignore it.
+type otherKey struct{}
