@@ -43,6 +43,9 @@ type Server struct {
 type Database struct {
 	URL      string
 	MaxConns int32
+	// ReadURL is an optional streaming replica for the dashboard's and the
+	// compliance API's audit reads (BROKER_READ_DATABASE_URL).
+	ReadURL string
 }
 
 // Keys is where the key material lives.
@@ -86,9 +89,10 @@ func FromEnv(getenv func(string) string) Config {
 		Env: getenv("BROKER_ENV"),
 		Server: Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER"),
 			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
-		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0))},
-		Keys:     Keys{Dir: getenv("BROKER_KEY_DIR")},
-		Policy:   Policy{Dir: getenv("BROKER_POLICY_DIR")},
+		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0)),
+			ReadURL: getenv("BROKER_READ_DATABASE_URL")},
+		Keys:   Keys{Dir: getenv("BROKER_KEY_DIR")},
+		Policy: Policy{Dir: getenv("BROKER_POLICY_DIR")},
 		WhatsApp: WhatsApp{
 			AppSecret:     getenv("WHATSAPP_APP_SECRET"),
 			VerifyToken:   getenv("WHATSAPP_VERIFY_TOKEN"),
@@ -222,6 +226,11 @@ func (c *Config) Validate() error {
 		}
 	} else {
 		add("DATABASE_URL is required (make run and make test set it for the local cluster)")
+	}
+	if c.Database.ReadURL != "" {
+		if u, err := url.Parse(c.Database.ReadURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			add("BROKER_READ_DATABASE_URL must be a postgres:// URL")
+		}
 	}
 	if c.Keys.Dir == "" {
 		add("BROKER_KEY_DIR is required in production")

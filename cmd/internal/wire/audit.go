@@ -107,7 +107,7 @@ type auditAPI struct{ s *System }
 var _ httpapi.AuditAPI = (*auditAPI)(nil)
 
 func (a *auditAPI) Checkpoint(ctx context.Context) (string, error) {
-	note, _, err := a.s.DB.LatestCheckpoint(ctx)
+	note, _, err := a.s.ReadDB().LatestCheckpoint(ctx)
 	if broker.IsNotFound(err) {
 		return "", broker.Errorf(broker.ENotFound, "no checkpoint published yet")
 	}
@@ -115,15 +115,15 @@ func (a *auditAPI) Checkpoint(ctx context.Context) (string, error) {
 }
 
 func (a *auditAPI) Inclusion(ctx context.Context, index, size uint64) (any, error) {
-	return a.s.DB.InclusionProof(ctx, index, size)
+	return a.s.ReadDB().InclusionProof(ctx, index, size)
 }
 
 func (a *auditAPI) Consistency(ctx context.Context, from, to uint64) (any, error) {
-	return a.s.DB.ConsistencyProof(ctx, from, to)
+	return a.s.ReadDB().ConsistencyProof(ctx, from, to)
 }
 
 func (a *auditAPI) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.s.DB.AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
+	return a.s.ReadDB().AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
 }
 
 func (a *auditAPI) Record(ctx context.Context, e audit.Entry) error { return a.s.DB.Append(ctx, e) }

@@ -30,7 +30,7 @@ func (s *System) uiDeps() ui.Deps {
 	return ui.Deps{
 		Officers:       officerStore{s.DB},
 		Passwords:      argonPasswords{},
-		Audit:          uiAudit{s.DB},
+		Audit:          uiAudit{db: s.ReadDB(), primary: s.DB},
 		CheckpointKeys: s.CheckpointKeys,
 		Rights:         s.Rights,
 		Partners:       s.DB,
@@ -127,8 +127,9 @@ func (o officerStore) ClearLoginFailures(ctx context.Context, key []byte) error 
 	return o.db.ClearLoginFailures(ctx, key)
 }
 
-// uiAudit adapts the PostgreSQL audit log to ui.AuditLog.
-type uiAudit struct{ db *postgres.DB }
+// uiAudit adapts the PostgreSQL audit log to ui.AuditLog. Reads may go to
+// a streaming replica (db); the officer's own entries go to the primary.
+type uiAudit struct{ db, primary *postgres.DB }
 
 var _ ui.AuditLog = uiAudit{}
 
@@ -195,7 +196,7 @@ func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilt
 }
 
 // Record implements ui.AuditLog.
-func (a uiAudit) Record(ctx context.Context, e audit.Entry) error { return a.db.Append(ctx, e) }
+func (a uiAudit) Record(ctx context.Context, e audit.Entry) error { return a.primary.Append(ctx, e) }
 
 // policyView is the policy in force, for the dashboard's policies page.
 func (s *System) policyView() ui.PolicyView {

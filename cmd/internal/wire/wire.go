@@ -32,9 +32,12 @@ import (
 
 // System is the assembled broker.
 type System struct {
-	Config   config.Config
-	Log      *slog.Logger
-	DB       *postgres.DB
+	Config config.Config
+	Log    *slog.Logger
+	DB     *postgres.DB
+	// Replica, when configured, is a streaming replica that serves the
+	// audit reads of the dashboard and the compliance API; see ReadDB.
+	Replica  *postgres.DB
 	AgeKeys  *seal.Keyring
 	Sealer   *seal.Sealer
 	SignKeys *token.Keyring
@@ -64,6 +67,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	fail := func(err error) (*System, error) {
 		s.Close()
 		return nil, err
+	}
+	if cfg.Database.ReadURL != "" {
+		if s.Replica, err = postgres.Open(ctx, cfg.Database.ReadURL, postgres.Options{MaxConns: 8, AppName: "sieve-read"}); err != nil {
+			return fail(fmt.Errorf("read replica: %w", err))
+		}
 	}
 	if cfg.Keys.Create {
 		if err := os.MkdirAll(cfg.Keys.Dir, 0o700); err != nil {
@@ -118,8 +126,22 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	return s, nil
 }
 
+// ReadDB is where audit reads that tolerate replication lag go: the
+// replica when one is configured, else the primary. Reads that feed a
+// release (orders, consent, keys) never come from here: an erasure or a
+// withdrawn consent must not be answered from stale data.
+func (s *System) ReadDB() *postgres.DB {
+	if s.Replica != nil {
+		return s.Replica
+	}
+	return s.DB
+}
+
 // Close releases what Open acquired.
 func (s *System) Close() {
+	if s.Replica != nil {
+		s.Replica.Close()
+	}
 	if s.Sealer != nil {
 		s.Sealer.Close()
 	}
