@@ -352,85 +352,102 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 const subjectsPerTx = 16
 
 // processGroup handles several shoppers' pending events in one transaction.
+// The fast path uses no savepoints; if any shopper's turn fails for a reason
+// other than the database being away, the group is rolled back and run
+// carefully: each shopper in a savepoint, each event in a savepoint, and a
+// shopper whose turn still fails has its events marked failed (never
+// retried forever).
 func (s *Service) processGroup(ctx context.Context, subjects []string) (int, error) {
 	served, sent := 0, false
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		served, sent = 0, false
-		for _, sub := range subjects {
-			var ok, wrote bool
-			err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+	run := func(careful bool) error {
+		return s.Store.InTx(ctx, func(ctx context.Context) error {
+			served, sent = 0, false
+			for _, sub := range subjects {
+				var ok, wrote bool
 				var err error
-				ok, wrote, err = s.processSubject(ctx, sub)
-				return err
-			})
-			if err != nil {
-				return err // the whole group is retried: nothing was marked
+				if !careful {
+					ok, wrote, err = s.processSubject(ctx, sub, false)
+				} else {
+					err = s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+						ok, wrote, err = s.processSubject(ctx, sub, true)
+						return err
+					})
+					if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
+						err = s.failSubject(ctx, sub, err)
+						ok = err == nil
+					}
+				}
+				if err != nil {
+					return err
+				}
+				if ok {
+					served++
+				}
+				sent = sent || wrote
 			}
-			if ok {
-				served++
-			}
-			sent = sent || wrote
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	err := run(false)
+	if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
+		err = run(true)
+	}
 	if err == nil && sent {
 		s.WakeSender()
 	}
 	return served, err
 }
 
-// processSubject handles one shopper's pending events inside the group's
-// transaction (ctx carries it). It reports whether it served the shopper
-// and whether it wrote anything to send.
-//
-// The events run as one turn whose writes are batched (outbox rows, inbox
-// marks, the 24-hour window, the session). If an event fails for a reason
-// other than the database being away, the turn is rolled back and run
-// again "carefully": each event in its own savepoint, the failing one
-// recorded and skipped, so one bad event never blocks a shopper.
-func (s *Service) processSubject(ctx context.Context, subject string) (served, sent bool, err error) {
-	ok, err := s.Store.LockSubject(ctx, subject)
-	if err != nil || !ok {
-		return false, false, err // another worker has this shopper
-	}
+// failSubject marks a shopper's pending events failed after its turn
+// failed even event by event (e.g. a record that no longer opens).
+func (s *Service) failSubject(ctx context.Context, subject string, cause error) error {
+	s.Log.Error("shopper's events set aside", "subject", s.Releaser.Pseudonyms().Audit(subject), "err", cause)
+	s.inc("sieve_inbox_failed_total")
 	items, err := s.Store.PendingInbox(ctx, subject, 100)
-	if err != nil || len(items) == 0 {
-		return false, false, err
+	if err != nil {
+		return err
 	}
-	row, err := s.Store.GetSubject(ctx, subject)
-	if err != nil && !broker.IsNotFound(err) {
-		return false, false, err
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
 	}
-	if err != nil || row.Erased {
-		ids := make([]int64, len(items))
-		for i, it := range items {
+	return s.Store.MarkInboxMany(ctx, ids, "processing failed: "+broker.ErrorCode(cause))
+}
+
+// processSubject handles one shopper's pending events inside the group's
+// transaction (ctx carries it), reading and writing the turn with one
+// round trip each. careful runs each event in its own savepoint. It
+// reports whether it served the shopper and whether it wrote anything to
+// send.
+func (s *Service) processSubject(ctx context.Context, subject string, careful bool) (served, sent bool, err error) {
+	st, err := s.Store.LoadTurn(ctx, subject, 100)
+	if err != nil || !st.Locked || len(st.Items) == 0 {
+		return false, false, err // or another worker has this shopper
+	}
+	if !st.Found || st.Subject.Erased {
+		ids := make([]int64, len(st.Items))
+		for i, it := range st.Items {
 			ids[i] = it.ID
 		}
 		return true, false, s.Store.MarkInboxMany(ctx, ids, "subject erased")
 	}
-	ident, err := s.identity(ctx, row)
+	ident, err := s.identity(ctx, st.Subject)
 	if err != nil {
 		return false, false, err
 	}
-	for _, careful := range []bool{false, true} {
-		sess, err := s.session(ctx, subject)
+	sess := &Session{}
+	if st.Session != nil {
+		b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, st.Session)
 		if err != nil {
 			return false, false, err
 		}
-		sh := &Shopper{Subject: subject, Consent: row.Consent}
-		err = s.Store.InSavepoint(ctx, func(ctx context.Context) error {
-			var err error
-			sent, err = s.runTurn(ctx, sh, sess, ident, items, careful)
-			return err
-		})
-		if err == nil {
-			return true, sent, nil
-		}
-		if careful || broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
+		if err := json.Unmarshal(b, sess); err != nil {
 			return false, false, err
 		}
 	}
-	return false, false, nil
+	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
+	sent, err = s.runTurn(ctx, sh, sess, ident, st.Items, careful)
+	return err == nil, sent, err
 }
 
 // turn collects the writes of one shopper's turn, written together.
@@ -481,21 +498,18 @@ func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident
 		}
 		t.done = append(t.done, it.ID)
 	}
-	if !t.lastInbound.IsZero() && !erased {
-		if err := s.Store.TouchInbound(ctx, sh.Subject, t.lastInbound); err != nil {
-			return false, err
-		}
-	}
-	if err := s.Store.EnqueueMany(ctx, t.out); err != nil {
-		return false, err
-	}
-	if err := s.Store.MarkInboxMany(ctx, t.done, ""); err != nil {
-		return false, err
-	}
+	w := TurnWrite{Subject: sh.Subject, Out: t.out, Done: t.done}
 	if !erased {
-		if err := s.saveSession(ctx, sh.Subject, items[len(items)-1].Store, sess); err != nil {
+		w.LastInbound = t.lastInbound
+		b, _ := json.Marshal(sess)
+		sealed, err := s.Sealer.Seal(ctx, sh.Subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: sh.Subject}, b)
+		if err != nil {
 			return false, err
 		}
+		w.Store, w.State, w.Session = items[len(items)-1].Store, sess.State, sealed
+	}
+	if err := s.Store.SaveTurn(ctx, w); err != nil {
+		return false, err
 	}
 	return len(t.out) > 0, nil
 }
@@ -510,31 +524,6 @@ func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error
 		return id, err
 	}
 	return id, json.Unmarshal(b, &id)
-}
-
-func (s *Service) session(ctx context.Context, subject string) (*Session, error) {
-	sealed, err := s.Store.GetSession(ctx, subject)
-	if broker.IsNotFound(err) {
-		return &Session{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, sealed)
-	if err != nil {
-		return nil, err
-	}
-	var sess Session
-	return &sess, json.Unmarshal(b, &sess)
-}
-
-func (s *Service) saveSession(ctx context.Context, subject, store string, sess *Session) error {
-	b, _ := json.Marshal(sess)
-	sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, b)
-	if err != nil {
-		return err
-	}
-	return s.Store.PutSession(ctx, subject, store, sess.State, sealed)
 }
 
 // handleItem applies one event; erased reports that the shopper is gone.

@@ -82,6 +82,7 @@ type OrderFilter struct {
 type Store interface {
 	broker.Transactor
 	Catalog
+	TurnStore
 	ReserveStock(ctx context.Context, qty map[string]int) error
 	ReleaseStock(ctx context.Context, qty map[string]int) error
 
@@ -164,4 +165,30 @@ func StatusRank(s string) int {
 		return 9
 	}
 	return 0
+}
+
+// TurnState is what a worker reads to run a shopper's turn.
+type TurnState struct {
+	Locked  bool // the shopper's processing lock was taken
+	Items   []InboxItem
+	Found   bool // the subject row exists
+	Subject SubjectRow
+	Session []byte // sealed; nil when the shopper has none yet
+}
+
+// TurnWrite is everything a turn writes, in one go.
+type TurnWrite struct {
+	Subject     string
+	LastInbound time.Time    // zero: no inbound message in the turn
+	Out         []OutboxItem // in order
+	Done        []int64      // inbox items processed
+	Store       string       // with Session: the business number of the session
+	State       string       // with Session: the conversation state, in plaintext for queries
+	Session     []byte       // sealed session; nil: not saved (the shopper was erased)
+}
+
+// TurnStore reads and writes a turn with one round trip each.
+type TurnStore interface {
+	LoadTurn(ctx context.Context, subject string, limit int) (TurnState, error)
+	SaveTurn(ctx context.Context, w TurnWrite) error
 }

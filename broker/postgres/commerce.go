@@ -167,11 +167,12 @@ func (db *DB) GetSession(ctx context.Context, subject string) ([]byte, error) {
 	return b, Translate(err)
 }
 
+const sqlPutSession = `INSERT INTO sessions (subject_id, store, state, sealed) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (subject_id) DO UPDATE SET store = $2, state = $3, sealed = $4, updated_at = now()`
+
 // PutSession stores the shopper's sealed session.
 func (db *DB) PutSession(ctx context.Context, subject, store, state string, sealed []byte) error {
-	_, err := db.q(ctx).Exec(ctx, `INSERT INTO sessions (subject_id, store, state, sealed) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (subject_id) DO UPDATE SET store = $2, state = $3, sealed = $4, updated_at = now()`,
-		subject, store, state, sealed)
+	_, err := db.q(ctx).Exec(ctx, sqlPutSession, subject, store, state, sealed)
 	return Translate(err)
 }
 
@@ -305,6 +306,11 @@ func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error
 	return id, Translate(err)
 }
 
+const sqlEnqueueMany = `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
+	SELECT r, k, nullif(s, ''), nullif(p, ''), v, b
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bytea[])
+		WITH ORDINALITY AS t(r, k, s, p, v, b, n) ORDER BY n`
+
 // EnqueueMany adds items to the outbox with one statement, their ids
 // following the slice order (WITH ORDINALITY keeps it).
 func (db *DB) EnqueueMany(ctx context.Context, items []commerce.OutboxItem) error {
@@ -318,10 +324,7 @@ func (db *DB) EnqueueMany(ctx context.Context, items []commerce.OutboxItem) erro
 	for i, it := range items {
 		refs[i], kinds[i], subs[i], parts[i], vault[i], sealed[i] = it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed
 	}
-	_, err := db.q(ctx).Exec(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
-		SELECT r, k, nullif(s, ''), nullif(p, ''), v, b
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bytea[])
-			WITH ORDINALITY AS t(r, k, s, p, v, b, n) ORDER BY n`, refs, kinds, subs, parts, vault, sealed)
+	_, err := db.q(ctx).Exec(ctx, sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
 	return Translate(err)
 }
 
