@@ -26,6 +26,15 @@ var statusOf = map[string]int{
 	broker.EInternal:     fiber.StatusInternalServerError,
 }
 
+// StatusOf returns the HTTP status of a broker error code (500 for codes
+// outside the table). The dashboard uses it too: there is one table.
+func StatusOf(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return fiber.StatusInternalServerError
+}
+
 // codeOfStatus maps Fiber's own errors (routing, limits) back to codes.
 var codeOfStatus = map[int]string{
 	fiber.StatusBadRequest:                  broker.EInvalid,

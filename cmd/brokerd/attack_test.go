@@ -44,8 +44,8 @@ type harnessOpts struct {
 	adjust []func(*config.Config)
 }
 
-// newHarnessWith is newHarness with a chosen logger and Main.Extra (the
-// shared harness discards logs and takes no Extra).
+// newHarnessWith starts brokerd on 127.0.0.1:0 with a fresh database, keys
+// and fake Send API, a chosen logger (nil discards) and Main.Extra.
 func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	wa := newFakeSendAPI(t)

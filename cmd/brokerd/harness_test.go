@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,10 +16,8 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
-	"github.com/sieve-broker/sieve/commerce"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -159,36 +156,7 @@ type harness struct {
 
 func newHarness(t *testing.T, adjust ...func(*config.Config)) *harness {
 	t.Helper()
-	wa := newFakeSendAPI(t)
-	cfg := config.FromEnv(func(string) string { return "" })
-	cfg.Database.URL = pgtest.NewURL(t)
-	cfg.Keys.Dir = t.TempDir()
-	cfg.Server.Addr = "127.0.0.1:0"
-	cfg.Server.Issuer = "http://sieve.test"
-	cfg.WhatsApp.APIBase = wa.srv.URL + "/v25.0"
-	cfg.SetDefaults()
-	for _, a := range adjust {
-		a(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatalf("brokerd: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	ctx := context.Background()
-	if _, err := m.Sys.DB.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
+	return newHarnessWith(t, harnessOpts{adjust: adjust})
 }
 
 // partner registers a partner and returns a bearer token for it.

@@ -311,21 +311,6 @@ func (u *UI) home(c *fiber.Ctx) error {
 	return c.Redirect("/ui/login", fiber.StatusSeeOther)
 }
 
-// statusOf maps broker error codes to the dashboard's HTTP statuses.
-var statusOf = map[string]int{
-	broker.EInvalid:      fiber.StatusBadRequest,
-	broker.EUnauthorized: fiber.StatusUnauthorized,
-	broker.EForbidden:    fiber.StatusForbidden,
-	broker.EDenied:       fiber.StatusForbidden,
-	broker.ENotFound:     fiber.StatusNotFound,
-	broker.EMethod:       fiber.StatusMethodNotAllowed,
-	broker.EConflict:     fiber.StatusConflict,
-	broker.ETooLarge:     fiber.StatusRequestEntityTooLarge,
-	broker.EUnsupported:  fiber.StatusUnsupportedMediaType,
-	broker.ERateLimited:  fiber.StatusTooManyRequests,
-	broker.EUnavailable:  fiber.StatusServiceUnavailable,
-}
-
 // fail renders err as an HTML error page. Domain errors show their safe
 // message; anything else is logged and shown as a fixed text.
 func (u *UI) fail(c *fiber.Ctx, err error) error {
@@ -334,10 +319,9 @@ func (u *UI) fail(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	switch {
 	case errors.As(err, &be) && be.Code != broker.EInternal:
-		if s, ok := statusOf[be.Code]; ok {
-			status, msg = s, be.Message
-		}
-		if status >= 500 {
+		if status = httpapi.StatusOf(be.Code); status < 500 {
+			msg = be.Message
+		} else {
 			u.d.Log.Error("dashboard request failed", "route", c.Route().Path, "code", be.Code, "err", be.Err)
 			if be.Code == broker.EUnavailable {
 				msg = "A service the dashboard needs is unavailable. Try again shortly."
