@@ -112,6 +112,12 @@ func parsePHC(s string) (phc, bool) {
 	if !ok1 || !ok2 || !ok3 || m < 8*lanes {
 		return phc{}, false
 	}
+	// Go's base64 decoders skip '\r' and '\n' even in strict mode, so a
+	// field holding them would decode and still not be the canonical
+	// string: refuse anything outside the alphabet first.
+	if !b64Field(parts[4]) || !b64Field(parts[5]) {
+		return phc{}, false
+	}
 	salt, err := phcB64.DecodeString(parts[4])
 	if err != nil || len(salt) < 8 || len(salt) > 64 {
 		return phc{}, false
@@ -121,6 +127,18 @@ func parsePHC(s string) (phc, bool) {
 		return phc{}, false
 	}
 	return phc{memory: m, time: t, threads: uint8(lanes), salt: salt, hash: hash}, true
+}
+
+// b64Field reports whether s holds only characters of the standard
+// base64 alphabet (no padding, no line breaks).
+func b64Field(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // param parses "<prefix><n>" with 1 ≤ n ≤ max and no leading zero or sign.
