@@ -923,6 +923,22 @@ func (s *Service) SendDue(ctx context.Context) (int, error) {
 		}
 		bySubject[k] = append(bySubject[k], it)
 	}
+	// One read for every shopper's window and erasure state, and one write
+	// for the "sent" statuses, instead of one each per message. The sent
+	// mark itself stays per message, written as soon as the send returns:
+	// delaying it would widen what a crash could send twice.
+	var subjects []string
+	for _, it := range items {
+		if it.Subject != "" && !it.VaultSealed && !slices.Contains(subjects, it.Subject) {
+			subjects = append(subjects, it.Subject)
+		}
+	}
+	r := &sendRound{}
+	if len(subjects) > 0 {
+		if r.windows, err = s.Store.SubjectWindows(ctx, subjects); err != nil {
+			return 0, err
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, k := range keys {
@@ -932,17 +948,29 @@ func (s *Service) SendDue(ctx context.Context) (int, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			for _, it := range list {
-				s.deliver(ctx, it)
+				s.deliver(ctx, it, r)
 			}
 		}(bySubject[k])
 	}
 	wg.Wait()
+	if len(r.statuses) > 0 {
+		if err := s.Store.ApplyMessageStatuses(ctx, r.statuses); err != nil {
+			s.Log.Warn("outbox: record sent statuses", "err", err)
+		}
+	}
 	return len(items), nil
 }
 
-func (s *Service) deliver(ctx context.Context, it OutboxItem) {
+// sendRound is what one SendDue round shares between its senders.
+type sendRound struct {
+	windows  map[string]Window // by subject, read once per round
+	mu       sync.Mutex
+	statuses []MessageStatus // "sent", written once per round
+}
+
+func (s *Service) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 	var providerID string
-	err := s.deliverOne(ctx, it, &providerID)
+	err := s.deliverOne(ctx, it, r, &providerID)
 	var de *DeliveryError
 	switch {
 	case err == nil:
@@ -950,7 +978,9 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) {
 			s.Log.Warn("outbox: mark sent", "err", e)
 		}
 		if providerID != "" && it.Subject != "" {
-			_ = s.Store.ApplyMessageStatus(ctx, providerID, it.Subject, "sent", 0)
+			r.mu.Lock()
+			r.statuses = append(r.statuses, MessageStatus{ProviderID: providerID, Subject: it.Subject, Status: "sent"})
+			r.mu.Unlock()
 		}
 		s.inc("sieve_outbox_total", it.Kind, "sent")
 	case errors.As(err, &de) && de.Permanent, it.Attempts >= maxAttempts:
@@ -1010,7 +1040,7 @@ func errText(err error) string {
 	return "transient error"
 }
 
-func (s *Service) deliverOne(ctx context.Context, it OutboxItem, providerID *string) error {
+func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, providerID *string) error {
 	var b []byte
 	var err error
 	var lastInbound time.Time
@@ -1018,14 +1048,11 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, providerID *str
 		b, err = s.Vault.OpenSecret(ctx, "outbox:"+it.Ref, it.Sealed)
 	} else {
 		if it.Subject != "" {
-			last, erased, err := s.Store.SubjectWindow(ctx, it.Subject)
-			if err != nil && !broker.IsNotFound(err) {
-				return err
-			}
-			if erased || broker.IsNotFound(err) {
+			w, ok := r.windows[it.Subject]
+			if !ok || w.Erased {
 				return &DeliveryError{Permanent: true, Reason: "subject erased"}
 			}
-			lastInbound = last
+			lastInbound = w.LastInbound
 		}
 		b, err = s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: it.Ref}, it.Sealed)
 	}

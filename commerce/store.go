@@ -133,6 +133,8 @@ type Store interface {
 	SetOrderRetailer(ctx context.Context, id, retailer string) error
 	RememberPartnerRef(ctx context.Context, partner, ref, subject string) error
 	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
+	// SubjectWindows returns the window of each existing shopper among ids.
+	SubjectWindows(ctx context.Context, ids []string) (map[string]Window, error)
 	// SubjectWindow returns the last inbound time and whether erased.
 	SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error)
 	// ApplyMessageStatuses records delivery statuses monotonically, durably,
@@ -191,4 +193,11 @@ type TurnWrite struct {
 type TurnStore interface {
 	LoadTurn(ctx context.Context, subject string, limit int) (TurnState, error)
 	SaveTurn(ctx context.Context, w TurnWrite) error
+}
+
+// Window is what the outbox needs of a shopper: the last inbound message
+// (the 24-hour customer service window) and whether they were erased.
+type Window struct {
+	LastInbound time.Time
+	Erased      bool
 }

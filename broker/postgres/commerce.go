@@ -481,3 +481,21 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 	}
 	return o, sub, nil
 }
+
+// SubjectWindows returns the window of each existing shopper among ids;
+// absent shoppers are left out of the map.
+func (db *DB) SubjectWindows(ctx context.Context, ids []string) (map[string]commerce.Window, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT id, coalesce(last_inbound_at, 'epoch'), erased_at IS NOT NULL
+		FROM subjects WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out := make(map[string]commerce.Window, len(ids))
+	var id string
+	var w commerce.Window
+	_, err = pgx.ForEachRow(rows, []any{&id, &w.LastInbound, &w.Erased}, func() error {
+		out[id] = w
+		return nil
+	})
+	return out, Translate(err)
+}
