@@ -75,8 +75,10 @@ func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tol
 			}
 			ts = v
 		case "v1":
+			// Lower-case hex only, as SignWebhook writes it: one spelling
+			// per signature, like the timestamp.
 			sig, err := hex.DecodeString(v)
-			if err != nil || len(sig) != sha256.Size || len(sigs) == maxSignatures {
+			if err != nil || len(sig) != sha256.Size || len(sigs) == maxSignatures || v != strings.ToLower(v) {
 				return ErrWebhookHeader
 			}
 			sigs = append(sigs, sig)
