@@ -93,23 +93,16 @@ type Store interface {
 	SubjectByIndex(ctx context.Context, index []byte) (SubjectRow, error)
 	SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error
 	SetConsent(ctx context.Context, id string, c broker.Consent) error
-	TouchInbound(ctx context.Context, id string, at time.Time) error
 
 	// InsertInbox stores items, skipping those whose dedup key is known;
 	// it returns how many were new.
 	InsertInbox(ctx context.Context, items []InboxItem) (int, error)
 	// PendingSubjects lists shoppers with unprocessed inbox items.
 	PendingSubjects(ctx context.Context, limit int) ([]string, error)
-	// LockSubject takes the shopper's processing lock for the transaction
-	// in ctx; false when another worker holds it.
-	LockSubject(ctx context.Context, subject string) (bool, error)
 	PendingInbox(ctx context.Context, subject string, limit int) ([]InboxItem, error)
 	MarkInbox(ctx context.Context, id int64, errText string) error
 	// MarkInboxMany marks several events processed with one statement.
 	MarkInboxMany(ctx context.Context, ids []int64, errText string) error
-
-	GetSession(ctx context.Context, subject string) ([]byte, error)
-	PutSession(ctx context.Context, subject, store, state string, sealed []byte) error
 
 	CreateOrder(ctx context.Context, o OrderRow) error
 	GetOrder(ctx context.Context, id string) (OrderRow, error)
@@ -121,8 +114,6 @@ type Store interface {
 	OrdersOfSubject(ctx context.Context, subject string) ([]OrderRow, error)
 
 	Enqueue(ctx context.Context, it OutboxItem) (int64, error)
-	// EnqueueMany adds several items in order with one statement.
-	EnqueueMany(ctx context.Context, items []OutboxItem) error
 	// ClaimOutbox leases up to limit due items for lease; others skip them.
 	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxItem, error)
 	OutboxSent(ctx context.Context, id int64, providerID string) error
@@ -135,8 +126,6 @@ type Store interface {
 	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
 	// SubjectWindows returns the window of each existing shopper among ids.
 	SubjectWindows(ctx context.Context, ids []string) (map[string]Window, error)
-	// SubjectWindow returns the last inbound time and whether erased.
-	SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error)
 	// ApplyMessageStatuses records delivery statuses monotonically, durably,
 	// with one statement.
 	ApplyMessageStatuses(ctx context.Context, sts []MessageStatus) error

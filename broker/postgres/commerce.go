@@ -75,14 +75,6 @@ func (db *DB) SetConsent(ctx context.Context, id string, c broker.Consent) error
 		consent_updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, c.Notice, c.Marketing, c.Analytics)
 }
 
-// TouchInbound records an inbound message time: it opens the 24-hour
-// customer service window and counts as an interaction for retention.
-func (db *DB) TouchInbound(ctx context.Context, id string, at time.Time) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE subjects SET last_inbound_at = greatest(last_inbound_at, $2),
-		last_interaction_at = greatest(last_interaction_at, $2) WHERE id = $1`, id, at)
-	return Translate(err)
-}
-
 const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
 	ON CONFLICT (dedup_key) DO NOTHING`
@@ -95,13 +87,7 @@ func (db *DB) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int,
 	if _, ok := TxFrom(ctx); !ok {
 		return db.insertInboxGrouped(ctx, items)
 	}
-	n := len(items)
-	keys, subs, kinds, stores := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	sealed := make([][]byte, n)
-	for i, it := range items {
-		keys[i], subs[i], kinds[i], stores[i], sealed[i] = it.DedupKey, it.Subject, it.Kind, it.Store, it.Sealed
-	}
-	tag, err := db.q(ctx).Exec(ctx, sqlInsertInbox, keys, subs, kinds, stores, sealed)
+	tag, err := db.q(ctx).Exec(ctx, sqlInsertInbox, inboxColumns(items)...)
 	if err != nil {
 		return 0, Translate(err)
 	}
@@ -117,14 +103,6 @@ func (db *DB) PendingSubjects(ctx context.Context, limit int) ([]string, error) 
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return out, Translate(err)
-}
-
-// LockSubject takes the shopper's processing lock for the current
-// transaction, without waiting.
-func (db *DB) LockSubject(ctx context.Context, subject string) (bool, error) {
-	var ok bool
-	err := db.q(ctx).QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))`, subject).Scan(&ok)
-	return ok, Translate(err)
 }
 
 // PendingInbox returns a shopper's unprocessed events in arrival order.
@@ -150,6 +128,17 @@ func (db *DB) MarkInbox(ctx context.Context, id int64, errText string) error {
 	return Translate(err)
 }
 
+// inboxColumns turns items into the column arrays sqlInsertInbox unnests.
+func inboxColumns(items []commerce.InboxItem) []any {
+	n := len(items)
+	keys, subs, kinds, stores := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	sealed := make([][]byte, n)
+	for i, it := range items {
+		keys[i], subs[i], kinds[i], stores[i], sealed[i] = it.DedupKey, it.Subject, it.Kind, it.Store, it.Sealed
+	}
+	return []any{keys, subs, kinds, stores, sealed}
+}
+
 // MarkInboxMany marks several events processed.
 func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) error {
 	if len(ids) == 0 {
@@ -160,21 +149,9 @@ func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) er
 	return Translate(err)
 }
 
-// GetSession returns the shopper's sealed session.
-func (db *DB) GetSession(ctx context.Context, subject string) ([]byte, error) {
-	var b []byte
-	err := db.q(ctx).QueryRow(ctx, `SELECT sealed FROM sessions WHERE subject_id = $1`, subject).Scan(&b)
-	return b, Translate(err)
-}
-
+// sqlPutSession stores a shopper's sealed session (SaveTurn).
 const sqlPutSession = `INSERT INTO sessions (subject_id, store, state, sealed) VALUES ($1, $2, $3, $4)
 	ON CONFLICT (subject_id) DO UPDATE SET store = $2, state = $3, sealed = $4, updated_at = now()`
-
-// PutSession stores the shopper's sealed session.
-func (db *DB) PutSession(ctx context.Context, subject, store, state string, sealed []byte) error {
-	_, err := db.q(ctx).Exec(ctx, sqlPutSession, subject, store, state, sealed)
-	return Translate(err)
-}
 
 const orderCols = `id, subject_id, store, coalesce(retailer_id, ''), status, payment_status, reference_id,
 	subtotal, tax, shipping, total, created_at, updated_at, sealed, erased_at IS NOT NULL`
@@ -306,27 +283,12 @@ func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error
 	return id, Translate(err)
 }
 
+// sqlEnqueueMany adds outbox items in slice order (SaveTurn): WITH
+// ORDINALITY keeps their ids in the order the conversation wrote them.
 const sqlEnqueueMany = `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
 	SELECT r, k, nullif(s, ''), nullif(p, ''), v, b
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bytea[])
 		WITH ORDINALITY AS t(r, k, s, p, v, b, n) ORDER BY n`
-
-// EnqueueMany adds items to the outbox with one statement, their ids
-// following the slice order (WITH ORDINALITY keeps it).
-func (db *DB) EnqueueMany(ctx context.Context, items []commerce.OutboxItem) error {
-	if len(items) == 0 {
-		return nil
-	}
-	n := len(items)
-	refs, kinds, subs, parts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	vault := make([]bool, n)
-	sealed := make([][]byte, n)
-	for i, it := range items {
-		refs[i], kinds[i], subs[i], parts[i], vault[i], sealed[i] = it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed
-	}
-	_, err := db.q(ctx).Exec(ctx, sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
-	return Translate(err)
-}
 
 // ClaimOutbox leases due items: they are not offered again until the lease
 // ends, so several senders (processes) never send one item at once.
@@ -408,16 +370,6 @@ func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (str
 	err := db.q(ctx).QueryRow(ctx, `SELECT subject_id FROM partner_refs WHERE partner_id = $1 AND ref = $2`,
 		partner, ref).Scan(&s)
 	return s, Translate(err)
-}
-
-// SubjectWindow returns when the shopper last wrote (the 24-hour window)
-// and whether they are erased.
-func (db *DB) SubjectWindow(ctx context.Context, subject string) (time.Time, bool, error) {
-	var t time.Time
-	var erased bool
-	err := db.q(ctx).QueryRow(ctx, `SELECT coalesce(last_inbound_at, 'epoch'), erased_at IS NOT NULL FROM subjects WHERE id = $1`,
-		subject).Scan(&t, &erased)
-	return t, erased, Translate(err)
 }
 
 const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)

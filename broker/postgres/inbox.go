@@ -93,18 +93,14 @@ func (db *DB) flushInbox(b *inboxBatcher) {
 }
 
 func (db *DB) writeInboxBatch(batch []*inboxReq, rows int) {
-	keys, subs, kinds, stores := make([]string, 0, rows), make([]string, 0, rows), make([]string, 0, rows), make([]string, 0, rows)
-	sealed := make([][]byte, 0, rows)
+	all := make([]commerce.InboxItem, 0, rows)
 	for _, r := range batch {
-		for _, it := range r.items {
-			keys, subs, kinds, stores = append(keys, it.DedupKey), append(subs, it.Subject), append(kinds, it.Kind), append(stores, it.Store)
-			sealed = append(sealed, it.Sealed)
-		}
+		all = append(all, r.items...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inserted := map[string]bool{}
-	rs, err := db.Pool.Query(ctx, sqlInsertInboxReturning, keys, subs, kinds, stores, sealed)
+	rs, err := db.Pool.Query(ctx, sqlInsertInboxReturning, inboxColumns(all)...)
 	if err == nil {
 		for rs.Next() {
 			var k string
