@@ -1,8 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -55,42 +58,6 @@ func (lh *LeafHasher) Sum(dst, leaf []byte) []byte {
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
-
-// hashSlab hands out hash-sized slices carved from larger blocks, so a hot
-// loop allocates once per slabHashes hashes instead of once per hash.
-// A block stays alive while any hash in it does; a compact range holds at
-// most 64, so at most 64 blocks.
-type hashSlab struct{ buf []byte }
-
-const slabHashes = 512
-
-func (s *hashSlab) next() []byte {
-	if len(s.buf) < HashSize {
-		s.buf = make([]byte, slabHashes*HashSize)
-	}
-	h := s.buf[:HashSize:HashSize]
-	s.buf = s.buf[HashSize:]
-	return h
-}
-
-// slabFactory returns a range factory whose node hashes come from a slab of
-// their own (not safe for concurrent use: one per Range).
-func slabFactory() *compact.RangeFactory {
-	slab := &hashSlab{}
-	return &compact.RangeFactory{Hash: func(l, r []byte) []byte {
-		if len(l) != HashSize || len(r) != HashSize {
-			return Hasher.HashChildren(l, r)
-		}
-		var buf [1 + 2*HashSize]byte
-		buf[0] = rfc6962.RFC6962NodeHashPrefix
-		copy(buf[1:], l)
-		copy(buf[1+HashSize:], r)
-		sum := sha256.Sum256(buf[:])
-		h := slab.next()
-		copy(h, sum[:])
-		return h
-	}}
-}
 
 // Tree is an incremental Merkle tree builder: a compact range over the
 // leaves [0, Size). Appending costs O(1) amortised hashes and the state is
@@ -171,38 +138,83 @@ func (t *Tree) Clone() *Tree {
 // Range is a compact range over consecutive leaves [Begin, End) that may
 // start anywhere: a part of a tree built on its own (for instance in
 // parallel with the parts before it) and merged with Tree.AppendRange.
+//
+// It is the hot loop of verification, so it keeps its hashes in place: the
+// roots of the range's perfect subtrees, left to right, in a fixed array
+// (a range over 2^64 leaves has at most 2*64 of them). Appending never
+// allocates, and a Range is not safe for concurrent use.
 type Range struct {
-	rng *compact.Range
+	begin, end uint64
+	n          int
+	hashes     [2 * 64][HashSize]byte
+	node       [HashSize]byte // the node handed to a visitor
 }
 
-// NewRange returns an empty range starting at leaf begin. A Range is not
-// safe for concurrent use (its node hashes come from a private slab).
-func NewRange(begin uint64) *Range { return &Range{rng: slabFactory().NewEmptyRange(begin)} }
+// NewRange returns an empty range starting at leaf begin.
+func NewRange(begin uint64) *Range { return &Range{begin: begin, end: begin} }
 
-// Append adds a leaf by its leaf hash, like Tree.Append.
+// Append adds a leaf by its leaf hash, like Tree.Append, and calls visit
+// (may be nil) with the leaf and every node the append completes, as
+// compact.Range does. The hash passed to visit is valid only during the
+// call. leafHash is copied.
 func (r *Range) Append(leafHash []byte, visit Visitor) error {
 	if len(leafHash) != HashSize {
 		return fmt.Errorf("audit: leaf hash has %d bytes, want %d", len(leafHash), HashSize)
 	}
-	return r.rng.Append(leafHash, compact.VisitFn(visit))
+	if r.end == math.MaxUint64 {
+		return errors.New("audit: range is full")
+	}
+	if visit != nil {
+		visit(compact.NewNodeID(0, r.end), leafHash)
+	}
+	h := [HashSize]byte(leafHash)
+	// While the new node is a right child whose left sibling lies inside
+	// the range, that sibling is the last root: merge them.
+	level, index := uint(0), r.end
+	for index&1 == 1 && (index-1)<<level >= r.begin {
+		r.n--
+		h = nodeHash32(&r.hashes[r.n], &h)
+		level++
+		index >>= 1
+		if visit != nil {
+			r.node = h
+			visit(compact.NewNodeID(level, index), r.node[:])
+		}
+	}
+	r.hashes[r.n] = h
+	r.n++
+	r.end++
+	return nil
+}
+
+// nodeHash32 is SHA-256(0x01 || l || r) without allocating.
+func nodeHash32(l, r *[HashSize]byte) [HashSize]byte {
+	var buf [1 + 2*HashSize]byte
+	buf[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(buf[1:], l[:])
+	copy(buf[1+HashSize:], r[:])
+	return sha256.Sum256(buf[:])
 }
 
 // Begin is the first leaf of the range.
-func (r *Range) Begin() uint64 { return r.rng.Begin() }
+func (r *Range) Begin() uint64 { return r.begin }
 
 // End is one past the last leaf of the range.
-func (r *Range) End() uint64 { return r.rng.End() }
+func (r *Range) End() uint64 { return r.end }
 
 // Clone returns an independent copy of r (a snapshot to merge later).
 func (r *Range) Clone() *Range {
-	hs := r.rng.Hashes()
-	cp := make([][]byte, len(hs))
-	copy(cp, hs) // hashes are never modified in place, only replaced
-	c, err := slabFactory().NewRange(r.rng.Begin(), r.rng.End(), cp)
-	if err != nil {
-		panic(err)
+	c := *r
+	return &c
+}
+
+// roots returns copies of the range's hashes, left to right.
+func (r *Range) roots() [][]byte {
+	out := make([][]byte, r.n)
+	for i := range out {
+		out[i] = bytes.Clone(r.hashes[i][:])
 	}
-	return &Range{rng: c}
+	return out
 }
 
 // AppendRange extends t by the leaves of r, which must begin where t ends.
@@ -212,7 +224,7 @@ func (t *Tree) AppendRange(r *Range, visit Visitor) error {
 		return fmt.Errorf("audit: range begins at %d, tree ends at %d", r.Begin(), t.Size())
 	}
 	// compact merges only ranges of one factory: rewrap r's hashes.
-	rr, err := rangeFactory.NewRange(r.rng.Begin(), r.rng.End(), r.rng.Hashes())
+	rr, err := rangeFactory.NewRange(r.begin, r.end, r.roots())
 	if err != nil {
 		return err
 	}
