@@ -43,6 +43,8 @@ ON CONFLICT (sku) DO UPDATE
 	// as committed by whoever held the lock before.
 	sqlLockStock = `SELECT sku, stock FROM products WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE`
 
+	sqlReadStock = `SELECT sku, stock FROM products WHERE sku = ANY($1::text[])`
+
 	sqlTakeStock = `UPDATE products AS p SET stock = p.stock - r.qty, updated_at = now()
   FROM unnest($1::text[], $2::integer[]) AS r(sku, qty)
  WHERE p.sku = r.sku`
@@ -140,32 +142,93 @@ func (db *DB) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, e
 }
 
 // ReserveStock takes qty (SKU to units) out of stock, all or nothing, in
-// the transaction of ctx (or its own). It locks the rows in SKU order, so
-// concurrent orders never oversell nor deadlock. When some SKUs are short
-// it returns a *commerce.StockError (code EConflict) naming each of them
-// and changes nothing; an unknown SKU or a quantity < 1 is EInvalid.
+// the transaction of ctx (or its own). When some SKUs are short it returns
+// a *commerce.StockError (code EConflict) naming each of them and changes
+// nothing; an unknown SKU or a quantity < 1 is EInvalid.
+//
+// Popular products make their rows hot: every order of milk locks the milk
+// row until it commits. So inside a transaction begun by InTx (not inside a
+// savepoint) the reservation is checked now against committed stock, less
+// what this transaction already reserved, but taken only at COMMIT
+// (takeDeferredStock): the rows are then locked for two statements and a
+// commit rather than for the rest of a turn. An order that loses the race
+// for the last units fails the COMMIT with the StockError instead; callers
+// that must see it at the call (a savepoint, or no transaction) get the
+// rows locked at once. Either way the rows are locked in SKU order, so
+// concurrent orders never oversell nor deadlock.
 func (db *DB) ReserveStock(ctx context.Context, qty map[string]int) error {
 	skus, qs, err := stockArgs(qty)
 	if err != nil || len(skus) == 0 {
 		return err
 	}
-	return Translate(db.InTx(ctx, func(ctx context.Context) error {
-		stock, err := db.lockStock(ctx, skus)
+	if d := deferredFrom(ctx); d != nil {
+		stock, err := db.readStock(ctx, sqlReadStock, skus)
 		if err != nil {
+			return Translate(err)
+		}
+		if err := shortages(skus, qs, stock, d.qty); err != nil {
 			return err
 		}
-		var short []commerce.Shortage
 		for i, s := range skus {
-			if int(qs[i]) > stock[s] {
-				short = append(short, commerce.Shortage{SKU: s, Available: stock[s], Wanted: int(qs[i])})
-			}
+			d.qty[s] += int(qs[i])
 		}
-		if len(short) > 0 {
-			return &commerce.StockError{Shortages: short}
-		}
-		_, err = db.q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
-		return err
+		return nil
+	}
+	return Translate(db.InTx(ctx, func(ctx context.Context) error {
+		return db.takeStock(ctx, skus, qs, nil)
 	}))
+}
+
+// takeStock locks skus, checks that qs (less held, units this transaction
+// already holds back) are there, and takes them.
+func (db *DB) takeStock(ctx context.Context, skus []string, qs []int32, held map[string]int) error {
+	stock, err := db.readStock(ctx, sqlLockStock, skus)
+	if err != nil {
+		return err
+	}
+	if err := shortages(skus, qs, stock, held); err != nil {
+		return err
+	}
+	_, err = db.q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
+	return err
+}
+
+func shortages(skus []string, qs []int32, stock, held map[string]int) error {
+	var short []commerce.Shortage
+	for i, s := range skus {
+		if avail := stock[s] - held[s]; int(qs[i]) > avail {
+			short = append(short, commerce.Shortage{SKU: s, Available: max(avail, 0), Wanted: int(qs[i])})
+		}
+	}
+	if len(short) > 0 {
+		return &commerce.StockError{Shortages: short}
+	}
+	return nil
+}
+
+// deferredStock is what a transaction reserved and will take at COMMIT.
+type deferredStock struct{ qty map[string]int }
+
+type deferKey struct{}
+
+// deferredFrom returns the reservations ctx's transaction takes at COMMIT,
+// or nil when reservations must be taken at once.
+func deferredFrom(ctx context.Context) *deferredStock {
+	d, _ := ctx.Value(deferKey{}).(*deferredStock)
+	return d
+}
+
+// takeDeferredStock takes a transaction's deferred reservations, just
+// before its COMMIT.
+func (db *DB) takeDeferredStock(ctx context.Context, d *deferredStock) error {
+	if len(d.qty) == 0 {
+		return nil
+	}
+	skus, qs, err := stockArgs(d.qty)
+	if err != nil {
+		return err
+	}
+	return db.takeStock(ctx, skus, qs, nil)
 }
 
 // ReleaseStock puts qty (SKU to units) back into stock, all or nothing, in
@@ -177,7 +240,7 @@ func (db *DB) ReleaseStock(ctx context.Context, qty map[string]int) error {
 		return err
 	}
 	return Translate(db.InTx(ctx, func(ctx context.Context) error {
-		if _, err := db.lockStock(ctx, skus); err != nil {
+		if _, err := db.readStock(ctx, sqlLockStock, skus); err != nil {
 			return err
 		}
 		_, err := db.q(ctx).Exec(ctx, sqlReturnStock, skus, qs)
@@ -185,10 +248,11 @@ func (db *DB) ReleaseStock(ctx context.Context, qty map[string]int) error {
 	}))
 }
 
-// lockStock locks the products of skus (sorted) for the transaction in ctx
-// and returns their stock; it is EInvalid when one is not in the catalog.
-func (db *DB) lockStock(ctx context.Context, skus []string) (map[string]int, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlLockStock, skus)
+// readStock returns the stock of skus (sorted) with sqlLockStock, which
+// locks them for the transaction in ctx, or sqlReadStock, which does not;
+// it is EInvalid when one is not in the catalog.
+func (db *DB) readStock(ctx context.Context, sql string, skus []string) (map[string]int, error) {
+	rows, err := db.q(ctx).Query(ctx, sql, skus)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/postgres"
@@ -322,5 +323,75 @@ func TestCatalogConcurrentReservationsDoNotOversell(t *testing.T) {
 	want := map[string]int{"SKU-HOT": 0, "SKU-X": stock*buyers - taken["SKU-X"], "SKU-Y": stock*buyers - taken["SKU-Y"]}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stock = %v, want %v (refused orders took nothing)", got, want)
+	}
+}
+
+// A turn's reservation holds the product rows only while it commits: a
+// second order of the same SKU goes through while the first transaction is
+// still open, and the first then fails at COMMIT if the units are gone.
+func TestCatalogReservationLocksRowsOnlyAtCommit(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	catalogSeed(t, db, map[string]int{"SKU-MILK": 3})
+
+	reserved := make(chan struct{})
+	proceed := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.InTx(ctx, func(ctx context.Context) error {
+			if err := db.ReserveStock(ctx, map[string]int{"SKU-MILK": 2}); err != nil {
+				return err
+			}
+			close(reserved)
+			<-proceed // the rest of a long turn
+			return nil
+		})
+	}()
+	<-reserved
+	second := make(chan error, 1)
+	go func() {
+		second <- db.InTx(ctx, func(ctx context.Context) error {
+			return db.ReserveStock(ctx, map[string]int{"SKU-MILK": 2})
+		})
+	}()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("second order: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(proceed)
+		t.Fatal("the second order waited for the first transaction's row lock")
+	}
+	close(proceed)
+	err := <-first
+	var se *commerce.StockError
+	if !errors.As(err, &se) || len(se.Shortages) != 1 || se.Shortages[0] != (commerce.Shortage{SKU: "SKU-MILK", Available: 1, Wanted: 2}) {
+		t.Fatalf("first order at COMMIT = %v, want a StockError for SKU-MILK (1 left, 2 wanted)", err)
+	}
+	if got := catalogStock(t, db, "SKU-MILK"); got["SKU-MILK"] != 1 {
+		t.Errorf("stock = %v, want 1 (only the second order taken)", got)
+	}
+
+	// In a savepoint the reservation is taken, and a shortage seen, at once.
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		err := db.InSavepoint(ctx, func(ctx context.Context) error {
+			return db.ReserveStock(ctx, map[string]int{"SKU-MILK": 1})
+		})
+		if err != nil {
+			return err
+		}
+		return db.InSavepoint(ctx, func(ctx context.Context) error {
+			if err := db.ReserveStock(ctx, map[string]int{"SKU-MILK": 1}); !errors.As(err, &se) {
+				t.Errorf("second unit in a savepoint = %v, want a StockError at the call", err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := catalogStock(t, db, "SKU-MILK"); got["SKU-MILK"] != 0 {
+		t.Errorf("stock = %v, want 0", got)
 	}
 }

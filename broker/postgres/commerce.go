@@ -352,8 +352,10 @@ func (db *DB) InSavepoint(ctx context.Context, fn func(ctx context.Context) erro
 	if !ok {
 		return db.InTx(ctx, fn)
 	}
+	// Within a savepoint stock is reserved at once: a caller that rolls a
+	// savepoint back on failure must see a shortage where it happens.
 	return Translate(pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		return fn(context.WithValue(ctx, txKey{}, sp))
+		return fn(context.WithValue(context.WithValue(ctx, txKey{}, sp), deferKey{}, (*deferredStock)(nil)))
 	}))
 }
 

@@ -137,7 +137,12 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			return fn(context.WithValue(ctx, txKey{}, tx))
+			d := &deferredStock{qty: map[string]int{}}
+			tctx := context.WithValue(context.WithValue(ctx, txKey{}, tx), deferKey{}, d)
+			if err := fn(tctx); err != nil {
+				return err
+			}
+			return db.takeDeferredStock(tctx, d)
 		})
 		if !retryable(err) {
 			break
