@@ -312,13 +312,6 @@ func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) (
 	return out, nil
 }
 
-// OutboxSent marks an item sent; vault-sealed items lose their payload.
-func (db *DB) OutboxSent(ctx context.Context, id int64, providerID string) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif($2, ''),
-		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, providerID)
-	return Translate(err)
-}
-
 // OutboxRetry schedules another attempt.
 func (db *DB) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
 	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)

@@ -9,93 +9,127 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// inboxBatcher group-commits inbox inserts: concurrent webhook requests
-// share one INSERT and one COMMIT (one fsync), and each is answered only
-// after that COMMIT, so an acknowledged webhook is always durable. Like the
-// audit appender it has no goroutine of its own: a request that finds too
-// few flushers running starts one, and flushers exit when the queue is
-// empty.
-type inboxBatcher struct {
+// groupCommit coalesces concurrent writes of one kind into one statement
+// and one COMMIT (one fsync): each caller is answered only after that
+// COMMIT, so what it was told is written is durable. Like the audit
+// appender it has no goroutine of its own: a caller that finds too few
+// flushers running starts one, and flushers exit when the queue is empty.
+type groupCommit[T, R any] struct {
+	maxFlushers int
+	maxBatch    int                    // units per statement (see size)
+	size        func(T) int            // units of one request
+	write       func([]T) ([]R, error) // one result per request, in order
+
 	mu       sync.Mutex
-	queue    []*inboxReq
+	queue    []*groupReq[T, R]
 	flushers int
 }
 
-type inboxReq struct {
-	items []commerce.InboxItem
-	done  chan inboxResult
+type groupReq[T, R any] struct {
+	in   T
+	done chan groupRes[R]
 }
 
-type inboxResult struct {
-	inserted int
-	err      error
+type groupRes[R any] struct {
+	out R
+	err error
 }
 
-const (
-	inboxMaxFlushers = 8
-	inboxMaxBatch    = 2000 // rows per statement
-)
+// do queues in for the next group commit and waits for it. A cancelled
+// caller still waits (up to 10 s) for a batch that may already be in
+// flight rather than guess its outcome.
+func (g *groupCommit[T, R]) do(ctx context.Context, in T, what string) (R, error) {
+	req := &groupReq[T, R]{in: in, done: make(chan groupRes[R], 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, req)
+	if g.flushers < g.maxFlushers {
+		g.flushers++
+		go g.flush()
+	}
+	g.mu.Unlock()
+	select {
+	case r := <-req.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-req.done:
+			return r.out, r.err
+		case <-time.After(10 * time.Second):
+			var zero R
+			return zero, broker.Wrap(broker.EUnavailable, ctx.Err(), what+" timed out")
+		}
+	}
+}
 
-var inboxBatchers sync.Map // *DB -> *inboxBatcher
+func (g *groupCommit[T, R]) flush() {
+	for {
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.flushers--
+			g.mu.Unlock()
+			return
+		}
+		var batch []*groupReq[T, R]
+		ins := []T(nil)
+		units := 0
+		for len(g.queue) > 0 && (units == 0 || units+g.size(g.queue[0].in) <= g.maxBatch) {
+			batch = append(batch, g.queue[0])
+			ins = append(ins, g.queue[0].in)
+			units += g.size(g.queue[0].in)
+			g.queue = g.queue[1:]
+		}
+		g.mu.Unlock()
+		outs, err := g.write(ins)
+		for i, r := range batch {
+			var out R
+			if err == nil {
+				out = outs[i]
+			}
+			r.done <- groupRes[R]{out, err}
+		}
+	}
+}
 
-func (db *DB) inboxBatcher() *inboxBatcher {
-	b, _ := inboxBatchers.LoadOrStore(db, &inboxBatcher{})
-	return b.(*inboxBatcher)
+// groupCommits are a DB handle's group committers. They live in a side
+// table keyed by the DB (DB's fields belong to its constructor).
+type groupCommits struct {
+	inbox *groupCommit[[]commerce.InboxItem, int]
+	sent  *groupCommit[sentMark, struct{}]
+}
+
+var dbGroupCommits sync.Map // *DB -> *groupCommits
+
+func (db *DB) groups() *groupCommits {
+	if g, ok := dbGroupCommits.Load(db); ok {
+		return g.(*groupCommits)
+	}
+	g, _ := dbGroupCommits.LoadOrStore(db, &groupCommits{
+		inbox: &groupCommit[[]commerce.InboxItem, int]{
+			maxFlushers: 8, maxBatch: 2000,
+			size:  func(items []commerce.InboxItem) int { return len(items) },
+			write: db.writeInboxBatch,
+		},
+		sent: &groupCommit[sentMark, struct{}]{
+			maxFlushers: 4, maxBatch: 1000,
+			size:  func(sentMark) int { return 1 },
+			write: db.writeSentBatch,
+		},
+	})
+	return g.(*groupCommits)
 }
 
 const sqlInsertInboxReturning = sqlInsertInbox + ` RETURNING dedup_key`
 
-// insertInboxGrouped queues items for the next group commit and waits for
-// it. A cancelled caller whose rows were not yet taken withdraws them.
+// insertInboxGrouped group-commits inbox rows with those of concurrent
+// webhook requests, so an acknowledged webhook is always durable.
 func (db *DB) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem) (int, error) {
-	b := db.inboxBatcher()
-	req := &inboxReq{items: items, done: make(chan inboxResult, 1)}
-	b.mu.Lock()
-	b.queue = append(b.queue, req)
-	if b.flushers < inboxMaxFlushers {
-		b.flushers++
-		go db.flushInbox(b)
-	}
-	b.mu.Unlock()
-	select {
-	case r := <-req.done:
-		return r.inserted, r.err
-	case <-ctx.Done():
-		// The batch may already be in flight: wait for its outcome rather
-		// than guess (the rows may well be committed).
-		select {
-		case r := <-req.done:
-			return r.inserted, r.err
-		case <-time.After(10 * time.Second):
-			return 0, broker.Wrap(broker.EUnavailable, ctx.Err(), "inbox write timed out")
-		}
-	}
+	return db.groups().inbox.do(ctx, items, "inbox write")
 }
 
-func (db *DB) flushInbox(b *inboxBatcher) {
-	for {
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			b.flushers--
-			b.mu.Unlock()
-			return
-		}
-		var batch []*inboxReq
-		rows := 0
-		for len(b.queue) > 0 && (rows == 0 || rows+len(b.queue[0].items) <= inboxMaxBatch) {
-			batch = append(batch, b.queue[0])
-			rows += len(b.queue[0].items)
-			b.queue = b.queue[1:]
-		}
-		b.mu.Unlock()
-		db.writeInboxBatch(batch, rows)
-	}
-}
-
-func (db *DB) writeInboxBatch(batch []*inboxReq, rows int) {
-	all := make([]commerce.InboxItem, 0, rows)
-	for _, r := range batch {
-		all = append(all, r.items...)
+func (db *DB) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
+	var all []commerce.InboxItem
+	for _, items := range reqs {
+		all = append(all, items...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -114,14 +148,53 @@ func (db *DB) writeInboxBatch(batch []*inboxReq, rows int) {
 			err = rs.Err()
 		}
 	}
-	err = Translate(err)
-	for _, r := range batch {
-		n := 0
-		for _, it := range r.items {
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out := make([]int, len(reqs))
+	for i, items := range reqs {
+		for _, it := range items {
 			if inserted[it.DedupKey] {
-				n++
+				out[i]++
 			}
 		}
-		r.done <- inboxResult{inserted: n, err: err}
 	}
+	return out, nil
+}
+
+// sentMark is one outbox item marked sent.
+type sentMark struct {
+	id         int64
+	providerID string
+}
+
+const sqlOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif(t.pid, ''),
+	sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END
+	FROM unnest($1::bigint[], $2::text[]) AS t(id, pid) WHERE outbox.id = t.id`
+
+// OutboxSent marks an item sent; vault-sealed items lose their payload.
+// Outside a transaction the mark is group-committed with those of
+// concurrent senders; either way it is durable when it returns, so what a
+// crash can send twice stays what it was with a statement per mark.
+func (db *DB) OutboxSent(ctx context.Context, id int64, providerID string) error {
+	if _, ok := TxFrom(ctx); !ok {
+		_, err := db.groups().sent.do(ctx, sentMark{id, providerID}, "outbox sent mark")
+		return err
+	}
+	_, err := db.q(ctx).Exec(ctx, sqlOutboxSent, []int64{id}, []string{providerID})
+	return Translate(err)
+}
+
+func (db *DB) writeSentBatch(marks []sentMark) ([]struct{}, error) {
+	ids := make([]int64, len(marks))
+	pids := make([]string, len(marks))
+	for i, m := range marks {
+		ids[i], pids[i] = m.id, m.providerID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.Pool.Exec(ctx, sqlOutboxSent, ids, pids); err != nil {
+		return nil, Translate(err)
+	}
+	return make([]struct{}, len(marks)), nil
 }
