@@ -868,11 +868,43 @@ func (s *Service) cancelOrder(ctx context.Context, o *Order, by broker.Party, re
 	return s.pushOrder(ctx, p, o, "order.cancelled")
 }
 
-// RunSender delivers the outbox until ctx ends.
+// RunSender delivers the outbox until ctx ends, in senderLanes lanes that
+// run concurrently: a lane waits for its slowest send before claiming
+// more, and the lanes keep the others busy meanwhile.
 func (s *Service) RunSender(ctx context.Context) error {
 	s.init()
+	wake := make([]chan struct{}, senderLanes)
+	var wg sync.WaitGroup
+	for k := range wake {
+		wake[k] = make(chan struct{}, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runSenderLane(ctx, OutboxLane{Index: k, Of: senderLanes}, wake[k])
+		}()
+	}
+	defer wg.Wait()
 	for {
-		n, err := s.SendDue(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wakeSender:
+			for _, w := range wake {
+				select {
+				case w <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// senderLanes is how many outbox lanes one process sends at once.
+const senderLanes = 4
+
+func (s *Service) runSenderLane(ctx context.Context, lane OutboxLane, wake <-chan struct{}) {
+	for {
+		n, err := s.sendDue(ctx, lane)
 		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("outbox sender", "err", err)
 		}
@@ -881,8 +913,8 @@ func (s *Service) RunSender(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-s.wakeSender:
+			return
+		case <-wake:
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -907,7 +939,11 @@ func Backoff(attempts int, retryAfter time.Duration) time.Duration {
 // SendDue delivers due outbox items, concurrently across shoppers and in
 // order for each one; it returns how many it attempted.
 func (s *Service) SendDue(ctx context.Context) (int, error) {
-	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease)
+	return s.sendDue(ctx, OutboxLane{})
+}
+
+func (s *Service) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
+	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease, lane)
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
@@ -940,7 +976,7 @@ func (s *Service) SendDue(ctx context.Context) (int, error) {
 		}
 	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, 32)
 	for _, k := range keys {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -114,8 +114,9 @@ type Store interface {
 	OrdersOfSubject(ctx context.Context, subject string) ([]OrderRow, error)
 
 	Enqueue(ctx context.Context, it OutboxItem) (int64, error)
-	// ClaimOutbox leases up to limit due items for lease; others skip them.
-	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxItem, error)
+	// ClaimOutbox leases up to limit due items of lane for lease; others
+	// skip them.
+	ClaimOutbox(ctx context.Context, limit int, lease time.Duration, lane OutboxLane) ([]OutboxItem, error)
 	OutboxSent(ctx context.Context, id int64, providerID string) error
 	OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error
 	OutboxDead(ctx context.Context, id int64, reason string) error
@@ -189,4 +190,12 @@ type TurnStore interface {
 type Window struct {
 	LastInbound time.Time
 	Erased      bool
+}
+
+// OutboxLane is a share of the outbox: the items whose (shopper, partner)
+// hashes to Index modulo Of. Every item of one shopper and partner is in
+// one lane, so lanes can be sent concurrently without reordering anybody's
+// messages. Of <= 1 is the whole outbox.
+type OutboxLane struct {
+	Index, Of int
 }

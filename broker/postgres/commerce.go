@@ -292,12 +292,20 @@ const sqlEnqueueMany = `INSERT INTO outbox (ref, kind, subject_id, partner_id, v
 
 // ClaimOutbox leases due items: they are not offered again until the lease
 // ends, so several senders (processes) never send one item at once.
-func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]commerce.OutboxItem, error) {
+//
+// A lane is chosen by hashtext of "subject|partner" (the pair whose order
+// the sender keeps), masked to be non-negative.
+func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration, lane commerce.OutboxLane) ([]commerce.OutboxItem, error) {
+	of, index := max(lane.Of, 1), lane.Index
+	if index < 0 || index >= of {
+		return nil, broker.Errorf(broker.EInvalid, "outbox lane %d of %d", index, of)
+	}
 	rows, err := db.q(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
+			AND ($3 = 1 OR (hashtext(coalesce(subject_id, '') || '|' || coalesce(partner_id, '')) & 2147483647) % $3 = $4)
 			ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING id, ref, kind, coalesce(subject_id, ''), coalesce(partner_id, ''), vault_sealed, sealed, attempts, created_at`,
-		limit, lease)
+		limit, lease, of, index)
 	if err != nil {
 		return nil, Translate(err)
 	}

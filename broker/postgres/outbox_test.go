@@ -4,10 +4,77 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
 )
+
+// Lanes split the outbox so that senders can run side by side: every item
+// is in exactly one lane, and all items of one shopper (and partner) are in
+// the same lane, so nobody's messages are reordered.
+func TestOutboxLanesPartitionByShopper(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	type key struct{ subject, partner string }
+	want := map[int64]key{}
+	for i := range 60 {
+		k := key{subject: fmt.Sprintf("sub_%02d", i%12)}
+		kind := "whatsapp"
+		if i%5 == 0 {
+			k.partner, kind = fmt.Sprintf("partner-%d", i%2), "partner"
+		}
+		id, err := db.Enqueue(ctx, commerce.OutboxItem{Ref: fmt.Sprintf("ref-%d", i), Kind: kind, Subject: k.subject,
+			Partner: k.partner, Sealed: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = k
+	}
+	const lanes = 4
+	laneOf := map[key]int{}
+	claimed := map[int64]bool{}
+	used := 0
+	for lane := range lanes {
+		items, err := db.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{Index: lane, Of: lanes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) > 0 {
+			used++
+		}
+		for _, it := range items {
+			if claimed[it.ID] {
+				t.Fatalf("item %d claimed in two lanes", it.ID)
+			}
+			claimed[it.ID] = true
+			k := key{it.Subject, it.Partner}
+			if k != want[it.ID] {
+				t.Fatalf("item %d came back as %+v, want %+v", it.ID, k, want[it.ID])
+			}
+			if l, ok := laneOf[k]; ok && l != lane {
+				t.Fatalf("%+v is in lanes %d and %d", k, l, lane)
+			}
+			laneOf[k] = lane
+		}
+	}
+	if len(claimed) != len(want) {
+		t.Fatalf("lanes claimed %d of %d items", len(claimed), len(want))
+	}
+	if used < 2 {
+		t.Errorf("all items fell in one lane of %d", lanes)
+	}
+	// Leased items are not offered again, in any lane or in the whole outbox.
+	if items, err := db.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{}); err != nil || len(items) != 0 {
+		t.Fatalf("claim after the lanes took everything = %d items, %v", len(items), err)
+	}
+	for _, bad := range []commerce.OutboxLane{{Index: 4, Of: 4}, {Index: -1, Of: 4}, {Index: 1, Of: 0}} {
+		if _, err := db.ClaimOutbox(ctx, 10, time.Minute, bad); broker.ErrorCode(err) != broker.EInvalid {
+			t.Errorf("lane %+v: err = %v, want invalid", bad, err)
+		}
+	}
+}
 
 // Sent marks written concurrently are group-committed and each one lands.
 func TestOutboxSentMarksGroupCommit(t *testing.T) {

@@ -47,7 +47,7 @@ func NewClient(baseURL, accessToken string) *Client {
 		AccessToken: accessToken,
 		HTTPClient: &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 32,
+			MaxIdleConnsPerHost: 128,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 		}},
