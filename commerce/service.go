@@ -936,12 +936,8 @@ func Backoff(attempts int, retryAfter time.Duration) time.Duration {
 	return max(d, retryAfter)
 }
 
-// SendDue delivers due outbox items, concurrently across shoppers and in
+// sendDue delivers the due outbox items of lane, concurrently across shoppers and in
 // order for each one; it returns how many it attempted.
-func (s *Service) SendDue(ctx context.Context) (int, error) {
-	return s.sendDue(ctx, OutboxLane{})
-}
-
 func (s *Service) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
 	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease, lane)
 	if err != nil || len(items) == 0 {

@@ -169,24 +169,26 @@ func (db *DB) ReserveStock(ctx context.Context, qty map[string]int) error {
 		if err := shortages(skus, qs, stock, d.qty); err != nil {
 			return err
 		}
+		if d.qty == nil {
+			d.qty = make(map[string]int, len(skus))
+		}
 		for i, s := range skus {
 			d.qty[s] += int(qs[i])
 		}
 		return nil
 	}
 	return Translate(db.InTx(ctx, func(ctx context.Context) error {
-		return db.takeStock(ctx, skus, qs, nil)
+		return db.takeStock(ctx, skus, qs)
 	}))
 }
 
-// takeStock locks skus, checks that qs (less held, units this transaction
-// already holds back) are there, and takes them.
-func (db *DB) takeStock(ctx context.Context, skus []string, qs []int32, held map[string]int) error {
+// takeStock locks skus, checks that qs are there, and takes them.
+func (db *DB) takeStock(ctx context.Context, skus []string, qs []int32) error {
 	stock, err := db.readStock(ctx, sqlLockStock, skus)
 	if err != nil {
 		return err
 	}
-	if err := shortages(skus, qs, stock, held); err != nil {
+	if err := shortages(skus, qs, stock, nil); err != nil {
 		return err
 	}
 	_, err = db.q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
@@ -206,7 +208,8 @@ func shortages(skus []string, qs []int32, stock, held map[string]int) error {
 	return nil
 }
 
-// deferredStock is what a transaction reserved and will take at COMMIT.
+// deferredStock is what a transaction reserved and will take at COMMIT
+// (qty is made on the first reservation: most transactions make none).
 type deferredStock struct{ qty map[string]int }
 
 type deferKey struct{}
@@ -228,7 +231,7 @@ func (db *DB) takeDeferredStock(ctx context.Context, d *deferredStock) error {
 	if err != nil {
 		return err
 	}
-	return db.takeStock(ctx, skus, qs, nil)
+	return db.takeStock(ctx, skus, qs)
 }
 
 // ReleaseStock puts qty (SKU to units) back into stock, all or nothing, in

@@ -137,7 +137,7 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			d := &deferredStock{qty: map[string]int{}}
+			d := &deferredStock{}
 			tctx := context.WithValue(context.WithValue(ctx, txKey{}, tx), deferKey{}, d)
 			if err := fn(tctx); err != nil {
 				return err

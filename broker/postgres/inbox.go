@@ -70,13 +70,15 @@ func (g *groupCommit[T, R]) flush() {
 			return
 		}
 		var batch []*groupReq[T, R]
-		ins := []T(nil)
-		units := 0
-		for len(g.queue) > 0 && (units == 0 || units+g.size(g.queue[0].in) <= g.maxBatch) {
+		var ins []T
+		for units := 0; len(g.queue) > 0; g.queue = g.queue[1:] {
+			n := g.size(g.queue[0].in)
+			if units > 0 && units+n > g.maxBatch {
+				break
+			}
+			units += n
 			batch = append(batch, g.queue[0])
 			ins = append(ins, g.queue[0].in)
-			units += g.size(g.queue[0].in)
-			g.queue = g.queue[1:]
 		}
 		g.mu.Unlock()
 		outs, err := g.write(ins)
