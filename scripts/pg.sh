@@ -15,6 +15,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data="$root/.data/pg"
 run="$root/.data/pg-run"
+# As root the server runs as 'postgres', which cannot reach a clone inside
+# a private directory (mktemp -d is 0700): keep the cluster outside then.
+if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$root/." 2>/dev/null; then
+  alt="/var/lib/sieve-pg/$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
+  data="$alt/pg"
+  run="$alt/pg-run"
+fi
 port="${SIEVE_PG_PORT:-55432}"
 db="${SIEVE_PG_DB:-sieve}"
 
