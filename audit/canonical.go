@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -207,6 +208,10 @@ type LeafView struct {
 	Outcome        []byte
 	Reason         []byte
 	PolicyRevision []byte
+
+	// Escaped reports whether any string field holds an escape sequence;
+	// if not, every field's raw content is its value.
+	Escaped bool
 }
 
 // RawEqual reports whether the raw JSON string content raw (a LeafView field)
@@ -231,9 +236,9 @@ func Unquote(raw []byte) string { return unquote(raw) }
 
 // scanner walks a leaf left to right.
 type scanner struct {
-	b      []byte
-	pos    int
-	simple bool // see simple: strings need no character checks
+	b   []byte
+	pos int
+	esc bool // a string read so far held an escape
 }
 
 func (s *scanner) fail(what string) error {
@@ -255,7 +260,7 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	if len(b) > MaxLeafSize {
 		return fmt.Errorf("%w: %d bytes, more than %d", ErrNotCanonical, len(b), MaxLeafSize)
 	}
-	s := scanner{b: b, simple: simple(b)}
+	s := scanner{b: b}
 	if !s.lit(keyIndex) {
 		return s.fail(`expected {"index":`)
 	}
@@ -314,6 +319,7 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	if !s.lit("}") || s.pos != len(b) {
 		return s.fail("expected } at the end")
 	}
+	v.Escaped = s.esc
 	return nil
 }
 
@@ -448,31 +454,33 @@ func daysIn(m time.Month, year int) int {
 
 // str reads a canonical JSON string and returns its content (escaped).
 func (s *scanner) str() ([]byte, error) {
-	b, _, err := s.strEsc()
+	b, esc, err := s.strEsc()
+	s.esc = s.esc || esc
 	return b, err
 }
 
-// simple reports whether b holds only printable ASCII other than '\\',
-// '<', '>' and '&': then no string in it has an escape or a byte that
-// needs one, and strings end at the next '"'. This is the common case, so
-// it is checked with vector searches and 8-byte words rather than a loop
-// over bytes.
-func simple(b []byte) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	var acc uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		acc |= x | (x-0x20*ones)&^x // high bit: a byte >= 0x80 or < 0x20
-	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
-			return false
-		}
-		acc |= uint64(b[i])
-	}
-	return acc&highs == 0 && bytes.IndexByte(b, '\\') < 0 && bytes.IndexByte(b, '<') < 0 &&
-		bytes.IndexByte(b, '>') < 0 && bytes.IndexByte(b, '&') < 0
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+)
+
+// zeroBytes sets the high bit of each zero byte of x, and may set it in a
+// byte above (after) a zero byte too: exact for "is there one" and for
+// "which is the first".
+func zeroBytes(x uint64) uint64 {
+	return (x - swarOnes) &^ x & swarHighs
+}
+
+// needCare sets the high bit of each byte of x (read little-endian) that a
+// canonical string may hold only escaped or after a check: a control byte,
+// '\\', '<', '>', '&', '"' or a byte of a multi-byte character. As with
+// zeroBytes, the first flagged byte is exact.
+func needCare(x uint64) uint64 {
+	return (x | (x-0x20*swarOnes)&^x | // >= 0x80, or < 0x20
+		zeroBytes(x^('"'*swarOnes)) |
+		zeroBytes(x^('\\'*swarOnes)) |
+		zeroBytes((x|0x02*swarOnes)^('>'*swarOnes)) | // '<' (0x3c) or '>' (0x3e)
+		zeroBytes(x^('&'*swarOnes))) & swarHighs
 }
 
 // strEsc is str that also reports whether the content holds an escape.
@@ -482,14 +490,24 @@ func (s *scanner) strEsc() ([]byte, bool, error) {
 	}
 	start := s.pos
 	b := s.b
-	if s.simple {
-		j := bytes.IndexByte(b[start:], '"')
-		if j < 0 {
-			return nil, false, s.fail("unterminated string")
+	// Almost every string is printable ASCII with nothing to escape: find
+	// its end a word at a time, and take the careful loop below only from
+	// the first byte that needs care, if that is not the closing quote.
+	i := start
+	for ; i+8 <= len(b); i += 8 {
+		if m := needCare(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			break
 		}
-		s.pos = start + j + 1
-		return b[start : start+j], false, nil
 	}
+	for i < len(b) && b[i] < utf8.RuneSelf && plain[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		s.pos = i + 1
+		return b[start:i], false, nil
+	}
+	s.pos = i
 	esc := false
 	for s.pos < len(b) {
 		c := b[s.pos]
@@ -576,6 +594,7 @@ func (s *scanner) list() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.esc = s.esc || esc
 		if prev != nil {
 			c := 0
 			if esc || prevEsc {

@@ -48,6 +48,11 @@ func FuzzParseEntry(f *testing.F) {
 		if v.Index != e.Index || v.TimeMicros != e.Time.UnixMicro() || !audit.RawEqual(v.Actor, e.Actor) {
 			t.Fatalf("LeafView disagrees with the parsed entry")
 		}
+		// Outside strings a canonical leaf has no backslash; inside, one
+		// starts an escape.
+		if v.Escaped != bytes.Contains(b, []byte{'\\'}) {
+			t.Fatalf("LeafView.Escaped = %v on %q", v.Escaped, b)
+		}
 	})
 }
 
