@@ -301,15 +301,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender) (*LoadRepor
 		return nil, err
 	}
 	g.sent, g.next = nil, 0
-	client := ws.Client
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	transport := &http.Transport{MaxIdleConns: cfg.MaxInFlight, MaxIdleConnsPerHost: cfg.MaxInFlight, IdleConnTimeout: 30 * time.Second}
-	defer transport.CloseIdleConnections()
 	single := *ws
 	single.MaxAttempts = 1
-	single.Client = &http.Client{Timeout: client.Timeout, Transport: transport}
+	single.Client = loadClient(ws.Client, 10*time.Second, cfg.MaxInFlight)
+	defer single.Client.CloseIdleConnections()
 
 	stats := &loadStats{codes: map[string]int{}}
 	begin := time.Now()
@@ -352,6 +347,18 @@ func RunLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender) (*LoadRepor
 	return rep, nil
 }
 
+// loadClient is an HTTP client with the timeout of c (or timeout, if c is
+// nil or has none) whose transport keeps up to conns idle connections per
+// host, one per request in flight.
+func loadClient(c *http.Client, timeout time.Duration, conns int) *http.Client {
+	if c != nil && c.Timeout > 0 {
+		timeout = c.Timeout
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = conns, conns, 30*time.Second
+	return &http.Client{Timeout: timeout, Transport: t}
+}
+
 // RunFlowLoad starts full Shopper purchases at the offered rate (shoppers
 // per second) for the duration, up to Shoppers purchases, and reports
 // completed orders per second.
@@ -369,6 +376,20 @@ func RunFlowLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender, sim Sim
 	if cfg.MaxRequests > 0 {
 		total = min(total, cfg.MaxRequests)
 	}
+	// Every shopper in flight holds a connection to the broker and, while
+	// it waits for the bot, one to the simulator: keep them all for reuse.
+	// (With net/http's default of two idle connections per host, most
+	// requests dialled a new connection, and the load generator spent more
+	// of the machine opening and closing them than on its shoppers.)
+	hooks := *ws
+	hooks.Client = loadClient(ws.Client, 10*time.Second, cfg.MaxInFlight)
+	defer hooks.Client.CloseIdleConnections()
+	if sc, ok := sim.(*SimClient); ok {
+		pooled := *sc
+		pooled.Client = loadClient(sc.Client, 40*time.Second, cfg.MaxInFlight)
+		defer pooled.Client.CloseIdleConnections()
+		sim = &pooled
+	}
 	stats := &loadStats{codes: map[string]int{}}
 	base := cfg.Seed % 1_000_000
 	begin := time.Now()
@@ -376,7 +397,7 @@ func RunFlowLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender, sim Sim
 		sh := &Shopper{
 			WaID:        fmt.Sprintf("9197%08d", (base+uint64(i))%100_000_000),
 			Name:        fmt.Sprintf("Flow %d", i),
-			Webhooks:    ws,
+			Webhooks:    &hooks,
 			Sim:         sim,
 			StepTimeout: stepTimeout,
 		}

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -302,8 +303,20 @@ func cmdLoad(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	webhookURL := fs.String("webhook-url", cfg.WebhookURL, "the broker's webhook URL (loopback only)")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --flow: how long a shopper waits for each step")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	lc.Seed = *seed
 	if lc.Seed == 0 {
