@@ -362,20 +362,46 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (int, err
 	run := func(careful bool) error {
 		return s.Store.InTx(ctx, func(ctx context.Context) error {
 			served, sent = 0, false
+			if !careful {
+				// The whole group's turns are read, and written, with one
+				// statement per table.
+				states, err := s.Store.LoadTurns(ctx, subjects, turnEvents)
+				if err != nil {
+					return err
+				}
+				var writes []TurnWrite
+				for i, sub := range subjects {
+					ok, wrote, w, err := s.processSubject(ctx, sub, states[i], false)
+					if err != nil {
+						return err
+					}
+					if ok {
+						served++
+					}
+					sent = sent || wrote
+					if w != nil {
+						writes = append(writes, *w)
+					}
+				}
+				return s.Store.SaveTurns(ctx, writes)
+			}
 			for _, sub := range subjects {
 				var ok, wrote bool
-				var err error
-				if !careful {
-					ok, wrote, err = s.processSubject(ctx, sub, false)
-				} else {
-					err = s.Store.InSavepoint(ctx, func(ctx context.Context) error {
-						ok, wrote, err = s.processSubject(ctx, sub, true)
+				err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+					states, err := s.Store.LoadTurns(ctx, []string{sub}, turnEvents)
+					if err != nil {
 						return err
-					})
-					if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
-						err = s.failSubject(ctx, sub, err)
-						ok = err == nil
 					}
+					var w *TurnWrite
+					ok, wrote, w, err = s.processSubject(ctx, sub, states[0], true)
+					if err != nil || w == nil {
+						return err
+					}
+					return s.Store.SaveTurns(ctx, []TurnWrite{*w})
+				})
+				if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
+					err = s.failSubject(ctx, sub, err)
+					ok = err == nil
 				}
 				if err != nil {
 					return err
@@ -414,40 +440,45 @@ func (s *Service) failSubject(ctx context.Context, subject string, cause error) 
 	return s.Store.MarkInboxMany(ctx, ids, "processing failed: "+broker.ErrorCode(cause))
 }
 
-// processSubject handles one shopper's pending events inside the group's
-// transaction (ctx carries it), reading and writing the turn with one
-// round trip each. careful runs each event in its own savepoint. It
-// reports whether it served the shopper and whether it wrote anything to
-// send.
-func (s *Service) processSubject(ctx context.Context, subject string, careful bool) (served, sent bool, err error) {
-	st, err := s.Store.LoadTurn(ctx, subject, 100)
-	if err != nil || !st.Locked || len(st.Items) == 0 {
-		return false, false, err // or another worker has this shopper
+// turnEvents is how many of a shopper's pending events one turn takes.
+const turnEvents = 100
+
+// processSubject handles one shopper's pending events, read as st, inside
+// the group's transaction (ctx carries it). careful runs each event in its
+// own savepoint. It reports whether it served the shopper and whether it
+// wrote anything to send, and returns the turn's writes for the caller to
+// save (nil if there are none).
+func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (served, sent bool, w *TurnWrite, err error) {
+	if !st.Locked || len(st.Items) == 0 {
+		return false, false, nil, nil // another worker has this shopper, or nothing is pending
 	}
 	if !st.Found || st.Subject.Erased {
 		ids := make([]int64, len(st.Items))
 		for i, it := range st.Items {
 			ids[i] = it.ID
 		}
-		return true, false, s.Store.MarkInboxMany(ctx, ids, "subject erased")
+		return true, false, nil, s.Store.MarkInboxMany(ctx, ids, "subject erased")
 	}
 	ident, err := s.identity(ctx, st.Subject)
 	if err != nil {
-		return false, false, err
+		return false, false, nil, err
 	}
 	sess := &Session{}
 	if st.Session != nil {
 		b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, st.Session)
 		if err != nil {
-			return false, false, err
+			return false, false, nil, err
 		}
 		if err := json.Unmarshal(b, sess); err != nil {
-			return false, false, err
+			return false, false, nil, err
 		}
 	}
 	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
-	sent, err = s.runTurn(ctx, sh, sess, ident, st.Items, careful)
-	return err == nil, sent, err
+	w, err = s.runTurn(ctx, sh, sess, ident, st.Items, careful)
+	if err != nil {
+		return false, false, nil, err
+	}
+	return true, len(w.Out) > 0, w, nil
 }
 
 // turn collects the writes of one shopper's turn, written together.
@@ -457,21 +488,21 @@ type turn struct {
 	lastInbound time.Time
 }
 
-// runTurn handles the events and writes the turn's effects.
-func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident Identity, items []InboxItem, careful bool) (bool, error) {
+// runTurn handles the events and returns the turn's writes.
+func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident Identity, items []InboxItem, careful bool) (*TurnWrite, error) {
 	t := &turn{}
 	erased := false
 	for _, it := range items {
 		if erased {
 			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
-				return false, err
+				return nil, err
 			}
 			continue
 		}
 		if !careful {
 			e, err := s.handleItem(ctx, sh, sess, ident, it, t)
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			erased = e
 			t.done = append(t.done, it.ID)
@@ -485,14 +516,14 @@ func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident
 		})
 		if err != nil {
 			if broker.ErrorCode(err) == broker.EUnavailable || ctx.Err() != nil {
-				return false, err
+				return nil, err
 			}
 			t.out, *sess, *sh = t.out[:mark], snap, shSnap
 			s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(sh.Subject),
 				"kind", it.Kind, "err", err)
 			s.inc("sieve_inbox_failed_total")
 			if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
-				return false, err
+				return nil, err
 			}
 			continue
 		}
@@ -504,14 +535,11 @@ func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident
 		b, _ := json.Marshal(sess)
 		sealed, err := s.Sealer.Seal(ctx, sh.Subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: sh.Subject}, b)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		w.Store, w.State, w.Session = items[len(items)-1].Store, sess.State, sealed
 	}
-	if err := s.Store.SaveTurn(ctx, w); err != nil {
-		return false, err
-	}
-	return len(t.out) > 0, nil
+	return &w, nil
 }
 
 func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error) {

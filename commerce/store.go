@@ -179,10 +179,13 @@ type TurnWrite struct {
 	Session     []byte       // sealed session; nil: not saved (the shopper was erased)
 }
 
-// TurnStore reads and writes a turn with one round trip each.
+// TurnStore reads and writes the turns of a group of shoppers with one
+// round trip each, whatever the group's size.
 type TurnStore interface {
-	LoadTurn(ctx context.Context, subject string, limit int) (TurnState, error)
-	SaveTurn(ctx context.Context, w TurnWrite) error
+	// LoadTurns returns a TurnState per subject (distinct), in order:
+	// Locked is false for a shopper another worker holds.
+	LoadTurns(ctx context.Context, subjects []string, limit int) ([]TurnState, error)
+	SaveTurns(ctx context.Context, ws []TurnWrite) error
 }
 
 // Window is what the outbox needs of a shopper: the last inbound message

@@ -149,10 +149,6 @@ func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) er
 	return Translate(err)
 }
 
-// sqlPutSession stores a shopper's sealed session (SaveTurn).
-const sqlPutSession = `INSERT INTO sessions (subject_id, store, state, sealed) VALUES ($1, $2, $3, $4)
-	ON CONFLICT (subject_id) DO UPDATE SET store = $2, state = $3, sealed = $4, updated_at = now()`
-
 const orderCols = `id, subject_id, store, coalesce(retailer_id, ''), status, payment_status, reference_id,
 	subtotal, tax, shipping, total, created_at, updated_at, sealed, erased_at IS NOT NULL`
 
@@ -283,7 +279,7 @@ func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error
 	return id, Translate(err)
 }
 
-// sqlEnqueueMany adds outbox items in slice order (SaveTurn): WITH
+// sqlEnqueueMany adds outbox items in slice order (SaveTurns): WITH
 // ORDINALITY keeps their ids in the order the conversation wrote them.
 const sqlEnqueueMany = `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
 	SELECT r, k, nullif(s, ''), nullif(p, ''), v, b

@@ -2,80 +2,147 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
 var _ commerce.TurnStore = (*DB)(nil)
 
-// LoadTurn takes the shopper's processing lock and reads its pending
-// events, its row and its sealed session in one pipelined round trip. When
-// the lock is held elsewhere the reads are discarded.
-func (db *DB) LoadTurn(ctx context.Context, subject string, limit int) (commerce.TurnState, error) {
-	var st commerce.TurnState
+// SQL of the worker's turns: each statement serves a whole group of
+// shoppers, so a group costs the same number of statements as one shopper.
+const (
+	sqlTurnLocks = `SELECT pg_try_advisory_xact_lock(hashtextextended(s, 7))
+		FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n`
+	sqlTurnInbox = `SELECT i.id, i.dedup_key, i.subject_id, i.kind, i.store, i.sealed, i.received_at, i.attempts
+		FROM unnest($1::text[]) AS u(s) CROSS JOIN LATERAL (
+			SELECT * FROM inbox WHERE subject_id = u.s AND processed_at IS NULL ORDER BY id LIMIT $2) i
+		ORDER BY i.id`
+	sqlTurnSubjects = `SELECT ` + subjectCols + ` FROM subjects WHERE id = ANY($1)`
+	sqlTurnSessions = `SELECT subject_id, sealed FROM sessions WHERE subject_id = ANY($1)`
+
+	sqlTurnLastInbound = `UPDATE subjects s SET last_inbound_at = greatest(s.last_inbound_at, t.at),
+		last_interaction_at = greatest(s.last_interaction_at, t.at)
+		FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id`
+	sqlTurnDone        = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1)`
+	sqlTurnSessionsPut = `INSERT INTO sessions (subject_id, store, state, sealed)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+		ON CONFLICT (subject_id) DO UPDATE SET store = EXCLUDED.store, state = EXCLUDED.state,
+			sealed = EXCLUDED.sealed, updated_at = now()`
+)
+
+// LoadTurns takes each shopper's processing lock and reads the pending
+// events, rows and sealed sessions of all of them in one pipelined round
+// trip of four statements. A shopper whose lock is held elsewhere gets a
+// TurnState with Locked false (its reads are discarded). subjects must be
+// distinct.
+func (db *DB) LoadTurns(ctx context.Context, subjects []string, limit int) ([]commerce.TurnState, error) {
+	out := make([]commerce.TurnState, len(subjects))
+	at := make(map[string]int, len(subjects))
+	for i, s := range subjects {
+		at[s] = i
+	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))`, subject).QueryRow(func(r pgx.Row) error {
-		return r.Scan(&st.Locked)
+	b.Queue(sqlTurnLocks, subjects).Query(func(rows pgx.Rows) error {
+		i := 0
+		for rows.Next() {
+			if i < len(out) {
+				if err := rows.Scan(&out[i].Locked); err != nil {
+					return err
+				}
+			}
+			i++
+		}
+		return rows.Err()
 	})
-	b.Queue(`SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
-		FROM inbox WHERE subject_id = $1 AND processed_at IS NULL ORDER BY id LIMIT $2`, subject, limit).Query(func(rows pgx.Rows) error {
+	b.Queue(sqlTurnInbox, subjects, limit).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var it commerce.InboxItem
 			if err := rows.Scan(&it.ID, &it.DedupKey, &it.Subject, &it.Kind, &it.Store, &it.Sealed, &it.Received, &it.Attempts); err != nil {
 				return err
 			}
-			st.Items = append(st.Items, it)
+			if i, ok := at[it.Subject]; ok {
+				out[i].Items = append(out[i].Items, it)
+			}
 		}
 		return rows.Err()
 	})
-	b.Queue(sqlSubjectByID, subject).QueryRow(func(r pgx.Row) error {
-		s, err := scanSubject(r)
-		if broker.IsNotFound(err) {
-			return nil
+	b.Queue(sqlTurnSubjects, subjects).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			s, err := scanSubject(rows)
+			if err != nil {
+				return err
+			}
+			if i, ok := at[s.ID]; ok {
+				out[i].Subject, out[i].Found = s, true
+			}
 		}
-		st.Subject, st.Found = s, err == nil
-		return err
+		return rows.Err()
 	})
-	b.Queue(`SELECT sealed FROM sessions WHERE subject_id = $1`, subject).QueryRow(func(r pgx.Row) error {
-		err := r.Scan(&st.Session)
-		if err == pgx.ErrNoRows {
-			return nil
+	b.Queue(sqlTurnSessions, subjects).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			var sealed []byte
+			if err := rows.Scan(&id, &sealed); err != nil {
+				return err
+			}
+			if i, ok := at[id]; ok {
+				out[i].Session = sealed
+			}
 		}
-		return err
+		return rows.Err()
 	})
 	if err := db.q(ctx).SendBatch(ctx, b).Close(); err != nil {
-		return commerce.TurnState{}, Translate(err)
+		return nil, Translate(err)
 	}
-	if !st.Locked {
-		return commerce.TurnState{}, nil
+	for i := range out {
+		if !out[i].Locked {
+			out[i] = commerce.TurnState{}
+		}
 	}
-	return st, nil
+	return out, nil
 }
 
-// SaveTurn writes a turn's effects in one pipelined round trip.
-func (db *DB) SaveTurn(ctx context.Context, w commerce.TurnWrite) error {
-	b := &pgx.Batch{}
-	if !w.LastInbound.IsZero() {
-		b.Queue(`UPDATE subjects SET last_inbound_at = greatest(last_inbound_at, $2),
-			last_interaction_at = greatest(last_interaction_at, $2) WHERE id = $1`, w.Subject, w.LastInbound)
-	}
-	if n := len(w.Out); n > 0 {
-		refs, kinds, subs, parts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		vault := make([]bool, n)
-		sealed := make([][]byte, n)
-		for i, it := range w.Out {
-			refs[i], kinds[i], subs[i], parts[i], vault[i], sealed[i] = it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed
+// SaveTurns writes the effects of several shoppers' turns in one
+// pipelined round trip, a statement per table; each shopper's outbox items
+// keep their order.
+func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
+	var inSubs []string
+	var inAt []time.Time
+	var refs, kinds, subs, parts []string
+	var vault []bool
+	var sealed [][]byte
+	var done []int64
+	var sessSubs, sessStores, sessStates []string
+	var sessSealed [][]byte
+	for _, w := range ws {
+		if !w.LastInbound.IsZero() {
+			inSubs, inAt = append(inSubs, w.Subject), append(inAt, w.LastInbound)
 		}
+		for _, it := range w.Out {
+			refs, kinds, subs, parts = append(refs, it.Ref), append(kinds, it.Kind), append(subs, it.Subject), append(parts, it.Partner)
+			vault, sealed = append(vault, it.VaultSealed), append(sealed, it.Sealed)
+		}
+		done = append(done, w.Done...)
+		if w.Session != nil {
+			sessSubs, sessStores, sessStates = append(sessSubs, w.Subject), append(sessStores, w.Store), append(sessStates, w.State)
+			sessSealed = append(sessSealed, w.Session)
+		}
+	}
+	b := &pgx.Batch{}
+	if len(inSubs) > 0 {
+		b.Queue(sqlTurnLastInbound, inSubs, inAt)
+	}
+	if len(refs) > 0 {
 		b.Queue(sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
 	}
-	if len(w.Done) > 0 {
-		b.Queue(`UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1)`, w.Done)
+	if len(done) > 0 {
+		b.Queue(sqlTurnDone, done)
 	}
-	if w.Session != nil {
-		b.Queue(sqlPutSession, w.Subject, w.Store, w.State, w.Session)
+	if len(sessSubs) > 0 {
+		b.Queue(sqlTurnSessionsPut, sessSubs, sessStores, sessStates, sessSealed)
 	}
 	if b.Len() == 0 {
 		return nil
