@@ -378,10 +378,38 @@ const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_
 		(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
 		(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`
 
-// ApplyMessageStatuses records delivery statuses with one statement. Several
-// statuses of one message in a batch are folded to the highest first: one
-// statement may not update a row twice.
+// ApplyMessageStatuses records delivery statuses with one statement. Outside
+// a transaction they are group-committed with those of concurrent callers
+// (webhook requests carry few statuses each, and they are most of the
+// traffic); either way they are durable when it returns.
 func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
+	if len(sts) == 0 {
+		return nil
+	}
+	if _, ok := TxFrom(ctx); !ok {
+		_, err := db.groups().statuses.do(ctx, sts, "message status write")
+		return err
+	}
+	return db.applyStatuses(ctx, sts)
+}
+
+func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, error) {
+	var all []commerce.MessageStatus
+	for _, sts := range reqs {
+		all = append(all, sts...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.applyStatuses(ctx, all); err != nil {
+		return nil, err
+	}
+	return make([]struct{}, len(reqs)), nil
+}
+
+// applyStatuses writes statuses with one statement. Several statuses of one
+// message are folded to the highest first: one statement may not update a
+// row twice.
+func (db *DB) applyStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
 	best := make(map[string]commerce.MessageStatus, len(sts))
 	order := make([]string, 0, len(sts))
 	for _, st := range sts {

@@ -95,8 +95,9 @@ func (g *groupCommit[T, R]) flush() {
 // groupCommits are a DB handle's group committers. They live in a side
 // table keyed by the DB (DB's fields belong to its constructor).
 type groupCommits struct {
-	inbox *groupCommit[[]commerce.InboxItem, int]
-	sent  *groupCommit[sentMark, struct{}]
+	inbox    *groupCommit[[]commerce.InboxItem, int]
+	sent     *groupCommit[sentMark, struct{}]
+	statuses *groupCommit[[]commerce.MessageStatus, struct{}]
 }
 
 var dbGroupCommits sync.Map // *DB -> *groupCommits
@@ -115,6 +116,11 @@ func (db *DB) groups() *groupCommits {
 			maxFlushers: 4, maxBatch: 1000,
 			size:  func(sentMark) int { return 1 },
 			write: db.writeSentBatch,
+		},
+		statuses: &groupCommit[[]commerce.MessageStatus, struct{}]{
+			maxFlushers: 4, maxBatch: 2000,
+			size:  func(sts []commerce.MessageStatus) int { return len(sts) },
+			write: db.writeStatusBatch,
 		},
 	})
 	return g.(*groupCommits)

@@ -109,3 +109,48 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 			sent, len(ids), withPayload, len(ids)/2, vaultWithPayload)
 	}
 }
+
+// Delivery statuses from concurrent webhook requests are group-committed:
+// requests that carry statuses of the same messages, in any order, leave
+// each message at its highest status (failed is final), and a status
+// never moves back.
+func TestMessageStatusesGroupCommit(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	const messages = 40
+	var reqs [][]commerce.MessageStatus
+	for i := range messages {
+		id := fmt.Sprintf("wamid.%d", i)
+		st := func(s string) commerce.MessageStatus {
+			return commerce.MessageStatus{ProviderID: id, Subject: "sub_a", Status: s}
+		}
+		reqs = append(reqs, []commerce.MessageStatus{st("read")}, []commerce.MessageStatus{st("sent"), st("delivered")})
+		if i%10 == 0 {
+			failed := st("failed")
+			failed.ErrCode = 131026
+			reqs = append(reqs, []commerce.MessageStatus{failed})
+		}
+	}
+	errs := make(chan error, len(reqs))
+	for _, r := range reqs {
+		go func() { errs <- db.ApplyMessageStatuses(ctx, r) }()
+	}
+	for range reqs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A late "delivered" does not move anything back.
+	if err := db.ApplyMessageStatuses(ctx, []commerce.MessageStatus{{ProviderID: "wamid.1", Subject: "sub_a", Status: "delivered"}}); err != nil {
+		t.Fatal(err)
+	}
+	var read, failed, other int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'read' AND error_code IS NULL),
+		count(*) FILTER (WHERE status = 'failed' AND error_code = 131026), count(*) FILTER (WHERE status NOT IN ('read', 'failed'))
+		FROM message_status`).Scan(&read, &failed, &other); err != nil {
+		t.Fatal(err)
+	}
+	if read != messages-messages/10 || failed != messages/10 || other != 0 {
+		t.Errorf("read %d (want %d), failed %d (want %d), other %d", read, messages-messages/10, failed, messages/10, other)
+	}
+}
