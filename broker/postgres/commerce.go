@@ -371,8 +371,12 @@ func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (str
 	return s, Translate(err)
 }
 
+// sqlApplyStatuses upserts in provider_id order: concurrent batches that
+// share messages then lock their rows in the same order and cannot
+// deadlock.
 const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
 	SELECT p, nullif(s, ''), st, nullif(c, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS t(p, s, st, c)
+	ORDER BY p
 	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
 	WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
 		(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >

@@ -112,24 +112,37 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 
 // Delivery statuses from concurrent webhook requests are group-committed:
 // requests that carry statuses of the same messages, in any order, leave
-// each message at its highest status (failed is final), and a status
-// never moves back.
+// each message at its highest status (failed is final), a status never
+// moves back, and batches that share messages do not deadlock.
 func TestMessageStatusesGroupCommit(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	const messages = 40
+	st := func(i int, s string) commerce.MessageStatus {
+		return commerce.MessageStatus{ProviderID: fmt.Sprintf("wamid.%d", i), Subject: "sub_a", Status: s}
+	}
 	var reqs [][]commerce.MessageStatus
 	for i := range messages {
-		id := fmt.Sprintf("wamid.%d", i)
-		st := func(s string) commerce.MessageStatus {
-			return commerce.MessageStatus{ProviderID: id, Subject: "sub_a", Status: s}
-		}
-		reqs = append(reqs, []commerce.MessageStatus{st("read")}, []commerce.MessageStatus{st("sent"), st("delivered")})
+		reqs = append(reqs, []commerce.MessageStatus{st(i, "read")}, []commerce.MessageStatus{st(i, "sent"), st(i, "delivered")})
 		if i%10 == 0 {
-			failed := st("failed")
+			failed := st(i, "failed")
 			failed.ErrCode = 131026
 			reqs = append(reqs, []commerce.MessageStatus{failed})
 		}
+	}
+	// Requests that each carry every message, each from another one and in
+	// either direction, enough for several batches at once: without a
+	// common lock order, concurrent batches deadlock.
+	for r := range 200 {
+		var sts []commerce.MessageStatus
+		for k := range messages {
+			i := (r*7 + k) % messages
+			if r%2 == 1 {
+				i = messages - 1 - i
+			}
+			sts = append(sts, st(i, "delivered"))
+		}
+		reqs = append(reqs, sts)
 	}
 	errs := make(chan error, len(reqs))
 	for _, r := range reqs {
