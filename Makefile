@@ -54,5 +54,5 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 
 .PHONY: clean
 clean: ## stop PostgreSQL and remove .data/ and bin/
-	-scripts/pg.sh stop
+	-scripts/pg.sh clean
 	rm -rf .data $(BIN)

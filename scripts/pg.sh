@@ -5,6 +5,7 @@
 #                         under .data/pg if missing, start it on 127.0.0.1, create the database
 #   scripts/pg.sh url     print the DATABASE_URL of the local cluster (after start)
 #   scripts/pg.sh stop    stop the cluster
+#   scripts/pg.sh clean   stop it, and delete it if it lives outside the clone (see below)
 #   scripts/pg.sh status  exit 0 when it is running
 #
 # The cluster listens on loopback only and trusts local connections: it is a
@@ -52,7 +53,9 @@ install_pg() {
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
+    # From /: the postgres user may not be able to enter the current
+    # directory (a private clone), and its tools warn when they cannot.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -77,7 +80,7 @@ start() {
     chmod 700 "$data"
   fi
   if [ ! -f "$data/PG_VERSION" ]; then
-    log "creating the cluster in .data/pg"
+    log "creating the cluster in $data"
     as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$data/postgresql.conf" <<CONF
 # Sieve development cluster
@@ -108,11 +111,19 @@ stop() {
   if running; then as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null; fi
 }
 
+# clean stops the cluster and deletes it when it lives outside the clone
+# (make clean removes .data itself).
+clean() {
+  stop
+  if [ -n "${alt:-}" ]; then rm -rf "$alt"; fi
+}
+
 case "${1:-}" in
   start) start; url ;;
   url) url ;;
   stop) stop ;;
+  clean) clean ;;
   status) running ;;
   bindir) find_bindir ;;
-  *) echo "usage: $0 start|url|stop|status|bindir" >&2; exit 2 ;;
+  *) echo "usage: $0 start|url|stop|clean|status|bindir" >&2; exit 2 ;;
 esac
