@@ -1703,7 +1703,11 @@ func (v *auditRowVerifier) row(f [][]byte) error {
 	cols := [...][]byte{v.view.DecisionID, v.view.Actor, v.view.Action, v.view.Purpose, v.view.Subject,
 		v.view.Resource, v.view.Outcome}
 	for i, raw := range cols {
-		if v.view.Escaped && !audit.RawEqualBytes(raw, f[4+i]) || !v.view.Escaped && !bytes.Equal(raw, f[4+i]) {
+		eq := bytes.Equal // without escapes a field's raw content is its value
+		if v.view.Escaped {
+			eq = audit.RawEqualBytes
+		}
+		if !eq(raw, f[4+i]) {
 			names := [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome"}
 			return v.bad(idx, "column %s differs from the leaf", names[i])
 		}

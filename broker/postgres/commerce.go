@@ -332,14 +332,8 @@ func (db *DB) OutboxDead(ctx context.Context, id int64, reason string) error {
 // ApplyMessageStatus records a delivery status, never moving backwards:
 // sent < delivered < read, and failed is final.
 func (db *DB) ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error {
-	_, err := db.bookkeeping(ctx).Exec(ctx, `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
-		VALUES ($1, nullif($2, ''), $3, nullif($4, 0))
-		ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
-		WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
-			(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
-			(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`,
-		providerID, subject, status, errCode)
-	return Translate(err)
+	return applyStatuses(ctx, db.bookkeeping(ctx),
+		[]commerce.MessageStatus{{ProviderID: providerID, Subject: subject, Status: status, ErrCode: errCode}})
 }
 
 // InSavepoint runs fn in a savepoint of the transaction carried by ctx, so
@@ -394,7 +388,7 @@ func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageSt
 		_, err := db.groups().statuses.do(ctx, sts, "message status write")
 		return err
 	}
-	return db.applyStatuses(ctx, sts)
+	return applyStatuses(ctx, db.q(ctx), sts)
 }
 
 func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, error) {
@@ -404,7 +398,7 @@ func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := db.applyStatuses(ctx, all); err != nil {
+	if err := applyStatuses(ctx, db.Pool, all); err != nil {
 		return nil, err
 	}
 	return make([]struct{}, len(reqs)), nil
@@ -413,31 +407,25 @@ func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, err
 // applyStatuses writes statuses with one statement. Several statuses of one
 // message are folded to the highest first: one statement may not update a
 // row twice.
-func (db *DB) applyStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
+func applyStatuses(ctx context.Context, q querier, sts []commerce.MessageStatus) error {
 	best := make(map[string]commerce.MessageStatus, len(sts))
-	order := make([]string, 0, len(sts))
 	for _, st := range sts {
-		if st.ProviderID == "" {
-			continue
-		}
 		cur, ok := best[st.ProviderID]
-		if !ok {
-			order = append(order, st.ProviderID)
-		}
-		if !ok || commerce.StatusRank(st.Status) > commerce.StatusRank(cur.Status) {
+		if st.ProviderID != "" && (!ok || commerce.StatusRank(st.Status) > commerce.StatusRank(cur.Status)) {
 			best[st.ProviderID] = st
 		}
 	}
-	if len(order) == 0 {
+	if len(best) == 0 {
 		return nil
 	}
-	ids, subs, states := make([]string, len(order)), make([]string, len(order)), make([]string, len(order))
-	codes := make([]int32, len(order))
-	for i, id := range order {
-		st := best[id]
-		ids[i], subs[i], states[i], codes[i] = id, st.Subject, st.Status, int32(st.ErrCode)
+	// The statement orders the rows itself (see sqlApplyStatuses).
+	ids, subs, states := make([]string, 0, len(best)), make([]string, 0, len(best)), make([]string, 0, len(best))
+	codes := make([]int32, 0, len(best))
+	for id, st := range best {
+		ids, subs, states = append(ids, id), append(subs, st.Subject), append(states, st.Status)
+		codes = append(codes, int32(st.ErrCode))
 	}
-	_, err := db.q(ctx).Exec(ctx, sqlApplyStatuses, ids, subs, states, codes)
+	_, err := q.Exec(ctx, sqlApplyStatuses, ids, subs, states, codes)
 	return Translate(err)
 }
 

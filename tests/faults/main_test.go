@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 )
 
 // The binaries under test, built once by TestMain.
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) (int, error) {
-	root, err := findRepoRoot()
+	root, err := pgtest.RepoRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -62,23 +63,6 @@ func buildAndRun(m *testing.M) (int, error) {
 	}
 	fmt.Fprintf(os.Stderr, "faults: built brokerd, brokerctl and wasim in %s\n", time.Since(start).Round(time.Millisecond))
 	return m.Run(), nil
-}
-
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // requireBinaries skips t (or fails it in CI) when the binaries could not

@@ -57,7 +57,7 @@ func findServer() (string, error) {
 			return u, nil
 		}
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -68,7 +68,9 @@ func findServer() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func repoRoot() (string, error) {
+// RepoRoot returns the repository's root: the nearest directory above the
+// working directory (a test's package directory) that holds go.mod.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
