@@ -96,14 +96,21 @@ func (e Entry) Canonical() ([]byte, error) {
 	return appendCanonical(make([]byte, 0, 384), &e)
 }
 
+// KeySeparator may not appear in an entry's filter fields (decision_id,
+// actor, action, purpose, subject, resource, outcome), so that a store can
+// keep them joined by it, unambiguously.
+const KeySeparator = 0x1f
+
 // ErrInvalidEntry is returned by Validate (wrapped) for an entry that may
 // not be appended. The caller must fix the entry: retrying cannot help.
 var ErrInvalidEntry = errors.New("audit: invalid entry")
 
 // Validate reports whether e may be appended to the log: it needs a
 // decision id, a non-zero time representable in RFC 3339 (years 0001–9999),
-// strings without NUL bytes within the size limits, and a canonical
-// encoding of at most MaxLeafSize bytes.
+// strings without NUL bytes within the size limits, the seven filter fields
+// (decision_id to outcome) without the unit separator (0x1f) either, and a
+// canonical encoding of at most MaxLeafSize bytes. (A store may keep the
+// filter fields joined by the unit separator, as the PostgreSQL one does.)
 func (e Entry) Validate() error {
 	_, err := e.ValidLeaf()
 	return err
@@ -129,6 +136,9 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 		}
 		if len(*p) > max || strings.IndexByte(*p, 0) >= 0 {
 			return nil, fmt.Errorf("%w: %s is longer than %d bytes or holds a NUL byte", ErrInvalidEntry, names[i], max)
+		}
+		if i < 7 && strings.IndexByte(*p, KeySeparator) >= 0 {
+			return nil, fmt.Errorf("%w: %s holds the unit separator (0x1f)", ErrInvalidEntry, names[i])
 		}
 	}
 	if len(e.Released)+len(e.Withheld) > MaxFields {

@@ -206,6 +206,10 @@ func TestValidate(t *testing.T) {
 		{"long actor", func(e *audit.Entry) { e.Actor = strings.Repeat("x", audit.MaxFieldSize+1) }, false},
 		{"NUL in subject", func(e *audit.Entry) { e.Subject = "sub_\x00" }, false},
 		{"NUL in a field name", func(e *audit.Entry) { e.Withheld = []string{"a\x00"} }, false},
+		{"unit separator in actor", func(e *audit.Entry) { e.Actor = "retailer:\x1fcli" }, false},
+		{"unit separator in outcome", func(e *audit.Entry) { e.Outcome = "released\x1f" }, false},
+		{"unit separator in the reason", func(e *audit.Entry) { e.Reason = "a\x1fb" }, true},
+		{"unit separator in a field name", func(e *audit.Entry) { e.Withheld = []string{"a\x1fb"} }, true},
 		{"too many field names", func(e *audit.Entry) { e.Released = make([]string, audit.MaxFields+1) }, false},
 		{"longest fields", func(e *audit.Entry) {
 			e.Actor = strings.Repeat("a", audit.MaxFieldSize)

@@ -65,9 +65,8 @@ const (
 		coalesce(checkpoint_at, '0001-01-01T00:00:00Z') FROM audit_tree WHERE id FOR UPDATE`
 	sqlAuditClaimPending = `DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending WHERE id <= $2
 		ORDER BY id LIMIT $1) RETURNING id, decision_id, entry`
-	sqlAuditMaxPending  = `SELECT coalesce(max(id), 0) FROM audit_pending`
-	sqlAuditCopyEntries = `COPY audit_entries (idx, leaf, leaf_hash, time, decision_id, actor, action, purpose, subject,
-		resource, outcome, time_hwm) FROM STDIN (FORMAT binary)`
+	sqlAuditMaxPending        = `SELECT coalesce(max(id), 0) FROM audit_pending`
+	sqlAuditCopyEntries       = `COPY audit_log (` + auditColumns + `) FROM STDIN (FORMAT binary)`
 	sqlAuditExistingDecisions = `SELECT decision_id FROM audit_entries WHERE decision_id = ANY($1)`
 	sqlAuditInsertNodes       = `INSERT INTO audit_nodes (level, idx, hash)
 		SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`
@@ -107,10 +106,11 @@ const (
 	sqlAuditStatus = `SELECT t.size, t.root, t.checkpoint_size, t.checkpoint_at,
 		(SELECT count(*) FROM audit_pending), (SELECT count(*) FROM audit_rejected) FROM audit_tree t WHERE t.id`
 
-	// auditColumns are all columns of audit_entries in table order: a scan
-	// that returns them needs no projection.
-	auditColumns = `idx, leaf, leaf_hash, time, decision_id, actor, action, purpose, subject, resource, outcome, time_hwm`
-	nAuditCols   = 12
+	// auditColumns are all columns of audit_log in table order: a scan that
+	// returns them needs no projection. keys is the seven filter fields of
+	// the entry (auditKeyFields) joined by auditKeySep (migration 0008).
+	auditColumns = `idx, time, time_hwm, leaf_hash, keys, leaf`
+	nAuditCols   = 6
 )
 
 // ---------------------------------------------------------------------------
@@ -354,6 +354,31 @@ func binCopyTime(b []byte, unixMicros int64) []byte {
 }
 
 func binCopyTrailer(b []byte) []byte { return binary.BigEndian.AppendUint16(b, 0xffff) }
+
+// auditKeySep joins an entry's filter fields in audit_log.keys; entries may
+// not hold it in those fields (audit.Entry.Validate).
+const auditKeySep = audit.KeySeparator
+
+// auditKeyNames are the filter fields in keys, in order: the columns of the
+// audit_entries view.
+var auditKeyNames = [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome"}
+
+// binCopyKeys appends e's keys column as a binary COPY field.
+func binCopyKeys(b []byte, e *audit.Entry) []byte {
+	fields := [...]string{e.DecisionID, e.Actor, e.Action, e.Purpose, e.Subject, e.Resource, e.Outcome}
+	n := len(fields) - 1
+	for _, f := range fields {
+		n += len(f)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, auditKeySep)
+		}
+		b = append(b, f...)
+	}
+	return b
+}
 
 // ---------------------------------------------------------------------------
 // Sequencer
@@ -721,13 +746,11 @@ func buildAuditBatch(head auditHead, rows []auditPendingRow) (*auditBatch, error
 		}
 		buf = binCopyTuple(buf, nAuditCols)
 		buf = binCopyInt64(buf, int64(idx))
-		buf = binCopyField(buf, leaf)
-		buf = binCopyField(buf, h)
 		buf = binCopyTime(buf, r.micros)
-		for _, s := range [...]string{e.DecisionID, e.Actor, e.Action, e.Purpose, e.Subject, e.Resource, e.Outcome} {
-			buf = binCopyField(buf, []byte(s))
-		}
 		buf = binCopyTime(buf, hwm)
+		buf = binCopyField(buf, h)
+		buf = binCopyKeys(buf, &e)
+		buf = binCopyField(buf, leaf)
 
 		hour := time.UnixMicro(r.micros).UTC().Truncate(time.Hour).Unix()
 		b.counts[auditCountKey{hour, e.Actor, e.Purpose, e.Outcome}]++
@@ -1469,7 +1492,7 @@ func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, tot
 		if k < parts-1 {
 			conds = append(conds, fmt.Sprintf("idx < %d", hi))
 		}
-		sql := "COPY (SELECT " + auditColumns + " FROM audit_entries"
+		sql := "COPY (SELECT " + auditColumns + " FROM audit_log"
 		if len(conds) > 0 {
 			sql += " WHERE " + strings.Join(conds, " AND ")
 		}
@@ -1685,7 +1708,7 @@ func (v *auditRowVerifier) row(f [][]byte) error {
 		return v.bad(v.next, "missing: the next row has idx %d", sidx)
 	}
 	idx := uint64(sidx)
-	leaf := f[1]
+	leaf := f[5]
 	if err := audit.ScanLeaf(leaf, &v.view); err != nil {
 		return &audit.VerifyError{Index: idx, Reason: "leaf is not canonical: " + err.Error(), Err: err}
 	}
@@ -1693,26 +1716,17 @@ func (v *auditRowVerifier) row(f [][]byte) error {
 		return v.bad(idx, "leaf holds index %d", v.view.Index)
 	}
 	h := v.lh.Sum(v.leafHash[:0], leaf)
-	if !bytes.Equal(h, f[2]) {
+	if !bytes.Equal(h, f[3]) {
 		return v.bad(idx, "leaf_hash differs from the hash of the leaf (the leaf or its hash was altered)")
 	}
-	t, ok := pgAuditMicros(f[3])
+	t, ok := pgAuditMicros(f[1])
 	if !ok || t != v.view.TimeMicros {
 		return v.bad(idx, "column time differs from the leaf")
 	}
-	cols := [...][]byte{v.view.DecisionID, v.view.Actor, v.view.Action, v.view.Purpose, v.view.Subject,
-		v.view.Resource, v.view.Outcome}
-	for i, raw := range cols {
-		eq := bytes.Equal // without escapes a field's raw content is its value
-		if v.view.Escaped {
-			eq = audit.RawEqualBytes
-		}
-		if !eq(raw, f[4+i]) {
-			names := [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome"}
-			return v.bad(idx, "column %s differs from the leaf", names[i])
-		}
+	if name := v.keysDiffer(f[4]); name != "" {
+		return v.bad(idx, "column %s differs from the leaf", name)
 	}
-	hwm, ok := pgAuditMicros(f[11])
+	hwm, ok := pgAuditMicros(f[2])
 	if !ok {
 		return v.bad(idx, "column time_hwm is malformed")
 	}
@@ -1744,6 +1758,31 @@ func (v *auditRowVerifier) row(f [][]byte) error {
 		v.pending = 0
 	}
 	return nil
+}
+
+// keysDiffer compares a keys column with the leaf just scanned and returns
+// the name of the first field that differs, or "".
+func (v *auditRowVerifier) keysDiffer(keys []byte) string {
+	eq := bytes.Equal // without escapes a field's raw content is its value
+	if v.view.Escaped {
+		eq = audit.RawEqualBytes
+	}
+	fields := [...][]byte{v.view.DecisionID, v.view.Actor, v.view.Action, v.view.Purpose, v.view.Subject,
+		v.view.Resource, v.view.Outcome}
+	for i, raw := range fields {
+		seg := keys
+		if i < len(fields)-1 {
+			end := bytes.IndexByte(keys, auditKeySep)
+			if end < 0 {
+				return auditKeyNames[i]
+			}
+			seg, keys = keys[:end], keys[end+1:]
+		}
+		if !eq(raw, seg) {
+			return auditKeyNames[i]
+		}
+	}
+	return ""
 }
 
 // visit checks each completed level-8 subtree against its stored hash.

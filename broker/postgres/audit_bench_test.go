@@ -352,7 +352,7 @@ func ensureAuditBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, er
 			return "", err
 		}
 	}
-	if _, err := db.Pool.Exec(ctx, "VACUUM ANALYZE audit_entries"); err != nil {
+	if _, err := db.Pool.Exec(ctx, "VACUUM ANALYZE audit_log"); err != nil {
 		return "", err
 	}
 	b.Logf("built in %v", time.Since(start).Round(time.Second))

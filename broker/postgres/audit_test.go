@@ -581,6 +581,22 @@ func auditTamper(t *testing.T, db *postgres.DB, stmts ...string) {
 	}
 }
 
+// auditSetKey is an SQL assignment to audit_log.keys that sets filter field
+// n (1 decision_id, 2 actor, 3 action, 4 purpose, 5 subject, 6 resource, 7
+// outcome) to the SQL expression value.
+func auditSetKey(n int, value string) string {
+	parts := make([]string, 7)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`split_part(keys, E'\x1f', %d)`, i+1)
+	}
+	parts[n-1] = value
+	return `keys = concat_ws(E'\x1f', ` + strings.Join(parts, ", ") + `)`
+}
+
+// auditKeysForged is an SQL expression: the keys of a row with its decision
+// id replaced by dec_forged.
+const auditKeysForged = `'dec_forged' || substr(keys, strpos(keys, E'\x1f'))`
+
 // auditReencoded returns SQL literals for the leaf of auditTestEntry(i) altered by
 // edit, with its index set to idx, and its leaf hash.
 func auditReencoded(i int, idx uint64, edit func(*audit.Entry)) (leaf, hash string) {
@@ -605,29 +621,45 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "column updated",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `UPDATE audit_entries SET actor = 'retailer:cli_intruder' WHERE idx = 500`)
+				auditTamper(t, db, `UPDATE audit_log SET `+auditSetKey(2, `'retailer:cli_intruder'`)+` WHERE idx = 500`)
 			},
 			wantIndex: 500,
 		},
 		{
 			name: "columns updated in both halves",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `UPDATE audit_entries SET purpose = 'marketing' WHERE idx IN (120, 880)`)
+				auditTamper(t, db, `UPDATE audit_log SET `+auditSetKey(4, `'marketing'`)+` WHERE idx IN (120, 880)`)
 			},
 			wantIndex: 120,
+		},
+		{
+			// Moving a separator shifts the value between two fields.
+			name: "filter field split across two",
+			tamper: func(t *testing.T, db *postgres.DB) {
+				auditTamper(t, db, `UPDATE audit_log SET keys = overlay(keys placing E'\x1f' from strpos(keys, ':') for 1)
+					WHERE idx = 640 AND split_part(keys, E'\x1f', 2) LIKE '%:%'`)
+			},
+			wantIndex: 640,
+		},
+		{
+			name: "separator appended to the filter fields",
+			tamper: func(t *testing.T, db *postgres.DB) {
+				auditTamper(t, db, `UPDATE audit_log SET keys = keys || E'\x1f' WHERE idx = 641`)
+			},
+			wantIndex: 641,
 		},
 		{
 			name: "leaf updated, canonical, hash left",
 			tamper: func(t *testing.T, db *postgres.DB) {
 				leaf, _ := auditReencoded(300, 300, intruder)
-				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+` WHERE idx = 300`)
+				auditTamper(t, db, `UPDATE audit_log SET leaf = `+leaf+` WHERE idx = 300`)
 			},
 			wantIndex: 300,
 		},
 		{
 			name: "leaf updated, not canonical",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `UPDATE audit_entries SET leaf = overlay(leaf placing '{"index": ' from 1 for 9),
+				auditTamper(t, db, `UPDATE audit_log SET leaf = overlay(leaf placing '{"index": ' from 1 for 9),
 					leaf_hash = sha256('\x00'::bytea || overlay(leaf placing '{"index": ' from 1 for 9)) WHERE idx = 42`)
 			},
 			wantIndex: 42,
@@ -636,8 +668,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			name: "leaf, hash and columns updated consistently",
 			tamper: func(t *testing.T, db *postgres.DB) {
 				leaf, hash := auditReencoded(700, 700, intruder)
-				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
-					actor = 'retailer:cli_intruder' WHERE idx = 700`)
+				auditTamper(t, db, `UPDATE audit_log SET leaf = `+leaf+`, leaf_hash = `+hash+`,
+					`+auditSetKey(2, `'retailer:cli_intruder'`)+` WHERE idx = 700`)
 			},
 			wantIndex: 512, wantEnd: 768, // the stored subtree over 512..767
 		},
@@ -645,8 +677,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			name: "leaf, hash, columns and stored subtree updated consistently",
 			tamper: func(t *testing.T, db *postgres.DB) {
 				leaf, hash := auditReencoded(700, 700, intruder)
-				auditTamper(t, db, `UPDATE audit_entries SET leaf = `+leaf+`, leaf_hash = `+hash+`,
-					actor = 'retailer:cli_intruder' WHERE idx = 700`)
+				auditTamper(t, db, `UPDATE audit_log SET leaf = `+leaf+`, leaf_hash = `+hash+`,
+					`+auditSetKey(2, `'retailer:cli_intruder'`)+` WHERE idx = 700`)
 				auditTamper(t, db, `UPDATE audit_nodes SET hash = '\x`+hex.EncodeToString(auditSubtreeHash(t, db, 512, 768))+`'
 					WHERE level = 8 AND idx = 2`)
 			},
@@ -654,18 +686,18 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		},
 		{
 			name:      "row deleted",
-			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_entries WHERE idx = 250`) },
+			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_log WHERE idx = 250`) },
 			wantIndex: 250,
 		},
 		{
 			name:      "last row deleted",
-			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_entries WHERE idx = 999`) },
+			tamper:    func(t *testing.T, db *postgres.DB) { auditTamper(t, db, `DELETE FROM audit_log WHERE idx = 999`) },
 			wantIndex: 999,
 		},
 		{
 			name: "last rows deleted and the tree auditHeadOf rewound",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `DELETE FROM audit_entries WHERE idx >= 950`, `UPDATE audit_tree SET size = 950`)
+				auditTamper(t, db, `DELETE FROM audit_log WHERE idx >= 950`, `UPDATE audit_tree SET size = 950`)
 			},
 			wantIndex: 950,
 		},
@@ -673,8 +705,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			name: "row inserted at the end",
 			tamper: func(t *testing.T, db *postgres.DB) {
 				leaf, hash := auditReencoded(999, 1000, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
-				auditTamper(t, db, `INSERT INTO audit_entries SELECT 1000, `+leaf+`, `+hash+`, time, 'dec_forged', actor, action,
-					purpose, subject, resource, outcome, time_hwm FROM audit_entries WHERE idx = 999`)
+				auditTamper(t, db, `INSERT INTO audit_log SELECT 1000, time, time_hwm, `+hash+`, `+auditKeysForged+`, `+leaf+`
+					FROM audit_log WHERE idx = 999`)
 			},
 			wantIndex: 1000,
 		},
@@ -683,25 +715,25 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			tamper: func(t *testing.T, db *postgres.DB) {
 				leaf, hash := auditReencoded(400, 400, func(e *audit.Entry) { e.DecisionID = "dec_forged" })
 				auditTamper(t, db,
-					`UPDATE audit_entries SET idx = -idx - 1 WHERE idx >= 400`,
-					`UPDATE audit_entries SET idx = -idx WHERE idx < 0`,
-					`INSERT INTO audit_entries SELECT 400, `+leaf+`, `+hash+`, time, 'dec_forged', actor, action,
-					purpose, subject, resource, outcome, time_hwm FROM audit_entries WHERE idx = 401`)
+					`UPDATE audit_log SET idx = -idx - 1 WHERE idx >= 400`,
+					`UPDATE audit_log SET idx = -idx WHERE idx < 0`,
+					`INSERT INTO audit_log SELECT 400, time, time_hwm, `+hash+`, `+auditKeysForged+`, `+leaf+`
+					FROM audit_log WHERE idx = 401`)
 			},
 			wantIndex: 401, // the forged row is self-consistent; the next one holds index 400
 		},
 		{
 			name: "two rows swapped",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `UPDATE audit_entries SET idx = CASE idx WHEN 100 THEN -101 ELSE -100 END WHERE idx IN (100, 101)`,
-					`UPDATE audit_entries SET idx = -idx WHERE idx < 0`)
+				auditTamper(t, db, `UPDATE audit_log SET idx = CASE idx WHEN 100 THEN -101 ELSE -100 END WHERE idx IN (100, 101)`,
+					`UPDATE audit_log SET idx = -idx WHERE idx < 0`)
 			},
 			wantIndex: 100,
 		},
 		{
 			name: "time_hwm altered",
 			tamper: func(t *testing.T, db *postgres.DB) {
-				auditTamper(t, db, `UPDATE audit_entries SET time_hwm = time_hwm + interval '1 day' WHERE idx = 800`)
+				auditTamper(t, db, `UPDATE audit_log SET time_hwm = time_hwm + interval '1 day' WHERE idx = 800`)
 			},
 			wantIndex: 800,
 		},
@@ -776,11 +808,11 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		auditTamper(t, db,
-			`CREATE TEMP TABLE shuffled AS SELECT * FROM audit_entries ORDER BY (idx * 7919 + 1) % 1000, idx`,
-			`DELETE FROM audit_entries`,
-			`INSERT INTO audit_entries SELECT * FROM shuffled`)
+			`CREATE TEMP TABLE shuffled AS SELECT * FROM audit_log ORDER BY (idx * 7919 + 1) % 1000, idx`,
+			`DELETE FROM audit_log`,
+			`INSERT INTO audit_log SELECT * FROM shuffled`)
 		var first int64
-		if err := db.Pool.QueryRow(context.Background(), `SELECT idx FROM audit_entries LIMIT 1`).Scan(&first); err != nil || first == 0 {
+		if err := db.Pool.QueryRow(context.Background(), `SELECT idx FROM audit_log LIMIT 1`).Scan(&first); err != nil || first == 0 {
 			t.Fatalf("the first stored row has idx %d (%v): the rows were not reordered", first, err)
 		}
 		size, root, err := db.VerifyAudit(context.Background(), key, nil)
