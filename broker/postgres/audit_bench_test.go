@@ -35,6 +35,9 @@ import (
 //	                          100-row transactions on the same server: rows/s,
 //	                          and the ratio to BenchmarkAuditAppend
 //	BenchmarkAuditVerify      VerifyAudit entries/s over the benchmark log
+//	BenchmarkPgbenchRead      the real pgbench reading the same log's entries
+//	                          (1,000-row idx ranges, 2 clients, as text):
+//	                          rows/s, and the ratio to BenchmarkAuditVerify
 //	BenchmarkAuditExplorer    ms per filtered page over 1,000,000 entries
 //
 // Verify and explorer share one log of 1,000,000 entries in a database
@@ -180,8 +183,58 @@ func BenchmarkAuditVerify(b *testing.B) {
 		n += size
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
+	rate := float64(n) / time.Since(start).Seconds()
+	auditVerifyRate.Store(uint64(rate))
+	b.ReportMetric(rate, "entries/s")
 	b.ReportMetric(float64(n)/float64(b.N), "entries")
+}
+
+var auditVerifyRate atomic.Uint64 // entries/s of the last BenchmarkAuditVerify, for the ratio
+
+// BenchmarkPgbenchRead is verify's baseline: the real pgbench on the same
+// server reading the entries of the benchmark log, with nothing checked.
+// Each transaction reads 1,000 consecutive entries from a random place;
+// 2 clients, as verify streams 2 ranges at once on this machine. pgbench
+// reads results as text, so the leaf comes as its JSON text (the same
+// bytes) rather than hex; 5 seconds per b.N.
+func BenchmarkPgbenchRead(b *testing.B) {
+	bin := auditPgBinary(b, "pgbench")
+	db, _, _ := auditBenchLog(b)
+	st, err := db.AuditStatus(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := uint64(0) // the highest start of a 1,000-row range
+	if st.Size > 1000 {
+		last = st.Size - 1000
+	}
+	script := filepath.Join(b.TempDir(), "audit_read.sql")
+	body := fmt.Sprintf("\\set s random(0, %d)\nSELECT idx, convert_from(leaf, 'UTF8') FROM audit_log WHERE idx >= :s AND idx < :s + 1000;\n",
+		last)
+	if err := os.WriteFile(script, []byte(body), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var rows float64
+	for range b.N {
+		out, err := exec.Command(bin, "-n", "-c", "2", "-j", "2", "-T", "5", "-f", script, auditBenchLogOnce.url).CombinedOutput()
+		if err != nil {
+			b.Fatalf("pgbench: %v\n%s", err, out)
+		}
+		m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
+		if m == nil {
+			b.Fatalf("pgbench printed no tps:\n%s", out)
+		}
+		tps, _ := strconv.ParseFloat(string(m[1]), 64)
+		rows += tps * 1000
+	}
+	b.StopTimer()
+	rate := rows / float64(b.N)
+	b.ReportMetric(rate, "rows/s")
+	if v := auditVerifyRate.Load(); v > 0 {
+		b.ReportMetric(float64(v)/rate, "verify/pgbench")
+	}
+	b.ReportMetric(0, "ns/op")
 }
 
 func BenchmarkAuditExplorer(b *testing.B) {

@@ -468,7 +468,9 @@ func (res *Results) print(w io.Writer) {
 		row("seal+open 300-byte record", fmt.Sprintf("%.0f ns/op", so), fmt.Sprintf("age per record %.0f ns/op", age), age/nz(so), "≤2000 ns")
 		ap, pg := m.get("BenchmarkAuditAppend", "entries/s"), m.get("BenchmarkPgbenchBaseline", "rows/s")
 		row("audit append (durable)", fmt.Sprintf("%.0f entries/s", ap), fmt.Sprintf("pgbench 100-row txns %.0f rows/s", pg), ap/nz(pg), "≥50000/s, ≥0.33x")
-		row("audit verify", fmt.Sprintf("%.0f entries/s (%.0f entries)", m.get("BenchmarkAuditVerify", "entries/s"), m.get("BenchmarkAuditVerify", "entries")), "", 0, "≥1000000/s")
+		av, rd := m.get("BenchmarkAuditVerify", "entries/s"), m.get("BenchmarkPgbenchRead", "rows/s")
+		row("audit verify", fmt.Sprintf("%.0f entries/s (%.0f entries)", av, m.get("BenchmarkAuditVerify", "entries")),
+			fmt.Sprintf("pgbench reading them %.0f rows/s", rd), av/nz(rd), "≥1000000/s")
 		row("audit explorer, 1M entries", fmt.Sprintf("%.1f ms/page, worst %.1f ms", m.get("BenchmarkAuditExplorer", "ms/page"), m.get("BenchmarkAuditExplorer", "worst-ms/page")), "", 0, "≤50 ms")
 		vu, vc := m.get("BenchmarkVerify", "ns/op"), m.get("BenchmarkVerifyCached", "ns/op")
 		row("JWT verify (EdDSA)", fmt.Sprintf("%.0f ns/op cached", vc), fmt.Sprintf("uncached %.0f ns/op", vu), vu/nz(vc), "")
