@@ -133,9 +133,22 @@ func BenchmarkPgbenchBaseline(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	rate := auditPgbenchRows(b, bin, script, u, 16, 100)
+	b.ReportMetric(rate, "rows/s")
+	if a := auditAppendRate.Load(); a > 0 {
+		b.ReportMetric(float64(a)/rate, "append/pgbench")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// auditPgbenchRows runs pgbench b.N times for 5 seconds with script
+// against url from clients clients, and returns the mean rows/s: its tps
+// times rowsPerTx. It stops the benchmark timer.
+func auditPgbenchRows(b *testing.B, bin, script, url string, clients int, rowsPerTx float64) float64 {
+	b.Helper()
 	var rows float64
 	for range b.N {
-		out, err := exec.Command(bin, "-n", "-c", "16", "-j", "2", "-T", "5", "-f", script, u).CombinedOutput()
+		out, err := exec.Command(bin, "-n", "-c", strconv.Itoa(clients), "-j", "2", "-T", "5", "-f", script, url).CombinedOutput()
 		if err != nil {
 			b.Fatalf("pgbench: %v\n%s", err, out)
 		}
@@ -144,15 +157,10 @@ func BenchmarkPgbenchBaseline(b *testing.B) {
 			b.Fatalf("pgbench printed no tps:\n%s", out)
 		}
 		tps, _ := strconv.ParseFloat(string(m[1]), 64)
-		rows += tps * 100
+		rows += tps * rowsPerTx
 	}
 	b.StopTimer()
-	rate := rows / float64(b.N)
-	b.ReportMetric(rate, "rows/s")
-	if a := auditAppendRate.Load(); a > 0 {
-		b.ReportMetric(float64(a)/rate, "append/pgbench")
-	}
-	b.ReportMetric(0, "ns/op")
+	return rows / float64(b.N)
 }
 
 // auditPgBinary finds a PostgreSQL program through scripts/pg.sh bindir.
@@ -215,21 +223,7 @@ func BenchmarkPgbenchRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	var rows float64
-	for range b.N {
-		out, err := exec.Command(bin, "-n", "-c", "2", "-j", "2", "-T", "5", "-f", script, auditBenchLogOnce.url).CombinedOutput()
-		if err != nil {
-			b.Fatalf("pgbench: %v\n%s", err, out)
-		}
-		m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
-		if m == nil {
-			b.Fatalf("pgbench printed no tps:\n%s", out)
-		}
-		tps, _ := strconv.ParseFloat(string(m[1]), 64)
-		rows += tps * 1000
-	}
-	b.StopTimer()
-	rate := rows / float64(b.N)
+	rate := auditPgbenchRows(b, bin, script, auditBenchLogOnce.url, 2, 1000)
 	b.ReportMetric(rate, "rows/s")
 	if v := auditVerifyRate.Load(); v > 0 {
 		b.ReportMetric(float64(v)/rate, "verify/pgbench")
