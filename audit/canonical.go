@@ -214,6 +214,11 @@ type LeafView struct {
 	Escaped bool
 }
 
+// Keys returns the raw filter fields, in KeyNames order.
+func (v *LeafView) Keys() [len(KeyNames)][]byte {
+	return [...][]byte{v.DecisionID, v.Actor, v.Action, v.Purpose, v.Subject, v.Resource, v.Outcome}
+}
+
 // RawEqual reports whether the raw JSON string content raw (a LeafView field)
 // decodes to s. It does not allocate unless raw holds an escape.
 func RawEqual(raw []byte, s string) bool {

@@ -80,6 +80,8 @@ func validUTF8(s string) string {
 }
 
 // strings returns pointers to the scalar string fields, in canonical order.
+// strings are e's string fields: the filter fields first, in KeyNames
+// order, then reason and policy_revision.
 func (e *Entry) strings() [9]*string {
 	return [9]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
 		&e.Outcome, &e.Reason, &e.PolicyRevision}
@@ -96,10 +98,18 @@ func (e Entry) Canonical() ([]byte, error) {
 	return appendCanonical(make([]byte, 0, 384), &e)
 }
 
-// KeySeparator may not appear in an entry's filter fields (decision_id,
-// actor, action, purpose, subject, resource, outcome), so that a store can
-// keep them joined by it, unambiguously.
+// KeySeparator may not appear in an entry's filter fields (KeyNames), so
+// that a store can keep them joined by it, unambiguously.
 const KeySeparator = 0x1f
+
+// KeyNames are the names of an entry's filter fields, in the order Keys
+// returns them.
+var KeyNames = [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome"}
+
+// Keys returns e's filter fields, in KeyNames order.
+func (e *Entry) Keys() [len(KeyNames)]string {
+	return [...]string{e.DecisionID, e.Actor, e.Action, e.Purpose, e.Subject, e.Resource, e.Outcome}
+}
 
 // ErrInvalidEntry is returned by Validate (wrapped) for an entry that may
 // not be appended. The caller must fix the entry: retrying cannot help.
@@ -128,7 +138,8 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 	if y := e.Time.UTC().Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("%w: time %v is outside years 1-9999", ErrInvalidEntry, e.Time)
 	}
-	names := [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome", "reason", "policy_revision"}
+	names := [...]string{KeyNames[0], KeyNames[1], KeyNames[2], KeyNames[3], KeyNames[4], KeyNames[5], KeyNames[6],
+		"reason", "policy_revision"} // the order of e.strings()
 	for i, p := range e.strings() {
 		max := MaxFieldSize
 		if names[i] == "reason" {
@@ -137,7 +148,7 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 		if len(*p) > max || strings.IndexByte(*p, 0) >= 0 {
 			return nil, fmt.Errorf("%w: %s is longer than %d bytes or holds a NUL byte", ErrInvalidEntry, names[i], max)
 		}
-		if i < 7 && strings.IndexByte(*p, KeySeparator) >= 0 {
+		if i < len(KeyNames) && strings.IndexByte(*p, KeySeparator) >= 0 {
 			return nil, fmt.Errorf("%w: %s holds the unit separator (0x1f)", ErrInvalidEntry, names[i])
 		}
 	}

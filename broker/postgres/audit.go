@@ -20,7 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -107,8 +106,8 @@ const (
 		(SELECT count(*) FROM audit_pending), (SELECT count(*) FROM audit_rejected) FROM audit_tree t WHERE t.id`
 
 	// auditColumns are all columns of audit_log in table order: a scan that
-	// returns them needs no projection. keys is the seven filter fields of
-	// the entry (auditKeyFields) joined by auditKeySep (migration 0008).
+	// returns them needs no projection. keys is the entry's filter fields
+	// (audit.KeyNames) joined by audit.KeySeparator (migration 0008).
 	auditColumns = `idx, time, time_hwm, leaf_hash, keys, leaf`
 	nAuditCols   = 6
 )
@@ -116,27 +115,15 @@ const (
 // ---------------------------------------------------------------------------
 // Per-handle state
 
-// auditState is what a DB handle keeps for its audit log. It lives in a
-// side table keyed by a weak pointer to the DB (DB's fields belong to the
-// rest of the adapter), and is dropped when the DB is garbage collected.
+// auditState is what a DB handle keeps for its audit log.
 type auditState struct {
 	gc   auditGroupCommitter
 	wake chan struct{} // signalled after each group commit, for in-process sequencers
 }
 
-var auditStates sync.Map // weak.Pointer[DB] → *auditState
-
 func (db *DB) auditState() *auditState {
-	key := weak.Make(db)
-	if v, ok := auditStates.Load(key); ok {
-		return v.(*auditState)
-	}
-	st := &auditState{wake: make(chan struct{}, 1)}
-	v, loaded := auditStates.LoadOrStore(key, st)
-	if !loaded {
-		runtime.AddCleanup(db, func(k weak.Pointer[DB]) { auditStates.Delete(k) }, key)
-	}
-	return v.(*auditState)
+	db.auditOnce.Do(func() { db.auditV = &auditState{wake: make(chan struct{}, 1)} })
+	return db.auditV
 }
 
 func (st *auditState) signal() {
@@ -355,17 +342,9 @@ func binCopyTime(b []byte, unixMicros int64) []byte {
 
 func binCopyTrailer(b []byte) []byte { return binary.BigEndian.AppendUint16(b, 0xffff) }
 
-// auditKeySep joins an entry's filter fields in audit_log.keys; entries may
-// not hold it in those fields (audit.Entry.Validate).
-const auditKeySep = audit.KeySeparator
-
-// auditKeyNames are the filter fields in keys, in order: the columns of the
-// audit_entries view.
-var auditKeyNames = [...]string{"decision_id", "actor", "action", "purpose", "subject", "resource", "outcome"}
-
 // binCopyKeys appends e's keys column as a binary COPY field.
 func binCopyKeys(b []byte, e *audit.Entry) []byte {
-	fields := [...]string{e.DecisionID, e.Actor, e.Action, e.Purpose, e.Subject, e.Resource, e.Outcome}
+	fields := e.Keys()
 	n := len(fields) - 1
 	for _, f := range fields {
 		n += len(f)
@@ -373,7 +352,7 @@ func binCopyKeys(b []byte, e *audit.Entry) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
 	for i, f := range fields {
 		if i > 0 {
-			b = append(b, auditKeySep)
+			b = append(b, audit.KeySeparator)
 		}
 		b = append(b, f...)
 	}
@@ -1767,19 +1746,18 @@ func (v *auditRowVerifier) keysDiffer(keys []byte) string {
 	if v.view.Escaped {
 		eq = audit.RawEqualBytes
 	}
-	fields := [...][]byte{v.view.DecisionID, v.view.Actor, v.view.Action, v.view.Purpose, v.view.Subject,
-		v.view.Resource, v.view.Outcome}
+	fields := v.view.Keys()
 	for i, raw := range fields {
 		seg := keys
 		if i < len(fields)-1 {
-			end := bytes.IndexByte(keys, auditKeySep)
+			end := bytes.IndexByte(keys, audit.KeySeparator)
 			if end < 0 {
-				return auditKeyNames[i]
+				return audit.KeyNames[i]
 			}
 			seg, keys = keys[:end], keys[end+1:]
 		}
 		if !eq(raw, seg) {
-			return auditKeyNames[i]
+			return audit.KeyNames[i]
 		}
 	}
 	return ""

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,13 @@ type DB struct {
 	// a send (the next receipt supersedes it). Outbox leases and sent marks
 	// stay synchronous, so a database crash never makes a message go twice.
 	relaxed *pgxpool.Pool
+
+	// Per-handle state, made on first use: the group committers of
+	// inbox.go and the audit log's (audit.go).
+	groupsOnce sync.Once
+	groupsV    *groupCommits
+	auditOnce  sync.Once
+	auditV     *auditState
 }
 
 var _ broker.Transactor = (*DB)(nil)

@@ -92,21 +92,20 @@ func (g *groupCommit[T, R]) flush() {
 	}
 }
 
-// groupCommits are a DB handle's group committers. They live in a side
-// table keyed by the DB (DB's fields belong to its constructor).
+// groupCommits are a DB handle's group committers.
 type groupCommits struct {
 	inbox    *groupCommit[[]commerce.InboxItem, int]
 	sent     *groupCommit[sentMark, struct{}]
 	statuses *groupCommit[[]commerce.MessageStatus, struct{}]
 }
 
-var dbGroupCommits sync.Map // *DB -> *groupCommits
-
 func (db *DB) groups() *groupCommits {
-	if g, ok := dbGroupCommits.Load(db); ok {
-		return g.(*groupCommits)
-	}
-	g, _ := dbGroupCommits.LoadOrStore(db, &groupCommits{
+	db.groupsOnce.Do(func() { db.groupsV = db.newGroupCommits() })
+	return db.groupsV
+}
+
+func (db *DB) newGroupCommits() *groupCommits {
+	return &groupCommits{
 		inbox: &groupCommit[[]commerce.InboxItem, int]{
 			maxFlushers: 8, maxBatch: 2000,
 			size:  func(items []commerce.InboxItem) int { return len(items) },
@@ -122,8 +121,7 @@ func (db *DB) groups() *groupCommits {
 			size:  func(sts []commerce.MessageStatus) int { return len(sts) },
 			write: db.writeStatusBatch,
 		},
-	})
-	return g.(*groupCommits)
+	}
 }
 
 const sqlInsertInboxReturning = sqlInsertInbox + ` RETURNING dedup_key`

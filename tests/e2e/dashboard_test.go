@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -122,7 +121,7 @@ func newDashWorld(t *testing.T) *dashWorld {
 	w.sim = w.startSim()
 	keys := t.TempDir()
 	for attempt := 0; ; attempt++ {
-		addr := dashFreeAddr(t)
+		addr := pgtest.FreeAddr(t)
 		w.base = "http://" + addr
 		w.env = []string{"DATABASE_URL=" + dbURL, "BROKER_KEY_DIR=" + keys, "BROKER_ADDR=" + addr,
 			"WHATSAPP_API_BASE=" + w.sim + "/v25.0", "BROKER_ENV=development", "BROKER_ISSUER=", "WASIM_ADDR=", "WASIM_WEBHOOK_URL="}
@@ -141,17 +140,6 @@ func newDashWorld(t *testing.T) *dashWorld {
 	w.officer = "e2e-officer"
 	w.password = w.createOfficer(w.officer, "--reset")
 	return w
-}
-
-// dashFreeAddr returns a loopback address with a port free right now.
-func dashFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startBroker runs brokerd and waits until it is ready; it is stopped with

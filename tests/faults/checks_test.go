@@ -54,6 +54,22 @@ func scalar[T any](s *store, sql string, args ...any) T {
 	return v
 }
 
+// rowsOf runs a query and scans each row, by position, into a T.
+func rowsOf[T any](s *store, sql string) []T {
+	s.t.Helper()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	rows, err := s.pool.Query(ctx, sql)
+	if err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[T])
+	if err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
 // progress is how far the background work is.
 type progress struct {
 	InboxPending, OutboxPending, OutboxDead, AuditPending int64
@@ -134,18 +150,8 @@ type outboxRow struct {
 
 func (s *store) outbox() []outboxRow {
 	s.t.Helper()
-	ctx, cancel := s.ctx()
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT id, ref, kind, coalesce(subject_id, ''), status, attempts, next_attempt_at,
+	return rowsOf[outboxRow](s, `SELECT id, ref, kind, coalesce(subject_id, ''), status, attempts, next_attempt_at,
 		coalesce(provider_id, ''), coalesce(last_error, '') FROM outbox ORDER BY id`)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return out
 }
 
 // unrecordedSends counts the messages the Send API accepted whose id no
@@ -167,17 +173,7 @@ type orderRow struct {
 
 func (s *store) orders() []orderRow {
 	s.t.Helper()
-	ctx, cancel := s.ctx()
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT id, subject_id, status FROM orders ORDER BY id`)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[orderRow])
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return out
+	return rowsOf[orderRow](s, `SELECT id, subject_id, status FROM orders ORDER BY id`)
 }
 
 // auditCounts returns how many times each decision id is in the log.

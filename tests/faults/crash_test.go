@@ -2,7 +2,6 @@ package faults
 
 import (
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -34,7 +33,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	hook := newPartnerHook(t)
 	st := openStore(t, dbURL)
 
-	addr := freeAddr(t)
+	addr := pgtest.FreeAddr(t)
 	first := w.startBroker("brokerd (first)", addr)
 	_, secret := w.seedRetailer(hook.URL)
 	hook.setSecret(secret)
@@ -93,13 +92,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	st.waitDrained("the inbox, the outbox and the audit log to drain after the restart", 180*time.Second)
 	t.Logf("drained %s after the restart", time.Since(restartedAt).Round(time.Millisecond))
 
-	afterRestart := 0
-	for _, r := range hp.records() {
-		if r.Status == http.StatusOK && r.Start.After(restartedAt) {
-			afterRestart++
-		}
-	}
-	if afterRestart == 0 {
+	if hp.acknowledgedAfter(restartedAt) == 0 {
 		t.Errorf("no webhook was acknowledged after the restart: the load did not straddle the crash")
 	}
 	sent, _ := checkOutboxOnce(t, w, st, time.Time{})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -84,17 +84,6 @@ func cleanEnv() []string {
 		"WHATSAPP_ACCESS_TOKEN="+whatsapp.DevAccessToken,
 		"WHATSAPP_PHONE_NUMBER_ID="+whatsapp.DevPhoneNumberID,
 	)
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // ---------------------------------------------------------------------------
@@ -234,7 +223,7 @@ type world struct {
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
 	requireBinaries(t)
-	w := &world{t: t, dbURL: dbURL, keys: t.TempDir(), issuer: "http://" + freeAddr(t)}
+	w := &world{t: t, dbURL: dbURL, keys: t.TempDir(), issuer: "http://" + pgtest.FreeAddr(t)}
 	w.sim = startSim(t)
 	w.apiBase = w.sim + "/" + whatsapp.DefaultAPIVersion
 	return w
@@ -269,7 +258,7 @@ func (w *world) startBroker(name, addr string) *brokerd {
 	for attempt := 1; ; attempt++ {
 		a := addr
 		if a == "" {
-			a = freeAddr(t)
+			a = pgtest.FreeAddr(t)
 		}
 		b := w.launchBroker(name, a)
 		err := b.waitReady(t, 90*time.Second)

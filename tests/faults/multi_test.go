@@ -33,7 +33,7 @@ func TestThreeBrokersOneDatabase(t *testing.T) {
 	// audit sequencer election.
 	var bs []*brokerd
 	for i := range 3 {
-		bs = append(bs, w.launchBroker(fmt.Sprintf("brokerd #%d", i+1), freeAddr(t)))
+		bs = append(bs, w.launchBroker(fmt.Sprintf("brokerd #%d", i+1), pgtest.FreeAddr(t)))
 	}
 	for _, b := range bs {
 		if err := b.waitReady(t, 90*time.Second); err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 )
 
 // privatePG is a throwaway PostgreSQL cluster of one test, which the test
@@ -124,7 +126,7 @@ logging_collector = off
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(pgtest.FreeAddr(t))
 	n, _ := strconv.Atoi(port)
 	return n
 }

@@ -123,6 +123,18 @@ func (p *hookProxy) records() []hookRec {
 	return append([]hookRec(nil), p.recs...)
 }
 
+// acknowledgedAfter counts the deliveries begun after t that the broker
+// answered 200.
+func (p *hookProxy) acknowledgedAfter(t time.Time) int {
+	n := 0
+	for _, r := range p.records() {
+		if r.Status == http.StatusOK && r.Start.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
 // acked returns the messages of every delivery the broker answered 200,
 // by message id.
 func (p *hookProxy) acked() map[string]hookMsg {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 )
 
 // startReplica makes a streaming replica of primary with pg_basebackup -R
@@ -89,7 +90,7 @@ func TestDashboardReadsFromAStreamingReplica(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &creds); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := pgtest.FreeAddr(t)
 	b := &brokerd{addr: addr, url: "http://" + addr}
 	b.proc = startProc(t, "brokerd", append(w.env(addr), "BROKER_READ_DATABASE_URL="+replica.url("sieve")), "brokerd")
 	if err := b.waitReady(t, 90*time.Second); err != nil {

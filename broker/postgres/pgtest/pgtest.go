@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -85,6 +86,18 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago, for
+// a server a test starts in another process.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // withDB returns u with its database name replaced.
