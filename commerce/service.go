@@ -83,6 +83,7 @@ type Service struct {
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
+	ready      *readyQueue
 	subjects   sync.Map // blind index (string) -> cachedSubject
 	catalog    catalogCache
 	once       sync.Once
@@ -98,6 +99,7 @@ const subjectCacheTTL = time.Minute
 func (s *Service) init() {
 	s.once.Do(func() {
 		s.wakeWorker = make(chan struct{}, 1)
+		s.ready = newReadyQueue()
 		s.wakeSender = make(chan struct{}, 1)
 		if s.Log == nil {
 			s.Log = slog.Default()
@@ -209,6 +211,11 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		s.inc("sieve_inbox_events_total", "duplicate")
 	}
 	if n > 0 {
+		subjects := make([]string, len(items))
+		for i, it := range items {
+			subjects[i] = it.Subject
+		}
+		s.ready.push(subjects)
 		s.WakeWorker()
 	}
 	return nil
@@ -276,17 +283,23 @@ func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, v
 }
 
 // RunWorkers processes stored events with n workers until ctx ends. One
-// loop finds shoppers with pending events and hands groups of them to the
-// workers, never the same shopper to two at once in this process (other
-// processes are kept apart by the per-shopper advisory lock). The workers
-// are latency-bound (round trips to the database), so several overlap.
+// loop hands groups of shoppers with pending events to the workers, never
+// the same shopper to two at once in this process (other processes are kept
+// apart by the per-shopper advisory lock). The workers are latency-bound
+// (round trips to the database), so several overlap.
+//
+// The shoppers come from two places. Events this process stores are queued
+// in memory as they commit ([Service.Ingest]), so a busy inbox costs no
+// query to find its work. The database is asked too (pending events of
+// other processes, of a previous run, of turns that failed or were left
+// unfinished): at start, after the memory queue overflowed, while the
+// answer fills a page, and otherwise every [pendingPoll].
 func (s *Service) RunWorkers(ctx context.Context, n int) error {
 	s.init()
 	if n < 1 {
 		n = 1
 	}
-	var mu sync.Mutex
-	busy := map[string]bool{}
+	q := s.ready
 	jobs := make(chan []string)
 	var wg sync.WaitGroup
 	for range n {
@@ -294,15 +307,12 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 		go func() {
 			defer wg.Done()
 			for group := range jobs {
-				if _, err := s.processGroup(ctx, group); err != nil && ctx.Err() == nil {
+				again, err := s.processGroup(ctx, group)
+				if err != nil && ctx.Err() == nil {
 					s.Log.Warn("inbox worker", "err", err)
 				}
-				mu.Lock()
-				for _, sub := range group {
-					delete(busy, sub)
-				}
-				mu.Unlock()
-				s.WakeWorker() // the shopper may have more events by now
+				q.release(group, again)
+				s.WakeWorker()
 			}
 		}()
 	}
@@ -310,20 +320,19 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 		close(jobs)
 		wg.Wait()
 	}()
+	var lastPoll time.Time
+	pollNow := true
 	for {
-		subjects, err := s.Store.PendingSubjects(ctx, 256)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("inbox worker", "err", err)
-		}
-		mu.Lock()
-		fresh := subjects[:0]
-		for _, sub := range subjects {
-			if !busy[sub] {
-				busy[sub] = true
-				fresh = append(fresh, sub)
+		if pollNow || q.overflowed() || time.Since(lastPoll) >= pendingPoll {
+			subjects, err := s.Store.PendingSubjects(ctx, pendingPage)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("inbox worker", "err", err)
 			}
+			lastPoll = time.Now()
+			pollNow = err == nil && len(subjects) == pendingPage
+			q.push(subjects)
 		}
-		mu.Unlock()
+		fresh := q.take(pendingPage)
 		for len(fresh) > 0 {
 			group := fresh[:min(len(fresh), subjectsPerTx)]
 			fresh = fresh[len(group):]
@@ -333,17 +342,110 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 				return nil
 			}
 		}
-		wait := 500 * time.Millisecond
-		if len(subjects) > 0 {
-			wait = 20 * time.Millisecond // work in flight: look again soon
+		wait := pendingPoll - time.Since(lastPoll)
+		if pollNow {
+			wait = 0
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.wakeWorker:
-		case <-time.After(wait):
+		case <-time.After(max(wait, time.Millisecond)):
 		}
 	}
+}
+
+// pendingPoll is how often the workers ask the database for pending events
+// that the memory queue does not know of; pendingPage is how many shoppers
+// one question (and one hand-out) takes at most.
+const (
+	pendingPoll = time.Second
+	pendingPage = 256
+)
+
+// readyQueue holds the shoppers with events to process, in arrival order,
+// each once, and the shoppers a worker has now. A shopper queued while a
+// worker has it is handed out again when the worker lets it go. It holds at
+// most readyQueueMax shoppers; beyond that it drops them and says so, and
+// the database is asked instead.
+type readyQueue struct {
+	mu       sync.Mutex
+	order    []string
+	queued   map[string]bool
+	busy     map[string]bool // handed to a worker; true: queued again meanwhile
+	overflow bool
+}
+
+const readyQueueMax = 100_000
+
+func newReadyQueue() *readyQueue {
+	return &readyQueue{queued: map[string]bool{}, busy: map[string]bool{}}
+}
+
+// push queues shoppers (again).
+func (q *readyQueue) push(subjects []string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, sub := range subjects {
+		q.pushLocked(sub)
+	}
+}
+
+func (q *readyQueue) pushLocked(sub string) {
+	if q.queued[sub] {
+		return
+	}
+	if _, ok := q.busy[sub]; ok {
+		q.busy[sub] = true // after the worker's turn
+		return
+	}
+	if len(q.queued) >= readyQueueMax {
+		q.overflow = true
+		return
+	}
+	q.queued[sub] = true
+	q.order = append(q.order, sub)
+}
+
+// take hands out up to n shoppers, oldest first, and marks them busy.
+func (q *readyQueue) take(n int) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(n, len(q.order))
+	out := slices.Clone(q.order[:k])
+	clear(q.order[:k])
+	q.order = q.order[k:]
+	if len(q.order) == 0 {
+		q.order = nil
+	}
+	for _, sub := range out {
+		delete(q.queued, sub)
+		q.busy[sub] = false
+	}
+	return out
+}
+
+// release lets a worker's shoppers go, queueing again those that got events
+// meanwhile and those in again.
+func (q *readyQueue) release(group, again []string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, sub := range group {
+		queued := q.busy[sub]
+		delete(q.busy, sub)
+		if queued || slices.Contains(again, sub) {
+			q.pushLocked(sub)
+		}
+	}
+}
+
+// overflowed reports (once) that shoppers were dropped since the last call.
+func (q *readyQueue) overflowed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	o := q.overflow
+	q.overflow = false
+	return o
 }
 
 // subjectsPerTx is how many shoppers one worker transaction serves: their
@@ -357,11 +459,11 @@ const subjectsPerTx = 16
 // carefully: each shopper in a savepoint, each event in a savepoint, and a
 // shopper whose turn still fails has its events marked failed (never
 // retried forever).
-func (s *Service) processGroup(ctx context.Context, subjects []string) (int, error) {
-	served, sent := 0, false
+func (s *Service) processGroup(ctx context.Context, subjects []string) (more []string, err error) {
+	sent := false
 	run := func(careful bool) error {
 		return s.Store.InTx(ctx, func(ctx context.Context) error {
-			served, sent = 0, false
+			more, sent = more[:0], false
 			if !careful {
 				// The whole group's turns are read, and written, with one
 				// statement per table.
@@ -371,12 +473,12 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (int, err
 				}
 				var writes []TurnWrite
 				for i, sub := range subjects {
-					ok, wrote, w, err := s.processSubject(ctx, sub, states[i], false)
+					wrote, w, err := s.processSubject(ctx, sub, states[i], false)
 					if err != nil {
 						return err
 					}
-					if ok {
-						served++
+					if len(states[i].Items) == turnEvents {
+						more = append(more, sub)
 					}
 					sent = sent || wrote
 					if w != nil {
@@ -386,14 +488,17 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (int, err
 				return s.Store.SaveTurns(ctx, writes)
 			}
 			for _, sub := range subjects {
-				var ok, wrote bool
+				var wrote bool
 				err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
 					states, err := s.Store.LoadTurns(ctx, []string{sub}, turnEvents)
 					if err != nil {
 						return err
 					}
+					if len(states[0].Items) == turnEvents {
+						more = append(more, sub)
+					}
 					var w *TurnWrite
-					ok, wrote, w, err = s.processSubject(ctx, sub, states[0], true)
+					wrote, w, err = s.processSubject(ctx, sub, states[0], true)
 					if err != nil || w == nil {
 						return err
 					}
@@ -401,27 +506,26 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (int, err
 				})
 				if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
 					err = s.failSubject(ctx, sub, err)
-					ok = err == nil
 				}
 				if err != nil {
 					return err
-				}
-				if ok {
-					served++
 				}
 				sent = sent || wrote
 			}
 			return nil
 		})
 	}
-	err := run(false)
+	err = run(false)
 	if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
 		err = run(true)
 	}
-	if err == nil && sent {
+	if err != nil {
+		return nil, err
+	}
+	if sent {
 		s.WakeSender()
 	}
-	return served, err
+	return more, nil
 }
 
 // failSubject marks a shopper's pending events failed after its turn
@@ -445,40 +549,39 @@ const turnEvents = 100
 
 // processSubject handles one shopper's pending events, read as st, inside
 // the group's transaction (ctx carries it). careful runs each event in its
-// own savepoint. It reports whether it served the shopper and whether it
-// wrote anything to send, and returns the turn's writes for the caller to
+// own savepoint. It reports whether it wrote anything to send, and returns the turn's writes for the caller to
 // save (nil if there are none).
-func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (served, sent bool, w *TurnWrite, err error) {
+func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (sent bool, w *TurnWrite, err error) {
 	if !st.Locked || len(st.Items) == 0 {
-		return false, false, nil, nil // another worker has this shopper, or nothing is pending
+		return false, nil, nil // another worker has this shopper, or nothing is pending
 	}
 	if !st.Found || st.Subject.Erased {
 		ids := make([]int64, len(st.Items))
 		for i, it := range st.Items {
 			ids[i] = it.ID
 		}
-		return true, false, nil, s.Store.MarkInboxMany(ctx, ids, "subject erased")
+		return false, nil, s.Store.MarkInboxMany(ctx, ids, "subject erased")
 	}
 	ident, err := s.identity(ctx, st.Subject)
 	if err != nil {
-		return false, false, nil, err
+		return false, nil, err
 	}
 	sess := &Session{}
 	if st.Session != nil {
 		b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, st.Session)
 		if err != nil {
-			return false, false, nil, err
+			return false, nil, err
 		}
 		if err := json.Unmarshal(b, sess); err != nil {
-			return false, false, nil, err
+			return false, nil, err
 		}
 	}
 	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
 	w, err = s.runTurn(ctx, sh, sess, ident, st.Items, careful)
 	if err != nil {
-		return false, false, nil, err
+		return false, nil, err
 	}
-	return true, len(w.Out) > 0, w, nil
+	return len(w.Out) > 0, w, nil
 }
 
 // turn collects the writes of one shopper's turn, written together.
