@@ -236,9 +236,11 @@ func (s *loadStats) record(code string, ok bool, lat time.Duration, p loadPayloa
 	}
 }
 
-// schedule runs the open loop: for i in [0, total) it prepares item i,
-// waits until its due time (start + i/rate) and hands it to fire in a new
-// goroutine, or skips it when MaxInFlight requests are already running. It
+// schedule runs the open loop: for i in [0, total) it waits until the due
+// time of item i (start + i/rate), then prepares it and hands it to fire in
+// a new goroutine, or skips it unprepared when MaxInFlight requests are
+// already running (preparing what is never sent would take CPU from the
+// machine under test). It
 // stops starting work after Duration or when ctx ends, waits for the running
 // work, and returns the numbers started and skipped.
 func schedule[T any](ctx context.Context, cfg LoadConfig, total int, prepare func(i int) T, fire func(v T, due time.Time)) (started, skipped int) {
@@ -248,7 +250,6 @@ func schedule[T any](ctx context.Context, cfg LoadConfig, total int, prepare fun
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	for i := range total {
-		v := prepare(i)
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
 			t := time.NewTimer(d)
@@ -265,6 +266,7 @@ func schedule[T any](ctx context.Context, cfg LoadConfig, total int, prepare fun
 		select {
 		case sem <- struct{}{}:
 			started++
+			v := prepare(i)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
