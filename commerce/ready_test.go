@@ -8,8 +8,12 @@ import (
 
 func TestReadyQueueOrderAndDedup(t *testing.T) {
 	q := newReadyQueue()
-	q.push([]string{"a", "b", "a", "c"})
-	q.push([]string{"b", "d"})
+	if n := q.push([]string{"a", "b", "a", "c"}); n != 3 {
+		t.Fatalf("push added %d, want 3", n)
+	}
+	if n := q.push([]string{"b", "d"}); n != 1 {
+		t.Fatalf("push added %d, want 1 (b is queued)", n)
+	}
 	if got := q.take(3); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("take(3) = %v, want [a b c] (arrival order, each once)", got)
 	}
@@ -27,7 +31,9 @@ func TestReadyQueueBusyShopperComesBack(t *testing.T) {
 	q := newReadyQueue()
 	q.push([]string{"a", "b"})
 	group := q.take(2)
-	q.push([]string{"a", "c"}) // a has more events during its turn
+	if n := q.push([]string{"a", "c"}); n != 1 { // a has more events during its turn
+		t.Fatalf("push added %d, want 1 (a is busy)", n)
+	}
 	if got := q.take(10); !slices.Equal(got, []string{"c"}) {
 		t.Fatalf("take while a is busy = %v, want [c]", got)
 	}

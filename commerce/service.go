@@ -329,8 +329,11 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 				s.Log.Warn("inbox worker", "err", err)
 			}
 			lastPoll = time.Now()
-			pollNow = err == nil && len(subjects) == pendingPage
-			q.push(subjects)
+			// A full page may hide more: ask again at once, unless the page
+			// held nothing the queue did not know (then the oldest pending
+			// shoppers are being served, and the rest come up in time).
+			added := q.push(subjects)
+			pollNow = err == nil && len(subjects) == pendingPage && added > 0
 		}
 		fresh := q.take(pendingPage)
 		for len(fresh) > 0 {
@@ -382,29 +385,35 @@ func newReadyQueue() *readyQueue {
 	return &readyQueue{queued: map[string]bool{}, busy: map[string]bool{}}
 }
 
-// push queues shoppers (again).
-func (q *readyQueue) push(subjects []string) {
+// push queues shoppers (again) and returns how many it did not know (neither
+// queued nor busy).
+func (q *readyQueue) push(subjects []string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	added := 0
 	for _, sub := range subjects {
-		q.pushLocked(sub)
+		if q.pushLocked(sub) {
+			added++
+		}
 	}
+	return added
 }
 
-func (q *readyQueue) pushLocked(sub string) {
+func (q *readyQueue) pushLocked(sub string) bool {
 	if q.queued[sub] {
-		return
+		return false
 	}
 	if _, ok := q.busy[sub]; ok {
 		q.busy[sub] = true // after the worker's turn
-		return
+		return false
 	}
 	if len(q.queued) >= readyQueueMax {
 		q.overflow = true
-		return
+		return false
 	}
 	q.queued[sub] = true
 	q.order = append(q.order, sub)
+	return true
 }
 
 // take hands out up to n shoppers, oldest first, and marks them busy.
