@@ -470,6 +470,18 @@ const subjectsPerTx = 16
 // retried forever).
 func (s *Service) processGroup(ctx context.Context, subjects []string) (more []string, err error) {
 	sent := false
+	// serve runs one shopper's turn and notes what the group needs to know
+	// of it: whether it has events left over, and whether it queued sends.
+	serve := func(ctx context.Context, sub string, st TurnState, careful bool) (*TurnWrite, error) {
+		if len(st.Items) == turnEvents {
+			more = append(more, sub)
+		}
+		w, err := s.processSubject(ctx, sub, st, careful)
+		if w != nil && len(w.Out) > 0 {
+			sent = true
+		}
+		return w, err
+	}
 	run := func(careful bool) error {
 		return s.Store.InTx(ctx, func(ctx context.Context) error {
 			more, sent = more[:0], false
@@ -482,14 +494,10 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (more []s
 				}
 				var writes []TurnWrite
 				for i, sub := range subjects {
-					wrote, w, err := s.processSubject(ctx, sub, states[i], false)
+					w, err := serve(ctx, sub, states[i], false)
 					if err != nil {
 						return err
 					}
-					if len(states[i].Items) == turnEvents {
-						more = append(more, sub)
-					}
-					sent = sent || wrote
 					if w != nil {
 						writes = append(writes, *w)
 					}
@@ -497,17 +505,12 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (more []s
 				return s.Store.SaveTurns(ctx, writes)
 			}
 			for _, sub := range subjects {
-				var wrote bool
 				err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
 					states, err := s.Store.LoadTurns(ctx, []string{sub}, turnEvents)
 					if err != nil {
 						return err
 					}
-					if len(states[0].Items) == turnEvents {
-						more = append(more, sub)
-					}
-					var w *TurnWrite
-					wrote, w, err = s.processSubject(ctx, sub, states[0], true)
+					w, err := serve(ctx, sub, states[0], true)
 					if err != nil || w == nil {
 						return err
 					}
@@ -519,7 +522,6 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (more []s
 				if err != nil {
 					return err
 				}
-				sent = sent || wrote
 			}
 			return nil
 		})
@@ -542,15 +544,11 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (more []s
 func (s *Service) failSubject(ctx context.Context, subject string, cause error) error {
 	s.Log.Error("shopper's events set aside", "subject", s.Releaser.Pseudonyms().Audit(subject), "err", cause)
 	s.inc("sieve_inbox_failed_total")
-	items, err := s.Store.PendingInbox(ctx, subject, 100)
+	items, err := s.Store.PendingInbox(ctx, subject, turnEvents)
 	if err != nil {
 		return err
 	}
-	ids := make([]int64, len(items))
-	for i, it := range items {
-		ids[i] = it.ID
-	}
-	return s.Store.MarkInboxMany(ctx, ids, "processing failed: "+broker.ErrorCode(cause))
+	return s.Store.MarkInboxMany(ctx, inboxIDs(items), "processing failed: "+broker.ErrorCode(cause))
 }
 
 // turnEvents is how many of a shopper's pending events one turn takes.
@@ -558,39 +556,40 @@ const turnEvents = 100
 
 // processSubject handles one shopper's pending events, read as st, inside
 // the group's transaction (ctx carries it). careful runs each event in its
-// own savepoint. It reports whether it wrote anything to send, and returns the turn's writes for the caller to
-// save (nil if there are none).
-func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (sent bool, w *TurnWrite, err error) {
+// own savepoint. It returns the turn's writes for the caller to save (nil
+// if there are none).
+func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (*TurnWrite, error) {
 	if !st.Locked || len(st.Items) == 0 {
-		return false, nil, nil // another worker has this shopper, or nothing is pending
+		return nil, nil // another worker has this shopper, or nothing is pending
 	}
 	if !st.Found || st.Subject.Erased {
-		ids := make([]int64, len(st.Items))
-		for i, it := range st.Items {
-			ids[i] = it.ID
-		}
-		return false, nil, s.Store.MarkInboxMany(ctx, ids, "subject erased")
+		return nil, s.Store.MarkInboxMany(ctx, inboxIDs(st.Items), "subject erased")
 	}
 	ident, err := s.identity(ctx, st.Subject)
 	if err != nil {
-		return false, nil, err
+		return nil, err
 	}
 	sess := &Session{}
 	if st.Session != nil {
 		b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "sessions", Column: "sealed", RowID: subject}, st.Session)
 		if err != nil {
-			return false, nil, err
+			return nil, err
 		}
 		if err := json.Unmarshal(b, sess); err != nil {
-			return false, nil, err
+			return nil, err
 		}
 	}
 	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
-	w, err = s.runTurn(ctx, sh, sess, ident, st.Items, careful)
-	if err != nil {
-		return false, nil, err
+	return s.runTurn(ctx, sh, sess, ident, st.Items, careful)
+}
+
+// inboxIDs returns the ids of items.
+func inboxIDs(items []InboxItem) []int64 {
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
 	}
-	return len(w.Out) > 0, w, nil
+	return ids
 }
 
 // turn collects the writes of one shopper's turn, written together.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -392,10 +393,7 @@ func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageSt
 }
 
 func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, error) {
-	var all []commerce.MessageStatus
-	for _, sts := range reqs {
-		all = append(all, sts...)
-	}
+	all := slices.Concat(reqs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := applyStatuses(ctx, db.Pool, all); err != nil {

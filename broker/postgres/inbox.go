@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -133,10 +134,7 @@ func (db *DB) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem
 }
 
 func (db *DB) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
-	var all []commerce.InboxItem
-	for _, items := range reqs {
-		all = append(all, items...)
-	}
+	all := slices.Concat(reqs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inserted := map[string]bool{}
