@@ -1912,12 +1912,10 @@ func (db *DB) auditCopyOutSnapshot(ctx context.Context, snapshotID, sql string, 
 		return Translate(err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshotID+"'"); err != nil {
-		return Translate(err)
-	}
 	// The scan is one cheap pass; compiling it (JIT, which its cost
-	// estimate would trigger on a large log) only adds time.
-	if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+	// estimate would trigger on a large log) only adds time. Both settings
+	// go in one round trip (without arguments, Exec sends a simple query).
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshotID+"'; SET LOCAL jit = off"); err != nil {
 		return Translate(err)
 	}
 	return auditCopyOut(ctx, conn.Conn().PgConn(), sql, row)
