@@ -179,33 +179,7 @@ func VerifyExport(r io.Reader, key PublicKey, progress func(done, total uint64))
 	if err != nil {
 		return 0, nil, err
 	}
-	lv := exportVerifier{tree: NewTree(), lh: NewLeafHasher(), bounds: bounds}
-	for {
-		line, err := readLine(br, MaxLeafSize)
-		if err == io.EOF {
-			break
-		}
-		i := lv.tree.Size()
-		if err != nil {
-			return 0, nil, &VerifyError{Index: i, Reason: fmt.Sprintf("line %d: %v", i+2, err), Err: ErrMalformedExport}
-		}
-		if i >= cp.Size {
-			return 0, nil, &VerifyError{Index: i, Reason: fmt.Sprintf("line %d: entry beyond the checkpoint size %d", i+2, cp.Size)}
-		}
-		if err := lv.add(line); err != nil {
-			return 0, nil, err
-		}
-		if progress != nil && i%(1<<16) == 0 {
-			progress(i, cp.Size)
-		}
-	}
-	if n := lv.tree.Size(); n < cp.Size {
-		return 0, nil, &VerifyError{Index: n, Reason: fmt.Sprintf("missing: the export ends after %d of %d entries", n, cp.Size)}
-	}
-	if progress != nil {
-		progress(cp.Size, cp.Size)
-	}
-	return cp.Size, cp.Root, nil
+	return verifyLeaves(br, cp.Size, bounds, progress)
 }
 
 // historyBounds verifies the history checkpoints and returns every signed
@@ -241,43 +215,6 @@ func historyBounds(history []string, key PublicKey, cp Checkpoint) ([]boundary, 
 		}
 	}
 	return out, nil
-}
-
-// exportVerifier recomputes a tree from leaves in index order and checks
-// it at signed boundaries.
-type exportVerifier struct {
-	tree   *Tree
-	lh     *LeafHasher
-	view   LeafView
-	bounds []boundary // remaining, increasing
-	prev   uint64     // the last boundary passed
-}
-
-func (lv *exportVerifier) add(leaf []byte) error {
-	i := lv.tree.Size()
-	if err := ScanLeaf(leaf, &lv.view); err != nil {
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("line %d: %v", i+2, err), Err: err}
-	}
-	if got := lv.view.Index; got != i {
-		if got < i {
-			return &VerifyError{Index: got, Reason: fmt.Sprintf("line %d holds entry %d again (a duplicated, inserted or reordered line)", i+2, got)}
-		}
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("missing: line %d holds entry %d (deleted or reordered lines)", i+2, got)}
-	}
-	if err := lv.tree.Append(lv.lh.Sum(make([]byte, 0, HashSize), leaf), nil); err != nil {
-		return err
-	}
-	if len(lv.bounds) > 0 && lv.bounds[0].size == i+1 {
-		b := lv.bounds[0]
-		lv.bounds = lv.bounds[1:]
-		if root := lv.tree.Root(); !bytes.Equal(root, b.root) {
-			return &VerifyError{Index: lv.prev, End: b.size,
-				Reason: fmt.Sprintf("the root of tree size %d differs from the signed one: an entry in this range was altered", b.size),
-				Err:    &MismatchError{Err: ErrRootMismatch, What: fmt.Sprintf("root of tree size %d", b.size), Expected: b.root, Computed: root}}
-		}
-		lv.prev = b.size
-	}
-	return nil
 }
 
 // SelectHistory picks at most max sizes from sorted sizes (ascending),

@@ -155,13 +155,78 @@ func TestVerifyExportTamper(t *testing.T) {
 				}
 				return
 			}
-			var ve *audit.VerifyError
-			if !errors.As(err, &ve) {
-				t.Fatalf("err = %v, want a *VerifyError", err)
+			wantVerifyError(t, err, tc.wantIndex, tc.wantEnd)
+		})
+	}
+}
+
+// wantVerifyError fails unless err is a *VerifyError naming index (and end,
+// 0 for an exact index).
+func wantVerifyError(t *testing.T, err error, index, end uint64) {
+	t.Helper()
+	var ve *audit.VerifyError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a *VerifyError", err)
+	}
+	if ve.Index != index || ve.End != end {
+		t.Fatalf("VerifyError{Index: %d, End: %d} (%v), want index %d end %d", ve.Index, ve.End, err, index, end)
+	}
+}
+
+// TestVerifyExportBatches checks an export of several of the batches the
+// verifier's workers take at a time (4,096 lines), with signed sizes at,
+// inside and across batch edges: what is reported must be what a check
+// of one line at a time reports, the first bad line or the first signed
+// size whose root differs, whichever comes first, in whatever order the
+// workers finish.
+func TestVerifyExportBatches(t *testing.T) {
+	const size = 3*4096 + 100
+	m := sampleLog(t, size)
+	good := writeExport(t, m, size, 4096, 4100, 8191, 9000)
+	n, root, err := audit.VerifyExport(bytes.NewReader(good), exportKey, nil)
+	if err != nil || n != size || !bytes.Equal(root, m.root(size)) {
+		t.Fatalf("good export: %d %x %v", n, root, err)
+	}
+	// Line k+1 holds entry k (line 0 is the header).
+	nonCanonical := func(ls [][]byte, k int) {
+		ls[k+1] = bytes.Replace(ls[k+1], []byte(`"action":"release"`), []byte(`"action": "release"`), 1)
+	}
+	canonicalEdit := func(ls [][]byte, k int) {
+		e := sampleEntry(uint64(k))
+		e.Purpose = "marketing"
+		b, _ := e.Canonical()
+		ls[k+1] = append(b, '\n')
+	}
+	tests := []struct {
+		name       string
+		edit       func(ls [][]byte) [][]byte
+		index, end uint64
+	}{
+		{"non-canonical first line of the second batch", func(ls [][]byte) [][]byte { nonCanonical(ls, 4096); return ls }, 4096, 0},
+		{"non-canonical last line of the first batch", func(ls [][]byte) [][]byte { nonCanonical(ls, 4095); return ls }, 4095, 0},
+		{"canonical edit in the third batch", func(ls [][]byte) [][]byte { canonicalEdit(ls, 8500); return ls }, 8191, 9000},
+		{"canonical edit after the last history size", func(ls [][]byte) [][]byte { canonicalEdit(ls, 12000); return ls }, 9000, size},
+		{"canonical edit before a later bad line", func(ls [][]byte) [][]byte {
+			canonicalEdit(ls, 2000)
+			nonCanonical(ls, 9500)
+			return ls
+		}, 0, 4096},
+		{"bad line before a later canonical edit", func(ls [][]byte) [][]byte {
+			nonCanonical(ls, 3000)
+			canonicalEdit(ls, 9500)
+			return ls
+		}, 3000, 0},
+		{"deleted line at a batch edge", func(ls [][]byte) [][]byte { return append(ls[:8192+1], ls[8193+1:]...) }, 8192, 0},
+		{"export cut short", func(ls [][]byte) [][]byte { return ls[:10000+1] }, 10000, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := lines(bytes.Clone(good))
+			for i := range ls {
+				ls[i] = bytes.Clone(ls[i])
 			}
-			if ve.Index != tc.wantIndex || ve.End != tc.wantEnd {
-				t.Fatalf("VerifyError{Index: %d, End: %d} (%v), want index %d end %d", ve.Index, ve.End, err, tc.wantIndex, tc.wantEnd)
-			}
+			_, _, err := audit.VerifyExport(bytes.NewReader(join(tc.edit(ls))), exportKey, nil)
+			wantVerifyError(t, err, tc.index, tc.end)
 		})
 	}
 }

@@ -35,6 +35,8 @@ import (
 //	                          100-row transactions on the same server: rows/s,
 //	                          and the ratio to BenchmarkAuditAppend
 //	BenchmarkAuditVerify      VerifyAudit entries/s over the benchmark log
+//	BenchmarkAuditVerifyExport VerifyExport entries/s over an export of it
+//	                          (the offline check: a file, no database)
 //	BenchmarkPgbenchRead      the real pgbench reading the same log's entries
 //	                          (1,000-row idx ranges, 2 clients, as text):
 //	                          rows/s, and the ratio to BenchmarkAuditVerify
@@ -198,6 +200,44 @@ func BenchmarkAuditVerify(b *testing.B) {
 }
 
 var auditVerifyRate atomic.Uint64 // entries/s of the last BenchmarkAuditVerify, for the ratio
+
+// BenchmarkAuditVerifyExport is the offline check an auditor runs with no
+// database (brokerctl audit verify --file F --key PUB): the benchmark log
+// is exported once to a file (brokerctl audit export), then each b.N
+// verifies that file against the signed checkpoint in its header.
+func BenchmarkAuditVerifyExport(b *testing.B) {
+	db, _, key := auditBenchLog(b)
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.ExportAudit(ctx, f, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var n uint64
+	for range b.N {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size, _, err := audit.VerifyExport(f, key, nil)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += size
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
+	b.ReportMetric(float64(n)/float64(b.N), "entries")
+}
 
 // BenchmarkPgbenchRead is verify's baseline: the real pgbench on the same
 // server reading the entries of the benchmark log, with nothing checked.
