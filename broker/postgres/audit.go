@@ -1450,8 +1450,6 @@ func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, tot
 	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshotID); err != nil {
 		return 0, nil, Translate(err)
 	}
-	// Part k reads idx in [bound k, bound k+1); the first part has no lower
-	// bound and the last no upper one, so rows outside [0, size) are seen.
 	runs := make([]*auditRowVerifier, parts)
 	errs := make([]error, parts)
 	ctxs := make([]context.Context, parts)
@@ -1462,20 +1460,8 @@ func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, tot
 	}
 	var wg sync.WaitGroup
 	for k := range parts {
-		lo, hi := plan.size*uint64(k)/uint64(parts), plan.size*uint64(k+1)/uint64(parts)
+		lo, sql := auditPartCopy(plan.size, k, parts)
 		runs[k] = newAuditRowVerifier(plan, done, lo)
-		var conds []string
-		if k > 0 {
-			conds = append(conds, fmt.Sprintf("idx >= %d", lo))
-		}
-		if k < parts-1 {
-			conds = append(conds, fmt.Sprintf("idx < %d", hi))
-		}
-		sql := "COPY (SELECT " + auditColumns + " FROM audit_log"
-		if len(conds) > 0 {
-			sql += " WHERE " + strings.Join(conds, " AND ")
-		}
-		sql += " ORDER BY idx) TO STDOUT (FORMAT binary)"
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -1493,6 +1479,26 @@ func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, tot
 		return 0, nil, Translate(ctx.Err())
 	}
 	return finishAuditVerify(plan, runs, errs)
+}
+
+// auditPartCopy returns the first idx of part k of parts over a log of size
+// entries, and the COPY that streams the part's rows in idx order. Part k
+// reads idx in [bound k, bound k+1); the first part has no lower bound and
+// the last no upper one, so rows outside [0, size) are seen.
+func auditPartCopy(size uint64, k, parts int) (uint64, string) {
+	lo, hi := size*uint64(k)/uint64(parts), size*uint64(k+1)/uint64(parts)
+	var conds []string
+	if k > 0 {
+		conds = append(conds, fmt.Sprintf("idx >= %d", lo))
+	}
+	if k < parts-1 {
+		conds = append(conds, fmt.Sprintf("idx < %d", hi))
+	}
+	sql := "COPY (SELECT " + auditColumns + " FROM audit_log"
+	if len(conds) > 0 {
+		sql += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return lo, sql + " ORDER BY idx) TO STDOUT (FORMAT binary)"
 }
 
 // auditVerifyPlan is what verification checks the rows against, read in the
