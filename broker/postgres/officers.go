@@ -19,6 +19,9 @@ type Officer struct {
 	CreatedAt     time.Time
 	PasswordSetAt time.Time
 	Disabled      bool
+	// PasswordTemporary marks a password the operator issued (create or
+	// reset): the officer must choose a new one at the next sign-in.
+	PasswordTemporary bool
 }
 
 // OfficerSession is a signed-in officer's dashboard session. Only the
@@ -32,10 +35,10 @@ type OfficerSession struct {
 	ExpiresAt time.Time // absolute end of the session
 }
 
-const officerCols = `id, name, password_hash, created_at, password_set_at, disabled`
+const officerCols = `id, name, password_hash, created_at, password_set_at, disabled, password_temporary`
 
 const (
-	sqlInsertOfficer = `INSERT INTO officers (id, name, password_hash) VALUES ($1, $2, $3)
+	sqlInsertOfficer = `INSERT INTO officers (id, name, password_hash, password_temporary) VALUES ($1, $2, $3, true)
 RETURNING created_at, password_set_at`
 
 	sqlGetOfficer = `SELECT ` + officerCols + ` FROM officers WHERE id = $1`
@@ -44,7 +47,13 @@ RETURNING created_at, password_set_at`
 
 	sqlListOfficers = `SELECT ` + officerCols + ` FROM officers ORDER BY created_at, name`
 
-	sqlSetOfficerPassword = `UPDATE officers SET password_hash = $2, password_set_at = now() WHERE id = $1`
+	sqlSetOfficerPassword = `UPDATE officers SET password_hash = $2, password_set_at = now(), password_temporary = true
+ WHERE id = $1`
+
+	sqlChangeOfficerPassword = `UPDATE officers SET password_hash = $2, password_set_at = now(), password_temporary = false
+ WHERE id = $1`
+
+	sqlDeleteOtherOfficerSessions = `DELETE FROM officer_sessions WHERE officer_id = $1 AND id_hash <> $2`
 
 	sqlSetOfficerDisabled = `UPDATE officers SET disabled = $2 WHERE id = $1`
 
@@ -55,7 +64,7 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 
 	// One round trip per dashboard request: the session and its officer.
 	sqlOfficerSession = `SELECT s.id_hash, s.officer_id, s.csrf, s.created_at, s.last_seen, s.expires_at,
-       o.id, o.name, o.password_hash, o.created_at, o.password_set_at, o.disabled
+       o.id, o.name, o.password_hash, o.created_at, o.password_set_at, o.disabled, o.password_temporary
   FROM officer_sessions s JOIN officers o ON o.id = s.officer_id
  WHERE s.id_hash = $1`
 
@@ -87,7 +96,8 @@ RETURNING failures, window_start`
 // constraintOfficerName is the unique constraint on officers.name.
 const constraintOfficerName = "officers_name_key"
 
-// CreateOfficer registers o (ID, Name and PasswordHash; the times are set
+// CreateOfficer registers o (ID, Name and PasswordHash, a temporary password
+// the officer must change at the first sign-in; the times are set
 // by the database and returned in the result). A taken name is EConflict.
 func (db *DB) CreateOfficer(ctx context.Context, o Officer) (Officer, error) {
 	err := db.q(ctx).QueryRow(ctx, sqlInsertOfficer, o.ID, o.Name, o.PasswordHash).Scan(&o.CreatedAt, &o.PasswordSetAt)
@@ -98,7 +108,7 @@ func (db *DB) CreateOfficer(ctx context.Context, o Officer) (Officer, error) {
 		}
 		return Officer{}, Translate(err)
 	}
-	o.Disabled = false
+	o.Disabled, o.PasswordTemporary = false, true
 	return o, nil
 }
 
@@ -125,9 +135,11 @@ func (db *DB) ListOfficers(ctx context.Context) ([]Officer, error) {
 	return out, Translate(err)
 }
 
-// SetOfficerPassword replaces an officer's password hash and ends every
-// session of theirs, in one transaction: whoever held the old password (or
-// a session opened with it) is out. ENotFound when there is no such officer.
+// SetOfficerPassword replaces an officer's password hash with one the
+// operator issued (temporary: the officer must change it at the next
+// sign-in) and ends every session of theirs, in one transaction: whoever
+// held the old password (or a session opened with it) is out. ENotFound
+// when there is no such officer.
 func (db *DB) SetOfficerPassword(ctx context.Context, id, passwordHash string) error {
 	return db.InTx(ctx, func(ctx context.Context) error {
 		if err := db.exec1(ctx, sqlSetOfficerPassword, id, passwordHash); err != nil {
@@ -153,6 +165,20 @@ func (db *DB) SetOfficerDisabled(ctx context.Context, id string, disabled bool) 
 	})
 }
 
+// ChangeOfficerPassword sets the password an officer chose (no longer
+// temporary) and ends every other session of theirs, keeping the one with
+// id hash keep (the session that made the change), in one transaction.
+// ENotFound when there is no such officer.
+func (db *DB) ChangeOfficerPassword(ctx context.Context, id, passwordHash string, keep []byte) error {
+	return db.InTx(ctx, func(ctx context.Context) error {
+		if err := db.exec1(ctx, sqlChangeOfficerPassword, id, passwordHash); err != nil {
+			return err
+		}
+		_, err := db.q(ctx).Exec(ctx, sqlDeleteOtherOfficerSessions, id, keep)
+		return Translate(err)
+	})
+}
+
 // CreateOfficerSession stores a new session.
 func (db *DB) CreateOfficerSession(ctx context.Context, s OfficerSession) error {
 	_, err := db.q(ctx).Exec(ctx, sqlInsertOfficerSession, s.IDHash, s.OfficerID, s.CSRF,
@@ -168,7 +194,7 @@ func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (OfficerSession
 	var o Officer
 	err := db.q(ctx).QueryRow(ctx, sqlOfficerSession, idHash).Scan(&s.IDHash, &s.OfficerID, &s.CSRF,
 		&s.CreatedAt, &s.LastSeen, &s.ExpiresAt,
-		&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled)
+		&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled, &o.PasswordTemporary)
 	if err != nil {
 		return OfficerSession{}, Officer{}, Translate(err)
 	}
@@ -241,6 +267,6 @@ func (db *DB) ClearLoginFailures(ctx context.Context, key []byte) error {
 
 func scanOfficer(row pgx.Row) (Officer, error) {
 	var o Officer
-	err := row.Scan(&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled)
+	err := row.Scan(&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled, &o.PasswordTemporary)
 	return o, err
 }

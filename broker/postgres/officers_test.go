@@ -294,3 +294,51 @@ func TestLoginFailureWindows(t *testing.T) {
 		t.Errorf("after clearing: %d failures", n)
 	}
 }
+
+// An operator-issued password (create, reset) is temporary; the one the
+// officer chooses is not, and choosing it ends their other sessions only.
+func TestOfficerChoosesPassword(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	if o := mustOfficer(t, db, "off_a", "asha"); !o.PasswordTemporary {
+		t.Error("a created officer's password is not temporary")
+	}
+	mustOfficer(t, db, "off_b", "bala")
+	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	mine := mustSession(t, db, "a1", "off_a", t0)
+	mustSession(t, db, "a2", "off_a", t0)
+	mustSession(t, db, "b1", "off_b", t0)
+	if _, o, err := db.OfficerSession(ctx, mine.IDHash); err != nil || !o.PasswordTemporary {
+		t.Fatalf("the session's officer: %+v, %v; want a temporary password", o, err)
+	}
+
+	if err := db.ChangeOfficerPassword(ctx, "off_a", "$argon2id$chosen", mine.IDHash); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := db.GetOfficer(ctx, "off_a"); o.PasswordTemporary || o.PasswordHash != "$argon2id$chosen" {
+		t.Errorf("after the change: %+v", o)
+	}
+	for _, tc := range []struct {
+		secret string
+		alive  bool
+	}{{"a1", true}, {"a2", false}, {"b1", true}} {
+		_, _, err := db.OfficerSession(ctx, sessionHash(tc.secret))
+		if alive := err == nil; alive != tc.alive {
+			t.Errorf("session %s after the change: err = %v, want alive %v", tc.secret, err, tc.alive)
+		}
+	}
+	if err := db.ChangeOfficerPassword(ctx, "off_none", "$argon2id$x", mine.IDHash); !broker.IsNotFound(err) {
+		t.Errorf("change for an unknown officer: %v, want not found", err)
+	}
+
+	// A reset by the operator makes it temporary again.
+	if err := db.SetOfficerPassword(ctx, "off_a", "$argon2id$issued"); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := db.GetOfficer(ctx, "off_a"); !o.PasswordTemporary {
+		t.Error("a reset password is not temporary")
+	}
+	if list, _ := db.ListOfficers(ctx); len(list) != 2 || !list[0].PasswordTemporary || !list[1].PasswordTemporary {
+		t.Errorf("ListOfficers = %+v: want both temporary", list)
+	}
+}
