@@ -28,7 +28,7 @@ cat <<MSG
 
   Sieve is starting on http://$addr
 
-  Dashboard:      http://$addr/ui   ${officer:+(officer login: $officer)}
+  Dashboard:      http://$addr/ui   ${officer:+(officer login: $officer; one-time, the first sign-in asks for your own)}
   Health:         http://$addr/readyz     Metrics: http://$addr/metrics
   OpenAPI:        http://$addr/openapi.json
 

@@ -115,6 +115,7 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 	}
 	// One line, so that scripts (and make run) can show it as is.
 	fmt.Fprintf(c.stdout, "%s / %s\n", *name, password)
-	fmt.Fprintln(c.stderr, "officer "+status+": sign in at /ui with this name and password; the password is shown only now")
+	fmt.Fprintln(c.stderr, "officer "+status+": sign in at /ui with this name and this one-time password, shown only now;"+
+		" the first sign-in asks for a new one")
 	return nil
 }

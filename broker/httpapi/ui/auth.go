@@ -122,15 +122,22 @@ func (u *UI) Officer(c *fiber.Ctx, mutating bool) (broker.Party, bool) {
 	if !ok {
 		return broker.Party{}, false
 	}
+	if cur.officer.MustChangePassword { // a one-time password opens nothing but /ui/password
+		return broker.Party{}, false
+	}
 	if mutating && !equalTokens(c.Get(CSRFHeader), cur.session.CSRF) {
 		return broker.Party{}, false
 	}
 	return cur.party(), true
 }
 
+// passwordPath is the page an officer with a one-time password is held on.
+const passwordPath = "/ui/password"
+
 // officer guards a page: anonymous visitors are sent to the sign-in page
-// (and get nothing else), and every non-GET request must carry the
-// session's CSRF token.
+// (and get nothing else), an officer with a one-time password to the
+// password page (and may only sign out otherwise), and every non-GET
+// request must carry the session's CSRF token.
 func (u *UI) officer(h handler) handler {
 	return func(c *fiber.Ctx) error {
 		cur, ok := u.current(c)
@@ -140,7 +147,14 @@ func (u *UI) officer(h handler) handler {
 			}
 			return c.Redirect("/ui/login?expired=1", fiber.StatusSeeOther)
 		}
-		if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		get := c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
+		if cur.officer.MustChangePassword && c.Path() != passwordPath && c.Path() != "/ui/logout" {
+			if get {
+				return c.Redirect(passwordPath+query("next", c.Path()), fiber.StatusSeeOther)
+			}
+			return broker.Errorf(broker.EForbidden, "Choose your own password first: you signed in with a one-time password.")
+		}
+		if !get {
 			tok := c.FormValue(csrfField)
 			if tok == "" {
 				tok = c.Get(CSRFHeader)
@@ -321,6 +335,9 @@ func (u *UI) login(c *fiber.Ctx) error {
 	}
 	u.cookie(c, loginCookie, "", "/ui/login", -1)
 	u.cookie(c, SessionCookie, secret, "/", 0)
+	if o.MustChangePassword {
+		return c.Redirect(passwordPath+query("next", body.Next), fiber.StatusSeeOther)
+	}
 	return c.Redirect(body.Next, fiber.StatusSeeOther)
 }
 

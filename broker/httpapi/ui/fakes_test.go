@@ -117,6 +117,24 @@ func (m *memStore) TouchSession(_ context.Context, idHash []byte, at time.Time) 
 	return nil
 }
 
+func (m *memStore) ChangePassword(_ context.Context, officerID, passwordHash string, keep []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, o := range m.officers {
+		if o.ID == officerID {
+			o.PasswordHash, o.MustChangePassword = passwordHash, false
+			m.officers[name] = o
+			for k, s := range m.sessions {
+				if s.OfficerID == officerID && k != string(keep) {
+					delete(m.sessions, k)
+				}
+			}
+			return nil
+		}
+	}
+	return broker.ErrNotFound
+}
+
 func (m *memStore) DeleteSession(_ context.Context, idHash []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -25,6 +25,10 @@ type Officer struct {
 	Name         string
 	PasswordHash string // argon2id PHC string
 	Disabled     bool
+	// MustChangePassword: the password was issued by the operator (one
+	// time); until the officer chooses their own, the session opens only
+	// the password page.
+	MustChangePassword bool
 }
 
 // Session is a signed-in officer's session. The cookie holds a secret whose
@@ -47,6 +51,10 @@ type OfficerStore interface {
 	// validity is judged by the caller.
 	Session(ctx context.Context, idHash []byte) (Session, Officer, error)
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	// ChangePassword sets the password the officer chose (MustChangePassword
+	// becomes false) and ends every other session of theirs, keeping the
+	// session with id hash keep.
+	ChangePassword(ctx context.Context, officerID, passwordHash string, keep []byte) error
 	DeleteSession(ctx context.Context, idHash []byte) error
 	// Prune deletes sessions expired at now or idle since idleSince, and
 	// failure windows that started at or before failuresSince.
@@ -211,6 +219,8 @@ func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
 	u.route(app, fiber.MethodGet, "/ui/login", u.loginPage)
 	u.route(app, fiber.MethodPost, "/ui/login", u.login)
 	u.route(app, fiber.MethodPost, "/ui/logout", u.officer(u.logout))
+	u.route(app, fiber.MethodGet, "/ui/password", u.officer(u.passwordPage))
+	u.route(app, fiber.MethodPost, "/ui/password", u.officer(u.changePassword))
 	u.route(app, fiber.MethodGet, "/ui/overview", u.officer(u.overview))
 	u.route(app, fiber.MethodGet, "/ui/audit", u.officer(u.explorer))
 	u.route(app, fiber.MethodGet, "/ui/audit/:index", u.officer(u.entry))

@@ -74,7 +74,8 @@ type officerStore struct{ db *postgres.DB }
 var _ ui.OfficerStore = officerStore{}
 
 func uiOfficer(o postgres.Officer) ui.Officer {
-	return ui.Officer{ID: o.ID, Name: o.Name, PasswordHash: o.PasswordHash, Disabled: o.Disabled}
+	return ui.Officer{ID: o.ID, Name: o.Name, PasswordHash: o.PasswordHash, Disabled: o.Disabled,
+		MustChangePassword: o.PasswordTemporary}
 }
 
 // OfficerByName implements ui.OfficerStore.
@@ -94,6 +95,11 @@ func (o officerStore) Session(ctx context.Context, idHash []byte) (ui.Session, u
 	s, off, err := o.db.OfficerSession(ctx, idHash)
 	return ui.Session{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF, CreatedAt: s.CreatedAt,
 		LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt}, uiOfficer(off), err
+}
+
+// ChangePassword implements ui.OfficerStore.
+func (o officerStore) ChangePassword(ctx context.Context, officerID, passwordHash string, keep []byte) error {
+	return o.db.ChangeOfficerPassword(ctx, officerID, passwordHash, keep)
 }
 
 // TouchSession implements ui.OfficerStore.
