@@ -88,7 +88,6 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$run'
 max_connections = 300
-shared_buffers = 256MB
 wal_buffers = 16MB
 max_wal_size = 2GB
 checkpoint_timeout = 15min
@@ -96,6 +95,7 @@ log_min_messages = warning
 logging_collector = off
 CONF
   fi
+  tune
   if ! running; then
     as_pg "$bindir/pg_ctl" -D "$data" -l "$run/postgres.log" -w -t 60 start >/dev/null || {
       log "PostgreSQL did not start; its log:"; tail -n 30 "$run/postgres.log" >&2; exit 1; }
@@ -104,6 +104,29 @@ CONF
       "select 1 from pg_database where datname = '$db'" | grep -q 1; then
     as_pg "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
   fi
+}
+
+# tune writes the settings that depend on the machine into sieve.conf,
+# included last by postgresql.conf (older clusters get the include too); a
+# running server takes them at its next start.
+#
+# shared_buffers: a quarter of the memory, at most 2 GB (PostgreSQL's own
+# advice is about a quarter). The hot data must live there rather than in
+# the kernel's page cache: machines of this kind run a proactive reclaimer
+# (DAMON, "pageout" of memory idle for about a minute) that drops cached
+# file pages, so a log read a minute ago came back from disk, and `audit
+# verify` or the explorer ran up to several times slower. PostgreSQL's
+# shared memory cannot be paged out without swap.
+tune() {
+  local mem_kb sb_mb
+  mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || echo 1048576)
+  sb_mb=$(( mem_kb / 4 / 1024 ))
+  [ "$sb_mb" -gt 2048 ] && sb_mb=2048
+  [ "$sb_mb" -lt 128 ] && sb_mb=128
+  printf '# Written by scripts/pg.sh at every start: edit the script, not this file.\nshared_buffers = %sMB\n' "$sb_mb" \
+    | as_pg tee "$data/sieve.conf" >/dev/null
+  grep -q "^include_if_exists = 'sieve.conf'" "$data/postgresql.conf" ||
+    echo "include_if_exists = 'sieve.conf'" | as_pg tee -a "$data/postgresql.conf" >/dev/null
 }
 
 stop() {
