@@ -328,6 +328,63 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	return nil
 }
 
+// leafKeyHeads are what precedes each filter field's value in a canonical
+// leaf, from the time's closing quote on: the value's key and quotes.
+var leafKeyHeads = [...]string{`","decision_id":"`, `","actor":"`, `","action":"`, `","purpose":"`,
+	`","subject":"`, `","resource":"`}
+
+// LeafMatches reports whether the canonical leaf holds index idx, the time
+// timeMicros and the filter fields keys (KeyNames order, joined by
+// KeySeparator), checking only those: it is how a store's derived columns
+// are checked against a leaf whose bytes a Merkle tree already vouches for
+// (so the leaf is known to be canonical). It reads the leaf once and
+// compares the fields as raw bytes, so it answers false, meaning "not
+// shown", whenever a field would need an escape: check those with
+// ScanLeaf. It never answers true for fields the leaf does not hold.
+func LeafMatches(leaf []byte, idx uint64, timeMicros int64, keys []byte) bool {
+	// Without a quote or a backslash in the fields, raw bytes equal to a
+	// field and followed by a quote are that whole string, unescaped.
+	if bytes.IndexByte(keys, '"') >= 0 || bytes.IndexByte(keys, '\\') >= 0 {
+		return false
+	}
+	s := scanner{b: leaf}
+	var num [20]byte
+	if !s.lit(keyIndex) || !s.raw(strconv.AppendUint(num[:0], idx, 10)) || !s.lit(keyTime) {
+		return false
+	}
+	if t, err := s.time(); err != nil || t != timeMicros {
+		return false
+	}
+	for _, head := range leafKeyHeads {
+		end := bytes.IndexByte(keys, KeySeparator)
+		if end < 0 || !s.lit(head) || !s.raw(keys[:end]) {
+			return false
+		}
+		keys = keys[end+1:]
+	}
+	if !s.lit(`"` + keyReleased) {
+		return false
+	}
+	// The lists hold strings only, and a string holds no raw quote: the
+	// first `],"outcome":"` ends the withheld list.
+	const outcomeHead = `],"outcome":"`
+	at := bytes.Index(s.b[s.pos:], []byte(outcomeHead))
+	if at < 0 || bytes.IndexByte(keys, KeySeparator) >= 0 {
+		return false
+	}
+	s.pos += at + len(outcomeHead)
+	return s.raw(keys) && s.lit(`"`+keyReason)
+}
+
+// raw matches the bytes r at the current position.
+func (s *scanner) raw(r []byte) bool {
+	if !bytes.HasPrefix(s.b[s.pos:], r) {
+		return false
+	}
+	s.pos += len(r)
+	return true
+}
+
 // field reads the string value after a key the caller matched (ok).
 func (s *scanner) field(ok bool, key string) ([]byte, error) {
 	if !ok {

@@ -1275,3 +1275,45 @@ func TestAuditKeyRotation(t *testing.T) {
 		t.Fatalf("no keys: %v", err)
 	}
 }
+
+// Rows whose filter fields need escapes in the leaf (quotes, backslashes,
+// HTML characters, controls, non-ASCII) are checked by the full scan: the
+// log verifies, and an edit of such a row's keys is named.
+func TestAuditVerifyEscapedFields(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := context.Background()
+	odd := []func(*audit.Entry){
+		func(e *audit.Entry) { e.Resource = `order:"quoted"` },
+		func(e *audit.Entry) { e.Actor = `retailer:back\slash` },
+		func(e *audit.Entry) { e.Subject = "sub_<b>&amp;</b>" },
+		func(e *audit.Entry) { e.Purpose = "line\nbreak\ttab" },
+		func(e *audit.Entry) { e.Resource = "order:café\u2028" },
+	}
+	for i := range 40 {
+		e := auditTestEntry(i)
+		if i%4 == 1 {
+			odd[(i/4)%len(odd)](&e)
+		}
+		if err := f.db.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := auditIntegrate(t, f); n != 40 {
+		t.Fatalf("integrated %d, want 40", n)
+	}
+	auditVerifyOK(t, f, 40)
+	for i := range 40 {
+		e, err := f.db.AuditEntry(ctx, uint64(i))
+		if err != nil || (i%4 == 1) == (e.Resource == auditTestEntry(i).Resource && e.Actor == auditTestEntry(i).Actor &&
+			e.Subject == auditTestEntry(i).Subject && e.Purpose == auditTestEntry(i).Purpose) {
+			t.Fatalf("entry %d: %+v, %v", i, e, err)
+		}
+	}
+	// The row with the quoted resource gets another one.
+	auditTamper(t, f.db, `UPDATE audit_log SET `+auditSetKey(6, `'order:"other"'`)+` WHERE split_part(keys, E'\x1f', 6) = 'order:"quoted"'`)
+	_, _, err := f.db.VerifyAudit(ctx, f.key, nil)
+	var ve *audit.VerifyError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Reason, "column resource differs") {
+		t.Fatalf("VerifyAudit after editing an escaped field: %v", err)
+	}
+}
