@@ -258,13 +258,12 @@ func (u *UI) login(c *fiber.Ctx) error {
 		key   []byte
 		limit int
 	}{{nameKey, lim.NameFailures}, {addrKey, lim.AddrFailures}} {
-		n, start, err := u.d.Officers.LoginFailures(ctx, k.key, now, lim.FailureWindow)
+		until, err := u.throttled(c, now, k.key, k.limit)
 		if err != nil {
 			return err
 		}
-		if n >= k.limit {
-			c.Set(fiber.HeaderRetryAfter, retryAfter(start.Add(lim.FailureWindow), now))
-			body.Error = "Too many failed sign-ins. Try again after " + start.Add(lim.FailureWindow).UTC().Format("15:04 UTC") + "."
+		if !until.IsZero() {
+			body.Error = "Too many failed sign-ins. Try again after " + until.UTC().Format("15:04 UTC") + "."
 			return u.showLogin(c, fiber.StatusTooManyRequests, body)
 		}
 	}
@@ -339,6 +338,20 @@ func (u *UI) login(c *fiber.Ctx) error {
 		return c.Redirect(passwordPath+query("next", body.Next), fiber.StatusSeeOther)
 	}
 	return c.Redirect(body.Next, fiber.StatusSeeOther)
+}
+
+// throttled checks the failures counted under key in the current window:
+// at limit or more it sets Retry-After and returns when the window ends,
+// else the zero time.
+func (u *UI) throttled(c *fiber.Ctx, now time.Time, key []byte, limit int) (time.Time, error) {
+	window := u.d.Limits.FailureWindow
+	n, start, err := u.d.Officers.LoginFailures(c.UserContext(), key, now, window)
+	if err != nil || n < limit {
+		return time.Time{}, err
+	}
+	until := start.Add(window)
+	c.Set(fiber.HeaderRetryAfter, retryAfter(until, now))
+	return until, nil
 }
 
 func retryAfter(until, now time.Time) string {

@@ -63,13 +63,12 @@ func (u *UI) changePassword(c *fiber.Ctx) error {
 	now := u.d.Now()
 	lim := u.d.Limits
 	nameKey, _ := throttleKeys(cur.officer.Name, c.IP())
-	n, start, err := u.d.Officers.LoginFailures(ctx, nameKey, now, lim.FailureWindow)
+	until, err := u.throttled(c, now, nameKey, lim.NameFailures)
 	if err != nil {
 		return err
 	}
-	if n >= lim.NameFailures {
-		c.Set(fiber.HeaderRetryAfter, retryAfter(start.Add(lim.FailureWindow), now))
-		body.Error = "Too many wrong passwords. Try again after " + start.Add(lim.FailureWindow).UTC().Format("15:04 UTC") + "."
+	if !until.IsZero() {
+		body.Error = "Too many wrong passwords. Try again after " + until.UTC().Format("15:04 UTC") + "."
 		return u.showPassword(c, fiber.StatusTooManyRequests, body)
 	}
 	actor := "officer:" + cur.officer.ID
