@@ -159,8 +159,10 @@ type boundary struct {
 // be a canonical leaf, the leaves must hold the indexes 0..n-1 in order, n
 // must be the checkpoint size, and the recomputed tree must have the
 // signed root at the checkpoint size (and at each history size). It reads
-// the export once, in constant memory, calling progress (if not nil) now
-// and then with the entries checked so far and the total.
+// the export once, in bounded memory and on every core (GOMAXPROCS
+// workers check and hash batches of lines, in order), calling progress (if
+// not nil) now and then, from the calling goroutine, with the entries
+// checked so far and the total.
 //
 // A bad entry is reported as a *VerifyError naming the first bad index; a
 // broken header wraps ErrMalformedExport, ErrBadSignature or
