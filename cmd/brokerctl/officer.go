@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+	"text/tabwriter"
+	"time"
 	"unicode"
 
 	"github.com/sieve-broker/sieve/broker"
@@ -14,6 +16,9 @@ import (
 
 func init() {
 	register("officer create", "officer create --name N [--reset] [--json]", cmdOfficerCreate)
+	register("officer list", "officer list [--json]", cmdOfficerList)
+	register("officer disable", "officer disable NAME   (ends their sessions at once)", cmdOfficerDisable)
+	register("officer enable", "officer enable NAME", cmdOfficerEnable)
 }
 
 // passwordAlphabet leaves out look-alikes (0/o, 1/l/i) and anything a
@@ -117,5 +122,88 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "%s / %s\n", *name, password)
 	fmt.Fprintln(c.stderr, "officer "+status+": sign in at /ui with this name and this one-time password, shown only now;"+
 		" the first sign-in asks for a new one")
+	return nil
+}
+
+// cmdOfficerList prints the officers, oldest first: whether each still
+// holds the one-time password brokerctl printed, and whether they are
+// disabled. No password or hash is shown.
+func cmdOfficerList(ctx context.Context, c *cli, args []string) error {
+	fs := flags("officer list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"unexpected argument " + fs.Arg(0)}
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	os, err := sys.DB.ListOfficers(ctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		ID            string    `json:"id"`
+		Name          string    `json:"name"`
+		OneTime       bool      `json:"one_time_password"`
+		PasswordSetAt time.Time `json:"password_set_at"`
+		Disabled      bool      `json:"disabled"`
+		CreatedAt     time.Time `json:"created_at"`
+	}
+	rows := make([]row, 0, len(os))
+	for _, o := range os {
+		rows = append(rows, row{o.ID, o.Name, o.PasswordTemporary, o.PasswordSetAt, o.Disabled, o.CreatedAt})
+	}
+	if *asJSON {
+		return printJSON(c.stdout, rows)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tPASSWORD\tSET\tDISABLED")
+	for _, r := range rows {
+		pw := "own"
+		if r.OneTime {
+			pw = "one-time (not yet changed)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.Name, r.ID, pw, r.PasswordSetAt.UTC().Format(time.DateTime), r.Disabled)
+	}
+	return tw.Flush()
+}
+
+func cmdOfficerDisable(ctx context.Context, c *cli, args []string) error {
+	return setOfficerDisabled(ctx, c, args, true)
+}
+
+func cmdOfficerEnable(ctx context.Context, c *cli, args []string) error {
+	return setOfficerDisabled(ctx, c, args, false)
+}
+
+// setOfficerDisabled disables (ending every session at once) or re-enables
+// the officer named by the one argument.
+func setOfficerDisabled(ctx context.Context, c *cli, args []string, disabled bool) error {
+	name, rest, err := oneArg(args, "NAME")
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{"unexpected argument " + rest[0]}
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	o, err := sys.DB.OfficerByName(ctx, name)
+	if broker.IsNotFound(err) {
+		return fmt.Errorf("no officer is named %s (brokerctl officer list shows them)", name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := sys.DB.SetOfficerDisabled(ctx, o.ID, disabled); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "officer %s %s\n", name, map[bool]string{true: "disabled", false: "enabled"}[disabled])
 	return nil
 }

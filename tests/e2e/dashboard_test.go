@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -945,6 +946,38 @@ func TestDashboardHTTP(t *testing.T) {
 			t.Errorf("new password: %d, want 303", st)
 		}
 		w.password = fresh
+	})
+
+	t.Run("officer list, disable and enable", func(t *testing.T) {
+		o := w.signedIn(t) // the officer's own password from here on
+		type officerRow struct {
+			Name     string `json:"name"`
+			OneTime  bool   `json:"one_time_password"`
+			Disabled bool   `json:"disabled"`
+		}
+		var list []officerRow
+		if err := json.Unmarshal([]byte(w.brokerctl("officer", "list", "--json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(list, func(r officerRow) bool { return r.Name == w.officer })
+		if i < 0 || list[i].OneTime || list[i].Disabled {
+			t.Fatalf("officer list: %+v, want %s with their own password, enabled", list, w.officer)
+		}
+		w.brokerctl("officer", "disable", w.officer)
+		if r := dashGet(t, o.c, w.base+"/ui/overview"); r.status != http.StatusSeeOther {
+			t.Errorf("a session of a disabled officer still works: %d", r.status)
+		}
+		c := newDashClient(t)
+		if st := dashSignIn(t, w, c, w.officer, w.password); st != http.StatusUnauthorized {
+			t.Errorf("sign-in of a disabled officer: %d, want 401", st)
+		}
+		w.brokerctl("officer", "enable", w.officer)
+		if st := dashSignIn(t, w, c, w.officer, w.password); st != http.StatusSeeOther {
+			t.Errorf("sign-in after enable: %d, want 303", st)
+		}
+		if _, err := w.brokerctlErr("officer", "disable", "nobody"); err == nil || !strings.Contains(err.Error(), "no officer is named nobody") {
+			t.Errorf("disabling an unknown officer: %v", err)
+		}
 	})
 
 	t.Run("sign-ins are audited", func(t *testing.T) {
