@@ -115,8 +115,9 @@ func (cur *current) party() broker.Party {
 }
 
 // Officer implements httpapi.OfficerAuth for the JSON compliance API: a
-// valid session cookie and, for state-changing calls, the session's CSRF
-// token in the X-CSRF-Token header.
+// valid session cookie of an officer who has chosen their own password
+// and, for state-changing calls, the session's CSRF token in the
+// X-CSRF-Token header.
 func (u *UI) Officer(c *fiber.Ctx, mutating bool) (broker.Party, bool) {
 	cur, ok := u.current(c)
 	if !ok {
