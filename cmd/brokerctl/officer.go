@@ -141,7 +141,7 @@ func cmdOfficerList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	os, err := sys.DB.ListOfficers(ctx)
+	officers, err := sys.DB.ListOfficers(ctx)
 	if err != nil {
 		return err
 	}
@@ -153,8 +153,8 @@ func cmdOfficerList(ctx context.Context, c *cli, args []string) error {
 		Disabled      bool      `json:"disabled"`
 		CreatedAt     time.Time `json:"created_at"`
 	}
-	rows := make([]row, 0, len(os))
-	for _, o := range os {
+	rows := make([]row, 0, len(officers))
+	for _, o := range officers {
 		rows = append(rows, row{o.ID, o.Name, o.PasswordTemporary, o.PasswordSetAt, o.Disabled, o.CreatedAt})
 	}
 	if *asJSON {
