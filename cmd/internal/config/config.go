@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -27,6 +28,10 @@ type Config struct {
 	Policy   Policy
 	WhatsApp WhatsApp
 	Workers  Workers
+
+	// parseErrs are the variables whose values did not parse; Validate
+	// reports them, so a typo never silently becomes a default.
+	parseErrs []string
 }
 
 // Server is the HTTP side.
@@ -86,13 +91,11 @@ func FromEnv(getenv func(string) string) Config {
 		getenv = os.Getenv
 	}
 	c := Config{
-		Env: getenv("BROKER_ENV"),
-		Server: Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER"),
-			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
-		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0)),
-			ReadURL: getenv("BROKER_READ_DATABASE_URL")},
-		Keys:   Keys{Dir: getenv("BROKER_KEY_DIR")},
-		Policy: Policy{Dir: getenv("BROKER_POLICY_DIR")},
+		Env:      getenv("BROKER_ENV"),
+		Server:   Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER")},
+		Database: Database{URL: getenv("DATABASE_URL"), ReadURL: getenv("BROKER_READ_DATABASE_URL")},
+		Keys:     Keys{Dir: getenv("BROKER_KEY_DIR")},
+		Policy:   Policy{Dir: getenv("BROKER_POLICY_DIR")},
 		WhatsApp: WhatsApp{
 			AppSecret:     getenv("WHATSAPP_APP_SECRET"),
 			VerifyToken:   getenv("WHATSAPP_VERIFY_TOKEN"),
@@ -104,19 +107,12 @@ func FromEnv(getenv func(string) string) Config {
 			StoreName:     getenv("SIEVE_STORE_NAME"),
 		},
 	}
-	if v := getenv("BROKER_SHUTDOWN_TIMEOUT"); v != "" {
-		c.Server.ShutdownTimeout, _ = time.ParseDuration(v)
-		if c.Server.ShutdownTimeout == 0 {
-			c.Server.ShutdownTimeout = -1 // reported by Validate
-		}
-	}
-	c.Workers.Workers = atoiOr(getenv("BROKER_WORKERS"), 0)
-	if v := getenv("BROKER_RETENTION_INTERVAL"); v != "" {
-		c.Workers.RetentionInterval, _ = time.ParseDuration(v)
-		if c.Workers.RetentionInterval == 0 {
-			c.Workers.RetentionInterval = -1
-		}
-	}
+	p := parser{getenv: getenv, errs: &c.parseErrs}
+	c.Server.PartnerRate = p.float("BROKER_PARTNER_RATE")
+	c.Database.MaxConns = int32(p.int("BROKER_DB_MAX_CONNS", 1<<20))
+	c.Server.ShutdownTimeout = p.duration("BROKER_SHUTDOWN_TIMEOUT")
+	c.Workers.Workers = p.int("BROKER_WORKERS", 1<<20)
+	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
 	return c
 }
 
@@ -203,6 +199,9 @@ func (w *WhatsApp) SetDefaults(production bool) {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, e := range c.parseErrs {
+		add("%s", e)
+	}
 	if c.Env != "production" && c.Env != "development" {
 		add("BROKER_ENV must be production or development, not %q", c.Env)
 	}
@@ -226,6 +225,9 @@ func (c *Config) Validate() error {
 		}
 	} else {
 		add("DATABASE_URL is required (make run and make test set it for the local cluster)")
+	}
+	if c.Database.MaxConns < 0 || c.Database.MaxConns > 10000 {
+		add("BROKER_DB_MAX_CONNS must be 1 to 10000")
 	}
 	if c.Database.ReadURL != "" {
 		if u, err := url.Parse(c.Database.ReadURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -276,10 +278,62 @@ func (c *Config) Validate() error {
 	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
 }
 
-func atoiOr(s string, def int) int {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return def
+// parser reads typed environment variables. A value that does not parse is
+// recorded (by name, never by value: a mistyped secret could land in the
+// wrong variable) and leaves the zero value, which SetDefaults fills, so
+// Validate can report it with every other problem.
+type parser struct {
+	getenv func(string) string
+	errs   *[]string
+}
+
+func (p parser) fail(name, want string) {
+	*p.errs = append(*p.errs, name+" must be "+want)
+}
+
+// int parses a base-10 integer within ±limit.
+func (p parser) int(name string, limit int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n > limit || n < -limit {
+		p.fail(name, "a whole number")
+		return 0
 	}
 	return n
+}
+
+// float parses a finite decimal number.
+func (p parser) float(name string) float64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		p.fail(name, "a number")
+		return 0
+	}
+	return f
+}
+
+// duration parses a Go duration ("90s", "1h"). An explicit zero is
+// returned as -1, which Validate's range checks reject, since zero means
+// "unset" to SetDefaults.
+func (p parser) duration(name string) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, `a duration such as "30s" or "1h"`)
+		return 0
+	}
+	if d == 0 {
+		return -1
+	}
+	return d
 }

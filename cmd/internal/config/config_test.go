@@ -56,3 +56,59 @@ func TestProductionRefusesDevSecretsAndCreatesNoKeys(t *testing.T) {
 		t.Fatalf("dev secret accepted in production: %v", err)
 	}
 }
+
+// TestUnparsableNumbersAreReported: a value that does not parse used to
+// become the default silently (BROKER_WORKERS=abc ran 8 workers). Each
+// numeric or duration variable must be named by Validate instead, without
+// echoing the value.
+func TestUnparsableNumbersAreReported(t *testing.T) {
+	bad := map[string]string{
+		"BROKER_WORKERS":            "abc",
+		"BROKER_DB_MAX_CONNS":       "32x",
+		"BROKER_PARTNER_RATE":       "fast",
+		"BROKER_SHUTDOWN_TIMEOUT":   "5 seconds",
+		"BROKER_RETENTION_INTERVAL": "hourly",
+	}
+	for name, value := range bad {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{name: value}
+			c := FromEnv(func(k string) string { return env[k] })
+			c.SetDefaults()
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("%s=%q accepted: %v", name, value, err)
+			}
+			if strings.Contains(err.Error(), value) {
+				t.Errorf("the error echoes the value: %v", err)
+			}
+		})
+	}
+	// Every one at once, in one message.
+	c := FromEnv(func(k string) string { return bad[k] })
+	c.SetDefaults()
+	err := c.Validate()
+	for name := range bad {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("combined error does not name %s: %v", name, err)
+		}
+	}
+	// Good values still parse, surrounding spaces included.
+	good := map[string]string{"BROKER_WORKERS": " 4 ", "BROKER_DB_MAX_CONNS": "16", "BROKER_PARTNER_RATE": "2.5",
+		"BROKER_SHUTDOWN_TIMEOUT": "3s", "BROKER_RETENTION_INTERVAL": "30m"}
+	c = FromEnv(func(k string) string { return good[k] })
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("good values refused: %v", err)
+	}
+	if c.Workers.Workers != 4 || c.Database.MaxConns != 16 || c.Server.PartnerRate != 2.5 ||
+		c.Server.ShutdownTimeout.String() != "3s" || c.Workers.RetentionInterval.String() != "30m0s" {
+		t.Fatalf("good values misread: %+v", c)
+	}
+	// A negative count is out of range, not silently ignored.
+	neg := map[string]string{"BROKER_DB_MAX_CONNS": "-1"}
+	c = FromEnv(func(k string) string { return neg[k] })
+	c.SetDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "BROKER_DB_MAX_CONNS") {
+		t.Fatalf("negative BROKER_DB_MAX_CONNS accepted: %v", err)
+	}
+}
