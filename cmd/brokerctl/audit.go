@@ -14,9 +14,9 @@ import (
 )
 
 func init() {
-	register("audit verify", "audit verify [--file F --key PUB]", cmdAuditVerify)
+	register("audit verify", "audit verify [--file F --key PUB] [--quiet]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
-	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--from T] [--to T] --format jsonl|csv [--out F]", cmdAuditExport)
+	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--from T] [--to T] --format jsonl|csv [--out F|-] [--force]", cmdAuditExport)
 	register("audit key", "audit key", cmdAuditKey)
 }
 
@@ -123,7 +123,8 @@ func cmdAuditExport(ctx context.Context, c *cli, args []string) error {
 	from := fs.String("from", "", "RFC 3339 time (inclusive)")
 	to := fs.String("to", "", "RFC 3339 time (exclusive)")
 	format := fs.String("format", "jsonl", "jsonl (verifiable offline when unfiltered) or csv")
-	out := fs.String("out", "", "write to this file instead of stdout")
+	out := fs.String("out", "", "write to this new file instead of stdout (- is stdout)")
+	force := fs.Bool("force", false, "let --out replace an existing file (never through a symbolic link)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -143,21 +144,23 @@ func cmdAuditExport(ctx context.Context, c *cli, args []string) error {
 	if *format != "jsonl" && *format != "csv" {
 		return usageError{"--format is jsonl or csv"}
 	}
-	sys, err := c.system(ctx)
+	if fs.NArg() > 0 {
+		return usageError{"unexpected argument " + fs.Arg(0)}
+	}
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	w := c.stdout
-	if *out != "" {
-		file, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		w = file
+	if *out == "" || *out == "-" {
+		return db.ExportAudit(ctx, c.stdout, f, *format)
 	}
-	if err := sys.DB.ExportAudit(ctx, w, f, *format); err != nil {
+	file, err := createExport(*out, *force)
+	if err != nil {
 		return err
 	}
-	return nil
+	err = db.ExportAudit(ctx, file, f, *format)
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -46,11 +46,13 @@ func cmdMigrate(ctx context.Context, c *cli, args []string) error {
 	if err := parse(flags("migrate"), args); err != nil {
 		return err
 	}
-	sys, err := c.system(ctx)
+	// The database alone: migrating needs no key, so it works in
+	// production before `keys init`.
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	applied, err := sys.DB.Migrate(ctx)
+	applied, err := db.Migrate(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,6 +72,12 @@ func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	dir := c.cfg.Keys.Dir
+	if dir == "" {
+		return fmt.Errorf("BROKER_KEY_DIR is required")
+	}
+	if err := c.guardKeyCreation(ctx, true); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -88,6 +96,9 @@ func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
 	state := "existing"
 	if created {
 		state = "created"
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	fmt.Fprintf(c.stdout, "keys in %s: age identity %s (%s), signing key %s, pseudonym key\n", dir, kr.Current(), state, kid)
 	return nil
@@ -186,11 +197,11 @@ func cmdPartnerList(ctx context.Context, c *cli, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	ps, err := sys.DB.ListPartners(ctx)
+	ps, err := db.ListPartners(ctx)
 	if err != nil {
 		return err
 	}
@@ -231,11 +242,11 @@ func setDisabled(ctx context.Context, c *cli, args []string, disabled bool) erro
 	if err != nil {
 		return err
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	if err := sys.DB.SetPartnerDisabled(ctx, id, disabled); err != nil {
+	if err := db.SetPartnerDisabled(ctx, id, disabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "partner %s %s\n", id, map[bool]string{true: "disabled", false: "enabled"}[disabled])
@@ -305,11 +316,11 @@ func cmdCatalogImport(ctx context.Context, c *cli, args []string) error {
 	default:
 		return usageError{"FILE or --demo is required"}
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	n, err := sys.DB.UpsertProducts(ctx, products)
+	n, err := db.UpsertProducts(ctx, products)
 	if err != nil {
 		return err
 	}
@@ -323,11 +334,11 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	ps, err := sys.DB.Products(ctx)
+	ps, err := db.Products(ctx)
 	if err != nil {
 		return err
 	}
@@ -358,10 +369,12 @@ func subjectFlags(name string, args []string) (string, string, error) {
 	return *wa, *reason, nil
 }
 
-var operator = broker.Party{ID: "brokerctl", Kind: broker.KindOfficer}
-
 func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
 	wa, _, err := subjectFlags("subject export", args)
+	if err != nil {
+		return err
+	}
+	operator, err := c.actor()
 	if err != nil {
 		return err
 	}
@@ -388,6 +401,10 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	operator, err := c.actor()
+	if err != nil {
+		return err
+	}
 	sys, err := c.system(ctx)
 	if err != nil {
 		return err
@@ -410,20 +427,27 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 
 func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
 	fs := flags("report processing")
-	asJSON := fs.Bool("json", true, "print JSON (the default)")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	_ = asJSON
-	sys, err := c.system(ctx)
+	if fs.NArg() > 0 {
+		return usageError{"unexpected argument " + fs.Arg(0)}
+	}
+	// The record is built from the policy data and the configuration
+	// alone: no database, no key.
+	pol, err := c.policy(ctx)
 	if err != nil {
 		return err
 	}
-	rec, err := (&wire.Reports{}).With(sys).Record(ctx)
+	rec, err := (&wire.Reports{}).With(&wire.System{Config: c.cfg, Policy: pol}).Record(ctx)
 	if err != nil {
 		return err
 	}
-	return printJSON(c.stdout, rec)
+	if *asJSON {
+		return printJSON(c.stdout, rec)
+	}
+	return printRecord(c.stdout, rec)
 }
 
 // cmdDemoSeed creates the demo catalog and the demo retailer when missing.

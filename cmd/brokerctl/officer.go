@@ -81,7 +81,7 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 	if !validOfficerName(*name) {
 		return usageError{"--name is required: up to 64 letters, digits, '.', '_', '-' or '@'"}
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,21 +91,21 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	status := "created"
-	existing, err := sys.DB.OfficerByName(ctx, *name)
+	existing, err := db.OfficerByName(ctx, *name)
 	switch {
 	case err == nil && !*reset:
 		return fmt.Errorf("officer %s exists (use --reset to issue a new password)", *name)
 	case err == nil:
-		if err := sys.DB.SetOfficerPassword(ctx, existing.ID, hash); err != nil {
+		if err := db.SetOfficerPassword(ctx, existing.ID, hash); err != nil {
 			return err
 		}
 		status = "reset"
 	case broker.IsNotFound(err):
-		_, err = sys.DB.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
+		_, err = db.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
 		if broker.ErrorCode(err) == broker.EConflict && *reset {
 			// Created by a concurrent run in between: reset that one.
-			if existing, err = sys.DB.OfficerByName(ctx, *name); err == nil {
-				err = sys.DB.SetOfficerPassword(ctx, existing.ID, hash)
+			if existing, err = db.OfficerByName(ctx, *name); err == nil {
+				err = db.SetOfficerPassword(ctx, existing.ID, hash)
 				status = "reset"
 			}
 		}
@@ -137,11 +137,11 @@ func cmdOfficerList(ctx context.Context, c *cli, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{"unexpected argument " + fs.Arg(0)}
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	officers, err := sys.DB.ListOfficers(ctx)
+	officers, err := db.ListOfficers(ctx)
 	if err != nil {
 		return err
 	}
@@ -190,18 +190,18 @@ func setOfficerDisabled(ctx context.Context, c *cli, args []string, disabled boo
 	if len(rest) > 0 {
 		return usageError{"unexpected argument " + rest[0]}
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	o, err := sys.DB.OfficerByName(ctx, name)
+	o, err := db.OfficerByName(ctx, name)
 	if broker.IsNotFound(err) {
 		return fmt.Errorf("no officer is named %s (brokerctl officer list shows them)", name)
 	}
 	if err != nil {
 		return err
 	}
-	if err := sys.DB.SetOfficerDisabled(ctx, o.ID, disabled); err != nil {
+	if err := db.SetOfficerDisabled(ctx, o.ID, disabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "officer %s %s\n", name, map[bool]string{true: "disabled", false: "enabled"}[disabled])

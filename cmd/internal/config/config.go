@@ -200,7 +200,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	for _, e := range c.parseErrs {
-		add("%s", e)
+		if !isDatabaseVar(e) { // databaseProblems reports those
+			add("%s", e)
+		}
 	}
 	if c.Env != "production" && c.Env != "development" {
 		add("BROKER_ENV must be production or development, not %q", c.Env)
@@ -219,16 +221,7 @@ func (c *Config) Validate() error {
 	if c.Server.ShutdownTimeout < 0 || c.Server.ShutdownTimeout > 10*time.Second {
 		add("BROKER_SHUTDOWN_TIMEOUT must be a duration up to 10s")
 	}
-	if c.Database.URL != "" {
-		if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			add("DATABASE_URL must be a postgres:// URL")
-		}
-	} else {
-		add("DATABASE_URL is required (make run and make test set it for the local cluster)")
-	}
-	if c.Database.MaxConns < 0 || c.Database.MaxConns > 10000 {
-		add("BROKER_DB_MAX_CONNS must be 1 to 10000")
-	}
+	errs = append(errs, c.databaseProblems()...)
 	if c.Database.ReadURL != "" {
 		if u, err := url.Parse(c.Database.ReadURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			add("BROKER_READ_DATABASE_URL must be a postgres:// URL")
@@ -268,6 +261,42 @@ func (c *Config) Validate() error {
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")
 	}
+	return joinProblems(errs)
+}
+
+// ValidateDatabase reports the problems of the database section alone, for
+// tools that open nothing else (`brokerctl migrate` runs in production
+// before keys or WhatsApp secrets exist).
+func (c *Config) ValidateDatabase() error {
+	return joinProblems(c.databaseProblems())
+}
+
+func (c *Config) databaseProblems() []error {
+	var errs []error
+	for _, e := range c.parseErrs {
+		if isDatabaseVar(e) {
+			errs = append(errs, errors.New(e))
+		}
+	}
+	if c.Database.URL != "" {
+		if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
+		}
+	} else {
+		errs = append(errs, errors.New("DATABASE_URL is required (make run and make test set it for the local cluster)"))
+	}
+	if c.Database.MaxConns < 0 || c.Database.MaxConns > 10000 {
+		errs = append(errs, errors.New("BROKER_DB_MAX_CONNS must be 1 to 10000"))
+	}
+	return errs
+}
+
+// isDatabaseVar reports whether a parse problem is the database section's.
+func isDatabaseVar(problem string) bool {
+	return strings.HasPrefix(problem, "BROKER_DB_") || strings.HasPrefix(problem, "DATABASE_URL")
+}
+
+func joinProblems(errs []error) error {
 	if len(errs) == 0 {
 		return nil
 	}
