@@ -4,8 +4,12 @@ SHELL := /bin/bash
 
 GO       ?= go
 BIN      := bin
-# The project-local PostgreSQL (scripts/pg.sh) unless DATABASE_URL is given.
-PGURL     = $(if $(DATABASE_URL),$(DATABASE_URL),$(shell scripts/pg.sh start))
+# The project-local PostgreSQL (scripts/pg.sh) unless DATABASE_URL is given:
+# a shell snippet that sets url or fails the recipe. ($(shell) would drop
+# pg.sh's exit status, and the integration tests would then skip.)
+PGURL_SH  = if [ -n "$(DATABASE_URL)" ]; then url="$(DATABASE_URL)"; \
+	elif ! url=$$(scripts/pg.sh start); then \
+	echo "make: PostgreSQL did not start (scripts/pg.sh start failed, see above); set DATABASE_URL or fix it" >&2; exit 1; fi
 FUZZTIME ?= 30s
 # Every fuzz target also runs briefly in make test: a count, not a time, since
 # a time bound can end in the toolchain's "context deadline exceeded" flake.
@@ -32,16 +36,16 @@ pg: ## start the project-local PostgreSQL and print its URL
 
 .PHONY: test
 test: ## every test (Go, Rego, PostgreSQL integration, browser) against a real PostgreSQL
-	@set -euo pipefail; url="$(PGURL)"; \
+	@set -euo pipefail; $(PGURL_SH); \
 	scripts/chromium.sh >/dev/null; \
-	SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
+	SIEVE_REQUIRE_DB=1 SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
 	@scripts/fuzz.sh $(TESTFUZZTIME)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 .PHONY: bench
 bench: build ## the benchmarks of SPEC §8, each beside its same-run baseline
-	@SIEVE_TEST_DATABASE_URL="$(PGURL)" scripts/bench.sh
+	@set -euo pipefail; $(PGURL_SH); SIEVE_TEST_DATABASE_URL="$$url" scripts/bench.sh
 
 .PHONY: lint
 lint: ## go vet and staticcheck

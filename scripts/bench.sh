@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # make bench: the benchmarks of SPEC §8, each printed beside its same-run
 # baseline, then one table of every figure. Benchmarks, not timed tests:
-# nothing here fails on speed. Needs SIEVE_TEST_DATABASE_URL (make bench
-# starts the project-local cluster) and bin/ (make build).
+# nothing here fails on speed. Uses SIEVE_TEST_DATABASE_URL, else the
+# project-local cluster (scripts/pg.sh start), and bin/ (make build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${SIEVE_TEST_DATABASE_URL:?run make bench}"
+# Each clone's cluster has its own port: ask pg.sh rather than assume one.
+if [ -z "${SIEVE_TEST_DATABASE_URL:-}" ]; then
+  SIEVE_TEST_DATABASE_URL=$(scripts/pg.sh start)
+  export SIEVE_TEST_DATABASE_URL
+fi
 out=.data/bench
 mkdir -p "$out"
 micro="$out/micro.txt"

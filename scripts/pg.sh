@@ -3,13 +3,21 @@
 #
 #   scripts/pg.sh start   install PostgreSQL if missing (apt-get, as root), create the cluster
 #                         under .data/pg if missing, start it on 127.0.0.1, create the database
-#   scripts/pg.sh url     print the DATABASE_URL of the local cluster (after start)
+#   scripts/pg.sh url     print the DATABASE_URL of the local cluster (its port: see below)
 #   scripts/pg.sh stop    stop the cluster
 #   scripts/pg.sh clean   stop it, and delete it if it lives outside the clone (see below)
 #   scripts/pg.sh status  exit 0 when it is running
 #
 # The cluster listens on loopback only and trusts local connections: it is a
-# development database, never a production one. PostgreSQL refuses to run as
+# development database, never a production one.
+#
+# Each clone gets its own port, so two clones' clusters coexist: a new
+# cluster takes SIEVE_PG_PORT if set, else a port derived from the clone's
+# path (55433-59432), moving past ports something already listens on, and
+# records it in its data directory (sieve.conf; older clusters have it in
+# postgresql.conf, 55432 for all of them, and keep it). `url` prints the
+# recorded port; everything else (make, run.sh, pgtest, brokerd's
+# development default) asks this script rather than assuming a port. PostgreSQL refuses to run as
 # root, so when we are root the server runs as the 'postgres' system user.
 set -euo pipefail
 
@@ -23,10 +31,45 @@ if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$root/." 2>/dev/null; t
   data="$alt/pg"
   run="$alt/pg-run"
 fi
-port="${SIEVE_PG_PORT:-55432}"
 db="${SIEVE_PG_DB:-sieve}"
 
 log() { echo "pg.sh: $*" >&2; }
+
+# recorded_port prints the port the cluster was given, if it exists: the
+# last "port =" of postgresql.conf and sieve.conf (included last).
+recorded_port() {
+  local f p last=""
+  for f in "$data/postgresql.conf" "$data/sieve.conf"; do
+    [ -r "$f" ] || continue
+    p=$(sed -n 's/^port = \([0-9][0-9]*\).*/\1/p' "$f" | tail -n 1)
+    [ -n "$p" ] && last=$p
+  done
+  [ -n "$last" ] && echo "$last"
+}
+
+# listening reports whether something accepts connections on the port.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port prints a port for a new cluster: derived from the clone's path,
+# so it is the same at every run, and past any port in use.
+free_port() {
+  local sum p i
+  sum=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
+  p=$(( 55433 + sum % 4000 ))
+  for i in $(seq 0 99); do
+    if ! listening "$p"; then echo "$p"; return; fi
+    p=$(( p + 1 )); [ "$p" -gt 59432 ] && p=55433
+  done
+  log "no free port in 55433-59432; set SIEVE_PG_PORT"
+  exit 1
+}
+
+if [ -n "${SIEVE_PG_PORT:-}" ]; then
+  port=$SIEVE_PG_PORT
+else
+  port=$(recorded_port || true)
+  [ -n "$port" ] || port=$(free_port)
+fi
 
 find_bindir() {
   local d
@@ -97,6 +140,17 @@ CONF
   fi
   tune
   if ! running; then
+    if listening "$port"; then
+      if [ -n "${SIEVE_PG_PORT:-}" ]; then
+        log "port $port (SIEVE_PG_PORT) is in use by another server"; exit 1
+      fi
+      # Another clone's cluster (or anything else) took our port while we
+      # were stopped: move, and record the move.
+      local old=$port
+      port=$(free_port)
+      log "port $old is in use by another server; this cluster moves to $port"
+      tune
+    fi
     as_pg "$bindir/pg_ctl" -D "$data" -l "$run/postgres.log" -w -t 60 start >/dev/null || {
       log "PostgreSQL did not start; its log:"; tail -n 30 "$run/postgres.log" >&2; exit 1; }
   fi
@@ -123,7 +177,7 @@ tune() {
   sb_mb=$(( mem_kb / 4 / 1024 ))
   [ "$sb_mb" -gt 2048 ] && sb_mb=2048
   [ "$sb_mb" -lt 128 ] && sb_mb=128
-  printf '# Written by scripts/pg.sh at every start: edit the script, not this file.\nshared_buffers = %sMB\n' "$sb_mb" \
+  printf '# Written by scripts/pg.sh at every start: edit the script, not this file.\nshared_buffers = %sMB\nport = %s\n' "$sb_mb" "$port" \
     | as_pg tee "$data/sieve.conf" >/dev/null
   grep -q "^include_if_exists = 'sieve.conf'" "$data/postgresql.conf" ||
     echo "include_if_exists = 'sieve.conf'" | as_pg tee -a "$data/postgresql.conf" >/dev/null

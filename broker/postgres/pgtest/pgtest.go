@@ -3,8 +3,9 @@
 // scripts/pg.sh (which `make test` runs), or the one named by
 // SIEVE_TEST_DATABASE_URL or DATABASE_URL.
 //
-// Without a server the tests skip, except when CI is set: then they fail,
-// since a skipped integration test in CI is a test that did not run.
+// Without a server the tests skip, except when CI or SIEVE_REQUIRE_DB is set
+// (make test sets the latter): then they fail, since a skipped integration
+// test there is a test that did not run.
 package pgtest
 
 import (
@@ -44,12 +45,26 @@ func URL(t testing.TB) string {
 	t.Helper()
 	once.Do(func() { baseURL, initErr = findServer() })
 	if initErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", initErr)
-		}
-		t.Skipf("no PostgreSQL: %v", initErr)
+		noServer(t, initErr)
+		return ""
 	}
 	return baseURL
+}
+
+// Required reports whether a missing PostgreSQL fails the tests rather than
+// skipping them: under CI, and under make test (SIEVE_REQUIRE_DB=1).
+func Required() bool {
+	return os.Getenv("CI") != "" || os.Getenv("SIEVE_REQUIRE_DB") != ""
+}
+
+// noServer fails t when a server is required, else skips it.
+func noServer(t testing.TB, err error) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("PostgreSQL is required (CI or SIEVE_REQUIRE_DB is set): %v", err)
+		return
+	}
+	t.Skipf("no PostgreSQL: %v", err)
 }
 
 func findServer() (string, error) {

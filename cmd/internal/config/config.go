@@ -5,12 +5,14 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,8 +83,44 @@ type Workers struct {
 	Workers           int
 }
 
-// LocalDatabaseURL is the project-local cluster that scripts/pg.sh starts.
-const LocalDatabaseURL = "postgres://postgres@127.0.0.1:55432/sieve?sslmode=disable"
+// DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
+// cannot be asked (a binary run outside a clone): its clusters made before
+// ports were chosen per clone all listen on 55432.
+const DefaultLocalDatabaseURL = "postgres://postgres@127.0.0.1:55432/sieve?sslmode=disable"
+
+// LocalDatabaseURL is the URL of the project-local cluster of the clone
+// around the working directory, as `scripts/pg.sh url` prints it: each
+// clone's cluster has its own port, so none is assumed here. Outside a
+// clone it is DefaultLocalDatabaseURL.
+func LocalDatabaseURL() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return DefaultLocalDatabaseURL
+	}
+	for {
+		script := filepath.Join(dir, "scripts", "pg.sh")
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+			// Only Sieve's own script: a scripts/pg.sh of another project
+			// around the working directory is not run.
+			if !strings.HasPrefix(string(mod), "module github.com/sieve-broker/sieve\n") {
+				return DefaultLocalDatabaseURL
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, script, "url").Output()
+			u := strings.TrimSpace(string(out))
+			if err != nil || !strings.HasPrefix(u, "postgres://") || strings.ContainsAny(u, "\n ") {
+				return DefaultLocalDatabaseURL
+			}
+			return u
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return DefaultLocalDatabaseURL
+		}
+		dir = parent
+	}
+}
 
 // FromEnv reads the configuration from the environment; getenv is os.Getenv
 // in production and a map in tests.
@@ -133,7 +171,7 @@ func (c *Config) SetDefaults() {
 		c.Database.MaxConns = 32
 	}
 	if c.Database.URL == "" && !c.Production() {
-		c.Database.URL = LocalDatabaseURL
+		c.Database.URL = LocalDatabaseURL()
 	}
 	c.Keys.SetDefaults(c.Production())
 	c.WhatsApp.SetDefaults(c.Production())

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -110,5 +112,47 @@ func TestUnparsableNumbersAreReported(t *testing.T) {
 	c.SetDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "BROKER_DB_MAX_CONNS") {
 		t.Fatalf("negative BROKER_DB_MAX_CONNS accepted: %v", err)
+	}
+}
+
+// TestLocalDatabaseURLAsksPgSh: each clone's cluster has its own port, so
+// the development default comes from the clone's scripts/pg.sh, not from a
+// fixed 55432; outside a clone (or in another project) it is the old
+// default, and no foreign script runs.
+func TestLocalDatabaseURLAsksPgSh(t *testing.T) {
+	clone := t.TempDir()
+	mustWrite := func(path, body string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = "postgres://postgres@127.0.0.1:58123/sieve?sslmode=disable"
+	mustWrite(filepath.Join(clone, "go.mod"), "module github.com/sieve-broker/sieve\n\ngo 1.26.0\n", 0o644)
+	mustWrite(filepath.Join(clone, "scripts", "pg.sh"), "#!/bin/sh\n[ \"$1\" = url ] && echo '"+want+"'\n", 0o755)
+	sub := filepath.Join(clone, "cmd", "brokerd")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	c := FromEnv(func(string) string { return "" })
+	c.SetDefaults()
+	if c.Database.URL != want {
+		t.Fatalf("development database URL %q, want pg.sh's %q", c.Database.URL, want)
+	}
+
+	other := t.TempDir()
+	marker := filepath.Join(other, "ran")
+	mustWrite(filepath.Join(other, "go.mod"), "module example.com/other\n", 0o644)
+	mustWrite(filepath.Join(other, "scripts", "pg.sh"), "#!/bin/sh\ntouch '"+marker+"'\necho postgres://evil/x\n", 0o755)
+	t.Chdir(other)
+	if got := LocalDatabaseURL(); got != DefaultLocalDatabaseURL {
+		t.Fatalf("another project's pg.sh answered: %q", got)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("another project's scripts/pg.sh was run")
 	}
 }
