@@ -112,6 +112,23 @@ func TestRefusesToCreateKeysOverExistingData(t *testing.T) {
 			}
 		})
 	}
+	// One key lost from the right directory (here the pseudonym key, which
+	// keys every blind index): not silently replaced either.
+	partial := t.TempDir()
+	if err := os.CopyFS(partial, os.DirFS(w.env["BROKER_KEY_DIR"])); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(partial, "pseudonym.key")); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := w.ctl(map[string]string{"BROKER_KEY_DIR": partial}, "partner", "rotate-secret", "cli_x")
+	if code == 0 || !strings.Contains(errOut, "refusing to create keys in "+partial) || !strings.Contains(errOut, "pseudonym key") {
+		t.Fatalf("a missing pseudonym key: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(partial, "pseudonym.key")); err == nil {
+		t.Fatal("a new pseudonym key was created")
+	}
+
 	// The right directory still works, and a command that needs no key
 	// works from anywhere.
 	if out := w.must("audit", "verify", "--quiet"); !strings.HasPrefix(out, "ok ") {

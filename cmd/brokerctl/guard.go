@@ -74,60 +74,57 @@ func (c *cli) guardKeyCreation(ctx context.Context, create bool) error {
 	if ageIDs == nil {
 		ageIDs = []string{} // NOT (key_id = ANY(NULL)) would match nothing
 	}
-	foreignKeys, checkpoints, subjects, partners, officers, err := holds(ctx, db, ageIDs)
+	h, err := holds(ctx, db, ageIDs)
 	if err != nil {
 		return fmt.Errorf("key directory %s lacks its %s; the database could not be checked before creating it: %s",
 			abs, strings.Join(missing, ", "), describe(err))
 	}
-	var holds []string
-	for _, h := range []struct {
-		yes  bool
-		what string
-	}{
-		{foreignKeys, "data keys wrapped to age identities not in it"},
-		{checkpoints, "audit checkpoints signed by keys not in it"},
-		{subjects, "shoppers indexed under a pseudonym key"},
-		{partners, "partners"},
-		{officers, "officers"},
-	} {
-		if h.yes {
-			holds = append(holds, h.what)
-		}
-	}
-	if len(holds) == 0 {
+	if len(h) == 0 {
 		return nil
 	}
 	return fmt.Errorf("refusing to create keys in %s (BROKER_KEY_DIR; it lacks its %s): the database already holds %s;"+
-		" set BROKER_KEY_DIR to the broker's key directory", abs, strings.Join(missing, ", "), strings.Join(holds, ", "))
+		" set BROKER_KEY_DIR to the broker's key directory", abs, strings.Join(missing, ", "), strings.Join(h, ", "))
 }
 
-// holds asks the database, table by table, what keys it needs. A table
-// that does not exist yet (before `migrate`) holds nothing: a query naming
-// it would fail at planning, hence to_regclass first.
-func holds(ctx context.Context, db *postgres.DB, ageIDs []string) (foreignKeys, checkpoints, subjects, partners, officers bool, err error) {
-	ask := func(table, query string, args ...any) (bool, error) {
+// holdsQueries are what a database can hold that was made with keys: each
+// an EXISTS on one table ($1: the age identities the directory holds).
+var holdsQueries = []struct{ table, query, what string }{
+	{"subject_keys", "SELECT EXISTS (SELECT 1 FROM subject_keys WHERE NOT (key_id = ANY($1::text[])))",
+		"data keys wrapped to age identities not in it"},
+	{"audit_checkpoints", "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)", "audit checkpoints signed by keys not in it"},
+	{"audit_log", "SELECT EXISTS (SELECT 1 FROM audit_log)", "audit entries naming pseudonyms"},
+	{"subjects", "SELECT EXISTS (SELECT 1 FROM subjects)", "shoppers indexed under a pseudonym key"},
+	{"partners", "SELECT EXISTS (SELECT 1 FROM partners)", "partners"},
+	{"officers", "SELECT EXISTS (SELECT 1 FROM officers)", "officers"},
+}
+
+// holds asks the database, table by table, what it holds that keys made:
+// the descriptions of holdsQueries that hold. A table that does not exist
+// yet (before `migrate`) holds nothing; a query naming it would fail at
+// planning, hence to_regclass first.
+func holds(ctx context.Context, db *postgres.DB, ageIDs []string) ([]string, error) {
+	var found []string
+	for _, q := range holdsQueries {
 		var exists bool
-		if err := db.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
-			return false, err
+		if err := db.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", q.table).Scan(&exists); err != nil {
+			return nil, err
+		}
+		if !exists {
+			continue
+		}
+		var args []any
+		if strings.Contains(q.query, "$1") {
+			args = append(args, ageIDs)
 		}
 		var yes bool
-		err := db.Pool.QueryRow(ctx, query, args...).Scan(&yes)
-		return yes, err
+		if err := db.Pool.QueryRow(ctx, q.query, args...).Scan(&yes); err != nil {
+			return nil, err
+		}
+		if yes {
+			found = append(found, q.what)
+		}
 	}
-	if foreignKeys, err = ask("subject_keys", "SELECT EXISTS (SELECT 1 FROM subject_keys WHERE NOT (key_id = ANY($1::text[])))", ageIDs); err != nil {
-		return
-	}
-	if checkpoints, err = ask("audit_checkpoints", "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)"); err != nil {
-		return
-	}
-	if subjects, err = ask("subjects", "SELECT EXISTS (SELECT 1 FROM subjects)"); err != nil {
-		return
-	}
-	if partners, err = ask("partners", "SELECT EXISTS (SELECT 1 FROM partners)"); err != nil {
-		return
-	}
-	officers, err = ask("officers", "SELECT EXISTS (SELECT 1 FROM officers)")
-	return
+	return found, nil
 }
 
 // operatorName is what an operator name may be: it goes into audit leaves
