@@ -19,8 +19,9 @@ import (
 	"github.com/sieve-broker/sieve/cmd/internal/wire"
 )
 
-// missingKeys names the keys absent from dir, loading each without
-// creating anything; ageIDs are the age identities it holds.
+// missingKeys names the keys dir has no usable copy of (absent, or not
+// loadable: either way the data cannot be read with it), loading each
+// without creating anything; ageIDs are the age identities it holds.
 func missingKeys(dir string) (missing, ageIDs []string) {
 	if kr, err := seal.LoadKeyring(dir, false); err != nil {
 		missing = append(missing, "age identity")
@@ -60,7 +61,7 @@ func (c *cli) guardKeyCreation(ctx context.Context, create bool) error {
 		return nil
 	}
 	if !create {
-		return fmt.Errorf("key directory %s (BROKER_KEY_DIR) lacks its %s; keys are not created when BROKER_ENV=production"+
+		return fmt.Errorf("key directory %s (BROKER_KEY_DIR) has no usable %s; keys are not created when BROKER_ENV=production"+
 			" (brokerctl keys init creates them)", abs, strings.Join(missing, ", "))
 	}
 	if c.cfg.Database.URL == "" {
@@ -68,7 +69,7 @@ func (c *cli) guardKeyCreation(ctx context.Context, create bool) error {
 	}
 	db, err := c.database(ctx)
 	if err != nil {
-		return fmt.Errorf("key directory %s lacks its %s; the database could not be checked before creating it: %s",
+		return fmt.Errorf("key directory %s has no usable %s; the database could not be checked before creating one: %s",
 			abs, strings.Join(missing, ", "), describe(err))
 	}
 	if ageIDs == nil {
@@ -76,13 +77,13 @@ func (c *cli) guardKeyCreation(ctx context.Context, create bool) error {
 	}
 	h, err := holds(ctx, db, ageIDs)
 	if err != nil {
-		return fmt.Errorf("key directory %s lacks its %s; the database could not be checked before creating it: %s",
+		return fmt.Errorf("key directory %s has no usable %s; the database could not be checked before creating one: %s",
 			abs, strings.Join(missing, ", "), describe(err))
 	}
 	if len(h) == 0 {
 		return nil
 	}
-	return fmt.Errorf("refusing to create keys in %s (BROKER_KEY_DIR; it lacks its %s): the database already holds %s;"+
+	return fmt.Errorf("refusing to create keys in %s (BROKER_KEY_DIR; it has no usable %s): the database already holds %s;"+
 		" set BROKER_KEY_DIR to the broker's key directory", abs, strings.Join(missing, ", "), strings.Join(h, ", "))
 }
 
@@ -167,11 +168,16 @@ func (c *cli) actor() (broker.Party, error) {
 		name, from = strings.TrimSpace(c.getenv("SIEVE_OPERATOR")), "SIEVE_OPERATOR"
 	}
 	if name == "" {
-		u, err := user.Current()
-		if err != nil {
-			return broker.Party{}, fmt.Errorf("who runs this? give --operator NAME or set SIEVE_OPERATOR (no login name: %v)", err)
+		from = "the login name"
+		if u, err := user.Current(); err == nil {
+			name = loginName(u.Username)
+		} else if name = loginName(c.getenv("LOGNAME")); name == "" {
+			// A container's uid without a passwd entry: the shell's idea.
+			name = loginName(c.getenv("USER"))
 		}
-		name, from = loginName(u.Username), "the login name"
+		if name == "" {
+			return broker.Party{}, errors.New("who runs this? give --operator NAME or set SIEVE_OPERATOR (no login name found)")
+		}
 	}
 	if !operatorName.MatchString(name) {
 		return broker.Party{}, fmt.Errorf("%s is not a valid operator name (1 to 32 of a-z, 0-9, '.', '_', '-'); give --operator NAME", from)

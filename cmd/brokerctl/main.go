@@ -175,10 +175,7 @@ func describe(err error) string {
 		}
 	}
 	msg := be.Code + ": " + be.Message
-	switch be.Code {
-	case broker.EConflict:
-		msg += " (nothing was changed)"
-	case broker.EUnavailable:
+	if be.Code == broker.EUnavailable {
 		msg += " (is PostgreSQL running at DATABASE_URL?)"
 	}
 	return oneLine(msg)
