@@ -16,7 +16,7 @@ import (
 func init() {
 	register("audit verify", "audit verify [--file F --key PUB] [--quiet]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
-	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--from T] [--to T] --format jsonl|csv [--out F|-] [--force]", cmdAuditExport)
+	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--outcome O] [--from T] [--to T] --format jsonl|csv [--out F|-] [--force]", cmdAuditExport)
 	register("audit key", "audit key", cmdAuditKey)
 }
 
