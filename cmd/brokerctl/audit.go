@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sieve-broker/sieve/audit"
@@ -79,7 +80,12 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	}
 	size, root, err := sys.VerifyAudit(ctx, prog)
 	if err != nil {
-		return verifyFailed(err)
+		// Name the key directory: a wrong BROKER_KEY_DIR (another clone's
+		// keys) looks exactly like a forged checkpoint.
+		dir, _ := filepath.Abs(c.cfg.Keys.Dir)
+		ee := verifyFailed(err).(exitError)
+		ee.err = fmt.Errorf("%w (checkpoint keys from %s)", ee.err, dir)
+		return ee
 	}
 	fmt.Fprintf(c.stdout, "ok %d %s\n", size, hex.EncodeToString(root))
 	return nil

@@ -129,6 +129,14 @@ func TestRefusesToCreateKeysOverExistingData(t *testing.T) {
 		t.Fatal("a new pseudonym key was created")
 	}
 
+	// Another deployment's complete key set is not created, only used: a
+	// failed verification then names the directory its keys came from.
+	other := newWorld(t).env["BROKER_KEY_DIR"]
+	_, errOut, code = w.ctl(map[string]string{"BROKER_KEY_DIR": other}, "audit", "verify", "--quiet")
+	if code != 1 || !strings.Contains(errOut, "FAILED") || !strings.Contains(errOut, other) {
+		t.Fatalf("verify with another deployment's keys: exit %d %s", code, errOut)
+	}
+
 	// The right directory still works, and a command that needs no key
 	// works from anywhere.
 	if out := w.must("audit", "verify", "--quiet"); !strings.HasPrefix(out, "ok ") {
