@@ -101,6 +101,12 @@ func (r *Rotation) Run(ctx context.Context, force bool) (RotationResult, error) 
 	if err := r.Validate(); err != nil {
 		return res, err
 	}
+	kr, s := r.Sealer.kr, r.Sealer
+	// Every process rereads the directory each run, locked or not, so that
+	// an identity another process retired leaves this one's memory too.
+	if err := kr.Reload(); err != nil {
+		return res, err
+	}
 	if r.Lock != nil {
 		release, ok, err := r.Lock.TryLock(ctx, RotationLock)
 		if err != nil {
@@ -112,8 +118,7 @@ func (r *Rotation) Run(ctx context.Context, force bool) (RotationResult, error) 
 		}
 		defer release()
 	}
-	kr, s := r.Sealer.kr, r.Sealer
-	if err := kr.Reload(); err != nil {
+	if err := kr.Reload(); err != nil { // what the lock's previous holder did
 		return res, err
 	}
 	now := r.now()

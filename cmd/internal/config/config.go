@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -183,10 +184,10 @@ func (k *Keys) SetDefaults(production bool) {
 	}
 	k.Create = !production
 	if k.Rotation == 0 {
-		k.Rotation = 7 * 24 * time.Hour
+		k.Rotation = seal.DefaultKeyRotation
 	}
 	if k.BackupRetention == 0 {
-		k.BackupRetention = 30 * 24 * time.Hour
+		k.BackupRetention = seal.DefaultBackupRetention
 	}
 }
 
