@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
+	"github.com/sieve-broker/sieve/cmd/internal/wire"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -218,4 +225,52 @@ func TestRetentionPurgesEveryCategoryAtItsPeriod(t *testing.T) {
 	}
 	h.mustPost(textMsg("919811118881", "Hi again"))
 	h.next("919811118881", "a reply after the purge", func(sent) bool { return true })
+}
+
+// Policy data that names a category the sweeper cannot apply, or lacks one
+// it needs, stops the broker at start: it would otherwise publish a period
+// nobody enforces.
+func TestBrokerRefusesRetentionItCannotApply(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		change     func(retention map[string]any)
+	}{
+		{"unknown category", `retention: policy data names category "biometrics"`, func(r map[string]any) {
+			r["biometrics"] = map[string]any{"days": 30, "basis": "test", "description": "fingerprints"}
+		}},
+		{"delivery statuses missing", `retention: policy data has no period for category "delivery_statuses"`, func(r map[string]any) { delete(r, "delivery_statuses") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.CopyFS(filepath.Join(dir, "sieve"), os.DirFS("../../policies/sieve")); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "sieve", "data.json")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data map[string]any
+			if err := json.Unmarshal(raw, &data); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(data["retention"].(map[string]any))
+			if err := os.WriteFile(path, []byte(mustJSON(data)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.FromEnv(func(string) string { return "" })
+			cfg.Database.URL = pgtest.NewURL(t)
+			cfg.Keys.Dir = t.TempDir()
+			cfg.Policy.Dir = dir
+			cfg.SetDefaults()
+			sys, err := wire.Open(context.Background(), cfg, nil)
+			if err == nil {
+				sys.Close()
+				t.Fatal("the broker started with retention it cannot apply")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 // (BROKER_KEY_ROTATION, BROKER_BACKUP_RETENTION), locked across processes
 // through the database.
 func (s *System) KeyRotation() *seal.Rotation {
-	return &seal.Rotation{Sealer: s.Sealer, Every: s.Config.Keys.Rotation,
-		BackupRetention: s.Config.Keys.BackupRetention, Lock: s.DB}
+	// A configuration assembled without SetDefaults still gets a schedule.
+	return &seal.Rotation{Sealer: s.Sealer, Every: cmp.Or(s.Config.Keys.Rotation, seal.DefaultKeyRotation),
+		BackupRetention: cmp.Or(s.Config.Keys.BackupRetention, seal.DefaultBackupRetention), Lock: s.DB}
 }
 
 // keyCheckInterval is how often brokerd looks whether a rotation or a
