@@ -131,16 +131,30 @@ func (r *Rotation) Run(ctx context.Context, force bool) (RotationResult, error) 
 		}
 		res.Rotated = id
 	}
-	err := s.RewrapAll(ctx, func(done, total int64) {
-		res.Rewrapped = done
-		if r.Progress != nil {
-			r.Progress(done, total)
-		}
-	})
+	// Most runs find nothing to do: one count (an index-only scan) says so,
+	// instead of a re-wrap pass over every key.
+	counts, err := s.store.CountSubjectKeys(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.Retired, err = r.retire(ctx, now)
+	stale := false
+	for id, n := range counts {
+		stale = stale || (id != kr.Current() && n > 0)
+	}
+	if stale {
+		err := s.RewrapAll(ctx, func(done, total int64) {
+			res.Rewrapped = done
+			if r.Progress != nil {
+				r.Progress(done, total)
+			}
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	if len(kr.IDs()) > 1 {
+		res.Retired, err = r.retire(ctx, now)
+	}
 	return res, err
 }
 
