@@ -138,9 +138,3 @@ func (db *DB) ExpiredSubjects(ctx context.Context, before time.Time, limit int) 
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return out, Translate(err)
 }
-
-// PurgeInbox deletes processed inbound events received before the cutoff.
-func (db *DB) PurgeInbox(ctx context.Context, before time.Time) error {
-	_, err := db.q(ctx).Exec(ctx, `DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < $1`, before)
-	return Translate(err)
-}

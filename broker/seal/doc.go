@@ -49,9 +49,13 @@
 //
 // A database backup still holds the wrapped key of a shopper erased after
 // the backup was taken. It becomes unreadable once the identity that wrapped
-// it is retired (Keyring.Retire deletes the identity file), which is why
-// identities should be rotated and the old one retired on a schedule no
-// longer than the backup retention.
+// it is retired (Keyring.Retire destroys the identity file). Rotation does
+// this on a schedule: a new identity every BROKER_KEY_ROTATION, the live
+// keys re-wrapped to it, and each identity retired BROKER_BACKUP_RETENTION
+// after it was superseded, when no backup still kept needs it. A backup
+// taken before an erasure so stays readable for that shopper at most
+// BROKER_KEY_ROTATION + BROKER_BACKUP_RETENTION after the erasure (plus the
+// lateness of the schedule's runs).
 //
 // # Transactions
 //
@@ -72,6 +76,9 @@
 //	                                  creation time and recipient
 //	<BROKER_KEY_DIR>/age/current      0600, the key id new data keys are
 //	                                  wrapped to
+//	<BROKER_KEY_DIR>/age/<key id>.retired
+//	                                  the public record of a retired identity
+//	                                  (key id, recipient, created, retired)
 //	<BROKER_KEY_DIR>/age/.lock        flock serialising init, rotate, retire
 //
 // A key id is the first 16 hex digits of SHA-256 of the recipient string.
@@ -89,4 +96,7 @@
 // unwrap. Sealer.RewrapAll then re-wraps every data key to the current
 // identity in batches, without touching sealed records, and can be rerun to
 // continue. Keyring.Retire removes an identity once no key uses it.
+// Rotation runs the three on a schedule (brokerd, and "brokerctl keys
+// rotate" at once), under a database lock so that one process works at a
+// time.
 package seal

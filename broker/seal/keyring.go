@@ -3,6 +3,7 @@ package seal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -25,7 +26,9 @@ const (
 	ageDir      = "age"     // under BROKER_KEY_DIR
 	currentName = "current" // file naming the current key id
 	keySuffix   = ".key"    // identity files: <key id>.key
-	keyIDLen    = 16        // hex digits of SHA-256(recipient)
+	// retiredSuffix names the public record left of a retired identity.
+	retiredSuffix = ".retired"
+	keyIDLen      = 16 // hex digits of SHA-256(recipient)
 
 	dekSize       = 32   // data key bytes (XChaCha20-Poly1305 key)
 	wrapVersion   = 1    // first byte of a wrapped key's age plaintext
@@ -54,6 +57,7 @@ type Keyring struct {
 type identity struct {
 	id        string
 	pq        bool
+	created   time.Time // from the file's "# created:" line, else its mtime
 	identity  age.Identity
 	recipient age.Recipient
 }
@@ -93,7 +97,7 @@ func InitKeyring(keyDir string, pq bool) (k *Keyring, created bool, err error) {
 		return k, false, err
 	}
 	k = &Keyring{dir: dir}
-	id, err := k.newIdentity(pq)
+	id, err := k.newIdentity(pq, time.Now())
 	if err != nil {
 		return nil, false, err
 	}
@@ -153,12 +157,18 @@ func (k *Keyring) Dir() string { return k.dir }
 // makes it current. Older identities stay to unwrap the keys still wrapped
 // to them; re-wrap those (Sealer.RewrapAll), then Retire the old identity.
 func (k *Keyring) Rotate(pq bool) (newKeyID string, err error) {
+	return k.rotateAt(pq, time.Now())
+}
+
+// rotateAt is Rotate with the creation time recorded in the new identity's
+// file, which the rotation schedule (Rotation) reads back.
+func (k *Keyring) rotateAt(pq bool, created time.Time) (newKeyID string, err error) {
 	unlock, err := lockDir(k.dir)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	id, err := k.newIdentity(pq)
+	id, err := k.newIdentity(pq, created)
 	if err != nil {
 		return "", err
 	}
@@ -177,12 +187,37 @@ type KeyCounter interface {
 	CountSubjectKeys(ctx context.Context) (map[string]int64, error)
 }
 
+// Created returns when the identity keyID was created (the "# created:"
+// line of its file, else the file's modification time); ok is false for an
+// identity this keyring does not hold.
+func (k *Keyring) Created(keyID string) (created time.Time, ok bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	id := k.ids[keyID]
+	if id == nil {
+		return time.Time{}, false
+	}
+	return id.created, true
+}
+
 // Retire deletes the identity keyID, after which nothing wrapped to it can be
 // unwrapped: database backups holding keys of since-erased shoppers become
 // unreadable. It refuses (EConflict) to retire the current identity or one
 // that still wraps keys according to counter, and answers ENotFound for an
 // unknown id. Run it after RewrapAll has moved every key off keyID.
+//
+// The file is overwritten with random bytes and synced before it is
+// unlinked, so that the secret does not stay in the freed blocks of an
+// ordinary file system; copy-on-write file systems, SSD wear levelling and
+// copies of the key directory (its own backups) are beyond what a process
+// can overwrite, so keep the key directory out of database backups. The
+// public part stays in <key id>.retired: which recipient it was, when it was
+// created and retired, for the record.
 func (k *Keyring) Retire(ctx context.Context, keyID string, counter KeyCounter) error {
+	return k.retireAt(ctx, keyID, counter, time.Now())
+}
+
+func (k *Keyring) retireAt(ctx context.Context, keyID string, counter KeyCounter, now time.Time) error {
 	unlock, err := lockDir(k.dir)
 	if err != nil {
 		return err
@@ -209,8 +244,20 @@ func (k *Keyring) Retire(ctx context.Context, keyID string, counter KeyCounter) 
 		return broker.Errorf(broker.EConflict,
 			"age identity %s still wraps %d data keys; re-wrap them first (brokerctl keys rotate)", keyID, n)
 	}
-	if err := os.Remove(filepath.Join(k.dir, keyID+keySuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	k.mu.RLock()
+	id := k.ids[keyID]
+	k.mu.RUnlock()
+	record := fmt.Sprintf("# Sieve broker age identity, retired: its secret key was destroyed.\n"+
+		"# key id: %s\n# created: %s\n# retired: %s\n# recipient: %s\n",
+		keyID, id.created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), id.recipient)
+	if err := writeFileAtomic(k.dir, keyID+retiredSuffix, []byte(record)); err != nil {
+		return err
+	}
+	if err := shredFile(filepath.Join(k.dir, keyID+keySuffix)); err != nil {
 		return fmt.Errorf("seal: retire %s: %w", keyID, err)
+	}
+	if err := syncDir(k.dir); err != nil {
+		return err
 	}
 	k.mu.Lock()
 	delete(k.ids, keyID)
@@ -293,7 +340,7 @@ func (k *Keyring) identity(keyID string) *identity {
 }
 
 // newIdentity generates an identity and writes its file.
-func (k *Keyring) newIdentity(pq bool) (*identity, error) {
+func (k *Keyring) newIdentity(pq bool, created time.Time) (*identity, error) {
 	var (
 		secret, recipient string
 		err               error
@@ -320,13 +367,13 @@ func (k *Keyring) newIdentity(pq bool) (*identity, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Sieve broker age identity (%s), wraps per-shopper data keys.\n", kind)
 	fmt.Fprintf(&b, "# key id: %s\n# created: %s\n# recipient: %s\n", id,
-		time.Now().UTC().Format(time.RFC3339), recipient)
+		created.UTC().Format(time.RFC3339Nano), recipient)
 	b.WriteString(secret)
 	b.WriteString("\n")
 	if err := writeFileAtomic(k.dir, id+keySuffix, []byte(b.String())); err != nil {
 		return nil, err
 	}
-	return &identity{id: id, pq: pq}, nil
+	return &identity{id: id, pq: pq, created: created}, nil
 }
 
 // reload reads every identity file and the current id. A rotation by
@@ -447,6 +494,10 @@ func readIdentity(path string) (*identity, error) {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
 	defer clear(raw)
+	created := createdLine(raw)
+	if created.IsZero() { // a hand-made file: its age is the best we know
+		created = st.ModTime()
+	}
 	parsed, err := age.ParseIdentities(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("seal: %s: %w", path, err)
@@ -457,13 +508,58 @@ func readIdentity(path string) (*identity, error) {
 	switch i := parsed[0].(type) {
 	case *age.X25519Identity:
 		r := i.Recipient()
-		return &identity{id: keyID(r.String()), identity: i, recipient: r}, nil
+		return &identity{id: keyID(r.String()), created: created, identity: i, recipient: r}, nil
 	case *age.HybridIdentity:
 		r := i.Recipient()
-		return &identity{id: keyID(r.String()), pq: true, identity: i, recipient: r}, nil
+		return &identity{id: keyID(r.String()), pq: true, created: created, identity: i, recipient: r}, nil
 	default:
 		return nil, fmt.Errorf("seal: %s: unsupported identity type %T", path, i)
 	}
+}
+
+// createdLine returns the time on the "# created:" comment line that
+// newIdentity writes, or the zero time.
+func createdLine(raw []byte) time.Time {
+	const prefix = "# created: "
+	for line := range bytes.Lines(raw) {
+		if v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte(prefix)); ok {
+			if t, err := time.Parse(time.RFC3339Nano, string(v)); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// shredFile overwrites path with random bytes, syncs it and unlinks it. A
+// missing file is no error, so that a retirement interrupted after the
+// unlink can be finished.
+func shredFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		junk := make([]byte, st.Size())
+		_, _ = rand.Read(junk) // never fails (crypto/rand.Read)
+		if _, err = f.WriteAt(junk, 0); err == nil {
+			err = f.Sync()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func readCurrent(dir string) (string, error) {

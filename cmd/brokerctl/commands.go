@@ -140,13 +140,22 @@ func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "signing key rotated: %s is current; the previous key stays in the JWKS until retired\n", kid)
 	}
 	if !*signingOnly {
-		id, err := sys.AgeKeys.Rotate(*pq)
+		// The same schedule brokerd runs, forced: rotate now, re-wrap, and
+		// retire what BROKER_BACKUP_RETENTION has released, under the lock
+		// that keeps a brokerd from doing it at the same time.
+		rot := sys.KeyRotation()
+		rot.PostQuantum = *pq
+		rot.Progress = progress(c.stderr, "re-wrap")
+		res, err := rot.Run(ctx, true)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "age identity rotated: %s is current; re-wrapping data keys\n", id)
-		if err := sys.Sealer.RewrapAll(ctx, progress(c.stderr, "re-wrap")); err != nil {
-			return err
+		if res.Skipped {
+			return fmt.Errorf("another process (a brokerd) is rotating the age keys right now; try again in a minute")
+		}
+		fmt.Fprintf(c.stdout, "age identity rotated: %s is current; %d data keys re-wrapped\n", res.Rotated, res.Rewrapped)
+		for _, id := range res.Retired {
+			fmt.Fprintf(c.stdout, "age identity %s retired (superseded more than BROKER_BACKUP_RETENTION ago)\n", id)
 		}
 		counts, err := sys.DB.CountSubjectKeys(ctx)
 		if err != nil {

@@ -62,6 +62,7 @@ func (m *Main) Run(ctx context.Context) error {
 		sys.DB.ListenErasures(ctx, sys.Shop.ForgetSubject)
 		return nil
 	})
+	m.start(bg, "age key rotation", sys.RunKeyRotation)
 	m.start(bg, "retention sweeper", func(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -60,6 +61,14 @@ type Keys struct {
 	Dir string
 	// Create allows creating missing keys (never in production).
 	Create bool
+	// Rotation is how often a new age identity is made and the data keys
+	// re-wrapped to it (BROKER_KEY_ROTATION, "7d" or a Go duration).
+	Rotation time.Duration
+	// BackupRetention is how long database backups are kept
+	// (BROKER_BACKUP_RETENTION); an age identity is retired that long after
+	// it was superseded, which bounds how long an erased shopper stays
+	// readable in a backup.
+	BackupRetention time.Duration
 }
 
 // Policy selects the policy directory (empty: the embedded policies).
@@ -151,6 +160,8 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.ShutdownTimeout = p.duration("BROKER_SHUTDOWN_TIMEOUT")
 	c.Workers.Workers = p.int("BROKER_WORKERS", 1<<20)
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
+	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
+	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	return c
 }
 
@@ -206,6 +217,35 @@ func (k *Keys) SetDefaults(production bool) {
 		k.Dir = filepath.Join(".data", "keys")
 	}
 	k.Create = !production
+	if k.Rotation == 0 {
+		k.Rotation = seal.DefaultKeyRotation
+	}
+	if k.BackupRetention == 0 {
+		k.BackupRetention = seal.DefaultBackupRetention
+	}
+}
+
+// durationOrInvalid parses "<N>d" (days) or a Go duration ("36h"); unset
+// is 0 (the default), and anything unparsable or not positive is -1, which
+// Validate reports.
+func durationOrInvalid(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			return -1
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if p, err := time.ParseDuration(v); err == nil {
+		d = p
+	}
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // SetDefaults fills the WhatsApp section with the simulator's values in
@@ -295,6 +335,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.Workers < 0 || c.Workers.Workers > 64 {
 		add("BROKER_WORKERS must be 1 to 64")
+	}
+	if c.Keys.Rotation < 0 {
+		add("BROKER_KEY_ROTATION must be a positive duration such as 7d or 36h")
+	}
+	if c.Keys.BackupRetention < 0 {
+		add("BROKER_BACKUP_RETENTION must be a positive duration such as 30d")
 	}
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")

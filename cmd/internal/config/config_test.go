@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDevelopmentDefaultsAreValid(t *testing.T) {
@@ -154,5 +155,36 @@ func TestLocalDatabaseURLAsksPgSh(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("another project's scripts/pg.sh was run")
+	}
+}
+
+func TestKeyRotationAndBackupRetention(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, tc := range []struct {
+		rotation, retention string
+		wantRot, wantRet    time.Duration
+		bad                 []string
+	}{
+		{wantRot: 7 * day, wantRet: 30 * day},
+		{rotation: "1d", retention: "90d", wantRot: day, wantRet: 90 * day},
+		{rotation: "36h", retention: "720h", wantRot: 36 * time.Hour, wantRet: 30 * day},
+		{rotation: "0d", retention: "-3d", bad: []string{"BROKER_KEY_ROTATION", "BROKER_BACKUP_RETENTION"}},
+		{rotation: "weekly", retention: "0", bad: []string{"BROKER_KEY_ROTATION", "BROKER_BACKUP_RETENTION"}},
+	} {
+		env := map[string]string{"BROKER_KEY_ROTATION": tc.rotation, "BROKER_BACKUP_RETENTION": tc.retention}
+		c := FromEnv(func(k string) string { return env[k] })
+		c.SetDefaults()
+		err := c.Validate()
+		if len(tc.bad) == 0 {
+			if err != nil || c.Keys.Rotation != tc.wantRot || c.Keys.BackupRetention != tc.wantRet {
+				t.Errorf("%q/%q: rotation %s, retention %s, %v", tc.rotation, tc.retention, c.Keys.Rotation, c.Keys.BackupRetention, err)
+			}
+			continue
+		}
+		for _, want := range tc.bad {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q/%q: error %v does not name %s", tc.rotation, tc.retention, err, want)
+			}
+		}
 	}
 }

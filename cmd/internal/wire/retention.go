@@ -4,14 +4,25 @@ import (
 	"context"
 	"time"
 
-	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/policies"
 )
 
-// RunRetention erases, every interval, the shoppers whose retention period
-// (policy data, category "identity") has passed since their last
-// interaction, and purges processed inbound events past theirs. Erasure is
-// idempotent, so several processes sweeping together do no harm; an
-// advisory lock keeps them from doing the work twice.
+// NewRetention builds the retention sweeper from the policy data's periods.
+// A category the sweeper cannot apply, or one it needs that the data does
+// not name, is an error: brokerd does not start rather than keep data past
+// a period it publishes.
+func NewRetention(db commerce.RetentionStore, pol *policies.Engine, erase commerce.EraseFunc) (*commerce.Retention, error) {
+	periods := map[string]time.Duration{}
+	for name, r := range pol.Data().Retention {
+		periods[name] = r.Period()
+	}
+	return commerce.NewRetention(db, erase, periods, 0)
+}
+
+// RunRetention sweeps every interval until ctx ends; the first sweep comes
+// soon after start. Several processes may run it: each sweep takes a
+// PostgreSQL advisory lock, and the processes that do not get it skip.
 func (s *System) RunRetention(ctx context.Context, every time.Duration) error {
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
@@ -21,43 +32,18 @@ func (s *System) RunRetention(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-t.C:
 		}
-		if n, err := s.SweepRetention(ctx, time.Now()); err != nil {
+		res, err := s.SweepRetention(ctx, time.Now())
+		switch {
+		case err != nil:
 			s.Log.Warn("retention sweep", "err", err)
-		} else if n > 0 {
-			s.Log.Info("retention sweep erased shoppers", "count", n)
+		case res.Erased > 0 || len(res.Purged) > 0:
+			s.Log.Info("retention sweep", "erased", res.Erased, "purged", res.Purged)
 		}
 		t.Reset(every)
 	}
 }
 
-// SweepRetention runs one sweep as of now and returns how many shoppers it
-// erased.
-func (s *System) SweepRetention(ctx context.Context, now time.Time) (int, error) {
-	identity := s.Policy.RetentionFor("identity")
-	if identity <= 0 {
-		return 0, nil
-	}
-	erased := 0
-	for {
-		ids, err := s.DB.ExpiredSubjects(ctx, now.Add(-identity), 100)
-		if err != nil || len(ids) == 0 {
-			break
-		}
-		for _, id := range ids {
-			if err := s.Rights.Erase(ctx, id, broker.Party{ID: "retention", Kind: broker.KindSystem},
-				"retention period expired"); err != nil {
-				return erased, err
-			}
-			erased++
-		}
-		if len(ids) < 100 {
-			break
-		}
-	}
-	if inbox := s.Policy.RetentionFor("inbound_webhooks"); inbox > 0 {
-		if err := s.DB.PurgeInbox(ctx, now.Add(-inbox)); err != nil {
-			return erased, err
-		}
-	}
-	return erased, nil
+// SweepRetention runs one sweep as of now.
+func (s *System) SweepRetention(ctx context.Context, now time.Time) (commerce.SweepResult, error) {
+	return s.Retention.Sweep(ctx, now)
 }

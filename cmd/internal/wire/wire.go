@@ -51,6 +51,9 @@ type System struct {
 	WAClient *whatsapp.Client
 	Receiver *whatsapp.Receiver
 	Origin   string // the audit checkpoint origin (the issuer without its scheme)
+
+	// Retention applies the policy data's retention periods.
+	Retention *commerce.Retention
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -121,6 +124,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
+	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
+		return fail(err)
+	}
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
 		Ingest: s.Shop, Log: log}
 	return s, nil

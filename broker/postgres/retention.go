@@ -1,0 +1,78 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// The retention sweeper's statements (commerce.Retention). Each purge
+// deletes one batch by ctid, so that it needs no knowledge of the table's
+// key, and skips rows another transaction holds (a sender's lease, a turn).
+
+var _ commerce.RetentionStore = (*DB)(nil)
+
+const (
+	sqlClaimExpiredSubject = `SELECT true FROM subjects
+		WHERE id = $1 AND erased_at IS NULL AND last_interaction_at < $2
+		FOR UPDATE`
+	sqlPurgeSessions = `DELETE FROM sessions WHERE ctid IN (
+		SELECT ctid FROM sessions WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	// Items still pending are work, not records: the sender owns them.
+	sqlPurgeOutbox = `DELETE FROM outbox WHERE ctid IN (
+		SELECT ctid FROM outbox WHERE status IN ('sent', 'dead') AND kind = $1
+			AND COALESCE(sent_at, created_at) < $2
+		LIMIT $3 FOR UPDATE SKIP LOCKED)`
+	sqlPurgeMessageStatuses = `DELETE FROM message_status WHERE ctid IN (
+		SELECT ctid FROM message_status WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	// processed_at < cutoff lets the inbox_processed index find the rows
+	// (processing follows receipt, so it implies received_at < cutoff too).
+	sqlPurgeInbox = `DELETE FROM inbox WHERE ctid IN (
+		SELECT ctid FROM inbox WHERE processed_at < $1 AND received_at < $1
+		LIMIT $2 FOR UPDATE SKIP LOCKED)`
+)
+
+// ClaimExpiredSubject locks the shopper's row for the transaction in ctx and
+// reports whether the shopper is still not erased and still expired.
+func (db *DB) ClaimExpiredSubject(ctx context.Context, subject string, before time.Time) (bool, error) {
+	var ok bool
+	err := db.q(ctx).QueryRow(ctx, sqlClaimExpiredSubject, subject, before).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return ok, Translate(err)
+}
+
+// PurgeSessions deletes up to limit conversation states untouched since
+// before.
+func (db *DB) PurgeSessions(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return db.purge(ctx, sqlPurgeSessions, before, limit)
+}
+
+// PurgeOutbox deletes up to limit outbox items of kind that were sent, or
+// given up on, before the cutoff.
+func (db *DB) PurgeOutbox(ctx context.Context, kind string, before time.Time, limit int) (int64, error) {
+	tag, err := db.q(ctx).Exec(ctx, sqlPurgeOutbox, kind, before, limit)
+	return tag.RowsAffected(), Translate(err)
+}
+
+// PurgeMessageStatuses deletes up to limit delivery statuses last updated
+// before the cutoff.
+func (db *DB) PurgeMessageStatuses(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return db.purge(ctx, sqlPurgeMessageStatuses, before, limit)
+}
+
+// PurgeInbox deletes up to limit processed inbound notifications received
+// before the cutoff.
+func (db *DB) PurgeInbox(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return db.purge(ctx, sqlPurgeInbox, before, limit)
+}
+
+func (db *DB) purge(ctx context.Context, sql string, before time.Time, limit int) (int64, error) {
+	tag, err := db.q(ctx).Exec(ctx, sql, before, limit)
+	return tag.RowsAffected(), Translate(err)
+}
