@@ -80,7 +80,9 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	if _, err := m.Sys.DB.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
+	h := &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
+	h.checkDecisionIDs() // after Close's cleanup, so it runs first
+	return h
 }
 
 // lockedBuffer is a log sink that tests can read while the broker writes.

@@ -45,7 +45,7 @@ func (s *System) SweepRetention(ctx context.Context, now time.Time) (int, error)
 		}
 		for _, id := range ids {
 			if err := s.Rights.Erase(ctx, id, broker.Party{ID: "retention", Kind: broker.KindSystem},
-				"retention period expired"); err != nil {
+				"retention"); err != nil { // commerce.EraseRetention
 				return erased, err
 			}
 			erased++
