@@ -443,7 +443,7 @@ func TestJWTAttacks(t *testing.T) {
 	h := newHarness(t)
 	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
 		Scopes: []string{"orders:read", "orders:write"}})
-	officer := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindAnalytics,
+	officer := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindCompliance,
 		Scopes: []string{"audit:read"}})
 	orderID := h.purchase("919811150001")
 	f := newForger(h)

@@ -443,9 +443,9 @@ func (h *harness) checkDecisionIDs() {
 			return
 		}
 		var missing []string
-		err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT coalesce(array_agg(id), '{}') FROM unnest($1::text[]) AS id
-			WHERE NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.decision_id = id)
-			  AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.decision_id = id)`, ids).Scan(&missing)
+		err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT coalesce(array_agg(d.did), '{}') FROM unnest($1::text[]) AS d(did)
+			WHERE NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.decision_id = d.did)
+			  AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.decision_id = d.did)`, ids).Scan(&missing)
 		if err != nil {
 			h.t.Errorf("checking %d decision ids: %v", len(ids), err)
 			return

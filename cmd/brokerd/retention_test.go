@@ -72,7 +72,7 @@ func TestRetentionSweepErasesExpiredShoppers(t *testing.T) {
 	}
 	erasures := 0
 	for _, e := range entries {
-		if e.Action == "erase" && e.Actor == "system:retention" && e.Reason == "retention period expired" {
+		if e.Action == "erase" && e.Actor == "system:retention" && e.Reason == "retention" {
 			erasures++
 		}
 	}
