@@ -15,13 +15,16 @@ const (
 	KindLogistics PartyKind = "logistics"
 	KindPayments  PartyKind = "payments"
 	KindAnalytics PartyKind = "analytics"
-	KindShopper   PartyKind = "shopper" // the messaging side: the shopper's own chat
-	KindOfficer   PartyKind = "officer"
-	KindSystem    PartyKind = "system"
+	// KindCompliance is a compliance client (a DPO's or auditor's tool): the
+	// only partner kind that may hold audit:read and subjects:write.
+	KindCompliance PartyKind = "compliance"
+	KindShopper    PartyKind = "shopper" // the messaging side: the shopper's own chat
+	KindOfficer    PartyKind = "officer"
+	KindSystem     PartyKind = "system"
 )
 
 // PartnerKinds are the kinds a partner may be registered as.
-var PartnerKinds = []PartyKind{KindRetailer, KindLogistics, KindPayments, KindAnalytics}
+var PartnerKinds = []PartyKind{KindRetailer, KindLogistics, KindPayments, KindAnalytics, KindCompliance}
 
 // ValidPartnerKind reports whether k is a kind a partner may have.
 func ValidPartnerKind(k PartyKind) bool { return slices.Contains(PartnerKinds, k) }
@@ -43,6 +46,32 @@ const (
 // AllScopes lists every scope the broker knows.
 var AllScopes = []Scope{ScopeOrdersRead, ScopeOrdersWrite, ScopeDeliveryRead, ScopeDeliveryMessage,
 	ScopeDataRequest, ScopeAuditRead, ScopeSubjectsWrite}
+
+// ComplianceScopes are the scopes that read the audit log or act on a
+// shopper's rights (export, erase): they reach every shopper's data, so only
+// a client of kind compliance may hold them (SPEC §4).
+var ComplianceScopes = []Scope{ScopeAuditRead, ScopeSubjectsWrite}
+
+// ScopeAllowed reports whether a partner of kind k may hold scope s.
+func ScopeAllowed(k PartyKind, s Scope) bool {
+	return k == KindCompliance || !slices.Contains(ComplianceScopes, s)
+}
+
+// ScopesForKind returns the scopes of list that a partner of kind k may
+// hold, dropping the others: a legacy row granted audit:read as a retailer
+// gets tokens and requests without it.
+func ScopesForKind(k PartyKind, list []Scope) []Scope {
+	if k == KindCompliance || !slices.ContainsFunc(list, func(s Scope) bool { return !ScopeAllowed(k, s) }) {
+		return list
+	}
+	out := make([]Scope, 0, len(list))
+	for _, s := range list {
+		if ScopeAllowed(k, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // ParseScopes splits a space-separated scope string, rejecting unknown
 // scopes. Duplicates are removed and the result is sorted.
@@ -85,11 +114,15 @@ const (
 	PurposeSupport         Purpose = "support"
 	PurposeMarketing       Purpose = "marketing"
 	PurposeAnalytics       Purpose = "analytics"
+	// PurposeDataSubjectRequest is the release of a shopper's data to the
+	// officer or compliance client answering that shopper's own access or
+	// portability request (an export).
+	PurposeDataSubjectRequest Purpose = "data_subject_request"
 )
 
 // Purposes lists every purpose in a stable order.
 var Purposes = []Purpose{PurposeOrderFulfilment, PurposePayment, PurposeDelivery, PurposeSupport,
-	PurposeMarketing, PurposeAnalytics}
+	PurposeMarketing, PurposeAnalytics, PurposeDataSubjectRequest}
 
 // Consent is a shopper's consent state as the policy sees it.
 type Consent struct {

@@ -3,6 +3,7 @@ package commerce
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -34,72 +35,113 @@ func (s *Service) rememberRef(ctx context.Context, partner string, d broker.Deci
 	return nil
 }
 
-// refuse audits a refusal that the caller answers with "not found", so a
-// partner cannot tell a hidden order from a missing one.
-func (s *Service) refuse(ctx context.Context, p broker.Partner, purpose broker.Purpose, resource, reason string) (string, error) {
-	id := broker.NewID("dec")
-	err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: id, Actor: PartnerParty(p).Actor(),
-		Action: "release", Purpose: string(purpose), Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason,
-		PolicyRevision: s.Releaser.Policy().Revision()})
-	if err != nil {
-		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
-	}
-	return id, nil
-}
+// Refusal reasons: the codes a partner's refused request is audited with
+// (SPEC §5.4: audit reasons come from fixed lists, never from input).
+const (
+	RefusedNoSuchOrder     = "no_such_order"        // no order with that id, or not yet paid
+	RefusedNotVisible      = "not_visible"          // the order is another retailer's
+	RefusedNotDispatched   = "not_dispatched"       // the order is not dispatched to this logistics partner
+	RefusedNotOutForDeliv  = "not_out_for_delivery" // the delivery view is only open while out for delivery
+	RefusedSubjectErased   = "subject_erased"       // the shopper was erased
+	RefusedUnknownRef      = "unknown_customer_ref" // the partner never received that customer_ref
+	RefusedNoDeliveryOrder = "no_dispatched_order"  // no order of that shopper is out for delivery with this partner
+)
 
-// NotFound is a not-found answer that was audited as a refusal.
-type NotFound struct{ DecisionID string }
+// RefusalReasons lists every refusal code, for tests and documentation.
+var RefusalReasons = []string{RefusedNoSuchOrder, RefusedNotVisible, RefusedNotDispatched, RefusedNotOutForDeliv,
+	RefusedSubjectErased, RefusedUnknownRef, RefusedNoDeliveryOrder}
+
+// NotFound is a not-found answer audited as a refusal. Its entry is written
+// by settle, outside the request's transaction, so that the rollback of a
+// refused POST does not take the refusal's entry with it; DecisionID is set
+// only once that entry is durable, so no answer names an entry that does
+// not exist.
+type NotFound struct {
+	DecisionID string
+	pending    *audit.Entry
+}
 
 func (e *NotFound) Error() string { return "not found" }
 
-func (s *Service) notFound(ctx context.Context, p broker.Partner, purpose broker.Purpose, resource, reason string) error {
-	id, err := s.refuse(ctx, p, purpose, resource, reason)
-	if err != nil {
+// notFound returns an ENotFound error carrying the refusal's entry, still
+// to be written by settle.
+func (s *Service) notFound(p broker.Partner, purpose broker.Purpose, resource, reason string) error {
+	e := audit.Entry{Time: s.now(), DecisionID: broker.NewID("dec"), Actor: PartnerParty(p).Actor(),
+		Action: "release", Purpose: string(purpose), Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason,
+		PolicyRevision: s.Releaser.Policy().Revision()}
+	return &broker.Error{Code: broker.ENotFound, Message: "order not found", Err: &NotFound{pending: &e}}
+}
+
+// settle writes the refusal entry err carries, if any. ctx must be the
+// caller's own context, not a transaction's: the entry then commits on its
+// own, whatever became of the transaction. If it cannot be written the
+// answer is 503, never a not-found naming a missing entry.
+func (s *Service) settle(ctx context.Context, err error) error {
+	var nf *NotFound
+	if err == nil || !errors.As(err, &nf) || nf.pending == nil {
 		return err
 	}
-	return &broker.Error{Code: broker.ENotFound, Message: "order not found", Err: &NotFound{DecisionID: id}}
+	e := *nf.pending
+	nf.pending = nil
+	if aerr := s.Releaser.Audit().Append(ctx, e); aerr != nil {
+		return broker.Wrap(broker.EUnavailable, aerr, "audit log unavailable")
+	}
+	nf.DecisionID = e.DecisionID
+	return err
+}
+
+// orderIDRe is the shape of the order ids the broker issues (broker.NewID).
+var orderIDRe = regexp.MustCompile(`^ord_[a-z2-7]{26}$`)
+
+// orderResource names an order in the audit log. An id that is not shaped
+// like ours is caller text (it could be a phone number and a name): it is
+// never written into a leaf.
+func orderResource(id string) string {
+	if !orderIDRe.MatchString(id) {
+		return "order:invalid"
+	}
+	return "order:" + id
 }
 
 // loadPartnerOrder returns an order the partner may see for purpose, or an
-// audited not-found.
+// audited not-found (see settle). A logistics partner sees an order only
+// while it is out for delivery and dispatched to it, for delivery or
+// support; a retailer only its own orders.
 func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (*OrderRow, SubjectRow, error) {
-	res := "order:" + clip(id, 64)
+	res := orderResource(id)
+	if res == "order:invalid" {
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
+	}
 	row, subj, err := s.Store.GetOrderWithSubject(ctx, id)
 	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment)) {
-		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "no such order")
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
 	if err != nil {
 		return nil, SubjectRow{}, err
 	}
-	switch purpose {
-	case broker.PurposeDelivery:
-		if p.Kind != broker.KindLogistics || row.Status != StatusOutForDelivery {
-			return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "not visible: order is not out for delivery")
+	switch {
+	case p.Kind == broker.KindLogistics && (purpose == broker.PurposeDelivery || purpose == broker.PurposeSupport):
+		if row.LogisticsID == "" || row.LogisticsID != p.ID {
+			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotDispatched)
 		}
-	default:
-		if p.Kind != broker.KindRetailer || row.RetailerID != p.ID {
-			if !(p.Kind == broker.KindLogistics && row.Status == StatusOutForDelivery && purpose == broker.PurposeSupport) {
-				return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "not visible to this partner")
-			}
+		if row.Status != StatusOutForDelivery {
+			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotOutForDeliv)
 		}
+	case purpose == broker.PurposeDelivery:
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotDispatched)
+	case p.Kind != broker.KindRetailer || row.RetailerID != p.ID:
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotVisible)
 	}
 	if subj.Erased {
-		return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "subject erased")
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
 	}
 	if err := s.OpenOrder(ctx, &row); err != nil {
 		if broker.IsNotFound(err) {
-			return nil, SubjectRow{}, s.notFound(ctx, p, purpose, res, "subject erased")
+			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
 		}
 		return nil, SubjectRow{}, err
 	}
 	return &row, subj, nil
-}
-
-func clip(s string, n int) string {
-	if len(s) > n || !utf8.ValidString(s) {
-		return "(invalid)"
-	}
-	return s
 }
 
 // PartnerOrder releases one order to a partner for a purpose (the retailer
@@ -110,7 +152,7 @@ func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 	// ones, and Release returns only once it is durable.
 	row, subj, err := s.loadPartnerOrder(ctx, p, id, purpose)
 	if err != nil {
-		return RetailerView{}, broker.Decision{}, err
+		return RetailerView{}, broker.Decision{}, s.settle(ctx, err)
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
 		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
@@ -239,6 +281,13 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		if err := s.Store.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
 			return err
 		}
+		if u.Status == StatusOutForDelivery && row.LogisticsID == "" {
+			// Not dispatched explicitly: the store's default courier, if
+			// it has one, gets this order (and only this one).
+			if err := s.Store.BindDefaultCourier(ctx, row.ID); err != nil {
+				return err
+			}
+		}
 		row.Status = u.Status
 		s.inc("sieve_orders_total", u.Status)
 		// The messaging-side release: the shopper's chat is the party.
@@ -271,7 +320,7 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 	if err == nil {
 		s.WakeSender()
 	}
-	return res, err
+	return res, s.settle(ctx, err)
 }
 
 func (s *Service) sealOrderRow(ctx context.Context, row *OrderRow) ([]byte, error) {
@@ -337,7 +386,7 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: decision,
 			Actor: PartnerParty(p).Actor(), Action: "relay message", Purpose: string(purpose),
 			Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + row.ID,
-			Outcome: audit.OutcomeDone, Reason: "relayed without disclosing the phone number",
+			Outcome: audit.OutcomeDone, Reason: "relayed",
 			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
 			return err
 		}
@@ -351,7 +400,59 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 	if err == nil {
 		s.WakeSender()
 	}
-	return decision, err
+	return decision, s.settle(ctx, err)
+}
+
+// DispatchResult says which logistics partner an order was handed to.
+type DispatchResult struct {
+	OrderID   string `json:"order_id"`
+	Logistics string `json:"logistics"`
+	Decision  string `json:"decision_id"`
+}
+
+// Dispatch hands an order to one logistics partner (SPEC §4): from then on
+// that partner, and no other, gets the order's delivery view, its relay and
+// delivery data requests while it is out for delivery. Only the retailer
+// of the order may dispatch it (others get an audited 404); the target
+// must be an enabled logistics partner. A later dispatch replaces the
+// earlier one.
+func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics string) (DispatchResult, error) {
+	if logistics == "" || len(logistics) > 128 || !utf8.ValidString(logistics) {
+		return DispatchResult{}, broker.Errorf(broker.EInvalid, "logistics must be the client id of an enabled logistics partner")
+	}
+	var res DispatchResult
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		row, _, err := s.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
+		if err != nil {
+			return err
+		}
+		if row.Status == StatusDelivered || row.Status == StatusCancelled {
+			return broker.Errorf(broker.EConflict, "order is %s: it can no longer be dispatched", row.Status)
+		}
+		// One answer for an unknown id, a disabled partner and another
+		// kind: a retailer learns nothing about other partners here.
+		c, err := s.Partners.GetPartner(ctx, logistics)
+		switch {
+		case broker.IsNotFound(err) || broker.ErrorCode(err) == broker.EInvalid ||
+			(err == nil && (c.Kind != broker.KindLogistics || c.Disabled)):
+			return broker.Errorf(broker.EInvalid, "logistics must be the client id of an enabled logistics partner")
+		case err != nil:
+			return err
+		}
+		if err := s.Store.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
+			return err
+		}
+		decision := broker.NewID("dec")
+		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: decision,
+			Actor: PartnerParty(p).Actor(), Action: "dispatch", Purpose: string(broker.PurposeDelivery),
+			Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + row.ID,
+			Outcome: audit.OutcomeDone, Reason: "dispatched", PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+			return broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
+		}
+		res = DispatchResult{OrderID: row.ID, Logistics: c.ID, Decision: decision}
+		return nil
+	})
+	return res, s.settle(ctx, err)
 }
 
 // DataRequest releases scoped data about a shopper the partner names by its
@@ -372,48 +473,72 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		subject, err := s.Store.SubjectOfPartnerRef(ctx, p.ID, ref)
 		if broker.IsNotFound(err) {
-			return s.notFound(ctx, p, purpose, "subject", "unknown customer_ref")
+			return s.notFound(p, purpose, "subject", RefusedUnknownRef)
 		}
 		if err != nil {
 			return err
 		}
 		subj, err := s.Store.GetSubject(ctx, subject)
 		if err != nil || subj.Erased {
-			return s.notFound(ctx, p, purpose, "subject", "subject erased")
+			return s.notFound(p, purpose, "subject", RefusedSubjectErased)
 		}
-		rec, state, err := s.subjectRecord(ctx, subj)
+		rec, state, found, err := s.subjectRecord(ctx, subj, p, purpose)
 		if err != nil {
 			return err
+		}
+		if !found {
+			// A courier (or anyone asking for delivery) learns nothing
+			// through a customer_ref it kept: only the order dispatched
+			// to it, while it is out for delivery.
+			return s.notFound(p, purpose, "subject", RefusedNoDeliveryOrder)
 		}
 		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
 			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Fields: fields, Record: rec})
 		return err
 	})
-	return d, err
+	return d, s.settle(ctx, err)
 }
 
-// subjectRecord is the shopper's data as a record for data requests: their
-// latest order and their identity (phone, name), for policy to minimise.
-func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow) (broker.Record, string, error) {
+// subjectRecord is the shopper's data as a record for a data request by p:
+// one order and their identity (phone, name), for policy to minimise. The
+// order is the one the request may concern: for a logistics partner, or
+// for purpose delivery, only the order out for delivery and dispatched to
+// p (found is false when there is none); for a retailer, its own latest
+// order; for others, the latest order.
+func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow, p broker.Partner, purpose broker.Purpose) (broker.Record, string, bool, error) {
 	orders, err := s.Store.OrdersOfSubject(ctx, subj.ID)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
+	courier := p.Kind == broker.KindLogistics || purpose == broker.PurposeDelivery
 	rec := broker.Record{}
 	state := ""
+	found := !courier
 	for i := len(orders) - 1; i >= 0; i-- {
 		row := orders[i]
-		if row.Status == StatusPendingPayment || s.OpenOrder(ctx, &row) != nil {
+		switch {
+		case row.Status == StatusPendingPayment:
+			continue
+		case courier && (row.Status != StatusOutForDelivery || row.LogisticsID == "" || row.LogisticsID != p.ID):
+			continue
+		case p.Kind == broker.KindRetailer && row.RetailerID != p.ID:
+			continue
+		}
+		if s.OpenOrder(ctx, &row) != nil {
 			continue
 		}
 		rec = row.Record()
 		state = row.Status
+		found = true
 		break
+	}
+	if !found {
+		return nil, "", false, nil
 	}
 	rec["customer.ref"] = subj.ID
 	ident, err := s.identity(ctx, subj)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if ident.WaID != "" {
 		rec["customer.phone"] = "+" + ident.WaID
@@ -421,8 +546,10 @@ func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow) (broker.Re
 	if ident.Name != "" {
 		rec["customer.profile_name"] = ident.Name
 	}
-	rec["order.count"] = int64(len(orders))
-	return rec, state, nil
+	if !courier {
+		rec["order.count"] = int64(len(orders))
+	}
+	return rec, state, true, nil
 }
 
 var fieldNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)

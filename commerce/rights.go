@@ -70,10 +70,38 @@ func NormalizeWaID(s string) string {
 	return d
 }
 
+// The grounds of an erasure, as audit reason codes (SPEC §2: a fixed list,
+// never text a person typed, which could hold a name or a number).
+const (
+	EraseRequest    = "request"     // the shopper asked (GDPR Art. 17(1)(a), DPDP §12)
+	EraseWithdrawal = "withdrawal"  // consent withdrawn and no other ground (Art. 17(1)(b))
+	EraseObjection  = "objection"   // the shopper objected (Art. 17(1)(c))
+	EraseRetention  = "retention"   // the retention period expired (Art. 5(1)(e), DPDP §8(7))
+	EraseLegalOrder = "legal_order" // ordered by an authority or a court (Art. 17(1)(e))
+	EraseUnlawful   = "unlawful"    // the data was processed unlawfully (Art. 17(1)(d))
+)
+
+// EraseReasons lists the erasure reason codes.
+var EraseReasons = []string{EraseRequest, EraseWithdrawal, EraseObjection, EraseRetention, EraseLegalOrder, EraseUnlawful}
+
+// ValidEraseReason reports whether code is an erasure reason code.
+func ValidEraseReason(code string) bool {
+	for _, r := range EraseReasons {
+		if r == code {
+			return true
+		}
+	}
+	return false
+}
+
 // Erase erases a shopper: crypto-shreds their key, removes their rows,
 // cancels open orders (telling the retailers), and appends the signed
-// erasure entry, all in one transaction with the entry.
+// erasure entry, all in one transaction with the entry. reason must be one
+// of EraseReasons; anything else is EInvalid and erases nothing.
 func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, reason string) error {
+	if !ValidEraseReason(reason) {
+		return broker.Errorf(broker.EInvalid, "reason must be one of %s", strings.Join(EraseReasons, ", "))
+	}
 	s := r.Service
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		orders, err := s.Store.OrdersOfSubject(ctx, subject)
@@ -240,6 +268,68 @@ func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
 	return ex, nil
 }
 
+// ExportFields are the fields of a shopper's data an export asks policy to
+// release, as the policy data names them.
+var ExportFields = []string{"customer.phone", "customer.bsuid", "customer.profile_name", "customer.consent", "orders"}
+
+// ReleaseExport answers a portability or access request (GDPR Art. 15 and
+// 20): the shopper's data goes to party (the compliance client or officer
+// answering it) as a release through the pipeline, for purpose
+// data_subject_request, with its audit entry; so the export appears in the
+// shopper's disclosures like any other. Only what policy releases is in
+// the export; a denial is EDenied with the decision.
+func (r *Rights) ReleaseExport(ctx context.Context, subject string, party broker.Party) (Export, broker.Decision, error) {
+	s := r.Service
+	ex, err := r.Export(ctx, subject)
+	if err != nil {
+		return Export{}, broker.Decision{}, err
+	}
+	rec := broker.Record{"customer.consent": ex.Consent, "orders": ex.Orders}
+	if ex.WaID != "" {
+		rec["customer.phone"] = "+" + ex.WaID
+	}
+	if ex.BSUID != "" {
+		rec["customer.bsuid"] = ex.BSUID
+	}
+	if ex.Name != "" {
+		rec["customer.profile_name"] = ex.Name
+	}
+	d, err := s.Releaser.Release(ctx, broker.Request{Party: party, Purpose: broker.PurposeDataSubjectRequest,
+		Action: "export", Subject: subject, Resource: "subject", Consent: ex.Consent, Fields: ExportFields, Record: rec})
+	if err != nil {
+		return Export{}, broker.Decision{}, err
+	}
+	if d.Outcome == audit.OutcomeDenied {
+		return Export{}, d, broker.Errorf(broker.EDenied, "export denied: %s", d.Reason)
+	}
+	out := Export{Subject: ex.Subject, CreatedAt: ex.CreatedAt, LastSeen: ex.LastSeen, Orders: []ExportOrder{},
+		Disclosures: ex.Disclosures}
+	if _, ok := d.Released["customer.phone"]; ok {
+		out.WaID = ex.WaID
+	}
+	if _, ok := d.Released["customer.bsuid"]; ok {
+		out.BSUID = ex.BSUID
+	}
+	if _, ok := d.Released["customer.profile_name"]; ok {
+		out.Name = ex.Name
+	}
+	if _, ok := d.Released["customer.consent"]; ok {
+		out.Consent = ex.Consent
+	}
+	if _, ok := d.Released["orders"]; ok {
+		out.Orders = ex.Orders
+	}
+	return out, d, nil
+}
+
+// neverShared are the identifiers "my data" names when no disclosure
+// included them: the claim is computed, never assumed.
+var neverShared = []struct{ field, words string }{
+	{"customer.phone", "your phone number"},
+	{"customer.profile_name", "your name"},
+	{"chat", "this chat"},
+}
+
 // Summary is the "my data" answer in the chat.
 func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 	ex, err := r.Export(ctx, subject)
@@ -266,7 +356,19 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
 				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
 		}
-		b.WriteString("Never shared: your phone number, your name, this chat.")
+		var never []string
+		for _, n := range neverShared {
+			shared := false
+			for _, d := range ex.Disclosures {
+				shared = shared || containsStr(d.Fields, n.field)
+			}
+			if !shared {
+				never = append(never, n.words)
+			}
+		}
+		if len(never) > 0 {
+			b.WriteString("Never shared: " + strings.Join(never, ", ") + ".")
+		}
 	}
 	b.WriteString("\n\nSay \"delete my data\" to erase it all.")
 	return b.String(), nil

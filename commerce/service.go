@@ -896,7 +896,7 @@ func (a *actions) DataSummary(ctx context.Context) (string, error) {
 }
 
 func (a *actions) Erase(ctx context.Context) error {
-	if err := a.s.Eraser(ctx, a.subject, broker.Party{ID: "chat", Kind: broker.KindShopper}, "asked in the chat"); err != nil {
+	if err := a.s.Eraser(ctx, a.subject, broker.Party{ID: "chat", Kind: broker.KindShopper}, EraseRequest); err != nil {
 		return err
 	}
 	a.erased = true

@@ -52,6 +52,9 @@ type OrderRow struct {
 	Order
 	Sealed []byte
 	Erased bool
+	// LogisticsID is the logistics partner the order is dispatched to; ""
+	// for none. Only that partner sees it, and only out for delivery.
+	LogisticsID string
 }
 
 // OutboxItem is a durable message to send: to a shopper over WhatsApp or
@@ -123,6 +126,11 @@ type Store interface {
 	// InSavepoint runs fn in a savepoint of ctx's transaction.
 	InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error
 	SetOrderRetailer(ctx context.Context, id, retailer string) error
+	// SetOrderLogistics dispatches an order to a logistics partner.
+	SetOrderLogistics(ctx context.Context, id, logistics string) error
+	// BindDefaultCourier dispatches an order not yet dispatched to its
+	// retailer's default courier, if it has one.
+	BindDefaultCourier(ctx context.Context, id string) error
 	RememberPartnerRef(ctx context.Context, partner, ref, subject string) error
 	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
 	// SubjectWindows returns the window of each existing shopper among ids.

@@ -158,7 +158,7 @@ var (
 	consentFlags    = []string{"notice", "marketing", "analytics"}
 	releasing       = []broker.Transform{broker.TransformKeep, broker.TransformMask, broker.TransformGeneralise, broker.TransformPseudonym}
 	allTransforms   = append(slices.Clone(releasing), broker.TransformDrop)
-	partySides      = []string{"retail", "messaging", "broker"}
+	partySides      = []string{"retail", "messaging", "broker", "oversight"}
 	knownPartyKinds = append(slices.Clone(broker.PartnerKinds), broker.KindShopper, broker.KindOfficer, broker.KindSystem)
 )
 

@@ -308,6 +308,9 @@ func TestRetailSideNeverGetsDirectIdentifiers(t *testing.T) {
 	r, _ := releaser(t)
 	rec := order()
 	for _, kind := range broker.PartnerKinds {
+		if kind == broker.KindCompliance {
+			continue // the oversight side: TestOversightReceivesOnlyForSubjectRequests
+		}
 		for _, purpose := range broker.Purposes {
 			for _, state := range []string{"", "placed", "out_for_delivery", "delivered"} {
 				d := r.Decide(context.Background(), broker.Request{
@@ -339,5 +342,35 @@ func TestShopperNeverGetsInternalFields(t *testing.T) {
 	})
 	if got := slices.Sorted(maps.Keys(d.Released)); !slices.Equal(got, []string{"eta", "note_to_customer", "status"}) {
 		t.Errorf("shopper got %v; want eta, note_to_customer, status", got)
+	}
+}
+
+// TestOversightReceivesOnlyForSubjectRequests: a compliance client or an
+// officer receives a shopper's data for the shopper's own request (an
+// export, purpose data_subject_request) and for no other purpose; a
+// compliance client needs subjects:write for it.
+func TestOversightReceivesOnlyForSubjectRequests(t *testing.T) {
+	r, _ := releaser(t)
+	rec := order()
+	for _, kind := range []broker.PartyKind{broker.KindCompliance, broker.KindOfficer} {
+		for _, purpose := range broker.Purposes {
+			d := r.Decide(context.Background(), broker.Request{
+				Party:   broker.Party{ID: "p_" + string(kind), Kind: kind, Scopes: broker.AllScopes},
+				Purpose: purpose, State: "placed", Consent: optedIn, Fields: orderFields, Record: rec,
+			})
+			if purpose != broker.PurposeDataSubjectRequest && len(d.Released) > 0 {
+				t.Errorf("%s/%s: released %v", kind, purpose, d.Released.SortedFields())
+			}
+			if purpose == broker.PurposeDataSubjectRequest && d.Released["customer.phone"] != phone {
+				t.Errorf("%s/%s: the export lacks the phone: %v (%s)", kind, purpose, d.Released, d.Reason)
+			}
+		}
+	}
+	d := r.Decide(context.Background(), broker.Request{
+		Party:   broker.Party{ID: "p_c", Kind: broker.KindCompliance, Scopes: []string{broker.ScopeAuditRead}},
+		Purpose: broker.PurposeDataSubjectRequest, Consent: optedIn, Fields: orderFields, Record: rec,
+	})
+	if len(d.Released) > 0 {
+		t.Errorf("compliance without subjects:write got %v", d.Released.SortedFields())
 	}
 }

@@ -230,6 +230,7 @@ func (s *Server) routes() {
 		v1.Get("/orders", s.partner(broker.ScopeOrdersRead), s.listOrders)
 		v1.Get("/orders/:id", s.partner(broker.ScopeOrdersRead), s.getOrder)
 		v1.Post("/orders/:id/status", s.partner(broker.ScopeOrdersWrite), s.updateStatus)
+		v1.Post("/orders/:id/dispatch", s.partner(broker.ScopeOrdersWrite), s.dispatchOrder)
 		v1.Get("/orders/:id/delivery", s.partner(broker.ScopeDeliveryRead), s.getDelivery)
 		v1.Post("/orders/:id/messages", s.partner(broker.ScopeDeliveryMessage), s.relayMessage)
 		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)

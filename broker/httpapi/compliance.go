@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -238,7 +239,7 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := s.officerAction(c, "disclosures", row.ID, "access request (GDPR Art. 15, DPDP §11)")
+	id, err := s.officerAction(c, "disclosures", row.ID, "access_request")
 	if err != nil {
 		return err
 	}
@@ -261,15 +262,15 @@ func (s *Server) subjectExport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ex, err := s.deps.Rights.Export(c.UserContext(), row.ID)
+	// The export is a release to the caller through the pipeline: its
+	// entry is the answer's decision and the shopper's disclosures list it.
+	ex, d, err := s.deps.Rights.ReleaseExport(c.UserContext(), row.ID, actorOf(c))
+	if d.ID != "" {
+		c.Set("X-Decision-Id", d.ID)
+	}
 	if err != nil {
 		return err
 	}
-	id, err := s.officerAction(c, "export", row.ID, "portability request (GDPR Art. 20)")
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", id)
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="subject-export.json"`)
 	return c.JSON(ex)
 }
@@ -282,13 +283,18 @@ func (s *Server) subjectErase(c *fiber.Ctx) error {
 	if !b.Confirm {
 		return broker.Errorf(broker.EInvalid, "erasure needs \"confirm\": true")
 	}
+	// The reason is a code from a fixed list (commerce.EraseReasons),
+	// never text: it goes into the immutable log.
+	reason := b.Reason
+	if reason == "" {
+		reason = commerce.EraseRequest
+	}
+	if !commerce.ValidEraseReason(reason) {
+		return broker.Errorf(broker.EInvalid, "reason must be one of %s", strings.Join(commerce.EraseReasons, ", "))
+	}
 	row, err := s.subjectFromWaID(c, b.WaID)
 	if err != nil {
 		return err
-	}
-	reason := "erasure request (GDPR Art. 17)"
-	if b.Reason != "" && len(b.Reason) < 200 {
-		reason += ": " + b.Reason
 	}
 	if err := s.deps.Rights.Erase(c.UserContext(), row.ID, actorOf(c), reason); err != nil {
 		return err

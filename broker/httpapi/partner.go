@@ -56,6 +56,9 @@ func (s *Server) partner(scope broker.Scope) fiber.Handler {
 			}
 			return broker.Errorf(broker.EUnauthorized, "invalid token")
 		}
+		// A token issued before its partner's kind was checked may carry
+		// a compliance scope: it grants nothing to other kinds.
+		scopes = broker.ScopesForKind(p.Kind, scopes)
 		if ok, wait := s.lim.allow(p.ID, time.Now()); !ok {
 			s.deps.Metrics.limited.WithLabelValues(string(p.Kind)).Inc()
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
@@ -207,6 +210,21 @@ func (s *Server) updateStatus(c *fiber.Ctx) error {
 	delete(body, "status")
 	res, err := s.deps.Shop.UpdateStatus(c.UserContext(), partnerOf(c), c.Params("id"),
 		commerce.StatusUpdate{Status: st, Extra: body})
+	if err != nil {
+		return err
+	}
+	c.Set("X-Decision-Id", res.Decision)
+	return c.JSON(res)
+}
+
+func (s *Server) dispatchOrder(c *fiber.Ctx) error {
+	var body struct {
+		Logistics string `json:"logistics"`
+	}
+	if err := decodeJSON(c, &body, true); err != nil {
+		return err
+	}
+	res, err := s.deps.Shop.Dispatch(c.UserContext(), partnerOf(c), c.Params("id"), body.Logistics)
 	if err != nil {
 		return err
 	}

@@ -151,12 +151,12 @@ func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) er
 }
 
 const orderCols = `id, subject_id, store, coalesce(retailer_id, ''), status, payment_status, reference_id,
-	subtotal, tax, shipping, total, created_at, updated_at, sealed, erased_at IS NOT NULL`
+	subtotal, tax, shipping, total, created_at, updated_at, sealed, erased_at IS NOT NULL, coalesce(logistics_id, '')`
 
 func scanOrder(row pgx.Row) (commerce.OrderRow, error) {
 	var o commerce.OrderRow
 	err := row.Scan(&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID,
-		&o.Subtotal, &o.Tax, &o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased)
+		&o.Subtotal, &o.Tax, &o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &o.LogisticsID)
 	return o, err
 }
 
@@ -193,6 +193,23 @@ func (db *DB) UpdateOrderStatus(ctx context.Context, id, status, payment string,
 // SetOrderRetailer records which retailer receives an order.
 func (db *DB) SetOrderRetailer(ctx context.Context, id, retailer string) error {
 	return db.exec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
+}
+
+// SetOrderLogistics dispatches an order to a logistics partner.
+func (db *DB) SetOrderLogistics(ctx context.Context, id, logistics string) error {
+	return db.exec1(ctx, `UPDATE orders SET logistics_id = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`,
+		id, logistics)
+}
+
+// BindDefaultCourier dispatches an order not yet dispatched to its
+// retailer's default courier, when the retailer has one that is an enabled
+// logistics partner; otherwise it changes nothing.
+func (db *DB) BindDefaultCourier(ctx context.Context, id string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE orders o SET logistics_id = r.default_courier
+		FROM partners r JOIN partners c ON c.id = r.default_courier
+		WHERE o.id = $1 AND o.logistics_id IS NULL AND r.id = o.retailer_id
+		  AND c.kind = 'logistics' AND NOT c.disabled`, id)
+	return Translate(err)
 }
 
 // ListOrders lists a retailer's orders, newest first, with a cursor.
@@ -435,11 +452,12 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 	var subID *string
 	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
 		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
-		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL
+		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
+		coalesce(o.logistics_id, '')
 		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
-		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased)
+		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID)
 	if err != nil {
 		return o, sub, Translate(err)
 	}

@@ -143,3 +143,29 @@ func translateStoreConflict(err error) error {
 	}
 	return Translate(err)
 }
+
+// SetDefaultCourier makes courier (a logistics partner's client id; ""
+// for none) the default courier of the retailer id: its orders go to that
+// courier when they go out for delivery without an explicit dispatch.
+// ENotFound when id is no retailer; EInvalid when courier is not an
+// enabled logistics partner.
+func (db *DB) SetDefaultCourier(ctx context.Context, id, courier string) error {
+	if courier != "" {
+		c, err := db.GetPartner(ctx, courier)
+		if broker.IsNotFound(err) || (err == nil && (c.Kind != broker.KindLogistics || c.Disabled)) {
+			return broker.Errorf(broker.EInvalid, "the courier must be an enabled logistics partner")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	tag, err := db.q(ctx).Exec(ctx, `UPDATE partners SET default_courier = NULLIF($2, '') WHERE id = $1 AND kind = 'retailer'`,
+		id, courier)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}

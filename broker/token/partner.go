@@ -41,7 +41,12 @@ func (s PartnerSpec) Validate() error {
 		probs = append(probs, "name must be printable text of at most 200 characters")
 	}
 	if !broker.ValidPartnerKind(s.Kind) {
-		probs = append(probs, "kind must be one of retailer, logistics, payments, analytics")
+		probs = append(probs, "kind must be one of retailer, logistics, payments, analytics, compliance")
+	}
+	for _, sc := range s.Scopes {
+		if broker.ValidPartnerKind(s.Kind) && !broker.ScopeAllowed(s.Kind, sc) {
+			probs = append(probs, sc+" is only for partners of kind compliance")
+		}
 	}
 	switch {
 	case len(s.Scopes) == 0:

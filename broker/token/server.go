@@ -142,7 +142,9 @@ func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *O
 		return TokenResponse{}, oe
 	}
 
-	scopes, oe := grantScopes(req.Scope, p.Scopes)
+	// A legacy row may hold a compliance scope its kind may not: it is
+	// never granted (asked for, it is invalid_scope).
+	scopes, oe := grantScopes(req.Scope, broker.ScopesForKind(p.Kind, p.Scopes))
 	if oe != nil {
 		return TokenResponse{}, oe
 	}

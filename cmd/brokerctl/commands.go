@@ -23,15 +23,16 @@ func init() {
 	register("keys init", "keys init [--pq]", cmdKeysInit)
 	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only]", cmdKeysRotate)
 	register("keys retire", "keys retire KEY_ID   (an age identity no data key uses any more, or a previous signing key)", cmdKeysRetire)
-	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics --scopes "a b c" [--store PHONE_NUMBER_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
+	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
 	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
+	register("partner courier", "partner courier RETAILER_ID --courier CLIENT_ID|--none", cmdPartnerCourier)
 	register("partner rotate-secret", "partner rotate-secret CLIENT_ID [--json]", cmdPartnerRotate)
 	register("catalog import", "catalog import FILE | --demo", cmdCatalogImport)
 	register("catalog list", "catalog list [--json]", cmdCatalogList)
 	register("subject export", "subject export --wa-id N", cmdSubjectExport)
-	register("subject erase", "subject erase --wa-id N [--reason TEXT]", cmdSubjectErase)
+	register("subject erase", "subject erase --wa-id N [--reason request|withdrawal|objection|retention|legal_order|unlawful]", cmdSubjectErase)
 	register("report processing", "report processing [--json]", cmdReportProcessing)
 	register("demo seed", "demo seed [--credentials FILE]", cmdDemoSeed)
 }
@@ -169,16 +170,20 @@ func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
 func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	fs := flags("partner create")
 	name := fs.String("name", "", "partner name")
-	kind := fs.String("kind", "", "retailer|logistics|payments|analytics")
+	kind := fs.String("kind", "", "retailer|logistics|payments|analytics|compliance")
 	scopes := fs.String("scopes", "", "space-separated scopes")
 	store := fs.String("store", "", "WhatsApp phone-number id whose orders a retailer receives")
 	webhook := fs.String("webhook", "", "order webhook URL")
+	courier := fs.String("courier", "", "retailers: the logistics partner (client id) its orders go to when not dispatched")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *kind == "" {
 		return usageError{"--name and --kind are required"}
+	}
+	if *courier != "" && broker.PartyKind(*kind) != broker.KindRetailer {
+		return usageError{"--courier is for retailers"}
 	}
 	sc, err := broker.ParseScopes(*scopes)
 	if err != nil {
@@ -188,8 +193,18 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, secret, err := token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
-		Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
+	var id, secret string
+	// The partner and its default courier are one change: a bad courier
+	// leaves no half-made retailer behind.
+	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		id, secret, err = token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
+			Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
+		if err != nil || *courier == "" {
+			return err
+		}
+		return sys.DB.SetDefaultCourier(ctx, id, *courier)
+	})
 	if err != nil {
 		return err
 	}
@@ -267,6 +282,41 @@ func cmdPartnerDisable(ctx context.Context, c *cli, args []string) error {
 }
 func cmdPartnerEnable(ctx context.Context, c *cli, args []string) error {
 	return setDisabled(ctx, c, args, false)
+}
+
+// cmdPartnerCourier sets or clears a retailer's default courier: the
+// logistics partner its orders are bound to when they go out for delivery
+// without an explicit dispatch (SPEC §4).
+func cmdPartnerCourier(ctx context.Context, c *cli, args []string) error {
+	id, rest, err := oneArg(args, "RETAILER_ID")
+	if err != nil {
+		return err
+	}
+	fs := flags("partner courier")
+	courier := fs.String("courier", "", "the logistics partner's client id")
+	none := fs.Bool("none", false, "no default courier: orders must be dispatched")
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if (*courier == "") == !*none {
+		return usageError{"give --courier CLIENT_ID or --none"}
+	}
+	sys, err := c.system(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sys.DB.SetDefaultCourier(ctx, id, *courier); err != nil {
+		if broker.IsNotFound(err) {
+			return fmt.Errorf("no retailer %s", id)
+		}
+		return err
+	}
+	if *none {
+		fmt.Fprintf(c.stdout, "retailer %s has no default courier\n", id)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "retailer %s: default courier %s\n", id, *courier)
+	return nil
 }
 
 func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
@@ -368,7 +418,7 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 func subjectFlags(name string, args []string) (string, string, error) {
 	fs := flags(name)
 	wa := fs.String("wa-id", "", "the shopper's WhatsApp number")
-	reason := fs.String("reason", "", "why (recorded in the audit log)")
+	reason := fs.String("reason", "", "erasure ground, a code: "+strings.Join(commerce.EraseReasons, ", "))
 	if err := parse(fs, args); err != nil {
 		return "", "", err
 	}
@@ -395,11 +445,10 @@ func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ex, err := sys.Rights.Export(ctx, row.ID)
+	// A release to the operator through the pipeline: audited, and listed
+	// in the shopper's disclosures.
+	ex, _, err := sys.Rights.ReleaseExport(ctx, row.ID, operator)
 	if err != nil {
-		return err
-	}
-	if err := sys.RecordOfficerAction(ctx, operator, "export", row.ID, "portability request (GDPR Art. 20) via brokerctl"); err != nil {
 		return err
 	}
 	return printJSON(c.stdout, ex)
@@ -409,6 +458,12 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 	wa, reason, err := subjectFlags("subject erase", args)
 	if err != nil {
 		return err
+	}
+	if reason == "" {
+		reason = commerce.EraseRequest
+	}
+	if !commerce.ValidEraseReason(reason) {
+		return usageError{"--reason must be one of " + strings.Join(commerce.EraseReasons, ", ")}
 	}
 	operator, err := c.actor()
 	if err != nil {
@@ -422,11 +477,7 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := "erasure request (GDPR Art. 17) via brokerctl"
-	if reason != "" {
-		r += ": " + reason
-	}
-	if err := sys.Rights.Erase(ctx, row.ID, operator, r); err != nil {
+	if err := sys.Rights.Erase(ctx, row.ID, operator, reason); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "erased %s: data key destroyed, records unreadable, erasure entry appended to the audit log\n",

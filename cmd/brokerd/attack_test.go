@@ -80,7 +80,9 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	if _, err := m.Sys.DB.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
+	h := &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
+	h.checkDecisionIDs() // after Close's cleanup, so it runs first
+	return h
 }
 
 // lockedBuffer is a log sink that tests can read while the broker writes.
@@ -441,7 +443,7 @@ func TestJWTAttacks(t *testing.T) {
 	h := newHarness(t)
 	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
 		Scopes: []string{"orders:read", "orders:write"}})
-	officer := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindAnalytics,
+	officer := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindCompliance,
 		Scopes: []string{"audit:read"}})
 	orderID := h.purchase("919811150001")
 	f := newForger(h)

@@ -64,7 +64,7 @@ func TestPurchaseEndToEnd(t *testing.T) {
 	h := newHarness(t)
 	_, retail := h.partner("Fresh Mart", broker.KindRetailer, "", "orders:read", "orders:write")
 	_, other := h.partner("Other Mart", broker.KindRetailer, "999", "orders:read")
-	_, logi := h.partner("Couriers", broker.KindLogistics, "", "delivery:read", "delivery:message")
+	logiID, logi := h.partner("Couriers", broker.KindLogistics, "", "delivery:read", "delivery:message")
 	const wa = "919811112222"
 	orderID, ref, total := h.checkout(wa)
 	h.pay(wa, ref, total)
@@ -120,6 +120,11 @@ func TestPurchaseEndToEnd(t *testing.T) {
 	h.do("GET", "/v1/orders?status=placed", retail, nil, &list)
 	if len(list.Orders) != 1 || list.Orders[0]["customer_ref"] != ref1 {
 		t.Errorf("list: %v", list.Orders)
+	}
+
+	// The retailer hands the order to its courier (SPEC §4 dispatch).
+	if r := h.do("POST", "/v1/orders/"+orderID+"/dispatch", retail, map[string]any{"logistics": logiID}, nil); r.StatusCode != 200 {
+		t.Fatalf("dispatch: %d", r.StatusCode)
 	}
 
 	// Status update: internal fields never reach the shopper.

@@ -391,3 +391,67 @@ func (h *harness) waitIdle() {
 	}
 	h.t.Fatal("broker did not become idle")
 }
+
+// decisionRecorder notes every X-Decision-Id a broker answers, by the
+// broker's address, whichever test client asked: SPEC §5.3 says every one
+// names an audit entry that exists, and checkDecisionIDs holds every
+// integration test to it.
+type decisionRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	ids  map[string][]string // host:port -> decision ids answered
+}
+
+func (d *decisionRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := d.base.RoundTrip(req)
+	if err == nil {
+		if id := resp.Header.Get("X-Decision-Id"); id != "" {
+			d.mu.Lock()
+			d.ids[req.URL.Host] = append(d.ids[req.URL.Host], id)
+			d.mu.Unlock()
+		}
+	}
+	return resp, err
+}
+
+// take returns and forgets the ids answered by host.
+func (d *decisionRecorder) take(host string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := d.ids[host]
+	delete(d.ids, host)
+	return ids
+}
+
+var decisions = &decisionRecorder{base: http.DefaultTransport, ids: map[string][]string{}}
+
+func init() {
+	// Every client the tests use goes through the recorder: http.Get and
+	// http.DefaultClient, and the client that does not follow redirects.
+	http.DefaultClient.Transport = decisions
+	noRedirects.Transport = decisions
+}
+
+// checkDecisionIDs makes the test fail, at its end and while its broker
+// still runs, if any X-Decision-Id its broker answered names no audit
+// entry (neither integrated nor pending).
+func (h *harness) checkDecisionIDs() {
+	host := strings.TrimPrefix(h.base, "http://")
+	h.t.Cleanup(func() {
+		ids := decisions.take(host)
+		if len(ids) == 0 {
+			return
+		}
+		var missing []string
+		err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT coalesce(array_agg(d.did), '{}') FROM unnest($1::text[]) AS d(did)
+			WHERE NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.decision_id = d.did)
+			  AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.decision_id = d.did)`, ids).Scan(&missing)
+		if err != nil {
+			h.t.Errorf("checking %d decision ids: %v", len(ids), err)
+			return
+		}
+		if len(missing) > 0 {
+			h.t.Errorf("%d of %d X-Decision-Id answered name no audit entry: %v", len(missing), len(ids), missing)
+		}
+	})
+}

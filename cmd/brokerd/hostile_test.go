@@ -407,7 +407,7 @@ func TestHostileCorpus(t *testing.T) {
 		"other_retailer": {Name: "Other Mart", Kind: broker.KindRetailer, Store: "999", Scopes: []string{"orders:read", "orders:write"}},
 		"logistics":      {Name: "Couriers", Kind: broker.KindLogistics, Scopes: []string{"delivery:read", "delivery:message"}},
 		"datareq":        {Name: "Insights", Kind: broker.KindAnalytics, Scopes: []string{"data:request"}},
-		"compliance":     {Name: "Compliance desk", Kind: broker.KindAnalytics, Scopes: []string{"audit:read", "subjects:write"}},
+		"compliance":     {Name: "Compliance desk", Kind: broker.KindCompliance, Scopes: []string{"audit:read", "subjects:write"}},
 	} {
 		env.tokens[name] = "Bearer " + h.partnerWith(spec).Bearer
 	}

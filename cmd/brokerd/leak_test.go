@@ -147,6 +147,9 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, &view); r.StatusCode != 200 {
 		t.Fatalf("retailer GET: %d", r.StatusCode)
 	}
+	if r := h.do("POST", "/v1/orders/"+orderID+"/dispatch", retail.Bearer, map[string]any{"logistics": logi.ID}, nil); r.StatusCode != 200 {
+		t.Fatalf("dispatch: %d", r.StatusCode)
+	}
 	if r := h.do("POST", "/v1/orders/"+orderID+"/status", retail.Bearer, map[string]any{"status": "out_for_delivery",
 		"eta": "7:30 pm", "internal_note": leakInternal}, nil); r.StatusCode != 200 {
 		t.Fatalf("status update: %d", r.StatusCode)

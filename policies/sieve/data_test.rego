@@ -41,8 +41,22 @@ test_retail_side_never_gets_name_or_chat if {
 }
 
 test_phone_reaches_the_retail_side_masked_at_most if {
-	ts := {[k, t] | some [_, k, "customer.phone", t] in _grants}
+	ts := {[k, t] | some [_, k, "customer.phone", t] in _grants; data.sieve.party_kinds[k].side != "oversight"}
 	ts == {["payments", "mask"]}
+}
+
+# The oversight side (officers, compliance clients) receives a shopper's
+# data only to answer that shopper's own request, and never for anything
+# else; no other side may use that purpose.
+test_oversight_receives_only_for_the_shoppers_own_request if {
+	bad := {[p, k] |
+		some [p, k, _, _] in _grants
+		data.sieve.party_kinds[k].side == "oversight"
+		p != "data_subject_request"
+	}
+	bad == set()
+	others := {k | some k, _ in data.sieve.purposes.data_subject_request.parties; data.sieve.party_kinds[k].side != "oversight"}
+	others == set()
 }
 
 test_every_purpose_needs_the_notice if {

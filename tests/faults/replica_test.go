@@ -86,7 +86,7 @@ func TestDashboardReadsFromAStreamingReplica(t *testing.T) {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
 	}
-	out := w.brokerctl("partner", "create", "--name", "Auditor", "--kind", "analytics", "--scopes", "audit:read", "--json")
+	out := w.brokerctl("partner", "create", "--name", "Auditor", "--kind", "compliance", "--scopes", "audit:read", "--json")
 	if err := json.Unmarshal([]byte(out), &creds); err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,9 @@ func (u *UI) export(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	ex, err := u.d.Rights.Export(ctx, row.ID)
+	// A release to the officer through the pipeline: audited, and listed
+	// in the shopper's disclosures.
+	ex, dec, err := u.d.Rights.ReleaseExport(ctx, row.ID, cur.party())
 	if err != nil {
 		return err
 	}
@@ -174,12 +176,7 @@ func (u *UI) export(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := u.record(ctx, "officer:"+cur.officer.ID, "export", purposeDSR, ex.Subject, "subject", audit.OutcomeDone,
-		"portability request (GDPR Art. 20) via the dashboard")
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", id)
+	c.Set("X-Decision-Id", dec.ID)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="subject-`+ex.Subject+`.json"`)
 	return c.Send(append(b, '\n'))
@@ -235,9 +232,14 @@ func (u *UI) erase(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	reason := "erasure request (GDPR Art. 17) via the dashboard"
-	if r, ok := eraseReasons[c.FormValue("reason")]; ok {
-		reason += ": " + r
+	// The audit reason is a code (commerce.EraseReasons); the form's
+	// "authority" is the code legal_order.
+	reason := commerce.EraseRequest
+	if r := c.FormValue("reason"); eraseReasons[r] != "" {
+		reason = r
+		if r == "authority" {
+			reason = commerce.EraseLegalOrder
+		}
 	}
 	if err := u.d.Rights.Erase(ctx, row.ID, cur.party(), reason); err != nil {
 		return err
