@@ -35,7 +35,7 @@ type Data struct {
 
 // PartyKindInfo describes a kind of recipient.
 type PartyKindInfo struct {
-	// Side is "retail", "messaging" or "broker".
+	// Side is "retail", "messaging", "broker" or "oversight".
 	Side        string `json:"side"`
 	Description string `json:"description"`
 }
@@ -47,8 +47,14 @@ type Purpose struct {
 	LawfulBasis string `json:"lawful_basis"`
 	Description string `json:"description"`
 	// Consent lists the consent flags the purpose needs ("notice",
-	// "marketing", "analytics"); "notice" is always among them.
+	// "marketing", "analytics"); "notice" is always among them, except
+	// for a purpose that answers the shopper's own rights request.
 	Consent []string `json:"consent"`
+	// AnswersRightsRequest marks the purpose that answers the shopper's
+	// own access or portability request: the broker owes that answer
+	// whether or not they accepted the notice, so it needs no consent. It
+	// requires the legal_obligation basis and oversight parties only.
+	AnswersRightsRequest bool `json:"answers_rights_request,omitempty"`
 	// States lists the order states in which the purpose is open; nil
 	// means every state.
 	States []string `json:"states,omitempty"`
@@ -239,7 +245,16 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 	if p.Description == "" {
 		bad("%s: no description", at)
 	}
-	if !slices.Contains(p.Consent, "notice") {
+	switch {
+	case p.AnswersRightsRequest && p.LawfulBasis != "legal_obligation":
+		bad("%s: answers_rights_request needs the legal_obligation basis", at)
+	case p.AnswersRightsRequest:
+		for kind := range p.Parties {
+			if k, ok := d.PartyKinds[kind]; !ok || k.Side != "oversight" {
+				bad("%s: answers_rights_request is for the oversight side only, not %q", at, kind)
+			}
+		}
+	case !slices.Contains(p.Consent, "notice"):
 		bad("%s: consent must include \"notice\"", at)
 	}
 	for _, c := range p.Consent {

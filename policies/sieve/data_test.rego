@@ -60,8 +60,29 @@ test_oversight_receives_only_for_the_shoppers_own_request if {
 }
 
 test_every_purpose_needs_the_notice if {
-	bad := {p | some p, purpose in data.sieve.purposes; not "notice" in purpose.consent}
+	bad := {p |
+		some p, purpose in data.sieve.purposes
+		not "notice" in purpose.consent
+		not purpose.answers_rights_request
+	}
 	bad == set()
+}
+
+# Only a legal obligation to answer the shopper's own request may go
+# without the notice, and only to the oversight side.
+test_only_rights_requests_go_without_the_notice if {
+	bad := {p |
+		some p, purpose in data.sieve.purposes
+		purpose.answers_rights_request
+		some k, _ in purpose.parties
+		not _oversight_rights_request(purpose, k)
+	}
+	bad == set()
+}
+
+_oversight_rights_request(purpose, k) if {
+	purpose.lawful_basis == "legal_obligation"
+	data.sieve.party_kinds[k].side == "oversight"
 }
 
 test_consent_based_purposes_need_an_opt_in if {

@@ -26,9 +26,16 @@ _grant := _purpose.parties[input.party.kind]
 # Scopes the grant needs that the party does not hold.
 _missing_scopes := {s | some s in _grant.scopes} - {s | some s in input.scopes}
 
-# The privacy notice is always needed, whatever the data says: a purpose
-# whose consent list is lost or mistyped must fail closed, not open.
-_needed_consent := {c | some c in _purpose.consent} | {"notice"}
+# The privacy notice is needed, whatever the data says: a purpose whose
+# consent list is lost or mistyped must fail closed, not open. The one
+# exception is answering the shopper's own rights request (access,
+# portability): the broker owes that answer whether or not they ever
+# accepted the notice, so a purpose that says so explicitly, on the
+# legal_obligation basis, needs only the consents it lists.
+_needed_consent := {c | some c in _purpose.consent} if {
+	_purpose.answers_rights_request == true
+	_purpose.lawful_basis == "legal_obligation"
+} else := {c | some c in _purpose.consent} | {"notice"}
 
 _given_consent := {c | some c, given in input.consent; given == true}
 

@@ -282,3 +282,18 @@ test_consent_must_be_literally_true if {
 	d := release.decision with input as _in("retailer", "marketing", ["data:request"], {"notice": true, "marketing": "yes"}, "")
 	d.reason == "missing consent: marketing"
 }
+
+# A shopper who never accepted the notice still has the right of access:
+# the answer to their own request is owed whatever their consent says.
+test_rights_request_is_answered_without_the_notice if {
+	d := release.decision with input as _in("officer", "data_subject_request", [], {}, "")
+	d.allow
+	d.fields["customer.phone"].allow
+}
+
+# Every other purpose still fails closed without the notice.
+test_other_purposes_still_need_the_notice if {
+	d := release.decision with input as _in("retailer", "order_fulfilment", ["orders:read"], {}, "placed")
+	not d.allow
+	d.reason == "missing consent: notice"
+}
