@@ -236,6 +236,7 @@ func (w *world) env(addr string) []string {
 		"BROKER_KEY_DIR="+w.keys,
 		"BROKER_ISSUER="+w.issuer,
 		"WHATSAPP_API_BASE="+w.apiBase,
+		"BROKER_WEBHOOK_ALLOW=127.0.0.0/8", // the partners' hook servers listen on loopback
 	)
 	if addr != "" {
 		env = append(env, "BROKER_ADDR="+addr)

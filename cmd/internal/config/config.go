@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -27,6 +28,7 @@ type Config struct {
 	Policy   Policy
 	WhatsApp WhatsApp
 	Workers  Workers
+	Webhooks Webhooks
 }
 
 // Server is the HTTP side.
@@ -70,6 +72,14 @@ type WhatsApp struct {
 	StoreName     string
 }
 
+// Webhooks limits where partner webhooks may go (SPEC §3).
+type Webhooks struct {
+	// Allow is BROKER_WEBHOOK_ALLOW: CIDR prefixes, comma-separated, that
+	// partner webhook URLs may reach although they are loopback, private or
+	// link-local. Empty: only public addresses.
+	Allow string
+}
+
 // Workers tunes the background work.
 type Workers struct {
 	RetentionInterval time.Duration
@@ -110,6 +120,7 @@ func FromEnv(getenv func(string) string) Config {
 			c.Server.ShutdownTimeout = -1 // reported by Validate
 		}
 	}
+	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
 	c.Workers.Workers = atoiOr(getenv("BROKER_WORKERS"), 0)
 	if v := getenv("BROKER_RETENTION_INTERVAL"); v != "" {
 		c.Workers.RetentionInterval, _ = time.ParseDuration(v)
@@ -260,6 +271,9 @@ func (c *Config) Validate() error {
 	if w.PhoneNumberID != "" && strings.Trim(w.PhoneNumberID, "0123456789") != "" {
 		add("WHATSAPP_PHONE_NUMBER_ID must be digits")
 	}
+	if _, err := partnerhook.ParseAllow(c.Webhooks.Allow); err != nil {
+		add("BROKER_WEBHOOK_ALLOW: %v", err)
+	}
 	if c.Workers.Workers < 0 || c.Workers.Workers > 64 {
 		add("BROKER_WORKERS must be 1 to 64")
 	}
@@ -274,6 +288,13 @@ func (c *Config) Validate() error {
 		msgs[i] = e.Error()
 	}
 	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
+}
+
+// WebhookGuard is the address guard of partner webhooks: the allow list,
+// and https only in production. Call it on a validated configuration.
+func (c *Config) WebhookGuard() *partnerhook.Guard {
+	allow, _ := partnerhook.ParseAllow(c.Webhooks.Allow)
+	return &partnerhook.Guard{Allow: allow, HTTPSOnly: c.Production()}
 }
 
 func atoiOr(s string, def int) int {
