@@ -70,6 +70,12 @@ type WhatsApp struct {
 	CatalogID     string
 	PaymentConfig string
 	StoreName     string
+	// PaymentLookup is BROKER_PAYMENT_LOOKUP, "on" or "off": confirm every
+	// captured payment with the Cloud API's payment lookup before placing
+	// the order (Meta: do not rely on the webhook alone). On in production,
+	// where it cannot be turned off; off by default in development, whose
+	// simulator answers it when turned on.
+	PaymentLookup string
 }
 
 // Webhooks limits where partner webhooks may go (SPEC §3).
@@ -112,6 +118,7 @@ func FromEnv(getenv func(string) string) Config {
 			CatalogID:     getenv("WHATSAPP_CATALOG_ID"),
 			PaymentConfig: getenv("WHATSAPP_PAYMENT_CONFIG"),
 			StoreName:     getenv("SIEVE_STORE_NAME"),
+			PaymentLookup: getenv("BROKER_PAYMENT_LOOKUP"),
 		},
 	}
 	if v := getenv("BROKER_SHUTDOWN_TIMEOUT"); v != "" {
@@ -194,6 +201,12 @@ func (w *WhatsApp) SetDefaults(production bool) {
 	if w.StoreName == "" {
 		w.StoreName = "Sieve Fresh"
 	}
+	if w.PaymentLookup == "" {
+		w.PaymentLookup = "off"
+		if production {
+			w.PaymentLookup = "on"
+		}
+	}
 	if production {
 		return
 	}
@@ -267,6 +280,12 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(w.APIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("WHATSAPP_API_BASE must be an http(s) URL, not %q", w.APIBase)
 		}
+	}
+	switch {
+	case w.PaymentLookup != "on" && w.PaymentLookup != "off":
+		add("BROKER_PAYMENT_LOOKUP must be on or off, not %q", w.PaymentLookup)
+	case w.PaymentLookup == "off" && c.Production():
+		add("BROKER_PAYMENT_LOOKUP must be on in production: a payment webhook alone does not place an order")
 	}
 	if w.PhoneNumberID != "" && strings.Trim(w.PhoneNumberID, "0123456789") != "" {
 		add("WHATSAPP_PHONE_NUMBER_ID must be digits")

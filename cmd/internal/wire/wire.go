@@ -116,6 +116,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Conv:  &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName},
 		Log:   log,
 	}
+	if cfg.WhatsApp.PaymentLookup == "on" {
+		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
+	}
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
