@@ -70,12 +70,44 @@ func TestPartnerCreateWebhookGuard(t *testing.T) {
 		!strings.Contains(e, "BROKER_WEBHOOK_ALLOW") {
 		t.Errorf("a bad BROKER_WEBHOOK_ALLOW: exit %d %q", code, e)
 	}
-	_, out, _ := ctl(nil, "partner", "list", "--json")
-	var rows []map[string]any
-	if err := json.Unmarshal([]byte(out), &rows); err != nil {
-		t.Fatalf("partner list: %v: %s", err, out)
+	list := func() []map[string]any {
+		t.Helper()
+		_, out, _ := ctl(nil, "partner", "list", "--json")
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("partner list: %v: %s", err, out)
+		}
+		return rows
 	}
+	rows := list()
 	if len(rows) != 1 {
-		t.Errorf("%d partners created, want only the allowed one: %s", len(rows), out)
+		t.Fatalf("%d partners created, want only the allowed one: %v", len(rows), rows)
+	}
+	id := rows[0]["client_id"].(string)
+
+	// partner update checks the new URL the same way, and changes nothing
+	// when it refuses.
+	for _, url := range []string{"http://169.254.169.254/", "http://localhost:9000/hook", "https://192.168.1.10/hook", "ftp://8.8.8.8/"} {
+		if code, _, e := ctl(nil, "partner", "update", id, "--webhook", url); code == 0 || !strings.Contains(e, "webhook") {
+			t.Errorf("partner update --webhook %s: exit %d %q", url, code, e)
+		}
+	}
+	if got := list()[0]["webhook"]; got != "http://127.0.0.1:9000/hook" {
+		t.Errorf("a refused update changed the webhook to %v", got)
+	}
+	if code, _, e := ctl(nil, "partner", "update", id, "--webhook", "https://8.8.8.8/sieve"); code != 0 {
+		t.Fatalf("update to a public address: exit %d %s", code, e)
+	}
+	if got := list()[0]["webhook"]; got != "https://8.8.8.8/sieve" {
+		t.Errorf("webhook %v after the update", got)
+	}
+	if code, _, e := ctl(nil, "partner", "update", id, "--no-webhook"); code != 0 {
+		t.Fatalf("--no-webhook: exit %d %s", code, e)
+	}
+	if got, ok := list()[0]["webhook"]; ok {
+		t.Errorf("webhook %v after --no-webhook", got)
+	}
+	if code, _, _ := ctl(nil, "partner", "update", id); code != 2 {
+		t.Errorf("update without a flag: exit %d, want 2 (usage)", code)
 	}
 }
