@@ -237,6 +237,7 @@ func (w *world) env(addr string) []string {
 		"BROKER_ISSUER="+w.issuer,
 		"WHATSAPP_API_BASE="+w.apiBase,
 		"BROKER_WEBHOOK_ALLOW=127.0.0.0/8", // the partners' hook servers listen on loopback
+		"BROKER_PAYMENT_LOOKUP=on",         // confirm captures with wasim's lookup, as production does
 	)
 	if addr != "" {
 		env = append(env, "BROKER_ADDR="+addr)
