@@ -164,3 +164,54 @@ func TestGuardCheckURL(t *testing.T) {
 		})
 	}
 }
+
+// FuzzGuardSpellings: an IPv4 address and its IPv4-mapped IPv6 spelling
+// get the same answer, whatever the allow list; and a refused address
+// stays refused through the dial hook, so no spelling slips through.
+func FuzzGuardSpellings(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, "")
+	f.Add([]byte{169, 254, 169, 254}, "127.0.0.0/8")
+	f.Add([]byte{10, 0, 0, 1}, "10.0.0.0/8")
+	f.Add([]byte{8, 8, 8, 8}, "::ffff:0:0/96")
+	f.Fuzz(func(t *testing.T, b []byte, allow string) {
+		if len(b) < 4 {
+			return
+		}
+		prefixes, err := partnerhook.ParseAllow(allow)
+		if err != nil {
+			return
+		}
+		g := &partnerhook.Guard{Allow: prefixes}
+		v4 := netip.AddrFrom4([4]byte(b[:4]))
+		mapped := netip.AddrFrom16(v4.As16())
+		if partnerhook.Public(v4) != partnerhook.Public(mapped) {
+			t.Fatalf("Public(%s) != Public(%s)", v4, mapped)
+		}
+		ok4 := g.AllowedAddr(v4)
+		okMapped := g.AllowedAddr(mapped)
+		if ok4 && !okMapped {
+			t.Fatalf("%s allowed but its mapped form %s refused (allow %q)", v4, mapped, allow)
+		}
+		if okMapped && !ok4 && !allowsMappedOnly(prefixes, mapped) {
+			t.Fatalf("mapped %s allowed but %s refused (allow %q)", mapped, v4, allow)
+		}
+		for _, a := range []netip.Addr{v4, mapped} {
+			dialErr := g.Control("tcp", netip.AddrPortFrom(a, 443).String(), nil)
+			if (dialErr == nil) != g.AllowedAddr(a) {
+				t.Fatalf("Control(%s) = %v, AllowedAddr %v", a, dialErr, g.AllowedAddr(a))
+			}
+		}
+	})
+}
+
+// allowsMappedOnly reports whether an IPv6 prefix of the allow list names
+// the mapped address itself (an operator who allows ::ffff:0:0/96 asks
+// for it).
+func allowsMappedOnly(prefixes []netip.Prefix, mapped netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Addr().Is6() && p.Contains(mapped) {
+			return true
+		}
+	}
+	return false
+}
