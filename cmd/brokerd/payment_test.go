@@ -24,6 +24,11 @@ import (
 // fresh status id each time, so none is taken for a redelivery), changed
 // by mod: a currency, a transaction, an amount that is not the order's.
 func capture(wa, ref string, total int64, mod func(p map[string]any)) string {
+	return captureAt(wa, ref, total, time.Now(), mod)
+}
+
+// captureAt is capture reported at a given time.
+func captureAt(wa, ref string, total int64, at time.Time, mod func(p map[string]any)) string {
 	p := map[string]any{
 		"reference_id": ref,
 		"amount":       map[string]any{"value": total, "offset": 100},
@@ -35,7 +40,7 @@ func capture(wa, ref string, total int64, mod func(p map[string]any)) string {
 		mod(p)
 	}
 	st := map[string]any{"id": fmt.Sprintf("pay.%d", msgSeq.Add(1)), "status": "captured",
-		"timestamp": fmt.Sprint(time.Now().Unix()), "recipient_id": wa, "type": "payment", "payment": p}
+		"timestamp": fmt.Sprint(at.Unix()), "recipient_id": wa, "type": "payment", "payment": p}
 	b, _ := json.Marshal([]any{st})
 	return `"statuses":` + string(b)
 }
@@ -200,8 +205,9 @@ func withLookup(t *testing.T, l *lookupAPI) func(*config.Config) {
 
 // TestPaymentLookupConfirms: with BROKER_PAYMENT_LOOKUP=on a well-formed
 // capture places the order only when the lookup agrees; a lookup that
-// disagrees leaves it unplaced (audited, the shopper told), and a lookup
-// that fails places nothing until it answers.
+// disagrees leaves it unplaced (audited, the shopper told), a lookup that
+// fails places nothing until it answers, and one that fails for too long
+// refuses the capture.
 func TestPaymentLookupConfirms(t *testing.T) {
 	l := &lookupAPI{answers: map[string]func(http.ResponseWriter){}}
 	h := newHarness(t, withLookup(t, l))
@@ -276,6 +282,18 @@ func TestPaymentLookupConfirms(t *testing.T) {
 	if st := h.orderStatus(orderID); st != commerce.StatusPlaced {
 		t.Fatalf("order %s once the lookup answered", st)
 	}
+	// A lookup that still fails long after the capture was reported: the
+	// capture is refused rather than retried for ever.
+	const stale = "919811190012"
+	orderID, ref, total = h.checkout(stale)
+	l.answer(ref, graphFailure(503))
+	h.mustPost(captureAt(stale, ref, total, time.Now().Add(-10*time.Minute), nil))
+	h.next(stale, "payment failed", contains("did not go through"))
+	h.waitRefusal("order:"+orderID, commerce.PaymentRefusedLookupError)
+	if st := h.orderStatus(orderID); st != commerce.StatusPendingPayment {
+		t.Fatalf("order %s although the lookup never answered", st)
+	}
+
 	ctx := context.Background()
 	var n int
 	if err := h.m.Sys.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE processed_at IS NULL`).Scan(&n); err != nil || n != 0 {
