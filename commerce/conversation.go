@@ -77,6 +77,13 @@ type Actions interface {
 	OrderByReference(ctx context.Context, ref string) (*Order, error)
 	// OrderPaid places a paid order and hands it to the retailer.
 	OrderPaid(ctx context.Context, o *Order, p Payment) error
+	// ConfirmPayment confirms a capture with the payment lookup when one
+	// is configured, returning a refusal reason when it disagrees; at is
+	// when the capture was reported.
+	ConfirmPayment(ctx context.Context, o *Order, p Payment, at time.Time) (string, error)
+	// RefusePayment audits a refused capture of o (nil: of no order of the
+	// shopper's) with a reason code.
+	RefusePayment(ctx context.Context, o *Order, reason string) error
 	// CancelOrder cancels an order and releases its stock.
 	CancelOrder(ctx context.Context, o *Order, reason string) error
 	// DataSummary describes what is held about the shopper and who got it.
@@ -99,7 +106,7 @@ var ist = time.FixedZone("IST", 5*3600+1800)
 // replies to send, in order. The session is updated in place.
 func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
 	if in.Kind == InPayment && in.Payment != nil {
-		return c.payment(ctx, s, *in.Payment, act)
+		return c.payment(ctx, s, *in.Payment, in.Time, act)
 	}
 	cmd := command(in)
 	if s.State == StateEraseConfirm {
@@ -508,20 +515,44 @@ func (c *Conversation) checkout(ctx context.Context, sh *Shopper, s *Session, in
 			Tax: broker.INR(tax), Shipping: broker.INR(ship), Total: broker.INR(total)}}}, nil
 }
 
-// payment applies a payment status to the order it names.
-func (c *Conversation) payment(ctx context.Context, s *Session, p Payment, act Actions) ([]Reply, error) {
+// payment applies a payment status to the order it names. A capture
+// places the order only when it is the shopper's own order's reference, in
+// INR, with a successful transaction, for the order's total, and (when
+// configured) the payment lookup agrees; any other capture leaves the
+// order unplaced, is audited as refused with a reason code, and the
+// shopper is told the payment failed. at is when the status was reported.
+func (c *Conversation) payment(ctx context.Context, s *Session, p Payment, at time.Time, act Actions) ([]Reply, error) {
 	o, err := act.OrderByReference(ctx, p.ReferenceID)
 	if broker.IsNotFound(err) {
-		return nil, nil // not ours, or erased: nothing to say
+		if p.Status != PaymentCaptured {
+			return nil, nil // not ours, or erased: nothing to say
+		}
+		// A capture naming no order of this shopper's: another shopper's
+		// reference, an erased order, or one never made.
+		if err := act.RefusePayment(ctx, nil, PaymentRefusedReference); err != nil {
+			return nil, err
+		}
+		return []Reply{{Kind: ReplyText, Body: "We could not match your payment to an order of yours, so nothing " +
+			"was placed. Any amount taken will be refunded."}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case p.Status == "captured" && o.Status == StatusPendingPayment:
-		if p.Amount != o.Total {
-			return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("The payment for %s did not match the order total; "+
-				"we have not placed it. Any amount taken will be refunded.", o.ID)}}, nil
+	case p.Status == PaymentCaptured && o.Status == StatusPendingPayment:
+		reason := CheckCapture(o, p)
+		if reason == "" {
+			if reason, err = act.ConfirmPayment(ctx, o, p, at); err != nil {
+				return nil, err
+			}
+		}
+		if reason != "" {
+			if err := act.RefusePayment(ctx, o, reason); err != nil {
+				return nil, err
+			}
+			return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("The payment for %s did not go through, so we have "+
+				"not placed the order. Any amount taken will be refunded. Tap \"Review and pay\" to try again, "+
+				"or say \"cancel\".", o.ID)}}, nil
 		}
 		if err := act.OrderPaid(ctx, o, p); err != nil {
 			return nil, err
@@ -535,9 +566,9 @@ func (c *Conversation) payment(ctx context.Context, s *Session, p Payment, act A
 			{Kind: ReplyOrderStatus, Body: "Your order is being prepared.", Template: "order_update",
 				Status: &OrderStatus{ReferenceID: o.ReferenceID, Status: "processing", Description: "Order placed"}},
 		}, nil
-	case p.Status == "captured" && o.Status == StatusCancelled:
+	case p.Status == PaymentCaptured && o.Status == StatusCancelled:
 		return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("Your payment for the cancelled order %s will be refunded.", o.ID)}}, nil
-	case p.Status == "captured":
+	case p.Status == PaymentCaptured:
 		return nil, nil // a redelivered capture of a placed order
 	case p.TxnStatus == "failed" && o.Status == StatusPendingPayment:
 		return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("The payment for %s did not go through. Tap \"Review and pay\" "+

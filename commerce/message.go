@@ -55,7 +55,8 @@ type Payment struct {
 	ReferenceID string `json:"reference_id"`
 	Status      string `json:"status"`       // captured | pending
 	TxnStatus   string `json:"txn_status"`   // success | failed | pending
-	Amount      int64  `json:"amount"`       // paise
+	Amount      int64  `json:"amount"`       // paise; -1 when not in offset 100
+	Currency    string `json:"currency"`     // INR is the only one accepted
 	TxnID       string `json:"txn_id"`       // the gateway's order id (opaque)
 	Method      string `json:"method"`       // upi | card | …
 	ErrorReason string `json:"error_reason"` // the gateway's reason on failure (no PII)

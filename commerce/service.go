@@ -73,6 +73,9 @@ type Service struct {
 	Partners broker.PartnerStore
 	Sender   Sender
 	Hooks    PartnerHooks
+	// Payments confirms every capture with the provider before an order
+	// is placed (BROKER_PAYMENT_LOOKUP); nil: the checked webhook alone.
+	Payments PaymentLookup
 	Conv     *Conversation
 	Log      *slog.Logger
 	Metrics  Metrics

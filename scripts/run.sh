@@ -10,6 +10,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL
 fi
 export BROKER_KEY_DIR="${BROKER_KEY_DIR:-.data/keys}"
+export BROKER_WEBHOOK_ALLOW="${BROKER_WEBHOOK_ALLOW:-127.0.0.0/8,::1/128}"  # the demo's partner webhooks are local
+export BROKER_PAYMENT_LOOKUP="${BROKER_PAYMENT_LOOKUP:-on}"  # confirm captures with wasim's payment lookup, as with Meta's
 bin/brokerctl keys init >/dev/null
 bin/brokerctl migrate >/dev/null
 creds=$(bin/brokerctl demo seed)

@@ -169,3 +169,20 @@ func (db *DB) SetDefaultCourier(ctx context.Context, id, courier string) error {
 	}
 	return nil
 }
+
+// sqlSetPartnerWebhook sets a partner's webhook URL; an empty one removes it.
+const sqlSetPartnerWebhook = `UPDATE partners SET webhook_url = NULLIF($2, '') WHERE id = $1`
+
+// SetPartnerWebhook replaces a partner's webhook URL ("" removes it);
+// ENotFound when there is none. The caller validates the URL (brokerctl
+// partner update checks it against the webhook address guard).
+func (db *DB) SetPartnerWebhook(ctx context.Context, id, webhookURL string) error {
+	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerWebhook, id, webhookURL)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}

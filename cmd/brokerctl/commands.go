@@ -193,6 +193,9 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWebhook(ctx, c, *webhook); err != nil {
+		return err
+	}
 	var id, secret string
 	// The partner and its default courier are one change: a bad courier
 	// leaves no half-made retailer behind.
@@ -212,6 +215,19 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 		return printJSON(c.stdout, map[string]string{"client_id": id, "client_secret": secret})
 	}
 	fmt.Fprintf(c.stdout, "client_id: %s\nclient_secret: %s\n(the secret is shown once)\n", id, secret)
+	return nil
+}
+
+// checkWebhook refuses a webhook URL that would reach a loopback, private
+// or link-local address not named in BROKER_WEBHOOK_ALLOW, or an http URL
+// in production (SPEC §3). The broker checks again at every delivery.
+func checkWebhook(ctx context.Context, c *cli, url string) error {
+	if url == "" {
+		return nil
+	}
+	if err := c.cfg.WebhookGuard().CheckURL(ctx, url); err != nil {
+		return broker.Errorf(broker.EInvalid, "invalid partner: %v", err)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 )
 
 // hookCall is one request the broker made to a partner's webhook.
@@ -46,7 +49,7 @@ func newHookServer(t *testing.T) *hookServer {
 		}
 		s.mu.Lock()
 		s.calls = append(s.calls, hookCall{at: time.Now(), event: r.Header.Get("Sieve-Event"),
-			signature: r.Header.Get(token.WebhookHeader), body: body, answered: status})
+			signature: r.Header.Get(partnerhook.Header), body: body, answered: status})
 		s.mu.Unlock()
 		w.WriteHeader(status)
 	}))
@@ -59,6 +62,10 @@ func (s *hookServer) all() []hookCall {
 	defer s.mu.Unlock()
 	return append([]hookCall(nil), s.calls...)
 }
+
+// allowLoopbackHooks lets partner webhooks reach the tests' hook servers on
+// loopback (BROKER_WEBHOOK_ALLOW), as make run does for its demo.
+func allowLoopbackHooks(c *config.Config) { c.Webhooks.Allow = "127.0.0.0/8" }
 
 // hookEvent is the body of a partner webhook.
 type hookEvent struct {
@@ -102,7 +109,7 @@ func checkHook(t *testing.T, c hookCall, secret, event, orderID, wa string) hook
 	if c.event != event {
 		t.Errorf("Sieve-Event %q, want %q", c.event, event)
 	}
-	if err := token.VerifyWebhook([]byte(secret), c.signature, c.body, time.Now(), 0); err != nil {
+	if err := partnerhook.Verify([]byte(secret), c.signature, c.body, time.Now(), 0); err != nil {
 		t.Errorf("%s: signature %q does not verify: %v", event, c.signature, err)
 	}
 	if !strings.HasPrefix(c.signature, "t=") || !strings.Contains(c.signature, ",v1=") {
@@ -110,10 +117,10 @@ func checkHook(t *testing.T, c hookCall, secret, event, orderID, wa string) hook
 	}
 	tampered := append([]byte(nil), c.body...)
 	tampered[len(tampered)-2] ^= 1
-	if token.VerifyWebhook([]byte(secret), c.signature, tampered, time.Now(), 0) == nil {
+	if partnerhook.Verify([]byte(secret), c.signature, tampered, time.Now(), 0) == nil {
 		t.Error("the signature also verifies a tampered body")
 	}
-	if token.VerifyWebhook([]byte("another secret"), c.signature, c.body, time.Now(), 0) == nil {
+	if partnerhook.Verify([]byte("another secret"), c.signature, c.body, time.Now(), 0) == nil {
 		t.Error("the signature verifies with another secret")
 	}
 	var e hookEvent
@@ -141,7 +148,7 @@ func checkHook(t *testing.T, c hookCall, secret, event, orderID, wa string) hook
 // when the shopper deletes their data, each signed, minimised and
 // delivered exactly once.
 func TestPartnerWebhooks(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, allowLoopbackHooks)
 	hooks := newHookServer(t)
 	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
 		Scopes: []string{"orders:read", "orders:write"}, WebhookURL: hooks.srv.URL + "/sieve"})
@@ -203,7 +210,7 @@ func TestPartnerWebhooks(t *testing.T) {
 // broker retries from its outbox with growing delays and the event is
 // delivered exactly once, the same event each time, freshly signed.
 func TestPartnerWebhookRetries(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, allowLoopbackHooks)
 	hooks := newHookServer(t)
 	hooks.fail.Store(2)
 	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
@@ -240,5 +247,76 @@ func TestPartnerWebhookRetries(t *testing.T) {
 	}
 	if n := h.count(`SELECT count(*) FROM outbox WHERE kind = 'partner' AND status = 'sent'`); n != 1 {
 		t.Errorf("%d partner outbox items sent, want 1", n)
+	}
+}
+
+// partnerOutboxError waits until the partner outbox holds an item whose
+// last error is reason, and returns how many attempts it took.
+func (h *harness) partnerOutboxError(reason string, within time.Duration) int {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var attempts int
+		err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT attempts FROM outbox
+			WHERE kind = 'partner' AND last_error = $1 LIMIT 1`, reason).Scan(&attempts)
+		if err == nil {
+			return attempts
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no partner outbox item failed with %q within %v", reason, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPartnerWebhookAddressGuard: a webhook URL on the broker's own host
+// (here registered around brokerctl's check, as a name that resolved
+// elsewhere at registration would be) is refused when the delivery
+// connects: the signed order never leaves, the outbox says why and keeps
+// the event for a retry, and the order itself is placed.
+func TestPartnerWebhookAddressGuard(t *testing.T) {
+	h := newHarness(t) // no BROKER_WEBHOOK_ALLOW
+	hooks := newHookServer(t)
+	h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read"}, WebhookURL: strings.Replace(hooks.srv.URL, "127.0.0.1", "localhost", 1) + "/sieve"})
+	const wa = "919811170003"
+	orderID, ref, total := h.checkout(wa)
+	h.pay(wa, ref, total)
+	h.partnerOutboxError(partnerhook.ReasonRefused, 15*time.Second)
+	if n := len(hooks.all()); n != 0 {
+		t.Fatalf("the webhook on loopback was called %d times", n)
+	}
+	if st := h.orderStatus(orderID); st != commerce.StatusPlaced {
+		t.Errorf("order %s, want placed", st)
+	}
+	if n := h.count(`SELECT count(*) FROM outbox WHERE kind = 'partner' AND status = 'pending'`); n != 1 {
+		t.Errorf("%d partner events pending, want the refused one kept for a retry", n)
+	}
+}
+
+// TestPartnerWebhookNoRedirect: the partner's endpoint answers 307 to
+// another URL. The broker does not re-POST the signed order there; the 3xx
+// is a failed delivery, retried to the registered URL only.
+func TestPartnerWebhookNoRedirect(t *testing.T) {
+	h := newHarness(t, allowLoopbackHooks)
+	thief := newHookServer(t)
+	var redirected atomic.Int32
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) //nolint:errcheck
+		redirected.Add(1)
+		http.Redirect(w, r, thief.srv.URL+"/stolen", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read"}, WebhookURL: redirector.URL + "/sieve"})
+	const wa = "919811170004"
+	_, ref, total := h.checkout(wa)
+	h.pay(wa, ref, total)
+	h.partnerOutboxError("partner webhook answered 307", 15*time.Second)
+	if redirected.Load() == 0 {
+		t.Fatal("the registered URL was never called")
+	}
+	if n := len(thief.all()); n != 0 {
+		t.Fatalf("the redirect target received %d signed orders", n)
 	}
 }

@@ -110,7 +110,7 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 			out.Kind2 = "payment"
 			out.Inbound.Kind = commerce.InPayment
 			p := &commerce.Payment{ReferenceID: s.Payment.ReferenceID, Status: s.Status,
-				Amount: toPaise(s.Payment.Amount)}
+				Amount: paymentPaise(s.Payment.Amount), Currency: s.Payment.Currency}
 			if t := s.Payment.Transaction; t != nil {
 				p.TxnStatus, p.TxnID = t.Status, t.ID
 				if t.Method != nil {

@@ -1,6 +1,14 @@
 package whatsapp
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+)
 
 // Order_details parameter values.
 const (
@@ -271,3 +279,68 @@ func ValidateOrderDetails(p *ActionParameters) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// paymentPaise is a payment's amount in paise, or -1 (which no order total
+// equals) unless it is in offset 100 as WhatsApp Pay India sends it: a
+// capture is compared exactly, never rescaled.
+func paymentPaise(a Amount) int64 {
+	if a.Offset != OffsetINR || a.Value < 0 {
+		return -1
+	}
+	return a.Value
+}
+
+// PaymentLookup confirms payments with the Cloud API's payment lookup
+// (GET /{phone-number-id}/payments/{configuration-name}/{reference-id});
+// it implements commerce.PaymentLookup.
+type PaymentLookup struct {
+	Client *Client
+	// ConfigName is the payment configuration the order_details messages
+	// name (WHATSAPP_PAYMENT_CONFIG).
+	ConfigName string
+}
+
+var _ commerce.PaymentLookup = (*PaymentLookup)(nil)
+
+// LookupPayment asks for the payment of referenceID at the store's
+// phone-number id. A 404, or an answer without that reference, is
+// broker.ENotFound; any other failure is EUnavailable (ask again later).
+// Of several payment records, a captured one is preferred; its transaction
+// status is "success" when any transaction succeeded.
+func (l *PaymentLookup) LookupPayment(ctx context.Context, store, referenceID string) (commerce.Payment, error) {
+	r, err := l.Client.PaymentLookup(ctx, store, l.ConfigName, referenceID)
+	var se *SendError
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return commerce.Payment{}, broker.ErrNotFound // a reference we would never have sent
+	case errors.As(err, &se) && se.HTTPStatus == http.StatusNotFound:
+		return commerce.Payment{}, broker.ErrNotFound
+	case err != nil:
+		return commerce.Payment{}, broker.Wrap(broker.EUnavailable, err, "payment lookup failed")
+	}
+	var rec *PaymentRecord
+	for i := range r.Payments {
+		p := &r.Payments[i]
+		if p.ReferenceID != referenceID {
+			continue
+		}
+		if rec == nil || (p.Captured() && !rec.Captured()) {
+			rec = p
+		}
+	}
+	if rec == nil {
+		return commerce.Payment{}, broker.ErrNotFound
+	}
+	out := commerce.Payment{ReferenceID: rec.ReferenceID, Status: rec.Status, Currency: rec.Currency,
+		Amount: paymentPaise(rec.Amount)}
+	for _, t := range rec.Transactions {
+		if out.TxnID == "" || t.Status == TxnStatusSuccess {
+			out.TxnID, out.TxnStatus = t.ID, t.Status
+		}
+		if t.Status == TxnStatusSuccess {
+			break
+		}
+	}
+	return out, nil
+}

@@ -236,6 +236,8 @@ func (w *world) env(addr string) []string {
 		"BROKER_KEY_DIR="+w.keys,
 		"BROKER_ISSUER="+w.issuer,
 		"WHATSAPP_API_BASE="+w.apiBase,
+		"BROKER_WEBHOOK_ALLOW=127.0.0.0/8", // the partners' hook servers listen on loopback
+		"BROKER_PAYMENT_LOOKUP=on",         // confirm captures with wasim's lookup, as production does
 	)
 	if addr != "" {
 		env = append(env, "BROKER_ADDR="+addr)

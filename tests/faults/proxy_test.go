@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -385,7 +385,7 @@ func (h *partnerHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := h.secret.Load(); s != nil {
-		a.SigErr = token.VerifyWebhook(*s, r.Header.Get("Sieve-Signature"), body, time.Now(), 0)
+		a.SigErr = partnerhook.Verify(*s, r.Header.Get("Sieve-Signature"), body, time.Now(), 0)
 	} else {
 		a.SigErr = fmt.Errorf("no partner secret known yet")
 	}

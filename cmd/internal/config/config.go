@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker/seal"
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	// parseErrs are the variables whose values did not parse; Validate
 	// reports them, so a typo never silently becomes a default.
 	parseErrs []string
+	Webhooks  Webhooks
 }
 
 // Server is the HTTP side.
@@ -84,6 +86,20 @@ type WhatsApp struct {
 	CatalogID     string
 	PaymentConfig string
 	StoreName     string
+	// PaymentLookup is BROKER_PAYMENT_LOOKUP, "on" or "off": confirm every
+	// captured payment with the Cloud API's payment lookup before placing
+	// the order (Meta: do not rely on the webhook alone). On in production,
+	// where it cannot be turned off; off by default in development, whose
+	// simulator answers it when turned on.
+	PaymentLookup string
+}
+
+// Webhooks limits where partner webhooks may go (SPEC §3).
+type Webhooks struct {
+	// Allow is BROKER_WEBHOOK_ALLOW: CIDR prefixes, comma-separated, that
+	// partner webhook URLs may reach although they are loopback, private or
+	// link-local. Empty: only public addresses.
+	Allow string
 }
 
 // Workers tunes the background work.
@@ -152,6 +168,7 @@ func FromEnv(getenv func(string) string) Config {
 			CatalogID:     getenv("WHATSAPP_CATALOG_ID"),
 			PaymentConfig: getenv("WHATSAPP_PAYMENT_CONFIG"),
 			StoreName:     getenv("SIEVE_STORE_NAME"),
+			PaymentLookup: getenv("BROKER_PAYMENT_LOOKUP"),
 		},
 	}
 	p := parser{getenv: getenv, errs: &c.parseErrs}
@@ -162,6 +179,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
+	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
 	return c
 }
 
@@ -257,6 +275,12 @@ func (w *WhatsApp) SetDefaults(production bool) {
 	if w.StoreName == "" {
 		w.StoreName = "Sieve Fresh"
 	}
+	if w.PaymentLookup == "" {
+		w.PaymentLookup = "off"
+		if production {
+			w.PaymentLookup = "on"
+		}
+	}
 	if production {
 		return
 	}
@@ -330,8 +354,17 @@ func (c *Config) Validate() error {
 			add("WHATSAPP_API_BASE must be an http(s) URL, not %q", w.APIBase)
 		}
 	}
+	switch {
+	case w.PaymentLookup != "on" && w.PaymentLookup != "off":
+		add("BROKER_PAYMENT_LOOKUP must be on or off, not %q", w.PaymentLookup)
+	case w.PaymentLookup == "off" && c.Production():
+		add("BROKER_PAYMENT_LOOKUP must be on in production: a payment webhook alone does not place an order")
+	}
 	if w.PhoneNumberID != "" && strings.Trim(w.PhoneNumberID, "0123456789") != "" {
 		add("WHATSAPP_PHONE_NUMBER_ID must be digits")
+	}
+	if _, err := partnerhook.ParseAllow(c.Webhooks.Allow); err != nil {
+		add("BROKER_WEBHOOK_ALLOW: %v", err)
 	}
 	if c.Workers.Workers < 0 || c.Workers.Workers > 64 {
 		add("BROKER_WORKERS must be 1 to 64")
@@ -389,6 +422,13 @@ func joinProblems(errs []error) error {
 		msgs[i] = e.Error()
 	}
 	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
+}
+
+// WebhookGuard is the address guard of partner webhooks: the allow list,
+// and https only in production. Call it on a validated configuration.
+func (c *Config) WebhookGuard() *partnerhook.Guard {
+	allow, _ := partnerhook.ParseAllow(c.Webhooks.Allow)
+	return &partnerhook.Guard{Allow: allow, HTTPSOnly: c.Production()}
 }
 
 // parser reads typed environment variables. A value that does not parse is

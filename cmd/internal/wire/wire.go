@@ -4,15 +4,12 @@
 package wire
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +23,7 @@ import (
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 	"github.com/sieve-broker/sieve/policies"
 )
@@ -117,9 +115,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Partners: s.DB,
 		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
 			PaymentConfig: cfg.WhatsApp.PaymentConfig},
-		Hooks: &PartnerHooks{Store: s.DB, Vault: s.Sealer, Client: &http.Client{Timeout: 10 * time.Second}},
+		Hooks: partnerhook.New(s.DB, s.Sealer, cfg.WebhookGuard(), 10*time.Second),
 		Conv:  &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName},
 		Log:   log,
+	}
+	if cfg.WhatsApp.PaymentLookup == "on" {
+		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
@@ -188,42 +189,6 @@ func PseudonymKey(dir string, create bool) ([]byte, error) {
 		return nil, fmt.Errorf("pseudonym key %s is malformed", path)
 	}
 	return key, nil
-}
-
-// PartnerHooks delivers signed webhooks to partners (Sieve-Signature).
-type PartnerHooks struct {
-	Store  broker.PartnerStore
-	Vault  broker.Vault
-	Client *http.Client
-}
-
-// Deliver posts body to the partner's webhook URL, signed with its secret.
-func (h *PartnerHooks) Deliver(ctx context.Context, p broker.Partner, event string, body []byte) error {
-	secret, err := token.WebhookSecret(ctx, h.Store, h.Vault, p.ID)
-	if err != nil {
-		return &commerce.DeliveryError{Permanent: true, Reason: "partner secret unavailable"}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return &commerce.DeliveryError{Permanent: true, Reason: "invalid webhook URL"}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Sieve-Event", event)
-	req.Header.Set("Sieve-Signature", token.SignWebhook(secret, time.Now(), body))
-	req.Header.Set("User-Agent", "Sieve-Webhooks/1")
-	resp, err := h.Client.Do(req)
-	if err != nil {
-		return &commerce.DeliveryError{Reason: "partner webhook unreachable"}
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == 429 || resp.StatusCode >= 500 || resp.StatusCode == 408:
-		return &commerce.DeliveryError{Reason: fmt.Sprintf("partner webhook answered %d", resp.StatusCode)}
-	}
-	return &commerce.DeliveryError{Permanent: true, Reason: fmt.Sprintf("partner webhook answered %d", resp.StatusCode)}
 }
 
 // Authenticator verifies bearer tokens and checks the partner still exists
