@@ -211,7 +211,13 @@ func TestFailedThenCapturedPaymentAndOutOfOrderStatuses(t *testing.T) {
 	// A redelivered capture changes nothing.
 	h.mustPost(paymentStatus(wa, ref, total, "captured", "success"))
 	// Statuses out of order: read before delivered before sent.
-	id := "wamid.sim1" // the first message the fake Send API accepted
+	var id string // the first message the fake Send API accepted for wa
+	for _, m := range h.wa.all() {
+		if strings.TrimPrefix(m.To, "+") == wa {
+			id = m.ID
+			break
+		}
+	}
 	h.mustPost(statusMsg(wa, id, "read"))
 	h.mustPost(statusMsg(wa, id, "delivered"))
 	h.mustPost(statusMsg(wa, id, "sent"))
@@ -248,7 +254,7 @@ func TestShopperWithoutFromAndOpaqueIDs(t *testing.T) {
 	h := newHarness(t)
 	// A username user: no from, no wa_id; a BSUID instead.
 	body := envelope(`"contacts":[{"profile":{"name":"Ravi"},"user_id":"IN.1410000000000001"}],"messages":[{"from_user_id":"IN.1410000000000001","id":"` +
-		wamid() + `","timestamp":` + ts() + `,"type":"text","text":{"body":"Hi"}}]`)
+		wamidFor("IN.1410000000000001") + `","timestamp":` + ts() + `,"type":"text","text":{"body":"Hi"}}]`)
 	if st := h.webhook(body); st != 200 {
 		t.Fatalf("%d", st)
 	}
