@@ -50,7 +50,7 @@ func cmdMigrate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	applied, err := sys.DB.Migrate(ctx)
+	applied, err := sys.Migrate(ctx)
 	if err != nil {
 		return err
 	}
