@@ -225,8 +225,8 @@ func TestFailedThenCapturedPaymentAndOutOfOrderStatuses(t *testing.T) {
 	// Matched by the keyed hash of the shopper and the id (SPEC §5.8).
 	var subject, st string
 	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT subject_id FROM orders WHERE id = $1`, orderID).Scan(&subject) //nolint:errcheck
-	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT status FROM message_status WHERE provider_id = $1`,            //nolint:errcheck
-		h.m.Sys.Pseudo.ProviderKey(subject, id)).Scan(&st)
+	key := h.m.Sys.Pseudo.ProviderKey(subject, id)
+	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT status FROM message_status WHERE provider_id = $1`, key).Scan(&st) //nolint:errcheck
 	if st != "read" {
 		t.Errorf("status regressed to %q", st)
 	}
