@@ -181,7 +181,7 @@ func TestRedeliveryAndBatches(t *testing.T) {
 	h.next(a, "notice", offers(commerce.IDConsentAccept))
 	h.next(b, "notice", offers(commerce.IDConsentAccept))
 	h.next(b, "second notice", offers(commerce.IDConsentAccept))
-	if n := h.count(`SELECT count(*) FROM inbox WHERE dedup_key LIKE 'm:%'`); n != 3 {
+	if n := h.count(`SELECT count(*) FROM inbox WHERE kind = 'message' AND dedup_key LIKE 'k:%'`); n != 3 {
 		t.Errorf("inbox has %d messages, want 3 (a once, b twice)", n)
 	}
 	// a got exactly one notice despite three deliveries.

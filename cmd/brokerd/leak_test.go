@@ -34,7 +34,16 @@ const (
 	leakChat     = "Is the alphonso mango from Ratnagiri fresh today?"
 	leakRelay    = "Leave it with the watchman Pattabhiraman"
 	leakInternal = "picker Ravi, shelf Q7-ZETA"
+	// A username user: WhatsApp withholds the number and sends a
+	// business-scoped user id (country code, dot, opaque digits).
+	leakBSUID = "IN.4820519736402815"
 )
+
+// leakBSUIDMessage is a message from the username user (no from, no wa_id).
+func leakBSUIDMessage(typ, payload string) string {
+	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"user_id":%q}],"messages":[{"from_user_id":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
+		leakName, leakBSUID, leakBSUID, wamidFor(leakBSUID), ts(), typ, payload)
+}
 
 // leakMessage is message() with the leak test's shopper name.
 func leakMessage(typ, payload string) string {
@@ -84,6 +93,8 @@ func leakNeedles() []needle {
 		needle{"chat place", "Ratnagiri", true},
 		needle{"relayed chat", "Pattabhiraman", true},
 		needle{"retailer's internal note", "Q7-ZETA", false},
+		needle{"BSUID", leakBSUID, true},
+		needle{"BSUID digits", leakBSUID[3:], true},
 	)
 }
 
@@ -171,6 +182,20 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	h.wa.failCode = 131026 // undeliverable: permanent
 	h.wa.failNext.Store(1)
 	h.mustPost(leakText("help"))
+	h.waitIdle()
+
+	// A username user chats, gets read receipts for what was sent to them,
+	// then erases their data: nothing of theirs may remain, hashed ids
+	// included (SPEC §5.8).
+	h.mustPost(leakBSUIDMessage("text", `"text":{"body":"Hi"}`))
+	h.next(leakBSUID, "privacy notice to the BSUID", offers(commerce.IDConsentAccept))
+	h.mustPost(leakBSUIDMessage("interactive", `"interactive":{"type":"button_reply","button_reply":{"id":"`+commerce.IDConsentAccept+`","title":"x"}}`))
+	optIn := h.next(leakBSUID, "marketing opt-in to the BSUID", offers(commerce.IDMarketingNo))
+	h.mustPost(fmt.Sprintf(`"statuses":[{"id":%q,"status":"read","timestamp":%s,"recipient_user_id":%q}]`, optIn.ID, ts(), leakBSUID))
+	h.mustPost(leakBSUIDMessage("text", `"text":{"body":"delete my data"}`))
+	h.next(leakBSUID, "erase question", offers(commerce.IDEraseConfirm))
+	h.mustPost(leakBSUIDMessage("interactive", `"interactive":{"type":"button_reply","button_reply":{"id":"`+commerce.IDEraseConfirm+`","title":"x"}}`))
+	h.next(leakBSUID, "erasure confirmation", contains("has been erased"))
 	h.waitIdle()
 	waitAuditSequenced(t, h)
 
