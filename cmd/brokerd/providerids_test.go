@@ -201,7 +201,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 			{`INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed) VALUES ($1, $2, 'message', $3, $4)`,
 				[]any{"m:" + pendingID, subject, whatsapp.DevPhoneNumberID, sealed}},
 			{`INSERT INTO message_status (provider_id, subject_id, status) VALUES ($1, $2, 'delivered'), ($3, NULL, 'read')`,
-				[]any{sentID, subject, wamidFor("919811179999")}},
+				[]any{sentID, subject, wamid()}},
 			{`DELETE FROM message_status WHERE provider_id = $1`, []any{sys.Pseudo.ProviderKey(subject, sentID)}},
 			{`UPDATE outbox SET provider_id = $1 WHERE provider_id = $2`, []any{sentID, sys.Pseudo.ProviderKey(subject, sentID)}},
 		} {
