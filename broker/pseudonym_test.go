@@ -46,3 +46,14 @@ func mustPseudonymizer(t *testing.T, key []byte) *Pseudonymizer {
 	}
 	return p
 }
+
+// BenchmarkProviderKey is the per-id cost ingest pays for hashing provider
+// ids: one pooled HMAC-SHA256.
+func BenchmarkProviderKey(b *testing.B) {
+	p, _ := NewPseudonymizer(bytes.Repeat([]byte{7}, 32))
+	id := "m:wamid.HBgMOTE5ODExMTEyMjIyFQIAEhgUM0FBREQzNkIyM0E0RUEwRkI2QTMA"
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.ProviderKey("shp_abcdefghijklmnopqrstuvwxyz", id)
+	}
+}

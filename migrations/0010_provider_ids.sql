@@ -6,9 +6,9 @@
 -- The HMAC key is not in the database, so converting what is stored cannot
 -- happen here: brokerd (at start) and `brokerctl migrate` run the
 -- conversion right after the migrations, once, under an advisory lock, and
--- record it in upgrades (broker/postgres UpgradeProviderIDs). What needs no
+-- record it in app_upgrades (broker/postgres UpgradeProviderIDs). What needs no
 -- key is done here.
-CREATE TABLE upgrades (
+CREATE TABLE app_upgrades (
     name    text PRIMARY KEY,
     done_at timestamptz NOT NULL DEFAULT now()
 );
@@ -27,7 +27,7 @@ UPDATE outbox SET provider_id = NULL, subject_id = NULL
        OR (vault_sealed AND kind = 'whatsapp');
 
 -- Nothing left to convert (a new database): record the conversion as done.
-INSERT INTO upgrades (name)
+INSERT INTO app_upgrades (name)
 SELECT '0010_provider_ids'
 WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE dedup_key NOT LIKE 'k:%')
   AND NOT EXISTS (SELECT 1 FROM message_status WHERE provider_id NOT LIKE 'k:%')

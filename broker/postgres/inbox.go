@@ -216,8 +216,8 @@ const ProviderIDUpgrade = "0010_provider_ids"
 // prefix (broker.ProviderKeyPrefix).
 const (
 	sqlUpgradeLock        = `SELECT pg_advisory_xact_lock(hashtextextended('sieve/upgrade/' || $1, 0))`
-	sqlUpgradeDone        = `SELECT EXISTS (SELECT 1 FROM upgrades WHERE name = $1)`
-	sqlUpgradeRecord      = `INSERT INTO upgrades (name) VALUES ($1)`
+	sqlUpgradeDone        = `SELECT EXISTS (SELECT 1 FROM app_upgrades WHERE name = $1)`
+	sqlUpgradeRecord      = `INSERT INTO app_upgrades (name) VALUES ($1)`
 	sqlLegacyInbox        = `SELECT id, dedup_key, subject_id, processed_at IS NULL, sealed FROM inbox WHERE dedup_key NOT LIKE 'k:%' ORDER BY id`
 	sqlUpgradeInbox       = `UPDATE inbox SET dedup_key = t.k, sealed = t.s FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS t(id, k, s) WHERE inbox.id = t.id`
 	sqlDropInbox          = `DELETE FROM inbox WHERE id = ANY($1)`
@@ -235,7 +235,7 @@ const (
 // provider ids: wamids hold the phone number) to their keyed hashes. The
 // key is not in the database, so SQL cannot do it: brokerd and brokerctl
 // run this after the migrations, in one transaction under an advisory
-// lock, and record it in upgrades so that it runs once; migration 0010
+// lock, and record it in app_upgrades so that it runs once; migration 0010
 // records it already when there is nothing to convert.
 //
 // hash is broker.Pseudonymizer.ProviderKey. The sealed payload of a pending

@@ -40,11 +40,11 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 		}
 		return n
 	}
-	if count(`SELECT count(*) FROM upgrades WHERE name = $1`, postgres.ProviderIDUpgrade) != 1 {
+	if count(`SELECT count(*) FROM app_upgrades WHERE name = $1`, postgres.ProviderIDUpgrade) != 1 {
 		t.Fatal("a new database must record the conversion as done")
 	}
 	// Back to before 0010, with what an older broker stored.
-	exec(`DROP TABLE upgrades`)
+	exec(`DROP TABLE app_upgrades`)
 	exec(`DELETE FROM schema_migrations WHERE name LIKE '0010_%'`)
 	const (
 		wamidOld     = "wamid.HBgMOTE5ODExMTEyMjIyFQIAEhgUM0FBREQzNkIyM0E0RUEwRkI2QTMA"
@@ -82,7 +82,7 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 	if n := count(`SELECT count(*) FROM outbox WHERE ref IN ('msg_gone', 'msg_last') AND (provider_id IS NOT NULL OR subject_id IS NOT NULL)`); n != 0 {
 		t.Errorf("%d outbox rows of an erased shopper or last words keep ids", n)
 	}
-	if n := count(`SELECT count(*) FROM upgrades`); n != 0 {
+	if n := count(`SELECT count(*) FROM app_upgrades`); n != 0 {
 		t.Fatal("the conversion was recorded as done with plaintext ids left")
 	}
 
@@ -149,7 +149,7 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 	if n, err := db.UpgradeProviderIDs(ctx, p.ProviderKey, reseal); err != nil || n != 0 {
 		t.Errorf("second run: %d, %v", n, err)
 	}
-	if n := count(`SELECT count(*) FROM upgrades WHERE name = $1`, postgres.ProviderIDUpgrade); n != 1 {
+	if n := count(`SELECT count(*) FROM app_upgrades WHERE name = $1`, postgres.ProviderIDUpgrade); n != 1 {
 		t.Errorf("recorded %d times", n)
 	}
 }

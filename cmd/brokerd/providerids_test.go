@@ -173,7 +173,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 	subject := h.subjectOf(wa)
 	sys := h.m.Sys
 	ctx := t.Context()
-	if n := h.count(`SELECT count(*) FROM upgrades WHERE name = '0010_provider_ids'`); n != 1 {
+	if n := h.count(`SELECT count(*) FROM app_upgrades WHERE name = '0010_provider_ids'`); n != 1 {
 		t.Fatalf("a new database must record the conversion as done by migration 0010: %d", n)
 	}
 	sentID := h.wa.all()[0].ID
@@ -195,7 +195,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 			sql  string
 			args []any
 		}{
-			{`DELETE FROM upgrades`, nil},
+			{`DELETE FROM app_upgrades`, nil},
 			{`INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed, processed_at) VALUES ($1, $2, 'message', $3, '\x00', now())`,
 				[]any{"m:" + processedID, subject, whatsapp.DevPhoneNumberID}},
 			{`INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed) VALUES ($1, $2, 'message', $3, $4)`,
