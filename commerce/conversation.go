@@ -147,6 +147,11 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 		}
 		return []Reply{{Kind: ReplyText, Body: "Thanks: your orders may be counted in anonymised analytics. Say \"stop\" to withdraw."}}, nil
 	}
+	if in.Kind == InOrder && in.Invalid != "" {
+		// A refused order changes nothing (cart, state, stock): the
+		// shopper is told why and may send it again.
+		return []Reply{invalidOrderReply(in.Invalid)}, nil
+	}
 	switch s.State {
 	case StateNew, StateNotice, StateOptIn:
 		if in.Kind == InReply && (in.ReplyID == IDMarketingYes || in.ReplyID == IDMarketingNo) {
@@ -339,7 +344,13 @@ func (c *Conversation) cart(ctx context.Context, s *Session, lines []CartLine, a
 		if _, seen := merged[sku]; !seen {
 			order = append(order, sku)
 		}
-		merged[sku] += l.Quantity
+		// Lines are validated (1..MaxOrderQuantity each), but a cart may
+		// repeat a SKU: the sum is checked, never wrapped.
+		q, ok := addQuantity(merged[sku], l.Quantity)
+		if !ok {
+			return []Reply{invalidOrderReply(OrderInvalidQuantity)}, nil
+		}
+		merged[sku] = q
 	}
 	if len(order) > MaxCartLines {
 		order = order[:MaxCartLines]
@@ -656,6 +667,30 @@ func TextOrder(text string) []CartLine {
 		out = append(out, CartLine{SKU: strings.ToUpper(strings.TrimRight(m[1], "-")), Quantity: q})
 	}
 	return out
+}
+
+// addQuantity adds two order quantities; ok is false when the sum leaves
+// 0..MaxOrderQuantity (or overflows).
+func addQuantity(a, b int) (int, bool) {
+	if a < 0 || b < 0 || a > MaxOrderQuantity || b > MaxOrderQuantity-a {
+		return 0, false
+	}
+	return a + b, true
+}
+
+// invalidOrderReply tells the shopper why their order message was refused.
+func invalidOrderReply(code string) Reply {
+	why := "we could not read it"
+	switch code {
+	case OrderInvalidQuantity:
+		why = fmt.Sprintf("each item's quantity must be a whole number from 1 to %d", MaxOrderQuantity)
+	case OrderInvalidPrice, OrderInvalidCurrency, OrderInvalidTotal:
+		why = "its prices could not be read"
+	case OrderInvalidProduct, OrderInvalidEmpty:
+		why = "it has no products we can identify"
+	}
+	return Reply{Kind: ReplyText, Body: "Sorry, we cannot take that order: " + why + ". Nothing has changed; " +
+		"please send your cart again from the catalog."}
 }
 
 func truncate(s string, n int) string {

@@ -81,3 +81,22 @@ func TestPostalCodeAndTotals(t *testing.T) {
 		t.Errorf("free delivery above ₹499: %d %d", ship, total)
 	}
 }
+
+func TestAddQuantity(t *testing.T) {
+	for _, tc := range []struct {
+		a, b, want int
+		ok         bool
+	}{
+		{0, 1, 1, true},
+		{50000, 50000, MaxOrderQuantity, true},
+		{50000, 50001, 0, false},
+		{MaxOrderQuantity, 1, 0, false},
+		{1, -1, 0, false},
+		{int(^uint(0) >> 1), 1, 0, false}, // would wrap
+		{1, int(^uint(0) >> 1), 0, false},
+	} {
+		if got, ok := addQuantity(tc.a, tc.b); got != tc.want || ok != tc.ok {
+			t.Errorf("addQuantity(%d, %d) = %d, %v; want %d, %v", tc.a, tc.b, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -31,6 +31,10 @@ type Inbound struct {
 	Loc     *Location  // InLocation
 	Payment *Payment   // InPayment
 	Type    string     // InOther: the wire type
+	// Invalid is set on an InOrder event whose order was refused (then
+	// Lines is empty): one of the OrderInvalid codes, never wire text. The
+	// conversation tells the shopper why and changes nothing.
+	Invalid string `json:",omitempty"`
 }
 
 // CartLine is one product in a cart. UnitPrice is what the shopper's order

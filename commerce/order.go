@@ -27,6 +27,21 @@ const (
 	PaymentFailed   = "failed"
 )
 
+// MaxOrderQuantity is the largest quantity an inbound order line may
+// carry; an order with a line outside 1..MaxOrderQuantity is refused whole.
+const MaxOrderQuantity = 100000
+
+// Why an inbound order message is refused (Inbound.Invalid): a fixed list
+// of codes.
+const (
+	OrderInvalidQuantity = "quantity" // a line's quantity outside 1..MaxOrderQuantity
+	OrderInvalidPrice    = "price"    // a line's item_price is not an exact, non-negative amount
+	OrderInvalidCurrency = "currency" // not a currency code, or mixed currencies
+	OrderInvalidProduct  = "product"  // a line without a product id
+	OrderInvalidEmpty    = "empty"    // no lines
+	OrderInvalidTotal    = "total"    // the total overflows
+)
+
 // statusOrder ranks the forward path of an order.
 var statusOrder = []string{StatusPendingPayment, StatusPlaced, StatusAccepted, StatusPacked,
 	StatusOutForDelivery, StatusDelivered}

@@ -180,12 +180,12 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 			// applied here, monotonically and idempotently, instead of
 			// queueing behind the shopper's messages (they are most of the
 			// webhook traffic: sent, delivered and read per message).
-			statuses = append(statuses, MessageStatus{ProviderID: e.StatusID, Subject: subject, Status: e.Status,
-				ErrCode: e.ErrCode})
+			statuses = append(statuses, MessageStatus{ProviderID: s.providerKey(subject, e.StatusID), Subject: subject,
+				Status: e.Status, ErrCode: e.ErrCode})
 			s.inc("sieve_message_status_total", e.Status)
 			continue
 		}
-		key := dedupKey(e)
+		key := s.providerKey(subject, dedupKey(e))
 		b, err := json.Marshal(storedEvent{Inbound: e.Inbound, StatusID: e.StatusID, Status: e.Status,
 			ErrCode: e.ErrCode, Name: e.Name})
 		if err != nil {
@@ -224,6 +224,10 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	return nil
 }
 
+// dedupKey is what an event is deduplicated by, before hashing: the wire
+// id (a wamid holds the phone number), so it is stored only as
+// providerKey(subject, dedupKey(e)) (SPEC §5.8), which also makes
+// deduplication per shopper.
 func dedupKey(e Event) string {
 	switch e.Kind2 {
 	case "status":
@@ -236,6 +240,30 @@ func dedupKey(e Event) string {
 		return "p:" + e.ID + ":" + txn
 	}
 	return "m:" + e.ID
+}
+
+// providerKey is the keyed hash a provider id of subject is stored as; ""
+// stays "" (no id).
+func (s *Service) providerKey(subject, id string) string {
+	if id == "" {
+		return ""
+	}
+	return s.Releaser.Pseudonyms().ProviderKey(subject, id)
+}
+
+// ResealInbox re-binds a pending inbox event's sealed payload from its old
+// dedup key to its new one, for the one-time conversion of plaintext
+// provider ids (broker/postgres UpgradeProviderIDs). It returns nil, nil
+// when the shopper is erased: the event can only be dropped.
+func (s *Service) ResealInbox(ctx context.Context, subject, oldKey, newKey string, sealed []byte) ([]byte, error) {
+	b, err := s.Sealer.Open(ctx, subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: oldKey}, sealed)
+	if broker.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Sealer.Seal(ctx, subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: newKey}, b)
 }
 
 // subjectFor finds (messages: creates) the shopper behind an event.
@@ -681,7 +709,7 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 	switch it.Kind {
 	case "status":
 		s.inc("sieve_message_status_total", ev.Status)
-		return false, s.Store.ApplyMessageStatus(ctx, ev.StatusID, it.Subject, ev.Status, ev.ErrCode)
+		return false, s.Store.ApplyMessageStatus(ctx, s.providerKey(it.Subject, ev.StatusID), it.Subject, ev.Status, ev.ErrCode)
 	case "message":
 		if ev.Time.After(t.lastInbound) {
 			t.lastInbound = ev.Time
@@ -728,6 +756,11 @@ func (s *Service) sealReply(ctx context.Context, subject, store, to string, r Re
 	}
 	if err != nil {
 		return OutboxItem{}, err
+	}
+	if vault {
+		// The last words to an erased shopper name nobody: the row must
+		// not keep the erased subject id.
+		subject = ""
 	}
 	return OutboxItem{Ref: ref, Kind: "whatsapp", Subject: subject, VaultSealed: vault, Sealed: sealed}, nil
 }
@@ -1145,13 +1178,20 @@ type sendRound struct {
 func (s *Service) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 	var providerID string
 	err := s.deliverOne(ctx, it, r, &providerID)
+	// The wamid holds the phone number: only its keyed hash is stored, and
+	// none at all for the last words to an erased shopper (vault-sealed),
+	// whose every provider id is gone.
+	if it.VaultSealed || it.Subject == "" {
+		providerID = ""
+	}
+	providerID = s.providerKey(it.Subject, providerID)
 	var de *DeliveryError
 	switch {
 	case err == nil:
 		if e := s.markSent(ctx, it.ID, providerID); e != nil {
 			s.Log.Warn("outbox: mark sent", "err", e)
 		}
-		if providerID != "" && it.Subject != "" {
+		if providerID != "" {
 			r.mu.Lock()
 			r.statuses = append(r.statuses, MessageStatus{ProviderID: providerID, Subject: it.Subject, Status: "sent"})
 			r.mu.Unlock()

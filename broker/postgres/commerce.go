@@ -385,9 +385,12 @@ func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (str
 
 // sqlApplyStatuses upserts in provider_id order: concurrent batches that
 // share messages then lock their rows in the same order and cannot
-// deadlock.
+// deadlock. Statuses of an erased shopper (a send in flight during the
+// erasure, a stale subject cache) are dropped: erasure removed every
+// provider id of theirs and none may come back.
 const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
 	SELECT p, nullif(s, ''), st, nullif(c, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS t(p, s, st, c)
+	WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.id = t.s AND x.erased_at IS NOT NULL)
 	ORDER BY p
 	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
 	WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 )
@@ -172,7 +174,10 @@ type sentMark struct {
 	providerID string
 }
 
-const sqlOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(), provider_id = nullif(t.pid, ''),
+// An item whose shopper was erased while it was being sent (subject_id
+// cleared) keeps no provider id.
+const sqlOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(),
+	provider_id = CASE WHEN outbox.subject_id IS NULL THEN NULL ELSE nullif(t.pid, '') END,
 	sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END
 	FROM unnest($1::bigint[], $2::text[]) AS t(id, pid) WHERE outbox.id = t.id`
 
@@ -201,4 +206,141 @@ func (db *DB) writeSentBatch(marks []sentMark) ([]struct{}, error) {
 		return nil, Translate(err)
 	}
 	return make([]struct{}, len(marks)), nil
+}
+
+// ProviderIDUpgrade names the one-time conversion of provider ids stored
+// in plaintext before migration 0010 (see UpgradeProviderIDs).
+const ProviderIDUpgrade = "0010_provider_ids"
+
+// SQL of the conversion. Legacy values are those without the keyed-hash
+// prefix (broker.ProviderKeyPrefix).
+const (
+	sqlUpgradeLock        = `SELECT pg_advisory_xact_lock(hashtextextended('sieve/upgrade/' || $1, 0))`
+	sqlUpgradeDone        = `SELECT EXISTS (SELECT 1 FROM app_upgrades WHERE name = $1)`
+	sqlUpgradeRecord      = `INSERT INTO app_upgrades (name) VALUES ($1)`
+	sqlLegacyInbox        = `SELECT id, dedup_key, subject_id, processed_at IS NULL, sealed FROM inbox WHERE dedup_key NOT LIKE 'k:%' ORDER BY id`
+	sqlUpgradeInbox       = `UPDATE inbox SET dedup_key = t.k, sealed = t.s FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS t(id, k, s) WHERE inbox.id = t.id`
+	sqlDropInbox          = `DELETE FROM inbox WHERE id = ANY($1)`
+	sqlLegacyStatuses     = `SELECT provider_id, subject_id FROM message_status WHERE provider_id NOT LIKE 'k:%' AND subject_id IS NOT NULL`
+	sqlUpgradeStatuses    = `UPDATE message_status SET provider_id = t.n FROM unnest($1::text[], $2::text[]) AS t(o, n) WHERE provider_id = t.o`
+	sqlDropLegacyStatuses = `DELETE FROM message_status WHERE provider_id NOT LIKE 'k:%'`
+	sqlLegacyOutbox       = `SELECT id, provider_id, subject_id FROM outbox
+		WHERE provider_id NOT LIKE 'k:%' AND subject_id IS NOT NULL AND NOT vault_sealed`
+	sqlUpgradeOutbox    = `UPDATE outbox SET provider_id = t.n FROM unnest($1::bigint[], $2::text[]) AS t(id, n) WHERE outbox.id = t.id`
+	sqlDropLegacyOutbox = `UPDATE outbox SET provider_id = NULL WHERE provider_id NOT LIKE 'k:%'`
+)
+
+// UpgradeProviderIDs converts, once, the provider ids stored in plaintext
+// before migration 0010 (inbox dedup keys, message_status and outbox
+// provider ids: wamids hold the phone number) to their keyed hashes. The
+// key is not in the database, so SQL cannot do it: brokerd and brokerctl
+// run this after the migrations, in one transaction under an advisory
+// lock, and record it in app_upgrades so that it runs once; migration 0010
+// records it already when there is nothing to convert.
+//
+// hash is broker.Pseudonymizer.ProviderKey. The sealed payload of a pending
+// inbox row is bound to its dedup key, so reseal re-binds it to the new key
+// (nil: the shopper is erased, drop the row); processed rows are never
+// opened again and keep theirs. It returns how many values it converted.
+func (db *DB) UpgradeProviderIDs(ctx context.Context, hash func(subject, id string) string,
+	reseal func(ctx context.Context, subject, oldKey, newKey string, sealed []byte) ([]byte, error)) (int, error) {
+	var n int
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		n = 0
+		q := db.q(ctx)
+		if _, err := q.Exec(ctx, sqlUpgradeLock, ProviderIDUpgrade); err != nil {
+			return err
+		}
+		var done bool
+		if err := q.QueryRow(ctx, sqlUpgradeDone, ProviderIDUpgrade).Scan(&done); err != nil || done {
+			return err
+		}
+		type legacyRow struct {
+			id           int64
+			key, subject string
+			pending      bool
+			sealed       []byte
+		}
+		rows, err := q.Query(ctx, sqlLegacyInbox)
+		if err != nil {
+			return err
+		}
+		legacy, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (legacyRow, error) {
+			var l legacyRow
+			err := r.Scan(&l.id, &l.key, &l.subject, &l.pending, &l.sealed)
+			return l, err
+		})
+		if err != nil {
+			return err
+		}
+		var ids, drop []int64
+		var keys []string
+		var seals [][]byte
+		for _, l := range legacy {
+			k, s := hash(l.subject, l.key), l.sealed
+			if l.pending {
+				if s, err = reseal(ctx, l.subject, l.key, k, l.sealed); err != nil {
+					return err
+				}
+				if s == nil {
+					drop = append(drop, l.id)
+					continue
+				}
+			}
+			ids, keys, seals = append(ids, l.id), append(keys, k), append(seals, s)
+		}
+		if _, err := q.Exec(ctx, sqlUpgradeInbox, ids, keys, seals); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, sqlDropInbox, drop); err != nil {
+			return err
+		}
+		n += len(ids)
+
+		rows, err = q.Query(ctx, sqlLegacyStatuses)
+		if err != nil {
+			return err
+		}
+		var olds, news []string
+		var old, subject string
+		if _, err := pgx.ForEachRow(rows, []any{&old, &subject}, func() error {
+			olds, news = append(olds, old), append(news, hash(subject, old))
+			return nil
+		}); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, sqlUpgradeStatuses, olds, news); err != nil {
+			return err
+		}
+		// Statuses without a shopper can match nothing: dropped.
+		if _, err := q.Exec(ctx, sqlDropLegacyStatuses); err != nil {
+			return err
+		}
+		n += len(olds)
+
+		rows, err = q.Query(ctx, sqlLegacyOutbox)
+		if err != nil {
+			return err
+		}
+		var oids []int64
+		var id int64
+		news = nil
+		if _, err := pgx.ForEachRow(rows, []any{&id, &old, &subject}, func() error {
+			oids, news = append(oids, id), append(news, hash(subject, old))
+			return nil
+		}); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, sqlUpgradeOutbox, oids, news); err != nil {
+			return err
+		}
+		// Ids of rows without a shopper (erased, or last words) go.
+		if _, err := q.Exec(ctx, sqlDropLegacyOutbox); err != nil {
+			return err
+		}
+		n += len(oids)
+		_, err = q.Exec(ctx, sqlUpgradeRecord, ProviderIDUpgrade)
+		return err
+	})
+	return n, err
 }

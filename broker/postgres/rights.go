@@ -52,7 +52,11 @@ func (db *DB) EraseSubjectRows(ctx context.Context, subject string) ([]string, e
 		`DELETE FROM sessions WHERE subject_id = $1`,
 		`DELETE FROM inbox WHERE subject_id = $1`,
 		sqlEraseOutbox,
-		`UPDATE outbox SET sealed = NULL WHERE subject_id = $1 AND NOT vault_sealed`,
+		// Sent and dead items keep no payload, no provider id (its hash)
+		// and no subject id; vault-sealed ones (a cancellation to the
+		// retailer) keep only their payload, which names nobody.
+		`UPDATE outbox SET sealed = CASE WHEN vault_sealed THEN sealed END, provider_id = NULL, subject_id = NULL
+			WHERE subject_id = $1`,
 		`DELETE FROM partner_refs WHERE subject_id = $1`,
 		`DELETE FROM message_status WHERE subject_id = $1`,
 	} {

@@ -53,6 +53,8 @@ func cmdMigrate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The schema only: the one-time conversion of stored provider ids to
+	// keyed hashes needs the pseudonym key and runs when brokerd starts.
 	applied, err := db.Migrate(ctx)
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Sys = sys
-	if _, err := sys.DB.Migrate(ctx); err != nil {
+	if _, err := sys.Migrate(ctx); err != nil {
 		sys.Close()
 		return err
 	}

@@ -186,7 +186,7 @@ func TestRedeliveryAndBatches(t *testing.T) {
 	h.next(a, "notice", offers(commerce.IDConsentAccept))
 	h.next(b, "notice", offers(commerce.IDConsentAccept))
 	h.next(b, "second notice", offers(commerce.IDConsentAccept))
-	if n := h.count(`SELECT count(*) FROM inbox WHERE dedup_key LIKE 'm:%'`); n != 3 {
+	if n := h.count(`SELECT count(*) FROM inbox WHERE kind = 'message' AND dedup_key LIKE 'k:%'`); n != 3 {
 		t.Errorf("inbox has %d messages, want 3 (a once, b twice)", n)
 	}
 	// a got exactly one notice despite three deliveries.
@@ -216,13 +216,22 @@ func TestFailedThenCapturedPaymentAndOutOfOrderStatuses(t *testing.T) {
 	// A redelivered capture changes nothing.
 	h.mustPost(paymentStatus(wa, ref, total, "captured", "success"))
 	// Statuses out of order: read before delivered before sent.
-	id := "wamid.sim1" // the first message the fake Send API accepted
+	var id string // the first message the fake Send API accepted for wa
+	for _, m := range h.wa.all() {
+		if strings.TrimPrefix(m.To, "+") == wa {
+			id = m.ID
+			break
+		}
+	}
 	h.mustPost(statusMsg(wa, id, "read"))
 	h.mustPost(statusMsg(wa, id, "delivered"))
 	h.mustPost(statusMsg(wa, id, "sent"))
 	h.waitIdle()
-	var st string
-	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT status FROM message_status WHERE provider_id = $1`, id).Scan(&st) //nolint:errcheck
+	// Matched by the keyed hash of the shopper and the id (SPEC §5.8).
+	var subject, st string
+	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT subject_id FROM orders WHERE id = $1`, orderID).Scan(&subject) //nolint:errcheck
+	key := h.m.Sys.Pseudo.ProviderKey(subject, id)
+	h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT status FROM message_status WHERE provider_id = $1`, key).Scan(&st) //nolint:errcheck
 	if st != "read" {
 		t.Errorf("status regressed to %q", st)
 	}
@@ -253,7 +262,7 @@ func TestShopperWithoutFromAndOpaqueIDs(t *testing.T) {
 	h := newHarness(t)
 	// A username user: no from, no wa_id; a BSUID instead.
 	body := envelope(`"contacts":[{"profile":{"name":"Ravi"},"user_id":"IN.1410000000000001"}],"messages":[{"from_user_id":"IN.1410000000000001","id":"` +
-		wamid() + `","timestamp":` + ts() + `,"type":"text","text":{"body":"Hi"}}]`)
+		wamidFor("IN.1410000000000001") + `","timestamp":` + ts() + `,"type":"text","text":{"body":"Hi"}}]`)
 	if st := h.webhook(body); st != 200 {
 		t.Fatalf("%d", st)
 	}

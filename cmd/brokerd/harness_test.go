@@ -25,6 +25,7 @@ import (
 type sent struct {
 	Seq  int
 	To   string
+	ID   string // the wamid the fake Send API returned, in Meta's format
 	Body map[string]any
 	Raw  []byte
 }
@@ -130,10 +131,11 @@ func newFakeSendAPI(t *testing.T) *fakeSendAPI {
 		if to == "" {
 			to = m.Recipient
 		}
-		f.msgs = append(f.msgs, sent{Seq: seq, To: to, Body: body, Raw: raw})
+		id := whatsapp.NewOutboundWAMID(to) // Meta's format: the phone number inside
+		f.msgs = append(f.msgs, sent{Seq: seq, To: to, ID: id, Body: body, Raw: raw})
 		f.mu.Unlock()
-		fmt.Fprintf(w, `{"messaging_product":"whatsapp","contacts":[{"input":%q,"wa_id":%q}],"messages":[{"id":"wamid.sim%d"}]}`,
-			m.To, strings.TrimPrefix(m.To, "+"), seq)
+		fmt.Fprintf(w, `{"messaging_product":"whatsapp","contacts":[{"input":%q,"wa_id":%q}],"messages":[{"id":%q}]}`,
+			m.To, strings.TrimPrefix(m.To, "+"), id)
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -239,7 +241,12 @@ func (h *harness) webhookSigned(body, sig string) int {
 
 var msgSeq atomic.Int64
 
-func wamid() string { return fmt.Sprintf("wamid.TEST%d_%d", time.Now().UnixNano(), msgSeq.Add(1)) }
+// wamid returns a fresh inbound message id in Meta's real format for a
+// shopper of the default test number; wamidFor holds wa's own number (or
+// BSUID), as Meta's ids do.
+func wamid() string { return wamidFor("919811110000") }
+
+func wamidFor(wa string) string { return whatsapp.NewInboundWAMID(wa) }
 
 // envelope wraps values (each a JSON "value" object body without metadata).
 func envelope(values ...string) string {
@@ -248,7 +255,9 @@ func envelope(values ...string) string {
 		changes = append(changes, `{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"919000000001","phone_number_id":"`+
 			whatsapp.DevPhoneNumberID+`"},`+v+`}}`)
 	}
-	return `{"object":"whatsapp_business_account","entry":[{"id":"100000000000000","changes":[` + strings.Join(changes, ",") + `]}]}`
+	// Escaped as Meta escapes webhook bodies (and signed over that).
+	return string(whatsapp.MetaEscape([]byte(`{"object":"whatsapp_business_account","entry":[{"id":"100000000000000","changes":[` +
+		strings.Join(changes, ",") + `]}]}`)))
 }
 
 func ts() string { return fmt.Sprintf("%q", fmt.Sprint(time.Now().Unix())) }
@@ -256,7 +265,7 @@ func ts() string { return fmt.Sprintf("%q", fmt.Sprint(time.Now().Unix())) }
 // message builds a value with one inbound message from wa (name Asha).
 func message(wa, typ, payload string) string {
 	return fmt.Sprintf(`"contacts":[{"profile":{"name":"Asha Verma"},"wa_id":%q}],"messages":[{"from":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
-		wa, wa, wamid(), ts(), typ, payload)
+		wa, wa, wamidFor(wa), ts(), typ, payload)
 }
 
 func textMsg(wa, body string) string {

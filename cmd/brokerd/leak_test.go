@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
 // The shopper of the leak test: every value is distinctive, so that a hit
@@ -30,12 +34,21 @@ const (
 	leakChat     = "Is the alphonso mango from Ratnagiri fresh today?"
 	leakRelay    = "Leave it with the watchman Pattabhiraman"
 	leakInternal = "picker Ravi, shelf Q7-ZETA"
+	// A username user: WhatsApp withholds the number and sends a
+	// business-scoped user id (country code, dot, opaque digits).
+	leakBSUID = "IN.4820519736402815"
 )
+
+// leakBSUIDMessage is a message from the username user (no from, no wa_id).
+func leakBSUIDMessage(typ, payload string) string {
+	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"user_id":%q}],"messages":[{"from_user_id":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
+		leakName, leakBSUID, leakBSUID, wamidFor(leakBSUID), ts(), typ, payload)
+}
 
 // leakMessage is message() with the leak test's shopper name.
 func leakMessage(typ, payload string) string {
 	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"wa_id":%q}],"messages":[{"from":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
-		leakName, leakWa, leakWa, wamid(), ts(), typ, payload)
+		leakName, leakWa, leakWa, wamidFor(leakWa), ts(), typ, payload)
 }
 
 func leakText(body string) string {
@@ -80,6 +93,8 @@ func leakNeedles() []needle {
 		needle{"chat place", "Ratnagiri", true},
 		needle{"relayed chat", "Pattabhiraman", true},
 		needle{"retailer's internal note", "Q7-ZETA", false},
+		needle{"BSUID", leakBSUID, true},
+		needle{"BSUID digits", leakBSUID[3:], true},
 	)
 }
 
@@ -171,6 +186,20 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	h.wa.failNext.Store(1)
 	h.mustPost(leakText("help"))
 	h.waitIdle()
+
+	// A username user chats, gets read receipts for what was sent to them,
+	// then erases their data: nothing of theirs may remain, hashed ids
+	// included (SPEC §5.8).
+	h.mustPost(leakBSUIDMessage("text", `"text":{"body":"Hi"}`))
+	h.next(leakBSUID, "privacy notice to the BSUID", offers(commerce.IDConsentAccept))
+	h.mustPost(leakBSUIDMessage("interactive", `"interactive":{"type":"button_reply","button_reply":{"id":"`+commerce.IDConsentAccept+`","title":"x"}}`))
+	optIn := h.next(leakBSUID, "marketing opt-in to the BSUID", offers(commerce.IDMarketingNo))
+	h.mustPost(fmt.Sprintf(`"statuses":[{"id":%q,"status":"read","timestamp":%s,"recipient_user_id":%q}]`, optIn.ID, ts(), leakBSUID))
+	h.mustPost(leakBSUIDMessage("text", `"text":{"body":"delete my data"}`))
+	h.next(leakBSUID, "erase question", offers(commerce.IDEraseConfirm))
+	h.mustPost(leakBSUIDMessage("interactive", `"interactive":{"type":"button_reply","button_reply":{"id":"`+commerce.IDEraseConfirm+`","title":"x"}}`))
+	h.next(leakBSUID, "erasure confirmation", contains("has been erased"))
+	h.waitIdle()
 	waitAuditSequenced(t, h)
 
 	// The haystacks.
@@ -218,16 +247,115 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 		{"database dump", dump, false},
 	} {
 		t.Run(hay.name, func(t *testing.T) {
-			for _, n := range leakNeedles() {
-				if !n.shopperPII && !hay.all {
-					continue
+			searchNeedles(t, hay.text, "in plaintext", hay.all)
+			// Encoded forms: a WhatsApp message id is base64 of a
+			// structure holding the phone number, and bytea columns dump
+			// as hex.
+			hits := 0
+			for _, run := range decodedRuns(hay.text) {
+				if hits == 5 {
+					t.Errorf("… and more encoded runs not searched")
+					break
 				}
-				if i := strings.Index(hay.text, n.s); i >= 0 {
-					t.Errorf("%s in plaintext: …%s…", n.what, hay.text[max(0, i-120):min(len(hay.text), i+len(n.s)+60)])
+				if searchNeedles(t, run.decoded, "in "+run.how+" of …"+run.source+"…", hay.all) {
+					hits++
 				}
 			}
-			if strings.Contains(digitsOnly(hay.text), leakWa[2:]) {
-				t.Errorf("the phone number's digits appear in order, with punctuation between them")
+		})
+	}
+}
+
+// searchNeedles reports every needle found in text, and whether it found
+// any.
+func searchNeedles(t *testing.T, text, where string, all bool) bool {
+	t.Helper()
+	found := false
+	for _, n := range leakNeedles() {
+		if !n.shopperPII && !all {
+			continue
+		}
+		if i := strings.Index(text, n.s); i >= 0 {
+			t.Errorf("%s %s: …%q…", n.what, where, text[max(0, i-120):min(len(text), i+len(n.s)+60)])
+			found = true
+		}
+	}
+	if strings.Contains(digitsOnly(text), leakWa[2:]) {
+		t.Errorf("the phone number's digits appear in order, with punctuation between them, %s", where)
+		found = true
+	}
+	return found
+}
+
+// decodedRun is the decoding of one encoded run found in a haystack.
+type decodedRun struct{ how, source, decoded string }
+
+var (
+	// base64 and base64url, with or without padding; at least 16
+	// characters (12 bytes), shorter runs are words.
+	base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{16,}={0,2}`)
+	hexRun    = regexp.MustCompile(`[0-9a-fA-F]{16,}`)
+)
+
+// decodedRuns decodes every base64, base64url and hex run of text, at
+// every alignment (a run may start mid-quantum, after a prefix that is
+// itself base64 characters), and returns the decodings.
+func decodedRuns(text string) []decodedRun {
+	var out []decodedRun
+	for _, run := range base64Run.FindAllString(text, -1) {
+		run = strings.TrimRight(run, "=")
+		for _, enc := range []struct {
+			name string
+			enc  *base64.Encoding
+			skip string
+		}{{"base64", base64.RawStdEncoding, "-_"}, {"base64url", base64.RawURLEncoding, "+/"}} {
+			if strings.ContainsAny(run, enc.skip) {
+				continue
+			}
+			for off := 0; off < 4 && len(run)-off >= 16; off++ {
+				r := run[off:]
+				r = r[:len(r)-len(r)%4]
+				if b, err := enc.enc.DecodeString(r); err == nil {
+					out = append(out, decodedRun{enc.name, run[:min(len(run), 40)], string(b)})
+				}
+			}
+		}
+	}
+	for _, run := range hexRun.FindAllString(text, -1) {
+		for off := 0; off < 2; off++ {
+			r := run[off:]
+			if b, err := hex.DecodeString(r[:len(r)-len(r)%2]); err == nil {
+				out = append(out, decodedRun{"hex", run[:min(len(run), 40)], string(b)})
+			}
+		}
+	}
+	return out
+}
+
+// TestLeakSearchDecodes: the search finds a phone number inside a
+// Meta-format message id, in base64url, unpadded, mid-run and in hex, and
+// nothing in ciphertext-like noise.
+func TestLeakSearchDecodes(t *testing.T) {
+	id := whatsapp.NewInboundWAMID(leakWa)
+	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(id, "wamid."))
+	for _, tc := range []struct {
+		name, hay string
+		found     bool
+	}{
+		{"wamid in a dedup key", "m:" + id + "\t42", true},
+		{"base64url unpadded", `{"k":"` + base64.RawURLEncoding.EncodeToString(raw) + `"}`, true},
+		{"mid-run", "xyz" + base64.StdEncoding.EncodeToString(append([]byte("ab"), raw...)), true},
+		{"hex bytea", `\x` + hex.EncodeToString([]byte("phone "+leakWa)), true},
+		{"noise", base64.StdEncoding.EncodeToString([]byte("nothing personal in here at all, sorry")), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			found := false
+			for _, r := range decodedRuns(tc.hay) {
+				if strings.Contains(r.decoded, leakWa) {
+					found = true
+				}
+			}
+			if found != tc.found {
+				t.Errorf("found = %v in %s", found, tc.hay)
 			}
 		})
 	}

@@ -195,7 +195,7 @@ func (c *Chat) handleLine(ctx context.Context, line string) error {
 			if !ok {
 				price = whatsapp.Paise(0)
 			}
-			pis = append(pis, whatsapp.ProductItem{ProductRetailerID: it.SKU, Quantity: it.Quantity, ItemPrice: price.JSONNumber(), Currency: whatsapp.CurrencyINR})
+			pis = append(pis, whatsapp.ProductItem{ProductRetailerID: it.SKU, Quantity: whatsapp.Quantity(it.Quantity), ItemPrice: price.JSONNumber(), Currency: whatsapp.CurrencyINR})
 		}
 		c.mu.Unlock()
 		return c.send(ctx, OrderMessage(c.WaID, whatsapp.DevCatalogID, "", pis))

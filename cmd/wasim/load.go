@@ -167,7 +167,7 @@ func (g *generator) payload(i int) (loadPayload, error) {
 		var statuses []whatsapp.Status
 		for len(statuses) < g.cfg.Batch {
 			who := shopperID(g.rng.IntN(g.cfg.Shoppers))
-			wamid := newWAMID()
+			wamid := whatsapp.NewOutboundWAMID(who)
 			for _, st := range []string{whatsapp.StatusRead, whatsapp.StatusSent, whatsapp.StatusDelivered} {
 				statuses = append(statuses, StatusUpdate(wamid, st, who))
 			}

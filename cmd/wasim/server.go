@@ -365,13 +365,6 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)[:n]
 }
 
-// newWAMID returns a message id shaped like WhatsApp's.
-func newWAMID() string {
-	b := make([]byte, 30)
-	_, _ = rand.Read(b)
-	return "wamid." + base64.StdEncoding.EncodeToString(b)
-}
-
 // SendAPI is the fake Cloud API: the Send API, the payment lookup, and the
 // /_sim inspection endpoints.
 type SendAPI struct {
@@ -529,7 +522,11 @@ func (a *SendAPI) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 		return
 	}
-	rec.Type, rec.MessageID = m.Type, newWAMID()
+	to := m.To
+	if to == "" {
+		to = m.Recipient
+	}
+	rec.Type, rec.MessageID = m.Type, whatsapp.NewOutboundWAMID(to) // Meta's format: it holds the phone number
 	rec.To, rec.Recipient = strings.TrimPrefix(m.To, "+"), m.Recipient
 	if m.Interactive != nil {
 		rec.InteractiveType = m.Interactive.Type

@@ -396,7 +396,7 @@ func (s *Shopper) handle(ctx context.Context, st *shopState, recs []Record, pric
 				if price.Offset == 0 {
 					price = whatsapp.Paise(0)
 				}
-				pis = append(pis, whatsapp.ProductItem{ProductRetailerID: it.SKU, Quantity: it.Quantity, ItemPrice: price.JSONNumber(), Currency: whatsapp.CurrencyINR})
+				pis = append(pis, whatsapp.ProductItem{ProductRetailerID: it.SKU, Quantity: whatsapp.Quantity(it.Quantity), ItemPrice: price.JSONNumber(), Currency: whatsapp.CurrencyINR})
 				desc = append(desc, fmt.Sprintf("%d × %s @ %s", it.Quantity, it.SKU, inr(price)))
 			}
 			if err := s.say(ctx, OrderMessage(s.WaID, whatsapp.DevCatalogID, "", pis), "order "+strings.Join(desc, ", ")); err != nil {

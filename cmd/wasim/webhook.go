@@ -150,8 +150,9 @@ func (s *WebhookSender) postOnce(ctx context.Context, body []byte, sig string) (
 // now is the current time as a wire timestamp.
 func now() whatsapp.Timestamp { return whatsapp.Timestamp(time.Now().Unix()) }
 
-// NewInboundID returns a fresh inbound message id.
-func NewInboundID() string { return newWAMID() }
+// NewInboundID returns a fresh id, in Meta's real format (base64 holding
+// the sender's phone number or BSUID), for a message from from.
+func NewInboundID(from string) string { return whatsapp.NewInboundWAMID(from) }
 
 // ContactFor is the contacts[] entry of a shopper: a phone number (wa_id) or,
 // for a BSUID, user_id.
@@ -168,7 +169,7 @@ func ContactFor(id, name string) whatsapp.Contact {
 // inbound starts a message from id: "from" for a phone number, only
 // "from_user_id" for a BSUID (as for username users).
 func inbound(from, typ string) whatsapp.Message {
-	m := whatsapp.Message{ID: NewInboundID(), Timestamp: now(), Type: typ}
+	m := whatsapp.Message{ID: NewInboundID(from), Timestamp: now(), Type: typ}
 	if whatsapp.IsBSUID(from) {
 		m.FromUserID = from
 	} else {

@@ -76,8 +76,13 @@ func TestWebhookSignatureRoundTrip(t *testing.T) {
 		t.Fatalf("sink: %d bad, %d good", sink.bad, len(sink.bodies))
 	}
 	body := sink.bodies[0]
-	if !bytes.Contains(body, []byte("Namaste 🙏 café <b>&</b>")) {
-		t.Errorf("body is not raw UTF-8: %s", body)
+	// Escaped as Meta escapes (and signed over that): non-ASCII as
+	// \uXXXX, "/" as "\/", '<' '>' '&' literal.
+	if !bytes.Contains(body, []byte(`"Namaste \ud83d\ude4f caf\u00e9 <b>&<\/b> \\\/ \"quoted\""`)) {
+		t.Errorf("body is not escaped as Meta escapes it: %s", body)
+	}
+	if u, ok := whatsapp.WAMIDUser(evs0ID(t, body)); !ok || u != "919811112222" {
+		t.Errorf("inbound id is not in Meta's format holding the sender: %q %v", u, ok)
 	}
 	got, err := whatsapp.Decode(body)
 	if err != nil {
@@ -173,4 +178,14 @@ func TestWebhookWrongSecretIsRejected(t *testing.T) {
 	if !errors.Is(err, ErrNotAcknowledged) || sink.bad != 2 {
 		t.Fatalf("err %v, %d rejected", err, sink.bad)
 	}
+}
+
+// evs0ID returns the id of the first message of a notification body.
+func evs0ID(t *testing.T, body []byte) string {
+	t.Helper()
+	n, err := whatsapp.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Events()[0].Message.ID
 }

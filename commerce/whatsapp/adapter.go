@@ -161,13 +161,17 @@ func convertMessage(m *Message, in *commerce.Inbound) {
 		in.Kind, in.ReplyID = commerce.InReply, m.Button.Payload
 	case m.Type == "order" && m.Order != nil:
 		in.Kind, in.Text = commerce.InOrder, m.Order.Text
-		for _, it := range m.Order.ProductItems {
-			price, err := it.UnitPrice()
-			if err != nil || it.Quantity <= 0 {
-				continue
-			}
-			in.Lines = append(in.Lines, commerce.CartLine{SKU: it.ProductRetailerID, Quantity: it.Quantity,
-				UnitPrice: toPaise(price)})
+		// One bad line refuses the whole order (the shopper is told why):
+		// silently dropping it would place a different order than the
+		// one sent.
+		lines, err := m.Order.Lines()
+		if err != nil {
+			in.Invalid = orderInvalidCode(err)
+			return
+		}
+		for _, l := range lines {
+			in.Lines = append(in.Lines, commerce.CartLine{SKU: l.ProductRetailerID, Quantity: l.Quantity,
+				UnitPrice: toPaise(l.UnitPrice)})
 		}
 	case m.Type == "location" && m.Location != nil:
 		in.Kind = commerce.InLocation
@@ -176,6 +180,23 @@ func convertMessage(m *Message, in *commerce.Inbound) {
 	default:
 		in.Kind, in.Type = commerce.InOther, m.Type
 	}
+}
+
+// orderInvalidCode maps an [Order.Lines] error to its commerce code.
+func orderInvalidCode(err error) string {
+	switch {
+	case errors.Is(err, ErrOrderQuantity):
+		return commerce.OrderInvalidQuantity
+	case errors.Is(err, ErrOrderPrice):
+		return commerce.OrderInvalidPrice
+	case errors.Is(err, ErrOrderCurrency):
+		return commerce.OrderInvalidCurrency
+	case errors.Is(err, ErrOrderProduct):
+		return commerce.OrderInvalidProduct
+	case errors.Is(err, ErrOrderTotal):
+		return commerce.OrderInvalidTotal
+	}
+	return commerce.OrderInvalidEmpty
 }
 
 // Sender renders domain replies as Cloud API messages and sends them.

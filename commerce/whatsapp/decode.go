@@ -282,13 +282,13 @@ func NewNotification(wabaID string, meta Metadata, contacts []Contact, messages 
 	}
 }
 
-// Marshal encodes the notification as Meta does: compact JSON, with
-// non-ASCII characters kept as UTF-8. Sign the returned bytes, not a
-// re-encoding of them.
+// Marshal encodes the notification as Meta does: compact JSON, escaped as
+// [MetaEscape] does (non-ASCII as \uXXXX, "/" as "\/"). Sign the returned
+// bytes, not a re-encoding of them.
 func (n *Notification) Marshal() ([]byte, error) {
 	b, err := marshalNoEscape(n)
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: encode notification: %w", err)
 	}
-	return b, nil
+	return MetaEscape(b), nil
 }

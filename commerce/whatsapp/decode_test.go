@@ -371,7 +371,6 @@ func TestDecodeRejects(t *testing.T) {
 		{"float timestamp", msg(`"messages":[{"from":"1","id":"wamid.1","timestamp":1.5,"type":"text"}]`)},
 		{"messages change without value", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages"}]}]}`},
 		{"item_price not a number", msg(`"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"order","order":{"product_items":[{"product_retailer_id":"A","quantity":1,"item_price":"cheap","currency":"INR"}]}}]`)},
-		{"quantity fractional", msg(`"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"order","order":{"product_items":[{"product_retailer_id":"A","quantity":1.5,"item_price":1,"currency":"INR"}]}}]`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -413,6 +412,56 @@ func TestDecodeTolerates(t *testing.T) {
 	lines, err := evs[0].Message.Order.Lines()
 	if err != nil || lines[0].UnitPrice != Paise(1250) {
 		t.Fatalf("lines = %+v, %v", lines, err)
+	}
+}
+
+// TestOrderQuantityFromWire: a quantity outside 1..100000, or not an
+// integer at all, refuses that order (ErrOrderQuantity), not the whole
+// notification; a total that overflows is refused too.
+func TestOrderQuantityFromWire(t *testing.T) {
+	for _, tc := range []struct {
+		name, items string
+		want        error
+	}{
+		{"one", `{"product_retailer_id":"A","quantity":1,"item_price":10,"currency":"INR"}`, nil},
+		{"the maximum", `{"product_retailer_id":"A","quantity":100000,"item_price":10,"currency":"INR"}`, nil},
+		{"over the maximum", `{"product_retailer_id":"A","quantity":100001,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"zero", `{"product_retailer_id":"A","quantity":0,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"negative", `{"product_retailer_id":"A","quantity":-3,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"fractional", `{"product_retailer_id":"A","quantity":1.5,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"exponent", `{"product_retailer_id":"A","quantity":1e30,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"int64 max", `{"product_retailer_id":"A","quantity":9223372036854775807,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"wraps int32", `{"product_retailer_id":"A","quantity":4294967297,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"string", `{"product_retailer_id":"A","quantity":"2","item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"null", `{"product_retailer_id":"A","quantity":null,"item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"missing", `{"product_retailer_id":"A","item_price":10,"currency":"INR"}`, ErrOrderQuantity},
+		{"second line bad", `{"product_retailer_id":"A","quantity":2,"item_price":10,"currency":"INR"},{"product_retailer_id":"B","quantity":100001,"item_price":1,"currency":"INR"}`, ErrOrderQuantity},
+		{"total overflows", `{"product_retailer_id":"A","quantity":100000,"item_price":92233720368547758,"currency":"INR"}`, ErrOrderTotal},
+		{"sum overflows", `{"product_retailer_id":"A","quantity":1,"item_price":92233720368547758,"currency":"INR"},{"product_retailer_id":"B","quantity":1,"item_price":92233720368547758,"currency":"INR"}`, ErrOrderTotal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"1"},` +
+				`"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"order","order":{"product_items":[` + tc.items + `]}},` +
+				`{"from":"1","id":"wamid.2","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}]}`
+			n, err := Decode([]byte(body))
+			if err != nil {
+				t.Fatalf("the whole notification was refused: %v", err)
+			}
+			evs := n.Events()
+			if len(evs) != 2 || evs[1].Message.Text.Body != "hi" {
+				t.Fatalf("the batch's other event was lost: %+v", evs)
+			}
+			lines, err := evs[0].Message.Order.Lines()
+			if tc.want == nil {
+				if err != nil || len(lines) == 0 {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Lines = %+v, %v; want %v", lines, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -17,7 +17,20 @@
 // 100); prices that arrive as decimal JSON numbers are converted with exact
 // decimal arithmetic by [ParseAmount], never through floating point.
 //
-// The package depends on the standard library only. Values that identify
+// Inbound orders are taken whole or not at all: [Order.Lines] refuses an
+// order when any line's quantity is outside 1..100000 ([MaxOrderQuantity]) or
+// not an integer, a price is unreadable, or the total overflows (checked
+// arithmetic); the conversation then tells the shopper why and changes
+// nothing.
+//
+// Message ids (wamids) are personal data: Meta's are base64 of a structure
+// holding the phone number ([NewInboundWAMID] builds them so for the
+// simulator and tests). The broker stores them only as keyed hashes.
+// Webhook bodies arrive escaped as [MetaEscape] writes them, and their
+// signature covers those escaped bytes.
+//
+// Besides the standard library the package depends only on commerce, whose
+// types the adapter converts to and from. Values that identify
 // people (wa_id, profile names, message text) flow through its types but are
 // never written to error strings: errors name fields and limits, not contents.
 package whatsapp

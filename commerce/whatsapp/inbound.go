@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -237,9 +238,28 @@ type Order struct {
 // [ProductItem.UnitPrice].
 type ProductItem struct {
 	ProductRetailerID string      `json:"product_retailer_id"`
-	Quantity          int         `json:"quantity"`
+	Quantity          Quantity    `json:"quantity"`
 	ItemPrice         json.Number `json:"item_price"`
 	Currency          string      `json:"currency"`
+}
+
+// Quantity is the quantity of an order line. Meta documents an integer;
+// anything else the wire carries (a fraction, 1e30, a string, null) decodes
+// to -1 instead of failing the whole notification, so that [Order.Lines]
+// refuses that one order and the batch's other events are still handled.
+type Quantity int
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (q *Quantity) UnmarshalJSON(b []byte) error {
+	*q = -1
+	var n json.Number
+	if len(b) == 0 || b[0] == '"' || json.Unmarshal(b, &n) != nil {
+		return nil // a string or a non-number: not a quantity
+	}
+	if v, err := strconv.ParseInt(n.String(), 10, 64); err == nil && v >= math.MinInt32 && v <= math.MaxInt32 {
+		*q = Quantity(v)
+	}
+	return nil
 }
 
 // UnitPrice converts ItemPrice to minor units (offset 100) exactly.

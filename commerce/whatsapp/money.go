@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // Amount is money in integer minor units: Value / Offset major units. INR
@@ -202,38 +204,58 @@ type OrderLine struct {
 	Currency          string
 }
 
-// maxOrderQuantity bounds the quantity of one order line.
-const maxOrderQuantity = 100000
+// MaxOrderQuantity bounds the quantity of one order line: an inbound order
+// is taken only when every line's quantity is 1..100000.
+const MaxOrderQuantity = commerce.MaxOrderQuantity
+
+// Why [Order.Lines] refuses an order; every error it returns wraps one.
+var (
+	ErrOrderEmpty    = errors.New("whatsapp: order has no product items")
+	ErrOrderProduct  = errors.New("whatsapp: order line without product_retailer_id")
+	ErrOrderQuantity = errors.New("whatsapp: order line quantity out of range 1..100000")
+	ErrOrderPrice    = errors.New("whatsapp: order line item_price invalid")
+	ErrOrderCurrency = errors.New("whatsapp: order line currency invalid or mixed")
+	ErrOrderTotal    = errors.New("whatsapp: order total overflows")
+)
 
 // Lines validates the order and returns its lines with exact prices. It
 // rejects an empty order, missing product ids, quantities outside
-// 1..100000, invalid prices (see [ParseAmount]) and a currency that is not a
-// three-letter code or differs between lines.
+// 1..[MaxOrderQuantity], invalid prices (see [ParseAmount]), a currency
+// that is not a three-letter code or differs between lines, and an order
+// whose total (Σ price × quantity, in checked arithmetic) overflows.
 func (o *Order) Lines() ([]OrderLine, error) {
 	if o == nil || len(o.ProductItems) == 0 {
-		return nil, errors.New("whatsapp: order has no product items")
+		return nil, ErrOrderEmpty
 	}
 	lines := make([]OrderLine, 0, len(o.ProductItems))
+	var total Amount
 	for i, p := range o.ProductItems {
 		if p.ProductRetailerID == "" {
-			return nil, fmt.Errorf("whatsapp: order product_items[%d]: no product_retailer_id", i)
+			return nil, fmt.Errorf("%w: product_items[%d]", ErrOrderProduct, i)
 		}
-		if p.Quantity < 1 || p.Quantity > maxOrderQuantity {
-			return nil, fmt.Errorf("whatsapp: order product_items[%d]: quantity out of range 1..%d", i, maxOrderQuantity)
+		if p.Quantity < 1 || p.Quantity > MaxOrderQuantity {
+			return nil, fmt.Errorf("%w: product_items[%d]", ErrOrderQuantity, i)
 		}
 		price, err := p.UnitPrice()
 		if err != nil {
-			return nil, fmt.Errorf("whatsapp: order product_items[%d]: item_price: %w", i, err)
+			return nil, fmt.Errorf("%w: product_items[%d]: %w", ErrOrderPrice, i, err)
 		}
-		if !isCurrencyCode(p.Currency) {
-			return nil, fmt.Errorf("whatsapp: order product_items[%d]: currency is not a 3-letter code", i)
+		if !isCurrencyCode(p.Currency) || (i > 0 && p.Currency != lines[0].Currency) {
+			return nil, fmt.Errorf("%w: product_items[%d]", ErrOrderCurrency, i)
 		}
-		if i > 0 && p.Currency != lines[0].Currency {
-			return nil, fmt.Errorf("whatsapp: order product_items[%d]: mixed currencies", i)
+		sum, ok := price.Mul(int64(p.Quantity))
+		if i == 0 {
+			total = Amount{Offset: sum.Offset}
+		}
+		if ok {
+			total, ok = total.Add(sum)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: product_items[%d]", ErrOrderTotal, i)
 		}
 		lines = append(lines, OrderLine{
 			ProductRetailerID: p.ProductRetailerID,
-			Quantity:          p.Quantity,
+			Quantity:          int(p.Quantity),
 			UnitPrice:         price,
 			Currency:          p.Currency,
 		})

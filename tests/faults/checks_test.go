@@ -2,8 +2,11 @@ package faults
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // store reads the broker's tables for the test's assertions. It never
@@ -110,8 +115,42 @@ func (s *store) waitDrained(what string, timeout time.Duration) time.Duration {
 
 // inboxRow is one stored inbound event.
 type inboxRow struct {
+	Kind      string
 	Processed bool
 	LastError string
+}
+
+// providerKeys returns how w's brokers store the provider id id of the
+// shopper wa: a keyed hash of their subject id and the id (SPEC §5.8), with
+// the brokers' pseudonym key. ok is false while the shopper is unknown.
+func (s *store) providerKeys(w *world) func(wa, id string) (string, bool) {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.keys, "pseudonym.key"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p, err := broker.NewPseudonymizer(key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	subjects := map[string]string{}
+	return func(wa, id string) (string, bool) {
+		wa = strings.TrimPrefix(wa, "+")
+		sub, ok := subjects[wa]
+		if !ok {
+			ctx, cancel := s.ctx()
+			defer cancel()
+			if err := s.pool.QueryRow(ctx, `SELECT id FROM subjects WHERE wa_index = $1`, p.BlindIndex("wa", wa)).Scan(&sub); err != nil {
+				return "", false
+			}
+			subjects[wa] = sub
+		}
+		return p.ProviderKey(sub, id), true
+	}
 }
 
 // inbox returns every stored event by dedup key.
@@ -119,14 +158,14 @@ func (s *store) inbox() map[string]inboxRow {
 	s.t.Helper()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT dedup_key, processed_at IS NOT NULL, coalesce(last_error, '') FROM inbox`)
+	rows, err := s.pool.Query(ctx, `SELECT dedup_key, kind, processed_at IS NOT NULL, coalesce(last_error, '') FROM inbox`)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	out := map[string]inboxRow{}
 	var key string
 	var r inboxRow
-	_, err = pgx.ForEachRow(rows, []any{&key, &r.Processed, &r.LastError}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&key, &r.Kind, &r.Processed, &r.LastError}, func() error {
 		out[key] = r
 		return nil
 	})
@@ -155,12 +194,15 @@ func (s *store) outbox() []outboxRow {
 }
 
 // unrecordedSends counts the messages the Send API accepted whose id no
-// outbox item records yet.
-func (s *store) unrecordedSends(recs []simRecord) int {
+// outbox item records yet (by its keyed hash).
+func (s *store) unrecordedSends(w *world, recs []simRecord) int {
 	s.t.Helper()
+	keyOf := s.providerKeys(w)
 	ids := make([]string, 0, len(recs))
 	for _, r := range recs {
-		ids = append(ids, r.MessageID)
+		if k, ok := keyOf(r.To, r.MessageID); ok {
+			ids = append(ids, k)
+		}
 	}
 	have := scalar[int64](s, `SELECT count(DISTINCT provider_id) FROM outbox WHERE provider_id = ANY($1)`, ids)
 	return len(ids) - int(have)
@@ -226,12 +268,21 @@ type hiOutcome struct {
 func checkHisOnce(t *testing.T, w *world, st *store, hp *hookProxy, prefix string, resent map[string]int) hiOutcome {
 	t.Helper()
 	acked, fwd, inbox := hp.acked(), hp.forwarded(), st.inbox()
+	// Inbox rows are keyed by a keyed hash of the shopper and "m:"+id.
+	keyOf := st.providerKeys(w)
+	idOf := map[string]string{}
+	for id, m := range fwd {
+		if k, ok := keyOf(m.From, "m:"+id); ok {
+			idOf[k] = id
+		}
+	}
 	var lost, unprocessed, failed, phantom []string
 	for id, m := range acked {
 		if !strings.HasPrefix(m.From, prefix) {
 			continue
 		}
-		r, ok := inbox["m:"+id]
+		k, _ := keyOf(m.From, "m:"+id)
+		r, ok := inbox[k]
 		switch {
 		case !ok:
 			lost = append(lost, id)
@@ -245,11 +296,10 @@ func checkHisOnce(t *testing.T, w *world, st *store, hp *hookProxy, prefix strin
 		if r.LastError != "" {
 			failed = append(failed, key+" ("+r.LastError+")")
 		}
-		id, ok := strings.CutPrefix(key, "m:")
-		if !ok {
+		if r.Kind != "message" {
 			continue
 		}
-		m, sent := fwd[id]
+		m, sent := fwd[idOf[key]]
 		if !sent {
 			phantom = append(phantom, key)
 			continue
@@ -335,9 +385,13 @@ func sortedKeys(ms ...map[string]int) []string {
 func checkOutboxOnce(t *testing.T, w *world, st *store, crashedAt time.Time) (sent int, resent map[string]int) {
 	t.Helper()
 	recs := w.simRecords()
+	// Outbox items record the keyed hash of the shopper and the id.
+	keyOf := st.providerKeys(w)
+	keys := make([]string, len(recs))
 	accepted := map[string]simRecord{}
-	for _, r := range recs {
-		accepted[r.MessageID] = r
+	for i, r := range recs {
+		keys[i], _ = keyOf(r.To, r.MessageID)
+		accepted[keys[i]] = r
 	}
 	byProvider := map[string]int{}
 	var notSent, unknown []string
@@ -357,8 +411,8 @@ func checkOutboxOnce(t *testing.T, w *world, st *store, crashedAt time.Time) (se
 	}
 	resent = map[string]int{}
 	var twice []string
-	for _, r := range recs {
-		n := byProvider[r.MessageID]
+	for i, r := range recs {
+		n := byProvider[keys[i]]
 		if n == 0 && !crashedAt.IsZero() && r.Time.Before(crashedAt) {
 			resent[r.To]++
 			continue

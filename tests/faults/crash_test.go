@@ -59,7 +59,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	sp.set(hold)
 	hook.set(hold)
 	waitFor(t, "sends to be held and every accepted send recorded in the outbox", 60*time.Second, func() (bool, string) {
-		missing := st.unrecordedSends(w.simRecords())
+		missing := st.unrecordedSends(w, w.simRecords())
 		delivered := 0
 		for _, ds := range hook.delivered() {
 			delivered += len(ds)

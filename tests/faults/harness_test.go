@@ -541,7 +541,8 @@ func (w *world) simRecords() []simRecord {
 
 // hiMessage is a text "Hi" from waID with a fresh message id.
 func hiMessage(waID string, n int) whatsapp.Message {
-	return whatsapp.Message{From: waID, ID: fmt.Sprintf("wamid.faults.%s.%d.%d", waID, n, time.Now().UnixNano()),
+	// A fresh id in Meta's real format (it holds waID's number).
+	return whatsapp.Message{From: waID, ID: whatsapp.NewInboundWAMID(waID),
 		Timestamp: whatsapp.Timestamp(time.Now().Unix()), Type: whatsapp.TypeText, Text: &whatsapp.Text{Body: "Hi"}}
 }
 

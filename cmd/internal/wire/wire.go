@@ -133,6 +133,25 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	return s, nil
 }
 
+// Migrate applies the schema migrations, then the one-time conversions
+// that need the keys: provider ids stored in plaintext before migration
+// 0010 become keyed hashes (SPEC §5.8). brokerd and brokerctl migrate both
+// call it; each conversion runs once.
+func (s *System) Migrate(ctx context.Context) ([]string, error) {
+	applied, err := s.DB.Migrate(ctx)
+	if err != nil {
+		return applied, err
+	}
+	n, err := s.DB.UpgradeProviderIDs(ctx, s.Pseudo.ProviderKey, s.Shop.ResealInbox)
+	if err != nil {
+		return applied, fmt.Errorf("converting stored provider ids to keyed hashes: %w", err)
+	}
+	if n > 0 {
+		s.Log.Info("provider ids converted to keyed hashes", "count", n)
+	}
+	return applied, nil
+}
+
 // ReadDB is where audit reads that tolerate replication lag go: the
 // replica when one is configured, else the primary. Reads that feed a
 // release (orders, consent, keys) never come from here: an erasure or a
