@@ -108,6 +108,10 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	lim  *limiter
+	// endpoints ("METHOD /pattern") and patterns are the route table,
+	// indexed once for the metrics' route labels.
+	endpoints map[string]bool
+	patterns  []endpoint
 }
 
 // New builds the application and its routes.
@@ -140,6 +144,7 @@ func New(cfg Config, d Deps) *Server {
 	inner := app.Server().Handler
 	app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		if !slices.Contains(fiber.DefaultMethods, string(ctx.Method())) {
+			d.Metrics.requests.WithLabelValues(unmatchedRoute, "OTHER", "400").Inc()
 			ctx.Response.Header.SetContentType(fiber.MIMEApplicationJSON)
 			ctx.Response.Header.Set(fiber.HeaderCacheControl, "no-store")
 			ctx.SetStatusCode(fiber.StatusBadRequest)
@@ -149,10 +154,11 @@ func New(cfg Config, d Deps) *Server {
 		inner(ctx)
 	}
 	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
+	app.Use(s.observe) // outermost: it counts what recover and the error handler make of a request
 	app.Use(recover.New())
-	app.Use(s.observe)
 	app.Use(s.bodyLimits)
 	s.routes()
+	s.indexRoutes()
 	return s
 }
 
