@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -305,7 +306,46 @@ func (s *Server) ready(c *fiber.Ctx) error {
 }
 
 // Listen serves on addr until Shutdown.
-func (s *Server) Listen(addr string) error { return s.App.Listen(addr) }
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown. Every connection must send its first
+// request within ReadTimeout: fasthttp starts ReadTimeout only at a
+// request's first byte (and IdleTimeout only after a first request), so a
+// connection that never sends a byte would otherwise hold its descriptor
+// for ever.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.App.Listener(firstByteDeadline{Listener: ln, d: s.cfg.ReadTimeout})
+}
+
+// firstByteDeadline sets a read deadline on each accepted connection;
+// fasthttp replaces it with its own deadlines once a request starts.
+type firstByteDeadline struct {
+	net.Listener
+	d time.Duration
+}
+
+// Accept returns the next connection with its first-byte deadline set. A
+// connection whose deadline cannot be set is closed and skipped: an error
+// from Accept would stop the server.
+func (l firstByteDeadline) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.d <= 0 {
+			return c, err
+		}
+		if err := c.SetReadDeadline(time.Now().Add(l.d)); err != nil {
+			c.Close() //nolint:errcheck // a connection we cannot bound is dropped
+			continue
+		}
+		return c, nil
+	}
+}
 
 // Shutdown stops accepting and waits for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.App.ShutdownWithContext(ctx) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func serveApp(t *testing.T, cfg httpapi.Config, deps httpapi.Deps) (*httpapi.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.App.Listener(ln) //nolint:errcheck
+	go srv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -117,5 +118,72 @@ func TestMetricsCountFinalStatus(t *testing.T) {
 		if strings.HasPrefix(line, "sieve_http_requests_total{") && strings.Contains(line, `route="/"`) {
 			t.Errorf("a request counted under the catch-all route: %s", line)
 		}
+	}
+}
+
+// TestSilentConnectionsClose opens real TCP connections on loopback that
+// never send a byte (and one that stops mid-header, and one idle after a
+// request) against a server with a short ReadTimeout: each must be closed
+// by the server, not held open for ever.
+func TestSilentConnectionsClose(t *testing.T) {
+	var deps httpapi.Deps
+	h := newHarnessWith(t, harnessOpts{extra: func(d *httpapi.Deps) { deps = *d }})
+	const timeout = 300 * time.Millisecond
+	_, base := serveApp(t, httpapi.Config{Issuer: h.m.Config.Server.Issuer, ReadTimeout: timeout,
+		IdleTimeout: timeout}, deps)
+	addr := strings.TrimPrefix(base, "http://")
+
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closedBy reads until the server closes c (EOF or reset), and fails
+	// when c is still open at the deadline.
+	start := time.Now()
+	deadline := start.Add(3 * time.Second)
+	closedBy := func(name string, c net.Conn) {
+		c.SetReadDeadline(deadline) //nolint:errcheck
+		buf := make([]byte, 4096)
+		for {
+			_, err := c.Read(buf)
+			if err == nil {
+				continue // the answer to a request sent before
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("%s: still open after %v", name, time.Since(start).Round(time.Second))
+			} else {
+				t.Logf("%s: closed by the server after %v", name, time.Since(start).Round(time.Millisecond))
+			}
+			return
+		}
+	}
+
+	var silent []net.Conn
+	for range 20 {
+		silent = append(silent, dial())
+	}
+	partial := dial()
+	if _, err := partial.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	idle := dial()
+	if _, err := idle.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range silent {
+		closedBy("silent connection "+strconv.Itoa(i), c)
+	}
+	closedBy("connection stopped mid-header", partial)
+	closedBy("idle keep-alive connection", idle)
+
+	// The server still answers a connection that talks.
+	req, _ := http.NewRequest("GET", base+"/healthz", nil)
+	if a := send(t, req); a.status != 200 {
+		t.Errorf("healthz after the silent connections: %d", a.status)
 	}
 }
