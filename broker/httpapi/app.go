@@ -60,6 +60,10 @@ type Config struct {
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
 	PartnerBurst int
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (BROKER_METRICS_TOKEN); unset, /metrics is open, for a port that
+	// only the scraper reaches.
+	MetricsToken string
 }
 
 // SetDefaults fills unset fields.
@@ -213,7 +217,7 @@ func (s *Server) routes() {
 	app := s.App
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
-	app.Get("/metrics", s.deps.Metrics.Handler())
+	app.Get("/metrics", s.metricsAuth, s.deps.Metrics.Handler())
 	app.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(s.deps.OpenAPI)

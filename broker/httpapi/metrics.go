@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"strconv"
 	"sync"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // Metrics holds the Prometheus registry. Labels are route patterns, status
@@ -87,6 +90,21 @@ func (m *Metrics) Inc(name string, labels ...string) {
 	if c, err := cv.GetMetricWithLabelValues(labels...); err == nil {
 		c.Inc()
 	}
+}
+
+// metricsAuth requires the metrics bearer token when one is configured:
+// the counters tell order volumes and erasures by kind.
+func (s *Server) metricsAuth(c *fiber.Ctx) error {
+	want := s.cfg.MetricsToken
+	if want == "" {
+		return c.Next()
+	}
+	got := string(c.Request().Header.Peek(fiber.HeaderAuthorization))
+	if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+want)) != 1 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="metrics"`)
+		return broker.Errorf(broker.EUnauthorized, "metrics need the metrics bearer token")
+	}
+	return c.Next()
 }
 
 // unmatchedRoute is the route label of requests no route pattern knows:

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +16,9 @@ import (
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
 
 // This file holds the operational tests of issue 17: honest metrics,
@@ -186,4 +193,161 @@ func TestSilentConnectionsClose(t *testing.T) {
 	if a := send(t, req); a.status != 200 {
 		t.Errorf("healthz after the silent connections: %d", a.status)
 	}
+}
+
+// TestWebhookChallengeHeaders checks that the echoed challenge (caller
+// text) is plain text that browsers must not sniff as HTML.
+func TestWebhookChallengeHeaders(t *testing.T) {
+	h := newHarness(t)
+	q := url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {h.m.Config.WhatsApp.VerifyToken},
+		"hub.challenge": {"<script>alert(1)</script>"}}
+	req, _ := http.NewRequest("GET", h.base+"/webhooks/whatsapp?"+q.Encode(), nil)
+	a := send(t, req)
+	if a.status != 200 || string(a.body) != "<script>alert(1)</script>" {
+		t.Fatalf("challenge: %d %q", a.status, a.body)
+	}
+	if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q, want text/plain", ct)
+	}
+	if v := a.header.Get("X-Content-Type-Options"); v != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", v)
+	}
+}
+
+// TestMetricsToken runs brokerd with BROKER_METRICS_TOKEN: /metrics answers
+// only the scraper that presents it.
+func TestMetricsToken(t *testing.T) {
+	const tok = "scrape-token-0123456789"
+	h := newHarness(t, func(c *config.Config) { c.Server.MetricsToken = tok })
+	for _, authz := range []string{"", "Bearer wrong-token-0123456789", "Basic " + tok, tok} {
+		a := h.getWith("/metrics", authz)
+		if a.status != 401 {
+			t.Errorf("Authorization %q: %d, want 401", authz, a.status)
+		} else if msg := checkJSONError(a); msg != "" {
+			t.Errorf("Authorization %q: %s", authz, msg)
+		}
+		if strings.Contains(string(a.body), "sieve_") {
+			t.Errorf("Authorization %q: metrics leaked", authz)
+		}
+	}
+	a := h.getWith("/metrics", "Bearer "+tok)
+	if a.status != 200 || !strings.Contains(string(a.body), "sieve_http_requests_total") {
+		t.Errorf("with the token: %d", a.status)
+	}
+	// Unset in the configuration: open, as before.
+	if err := (&config.Config{}).Validate(); err == nil {
+		t.Fatal("an empty configuration validated")
+	}
+	c := h.m.Config
+	c.Server.MetricsToken = "short"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "BROKER_METRICS_TOKEN") {
+		t.Errorf("a 5-character metrics token validated: %v", err)
+	}
+}
+
+// TestTransparencyNeedsAuditRead checks SPEC §4: the checkpoint and the
+// proofs are compliance routes like the entries (audit:read or an
+// officer), and HEAD has GET's meaning for an officer session: no CSRF
+// token asked.
+func TestTransparencyNeedsAuditRead(t *testing.T) {
+	h := newHarness(t)
+	h.purchase("919800000302")
+	waitAuditSequenced(t, h)
+	_, retail := h.partner("Glance Mart", broker.KindRetailer, "", "orders:read")
+	_, auditor := h.partner("Auditor", broker.KindAnalytics, "", "audit:read")
+	paths := []string{"/v1/audit/checkpoint", "/v1/audit/proof/inclusion?index=0&size=1",
+		"/v1/audit/proof/consistency?from=1&to=2"}
+	for _, p := range paths {
+		if a := h.getWith(p, ""); a.status != 401 {
+			t.Errorf("GET %s without a token: %d, want 401", p, a.status)
+		}
+		if a := h.getWith(p, "Bearer "+retail); a.status != 403 {
+			t.Errorf("GET %s as a retailer: %d, want 403", p, a.status)
+		}
+		if a := h.getWith(p, "Bearer "+auditor); a.status != 200 {
+			t.Errorf("GET %s with audit:read: %d %s", p, a.status, a.body)
+		}
+	}
+
+	// An officer session: GET and HEAD without a CSRF token both read.
+	c := officerSession(t, h)
+	for _, p := range append(paths, "/v1/audit/entries?limit=5", "/v1/reports/processing") {
+		for _, method := range []string{"GET", "HEAD"} {
+			req, _ := http.NewRequest(method, h.base+p, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("%s %s as an officer: %d, want 200", method, p, resp.StatusCode)
+			}
+		}
+	}
+	// A state-changing call still needs the CSRF token.
+	req, _ := http.NewRequest("POST", h.base+"/v1/subjects/export", strings.NewReader(`{"wa_id":"919800000302"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 && resp.StatusCode != 403 {
+		t.Errorf("POST export by session without CSRF token: %d, want 401 or 403", resp.StatusCode)
+	}
+}
+
+var (
+	reLoginCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	reCSRFMeta  = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)"`)
+)
+
+// officerSession creates an officer, signs in at /ui, replaces the
+// one-time password (which opens no API call) and returns the client
+// holding the session cookie.
+func officerSession(t *testing.T, h *harness) *http.Client {
+	t.Helper()
+	const name, first, chosen = "ops-officer", "first password 0123456789", "chosen password 0123456789"
+	hash, err := token.HashSecret(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), postgres.Officer{ID: broker.NewID("off"), Name: name,
+		PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page := func(method, path string, form url.Values) (int, string) {
+		var resp *http.Response
+		var err error
+		if method == "GET" {
+			resp, err = c.Get(h.base + path)
+		} else {
+			resp, err = c.PostForm(h.base+path, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	_, body := page("GET", "/ui/login", nil)
+	m := reLoginCSRF.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no CSRF token on the sign-in page")
+	}
+	if st, _ := page("POST", "/ui/login", url.Values{"csrf": {m[1]}, "name": {name}, "password": {first}}); st != 303 {
+		t.Fatalf("sign-in: %d", st)
+	}
+	_, body = page("GET", "/ui/password", nil)
+	if m = reCSRFMeta.FindStringSubmatch(body); m == nil {
+		t.Fatal("no CSRF token on the password page")
+	}
+	if st, b := page("POST", "/ui/password", url.Values{"csrf": {m[1]}, "current": {first}, "password": {chosen},
+		"again": {chosen}}); st != 303 {
+		t.Fatalf("choosing a password: %d %s", st, b)
+	}
+	return c
 }

@@ -37,6 +37,9 @@ type Server struct {
 	// PartnerRate is each partner's sustained request rate per process
 	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
 	PartnerRate float64
+	// MetricsToken is the bearer token GET /metrics requires
+	// (BROKER_METRICS_TOKEN); empty leaves /metrics open.
+	MetricsToken string
 }
 
 // Database is PostgreSQL.
@@ -104,6 +107,7 @@ func FromEnv(getenv func(string) string) Config {
 			StoreName:     getenv("SIEVE_STORE_NAME"),
 		},
 	}
+	c.Server.MetricsToken = getenv("BROKER_METRICS_TOKEN")
 	if v := getenv("BROKER_SHUTDOWN_TIMEOUT"); v != "" {
 		c.Server.ShutdownTimeout, _ = time.ParseDuration(v)
 		if c.Server.ShutdownTimeout == 0 {
@@ -216,6 +220,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.PartnerRate < 0 {
 		add("BROKER_PARTNER_RATE must be a positive number of requests per second")
+	}
+	if t := c.Server.MetricsToken; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+		add("BROKER_METRICS_TOKEN must be at least 16 characters without spaces")
 	}
 	if c.Server.ShutdownTimeout < 0 || c.Server.ShutdownTimeout > 10*time.Second {
 		add("BROKER_SHUTDOWN_TIMEOUT must be a duration up to 10s")
