@@ -44,9 +44,10 @@ bench: build ## the benchmarks of SPEC §8, each beside its same-run baseline
 	@SIEVE_TEST_DATABASE_URL="$(PGURL)" scripts/bench.sh
 
 .PHONY: lint
-lint: ## go vet and staticcheck
+lint: ## go vet, staticcheck, redocly lint of the OpenAPI document
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	@scripts/lint-openapi.sh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)

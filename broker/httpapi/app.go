@@ -218,9 +218,10 @@ func (s *Server) routes() {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
 	app.Get("/metrics", s.metricsAuth, s.deps.Metrics.Handler())
+	openapi := ServedOpenAPI(s.deps.OpenAPI, s.cfg.Issuer)
 	app.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(s.deps.OpenAPI)
+		return c.Send(openapi)
 	})
 	if s.deps.WhatsApp != nil {
 		app.Get("/webhooks/whatsapp", s.webhookVerify)

@@ -247,6 +247,9 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if ds == nil {
+		ds = []commerce.Disclosure{} // the documented shape is a list, never null
+	}
 	id, err := s.officerAction(c, "disclosures", row.ID, "access request (GDPR Art. 15, DPDP §11)")
 	if err != nil {
 		return err
