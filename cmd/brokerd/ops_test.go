@@ -148,27 +148,9 @@ func TestSilentConnectionsClose(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	// closedBy reads until the server closes c (EOF or reset), and fails
-	// when c is still open at the deadline.
 	start := time.Now()
 	deadline := start.Add(3 * time.Second)
-	closedBy := func(name string, c net.Conn) {
-		c.SetReadDeadline(deadline) //nolint:errcheck
-		buf := make([]byte, 4096)
-		for {
-			_, err := c.Read(buf)
-			if err == nil {
-				continue // the answer to a request sent before
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Errorf("%s: still open after %v", name, time.Since(start).Round(time.Second))
-			} else {
-				t.Logf("%s: closed by the server after %v", name, time.Since(start).Round(time.Millisecond))
-			}
-			return
-		}
-	}
+	closedBy := func(name string, c net.Conn) { checkClosedBy(t, name, c, start, deadline) }
 
 	var silent []net.Conn
 	for range 20 {
@@ -192,6 +174,60 @@ func TestSilentConnectionsClose(t *testing.T) {
 	req, _ := http.NewRequest("GET", base+"/healthz", nil)
 	if a := send(t, req); a.status != 200 {
 		t.Errorf("healthz after the silent connections: %d", a.status)
+	}
+}
+
+// checkClosedBy reads from c until the server closes it (EOF or reset), and
+// fails when c is still open at the deadline.
+func checkClosedBy(t *testing.T, name string, c net.Conn, start, deadline time.Time) {
+	t.Helper()
+	c.SetReadDeadline(deadline) //nolint:errcheck
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue // the answer to a request sent before
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: still open after %v", name, time.Since(start).Round(time.Second))
+		}
+		return
+	}
+}
+
+// TestBrokerdClosesSilentConnections runs brokerd itself (its own listener,
+// as main serves it) with BROKER_READ_TIMEOUT short: connections that never
+// send a byte are closed.
+func TestBrokerdClosesSilentConnections(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Server.ReadTimeout = 300 * time.Millisecond })
+	start := time.Now()
+	var conns []net.Conn
+	for range 10 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		checkClosedBy(t, "silent connection "+strconv.Itoa(i), c, start, start.Add(3*time.Second))
+	}
+	if a := h.getWith("/healthz", ""); a.status != 200 {
+		t.Errorf("healthz: %d", a.status)
+	}
+	// The setting is validated: a zero or negative timeout is refused.
+	cfg := config.FromEnv(func(k string) string {
+		if k == "BROKER_READ_TIMEOUT" {
+			return "0s"
+		}
+		return ""
+	})
+	cfg.Database.URL = "postgres://x/y"
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "BROKER_READ_TIMEOUT") {
+		t.Errorf("BROKER_READ_TIMEOUT=0s validated: %v", err)
 	}
 }
 

@@ -40,6 +40,9 @@ type Server struct {
 	// MetricsToken is the bearer token GET /metrics requires
 	// (BROKER_METRICS_TOKEN); empty leaves /metrics open.
 	MetricsToken string
+	// ReadTimeout bounds reading a request, and the wait for a new
+	// connection's first byte (BROKER_READ_TIMEOUT; 0: httpapi's 15 s).
+	ReadTimeout time.Duration
 }
 
 // Database is PostgreSQL.
@@ -108,6 +111,11 @@ func FromEnv(getenv func(string) string) Config {
 		},
 	}
 	c.Server.MetricsToken = getenv("BROKER_METRICS_TOKEN")
+	if v := getenv("BROKER_READ_TIMEOUT"); v != "" {
+		if c.Server.ReadTimeout, _ = time.ParseDuration(v); c.Server.ReadTimeout <= 0 {
+			c.Server.ReadTimeout = -1 // reported by Validate
+		}
+	}
 	if v := getenv("BROKER_SHUTDOWN_TIMEOUT"); v != "" {
 		c.Server.ShutdownTimeout, _ = time.ParseDuration(v)
 		if c.Server.ShutdownTimeout == 0 {
@@ -220,6 +228,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.PartnerRate < 0 {
 		add("BROKER_PARTNER_RATE must be a positive number of requests per second")
+	}
+	if c.Server.ReadTimeout < 0 || c.Server.ReadTimeout > 5*time.Minute {
+		add("BROKER_READ_TIMEOUT must be a positive duration up to 5m")
 	}
 	if t := c.Server.MetricsToken; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
 		add("BROKER_METRICS_TOKEN must be at least 16 characters without spaces")

@@ -35,7 +35,7 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	}
 	rate := s.Config.Server.PartnerRate
 	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate),
-		MetricsToken: s.Config.Server.MetricsToken}, d)
+		MetricsToken: s.Config.Server.MetricsToken, ReadTimeout: s.Config.Server.ReadTimeout}, d)
 }
 
 // oauth adapts the token endpoint logic to the HTTP layer.
