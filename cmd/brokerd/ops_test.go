@@ -50,7 +50,7 @@ func serveApp(t *testing.T, cfg httpapi.Config, deps httpapi.Deps) (*httpapi.Ser
 func TestMetricsCountFinalStatus(t *testing.T) {
 	var deps httpapi.Deps
 	h := newHarnessWith(t, harnessOpts{extra: func(d *httpapi.Deps) { deps = *d }})
-	_, reader := h.partner("Reader Mart", broker.KindRetailer, "", "orders:read")
+	_, reader := h.partner("Reader Mart", broker.KindRetailer, "", "orders:read", "orders:write")
 	wa := "919800000301"
 	orderID := h.purchase(wa)
 
@@ -70,6 +70,12 @@ func TestMetricsCountFinalStatus(t *testing.T) {
 	}
 	if s := get(h.base, "/no/such/route/"+orderID, ""); s != 404 {
 		t.Fatalf("unknown route: %d", s)
+	}
+	// 409: the same status twice.
+	for i, want := range []int{200, 409} {
+		if r := h.do("POST", "/v1/orders/"+orderID+"/status", reader, map[string]string{"status": "accepted"}, nil); r.StatusCode != want {
+			t.Fatalf("status update %d: %d, want %d", i+1, r.StatusCode, want)
+		}
 	}
 	// 405: a known path with another method.
 	req, _ := http.NewRequest("DELETE", h.base+"/v1/orders", nil)
@@ -109,6 +115,7 @@ func TestMetricsCountFinalStatus(t *testing.T) {
 		`sieve_http_requests_total{method="GET",route="/v1/orders/:id/delivery",status="403"} 1`,
 		`sieve_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`sieve_http_requests_total{method="DELETE",route="/v1/orders",status="405"} 1`,
+		`sieve_http_requests_total{method="POST",route="/v1/orders/:id/status",status="409"} 1`,
 		`sieve_http_requests_total{method="POST",route="/v1/orders/:id/status",status="413"} 1`,
 		`sieve_http_requests_total{method="GET",route="/v1/orders",status="429"} 1`,
 		`sieve_http_requests_total{method="GET",route="/readyz",status="503"} 1`,
