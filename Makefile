@@ -48,9 +48,11 @@ bench: build ## the benchmarks of SPEC §8, each beside its same-run baseline
 	@set -euo pipefail; $(PGURL_SH); SIEVE_TEST_DATABASE_URL="$$url" scripts/bench.sh
 
 .PHONY: lint
-lint: ## go vet and staticcheck
+lint: ## go vet, staticcheck, redocly lint of the OpenAPI document, Regal over the policies
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	@scripts/lint-openapi.sh
+	@scripts/lint-rego.sh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +60,10 @@ type Config struct {
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
 	PartnerBurst int
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (BROKER_METRICS_TOKEN); unset, /metrics is open, for a port that
+	// only the scraper reaches.
+	MetricsToken string
 }
 
 // SetDefaults fills unset fields.
@@ -108,6 +113,10 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	lim  *limiter
+	// endpoints ("METHOD /pattern") and patterns are the route table,
+	// indexed once for the metrics' route labels.
+	endpoints map[string]bool
+	patterns  []endpoint
 }
 
 // New builds the application and its routes.
@@ -140,6 +149,7 @@ func New(cfg Config, d Deps) *Server {
 	inner := app.Server().Handler
 	app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		if !slices.Contains(fiber.DefaultMethods, string(ctx.Method())) {
+			d.Metrics.requests.WithLabelValues(unmatchedRoute, "OTHER", "400").Inc()
 			ctx.Response.Header.SetContentType(fiber.MIMEApplicationJSON)
 			ctx.Response.Header.Set(fiber.HeaderCacheControl, "no-store")
 			ctx.SetStatusCode(fiber.StatusBadRequest)
@@ -149,10 +159,11 @@ func New(cfg Config, d Deps) *Server {
 		inner(ctx)
 	}
 	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
+	app.Use(s.observe) // outermost: it counts what recover and the error handler make of a request
 	app.Use(recover.New())
-	app.Use(s.observe)
 	app.Use(s.bodyLimits)
 	s.routes()
+	s.indexRoutes()
 	return s
 }
 
@@ -206,10 +217,11 @@ func (s *Server) routes() {
 	app := s.App
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
-	app.Get("/metrics", s.deps.Metrics.Handler())
+	app.Get("/metrics", s.metricsAuth, s.deps.Metrics.Handler())
+	openapi := ServedOpenAPI(s.deps.OpenAPI, s.cfg.Issuer)
 	app.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(s.deps.OpenAPI)
+		return c.Send(openapi)
 	})
 	if s.deps.WhatsApp != nil {
 		app.Get("/webhooks/whatsapp", s.webhookVerify)
@@ -300,7 +312,46 @@ func (s *Server) ready(c *fiber.Ctx) error {
 }
 
 // Listen serves on addr until Shutdown.
-func (s *Server) Listen(addr string) error { return s.App.Listen(addr) }
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown. Every connection must send its first
+// request within ReadTimeout: fasthttp starts ReadTimeout only at a
+// request's first byte (and IdleTimeout only after a first request), so a
+// connection that never sends a byte would otherwise hold its descriptor
+// for ever.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.App.Listener(firstByteDeadline{Listener: ln, d: s.cfg.ReadTimeout})
+}
+
+// firstByteDeadline sets a read deadline on each accepted connection;
+// fasthttp replaces it with its own deadlines once a request starts.
+type firstByteDeadline struct {
+	net.Listener
+	d time.Duration
+}
+
+// Accept returns the next connection with its first-byte deadline set. A
+// connection whose deadline cannot be set is closed and skipped: an error
+// from Accept would stop the server.
+func (l firstByteDeadline) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.d <= 0 {
+			return c, err
+		}
+		if err := c.SetReadDeadline(time.Now().Add(l.d)); err != nil {
+			c.Close() //nolint:errcheck // a connection we cannot bound is dropped
+			continue
+		}
+		return c, nil
+	}
+}
 
 // Shutdown stops accepting and waits for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.App.ShutdownWithContext(ctx) }

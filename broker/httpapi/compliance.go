@@ -48,7 +48,8 @@ func (s *Server) compliance(scope broker.Scope) fiber.Handler {
 	partnerAuth := s.partner(scope)
 	return func(c *fiber.Ctx) error {
 		if s.deps.Officers != nil {
-			if o, ok := s.deps.Officers.Officer(c, c.Method() != fiber.MethodGet); ok {
+			// HEAD has GET's meaning (RFC 9110 §9.3.2): no CSRF token.
+			if o, ok := s.deps.Officers.Officer(c, !readOnly(c.Method())); ok {
 				c.Locals(keyActor, o)
 				return c.Next()
 			}
@@ -58,6 +59,11 @@ func (s *Server) compliance(scope broker.Scope) fiber.Handler {
 		}
 		return partnerAuth(c)
 	}
+}
+
+// readOnly reports the methods that change nothing (RFC 9110 §9.2.1).
+func readOnly(method string) bool {
+	return method == fiber.MethodGet || method == fiber.MethodHead
 }
 
 func actorOf(c *fiber.Ctx) broker.Party {
@@ -72,9 +78,11 @@ func (s *Server) complianceRoutes() {
 	app := s.App
 	if s.deps.Audit != nil {
 		app.Get("/v1/audit/entries", s.compliance(broker.ScopeAuditRead), s.auditEntries)
-		app.Get("/v1/audit/checkpoint", s.auditCheckpoint)
-		app.Get("/v1/audit/proof/inclusion", s.auditInclusion)
-		app.Get("/v1/audit/proof/consistency", s.auditConsistency)
+		// The transparency endpoints too (SPEC §4): the checkpoint's tree
+		// size and timing tell outsiders how much the broker releases.
+		app.Get("/v1/audit/checkpoint", s.compliance(broker.ScopeAuditRead), s.auditCheckpoint)
+		app.Get("/v1/audit/proof/inclusion", s.compliance(broker.ScopeAuditRead), s.auditInclusion)
+		app.Get("/v1/audit/proof/consistency", s.compliance(broker.ScopeAuditRead), s.auditConsistency)
 	}
 	if s.deps.Reports != nil {
 		app.Get("/v1/reports/processing", s.compliance(broker.ScopeAuditRead), s.reportProcessing)
@@ -146,6 +154,7 @@ func (s *Server) auditCheckpoint(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	return c.SendString(note)
 }
@@ -238,6 +247,9 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 	ds, err := s.deps.Rights.Disclosures(c.UserContext(), row.ID)
 	if err != nil {
 		return err
+	}
+	if ds == nil {
+		ds = []commerce.Disclosure{} // the documented shape is a list, never null
 	}
 	id, err := s.officerAction(c, "disclosures", row.ID, "access_request")
 	if err != nil {

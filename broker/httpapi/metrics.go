@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"strconv"
 	"sync"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // Metrics holds the Prometheus registry. Labels are route patterns, status
@@ -24,19 +27,41 @@ type Metrics struct {
 	handler  fiber.Handler
 }
 
-// NewMetrics registers the HTTP metrics and the Go runtime collectors.
+// domainCounters are the domain events commerce counts (commerce.Metrics),
+// each declared once, with its help and its labels, so a scrape shows what
+// each one means and a label cannot change with the first caller.
+var domainCounters = []struct {
+	name, help string
+	labels     []string
+}{
+	{"sieve_orders_total", "Order status changes, by new status.", []string{"kind"}},
+	{"sieve_message_status_total", "WhatsApp delivery statuses received, by status.", []string{"kind"}},
+	{"sieve_inbox_events_total", "Inbound webhook events, new or duplicate.", []string{"kind"}},
+	{"sieve_inbox_failed_total", "Inbound events whose processing failed.", nil},
+	{"sieve_outbox_total", "Outbound messages by message kind and outcome (sent, retry, dead).", []string{"kind", "outcome"}},
+	{"sieve_erasures_total", "Shopper erasures, by the kind of party that asked.", []string{"kind"}},
+}
+
+// NewMetrics registers the HTTP metrics, the domain counters and the Go
+// runtime collectors.
 func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{Registry: reg, counters: map[string]*prometheus.CounterVec{}}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sieve_http_requests_total",
-		Help: "HTTP requests by route pattern, method and status."}, []string{"route", "method", "status"})
+		Help: "HTTP requests by route pattern, method and final status (errors included); route is \"unmatched\" for paths no route knows."},
+		[]string{"route", "method", "status"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sieve_http_request_duration_seconds",
 		Help: "HTTP request latency by route pattern.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 		[]string{"route"})
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sieve_rate_limited_total",
 		Help: "Requests refused by the per-partner rate limit, by partner kind."}, []string{"kind"})
 	reg.MustRegister(m.requests, m.latency, m.limited)
+	for _, d := range domainCounters {
+		cv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: d.name, Help: d.help}, d.labels)
+		reg.MustRegister(cv)
+		m.counters[d.name] = cv
+	}
 	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
 }
@@ -67,22 +92,85 @@ func (m *Metrics) Inc(name string, labels ...string) {
 	}
 }
 
-// observe records every request's route, status and latency.
+// metricsAuth requires the metrics bearer token when one is configured:
+// the counters tell order volumes and erasures by kind.
+func (s *Server) metricsAuth(c *fiber.Ctx) error {
+	want := s.cfg.MetricsToken
+	if want == "" {
+		return c.Next()
+	}
+	got := string(c.Request().Header.Peek(fiber.HeaderAuthorization))
+	if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+want)) != 1 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="metrics"`)
+		return broker.Errorf(broker.EUnauthorized, "metrics need the metrics bearer token")
+	}
+	return c.Next()
+}
+
+// unmatchedRoute is the route label of requests no route pattern knows:
+// one fixed value, so scanners cannot grow the label set.
+const unmatchedRoute = "unmatched"
+
+// observe records every request's route, status and latency. It renders an
+// error itself (with the application's error handler) before counting, so
+// the status counted is the one the client gets; it runs outside recover,
+// so a panic is counted as the 500 it becomes.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	err := c.Next()
-	status := c.Response().StatusCode()
-	if err != nil {
-		if fe, ok := err.(*fiber.Error); ok {
-			status = fe.Code
+	if err := c.Next(); err != nil {
+		if herr := s.App.Config().ErrorHandler(c, err); herr != nil {
+			return herr
 		}
 	}
-	route := c.Route().Path
-	if status == fiber.StatusNotFound && (route == "/" || route == "") {
-		route = "unmatched"
-	}
+	status := c.Response().StatusCode()
+	route := s.routeLabel(c)
 	m := s.deps.Metrics
 	m.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	return err
+	return nil
+}
+
+// routeLabel is the route pattern a request belongs to. When a middleware
+// (body limits, the fallback, the dashboard's catch-all) answered before
+// any route matched, the pattern is found in the route table: the one for
+// the path and method, else the path's pattern for another method (a 405),
+// else the fixed unmatched label.
+func (s *Server) routeLabel(c *fiber.Ctx) string {
+	method := c.Method()
+	if method == fiber.MethodHead {
+		method = fiber.MethodGet
+	}
+	if r := c.Route(); r != nil && s.endpoints[method+" "+r.Path] {
+		return r.Path
+	}
+	path, other := c.Path(), ""
+	for _, e := range s.patterns {
+		if !matchPath(e.path, path) {
+			continue
+		}
+		if e.method == method {
+			return e.path
+		}
+		other = e.path
+	}
+	if other != "" {
+		return other
+	}
+	return unmatchedRoute
+}
+
+// endpoint is one route of the table, for routeLabel.
+type endpoint struct{ method, path string }
+
+// indexRoutes remembers the endpoint routes (not middleware) once all are
+// registered: the metrics labels come from this fixed set.
+func (s *Server) indexRoutes() {
+	s.endpoints = map[string]bool{}
+	for _, r := range s.App.GetRoutes(true) {
+		if r.Method == fiber.MethodHead || r.Path == "/" {
+			continue
+		}
+		s.endpoints[r.Method+" "+r.Path] = true
+		s.patterns = append(s.patterns, endpoint{r.Method, r.Path})
+	}
 }

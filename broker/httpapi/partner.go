@@ -79,19 +79,34 @@ func partnerOf(c *fiber.Ctx) broker.Partner {
 	return p
 }
 
+// Bounds on a JSON request body, checked by one byte scan before anything
+// is decoded: a body within the 1 MB limit can still hold 68,000 keys, and
+// decoding them all costs every partner's latency, not just the sender's.
+const (
+	// MaxJSONDepth is the deepest nesting of objects and arrays accepted.
+	MaxJSONDepth = 32
+	// MaxJSONMembers caps object members plus array elements in a body
+	// (every API body has a few dozen at most); over it is a 413.
+	MaxJSONMembers = 256
+)
+
 // decodeJSON reads a JSON body strictly: the right content type, valid
-// UTF-8, one value, no unknown fields (when strict).
+// UTF-8, bounded depth and member count (both checked before decoding),
+// one value, no unknown fields (when strict).
 func decodeJSON(c *fiber.Ctx, v any, strict bool) error {
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	if !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
 		return broker.Errorf(broker.EUnsupported, "content type must be application/json")
 	}
 	body := c.Body()
+	switch tooDeep, tooMany := jsonShape(body, MaxJSONDepth, MaxJSONMembers); {
+	case tooDeep:
+		return broker.Errorf(broker.EInvalid, "JSON nested too deeply")
+	case tooMany:
+		return broker.Errorf(broker.ETooLarge, "JSON body has more than %d members", MaxJSONMembers)
+	}
 	if !utf8.Valid(body) {
 		return broker.Errorf(broker.EInvalid, "body is not valid UTF-8")
-	}
-	if depth(body) > 32 {
-		return broker.Errorf(broker.EInvalid, "JSON nested too deeply")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
@@ -116,29 +131,62 @@ func decodeJSON(c *fiber.Ctx, v any, strict bool) error {
 	return nil
 }
 
-// depth returns the maximum nesting of a JSON text (ignoring strings).
-func depth(b []byte) int {
-	d, m, inStr, esc := 0, 0, false, false
+// jsonShape scans a JSON text once without decoding it and reports
+// whether it nests deeper than maxDepth or holds more than maxMembers
+// object members and array elements. It stops at the first excess, so a
+// hostile body costs at most one pass over its bytes. Malformed text is
+// left for the decoder to refuse.
+func jsonShape(b []byte, maxDepth, maxMembers int) (tooDeep, tooMany bool) {
+	var stack [64]byte // open containers ('{' or '['), maxDepth <= 64
+	maxDepth = min(maxDepth, len(stack))
+	d, members, inStr, esc, firstElem := 0, 0, false, false, false
 	for _, ch := range b {
-		switch {
-		case inStr:
-			if esc {
+		if inStr {
+			switch {
+			case esc:
 				esc = false
-			} else if ch == '\\' {
+			case ch == '\\':
 				esc = true
-			} else if ch == '"' {
+			case ch == '"':
 				inStr = false
 			}
-		case ch == '"':
+			continue
+		}
+		if firstElem && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' {
+			// The first element of an array (none when it closes at once).
+			firstElem = false
+			if ch != ']' {
+				members++
+			}
+		}
+		switch ch {
+		case '"':
 			inStr = true
-		case ch == '{' || ch == '[':
+		case '{', '[':
+			if d == maxDepth {
+				return true, false
+			}
+			stack[d] = ch
 			d++
-			m = max(m, d)
-		case ch == '}' || ch == ']':
-			d--
+			firstElem = ch == '['
+		case '}', ']':
+			if d > 0 {
+				d--
+			}
+		case ':':
+			members++
+		case ',':
+			if d > 0 && stack[d-1] == '[' {
+				members++
+			}
+		default:
+			continue
+		}
+		if members > maxMembers {
+			return false, true
 		}
 	}
-	return m
+	return false, false
 }
 
 func (s *Server) listOrders(c *fiber.Ctx) error {

@@ -13,7 +13,11 @@ func (s *Server) webhookVerify(c *fiber.Ctx) error {
 	if c.Query("hub.mode") != "subscribe" || !s.deps.WhatsApp.VerifyToken(c.Query("hub.verify_token")) {
 		return broker.Errorf(broker.EForbidden, "verification failed")
 	}
+	// The challenge is caller text echoed back: plain text, never sniffed
+	// as HTML, never cached.
 	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.SendString(c.Query("hub.challenge"))
 }
 

@@ -73,7 +73,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.done = make(chan error, 1)
-	go func() { m.done <- m.HTTP.App.Listener(m.ln) }()
+	go func() { m.done <- m.HTTP.Serve(m.ln) }()
 	return nil
 }
 

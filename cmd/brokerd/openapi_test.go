@@ -1,15 +1,27 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
 
 // openAPIMethods are the operation keys of an OpenAPI path item; other
@@ -103,6 +115,336 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, must := range []string{"POST /oauth/token", "GET /v1/orders/:id", "POST /v1/data-requests", "GET /.well-known/jwks.json"} {
 		if !served[must] || !docOps[must] {
 			t.Errorf("%s: served %v, documented %v", must, served[must], docOps[must])
+		}
+	}
+}
+
+// apiCall is one request of the contract test: Template is the OpenAPI
+// path it exercises, Path the request's path and query.
+type apiCall struct {
+	method, template, path string
+	authz                  string // the Authorization header ("" none)
+	body                   string // JSON unless it starts with "form:"
+	want                   int    // the status the scenario expects
+}
+
+// openAPISchemas validates real answers against the responses that
+// /openapi.json documents, with a JSON Schema 2020-12 validator (OpenAPI
+// 3.1 schemas are JSON Schema).
+type openAPISchemas struct {
+	t     *testing.T
+	doc   map[string]any
+	c     *jsonschema.Compiler
+	cache map[string]*jsonschema.Schema
+	n     int
+}
+
+const openAPIURL = "file:///openapi.json"
+
+func newOpenAPISchemas(t *testing.T, raw []byte) *openAPISchemas {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(openAPIURL, doc); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &openAPISchemas{t: t, doc: m, c: c, cache: map[string]*jsonschema.Schema{}}
+}
+
+// resolve follows a local "$ref" of the document.
+func (o *openAPISchemas) resolve(v any) (map[string]any, string) {
+	m, _ := v.(map[string]any)
+	ref, _ := m["$ref"].(string)
+	if ref == "" {
+		return m, ""
+	}
+	cur := any(o.doc)
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		part = strings.NewReplacer("~1", "/", "~0", "~").Replace(part)
+		cm, _ := cur.(map[string]any)
+		cur = cm[part]
+	}
+	m, _ = cur.(map[string]any)
+	return m, ref
+}
+
+// check validates one answer against its documented response and returns
+// the problems found.
+func (o *openAPISchemas) check(c apiCall, a answer) []string {
+	paths, _ := o.doc["paths"].(map[string]any)
+	item, _ := paths[c.template].(map[string]any)
+	op, _ := item[strings.ToLower(c.method)].(map[string]any)
+	if op == nil {
+		return []string{"operation not documented"}
+	}
+	responses, _ := op["responses"].(map[string]any)
+	status := strconv.Itoa(a.status)
+	rv, ok := responses[status]
+	if !ok {
+		if rv, ok = responses[status[:1]+"XX"]; !ok {
+			if rv, ok = responses["default"]; !ok {
+				return []string{"status " + status + " is not documented"}
+			}
+		}
+	}
+	resp, ref := o.resolve(rv)
+	if resp == nil {
+		return []string{"response " + status + ": broken $ref " + ref}
+	}
+	content, _ := resp["content"].(map[string]any)
+	if len(a.body) == 0 && len(content) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(a.header.Get("Content-Type"))
+	media, _ := content[mt].(map[string]any)
+	if media == nil {
+		return []string{fmt.Sprintf("response %s: content type %q is not documented", status, mt)}
+	}
+	schemaDoc, ok := media["schema"]
+	if !ok {
+		return []string{fmt.Sprintf("response %s (%s) declares no schema", status, mt)}
+	}
+	var inst any = string(a.body)
+	if strings.HasSuffix(mt, "json") {
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(a.body))
+		if err != nil {
+			return []string{"body is not JSON: " + err.Error()}
+		}
+		inst = v
+	}
+	key := c.method + " " + c.template + " " + status + " " + mt
+	sch := o.cache[key]
+	if sch == nil {
+		// The schema as its own resource, its local references pointed at
+		// the document.
+		b, _ := json.Marshal(schemaDoc)
+		b = bytes.ReplaceAll(b, []byte(`"#/`), []byte(`"`+openAPIURL+`#/`))
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return []string{err.Error()}
+		}
+		o.n++
+		u := fmt.Sprintf("file:///response/%d.json", o.n)
+		if err := o.c.AddResource(u, v); err != nil {
+			return []string{err.Error()}
+		}
+		if sch, err = o.c.Compile(u); err != nil {
+			return []string{fmt.Sprintf("response %s: schema does not compile: %v", status, err)}
+		}
+		o.cache[key] = sch
+	}
+	if err := sch.Validate(inst); err != nil {
+		return []string{fmt.Sprintf("response %s does not match its schema: %v", status, err)}
+	}
+	return nil
+}
+
+// TestOpenAPIResponsesMatch calls every documented operation, successes
+// and refusals, and validates each real answer (status, content type and
+// body) against /openapi.json. Every operation must be exercised with a
+// success, so a route cannot be added without a schema its answers match.
+func TestOpenAPIResponsesMatch(t *testing.T) {
+	h := newHarness(t)
+	raw := h.getWith("/openapi.json", "").body
+	o := newOpenAPISchemas(t, raw)
+
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read", "orders:write", "data:request"}})
+	logi := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
+		Scopes: []string{"delivery:read", "delivery:message"}})
+	desk := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindAnalytics,
+		Scopes: []string{"audit:read", "subjects:write"}})
+	const wa = "919800000401"
+	orderID := h.purchase(wa)
+	waitAuditSequenced(t, h)
+	var view struct {
+		CustomerRef string `json:"customer_ref"`
+	}
+	h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, &view)
+	bearer := func(c creds) string { return "Bearer " + c.Bearer }
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(retail.ID)+":"+url.QueryEscape(retail.Secret)))
+	ord := "/v1/orders/" + orderID
+	unknown := "/v1/orders/ord_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+	challenge := url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {h.m.Config.WhatsApp.VerifyToken},
+		"hub.challenge": {"1158201444"}}.Encode()
+	statusMsgBody := envelope(statusMsg(wa, wamid(), "read"))
+
+	served := map[string]bool{}
+	for _, r := range h.m.HTTP.App.GetRoutes(true) {
+		served[r.Method+" "+r.Path] = true
+	}
+	calls := []apiCall{
+		{"GET", "/healthz", "/healthz", "", "", 200},
+		{"GET", "/readyz", "/readyz", "", "", 200},
+		{"GET", "/metrics", "/metrics", "", "", 200},
+		{"GET", "/openapi.json", "/openapi.json", "", "", 200},
+		{"GET", "/.well-known/jwks.json", "/.well-known/jwks.json", "", "", 200},
+		{"POST", "/oauth/token", "/oauth/token", basic, "form:grant_type=client_credentials", 200},
+		{"POST", "/oauth/token", "/oauth/token", "", "form:grant_type=client_credentials", 401},
+		{"POST", "/oauth/token", "/oauth/token", basic, "form:grant_type=password", 400},
+		{"GET", "/webhooks/whatsapp", "/webhooks/whatsapp?" + challenge, "", "", 200},
+		{"GET", "/webhooks/whatsapp", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=no&hub.challenge=1", "", "", 403},
+		{"POST", "/webhooks/whatsapp", "/webhooks/whatsapp", "sign", statusMsgBody, 200},
+		{"POST", "/webhooks/whatsapp", "/webhooks/whatsapp", "", statusMsgBody, 401},
+		{"GET", "/v1/orders", "/v1/orders?limit=10", bearer(retail), "", 200},
+		{"GET", "/v1/orders", "/v1/orders", "", "", 401},
+		{"GET", "/v1/orders", "/v1/orders", bearer(logi), "", 403},
+		{"GET", "/v1/orders", "/v1/orders?limit=0", bearer(retail), "", 400},
+		{"GET", "/v1/orders/{id}", ord, bearer(retail), "", 200},
+		{"GET", "/v1/orders/{id}", unknown, bearer(retail), "", 404},
+		{"GET", "/v1/orders/{id}/delivery", ord + "/delivery", bearer(logi), "", 404},
+		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"accepted"}`, 200},
+		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"accepted"}`, 409},
+		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"lost"}`, 400},
+		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"packed"}`, 200},
+	}
+	if served["POST /v1/orders/:id/dispatch"] {
+		calls = append(calls, apiCall{"POST", "/v1/orders/{id}/dispatch", ord + "/dispatch", bearer(retail),
+			mustJSON(map[string]string{"logistics": logi.ID}), 200})
+	}
+	calls = append(calls, []apiCall{
+		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"out_for_delivery","eta":"7 pm"}`, 200},
+		{"GET", "/v1/orders/{id}/delivery", ord + "/delivery", bearer(logi), "", 200},
+		{"POST", "/v1/orders/{id}/messages", ord + "/messages", bearer(logi), `{"text":"At your gate"}`, 202},
+		{"POST", "/v1/orders/{id}/messages", ord + "/messages", bearer(logi), `{"text":"hi","to":"x"}`, 400},
+		{"POST", "/v1/data-requests", "/v1/data-requests", bearer(retail),
+			mustJSON(map[string]any{"subject": view.CustomerRef, "purpose": "order_fulfilment", "fields": []string{"delivery.postal_code", "customer.phone"}}), 200},
+		{"POST", "/v1/data-requests", "/v1/data-requests", bearer(retail), `{"subject":""}`, 400},
+		{"GET", "/v1/audit/entries", "/v1/audit/entries?limit=5", bearer(desk), "", 200},
+		{"GET", "/v1/audit/entries", "/v1/audit/entries", bearer(retail), "", 403},
+		{"GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint", bearer(desk), "", 200},
+		{"GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint", "", "", 401},
+		{"GET", "/v1/audit/proof/inclusion", "/v1/audit/proof/inclusion?index=0&size=2", bearer(desk), "", 200},
+		{"GET", "/v1/audit/proof/inclusion", "/v1/audit/proof/inclusion?index=x&size=2", bearer(desk), "", 400},
+		{"GET", "/v1/audit/proof/consistency", "/v1/audit/proof/consistency?from=1&to=2", bearer(desk), "", 200},
+		{"GET", "/v1/reports/processing", "/v1/reports/processing", bearer(desk), "", 200},
+		{"GET", "/v1/subjects/disclosures", "/v1/subjects/disclosures?wa_id=" + wa, bearer(desk), "", 200},
+		{"GET", "/v1/subjects/disclosures", "/v1/subjects/disclosures?wa_id=919800000499", bearer(desk), "", 404},
+		{"POST", "/v1/subjects/export", "/v1/subjects/export", bearer(desk), `{"wa_id":"` + wa + `"}`, 200},
+		{"POST", "/v1/subjects/erase", "/v1/subjects/erase", bearer(desk), `{"wa_id":"` + wa + `"}`, 400},
+		{"POST", "/v1/subjects/erase", "/v1/subjects/erase", bearer(desk), `{"wa_id":"` + wa + `","confirm":true}`, 200},
+	}...)
+
+	succeeded := map[string]bool{}
+	for _, c := range calls {
+		var rd io.Reader
+		if c.body != "" {
+			rd = strings.NewReader(strings.TrimPrefix(c.body, "form:"))
+		}
+		req, _ := http.NewRequest(c.method, h.base+c.path, rd)
+		switch {
+		case strings.HasPrefix(c.body, "form:"):
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		case c.body != "":
+			req.Header.Set("Content-Type", "application/json")
+		}
+		switch c.authz {
+		case "":
+		case "sign":
+			req.Header.Set("X-Hub-Signature-256", signOf(c.body))
+		default:
+			req.Header.Set("Authorization", c.authz)
+		}
+		a := send(t, req)
+		name := c.method + " " + c.path
+		if a.status != c.want {
+			t.Errorf("%s: %d, want %d: %.300s", name, a.status, c.want, a.body)
+			continue
+		}
+		for _, p := range o.check(c, a) {
+			t.Errorf("%s: %s: %.300s", name, p, a.body)
+		}
+		if a.status < 300 {
+			succeeded[strings.ToUpper(c.method)+" "+c.template] = true
+		}
+	}
+	// Every documented operation was exercised with a success.
+	paths, _ := o.doc["paths"].(map[string]any)
+	for path, item := range paths {
+		for method := range item.(map[string]any) {
+			if slices.Contains(openAPIMethods, method) && !succeeded[strings.ToUpper(method)+" "+path] {
+				t.Errorf("%s %s: no successful call validated against the document", strings.ToUpper(method), path)
+			}
+		}
+	}
+}
+
+// TestOpenAPIIsComplete checks the document's own completeness: servers
+// from BROKER_ISSUER, a unique operationId per operation, security on
+// every operation (empty where public), and a schema for every response
+// that has a body.
+func TestOpenAPIIsComplete(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Server.Issuer = "https://broker.example.in" })
+	var doc struct {
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(h.getWith("/openapi.json", "").body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "https://broker.example.in" {
+		t.Errorf("servers %+v, want the issuer https://broker.example.in", doc.Servers)
+	}
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.json": true,
+		"GET /.well-known/jwks.json": true, "GET /webhooks/whatsapp": true, "POST /webhooks/whatsapp": true}
+	ids := map[string]string{}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if !slices.Contains(openAPIMethods, method) {
+				continue
+			}
+			name := strings.ToUpper(method) + " " + path
+			var op struct {
+				OperationID string                     `json:"operationId"`
+				Security    *[]map[string][]string     `json:"security"`
+				Responses   map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			switch {
+			case op.OperationID == "":
+				t.Errorf("%s: no operationId", name)
+			case ids[op.OperationID] != "":
+				t.Errorf("%s: operationId %q also names %s", name, op.OperationID, ids[op.OperationID])
+			}
+			ids[op.OperationID] = name
+			switch {
+			case op.Security == nil:
+				t.Errorf("%s: no security (use [] for a public operation)", name)
+			case public[name] && len(*op.Security) != 0:
+				t.Errorf("%s: public, but security is %v", name, *op.Security)
+			case !public[name] && len(*op.Security) == 0:
+				t.Errorf("%s: security is empty, but the operation is not public", name)
+			}
+			for status, rr := range op.Responses {
+				var r struct {
+					Ref     string                          `json:"$ref"`
+					Content map[string]struct{ Schema any } `json:"content"`
+				}
+				json.Unmarshal(rr, &r) //nolint:errcheck
+				if r.Ref != "" {
+					continue // components/responses: checked by the validation test
+				}
+				if status[0] == '2' && len(r.Content) == 0 {
+					t.Errorf("%s %s: no content documented", name, status)
+				}
+				for mt, m := range r.Content {
+					if m.Schema == nil {
+						t.Errorf("%s %s %s: no schema", name, status, mt)
+					}
+				}
+			}
 		}
 	}
 }

@@ -47,6 +47,12 @@ type Server struct {
 	// PartnerRate is each partner's sustained request rate per process
 	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
 	PartnerRate float64
+	// MetricsToken is the bearer token GET /metrics requires
+	// (BROKER_METRICS_TOKEN); empty leaves /metrics open.
+	MetricsToken string
+	// ReadTimeout bounds reading a request, and the wait for a new
+	// connection's first byte (BROKER_READ_TIMEOUT; 0: httpapi's 15 s).
+	ReadTimeout time.Duration
 }
 
 // Database is PostgreSQL.
@@ -180,6 +186,8 @@ func FromEnv(getenv func(string) string) Config {
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
+	c.Server.MetricsToken = getenv("BROKER_METRICS_TOKEN")
+	c.Server.ReadTimeout = p.duration("BROKER_READ_TIMEOUT")
 	return c
 }
 
@@ -319,6 +327,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.PartnerRate < 0 {
 		add("BROKER_PARTNER_RATE must be a positive number of requests per second")
+	}
+	if c.Server.ReadTimeout < 0 || c.Server.ReadTimeout > 5*time.Minute {
+		add("BROKER_READ_TIMEOUT must be a positive duration up to 5m")
+	}
+	if t := c.Server.MetricsToken; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+		add("BROKER_METRICS_TOKEN must be at least 16 characters without spaces")
 	}
 	if c.Server.ShutdownTimeout < 0 || c.Server.ShutdownTimeout > 10*time.Second {
 		add("BROKER_SHUTDOWN_TIMEOUT must be a duration up to 10s")

@@ -34,7 +34,8 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		extra(&d)
 	}
 	rate := s.Config.Server.PartnerRate
-	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate)}, d)
+	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate),
+		MetricsToken: s.Config.Server.MetricsToken, ReadTimeout: s.Config.Server.ReadTimeout}, d)
 }
 
 // oauth adapts the token endpoint logic to the HTTP layer.

@@ -37,7 +37,10 @@ _needed_consent := {c | some c in _purpose.consent} if {
 	_purpose.lawful_basis == "legal_obligation"
 } else := {c | some c in _purpose.consent} | {"notice"}
 
-_given_consent := {c | some c, given in input.consent; given == true}
+_given_consent contains c if {
+	some c, given in input.consent
+	given == true
+}
 
 _missing_consent := _needed_consent - _given_consent
 
@@ -61,7 +64,10 @@ _state_name := input.state
 
 # The first failed check, in the order a reader would ask them. An else
 # chain gives exactly one reason and lets later checks assume earlier ones;
-# it always has a value, and is only read when allow is false.
+# it always has a value (the default when every check passes), and is only
+# read when allow is false.
+default _deny := "purpose is closed"
+
 _deny := "unknown purpose" if {
 	not _purpose
 } else := sprintf("party kind %q may not use purpose %q", [_kind_name, input.purpose]) if {
@@ -72,10 +78,11 @@ _deny := "unknown purpose" if {
 	count(_missing_consent) > 0
 } else := sprintf("purpose %q is not open in order state %q", [input.purpose, _state_name]) if {
 	not _state_open
-} else := "purpose is closed"
+}
 
 # METADATA
 # title: Purpose open
+# scope: document
 # description: |
 #   True when the party's kind may use the purpose, holds the scopes it
 #   needs, the shopper gave the consent it needs, and the order's state
@@ -93,6 +100,7 @@ allow if {
 
 # METADATA
 # title: Denial reason
+# scope: document
 # description: Why the purpose is closed to this request; "" when allowed.
 default reason := ""
 
@@ -112,9 +120,9 @@ _withheld_reason(f) := "retailer-internal field" if {
 	data.sieve.fields[f]
 } else := "unknown field"
 
-_released := {f: {"allow": true, "transform": _grant.fields[f], "reason": ""} | some f in (_asked & _granted)}
+_released[f] := {"allow": true, "transform": _grant.fields[f], "reason": ""} if some f in (_asked & _granted)
 
-_withheld := {f: {"allow": false, "transform": "drop", "reason": _withheld_reason(f)} | some f in (_asked - _granted)}
+_withheld[f] := {"allow": false, "transform": "drop", "reason": _withheld_reason(f)} if some f in (_asked - _granted)
 
 # METADATA
 # title: Field verdicts

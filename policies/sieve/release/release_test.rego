@@ -94,7 +94,10 @@ test_denials[name] if {
 			"reason": "missing scope: data:request",
 		},
 		"notice not accepted": {
-			"in": _in("retailer", "order_fulfilment", ["orders:read"], {"notice": false, "marketing": true, "analytics": true}, "placed"),
+			"in": _in(
+				"retailer", "order_fulfilment", ["orders:read"],
+				{"notice": false, "marketing": true, "analytics": true}, "placed",
+			),
 			"reason": "missing consent: notice",
 		},
 		"marketing without opt-in": {
@@ -137,7 +140,10 @@ test_checks_run_in_order_purpose_kind_scope_consent_state if {
 }
 
 test_logistics_gets_delivery_view_while_out_for_delivery if {
-	d := release.decision with input as _in("logistics", "delivery", ["delivery:read"], _consent_notice, "out_for_delivery")
+	d := release.decision with input as _in(
+		"logistics", "delivery", ["delivery:read"],
+		_consent_notice, "out_for_delivery",
+	)
 	d.allow
 	_released(d) == {
 		"order.id": "keep", "customer.ref": "pseudonym", "items": "keep",
@@ -272,14 +278,20 @@ test_notice_is_needed_even_if_data_forgets_it if {
 }
 
 test_empty_states_list_closes_the_purpose if {
-	purposes := {"support": {"consent": ["notice"], "states": [], "parties": {"retailer": {"scopes": [], "fields": {"order.id": "keep"}}}}}
+	purposes := {"support": {
+		"consent": ["notice"], "states": [],
+		"parties": {"retailer": {"scopes": [], "fields": {"order.id": "keep"}}},
+	}}
 	d := release.decision with input as _in("retailer", "support", [], _consent_notice, "placed")
 		with data.sieve.purposes as purposes
 	not d.allow
 }
 
 test_consent_must_be_literally_true if {
-	d := release.decision with input as _in("retailer", "marketing", ["data:request"], {"notice": true, "marketing": "yes"}, "")
+	d := release.decision with input as _in(
+		"retailer", "marketing", ["data:request"],
+		{"notice": true, "marketing": "yes"}, "",
+	)
 	d.reason == "missing consent: marketing"
 }
 
