@@ -64,6 +64,22 @@ func hashSecret(secret string) ([]byte, bool) {
 	return h[:], true
 }
 
+// formValue returns a field of the request body (urlencoded or multipart)
+// and never of the query string. Fiber's FormValue reads the query first,
+// so a CSRF token, a password or a phone number put in a URL would be
+// accepted, and URLs are kept in history, Referer headers and access logs.
+func formValue(c *fiber.Ctx, key string) string {
+	if v := c.Request().PostArgs().Peek(key); len(v) > 0 {
+		return string(v)
+	}
+	if mf, err := c.Request().MultipartForm(); err == nil {
+		if v := mf.Value[key]; len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
 func equalTokens(a, b string) bool {
 	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
@@ -156,7 +172,7 @@ func (u *UI) officer(h handler) handler {
 			return broker.Errorf(broker.EForbidden, "Choose your own password first: you signed in with a one-time password.")
 		}
 		if !get {
-			tok := c.FormValue(csrfField)
+			tok := formValue(c, csrfField)
 			if tok == "" {
 				tok = c.Get(CSRFHeader)
 			}
@@ -240,12 +256,12 @@ const (
 // audited; throttled ones are not, so that hammering the form cannot grow
 // the log (the attempt that triggered the lock is audited).
 func (u *UI) login(c *fiber.Ctx) error {
-	body := loginBody{Next: safeNext(c.FormValue("next"))}
-	if !equalTokens(c.FormValue(csrfField), c.Cookies(loginCookie)) {
+	body := loginBody{Next: safeNext(formValue(c, "next"))}
+	if !equalTokens(formValue(c, csrfField), c.Cookies(loginCookie)) {
 		body.Error = "The sign-in form expired. Please try again."
 		return u.showLogin(c, fiber.StatusForbidden, body)
 	}
-	name, password := strings.TrimSpace(c.FormValue("name")), c.FormValue("password")
+	name, password := strings.TrimSpace(formValue(c, "name")), formValue(c, "password")
 	if name == "" || password == "" || len(name) > maxNameLen || len(password) > maxPasswordLen || !utf8.ValidString(name) {
 		body.Error = "Enter your name and password."
 		return u.showLogin(c, fiber.StatusBadRequest, body)

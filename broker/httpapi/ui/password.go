@@ -42,8 +42,8 @@ func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
 // officer's name, so a borrowed session cannot be used to guess it.
 func (u *UI) changePassword(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
-	body := passwordBody{Next: safeNext(c.FormValue("next")), Forced: cur.officer.MustChangePassword}
-	old, pw, again := c.FormValue("current"), c.FormValue("password"), c.FormValue("again")
+	body := passwordBody{Next: safeNext(formValue(c, "next")), Forced: cur.officer.MustChangePassword}
+	old, pw, again := formValue(c, "current"), formValue(c, "password"), formValue(c, "again")
 	switch {
 	case old == "" || pw == "":
 		body.Error = "Enter your current password and a new one."
