@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"crypto/hmac"
+	"errors"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -78,6 +79,9 @@ type OAuthError struct {
 	// Err is the cause of a server_error or temporarily_unavailable, for
 	// the log; never sent.
 	Err error `json:"-"`
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): on a 429 of the failure throttle and on a 503.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func oauthErr(status int, code, desc string) *OAuthError {
@@ -146,6 +150,9 @@ func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *O
 	if oe != nil {
 		return TokenResponse{}, oe
 	}
+	if oe := s.waitNotBefore(ctx, p.NotBefore); oe != nil {
+		return TokenResponse{}, oe
+	}
 	tok, expiresIn, err := s.issuer.Issue(p.ID, scopes)
 	if err != nil {
 		e := oauthErr(http.StatusInternalServerError, ErrCodeServerError, "could not issue a token")
@@ -202,6 +209,44 @@ func (s *Server) authenticate(ctx context.Context, clientID, secret string) (bro
 		return broker.Partner{}, invalidClient()
 	}
 	return p, nil
+}
+
+// maxNotBeforeWait bounds how long a token request waits for the partner's
+// not-before to pass; longer means the database's clock runs ahead of ours.
+const maxNotBeforeWait = 2 * time.Second
+
+// waitNotBefore holds a token request until a token issued now would not
+// be refused by the partner's not-before. iat has whole seconds (truncated),
+// so a token issued in the very second of a revocation would carry an iat
+// before it: wait for the next whole second instead of lying about iat.
+// Only an authenticated partner, just after its revocation, ever waits.
+func (s *Server) waitNotBefore(ctx context.Context, notBefore time.Time) *OAuthError {
+	if notBefore.IsZero() {
+		return nil
+	}
+	at := notBefore.Truncate(time.Second)
+	if at.Before(notBefore) {
+		at = at.Add(time.Second)
+	}
+	wait := at.Sub(s.issuer.now())
+	if wait <= 0 {
+		return nil
+	}
+	if wait > maxNotBeforeWait {
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err, e.RetryAfter = errors.New("partner not-before is ahead of this clock"), wait
+		return e
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err = ctx.Err()
+		return e
+	}
 }
 
 // checkSecret answers nil when secret matches phc, from the cache of

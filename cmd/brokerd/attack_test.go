@@ -595,6 +595,26 @@ func TestAuthorizationOutcomes(t *testing.T) {
 			t.Errorf("token endpoint: %s", msg)
 		}
 	})
+
+	t.Run("token minted before disable stays 401 after enable", func(t *testing.T) {
+		if err := h.m.Sys.DB.SetPartnerDisabled(context.Background(), retail.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		// Past the partner cache's lifetime, the enable is seen...
+		time.Sleep(2500 * time.Millisecond)
+		a := h.tokenRequest(retail.ID, retail.Secret, "")
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if a.status != 200 || json.Unmarshal(a.body, &tok) != nil {
+			t.Fatalf("token after enable: %d %s", a.status, a.body)
+		}
+		if a := h.getWith("/v1/orders/"+orderID, "Bearer "+tok.AccessToken); a.status != 200 {
+			t.Errorf("a token minted after enable: %d", a.status)
+		}
+		// ...and the old token is still dead.
+		checkUnauthorized(t, h.getWith("/v1/orders/"+orderID, "Bearer "+retail.Bearer), orderID)
+	})
 }
 
 // TestPartnerRateLimit runs the broker's HTTP application with a low

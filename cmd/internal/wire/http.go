@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/token"
@@ -58,6 +60,9 @@ func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass
 		h := map[string]string{}
 		if oerr.WWWAuthenticate != "" {
 			h["WWW-Authenticate"] = oerr.WWWAuthenticate
+		}
+		if oerr.RetryAfter > 0 {
+			h["Retry-After"] = strconv.Itoa(int((oerr.RetryAfter + time.Second - 1) / time.Second))
 		}
 		if oerr.Err != nil {
 			s.Log.Warn("token endpoint", "code", oerr.Code, "err", oerr.Err)
