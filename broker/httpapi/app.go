@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -35,9 +36,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (broker.Partner, []broker.Scope, error)
 }
 
-// OAuthFunc runs the token endpoint: it gets the form and the Basic
-// credentials (if any) and returns the status, extra headers and JSON body.
-type OAuthFunc func(ctx context.Context, form map[string][]string, basicUser, basicPass string, hasBasic bool) (int, map[string]string, []byte)
+// OAuthFunc runs the token endpoint: it gets the form, the Basic
+// credentials (if any) and the client's address (ClientIP, for the failure
+// throttle) and returns the status, extra headers and JSON body.
+type OAuthFunc func(ctx context.Context, form map[string][]string, basicUser, basicPass string, hasBasic bool, clientAddr string) (int, map[string]string, []byte)
 
 // WebhookReceiver is the WhatsApp Cloud API inbound side.
 type WebhookReceiver interface {
@@ -59,6 +61,9 @@ type Config struct {
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
 	PartnerBurst int
+	// TrustedProxies are the proxies in front whose X-Forwarded-For is
+	// believed (BROKER_TRUSTED_PROXIES); see Server.ClientIP.
+	TrustedProxies []netip.Prefix
 }
 
 // SetDefaults fills unset fields.
@@ -104,10 +109,11 @@ type Deps struct {
 
 // Server is the HTTP application.
 type Server struct {
-	App  *fiber.App
-	cfg  Config
-	deps Deps
-	lim  *limiter
+	App     *fiber.App
+	cfg     Config
+	deps    Deps
+	lim     *limiter
+	proxies []netip.Prefix
 }
 
 // New builds the application and its routes.
@@ -134,6 +140,12 @@ func New(cfg Config, d Deps) *Server {
 		// many shoppers' webhooks and partners polling, idle connections
 		// otherwise hold 128 KB each.
 		ReduceMemoryUsage: true,
+		// Believe X-Forwarded-Proto and -Host only from our own proxies
+		// (without the check Fiber believes them from anyone). No
+		// ProxyHeader: Fiber would take the leftmost X-Forwarded-For hop,
+		// which the client writes; ClientIP walks it from the right.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(cfg.TrustedProxies),
 	})
 	// Fiber answers a method it does not know with a plain-text 400 before
 	// any middleware runs; answer it in the JSON error shape instead.
@@ -148,7 +160,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 		inner(ctx)
 	}
-	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
+	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst), proxies: cfg.TrustedProxies}
 	app.Use(recover.New())
 	app.Use(s.observe)
 	app.Use(s.bodyLimits)

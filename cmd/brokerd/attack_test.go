@@ -235,9 +235,10 @@ func contains1(list []string, s string) bool {
 	return false
 }
 
-// rfc6749Codes are the error codes of RFC 6749 §5.2.
+// rfc6749Codes are the error codes of RFC 6749 §5.2, and the one the token
+// endpoint borrows from §4.1.2.1 for its 429 and 503 answers.
 var rfc6749Codes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-	"unsupported_grant_type", "invalid_scope"}
+	"unsupported_grant_type", "invalid_scope", "temporarily_unavailable"}
 
 // checkOAuthError reports how a body fails to be an RFC 6749 §5.2 error.
 func checkOAuthError(a answer) string {

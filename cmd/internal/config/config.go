@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +38,35 @@ type Server struct {
 	// PartnerRate is each partner's sustained request rate per process
 	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
 	PartnerRate float64
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// (BROKER_TRUSTED_PROXIES: CIDRs or addresses, comma-separated). Only
+	// when the peer is one of them is X-Forwarded-For consulted for the
+	// client's address; see TrustedProxyPrefixes.
+	TrustedProxies []string
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (a bare address is a
+// single-address prefix); entries that do not parse are left out, and
+// Validate reports them.
+func (s *Server) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range s.TrustedProxies {
+		if p, ok := parseProxy(v); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(v string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }
 
 // Database is PostgreSQL.
@@ -88,7 +118,8 @@ func FromEnv(getenv func(string) string) Config {
 	c := Config{
 		Env: getenv("BROKER_ENV"),
 		Server: Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER"),
-			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
+			PartnerRate:    float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0)),
+			TrustedProxies: strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })},
 		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0)),
 			ReadURL: getenv("BROKER_READ_DATABASE_URL")},
 		Keys:   Keys{Dir: getenv("BROKER_KEY_DIR")},
@@ -213,6 +244,11 @@ func (c *Config) Validate() error {
 		add("BROKER_ISSUER must be an http(s) URL, not %q", c.Server.Issuer)
 	} else if c.Production() && u.Scheme != "https" {
 		add("BROKER_ISSUER must be https in production")
+	}
+	for _, v := range c.Server.TrustedProxies {
+		if _, ok := parseProxy(v); !ok {
+			add("BROKER_TRUSTED_PROXIES must list CIDRs or addresses, not %q", v)
+		}
 	}
 	if c.Server.PartnerRate < 0 {
 		add("BROKER_PARTNER_RATE must be a positive number of requests per second")

@@ -36,11 +36,12 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		extra(&d)
 	}
 	rate := s.Config.Server.PartnerRate
-	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate)}, d)
+	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate),
+		TrustedProxies: s.Config.Server.TrustedProxyPrefixes()}, d)
 }
 
 // oauth adapts the token endpoint logic to the HTTP layer.
-func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass string, hasBasic bool) (int, map[string]string, []byte) {
+func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass string, hasBasic bool, addr string) (int, map[string]string, []byte) {
 	one := func(k string) string {
 		if v := form[k]; len(v) > 0 {
 			return v[0]
@@ -55,7 +56,7 @@ func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass
 	}
 	res, oerr := s.Tokens.Token(ctx, token.TokenRequest{GrantType: one("grant_type"), Scope: one("scope"),
 		FormClientID: one("client_id"), FormClientSecret: one("client_secret"), BasicUser: user, BasicPass: pass,
-		HasBasic: hasBasic, DuplicateParams: dup})
+		HasBasic: hasBasic, DuplicateParams: dup, ClientAddr: addr})
 	if oerr != nil {
 		h := map[string]string{}
 		if oerr.WWWAuthenticate != "" {
