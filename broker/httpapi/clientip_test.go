@@ -52,7 +52,7 @@ func TestClientIP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			go srv.App.Listener(ln) //nolint:errcheck
+			go srv.App.Listener(ln)                  //nolint:errcheck
 			t.Cleanup(func() { srv.App.Shutdown() }) //nolint:errcheck
 			req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/ip", nil)
 			for _, v := range tc.xff {
