@@ -22,7 +22,8 @@ import (
 func fromAddr(ip string, conns int) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
-		MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+		MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // tokenFrom asks for a token with Basic credentials through client.

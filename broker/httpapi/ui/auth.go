@@ -252,9 +252,33 @@ const (
 	unknownOfficer = "officer:unknown"
 )
 
+// clientIP is the address sign-in failures count under: behind the
+// proxies of BROKER_TRUSTED_PROXIES, the client's, not the proxy's.
+func (u *UI) clientIP(c *fiber.Ctx) string {
+	if u.http != nil {
+		return u.http.ClientIP(c)
+	}
+	return c.IP()
+}
+
+// throttle is one key failed sign-ins count under, with its free failures
+// and the cap of its waits.
+type throttle struct {
+	key   []byte
+	free  int
+	limit time.Duration
+}
+
+func (u *UI) throttles(name, addr string) []throttle {
+	nameKey, addrKey := throttleKeys(name, addr)
+	lim := u.d.Limits
+	return []throttle{{nameKey, lim.NameFailures, lim.NameMaxDelay}, {addrKey, lim.AddrFailures, lim.AddrMaxDelay}}
+}
+
 // login checks the sign-in form. Every outcome but a throttled attempt is
 // audited; throttled ones are not, so that hammering the form cannot grow
-// the log (the attempt that triggered the lock is audited).
+// the log. A throttled attempt is not checked and not counted: it only
+// learns how long to wait, after which the right password signs in.
 func (u *UI) login(c *fiber.Ctx) error {
 	body := loginBody{Next: safeNext(formValue(c, "next"))}
 	if !equalTokens(formValue(c, csrfField), c.Cookies(loginCookie)) {
@@ -270,17 +294,15 @@ func (u *UI) login(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	now := u.d.Now()
 	lim := u.d.Limits
-	nameKey, addrKey := throttleKeys(name, c.IP())
-	for _, k := range []struct {
-		key   []byte
-		limit int
-	}{{nameKey, lim.NameFailures}, {addrKey, lim.AddrFailures}} {
-		until, err := u.throttled(c, now, k.key, k.limit)
+	keys := u.throttles(name, u.clientIP(c))
+	nameKey := keys[0].key
+	for _, k := range keys {
+		until, err := u.throttled(c, now, k)
 		if err != nil {
 			return err
 		}
 		if !until.IsZero() {
-			body.Error = "Too many failed sign-ins. Try again after " + until.UTC().Format("15:04 UTC") + "."
+			body.Error = "Too many failed sign-ins. Wait " + waitText(until.Sub(now)) + ", then try again."
 			return u.showLogin(c, fiber.StatusTooManyRequests, body)
 		}
 	}
@@ -305,19 +327,16 @@ func (u *UI) login(c *fiber.Ctx) error {
 				reason = "officer disabled"
 			}
 		}
-		locked := false
-		for _, k := range []struct {
-			key   []byte
-			limit int
-		}{{nameKey, lim.NameFailures}, {addrKey, lim.AddrFailures}} {
+		slowed := false
+		for _, k := range keys {
 			n, _, err := u.d.Officers.RecordLoginFailure(ctx, k.key, now, lim.FailureWindow)
 			if err != nil {
 				return err
 			}
-			locked = locked || n >= k.limit
+			slowed = slowed || lim.delay(n, k.free, k.limit) > 0
 		}
-		if locked {
-			reason += "; sign-in locked for the rest of the window"
+		if slowed {
+			reason += "; further sign-ins delayed"
 		}
 		if _, err := u.record(ctx, actor, "login", purposeAccess, "", "ui", audit.OutcomeFailed, reason); err != nil {
 			u.d.Log.Error("audit of a failed sign-in", "err", err)
@@ -357,18 +376,33 @@ func (u *UI) login(c *fiber.Ctx) error {
 	return c.Redirect(body.Next, fiber.StatusSeeOther)
 }
 
-// throttled checks the failures counted under key in the current window:
-// at limit or more it sets Retry-After and returns when the window ends,
-// else the zero time.
-func (u *UI) throttled(c *fiber.Ctx, now time.Time, key []byte, limit int) (time.Time, error) {
-	window := u.d.Limits.FailureWindow
-	n, start, err := u.d.Officers.LoginFailures(c.UserContext(), key, now, window)
-	if err != nil || n < limit {
+// throttled checks the failures counted under k: while the wait they call
+// for lasts, it sets Retry-After and returns when the wait ends, else the
+// zero time.
+func (u *UI) throttled(c *fiber.Ctx, now time.Time, k throttle) (time.Time, error) {
+	lim := u.d.Limits
+	n, last, err := u.d.Officers.LoginFailures(c.UserContext(), k.key, now, lim.FailureWindow)
+	if err != nil {
 		return time.Time{}, err
 	}
-	until := start.Add(window)
+	until := last.Add(lim.delay(n, k.free, k.limit))
+	if n == 0 || !now.Before(until) {
+		return time.Time{}, nil
+	}
 	c.Set(fiber.HeaderRetryAfter, retryAfter(until, now))
 	return until, nil
+}
+
+// waitText says how long to wait, in whole seconds or minutes.
+func waitText(d time.Duration) string {
+	secs := int((d + time.Second - 1) / time.Second)
+	switch {
+	case secs <= 1:
+		return "a second"
+	case secs < 120:
+		return strconv.Itoa(secs) + " seconds"
+	}
+	return strconv.Itoa((secs+59)/60) + " minutes"
 }
 
 func retryAfter(until, now time.Time) string {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,11 +131,11 @@ func TestLoginThrottling(t *testing.T) {
 	}{
 		{"first wrong password", testOfficer, "x", 0, fiber.StatusUnauthorized},
 		{"second wrong password", testOfficer, "x", 0, fiber.StatusUnauthorized},
-		{"third wrong password locks the name", testOfficer, "x", 0, fiber.StatusUnauthorized},
-		{"right password while locked", testOfficer, testPassword, 0, fiber.StatusTooManyRequests},
+		{"third wrong password makes the name wait", testOfficer, "x", 0, fiber.StatusUnauthorized},
+		{"right password while the name waits", testOfficer, testPassword, 0, fiber.StatusTooManyRequests},
 		{"another name is not locked", "bala", "x", 0, fiber.StatusUnauthorized},
-		{"fifth failure from the address locks it", "chitra", "x", 0, fiber.StatusUnauthorized},
-		{"address locked for every name", "dev", "x", 0, fiber.StatusTooManyRequests},
+		{"fifth failure from the address makes it wait", "chitra", "x", 0, fiber.StatusUnauthorized},
+		{"the address waits for every name", "dev", "x", 0, fiber.StatusTooManyRequests},
 		{"after the window the right password works", testOfficer, testPassword, 15 * time.Minute, fiber.StatusSeeOther},
 	}
 	for _, st := range steps {
@@ -439,5 +440,65 @@ func TestFormFieldsOnlyFromBody(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != fiber.StatusSeeOther {
 		t.Errorf("multipart sign-in: %d, want 303", resp.StatusCode)
+	}
+}
+
+// TestLoginProgressiveDelays: failures past the free ones make the next
+// attempt wait, twice as long each time up to a cap; while it waits even
+// the right password is not checked (429 with Retry-After), and once the
+// wait has passed the right password signs in: there is no lock that a
+// guesser can renew for ever.
+func TestLoginProgressiveDelays(t *testing.T) {
+	h := newHarness(t) // default limits: 3 free per name, 10 per address, 1 s doubling to 30 s per name
+	attempt := func(pass string) response {
+		t.Helper()
+		return h.signInRaw(testOfficer, pass)
+	}
+	for i := range 3 {
+		if r := attempt("wrong-" + strconv.Itoa(i)); r.status != fiber.StatusUnauthorized {
+			t.Fatalf("free failure %d: %d, want 401", i+1, r.status)
+		}
+	}
+	r := attempt(testPassword)
+	if r.status != fiber.StatusTooManyRequests || r.header.Get(fiber.HeaderRetryAfter) == "" || !strings.Contains(r.body, "Wait a second") {
+		t.Fatalf("the right password during the first wait: %d, Retry-After %q, want 429 asking to wait a second\n%s",
+			r.status, r.header.Get(fiber.HeaderRetryAfter), r.body)
+	}
+	h.clock.Add(time.Second)
+	if r := attempt(testPassword); r.status != fiber.StatusSeeOther {
+		t.Fatalf("the right password once the wait passed: %d, want 303", r.status)
+	}
+
+	// A guesser who keeps going: the waits double and stop at the cap.
+	h.clock.Add(2 * time.Hour) // the address's run ends too
+	var waits []int
+	for range 12 {
+		if r := attempt("guess"); r.status != fiber.StatusUnauthorized {
+			t.Fatalf("a guess after its wait: %d, want 401", r.status)
+		}
+		r := attempt("guess")
+		if r.status != fiber.StatusTooManyRequests {
+			waits = append(waits, 0)
+			continue
+		}
+		secs, err := strconv.Atoi(r.header.Get(fiber.HeaderRetryAfter))
+		if err != nil {
+			t.Fatalf("Retry-After %q", r.header.Get(fiber.HeaderRetryAfter))
+		}
+		waits = append(waits, secs)
+		h.clock.Add(time.Duration(secs) * time.Second)
+	}
+	// The first round's second guess is checked too (the second of three
+	// free failures); then each wait doubles: 1, 2, 4, 8, 16 s, capped at
+	// 30 s (Retry-After rounds up by a second). The address's waits,
+	// from its tenth failure on, stay shorter.
+	want := []int{0, 2, 3, 5, 9, 17, 31, 31, 31, 31, 31, 31}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	// However long the guessing went on, the right password works once
+	// the current wait has passed.
+	if r := attempt(testPassword); r.status != fiber.StatusSeeOther {
+		t.Errorf("the right password after the last wait: %d, want 303", r.status)
 	}
 }

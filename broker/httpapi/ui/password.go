@@ -62,13 +62,14 @@ func (u *UI) changePassword(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	now := u.d.Now()
 	lim := u.d.Limits
-	nameKey, _ := throttleKeys(cur.officer.Name, c.IP())
-	until, err := u.throttled(c, now, nameKey, lim.NameFailures)
+	nameThrottle := u.throttles(cur.officer.Name, u.clientIP(c))[0]
+	nameKey := nameThrottle.key
+	until, err := u.throttled(c, now, nameThrottle)
 	if err != nil {
 		return err
 	}
 	if !until.IsZero() {
-		body.Error = "Too many wrong passwords. Try again after " + until.UTC().Format("15:04 UTC") + "."
+		body.Error = "Too many wrong passwords. Wait " + waitText(until.Sub(now)) + ", then try again."
 		return u.showPassword(c, fiber.StatusTooManyRequests, body)
 	}
 	actor := "officer:" + cur.officer.ID
