@@ -162,6 +162,12 @@ func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *O
 	}
 	p, oe := s.authenticate(ctx, clientID, secret, addrKey(req.ClientAddr))
 	if oe != nil {
+		if oe.Status == http.StatusTooManyRequests {
+			// Hold the answer on a timer: a guesser in a closed loop then
+			// sends a request a second per connection, not thousands,
+			// each of which would still cost HTTP and form parsing.
+			sleep(ctx, min(oe.RetryAfter, maxTarpit))
+		}
 		return TokenResponse{}, oe
 	}
 

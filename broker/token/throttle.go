@@ -151,8 +151,14 @@ func (a *argonClock) observe(d time.Duration) {
 }
 
 // pause waits about one argon2 check, or until ctx ends.
-func (a *argonClock) pause(ctx context.Context) {
-	t := time.NewTimer(time.Duration(a.ns.Load()))
+func (a *argonClock) pause(ctx context.Context) { sleep(ctx, time.Duration(a.ns.Load())) }
+
+// maxTarpit bounds how long a throttled answer is held.
+const maxTarpit = time.Second
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
