@@ -224,11 +224,16 @@ func (s *Server) authenticate(ctx context.Context, clientID, secret, addr string
 	}
 	addrOK, addrClean, addrRetry := s.byAddr.state(addr, now)
 	idOK, idClean, idRetry := s.byID.state(clientID, now)
-	limited := !addrOK || !idOK
+	// limited, when positive, is how long until the request would be
+	// under the limit again.
+	var limited time.Duration
+	if !addrOK || !idOK {
+		limited = max(addrRetry, idRetry, time.Second)
+	}
 	// The cheap pre-check: over the limit, a secret this process has not
 	// verified before is refused without a database or argon2 call.
-	if limited && !s.checked.seen(clientID, secret, now) {
-		return broker.Partner{}, throttled(max(addrRetry, idRetry))
+	if limited > 0 && !s.checked.seen(clientID, secret, now) {
+		return broker.Partner{}, throttled(limited)
 	}
 	p, err := s.store.GetPartner(ctx, clientID)
 	switch {
@@ -262,17 +267,15 @@ func (s *Server) authenticate(ctx context.Context, clientID, secret, addr string
 
 // checkSecret answers nil when secret matches phc: from the cache of
 // recent successes when it can, else (unless the request is over the
-// failure limit) through argon2 in the given lane.
-func (s *Server) checkSecret(ctx context.Context, lane chan struct{}, limited bool, clientID, phc, secret string) *OAuthError {
-	now := time.Now()
-	if s.checked.verified(clientID, phc, secret, now) {
+// failure limit for another `limited`) through argon2 in the given lane.
+func (s *Server) checkSecret(ctx context.Context, lane chan struct{}, limited time.Duration, clientID, phc, secret string) *OAuthError {
+	if s.checked.verified(clientID, phc, secret, time.Now()) {
 		return nil
 	}
-	if limited {
+	if limited > 0 {
 		// Seen before, but under an older stored hash (the secret was
 		// rotated since): no argon2 while over the limit.
-		_, _, retry := s.byID.state(clientID, now)
-		return throttled(retry)
+		return throttled(limited)
 	}
 	select {
 	case lane <- struct{}{}:
