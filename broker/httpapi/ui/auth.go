@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -270,6 +271,11 @@ type throttle struct {
 }
 
 func (u *UI) throttles(name, addr string) []throttle {
+	// One host commonly holds a whole IPv6 /64: count it as one address.
+	if a, err := netip.ParseAddr(addr); err == nil && a.Unmap().Is6() {
+		p, _ := a.Prefix(64)
+		addr = p.String()
+	}
 	nameKey, addrKey := throttleKeys(name, addr)
 	lim := u.d.Limits
 	return []throttle{{nameKey, lim.NameFailures, lim.NameMaxDelay}, {addrKey, lim.AddrFailures, lim.AddrMaxDelay}}
