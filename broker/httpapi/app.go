@@ -109,11 +109,10 @@ type Deps struct {
 
 // Server is the HTTP application.
 type Server struct {
-	App     *fiber.App
-	cfg     Config
-	deps    Deps
-	lim     *limiter
-	proxies []netip.Prefix
+	App  *fiber.App
+	cfg  Config
+	deps Deps
+	lim  *limiter
 }
 
 // New builds the application and its routes.
@@ -160,7 +159,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 		inner(ctx)
 	}
-	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst), proxies: cfg.TrustedProxies}
+	s := &Server{App: app, cfg: cfg, deps: d, lim: newLimiter(cfg.PartnerRate, cfg.PartnerBurst)}
 	app.Use(recover.New())
 	app.Use(s.observe)
 	app.Use(s.bodyLimits)

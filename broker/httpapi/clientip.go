@@ -16,7 +16,7 @@ import (
 func (s *Server) ClientIP(c *fiber.Ctx) string {
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
 	peer = peer.Unmap()
-	if len(s.proxies) == 0 || !s.trustedProxy(peer) {
+	if len(s.cfg.TrustedProxies) == 0 || !s.trustedProxy(peer) {
 		return peer.String()
 	}
 	var hops [][]byte
@@ -42,7 +42,7 @@ func (s *Server) ClientIP(c *fiber.Ctx) string {
 }
 
 func (s *Server) trustedProxy(a netip.Addr) bool {
-	for _, p := range s.proxies {
+	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
