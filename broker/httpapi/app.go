@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -57,13 +56,13 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+	// TrustedProxies are the proxies in front whose X-Forwarded-For is
+	// believed (BROKER_TRUSTED_PROXIES); see Server.ClientIP.
+	TrustedProxies Proxies
 	// PartnerRate is the sustained requests per second per partner, and
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
 	PartnerBurst int
-	// TrustedProxies are the proxies in front whose X-Forwarded-For is
-	// believed (BROKER_TRUSTED_PROXIES); see Server.ClientIP.
-	TrustedProxies []netip.Prefix
 }
 
 // SetDefaults fills unset fields.

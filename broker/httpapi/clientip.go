@@ -7,6 +7,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+// Proxies are the address ranges of trusted proxies (Config.TrustedProxies).
+type Proxies = []netip.Prefix
+
 // ClientIP is the address of the client that sent the request, for
 // throttling: the peer's address, unless the peer is a trusted proxy
 // (Config.TrustedProxies); then the rightmost X-Forwarded-For hop that is
