@@ -35,38 +35,14 @@ type Server struct {
 	Addr            string
 	Issuer          string
 	ShutdownTimeout time.Duration
-	// PartnerRate is each partner's sustained request rate per process
-	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
-	PartnerRate float64
 	// TrustedProxies are the reverse proxies and load balancers in front
 	// (BROKER_TRUSTED_PROXIES: CIDRs or addresses, comma-separated). Only
 	// when the peer is one of them is X-Forwarded-For consulted for the
 	// client's address; see TrustedProxyPrefixes.
 	TrustedProxies []string
-}
-
-// TrustedProxyPrefixes parses TrustedProxies (a bare address is a
-// single-address prefix); entries that do not parse are left out, and
-// Validate reports them.
-func (s *Server) TrustedProxyPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, v := range s.TrustedProxies {
-		if p, ok := parseProxy(v); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func parseProxy(v string) (netip.Prefix, bool) {
-	if p, err := netip.ParsePrefix(v); err == nil {
-		return p.Masked(), true
-	}
-	if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), true
-	}
-	return netip.Prefix{}, false
+	// PartnerRate is each partner's sustained request rate per process
+	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
+	PartnerRate float64
 }
 
 // Database is PostgreSQL.
@@ -118,8 +94,7 @@ func FromEnv(getenv func(string) string) Config {
 	c := Config{
 		Env: getenv("BROKER_ENV"),
 		Server: Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER"),
-			PartnerRate:    float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0)),
-			TrustedProxies: strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })},
+			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
 		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0)),
 			ReadURL: getenv("BROKER_READ_DATABASE_URL")},
 		Keys:   Keys{Dir: getenv("BROKER_KEY_DIR")},
@@ -141,6 +116,7 @@ func FromEnv(getenv func(string) string) Config {
 			c.Server.ShutdownTimeout = -1 // reported by Validate
 		}
 	}
+	c.Server.TrustedProxies = strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })
 	c.Workers.Workers = atoiOr(getenv("BROKER_WORKERS"), 0)
 	if v := getenv("BROKER_RETENTION_INTERVAL"); v != "" {
 		c.Workers.RetentionInterval, _ = time.ParseDuration(v)
@@ -318,4 +294,28 @@ func atoiOr(s string, def int) int {
 		return def
 	}
 	return n
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (a bare address is a
+// single-address prefix); entries that do not parse are left out, and
+// Validate reports them.
+func (s *Server) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range s.TrustedProxies {
+		if p, ok := parseProxy(v); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(v string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }
