@@ -47,6 +47,10 @@ type Partner struct {
 	// SealedSecret is the client secret sealed at rest, kept only to sign
 	// webhooks pushed to the partner (HMAC needs the secret itself).
 	SealedSecret []byte
+	// NotBefore, when set, refuses every access token of the partner
+	// issued before it (set on disable and on a secret rotation that
+	// revokes tokens).
+	NotBefore time.Time
 }
 
 // PartnerStore is the partner registry.

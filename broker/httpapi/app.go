@@ -36,9 +36,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (broker.Partner, []broker.Scope, error)
 }
 
-// OAuthFunc runs the token endpoint: it gets the form and the Basic
-// credentials (if any) and returns the status, extra headers and JSON body.
-type OAuthFunc func(ctx context.Context, form map[string][]string, basicUser, basicPass string, hasBasic bool) (int, map[string]string, []byte)
+// OAuthFunc runs the token endpoint: it gets the form, the Basic
+// credentials (if any) and the client's address (ClientIP, for the failure
+// throttle) and returns the status, extra headers and JSON body.
+type OAuthFunc func(ctx context.Context, form map[string][]string, basicUser, basicPass string, hasBasic bool, clientAddr string) (int, map[string]string, []byte)
 
 // WebhookReceiver is the WhatsApp Cloud API inbound side.
 type WebhookReceiver interface {
@@ -56,6 +57,9 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+	// TrustedProxies are the proxies in front whose X-Forwarded-For is
+	// believed (BROKER_TRUSTED_PROXIES); see Server.ClientIP.
+	TrustedProxies Proxies
 	// PartnerRate is the sustained requests per second per partner, and
 	// PartnerBurst the bucket size; 0 disables limiting.
 	PartnerRate  float64
@@ -143,6 +147,12 @@ func New(cfg Config, d Deps) *Server {
 		// many shoppers' webhooks and partners polling, idle connections
 		// otherwise hold 128 KB each.
 		ReduceMemoryUsage: true,
+		// Believe X-Forwarded-Proto and -Host only from our own proxies
+		// (without the check Fiber believes them from anyone). No
+		// ProxyHeader: Fiber would take the leftmost X-Forwarded-For hop,
+		// which the client writes; ClientIP walks it from the right.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(cfg.TrustedProxies),
 	})
 	// Fiber answers a method it does not know with a plain-text 400 before
 	// any middleware runs; answer it in the JSON error shape instead.

@@ -53,7 +53,7 @@ func (s *Server) oauthToken(c *fiber.Ctx) error {
 		}
 		hasBasic = true
 	}
-	status, headers, body := s.deps.OAuth(c.UserContext(), form, user, pass, hasBasic)
+	status, headers, body := s.deps.OAuth(c.UserContext(), form, user, pass, hasBasic, s.ClientIP(c))
 	for k, v := range headers {
 		c.Set(k, v)
 	}

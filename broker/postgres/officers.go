@@ -75,20 +75,23 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 
 	sqlPruneOfficerSessions = `DELETE FROM officer_sessions WHERE expires_at <= $1 OR last_seen <= $2`
 
-	sqlPruneLoginFailures = `DELETE FROM officer_login_failures WHERE window_start <= $1`
+	sqlPruneLoginFailures = `DELETE FROM officer_login_failures WHERE last_failure <= $1`
 
-	sqlLoginFailures = `SELECT failures, window_start FROM officer_login_failures
- WHERE key = $1 AND window_start > $2::timestamptz - $3::bigint * interval '1 microsecond'`
+	sqlLoginFailures = `SELECT failures, last_failure FROM officer_login_failures
+ WHERE key = $1 AND last_failure > $2::timestamptz - $3::bigint * interval '1 microsecond'`
 
-	// A failure opens a new window when the old one has passed, else it
-	// counts in the current one; atomic, so concurrent guesses all count.
-	sqlRecordLoginFailure = `INSERT INTO officer_login_failures AS f (key, window_start, failures) VALUES ($1, $2, 1)
+	// A failure starts a new run when the window has passed since the
+	// last one, else it counts in the current run; atomic, so concurrent
+	// guesses all count. GREATEST: a slower process never moves the last
+	// failure back.
+	sqlRecordLoginFailure = `INSERT INTO officer_login_failures AS f (key, window_start, last_failure, failures) VALUES ($1, $2, $2, 1)
 ON CONFLICT (key) DO UPDATE SET
-  window_start = CASE WHEN f.window_start <= $2::timestamptz - $3::bigint * interval '1 microsecond'
+  window_start = CASE WHEN f.last_failure <= $2::timestamptz - $3::bigint * interval '1 microsecond'
                       THEN EXCLUDED.window_start ELSE f.window_start END,
-  failures     = CASE WHEN f.window_start <= $2::timestamptz - $3::bigint * interval '1 microsecond'
-                      THEN 1 ELSE f.failures + 1 END
-RETURNING failures, window_start`
+  failures     = CASE WHEN f.last_failure <= $2::timestamptz - $3::bigint * interval '1 microsecond'
+                      THEN 1 ELSE f.failures + 1 END,
+  last_failure = GREATEST(f.last_failure, EXCLUDED.last_failure)
+RETURNING failures, last_failure`
 
 	sqlClearLoginFailures = `DELETE FROM officer_login_failures WHERE key = $1`
 )
@@ -216,7 +219,7 @@ func (db *DB) DeleteOfficerSession(ctx context.Context, idHash []byte) error {
 }
 
 // PruneOfficerAuth deletes the sessions that expired by now or have been
-// idle since idleSince, and the sign-in failure windows that started at or
+// idle since idleSince, and the runs of sign-in failures whose last failure was at or
 // before failuresSince. It returns how many sessions it deleted.
 func (db *DB) PruneOfficerAuth(ctx context.Context, now, idleSince, failuresSince time.Time) (int64, error) {
 	tag, err := db.q(ctx).Exec(ctx, sqlPruneOfficerSessions, now, idleSince)
@@ -229,9 +232,9 @@ func (db *DB) PruneOfficerAuth(ctx context.Context, now, idleSince, failuresSinc
 	return tag.RowsAffected(), nil
 }
 
-// LoginFailures returns the failed sign-ins counted under key in the window
-// of the given length that is open at now, and when that window started
-// (zero when there is none).
+// LoginFailures returns the failed sign-ins of the run counted under key
+// (a run lasts until window passes without a failure) and when the last of
+// them was (zero when there is none).
 func (db *DB) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
 	var n int
 	var start time.Time
@@ -245,9 +248,9 @@ func (db *DB) LoginFailures(ctx context.Context, key []byte, now time.Time, wind
 	return n, start, nil
 }
 
-// RecordLoginFailure counts one failed sign-in under key at now, in a
-// window of the given length (a new window opens when the last one has
-// passed), and returns the failures of the window and when it started.
+// RecordLoginFailure counts one failed sign-in under key at now (a new run
+// starts when window has passed since the last failure) and returns the
+// failures of the run and when the last of them was.
 func (db *DB) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
 	var n int
 	var start time.Time

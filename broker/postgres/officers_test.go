@@ -246,12 +246,14 @@ func TestLoginFailureWindows(t *testing.T) {
 		wantN     int
 		wantStart time.Time
 	}{
+		// wantStart is the time of the run's last failure.
 		{"nothing yet", t0, false, 0, time.Time{}},
-		{"first failure opens a window", t0, true, 1, t0},
-		{"second failure in the window", t0.Add(5 * time.Minute), true, 2, t0},
-		{"count inside the window", t0.Add(14 * time.Minute), false, 2, t0},
-		{"window passed: nothing counts", t0.Add(window), false, 0, time.Time{}},
-		{"failure after the window opens a new one", t0.Add(20 * time.Minute), true, 1, t0.Add(20 * time.Minute)},
+		{"first failure starts a run", t0, true, 1, t0},
+		{"second failure in the run", t0.Add(5 * time.Minute), true, 2, t0.Add(5 * time.Minute)},
+		{"a run outlives the window from its first failure", t0.Add(19 * time.Minute), false, 2, t0.Add(5 * time.Minute)},
+		{"a window without failure ends it", t0.Add(20 * time.Minute), false, 0, time.Time{}},
+		{"a failure after that starts a new run", t0.Add(21 * time.Minute), true, 1, t0.Add(21 * time.Minute)},
+		{"an older failure seen late counts but does not move the last one back", t0.Add(20 * time.Minute), true, 2, t0.Add(21 * time.Minute)},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -267,7 +269,7 @@ func TestLoginFailureWindows(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n != st.wantN || !start.Equal(st.wantStart) {
-				t.Errorf("failures = %d since %v, want %d since %v", n, start, st.wantN, st.wantStart)
+				t.Errorf("failures = %d, last %v, want %d, last %v", n, start, st.wantN, st.wantStart)
 			}
 		})
 	}
@@ -290,7 +292,7 @@ func TestLoginFailureWindows(t *testing.T) {
 	if err := db.ClearLoginFailures(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, _ := db.LoginFailures(ctx, key, t0.Add(21*time.Minute), window); n != 0 {
+	if n, _, _ := db.LoginFailures(ctx, key, t0.Add(22*time.Minute), window); n != 0 {
 		t.Errorf("after clearing: %d failures", n)
 	}
 }

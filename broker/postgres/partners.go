@@ -15,7 +15,7 @@ var _ broker.PartnerStore = (*DB)(nil)
 
 // partnerCols is the column list every partner query reads, in the order
 // scanPartner expects.
-const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, created_at, secret_hash, sealed_secret`
+const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, created_at, secret_hash, sealed_secret, not_before`
 
 const (
 	sqlInsertPartner = `INSERT INTO partners (id, name, kind, scopes, store, webhook_url, disabled,
@@ -26,7 +26,15 @@ VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), $7, COALESCE($8, now()),
 
 	sqlListPartners = `SELECT ` + partnerCols + ` FROM partners ORDER BY seq`
 
-	sqlSetPartnerDisabled = `UPDATE partners SET disabled = $2 WHERE id = $1`
+	// Disabling also revokes the tokens issued so far (not_before), so
+	// that enabling again does not bring them back; GREATEST never moves
+	// it back (and ignores NULL).
+	sqlSetPartnerDisabled = `UPDATE partners SET disabled = $2,
+	not_before = CASE WHEN $2 THEN GREATEST(not_before, now()) ELSE not_before END
+WHERE id = $1`
+
+	sqlRevokePartnerTokens = `UPDATE partners SET not_before = GREATEST(not_before, now()) WHERE id = $1
+RETURNING not_before`
 
 	sqlSetPartnerSecret = `UPDATE partners SET secret_hash = $2, sealed_secret = $3 WHERE id = $1`
 
@@ -108,6 +116,15 @@ func (db *DB) SetPartnerSecret(ctx context.Context, id, secretHash string, seale
 	return nil
 }
 
+// RevokePartnerTokens refuses, from now on, every access token of the
+// partner issued until now (partners.not_before) and returns that instant;
+// ENotFound when there is none.
+func (db *DB) RevokePartnerTokens(ctx context.Context, id string) (time.Time, error) {
+	var nb time.Time
+	err := db.q(ctx).QueryRow(ctx, sqlRevokePartnerTokens, id).Scan(&nb)
+	return nb, Translate(err)
+}
+
 // RetailerForStore returns the enabled retailer created with that store,
 // else the first enabled retailer created; ENotFound when there is none.
 func (db *DB) RetailerForStore(ctx context.Context, store string) (broker.Partner, error) {
@@ -119,8 +136,9 @@ func scanPartner(row pgx.Row) (broker.Partner, error) {
 	var p broker.Partner
 	var kind string
 	var store, webhook *string
+	var notBefore *time.Time
 	err := row.Scan(&p.ID, &p.Name, &kind, &p.Scopes, &store, &webhook, &p.Disabled, &p.CreatedAt,
-		&p.SecretHash, &p.SealedSecret)
+		&p.SecretHash, &p.SealedSecret, &notBefore)
 	if err != nil {
 		return broker.Partner{}, err
 	}
@@ -130,6 +148,9 @@ func scanPartner(row pgx.Row) (broker.Partner, error) {
 	}
 	if webhook != nil {
 		p.WebhookURL = *webhook
+	}
+	if notBefore != nil {
+		p.NotBefore = *notBefore
 	}
 	return p, nil
 }

@@ -33,22 +33,30 @@ func TestVerifiedCacheBound(t *testing.T) {
 func TestSecretCache(t *testing.T) {
 	now := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
 	c := newSecretCache(2, time.Minute)
-	k := c.key("cli_a", "phc", "secret")
-	for _, other := range [][3]string{{"cli_b", "phc", "secret"}, {"cli_a", "phc2", "secret"},
-		{"cli_a", "phc", "secret2"}, {"cli_ap", "hc", "secret"}} {
-		if c.key(other[0], other[1], other[2]) == k {
-			t.Fatalf("key(%q) collides with key(cli_a, phc, secret)", other)
+	k := c.key("cli_a", "secret")
+	for _, other := range [][2]string{{"cli_b", "secret"}, {"cli_a", "secret2"}, {"cli_as", "ecret"}} {
+		if c.key(other[0], other[1]) == k {
+			t.Fatalf("key(%q) collides with key(cli_a, secret)", other)
 		}
 	}
-	if newSecretCache(2, time.Minute).key("cli_a", "phc", "secret") == k {
+	if newSecretCache(2, time.Minute).key("cli_a", "secret") == k {
 		t.Fatal("keys are the same across processes: the MAC key is not random")
 	}
-	c.add(k, now)
-	if !c.has(k, now.Add(59*time.Second)) || c.has(k, now.Add(time.Minute)) {
+	c.add("cli_a", "phc", "secret", now)
+	if !c.verified("cli_a", "phc", "secret", now.Add(59*time.Second)) || c.verified("cli_a", "phc", "secret", now.Add(time.Minute)) {
 		t.Fatal("entry not valid for exactly its TTL")
 	}
+	c.add("cli_a", "phc", "secret", now)
+	switch {
+	case c.verified("cli_a", "phc2", "secret", now):
+		t.Error("a secret verified against an older stored hash counts as verified after a rotation")
+	case !c.seen("cli_a", "secret", now):
+		t.Error("a verified secret is not seen")
+	case c.seen("cli_a", "secret2", now), c.verified("cli_b", "phc", "secret", now):
+		t.Error("another secret or client is seen")
+	}
 	for i := range 5 {
-		c.add(c.key("cli", "phc", string(rune('a'+i))), now)
+		c.add("cli", "phc", string(rune('a'+i)), now)
 	}
 	if len(c.m) > 2 {
 		t.Fatalf("secret cache grew to %d, bound 2", len(c.m))

@@ -11,6 +11,18 @@
 // [Server.Token], and writes the [TokenResponse] or [OAuthError] it gets
 // back (with Cache-Control: no-store, RFC 6749 §5.1).
 //
+// # Throttling the token endpoint
+//
+// Failed client authentications are counted per client address and per
+// client id (token buckets, per process). Over the limit the answer is 429
+// temporarily_unavailable with Retry-After, decided before any database or
+// argon2 work, unless the secret is one this process verified before (an
+// HMAC cache), so a partner keeps getting tokens while its id is guessed
+// from its own address. Unknown client ids never reach argon2: they are
+// answered after a pause as long as a check. Checks run in two lanes: one
+// as wide as the cores for ids and addresses without failures, one slot
+// for the rest, so guesses cannot queue ahead of a clean partner.
+//
 // # Keys on disk
 //
 //	<BROKER_KEY_DIR>/signing/            0700

@@ -25,14 +25,19 @@ func ParsePHC(s string) (canonical string, memoryKiB, passes uint32, ok bool) {
 	return p.String(), p.memory, p.time, true
 }
 
-// FillArgonPool occupies every argon2 slot of s until release is called.
+// FillArgonPool occupies every argon2 slot of s, in both lanes, until
+// release is called.
 func FillArgonPool(s *Server) (release func()) {
-	for range cap(s.argon) {
-		s.argon <- struct{}{}
+	for _, lane := range []chan struct{}{s.clean, s.suspect} {
+		for range cap(lane) {
+			lane <- struct{}{}
+		}
 	}
 	return func() {
-		for range cap(s.argon) {
-			<-s.argon
+		for _, lane := range []chan struct{}{s.clean, s.suspect} {
+			for range cap(lane) {
+				<-lane
+			}
 		}
 	}
 }

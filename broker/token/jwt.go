@@ -16,9 +16,11 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// Token lifetimes. RFC 9068 access tokens cannot be revoked, so they are
-// short: disabling a partner or rotating its secret takes effect for new
-// tokens at once and for issued ones within MaxLifetime.
+// Token lifetimes. RFC 9068 access tokens cannot be recalled one by one,
+// so they are short; disabling a partner, or rotating its secret with
+// --revoke-tokens, sets the partner's not-before, which refuses every token
+// issued before it at once (a plain rotation leaves issued tokens to die
+// within MaxLifetime).
 const (
 	DefaultLifetime = 10 * time.Minute
 	MaxLifetime     = 15 * time.Minute

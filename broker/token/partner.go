@@ -132,8 +132,10 @@ func CreatePartner(ctx context.Context, store broker.PartnerStore, vault broker.
 
 // RotateSecret gives the partner a new client secret and returns it. The
 // old secret stops working for new tokens at once; tokens already issued
-// stay valid until they expire (at most MaxLifetime). Webhooks are signed
-// with the new secret from then on.
+// stay valid until they expire (at most MaxLifetime) unless the caller
+// also revokes them (brokerctl partner rotate-secret --revoke-tokens sets
+// the partner's not-before). Webhooks are signed with the new secret from
+// then on.
 func RotateSecret(ctx context.Context, store broker.PartnerStore, vault broker.Vault, clientID string) (string, error) {
 	if vault == nil {
 		return "", broker.Errorf(broker.EInternal, "no vault to seal the client secret")

@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -36,7 +38,10 @@ const BasicChallenge = `Basic realm="sieve"`
 
 const (
 	maxClientIDLen = 128
-	secretCacheTTL = 10 * time.Minute
+	// A verified secret is remembered (as an HMAC) for half a day: it lets
+	// a partner past the failure throttle while someone guesses its id,
+	// and a rotation (a new stored hash) voids it at once.
+	secretCacheTTL = 12 * time.Hour
 	secretCacheMax = 10_000
 )
 
@@ -56,6 +61,10 @@ type TokenRequest struct {
 	// DuplicateParams is set when any form parameter appeared more than
 	// once, which RFC 6749 §3.2 forbids.
 	DuplicateParams bool
+	// ClientAddr is the client's IP address (behind trusted proxies, the
+	// one they forwarded); failed authentications are throttled per
+	// address as well as per client id. "" skips the address throttle.
+	ClientAddr string
 }
 
 // TokenResponse is the success body of the token endpoint (RFC 6749 §5.1).
@@ -78,6 +87,9 @@ type OAuthError struct {
 	// Err is the cause of a server_error or temporarily_unavailable, for
 	// the log; never sent.
 	Err error `json:"-"`
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): on a 429 of the failure throttle and on a 503.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func oauthErr(status int, code, desc string) *OAuthError {
@@ -100,23 +112,34 @@ func invalidClient() *OAuthError {
 type Server struct {
 	store  broker.PartnerStore
 	issuer *Issuer
-	// argon2 costs 19 MiB and ~20 ms of one core; the semaphore keeps a
-	// burst of token requests (or of guesses) from exhausting memory.
-	argon   chan struct{}
-	checked *secretCache
-	// dummyPHC is checked for unknown clients so that they take as long
-	// as known ones: response time must not reveal which ids exist.
-	dummyPHC string
+	// argon2 costs 19 MiB and ~20 ms of one core, so checks run in two
+	// bounded lanes: clean, for a client id and an address with no
+	// failure on record, as wide as the cores; suspect, one at a time,
+	// for the rest. Guesses thus never queue ahead of a clean partner.
+	clean, suspect chan struct{}
+	checked        *secretCache
+	byAddr, byID   *failureBuckets
+	// argonTime is how long a check takes: unknown client ids are
+	// answered after as long a pause (no argon2), so response time does
+	// not tell which ids exist and guesses at random ids cost no CPU.
+	argonTime argonClock
 }
 
 // NewServer returns the token endpoint logic over the partner registry.
 func NewServer(store broker.PartnerStore, issuer *Issuer) *Server {
+	s := &Server{store: store, issuer: issuer,
+		clean: make(chan struct{}, runtime.GOMAXPROCS(0)), suspect: make(chan struct{}, 1),
+		checked: newSecretCache(secretCacheMax, secretCacheTTL),
+		byAddr:  newFailureBuckets(addrFailBurst, addrFailEvery), byID: newFailureBuckets(idFailBurst, idFailEvery)}
+	// Time one check now, so the first unknown id already pauses as long.
+	start := time.Now()
 	dummy, err := HashSecret(NewSecret())
 	if err != nil {
 		panic("token: hash dummy secret: " + err.Error()) // only crypto/rand fails here
 	}
-	return &Server{store: store, issuer: issuer, argon: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		checked: newSecretCache(secretCacheMax, secretCacheTTL), dummyPHC: dummy}
+	CheckSecret(dummy, NewSecret())
+	s.argonTime.observe(time.Since(start) / 2)
+	return s
 }
 
 // Token answers a token request: RFC 6749 §4.4 (client credentials), with
@@ -137,8 +160,14 @@ func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *O
 	if oe != nil {
 		return TokenResponse{}, oe
 	}
-	p, oe := s.authenticate(ctx, clientID, secret)
+	p, oe := s.authenticate(ctx, clientID, secret, addrKey(req.ClientAddr))
 	if oe != nil {
+		if oe.Status == http.StatusTooManyRequests {
+			// Hold the answer on a timer: a guesser in a closed loop then
+			// sends a request a second per connection, not thousands,
+			// each of which would still cost HTTP and form parsing.
+			sleep(ctx, min(oe.RetryAfter, maxTarpit))
+		}
 		return TokenResponse{}, oe
 	}
 
@@ -146,6 +175,9 @@ func (s *Server) Token(ctx context.Context, req TokenRequest) (TokenResponse, *O
 	// never granted (asked for, it is invalid_scope).
 	scopes, oe := grantScopes(req.Scope, broker.ScopesForKind(p.Kind, p.Scopes))
 	if oe != nil {
+		return TokenResponse{}, oe
+	}
+	if oe := s.waitNotBefore(ctx, p.NotBefore); oe != nil {
 		return TokenResponse{}, oe
 	}
 	tok, expiresIn, err := s.issuer.Issue(p.ID, scopes)
@@ -181,21 +213,50 @@ func credentials(req TokenRequest) (clientID, secret string, _ *OAuthError) {
 }
 
 // authenticate checks the client's secret and that it may get tokens.
-func (s *Server) authenticate(ctx context.Context, clientID, secret string) (broker.Partner, *OAuthError) {
+// Failures count against the address and the client id; once either is
+// over its limit, only a secret verified before gets past the throttle.
+func (s *Server) authenticate(ctx context.Context, clientID, secret, addr string) (broker.Partner, *OAuthError) {
+	now := time.Now()
 	if clientID == "" || secret == "" || len(clientID) > maxClientIDLen || len(secret) > maxSecretLen {
+		if ok, _, retry := s.byAddr.state(addr, now); !ok {
+			return broker.Partner{}, throttled(retry)
+		}
+		s.byAddr.fail(addr, now)
 		return broker.Partner{}, invalidClient()
+	}
+	addrOK, addrClean, addrRetry := s.byAddr.state(addr, now)
+	idOK, idClean, idRetry := s.byID.state(clientID, now)
+	// limited, when positive, is how long until the request would be
+	// under the limit again.
+	var limited time.Duration
+	if !addrOK || !idOK {
+		limited = max(addrRetry, idRetry, time.Second)
+	}
+	// The cheap pre-check: over the limit, a secret this process has not
+	// verified before is refused without a database or argon2 call.
+	if limited > 0 && !s.checked.seen(clientID, secret, now) {
+		return broker.Partner{}, throttled(limited)
 	}
 	p, err := s.store.GetPartner(ctx, clientID)
 	switch {
 	case broker.IsNotFound(err), broker.ErrorCode(err) == broker.EInvalid: // EInvalid: an id no row can hold
-		if oe := s.checkSecret(ctx, "", s.dummyPHC, secret); oe != nil {
-			return broker.Partner{}, oe
-		}
+		// Unknown ids count against the address only: a table keyed by
+		// made-up ids would grow for nothing.
+		s.byAddr.fail(addr, now)
+		s.argonTime.pause(ctx)
 		return broker.Partner{}, invalidClient()
 	case err != nil:
 		return broker.Partner{}, storeErr(err)
 	}
-	if oe := s.checkSecret(ctx, p.ID, p.SecretHash, secret); oe != nil {
+	lane := s.clean
+	if !addrClean || !idClean {
+		lane = s.suspect
+	}
+	if oe := s.checkSecret(ctx, lane, limited, p.ID, p.SecretHash, secret); oe != nil {
+		if oe.Code == ErrCodeInvalidClient {
+			s.byAddr.fail(addr, now)
+			s.byID.fail(p.ID, now)
+		}
 		return broker.Partner{}, oe
 	}
 	// Checked after the secret, so only the partner itself learns that it
@@ -206,27 +267,72 @@ func (s *Server) authenticate(ctx context.Context, clientID, secret string) (bro
 	return p, nil
 }
 
-// checkSecret answers nil when secret matches phc, from the cache of
-// recent successes when it can, else through the bounded argon2 pool.
-func (s *Server) checkSecret(ctx context.Context, clientID, phc, secret string) *OAuthError {
-	key := s.checked.key(clientID, phc, secret)
-	if s.checked.has(key, time.Now()) {
+// checkSecret answers nil when secret matches phc: from the cache of
+// recent successes when it can, else (unless the request is over the
+// failure limit for another `limited`) through argon2 in the given lane.
+func (s *Server) checkSecret(ctx context.Context, lane chan struct{}, limited time.Duration, clientID, phc, secret string) *OAuthError {
+	if s.checked.verified(clientID, phc, secret, time.Now()) {
 		return nil
 	}
+	if limited > 0 {
+		// Seen before, but under an older stored hash (the secret was
+		// rotated since): no argon2 while over the limit.
+		return throttled(limited)
+	}
 	select {
-	case s.argon <- struct{}{}:
+	case lane <- struct{}{}:
 	case <-ctx.Done():
 		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
 		e.Err = ctx.Err()
 		return e
 	}
+	start := time.Now()
 	ok := CheckSecret(phc, secret)
-	<-s.argon
-	if !ok || clientID == "" {
+	s.argonTime.observe(time.Since(start))
+	<-lane
+	if !ok {
 		return invalidClient()
 	}
-	s.checked.add(key, time.Now())
+	s.checked.add(clientID, phc, secret, time.Now())
 	return nil
+}
+
+// maxNotBeforeWait bounds how long a token request waits for the partner's
+// not-before to pass; longer means the database's clock runs ahead of ours.
+const maxNotBeforeWait = 2 * time.Second
+
+// waitNotBefore holds a token request until a token issued now would not
+// be refused by the partner's not-before. iat has whole seconds (truncated),
+// so a token issued in the very second of a revocation would carry an iat
+// before it: wait for the next whole second instead of lying about iat.
+// Only an authenticated partner, just after its revocation, ever waits.
+func (s *Server) waitNotBefore(ctx context.Context, notBefore time.Time) *OAuthError {
+	if notBefore.IsZero() {
+		return nil
+	}
+	at := notBefore.Truncate(time.Second)
+	if at.Before(notBefore) {
+		at = at.Add(time.Second)
+	}
+	wait := at.Sub(s.issuer.now())
+	if wait <= 0 {
+		return nil
+	}
+	if wait > maxNotBeforeWait {
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err, e.RetryAfter = errors.New("partner not-before is ahead of this clock"), wait
+		return e
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		e := oauthErr(http.StatusServiceUnavailable, ErrCodeTemporarilyUnavailable, "try again later")
+		e.Err = ctx.Err()
+		return e
+	}
 }
 
 func storeErr(err error) *OAuthError {
@@ -283,30 +389,36 @@ func ParseBasicAuth(header string) (user, pass string, ok bool) {
 }
 
 // secretCache remembers recent successful secret checks so a partner that
-// asks for a token every few minutes does not pay argon2 each time. Keys
-// are HMACs under a per-process random key of (client id, stored hash,
-// secret): no secret is kept, the entries are useless outside this process,
-// and a rotated secret (a new stored hash) misses at once.
+// asks for a token every few minutes does not pay argon2 each time, and
+// gets past the failure throttle. Keys are HMACs under a per-process random
+// key of (client id, secret): no secret is kept, and the entries are
+// useless outside this process. Each entry holds the stored hash the secret
+// was verified against, so a rotated secret (a new stored hash) misses.
 type secretCache struct {
 	mac []byte
 	ttl time.Duration
 	max int
 	mu  sync.Mutex
-	m   map[[32]byte]time.Time // expiry
+	m   map[[32]byte]verifiedSecret
+}
+
+type verifiedSecret struct {
+	phc string
+	exp time.Time
 }
 
 func newSecretCache(max int, ttl time.Duration) *secretCache {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
-	return &secretCache{mac: k, ttl: ttl, max: max, m: make(map[[32]byte]time.Time)}
+	return &secretCache{mac: k, ttl: ttl, max: max, m: make(map[[32]byte]verifiedSecret)}
 }
 
-func (c *secretCache) key(clientID, phc, secret string) [32]byte {
+func (c *secretCache) key(clientID, secret string) [32]byte {
 	h := hmac.New(sha256.New, c.mac)
-	for _, s := range []string{clientID, phc, secret} {
+	for _, s := range []string{clientID, secret} {
 		var n [4]byte
 		n[0], n[1], n[2], n[3] = byte(len(s)>>24), byte(len(s)>>16), byte(len(s)>>8), byte(len(s))
-		h.Write(n[:]) // length-prefixed: no two tuples hash alike
+		h.Write(n[:]) // length-prefixed: no two pairs hash alike
 		h.Write([]byte(s))
 	}
 	var out [32]byte
@@ -314,26 +426,42 @@ func (c *secretCache) key(clientID, phc, secret string) [32]byte {
 	return out
 }
 
-func (c *secretCache) has(key [32]byte, now time.Time) bool {
+func (c *secretCache) get(clientID, secret string, now time.Time) (verifiedSecret, bool) {
+	key := c.key(clientID, secret)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	exp, ok := c.m[key]
-	if ok && !now.Before(exp) {
+	e, ok := c.m[key]
+	if ok && !now.Before(e.exp) {
 		delete(c.m, key)
-		return false
+		return verifiedSecret{}, false
 	}
+	return e, ok
+}
+
+// seen reports whether secret was verified for clientID lately, under any
+// stored hash: the pre-check of a throttled request.
+func (c *secretCache) seen(clientID, secret string, now time.Time) bool {
+	_, ok := c.get(clientID, secret, now)
 	return ok
 }
 
-func (c *secretCache) add(key [32]byte, now time.Time) {
+// verified reports whether secret was verified for clientID lately against
+// the stored hash phc.
+func (c *secretCache) verified(clientID, phc, secret string, now time.Time) bool {
+	e, ok := c.get(clientID, secret, now)
+	return ok && subtle.ConstantTimeCompare([]byte(e.phc), []byte(phc)) == 1
+}
+
+func (c *secretCache) add(clientID, phc, secret string, now time.Time) {
+	key := c.key(clientID, secret)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
-		for k, exp := range c.m {
-			if !now.Before(exp) || len(c.m) >= c.max {
+		for k, e := range c.m {
+			if !now.Before(e.exp) || len(c.m) >= c.max {
 				delete(c.m, k)
 			}
 		}
 	}
-	c.m[key] = now.Add(c.ttl)
+	c.m[key] = verifiedSecret{phc: phc, exp: now.Add(c.ttl)}
 }

@@ -28,7 +28,7 @@ func init() {
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
 	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
 	register("partner courier", "partner courier RETAILER_ID --courier CLIENT_ID|--none", cmdPartnerCourier)
-	register("partner rotate-secret", "partner rotate-secret CLIENT_ID [--json]", cmdPartnerRotate)
+	register("partner rotate-secret", "partner rotate-secret CLIENT_ID [--revoke-tokens] [--json]", cmdPartnerRotate)
 	register("catalog import", "catalog import FILE | --demo", cmdCatalogImport)
 	register("catalog list", "catalog list [--json]", cmdCatalogList)
 	register("subject export", "subject export --wa-id N", cmdSubjectExport)
@@ -291,7 +291,7 @@ func setDisabled(ctx context.Context, c *cli, args []string, disabled bool) erro
 	if err := db.SetPartnerDisabled(ctx, id, disabled); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "partner %s %s\n", id, map[bool]string{true: "disabled", false: "enabled"}[disabled])
+	fmt.Fprintf(c.stdout, "partner %s %s\n", id, map[bool]string{true: "disabled (its tokens issued so far stay refused after an enable)", false: "enabled"}[disabled])
 	return nil
 }
 
@@ -344,6 +344,7 @@ func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := flags("partner rotate-secret")
 	asJSON := fs.Bool("json", false, "print JSON")
+	revoke := fs.Bool("revoke-tokens", false, "also refuse at once every access token issued so far (else they live until they expire)")
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
@@ -351,14 +352,27 @@ func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	secret, err := token.RotateSecret(ctx, sys.DB, sys.Sealer, id)
+	var secret string
+	// One transaction: the new secret and the revocation land together.
+	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if secret, err = token.RotateSecret(ctx, sys.DB, sys.Sealer, id); err != nil || !*revoke {
+			return err
+		}
+		_, err = sys.DB.RevokePartnerTokens(ctx, id)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(c.stdout, map[string]string{"client_id": id, "client_secret": secret})
+		return printJSON(c.stdout, map[string]any{"client_id": id, "client_secret": secret, "tokens_revoked": *revoke})
 	}
-	fmt.Fprintf(c.stdout, "client_id: %s\nclient_secret: %s\n(the old secret no longer works)\n", id, secret)
+	note := "(the old secret no longer works; tokens already issued stay valid until they expire)"
+	if *revoke {
+		note = "(the old secret and every token issued with it no longer work)"
+	}
+	fmt.Fprintf(c.stdout, "client_id: %s\nclient_secret: %s\n%s\n", id, secret, note)
 	return nil
 }
 

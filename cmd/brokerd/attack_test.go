@@ -237,9 +237,10 @@ func contains1(list []string, s string) bool {
 	return false
 }
 
-// rfc6749Codes are the error codes of RFC 6749 §5.2.
+// rfc6749Codes are the error codes of RFC 6749 §5.2, and the one the token
+// endpoint borrows from §4.1.2.1 for its 429 and 503 answers.
 var rfc6749Codes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-	"unsupported_grant_type", "invalid_scope"}
+	"unsupported_grant_type", "invalid_scope", "temporarily_unavailable"}
 
 // checkOAuthError reports how a body fails to be an RFC 6749 §5.2 error.
 func checkOAuthError(a answer) string {
@@ -596,6 +597,26 @@ func TestAuthorizationOutcomes(t *testing.T) {
 		} else if msg := checkOAuthError(a); msg != "" {
 			t.Errorf("token endpoint: %s", msg)
 		}
+	})
+
+	t.Run("token minted before disable stays 401 after enable", func(t *testing.T) {
+		if err := h.m.Sys.DB.SetPartnerDisabled(context.Background(), retail.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		// Past the partner cache's lifetime, the enable is seen...
+		time.Sleep(2500 * time.Millisecond)
+		a := h.tokenRequest(retail.ID, retail.Secret, "")
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if a.status != 200 || json.Unmarshal(a.body, &tok) != nil {
+			t.Fatalf("token after enable: %d %s", a.status, a.body)
+		}
+		if a := h.getWith("/v1/orders/"+orderID, "Bearer "+tok.AccessToken); a.status != 200 {
+			t.Errorf("a token minted after enable: %d", a.status)
+		}
+		// ...and the old token is still dead.
+		checkUnauthorized(t, h.getWith("/v1/orders/"+orderID, "Bearer "+retail.Bearer), orderID)
 	})
 }
 

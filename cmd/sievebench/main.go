@@ -7,6 +7,8 @@
 //   - full order flows (Hi → cart → address → payment → retailer fetch);
 //   - partner reads (GET /v1/orders/{id}: JWT + policy + unseal + audit)
 //     beside a static handler served the same way;
+//   - the same reads while 64 anonymous clients guess secrets at
+//     /oauth/token, beside the reads without them;
 //   - brokerd's peak RSS through the run.
 //
 // It creates its own database on the server named by
@@ -22,6 +24,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -39,11 +43,23 @@ func main() {
 	conc := fs.Int("concurrency", 32, "concurrent connections for partner reads and pgbench")
 	flowRate := fs.Float64("flow-rate", 1500, "purchases started per second in the order-flow phase")
 	micro := fs.String("micro", "", "go test -bench output to include in the table")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
+		" (without flow, a few orders are placed unmeasured for the reads)")
+	port := fs.Int("port", 18080, "brokerd's loopback port (the static baseline uses port+1, wasim port+10)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck
 
+	chosen := map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		if p = strings.TrimSpace(p); !slices.Contains(allPhases, p) {
+			fmt.Fprintf(os.Stderr, "sievebench: unknown phase %q (known: %s)\n", p, strings.Join(allPhases, ", "))
+			os.Exit(2)
+		}
+		chosen[p] = true
+	}
+	setPorts(*port)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	r := &runner{bin: *bin, dur: *dur, ingestRate: *ingestRate, conc: *conc, flowRate: *flowRate}
+	r := &runner{bin: *bin, dur: *dur, ingestRate: *ingestRate, conc: *conc, flowRate: *flowRate, phases: chosen}
 	res, err := r.run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sievebench:", err)

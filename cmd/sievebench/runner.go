@@ -19,11 +19,35 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const (
+// The loopback addresses of the processes; --port moves them together.
+var (
 	brokerAddr = "127.0.0.1:18080"
 	simAddr    = "127.0.0.1:18090"
 	staticAddr = "127.0.0.1:18081"
 )
+
+// setPorts places brokerd at port, the static baseline at port+1 and wasim
+// at port+10.
+func setPorts(port int) {
+	brokerAddr = "127.0.0.1:" + strconv.Itoa(port)
+	staticAddr = "127.0.0.1:" + strconv.Itoa(port+1)
+	simAddr = "127.0.0.1:" + strconv.Itoa(port+10)
+}
+
+// Phases of a run; --phases picks some.
+const (
+	phaseIngest = "ingest"
+	phaseFlow   = "flow"
+	phaseReads  = "reads"
+	phaseFlood  = "flood"
+)
+
+// allPhases is the default: every figure of SPEC §8.
+var allPhases = []string{phaseIngest, phaseFlow, phaseReads, phaseFlood}
+
+// floodGuessers is the number of parallel anonymous clients guessing
+// secrets in the flood phase (issue 17).
+const floodGuessers = 64
 
 type runner struct {
 	bin        string
@@ -31,6 +55,7 @@ type runner struct {
 	ingestRate float64
 	flowRate   float64
 	conc       int
+	phases     map[string]bool
 
 	admin   string
 	dbName  string
@@ -54,8 +79,11 @@ type Results struct {
 	Flow              WasimLoad  `json:"flow"`
 	PartnerReads      LoadResult `json:"partner_reads"`
 	StaticReads       LoadResult `json:"static_reads"`
-	PeakRSSMB         float64    `json:"brokerd_peak_rss_mb"`
-	Micro             Micro      `json:"micro,omitempty"`
+	// ReadsUnderFlood is partner reads while 64 anonymous clients guess
+	// secrets at /oauth/token; PartnerReads is its same-run baseline.
+	ReadsUnderFlood *FloodResult `json:"partner_reads_under_token_flood,omitempty"`
+	PeakRSSMB       float64      `json:"brokerd_peak_rss_mb"`
+	Micro           Micro        `json:"micro,omitempty"`
 }
 
 // WasimLoad is what `wasim load --json` prints.
@@ -108,28 +136,41 @@ func (r *runner) run(ctx context.Context) (*Results, error) {
 		return nil, fmt.Errorf("wasim serve did not start: %w", err)
 	}
 
-	r.log("phase 1: webhook ingest at %.0f messages/s offered, %d in flight, for %s", r.ingestRate, r.conc, r.dur)
-	if err := r.wasim(ctx, &res.Ingest, "load", "--shoppers", "5000", "--rate", ftoa(r.ingestRate),
-		"--duration", r.dur.String(), "--max-in-flight", strconv.Itoa(r.conc), "--no-serve",
-		"--sim-url", "http://"+simAddr, "--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--json"); err != nil {
-		return nil, err
-	}
-	res.IngestConcurrency = r.conc
-	r.log("waiting for the inbox to drain")
-	res.DrainPerSec = r.drain(ctx, res.Ingest.MessagesAcked)
+	if r.phases[phaseIngest] {
+		r.log("phase 1: webhook ingest at %.0f messages/s offered, %d in flight, for %s", r.ingestRate, r.conc, r.dur)
+		if err := r.wasim(ctx, &res.Ingest, "load", "--shoppers", "5000", "--rate", ftoa(r.ingestRate),
+			"--duration", r.dur.String(), "--max-in-flight", strconv.Itoa(r.conc), "--no-serve",
+			"--sim-url", "http://"+simAddr, "--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--json"); err != nil {
+			return nil, err
+		}
+		res.IngestConcurrency = r.conc
+		r.log("waiting for the inbox to drain")
+		res.DrainPerSec = r.drain(ctx, res.Ingest.MessagesAcked)
 
-	r.log("phase 2: pgbench single-row commits, %d clients", r.conc)
-	tps, err := r.pgbenchSingle(ctx)
-	if err != nil {
-		return nil, err
+		r.log("phase 2: pgbench single-row commits, %d clients", r.conc)
+		tps, err := r.pgbenchSingle(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res.PgbenchSingleTPS = tps
 	}
-	res.PgbenchSingleTPS = tps
 
-	r.log("phase 3: full order flows at %.0f/s offered for %s", r.flowRate, r.dur)
-	if err := r.wasim(ctx, &res.Flow, "load", "--flow", "--shoppers", "20000", "--rate", ftoa(r.flowRate),
-		"--duration", r.dur.String(), "--max-in-flight", "2000", "--no-serve", "--sim-url", "http://"+simAddr,
+	flowRate, flowDur := r.flowRate, r.dur
+	if !r.phases[phaseFlow] {
+		// The reads need orders: place a few, unmeasured.
+		flowRate, flowDur = 50, 3*time.Second
+	}
+	r.log("phase 3: full order flows at %.0f/s offered for %s", flowRate, flowDur)
+	if err := r.wasim(ctx, &res.Flow, "load", "--flow", "--shoppers", "20000", "--rate", ftoa(flowRate),
+		"--duration", flowDur.String(), "--max-in-flight", "2000", "--no-serve", "--sim-url", "http://"+simAddr,
 		"--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--timeout", "60s", "--json"); err != nil {
 		return nil, err
+	}
+	if !r.phases[phaseFlow] {
+		res.Flow = WasimLoad{}
+	}
+	if !r.phases[phaseReads] && !r.phases[phaseFlood] {
+		return res, nil
 	}
 
 	r.log("phase 4: partner reads, %d connections, for %s", r.conc, r.dur)
@@ -144,6 +185,19 @@ func (r *runner) run(ctx context.Context) (*Results, error) {
 	}, func(resp *http.Response) bool {
 		return resp.StatusCode == 200 && resp.Header.Get("X-Decision-Id") != ""
 	})
+
+	if r.phases[phaseFlood] {
+		r.log("phase 4b: partner reads while %d anonymous clients guess secrets at /oauth/token, for %s", floodGuessers, r.dur)
+		retailerID, err := r.retailerID()
+		if err != nil {
+			return nil, err
+		}
+		f := r.readsUnderFlood(ctx, floodGuessers, retailerID, tok, ids)
+		res.ReadsUnderFlood = &f
+	}
+	if !r.phases[phaseReads] {
+		return res, nil
+	}
 
 	r.spawn(os.Args[0], "static", "--addr", staticAddr)
 	if err := waitTCP(ctx, staticAddr, 10*time.Second); err != nil {
@@ -315,6 +369,22 @@ func (r *runner) pgbenchSingle(ctx context.Context) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("pgbench printed no tps: %s", tail(string(out)))
+}
+
+// retailerID is the demo retailer's client id: the guessed-at id of the
+// flood phase.
+func (r *runner) retailerID() (string, error) {
+	b, err := os.ReadFile(filepath.Join(r.keyDir, "demo.json"))
+	if err != nil {
+		return "", err
+	}
+	var creds struct {
+		Retailer map[string]string `json:"retailer"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil || creds.Retailer["client_id"] == "" {
+		return "", fmt.Errorf("demo credentials without the retailer's client id: %v", err)
+	}
+	return creds.Retailer["client_id"], nil
 }
 
 // retailerToken gets the demo retailer a token and some of its orders.
@@ -489,12 +559,20 @@ func (res *Results) print(w io.Writer) {
 	pr, st := res.PartnerReads, res.StaticReads
 	row("partner reads GET /v1/orders/{id}", fmt.Sprintf("%.0f req/s p99 %.1f ms", pr.PerSecond, pr.P99Ms),
 		fmt.Sprintf("static handler %.0f req/s p99 %.1f ms", st.PerSecond, st.P99Ms), pr.PerSecond/nz(st.PerSecond), "≥5000 req/s, p99≤20ms")
+	if f := res.ReadsUnderFlood; f != nil {
+		row("  same, 64 guessing /oauth/token", fmt.Sprintf("%.0f req/s p99 %.1f ms", f.Reads.PerSecond, f.Reads.P99Ms),
+			fmt.Sprintf("no flood p99 %.1f ms", pr.P99Ms), f.Reads.P99Ms/nz(pr.P99Ms),
+			fmt.Sprintf("%d guesses: %d x 429, %d x 401", f.Guesses, f.Throttled, f.Refused))
+	}
 	row("brokerd peak RSS", fmt.Sprintf("%.0f MB", res.PeakRSSMB), "", 0, "<250 MB")
 	if len(res.Flow.FlowErrors) > 0 {
 		fmt.Fprintf(w, "flow errors (first): %s\n", res.Flow.FlowErrors[0])
 	}
 	if pr.Errors > 0 || st.Errors > 0 {
 		fmt.Fprintf(w, "errors: partner reads %d, static %d\n", pr.Errors, st.Errors)
+	}
+	if f := res.ReadsUnderFlood; f != nil && f.Reads.Errors > 0 {
+		fmt.Fprintf(w, "errors: partner reads under the token flood %d\n", f.Reads.Errors)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,22 @@ func hashSecret(secret string) ([]byte, bool) {
 	}
 	h := sha256.Sum256(raw)
 	return h[:], true
+}
+
+// formValue returns a field of the request body (urlencoded or multipart)
+// and never of the query string. Fiber's FormValue reads the query first,
+// so a CSRF token, a password or a phone number put in a URL would be
+// accepted, and URLs are kept in history, Referer headers and access logs.
+func formValue(c *fiber.Ctx, key string) string {
+	if v := c.Request().PostArgs().Peek(key); len(v) > 0 {
+		return string(v)
+	}
+	if mf, err := c.Request().MultipartForm(); err == nil {
+		if v := mf.Value[key]; len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
 }
 
 func equalTokens(a, b string) bool {
@@ -156,7 +173,7 @@ func (u *UI) officer(h handler) handler {
 			return broker.Errorf(broker.EForbidden, "Choose your own password first: you signed in with a one-time password.")
 		}
 		if !get {
-			tok := c.FormValue(csrfField)
+			tok := formValue(c, csrfField)
 			if tok == "" {
 				tok = c.Get(CSRFHeader)
 			}
@@ -236,16 +253,45 @@ const (
 	unknownOfficer = "officer:unknown"
 )
 
+// clientIP is the address sign-in failures count under: behind the
+// proxies of BROKER_TRUSTED_PROXIES, the client's, not the proxy's.
+func (u *UI) clientIP(c *fiber.Ctx) string {
+	if u.http != nil {
+		return u.http.ClientIP(c)
+	}
+	return c.IP()
+}
+
+// throttle is one key failed sign-ins count under, with its free failures
+// and the cap of its waits.
+type throttle struct {
+	key   []byte
+	free  int
+	limit time.Duration
+}
+
+func (u *UI) throttles(name, addr string) []throttle {
+	// One host commonly holds a whole IPv6 /64: count it as one address.
+	if a, err := netip.ParseAddr(addr); err == nil && a.Unmap().Is6() {
+		p, _ := a.Prefix(64)
+		addr = p.String()
+	}
+	nameKey, addrKey := throttleKeys(name, addr)
+	lim := u.d.Limits
+	return []throttle{{nameKey, lim.NameFailures, lim.NameMaxDelay}, {addrKey, lim.AddrFailures, lim.AddrMaxDelay}}
+}
+
 // login checks the sign-in form. Every outcome but a throttled attempt is
 // audited; throttled ones are not, so that hammering the form cannot grow
-// the log (the attempt that triggered the lock is audited).
+// the log. A throttled attempt is not checked and not counted: it only
+// learns how long to wait, after which the right password signs in.
 func (u *UI) login(c *fiber.Ctx) error {
-	body := loginBody{Next: safeNext(c.FormValue("next"))}
-	if !equalTokens(c.FormValue(csrfField), c.Cookies(loginCookie)) {
+	body := loginBody{Next: safeNext(formValue(c, "next"))}
+	if !equalTokens(formValue(c, csrfField), c.Cookies(loginCookie)) {
 		body.Error = "The sign-in form expired. Please try again."
 		return u.showLogin(c, fiber.StatusForbidden, body)
 	}
-	name, password := strings.TrimSpace(c.FormValue("name")), c.FormValue("password")
+	name, password := strings.TrimSpace(formValue(c, "name")), formValue(c, "password")
 	if name == "" || password == "" || len(name) > maxNameLen || len(password) > maxPasswordLen || !utf8.ValidString(name) {
 		body.Error = "Enter your name and password."
 		return u.showLogin(c, fiber.StatusBadRequest, body)
@@ -254,17 +300,15 @@ func (u *UI) login(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	now := u.d.Now()
 	lim := u.d.Limits
-	nameKey, addrKey := throttleKeys(name, c.IP())
-	for _, k := range []struct {
-		key   []byte
-		limit int
-	}{{nameKey, lim.NameFailures}, {addrKey, lim.AddrFailures}} {
-		until, err := u.throttled(c, now, k.key, k.limit)
+	keys := u.throttles(name, u.clientIP(c))
+	nameKey := keys[0].key
+	for _, k := range keys {
+		until, err := u.throttled(c, now, k)
 		if err != nil {
 			return err
 		}
 		if !until.IsZero() {
-			body.Error = "Too many failed sign-ins. Try again after " + until.UTC().Format("15:04 UTC") + "."
+			body.Error = "Too many failed sign-ins. Wait " + waitText(until.Sub(now)) + ", then try again."
 			return u.showLogin(c, fiber.StatusTooManyRequests, body)
 		}
 	}
@@ -289,19 +333,16 @@ func (u *UI) login(c *fiber.Ctx) error {
 				reason = "officer disabled"
 			}
 		}
-		locked := false
-		for _, k := range []struct {
-			key   []byte
-			limit int
-		}{{nameKey, lim.NameFailures}, {addrKey, lim.AddrFailures}} {
+		slowed := false
+		for _, k := range keys {
 			n, _, err := u.d.Officers.RecordLoginFailure(ctx, k.key, now, lim.FailureWindow)
 			if err != nil {
 				return err
 			}
-			locked = locked || n >= k.limit
+			slowed = slowed || lim.delay(n, k.free, k.limit) > 0
 		}
-		if locked {
-			reason += "; sign-in locked for the rest of the window"
+		if slowed {
+			reason += "; further sign-ins delayed"
 		}
 		if _, err := u.record(ctx, actor, "login", purposeAccess, "", "ui", audit.OutcomeFailed, reason); err != nil {
 			u.d.Log.Error("audit of a failed sign-in", "err", err)
@@ -341,18 +382,33 @@ func (u *UI) login(c *fiber.Ctx) error {
 	return c.Redirect(body.Next, fiber.StatusSeeOther)
 }
 
-// throttled checks the failures counted under key in the current window:
-// at limit or more it sets Retry-After and returns when the window ends,
-// else the zero time.
-func (u *UI) throttled(c *fiber.Ctx, now time.Time, key []byte, limit int) (time.Time, error) {
-	window := u.d.Limits.FailureWindow
-	n, start, err := u.d.Officers.LoginFailures(c.UserContext(), key, now, window)
-	if err != nil || n < limit {
+// throttled checks the failures counted under k: while the wait they call
+// for lasts, it sets Retry-After and returns when the wait ends, else the
+// zero time.
+func (u *UI) throttled(c *fiber.Ctx, now time.Time, k throttle) (time.Time, error) {
+	lim := u.d.Limits
+	n, last, err := u.d.Officers.LoginFailures(c.UserContext(), k.key, now, lim.FailureWindow)
+	if err != nil {
 		return time.Time{}, err
 	}
-	until := start.Add(window)
+	until := last.Add(lim.delay(n, k.free, k.limit))
+	if n == 0 || !now.Before(until) {
+		return time.Time{}, nil
+	}
 	c.Set(fiber.HeaderRetryAfter, retryAfter(until, now))
 	return until, nil
+}
+
+// waitText says how long to wait, in whole seconds or minutes.
+func waitText(d time.Duration) string {
+	secs := int((d + time.Second - 1) / time.Second)
+	switch {
+	case secs <= 1:
+		return "a second"
+	case secs < 120:
+		return strconv.Itoa(secs) + " seconds"
+	}
+	return strconv.Itoa((secs+59)/60) + " minutes"
 }
 
 func retryAfter(until, now time.Time) string {

@@ -1,9 +1,12 @@
 package ui
 
 import (
+	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,11 +131,11 @@ func TestLoginThrottling(t *testing.T) {
 	}{
 		{"first wrong password", testOfficer, "x", 0, fiber.StatusUnauthorized},
 		{"second wrong password", testOfficer, "x", 0, fiber.StatusUnauthorized},
-		{"third wrong password locks the name", testOfficer, "x", 0, fiber.StatusUnauthorized},
-		{"right password while locked", testOfficer, testPassword, 0, fiber.StatusTooManyRequests},
+		{"third wrong password makes the name wait", testOfficer, "x", 0, fiber.StatusUnauthorized},
+		{"right password while the name waits", testOfficer, testPassword, 0, fiber.StatusTooManyRequests},
 		{"another name is not locked", "bala", "x", 0, fiber.StatusUnauthorized},
-		{"fifth failure from the address locks it", "chitra", "x", 0, fiber.StatusUnauthorized},
-		{"address locked for every name", "dev", "x", 0, fiber.StatusTooManyRequests},
+		{"fifth failure from the address makes it wait", "chitra", "x", 0, fiber.StatusUnauthorized},
+		{"the address waits for every name", "dev", "x", 0, fiber.StatusTooManyRequests},
 		{"after the window the right password works", testOfficer, testPassword, 15 * time.Minute, fiber.StatusSeeOther},
 	}
 	for _, st := range steps {
@@ -261,6 +264,9 @@ func TestCSRF(t *testing.T) {
 		{"token with a suffix", func(r string) string { return r + "x" }, false, false, 1},
 		{"right token", func(r string) string { return r }, false, true, 0},
 		{"right token in the header", func(r string) string { return r }, true, true, 0},
+		// Fiber's FormValue reads the query string first; a token there
+		// would land in URLs, history and access logs, so it is refused.
+		{"right token in the query string", func(r string) string { return r }, false, false, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,13 +279,16 @@ func TestCSRF(t *testing.T) {
 			} else {
 				tok = tc.token(real)
 			}
-			form, headers := url.Values{}, map[string]string{}
-			if tc.header {
+			form, headers, target := url.Values{}, map[string]string{}, "/ui/logout"
+			switch {
+			case tc.header:
 				headers[CSRFHeader] = tok
-			} else if tok != "" {
+			case strings.Contains(tc.name, "query string"):
+				target += "?" + url.Values{csrfField: {tok}}.Encode()
+			case tok != "":
 				form.Set(csrfField, tok)
 			}
-			r := h.do("POST", "/ui/logout", form, []*http.Cookie{sess}, headers)
+			r := h.do("POST", target, form, []*http.Cookie{sess}, headers)
 			if ok := r.status == fiber.StatusSeeOther; ok != tc.wantOK {
 				t.Fatalf("sign-out: status %d, want success %v\n%s", r.status, tc.wantOK, r.body)
 			}
@@ -399,5 +408,97 @@ func TestLoginRedirectsBack(t *testing.T) {
 		"next": {"/ui/flows"}}, []*http.Cookie{tok}, nil)
 	if loc := r.header.Get("Location"); loc != "/ui/flows" {
 		t.Errorf("after sign-in: redirect to %q, want /ui/flows", loc)
+	}
+}
+
+// TestFormFieldsOnlyFromBody: the sign-in form and the subject desk read
+// their fields from the body only. A token, password or phone number in
+// the query string would be kept in URLs, history and access logs.
+func TestFormFieldsOnlyFromBody(t *testing.T) {
+	h := newHarness(t)
+	tok, ck := h.loginForm()
+	q := url.Values{"csrf": {tok}, "name": {testOfficer}, "password": {testPassword}}.Encode()
+	r := h.do("POST", "/ui/login?"+q, url.Values{}, []*http.Cookie{ck}, nil)
+	if r.status != fiber.StatusForbidden || r.cookie(SessionCookie) != nil {
+		t.Errorf("sign-in from the query string: %d, session %v; want 403 and none", r.status, r.cookie(SessionCookie))
+	}
+	// The same fields in a multipart body are accepted.
+	tok, ck = h.loginForm()
+	var buf strings.Builder
+	mw := multipart.NewWriter(&buf)
+	for k, v := range map[string]string{"csrf": tok, "name": testOfficer, "password": testPassword} {
+		mw.WriteField(k, v) //nolint:errcheck
+	}
+	mw.Close()
+	req := httptest.NewRequest("POST", "/ui/login", strings.NewReader(buf.String()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.AddCookie(ck)
+	resp, err := h.app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != fiber.StatusSeeOther {
+		t.Errorf("multipart sign-in: %d, want 303", resp.StatusCode)
+	}
+}
+
+// TestLoginProgressiveDelays: failures past the free ones make the next
+// attempt wait, twice as long each time up to a cap; while it waits even
+// the right password is not checked (429 with Retry-After), and once the
+// wait has passed the right password signs in: there is no lock that a
+// guesser can renew for ever.
+func TestLoginProgressiveDelays(t *testing.T) {
+	h := newHarness(t) // default limits: 3 free per name, 10 per address, 1 s doubling to 30 s per name
+	attempt := func(pass string) response {
+		t.Helper()
+		return h.signInRaw(testOfficer, pass)
+	}
+	for i := range 3 {
+		if r := attempt("wrong-" + strconv.Itoa(i)); r.status != fiber.StatusUnauthorized {
+			t.Fatalf("free failure %d: %d, want 401", i+1, r.status)
+		}
+	}
+	r := attempt(testPassword)
+	if r.status != fiber.StatusTooManyRequests || r.header.Get(fiber.HeaderRetryAfter) == "" || !strings.Contains(r.body, "Wait a second") {
+		t.Fatalf("the right password during the first wait: %d, Retry-After %q, want 429 asking to wait a second\n%s",
+			r.status, r.header.Get(fiber.HeaderRetryAfter), r.body)
+	}
+	h.clock.Add(time.Second)
+	if r := attempt(testPassword); r.status != fiber.StatusSeeOther {
+		t.Fatalf("the right password once the wait passed: %d, want 303", r.status)
+	}
+
+	// A guesser who keeps going: the waits double and stop at the cap.
+	h.clock.Add(2 * time.Hour) // the address's run ends too
+	var waits []int
+	for range 12 {
+		if r := attempt("guess"); r.status != fiber.StatusUnauthorized {
+			t.Fatalf("a guess after its wait: %d, want 401", r.status)
+		}
+		r := attempt("guess")
+		if r.status != fiber.StatusTooManyRequests {
+			waits = append(waits, 0)
+			continue
+		}
+		secs, err := strconv.Atoi(r.header.Get(fiber.HeaderRetryAfter))
+		if err != nil {
+			t.Fatalf("Retry-After %q", r.header.Get(fiber.HeaderRetryAfter))
+		}
+		waits = append(waits, secs)
+		h.clock.Add(time.Duration(secs) * time.Second)
+	}
+	// The first round's second guess is checked too (the second of three
+	// free failures); then each wait doubles: 1, 2, 4, 8, 16 s, capped at
+	// 30 s (Retry-After rounds up by a second). The address's waits,
+	// from its tenth failure on, stay shorter.
+	want := []int{0, 2, 3, 5, 9, 17, 31, 31, 31, 31, 31, 31}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	// However long the guessing went on, the right password works once
+	// the current wait has passed.
+	if r := attempt(testPassword); r.status != fiber.StatusSeeOther {
+		t.Errorf("the right password after the last wait: %d, want 303", r.status)
 	}
 }

@@ -62,16 +62,16 @@ type memStore struct {
 	officers map[string]Officer // by name
 	sessions map[string]Session // by string(idHash)
 	failures map[string]struct {
-		n     int
-		start time.Time
+		n    int
+		last time.Time // the run's last failure
 	}
 }
 
 func newMemStore() *memStore {
 	return &memStore{officers: map[string]Officer{}, sessions: map[string]Session{},
 		failures: map[string]struct {
-			n     int
-			start time.Time
+			n    int
+			last time.Time
 		}{}}
 }
 
@@ -151,7 +151,7 @@ func (m *memStore) Prune(_ context.Context, now, idleSince, failuresSince time.T
 		}
 	}
 	for k, f := range m.failures {
-		if !f.start.After(failuresSince) {
+		if !f.last.After(failuresSince) {
 			delete(m.failures, k)
 		}
 	}
@@ -162,22 +162,25 @@ func (m *memStore) LoginFailures(_ context.Context, key []byte, now time.Time, w
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, ok := m.failures[string(key)]
-	if !ok || !f.start.After(now.Add(-window)) {
+	if !ok || !f.last.After(now.Add(-window)) {
 		return 0, time.Time{}, nil
 	}
-	return f.n, f.start, nil
+	return f.n, f.last, nil
 }
 
 func (m *memStore) RecordLoginFailure(_ context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, ok := m.failures[string(key)]
-	if !ok || !f.start.After(now.Add(-window)) {
-		f.n, f.start = 0, now
+	if !ok || !f.last.After(now.Add(-window)) {
+		f.n, f.last = 0, now
 	}
 	f.n++
+	if now.After(f.last) {
+		f.last = now
+	}
 	m.failures[string(key)] = f
-	return f.n, f.start, nil
+	return f.n, f.last, nil
 }
 
 func (m *memStore) ClearLoginFailures(_ context.Context, key []byte) error {

@@ -42,8 +42,8 @@ func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
 // officer's name, so a borrowed session cannot be used to guess it.
 func (u *UI) changePassword(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
-	body := passwordBody{Next: safeNext(c.FormValue("next")), Forced: cur.officer.MustChangePassword}
-	old, pw, again := c.FormValue("current"), c.FormValue("password"), c.FormValue("again")
+	body := passwordBody{Next: safeNext(formValue(c, "next")), Forced: cur.officer.MustChangePassword}
+	old, pw, again := formValue(c, "current"), formValue(c, "password"), formValue(c, "again")
 	switch {
 	case old == "" || pw == "":
 		body.Error = "Enter your current password and a new one."
@@ -62,13 +62,14 @@ func (u *UI) changePassword(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	now := u.d.Now()
 	lim := u.d.Limits
-	nameKey, _ := throttleKeys(cur.officer.Name, c.IP())
-	until, err := u.throttled(c, now, nameKey, lim.NameFailures)
+	nameThrottle := u.throttles(cur.officer.Name, u.clientIP(c))[0]
+	nameKey := nameThrottle.key
+	until, err := u.throttled(c, now, nameThrottle)
 	if err != nil {
 		return err
 	}
 	if !until.IsZero() {
-		body.Error = "Too many wrong passwords. Try again after " + until.UTC().Format("15:04 UTC") + "."
+		body.Error = "Too many wrong passwords. Wait " + waitText(until.Sub(now)) + ", then try again."
 		return u.showPassword(c, fiber.StatusTooManyRequests, body)
 	}
 	actor := "officer:" + cur.officer.ID

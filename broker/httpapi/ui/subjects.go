@@ -71,7 +71,7 @@ func (u *UI) resolve(c *fiber.Ctx, cur *current, action string) (commerce.Subjec
 	if u.d.Rights == nil {
 		return commerce.SubjectRow{}, "", false, broker.Errorf(broker.ENotFound, "The subject desk is not configured.")
 	}
-	wa := strings.TrimSpace(c.FormValue("wa_id"))
+	wa := strings.TrimSpace(formValue(c, "wa_id"))
 	if wa == "" || len(wa) > 32 || !utf8.ValidString(wa) || commerce.NormalizeWaID(wa) == "" {
 		d := u.data(c, "subjects", "Subject desk")
 		d.Body = deskBody{Error: "Enter the shopper's WhatsApp number with its country code, starting with + and the country code (+91 for India)."}
@@ -218,7 +218,7 @@ func (u *UI) erase(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	if c.FormValue("confirm") != "yes" {
+	if formValue(c, "confirm") != "yes" {
 		body, err := u.subjectPage(ctx, row, wa)
 		if err != nil {
 			return err
@@ -235,7 +235,7 @@ func (u *UI) erase(c *fiber.Ctx) error {
 	// The audit reason is a code (commerce.EraseReasons); the form's
 	// "authority" is the code legal_order.
 	reason := commerce.EraseRequest
-	if r := c.FormValue("reason"); eraseReasons[r] != "" {
+	if r := formValue(c, "reason"); eraseReasons[r] != "" {
 		reason = r
 		if r == "authority" {
 			reason = commerce.EraseLegalOrder

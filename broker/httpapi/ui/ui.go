@@ -60,7 +60,8 @@ type OfficerStore interface {
 	// failure windows that started at or before failuresSince.
 	Prune(ctx context.Context, now, idleSince, failuresSince time.Time) error
 	// LoginFailures and RecordLoginFailure count failed sign-ins under a
-	// key in fixed windows; both return the count and the window's start.
+	// key in runs that end when window passes without a failure; both
+	// return the run's count and the time of its last failure.
 	LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error)
 	RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error)
 	ClearLoginFailures(ctx context.Context, key []byte) error
@@ -143,15 +144,27 @@ type Deps struct {
 }
 
 // Limits are the session lifetimes and sign-in throttling.
+//
+// Failed sign-ins slow down, they never lock: each failure past a free few
+// doubles the wait before the next attempt under the same name, or from
+// the same client address, is checked at all (BaseDelay, 2×, 4×…, capped);
+// once the wait has passed, the right password always signs in. The
+// per-name wait is capped short (a guesser cannot keep the officer out for
+// long), the per-address one long (a guesser at one address gets few tries).
 type Limits struct {
 	SessionTTL  time.Duration // absolute session lifetime (8 h)
 	IdleTimeout time.Duration // a session unused this long ends (30 min)
-	// FailureWindow is the window in which failed sign-ins are counted
-	// (15 min); NameFailures per name and AddrFailures per client address
-	// lock sign-in for the rest of the window (5 and 30).
+	// FailureWindow ends a run of failures when it passes without one (1 h).
 	FailureWindow time.Duration
-	NameFailures  int
-	AddrFailures  int
+	// NameFailures per name (3) and AddrFailures per client address (10)
+	// are the free failures of a run; the next ones wait.
+	NameFailures int
+	AddrFailures int
+	// BaseDelay is the first wait (1 s); NameMaxDelay (30 s) and
+	// AddrMaxDelay (15 min) cap them.
+	BaseDelay    time.Duration
+	NameMaxDelay time.Duration
+	AddrMaxDelay time.Duration
 }
 
 // SetDefaults fills unset limits.
@@ -163,14 +176,35 @@ func (l *Limits) SetDefaults() {
 		l.IdleTimeout = 30 * time.Minute
 	}
 	if l.FailureWindow == 0 {
-		l.FailureWindow = 15 * time.Minute
+		l.FailureWindow = time.Hour
 	}
 	if l.NameFailures == 0 {
-		l.NameFailures = 5
+		l.NameFailures = 3
 	}
 	if l.AddrFailures == 0 {
-		l.AddrFailures = 30
+		l.AddrFailures = 10
 	}
+	if l.BaseDelay == 0 {
+		l.BaseDelay = time.Second
+	}
+	if l.NameMaxDelay == 0 {
+		l.NameMaxDelay = 30 * time.Second
+	}
+	if l.AddrMaxDelay == 0 {
+		l.AddrMaxDelay = 15 * time.Minute
+	}
+}
+
+// delay is the wait after n failures of which free are free.
+func (l *Limits) delay(n, free int, maxDelay time.Duration) time.Duration {
+	if n < free {
+		return 0
+	}
+	d := l.BaseDelay
+	for i := free; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxDelay)
 }
 
 // UI is the dashboard. It also recognises officers' sessions for the JSON
@@ -181,6 +215,7 @@ type UI struct {
 	witness *witness
 	dummy   string // a password hash checked when the name is unknown, so timing tells nothing
 	routes  map[string][]string
+	http    *httpapi.Server // set by Register: the client's address (trusted proxies)
 }
 
 var _ httpapi.OfficerAuth = (*UI)(nil)
@@ -212,7 +247,8 @@ func New(d Deps) *UI {
 // Register mounts the dashboard's routes on app under /ui. httpapi calls it
 // (Deps.UI) before its JSON fallback, so unknown /ui paths get HTML pages
 // here instead.
-func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
+func (u *UI) Register(app *fiber.App, s *httpapi.Server) {
+	u.http = s
 	app.Use("/ui", u.headers)
 	u.route(app, fiber.MethodGet, "/ui/static/:file", u.static)
 	u.route(app, fiber.MethodGet, "/ui", u.home)

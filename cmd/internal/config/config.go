@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -44,6 +45,11 @@ type Server struct {
 	Addr            string
 	Issuer          string
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// (BROKER_TRUSTED_PROXIES: CIDRs or addresses, comma-separated). Only
+	// when the peer is one of them is X-Forwarded-For consulted for the
+	// client's address; see TrustedProxyPrefixes.
+	TrustedProxies []string
 	// PartnerRate is each partner's sustained request rate per process
 	// (BROKER_PARTNER_RATE, requests/s); bursts of twice that pass.
 	PartnerRate float64
@@ -188,6 +194,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
 	c.Server.MetricsToken = getenv("BROKER_METRICS_TOKEN")
 	c.Server.ReadTimeout = p.duration("BROKER_READ_TIMEOUT")
+	c.Server.TrustedProxies = strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })
 	return c
 }
 
@@ -324,6 +331,11 @@ func (c *Config) Validate() error {
 		add("BROKER_ISSUER must be an http(s) URL, not %q", c.Server.Issuer)
 	} else if c.Production() && u.Scheme != "https" {
 		add("BROKER_ISSUER must be https in production")
+	}
+	for _, v := range c.Server.TrustedProxies {
+		if _, ok := parseProxy(v); !ok {
+			add("BROKER_TRUSTED_PROXIES must list CIDRs or addresses, not %q", v)
+		}
 	}
 	if c.Server.PartnerRate < 0 {
 		add("BROKER_PARTNER_RATE must be a positive number of requests per second")
@@ -503,4 +515,28 @@ func (p parser) duration(name string) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (a bare address is a
+// single-address prefix); entries that do not parse are left out, and
+// Validate reports them.
+func (s *Server) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range s.TrustedProxies {
+		if p, ok := parseProxy(v); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(v string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }

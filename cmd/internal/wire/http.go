@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/token"
@@ -35,11 +37,12 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	}
 	rate := s.Config.Server.PartnerRate
 	return httpapi.New(httpapi.Config{Issuer: s.Config.Server.Issuer, PartnerRate: rate, PartnerBurst: int(2 * rate),
-		MetricsToken: s.Config.Server.MetricsToken, ReadTimeout: s.Config.Server.ReadTimeout}, d)
+		MetricsToken: s.Config.Server.MetricsToken, ReadTimeout: s.Config.Server.ReadTimeout,
+		TrustedProxies: s.Config.Server.TrustedProxyPrefixes()}, d)
 }
 
 // oauth adapts the token endpoint logic to the HTTP layer.
-func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass string, hasBasic bool) (int, map[string]string, []byte) {
+func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass string, hasBasic bool, addr string) (int, map[string]string, []byte) {
 	one := func(k string) string {
 		if v := form[k]; len(v) > 0 {
 			return v[0]
@@ -54,11 +57,14 @@ func (s *System) oauth(ctx context.Context, form map[string][]string, user, pass
 	}
 	res, oerr := s.Tokens.Token(ctx, token.TokenRequest{GrantType: one("grant_type"), Scope: one("scope"),
 		FormClientID: one("client_id"), FormClientSecret: one("client_secret"), BasicUser: user, BasicPass: pass,
-		HasBasic: hasBasic, DuplicateParams: dup})
+		HasBasic: hasBasic, DuplicateParams: dup, ClientAddr: addr})
 	if oerr != nil {
 		h := map[string]string{}
 		if oerr.WWWAuthenticate != "" {
 			h["WWW-Authenticate"] = oerr.WWWAuthenticate
+		}
+		if oerr.RetryAfter > 0 {
+			h["Retry-After"] = strconv.Itoa(int((oerr.RetryAfter + time.Second - 1) / time.Second))
 		}
 		if oerr.Err != nil {
 			s.Log.Warn("token endpoint", "code", oerr.Code, "err", oerr.Err)

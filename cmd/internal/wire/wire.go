@@ -210,8 +210,9 @@ func PseudonymKey(dir string, create bool) ([]byte, error) {
 	return key, nil
 }
 
-// Authenticator verifies bearer tokens and checks the partner still exists
-// and is enabled (a disabled partner's tokens die at once).
+// Authenticator verifies bearer tokens and checks the partner still exists,
+// is enabled (a disabled partner's tokens die at once) and has not revoked
+// the token (issued before the partner's NotBefore).
 type Authenticator struct {
 	Issuer *token.Issuer
 	Store  broker.PartnerStore
@@ -253,7 +254,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (broker
 		a.cache[claims.ClientID] = c
 		a.mu.Unlock()
 	}
-	if c.p.Disabled {
+	// A token issued before the partner's not-before (set on disable and
+	// on rotate-secret --revoke-tokens) is dead even once the partner is
+	// enabled again. The cached partner carries it, so a revocation bites
+	// here within partnerTTL, like a disable.
+	if c.p.Disabled || claims.IssuedAt.Before(c.p.NotBefore) {
 		return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
 	}
 	// The token's scopes, narrowed to what the partner holds now.
