@@ -260,7 +260,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		Scopes: []string{"orders:read", "orders:write", "data:request"}})
 	logi := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
 		Scopes: []string{"delivery:read", "delivery:message"}})
-	desk := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindAnalytics,
+	desk := h.partnerWith(token.PartnerSpec{Name: "Compliance desk", Kind: broker.KindCompliance,
 		Scopes: []string{"audit:read", "subjects:write"}})
 	const wa = "919800000401"
 	orderID := h.purchase(wa)

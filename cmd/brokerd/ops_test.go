@@ -297,7 +297,7 @@ func TestTransparencyNeedsAuditRead(t *testing.T) {
 	h.purchase("919800000302")
 	waitAuditSequenced(t, h)
 	_, retail := h.partner("Glance Mart", broker.KindRetailer, "", "orders:read")
-	_, auditor := h.partner("Auditor", broker.KindAnalytics, "", "audit:read")
+	_, auditor := h.partner("Auditor", broker.KindCompliance, "", "audit:read")
 	paths := []string{"/v1/audit/checkpoint", "/v1/audit/proof/inclusion?index=0&size=1",
 		"/v1/audit/proof/consistency?from=1&to=2"}
 	for _, p := range paths {
