@@ -102,6 +102,32 @@ func SignCheckpoint(key ed25519.PrivateKey, origin string, size uint64, root []b
 	return note.Sign(&note.Note{Text: c.Text()}, s)
 }
 
+// SignCheckpointKeys is SignCheckpoint with several keys, all named origin:
+// one signature line each, in the order given. During a log-key handover
+// the new key signs first and the previous one after it, so a monitor that
+// pinned either verifies (a note verifier ignores lines of unknown keys).
+func SignCheckpointKeys(keys []ed25519.PrivateKey, origin string, size uint64, root []byte) ([]byte, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("audit: no key to sign the checkpoint with")
+	}
+	if len(root) != HashSize {
+		return nil, fmt.Errorf("audit: root has %d bytes", len(root))
+	}
+	if origin == "" || strings.ContainsAny(origin, "\n") {
+		return nil, errors.New("audit: invalid checkpoint origin")
+	}
+	signers := make([]note.Signer, len(keys))
+	for i, k := range keys {
+		s, err := NewSigner(origin, k)
+		if err != nil {
+			return nil, err
+		}
+		signers[i] = s
+	}
+	c := Checkpoint{Origin: origin, Size: size, Root: root}
+	return note.Sign(&note.Note{Text: c.Text()}, signers...)
+}
+
 // ParseCheckpoint verifies a signed checkpoint note with v and parses it.
 // The origin must be v's name and the note must carry a valid signature by
 // v (other signatures are ignored). Errors wrap ErrBadSignature or

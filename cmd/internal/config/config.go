@@ -53,6 +53,42 @@ type Keys struct {
 	Dir string
 	// Create allows creating missing keys (never in production).
 	Create bool
+	// TrustedCheckpoint is the file where brokerd keeps the last audit
+	// checkpoint it verified, outside the database, so that a log cut back
+	// to an older size is caught (BROKER_TRUSTED_CHECKPOINT; default
+	// $BROKER_KEY_DIR/trusted-checkpoint).
+	TrustedCheckpoint string
+	// LogKeyHandover is how long the previous log key keeps co-signing
+	// checkpoints after `keys rotate --log` (BROKER_LOG_KEY_HANDOVER,
+	// default 7d), so monitors have time to pin the new one.
+	LogKeyHandover time.Duration
+	// JWTPrepublish is how long a new JWT key sits in the JWKS before it
+	// signs (BROKER_JWT_PREPUBLISH, default 10m): longer than the JWKS
+	// max-age (300 s), so no cached key set misses a fresh token's key.
+	JWTPrepublish time.Duration
+}
+
+// JWKSMaxAge is the Cache-Control max-age of /.well-known/jwks.json; the
+// JWT prepublication period must be longer.
+const JWKSMaxAge = 300 * time.Second
+
+// parseLongDuration parses a Go duration or a whole number of days ("7d");
+// unset is 0, anything unparsable -1 (reported by Validate).
+func parseLongDuration(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if d, err := strconv.Atoi(n); err == nil && d > 0 && d < 100000 {
+			return time.Duration(d) * 24 * time.Hour
+		}
+		return -1
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // Policy selects the policy directory (empty: the embedded policies).
@@ -91,7 +127,9 @@ func FromEnv(getenv func(string) string) Config {
 			PartnerRate: float64(atoiOr(getenv("BROKER_PARTNER_RATE"), 0))},
 		Database: Database{URL: getenv("DATABASE_URL"), MaxConns: int32(atoiOr(getenv("BROKER_DB_MAX_CONNS"), 0)),
 			ReadURL: getenv("BROKER_READ_DATABASE_URL")},
-		Keys:   Keys{Dir: getenv("BROKER_KEY_DIR")},
+		Keys: Keys{Dir: getenv("BROKER_KEY_DIR"), TrustedCheckpoint: getenv("BROKER_TRUSTED_CHECKPOINT"),
+			LogKeyHandover: parseLongDuration(getenv("BROKER_LOG_KEY_HANDOVER")),
+			JWTPrepublish:  parseLongDuration(getenv("BROKER_JWT_PREPUBLISH"))},
 		Policy: Policy{Dir: getenv("BROKER_POLICY_DIR")},
 		WhatsApp: WhatsApp{
 			AppSecret:     getenv("WHATSAPP_APP_SECRET"),
@@ -172,6 +210,15 @@ func (k *Keys) SetDefaults(production bool) {
 		k.Dir = filepath.Join(".data", "keys")
 	}
 	k.Create = !production
+	if k.TrustedCheckpoint == "" && k.Dir != "" {
+		k.TrustedCheckpoint = filepath.Join(k.Dir, "trusted-checkpoint")
+	}
+	if k.LogKeyHandover == 0 {
+		k.LogKeyHandover = 7 * 24 * time.Hour
+	}
+	if k.JWTPrepublish == 0 {
+		k.JWTPrepublish = 2 * JWKSMaxAge
+	}
 }
 
 // SetDefaults fills the WhatsApp section with the simulator's values in
@@ -234,6 +281,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.Dir == "" {
 		add("BROKER_KEY_DIR is required in production")
+	}
+	if c.Keys.LogKeyHandover < 0 {
+		add("BROKER_LOG_KEY_HANDOVER must be a positive duration (e.g. 7d or 72h)")
+	}
+	if c.Keys.JWTPrepublish < 0 {
+		add("BROKER_JWT_PREPUBLISH must be a positive duration (e.g. 10m)")
+	} else if c.Production() && c.Keys.JWTPrepublish <= JWKSMaxAge {
+		add("BROKER_JWT_PREPUBLISH must be longer than the JWKS max-age (%s) in production", JWKSMaxAge)
 	}
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
