@@ -2177,10 +2177,10 @@ func csvCell(s string) string {
 }
 
 // auditExportHistory returns up to audit.MaxExportHistory signed checkpoints
-// below size, spread evenly, for an export header: only those signed by the
-// key of latest, the one a verifier pins (older ones may predate a key
-// rotation).
-func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, latest string) ([]string, error) {
+// below size, spread evenly, for an export header, whichever log key signed
+// them: the offline verify checks them with every key, current and retired
+// (`--key` takes several), so history from before a rotation is checked too.
+func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, _ string) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT size FROM audit_checkpoints WHERE size < $1 AND size > 0 ORDER BY size`, size)
 	if err != nil {
 		return nil, Translate(err)
@@ -2203,13 +2203,7 @@ func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, latest strin
 		return nil, Translate(err)
 	}
 	notes, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, Translate(err)
-	}
-	signer := audit.NoteSigners([]byte(latest))
-	return slices.DeleteFunc(notes, func(n string) bool {
-		return !slices.Equal(audit.NoteSigners([]byte(n)), signer)
-	}), nil
+	return notes, Translate(err)
 }
 
 // streamAuditLeaves runs sql (selecting one bytea) and calls fn with each value,

@@ -20,7 +20,7 @@ func init() {
 	register("audit verify", "audit verify [--trusted F] | --file F --key PUB[,PUB…|DIR] [--key …]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
 	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--from T] [--to T] --format jsonl|csv [--out F]", cmdAuditExport)
-	register("audit key", "audit key", cmdAuditKey)
+	register("audit key", "audit key [--all]", cmdAuditKey)
 }
 
 // uprogress adapts a progress bar to uint64 counters.
@@ -182,14 +182,22 @@ func cmdAuditCheckpoint(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdAuditKey(ctx context.Context, c *cli, args []string) error {
-	if err := parse(flags("audit key"), args); err != nil {
+	fs := flags("audit key")
+	all := fs.Bool("all", false, "every log key, current first, then previous and retired ones: a key file for verify --key")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	sys, err := c.system(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, sys.CurrentCheckpointKey().String())
+	if !*all {
+		fmt.Fprintln(c.stdout, sys.CurrentCheckpointKey().String())
+		return nil
+	}
+	for _, k := range sys.CheckpointKeys() {
+		fmt.Fprintln(c.stdout, k.String())
+	}
 	return nil
 }
 

@@ -498,14 +498,8 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 // crypto-shredding for them), or a previous signing key once no token or
 // checkpoint signed by it needs verifying.
 func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
-	id, rest, err := oneArg(args, "KEY_ID")
+	id, asLog, asJWT, err := retireArgs(args)
 	if err != nil {
-		return err
-	}
-	fs := flags("keys retire")
-	asLog := fs.Bool("log", false, "the id names a log (checkpoint) key")
-	asJWT := fs.Bool("jwt", false, "the id names a JWT signing key")
-	if err := parse(fs, rest); err != nil {
 		return err
 	}
 	sys, err := c.system(ctx)
@@ -542,6 +536,31 @@ func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "signing key %s retired\n", id)
 	return nil
+}
+
+// retireArgs parses `keys retire KEY_ID [--log|--jwt]` by hand: a key id is
+// base64url and may begin with '-', which the flag package would take for
+// a flag.
+func retireArgs(args []string) (id string, asLog, asJWT *bool, err error) {
+	asLog, asJWT = new(bool), new(bool)
+	for _, a := range args {
+		switch a {
+		case "--log", "-log":
+			*asLog = true
+		case "--jwt", "-jwt":
+			*asJWT = true
+		case "--":
+		default:
+			if id != "" {
+				return "", nil, nil, usageError{"one KEY_ID, and only --log or --jwt beside it"}
+			}
+			id = a
+		}
+	}
+	if id == "" {
+		return "", nil, nil, usageError{"KEY_ID is required"}
+	}
+	return id, asLog, asJWT, nil
 }
 
 func btoi(b bool) int {
