@@ -136,11 +136,14 @@ func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
 		return rotateLogKey(ctx, c, sys)
 	}
 	if !*ageOnly {
-		kid, err := sys.SignKeys.Rotate()
+		// Published ahead (BROKER_JWT_PREPUBLISH, longer than the JWKS
+		// max-age): no client's cached JWKS misses a fresh token's key.
+		kid, at, err := sys.SignKeys.RotateAfter(c.cfg.Keys.JWTPrepublish)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "signing key rotated: %s is current; the previous key stays in the JWKS until retired\n", kid)
+		fmt.Fprintf(c.stdout, "signing key rotated: %s is in the JWKS now and signs from %s; the previous key stays in the JWKS until retired\n",
+			kid, at.Format(time.RFC3339))
 	}
 	if !*signingOnly {
 		id, err := sys.AgeKeys.Rotate(*pq)

@@ -259,7 +259,16 @@ func TestLogKeyAdoptsTheSigningKey(t *testing.T) {
 	if _, err := pin(t, oldPub).VerifyCheckpoint([]byte(c.ok("audit", "checkpoint"))); err != nil {
 		t.Fatalf("after the upgrade the pinned signing key does not verify: %v", err)
 	}
-	c.ok("keys", "rotate", "--signing-only")
+	c.env["BROKER_JWT_PREPUBLISH"] = "1s"
+	out := c.ok("keys", "rotate", "--signing-only")
+	if !strings.Contains(out, "signs from") {
+		t.Fatalf("rotate --signing-only: %s", out)
+	}
+	// The new JWT key is published ahead: the old one still signs.
+	if errs := c.fails(1, "keys", "retire", kid, "--jwt"); !strings.Contains(errs, "cannot be retired") {
+		t.Fatalf("retiring the JWT key that still signs: %s", errs)
+	}
+	time.Sleep(2100 * time.Millisecond)
 	appendEntries(t, sys, 1)
 	if _, err := pin(t, oldPub).VerifyCheckpoint([]byte(c.ok("audit", "checkpoint"))); err != nil {
 		t.Fatalf("after a JWT rotation the pinned key does not verify: %v", err)
