@@ -149,7 +149,14 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 		}
 		pinned = append(pinned, pin(t, last.Resource))
 	}
+	jwtBefore, _ := sys.SignKeys.Current()
 	out := c.ok("keys", "rotate", "--log")
+	if err := sys.SignKeys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if jwtNow, _ := sys.SignKeys.Current(); jwtNow != jwtBefore || len(sys.SignKeys.KeyIDs()) != 2 {
+		t.Fatalf("rotating the log key touched the JWT keys: %s -> %s, %v", jwtBefore, jwtNow, sys.SignKeys.KeyIDs())
+	}
 	m := newVerifierKey.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("rotate --log printed no verifier key: %s", out)
@@ -205,7 +212,46 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 		t.Fatalf("after retiring the previous key a checkpoint has %d signatures, want 1", n)
 	}
 
-	// 5. Both verifies accept the log that spans A, B and C.
+	// 5. A monitor that pinned A alone, before everything above, walks
+	// every checkpoint in order: each verifies with the keys it holds, and
+	// it learns each new key from the announcement under a checkpoint it
+	// verified.
+	walk := audit.KeySet{pin(t, keyA)}
+	rows, err := sys.DB.Pool.Query(context.Background(), `SELECT note FROM audit_checkpoints ORDER BY size`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		notes = append(notes, n)
+	}
+	rows.Close()
+	var seen uint64
+	for _, n := range notes {
+		cp, err := walk.VerifyCheckpoint([]byte(n))
+		if err != nil {
+			t.Fatalf("the monitor cannot verify the checkpoint of %d entries with the keys it learnt: %v", cp.Size, err)
+		}
+		for i := seen; i < cp.Size; i++ {
+			e, err := sys.DB.AuditEntry(context.Background(), i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Action == wire.ActionLogKeyAnnounced {
+				walk = append(walk, pin(t, e.Resource))
+			}
+		}
+		seen = cp.Size
+	}
+	if len(notes) < 7 || len(walk) != 3 {
+		t.Fatalf("the monitor walked %d checkpoints and learnt %d keys", len(notes), len(walk))
+	}
+
+	// 6. Both verifies accept the log that spans A, B and C.
 	if out := c.ok("audit", "verify", "--quiet"); !strings.HasPrefix(out, "ok 11 ") {
 		t.Fatalf("audit verify: %q", out)
 	}
