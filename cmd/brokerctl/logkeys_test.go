@@ -370,6 +370,27 @@ func TestAuditVerifyTrusted(t *testing.T) {
 	if errs := c.fails(1, "audit", "verify", "--quiet", "--trusted", forged); !strings.Contains(errs, "does not verify with the log's keys") {
 		t.Fatalf("a checkpoint by another key: %s", errs)
 	}
+	// Hostile or broken files fail with a clear one-line message, before
+	// the log is read.
+	for name, body := range map[string]string{
+		"empty":     "",
+		"garbage":   "not a checkpoint\n",
+		"unsigned":  "sieve.test\n9\n" + strings.Repeat("A", 43) + "=\n",
+		"oversized": strings.Repeat("x", audit.MaxCheckpointSize+10),
+		"nul":       "sieve.test\x00\n9\n\n\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if errs := c.fails(1, "audit", "verify", "--quiet", "--trusted", p); !strings.Contains(errs, "trusted checkpoint") ||
+			strings.Count(errs, "\n") != 1 || strings.Contains(errs, "verify [") {
+			t.Fatalf("--trusted %s: %q", name, errs)
+		}
+	}
+	if errs := c.fails(1, "audit", "verify", "--quiet", "--trusted", filepath.Join(dir, "absent")); !strings.Contains(errs, "no such file") {
+		t.Fatalf("--trusted of a missing file: %q", errs)
+	}
 	if errs := c.fails(2, "audit", "verify", "--trusted", later, "--file", forged, "--key", forged); !strings.Contains(errs, "does not go with --file") {
 		t.Fatalf("--trusted with --file: %s", errs)
 	}
