@@ -109,6 +109,18 @@ func readKeyFile(path string) (KeySet, error) {
 	if len(b) > maxKeyListFile {
 		return nil, fmt.Errorf("audit: key file %s is too large", path)
 	}
+	ks, err := ParsePublicKeys(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return ks, nil
+}
+
+// ParsePublicKeys parses a list of checkpoint public keys: PEM "PUBLIC
+// KEY" blocks (other PEM blocks, private keys included, are skipped), or
+// one key a line in any form ParsePublicKey takes, with '#' comments. It
+// fails when it finds no key or a line that is not one.
+func ParsePublicKeys(b []byte) (KeySet, error) {
 	var out KeySet
 	if strings.Contains(string(b), "-----BEGIN") {
 		for rest := b; ; {
@@ -122,7 +134,7 @@ func readKeyFile(path string) (KeySet, error) {
 			}
 			k, err := ParsePublicKey(string(pem.EncodeToMemory(blk)))
 			if err != nil {
-				return nil, fmt.Errorf("audit: key file %s: %w", path, err)
+				return nil, err
 			}
 			out = append(out, k)
 		}
@@ -134,13 +146,13 @@ func readKeyFile(path string) (KeySet, error) {
 			}
 			k, err := ParsePublicKey(line)
 			if err != nil {
-				return nil, fmt.Errorf("audit: key file %s line %d: %w", path, i+1, err)
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
 			}
 			out = append(out, k)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("audit: no public key in %s", path)
+		return nil, errors.New("audit: no public key found")
 	}
 	return out, nil
 }

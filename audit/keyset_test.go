@@ -124,3 +124,26 @@ func TestKeySetAndLoadPublicKeys(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePublicKeys: a key list handed to the offline verify never
+// panics, and every key it yields round-trips through its string form.
+func FuzzParsePublicKeys(f *testing.F) {
+	vk, _ := audit.VerifierKey(testOrigin, pub(testKey(1)))
+	der, _ := x509.MarshalPKIXPublicKey(pub(testKey(2)))
+	f.Add([]byte(vk + "\n# c\n"))
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Add([]byte("a+b+c\n\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ks, err := audit.ParsePublicKeys(b)
+		if err != nil {
+			return
+		}
+		for _, k := range ks {
+			back, err := audit.ParsePublicKey(k.String())
+			if err != nil || !back.Key.Equal(k.Key) || back.Name != k.Name {
+				t.Fatalf("%q does not round-trip: %+v %v", k.String(), back, err)
+			}
+		}
+	})
+}
