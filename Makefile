@@ -38,6 +38,7 @@ pg: ## start the project-local PostgreSQL and print its URL
 test: ## every test (Go, Rego, PostgreSQL integration, browser) against a real PostgreSQL
 	@set -euo pipefail; $(PGURL_SH); \
 	scripts/chromium.sh >/dev/null; \
+	tests/jose/install.sh; \
 	SIEVE_REQUIRE_DB=1 SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
 	@scripts/fuzz.sh $(TESTFUZZTIME)
 	$(GO) vet ./...

@@ -102,6 +102,32 @@ func SignCheckpoint(key ed25519.PrivateKey, origin string, size uint64, root []b
 	return note.Sign(&note.Note{Text: c.Text()}, s)
 }
 
+// SignCheckpointKeys is SignCheckpoint with several keys, all named origin:
+// one signature line each, in the order given. During a log-key handover
+// the new key signs first and the previous one after it, so a monitor that
+// pinned either verifies (a note verifier ignores lines of unknown keys).
+func SignCheckpointKeys(keys []ed25519.PrivateKey, origin string, size uint64, root []byte) ([]byte, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("audit: no key to sign the checkpoint with")
+	}
+	if len(root) != HashSize {
+		return nil, fmt.Errorf("audit: root has %d bytes", len(root))
+	}
+	if origin == "" || strings.ContainsAny(origin, "\n") {
+		return nil, errors.New("audit: invalid checkpoint origin")
+	}
+	signers := make([]note.Signer, len(keys))
+	for i, k := range keys {
+		s, err := NewSigner(origin, k)
+		if err != nil {
+			return nil, err
+		}
+		signers[i] = s
+	}
+	c := Checkpoint{Origin: origin, Size: size, Root: root}
+	return note.Sign(&note.Note{Text: c.Text()}, signers...)
+}
+
 // ParseCheckpoint verifies a signed checkpoint note with v and parses it.
 // The origin must be v's name and the note must carry a valid signature by
 // v (other signatures are ignored). Errors wrap ErrBadSignature or
@@ -244,8 +270,8 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		// A verifier key; the base64 alphabet has '+' too, so fall through
 		// to raw base64 when this does not parse.
 		if v, err := note.NewVerifier(s); err == nil {
-			i := strings.LastIndex(s, "+")
-			raw, err := base64.StdEncoding.DecodeString(s[i+1:])
+			// name+hash+key: the name holds no '+', the base64 key may.
+			raw, err := base64.StdEncoding.DecodeString(strings.SplitN(s, "+", 3)[2])
 			if err == nil && len(raw) == 1+ed25519.PublicKeySize && raw[0] == 1 {
 				return PublicKey{Name: v.Name(), Key: ed25519.PublicKey(raw[1:])}, nil
 			}

@@ -155,7 +155,8 @@ type boundary struct {
 }
 
 // VerifyExport checks a complete JSONL export offline: the header's
-// checkpoint (and any history) must be signed by key; then every line must
+// checkpoint (and any history) must be signed by key (a PublicKey, or a
+// KeySet of current and retired keys); then every line must
 // be a canonical leaf, the leaves must hold the indexes 0..n-1 in order, n
 // must be the checkpoint size, and the recomputed tree must have the
 // signed root at the checkpoint size (and at each history size). It reads
@@ -167,7 +168,7 @@ type boundary struct {
 // A bad entry is reported as a *VerifyError naming the first bad index; a
 // broken header wraps ErrMalformedExport, ErrBadSignature or
 // ErrMalformedCheckpoint; a filtered export is ErrFilteredExport.
-func VerifyExport(r io.Reader, key PublicKey, progress func(done, total uint64)) (size uint64, root []byte, err error) {
+func VerifyExport(r io.Reader, key CheckpointVerifier, progress func(done, total uint64)) (size uint64, root []byte, err error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	h, err := ReadExportHeader(br)
 	if err != nil {
@@ -186,7 +187,7 @@ func VerifyExport(r io.Reader, key PublicKey, progress func(done, total uint64))
 
 // historyBounds verifies the history checkpoints and returns every signed
 // (size, root) to check, by increasing size, ending with cp.
-func historyBounds(history []string, key PublicKey, cp Checkpoint) ([]boundary, error) {
+func historyBounds(history []string, key CheckpointVerifier, cp Checkpoint) ([]boundary, error) {
 	var out []boundary
 	for i, n := range history {
 		h, err := key.VerifyCheckpoint([]byte(n))

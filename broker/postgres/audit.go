@@ -367,6 +367,9 @@ func binCopyKeys(b []byte, e *audit.Entry) []byte {
 type SequencerConfig struct {
 	// Key signs checkpoints (Ed25519). Required.
 	Key ed25519.PrivateKey
+	// CoSigners also sign every checkpoint, after Key: the previous log
+	// key during a handover, so monitors that pinned it keep verifying.
+	CoSigners []ed25519.PrivateKey
 	// Origin names the log in checkpoints and is the key's name: the
 	// broker's issuer without its scheme (audit.OriginFromIssuer). Required.
 	Origin string
@@ -402,6 +405,11 @@ func (c SequencerConfig) Validate() error {
 	var errs []error
 	if len(c.Key) != ed25519.PrivateKeySize {
 		errs = append(errs, errors.New("audit sequencer: an Ed25519 signing key is required"))
+	}
+	for _, k := range c.CoSigners {
+		if len(k) != ed25519.PrivateKeySize {
+			errs = append(errs, errors.New("audit sequencer: a co-signing key is not an Ed25519 key"))
+		}
 	}
 	if c.Origin == "" || strings.ContainsAny(c.Origin, " \t\n+") {
 		errs = append(errs, fmt.Errorf("audit sequencer: invalid origin %q", c.Origin))
@@ -846,7 +854,7 @@ func (db *DB) PublishCheckpoint(ctx context.Context, cfg SequencerConfig) (strin
 // publishAuditLocked signs and stores the checkpoint of (size, root); the caller
 // holds the audit lock.
 func publishAuditLocked(ctx context.Context, tx pgx.Tx, cfg SequencerConfig, size int64, root []byte) error {
-	note, err := audit.SignCheckpoint(cfg.Key, cfg.Origin, uint64(size), root)
+	note, err := audit.SignCheckpointKeys(append([]ed25519.PrivateKey{cfg.Key}, cfg.CoSigners...), cfg.Origin, uint64(size), root)
 	if err != nil {
 		return err
 	}
@@ -2169,10 +2177,10 @@ func csvCell(s string) string {
 }
 
 // auditExportHistory returns up to audit.MaxExportHistory signed checkpoints
-// below size, spread evenly, for an export header: only those signed by the
-// key of latest, the one a verifier pins (older ones may predate a key
-// rotation).
-func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, latest string) ([]string, error) {
+// below size, spread evenly, for an export header, whichever log key signed
+// them: the offline verify checks them with every key, current and retired
+// (`--key` takes several), so history from before a rotation is checked too.
+func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, _ string) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT size FROM audit_checkpoints WHERE size < $1 AND size > 0 ORDER BY size`, size)
 	if err != nil {
 		return nil, Translate(err)
@@ -2195,13 +2203,7 @@ func auditExportHistory(ctx context.Context, tx pgx.Tx, size int64, latest strin
 		return nil, Translate(err)
 	}
 	notes, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, Translate(err)
-	}
-	signer := audit.NoteSigners([]byte(latest))
-	return slices.DeleteFunc(notes, func(n string) bool {
-		return !slices.Equal(audit.NoteSigners([]byte(n)), signer)
-	}), nil
+	return notes, Translate(err)
 }
 
 // streamAuditLeaves runs sql (selecting one bytea) and calls fn with each value,

@@ -1241,8 +1241,8 @@ func TestAuditCSVDefusesFormulas(t *testing.T) {
 }
 
 // TestAuditKeyRotation checks a log whose checkpoints were signed by two
-// keys in turn: verification needs both, and an export carries only the
-// checkpoints of the latest key so it verifies offline with that one.
+// keys in turn: verification needs both, online and offline (the export
+// carries the history of both keys, so the offline verify checks it all).
 func TestAuditKeyRotation(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
@@ -1268,8 +1268,12 @@ func TestAuditKeyRotation(t *testing.T) {
 	if err := f.db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
 		t.Fatal(err)
 	}
-	if size, _, err := audit.VerifyExport(&buf, newKey, nil); err != nil || size != 900 {
-		t.Fatalf("VerifyExport with the new key = %d, %v", size, err)
+	export := buf.Bytes()
+	if _, _, err := audit.VerifyExport(bytes.NewReader(export), newKey, nil); !errors.Is(err, audit.ErrBadSignature) {
+		t.Fatalf("VerifyExport with the new key only: %v, want ErrBadSignature (history the old key signed)", err)
+	}
+	if size, _, err := audit.VerifyExport(bytes.NewReader(export), audit.KeySet{newKey, f.key}, nil); err != nil || size != 900 {
+		t.Fatalf("VerifyExport with both keys = %d, %v", size, err)
 	}
 	if _, _, err := f.db.VerifyAuditKeys(ctx, nil, nil); broker.ErrorCode(err) != broker.EInvalid {
 		t.Fatalf("no keys: %v", err)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sieve-broker/sieve/broker"
 )
@@ -30,6 +31,7 @@ const SigningSubdir = "signing"
 
 const (
 	currentFile = "current" // names the kid that signs
+	nextFile    = "next"    // "<kid> <RFC 3339 time>": a published key and when it starts signing
 	lockFile    = ".lock"   // flock'd while the keyring changes on disk
 	keySuffix   = ".pem"
 	pemType     = "PRIVATE KEY" // PKCS#8
@@ -50,6 +52,11 @@ type Keyring struct {
 	current string
 	keys    map[string]*ringKey // by kid
 	jwks    []byte              // rebuilt whenever keys change
+	// next is a key published in the JWKS that signs from nextAt on
+	// (RotateAfter); until then current signs.
+	next   string
+	nextAt time.Time
+	now    func() time.Time
 }
 
 type ringKey struct {
@@ -75,7 +82,7 @@ func LoadKeyring(keyDir string, create bool) (*Keyring, error) {
 	if keyDir == "" {
 		return nil, errors.New("signing keys: no key directory (set BROKER_KEY_DIR)")
 	}
-	kr := &Keyring{dir: filepath.Join(keyDir, SigningSubdir)}
+	kr := &Keyring{dir: filepath.Join(keyDir, SigningSubdir), now: time.Now}
 	if !create {
 		if err := kr.Reload(); err != nil {
 			if errors.Is(err, errNoKey) {
@@ -120,13 +127,93 @@ func (kr *Keyring) Reload() error {
 	return nil
 }
 
-// Current returns the key that signs: its kid and private key. The audit
-// log signs its checkpoints with it too.
+// Current returns the key that signs: its kid and private key. A key
+// published by RotateAfter signs from its activation time on, without a
+// reload: every process that loaded it switches at the same moment.
 func (kr *Keyring) Current() (kid string, key ed25519.PrivateKey) {
 	kr.mu.RLock()
 	defer kr.mu.RUnlock()
 	k := kr.keys[kr.current]
+	if kr.next != "" && !kr.now().Before(kr.nextAt) {
+		k = kr.keys[kr.next]
+	}
 	return k.kid, k.priv
+}
+
+// Next returns the key published ahead of signing, and when it starts to
+// sign, if there is one that has not started yet.
+func (kr *Keyring) Next() (kid string, at time.Time, ok bool) {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	if kr.next == "" || !kr.now().Before(kr.nextAt) {
+		return "", time.Time{}, false
+	}
+	return kr.next, kr.nextAt, true
+}
+
+// RotateAfter publishes a new key in the JWKS now and lets it sign only
+// after delay, so that a client that cached the JWKS just before (for up to
+// its max-age) already holds the key of every token it will be shown. The
+// delay must be longer than the JWKS max-age. A key published earlier that
+// has started to sign becomes current on disk first; one that has not is
+// replaced (it never signed anything). It returns the new kid and when it
+// starts to sign.
+func (kr *Keyring) RotateAfter(delay time.Duration) (string, time.Time, error) {
+	if delay <= 0 {
+		kid, err := kr.Rotate()
+		return kid, kr.now(), err
+	}
+	unlock, err := lockDir(kr.dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer unlock()
+	st, err := readRing(kr.dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := kr.now()
+	var errs []error
+	if st.next != "" {
+		if now.Before(st.nextAt) {
+			// Never signed: drop it rather than keep three keys in flight.
+			if err := os.Remove(st.keys[st.next].path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", time.Time{}, fmt.Errorf("signing keys: drop unused %s: %w", st.next, err)
+			}
+			delete(st.keys, st.next)
+		} else {
+			// Active: it is the current key, the current one the previous.
+			if err := writeCurrent(kr.dir, st.next); err != nil {
+				return "", time.Time{}, err
+			}
+			prev := st.current
+			st.current = st.next
+			for kid, old := range st.keys {
+				if kid == st.current || kid == prev {
+					continue
+				}
+				if err := os.Remove(old.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, fmt.Errorf("signing keys: retire %s: %w", kid, err))
+					continue
+				}
+				delete(st.keys, kid)
+			}
+		}
+		st.next, st.nextAt = "", time.Time{}
+	}
+	k, err := writeNewKey(kr.dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	at := now.Add(delay).UTC().Truncate(time.Second).Add(time.Second) // never sooner than asked
+	if err := writeFileAtomic(filepath.Join(kr.dir, nextFile), []byte(k.kid+" "+at.Format(time.RFC3339)+"\n")); err != nil {
+		_ = os.Remove(k.path)
+		return "", time.Time{}, err
+	}
+	st.keys[k.kid] = k
+	st.next, st.nextAt = k.kid, at
+	kr.set(st)
+	return k.kid, at, errors.Join(errs...)
 }
 
 // PublicKey returns the public key named kid, if the ring holds it.
@@ -186,6 +273,9 @@ func (kr *Keyring) Rotate() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if st.next != "" && !kr.now().Before(st.nextAt) {
+		st.current = st.next // a published key that signs already is the one to keep
+	}
 	k, err := writeNewKey(kr.dir)
 	if err != nil {
 		return "", err
@@ -193,6 +283,10 @@ func (kr *Keyring) Rotate() (string, error) {
 	if err := writeCurrent(kr.dir, k.kid); err != nil {
 		_ = os.Remove(k.path)
 		return "", err
+	}
+	// An immediate rotation replaces any key published ahead.
+	if err := os.Remove(filepath.Join(kr.dir, nextFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("signing keys: %w", err)
 	}
 	next := &ringState{current: k.kid, keys: map[string]*ringKey{k.kid: k}}
 	var errs []error
@@ -236,8 +330,25 @@ func (kr *Keyring) Retire(kid string) error {
 			return nil
 		}
 		return broker.Errorf(broker.ENotFound, "no signing key with that kid")
-	case kid == st.current:
+	case kid == st.current && (st.next == "" || kr.now().Before(st.nextAt)),
+		kid == st.next && !kr.now().Before(st.nextAt):
 		return broker.Errorf(broker.EConflict, "the current signing key cannot be retired; rotate first")
+	case kid == st.next:
+		// Published but never used: withdraw it.
+		if err := os.Remove(filepath.Join(kr.dir, nextFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+		st.next, st.nextAt = "", time.Time{}
+	case kid == st.current:
+		// The published key signs now: make that durable before the
+		// previous one goes.
+		if err := writeCurrent(kr.dir, st.next); err != nil {
+			return err
+		}
+		if err := os.Remove(filepath.Join(kr.dir, nextFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+		st.current, st.next, st.nextAt = st.next, "", time.Time{}
 	}
 	if err := os.Remove(k.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("signing keys: retire %s: %w", kid, err)
@@ -251,12 +362,14 @@ func (kr *Keyring) Retire(kid string) error {
 type ringState struct {
 	current string
 	keys    map[string]*ringKey
+	next    string
+	nextAt  time.Time
 }
 
 func (kr *Keyring) set(st *ringState) {
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	kr.current, kr.keys = st.current, st.keys
+	kr.current, kr.keys, kr.next, kr.nextAt = st.current, st.keys, st.next, st.nextAt
 	kr.jwks = buildJWKS(kr.kidsLocked(), kr.keys)
 }
 
@@ -336,6 +449,21 @@ func readRing(dir string) (*ringState, error) {
 		st.current = strings.TrimSpace(string(cur))
 		if _, ok := st.keys[st.current]; !ok {
 			return nil, fmt.Errorf("signing keys: %s names a key that is not in %s", filepath.Join(dir, currentFile), dir)
+		}
+	}
+	nx, err := os.ReadFile(filepath.Join(dir, nextFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("signing keys: %w", err)
+	default:
+		kid, at, ok := strings.Cut(strings.TrimSpace(string(nx)), " ")
+		t, terr := time.Parse(time.RFC3339, at)
+		if _, known := st.keys[kid]; !ok || terr != nil || !known {
+			return nil, fmt.Errorf("signing keys: %s is not \"<kid of a key here> <RFC 3339 time>\"", filepath.Join(dir, nextFile))
+		}
+		if kid != st.current {
+			st.next, st.nextAt = kid, t
 		}
 	}
 	return st, nil

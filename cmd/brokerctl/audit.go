@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -8,17 +9,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/cmd/internal/wire"
 )
 
 func init() {
-	register("audit verify", "audit verify [--file F --key PUB] [--quiet]", cmdAuditVerify)
+	register("audit verify", "audit verify [--trusted F] [--quiet] | --file F --key PUB[,PUB…|DIR] [--key …]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
 	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--outcome O] [--from T] [--to T] --format jsonl|csv [--out F|-] [--force]", cmdAuditExport)
-	register("audit key", "audit key", cmdAuditKey)
+	register("audit key", "audit key [--all]", cmdAuditKey)
 }
 
 // uprogress adapts a progress bar to uint64 counters.
@@ -45,7 +48,16 @@ func verifyFailed(err error) error {
 func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	fs := flags("audit verify")
 	file := fs.String("file", "", "an export (jsonl) to verify offline, without the database")
-	key := fs.String("key", "", "the checkpoint public key: verifier key, PEM, hex/base64, or a file holding one")
+	var keyArgs []string
+	fs.Func("key", "checkpoint public key(s): a verifier key, PEM, hex/base64, a file of keys, or a key directory; repeat or separate with commas to give current and retired keys", func(v string) error {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keyArgs = append(keyArgs, k)
+			}
+		}
+		return nil
+	})
+	trusted := fs.String("trusted", "", "a checkpoint saved earlier (brokerctl audit checkpoint > F): fail unless the stored log extends it")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -54,20 +66,27 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	if *quiet {
 		prog = nil
 	}
-	if *file != "" || *key != "" {
-		if *file == "" || *key == "" {
+	if *file != "" || len(keyArgs) > 0 {
+		if *file == "" || len(keyArgs) == 0 {
 			return usageError{"--file and --key go together"}
 		}
-		pub, err := audit.LoadPublicKey(*key)
-		if err != nil {
-			return err
+		if *trusted != "" {
+			return usageError{"--trusted checks the database's log; it does not go with --file"}
+		}
+		var keys audit.KeySet
+		for _, a := range keyArgs {
+			ks, err := audit.LoadPublicKeys(a)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, ks...)
 		}
 		f, err := os.Open(*file)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		size, root, err := audit.VerifyExport(f, pub, prog)
+		size, root, err := audit.VerifyExport(f, keys, prog)
 		if err != nil {
 			return verifyFailed(err)
 		}
@@ -78,6 +97,13 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	var tcp audit.Checkpoint
+	if *trusted != "" {
+		// Read and check it first: a bad file fails before a long verify.
+		if tcp, err = readTrustedCheckpoint(*trusted, audit.KeySet(sys.CheckpointKeys())); err != nil {
+			return exitError{code: 1, err: err}
+		}
+	}
 	size, root, err := sys.VerifyAudit(ctx, prog)
 	if err != nil {
 		// Name the key directory: a wrong BROKER_KEY_DIR (another clone's
@@ -87,7 +113,61 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 		ee.err = fmt.Errorf("%w (checkpoint keys from %s)", ee.err, dir)
 		return ee
 	}
+	if *trusted != "" {
+		if err := extendsTrusted(ctx, sys, tcp, size, root); err != nil {
+			return exitError{code: 1, err: fmt.Errorf("audit log verification FAILED against the trusted checkpoint %s: %w", *trusted, err)}
+		}
+		fmt.Fprintf(c.stderr, "the log extends the trusted checkpoint of %d entries\n", tcp.Size)
+	}
 	fmt.Fprintf(c.stdout, "ok %d %s\n", size, hex.EncodeToString(root))
+	return nil
+}
+
+// readTrustedCheckpoint reads a checkpoint note saved outside the database
+// and verifies it with the log's keys, current and retired.
+func readTrustedCheckpoint(path string, keys audit.KeySet) (audit.Checkpoint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.Checkpoint{}, fmt.Errorf("trusted checkpoint: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, audit.MaxCheckpointSize+1))
+	if err != nil {
+		return audit.Checkpoint{}, fmt.Errorf("trusted checkpoint: %w", err)
+	}
+	cp, err := keys.VerifyCheckpoint(b)
+	if err != nil {
+		return audit.Checkpoint{}, fmt.Errorf("trusted checkpoint %s does not verify with the log's keys (current or retired): %w", path, err)
+	}
+	return cp, nil
+}
+
+// extendsTrusted proves that the verified tree (size, root) is an
+// append-only extension of the trusted checkpoint: the proof's hashes come
+// from the database, but they are checked against the trusted root and
+// the root just recomputed from the entries, so altered nodes only make it
+// fail.
+func extendsTrusted(ctx context.Context, sys *wire.System, tcp audit.Checkpoint, size uint64, root []byte) error {
+	switch {
+	case tcp.Origin != sys.Origin:
+		return fmt.Errorf("it is a checkpoint of the log %q, not %q", tcp.Origin, sys.Origin)
+	case tcp.Size > size:
+		return fmt.Errorf("the stored log has %d entries, fewer than the trusted checkpoint's %d: it was cut back (an older backup restored, or its tail deleted)", size, tcp.Size)
+	case tcp.Size == size:
+		if !bytes.Equal(tcp.Root, root) {
+			return fmt.Errorf("the stored log of %d entries has another root than the trusted checkpoint of the same size: it was forked or rewritten", size)
+		}
+		return nil
+	case tcp.Size == 0:
+		return nil
+	}
+	p, err := sys.DB.ConsistencyProof(ctx, tcp.Size, size)
+	if err != nil {
+		return fmt.Errorf("consistency proof %d→%d: %w", tcp.Size, size, err)
+	}
+	if err := p.Verify(tcp.Root, root); err != nil {
+		return fmt.Errorf("the stored log is not an append-only extension of the trusted checkpoint of %d entries (forked or rewritten): %v", tcp.Size, err)
+	}
 	return nil
 }
 
@@ -108,14 +188,22 @@ func cmdAuditCheckpoint(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdAuditKey(ctx context.Context, c *cli, args []string) error {
-	if err := parse(flags("audit key"), args); err != nil {
+	fs := flags("audit key")
+	all := fs.Bool("all", false, "every log key, current first, then previous and retired ones: a key file for verify --key")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	sys, err := c.system(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, sys.CurrentCheckpointKey().String())
+	if !*all {
+		fmt.Fprintln(c.stdout, sys.CurrentCheckpointKey().String())
+		return nil
+	}
+	for _, k := range sys.CheckpointKeys() {
+		fmt.Fprintln(c.stdout, k.String())
+	}
 	return nil
 }
 

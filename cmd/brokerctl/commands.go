@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/broker/token"
@@ -21,8 +22,8 @@ import (
 func init() {
 	register("migrate", "migrate", cmdMigrate)
 	register("keys init", "keys init [--pq]", cmdKeysInit)
-	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only]", cmdKeysRotate)
-	register("keys retire", "keys retire KEY_ID   (an age identity no data key uses any more, or a previous signing key)", cmdKeysRetire)
+	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only|--log]", cmdKeysRotate)
+	register("keys retire", "keys retire KEY_ID [--log|--jwt]   (an age identity no data key uses any more, a previous JWT signing key, or a previous log key)", cmdKeysRetire)
 	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
@@ -88,6 +89,12 @@ func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The log key first: on an existing deployment it adopts the JWT
+	// signing key (see wire.LoadLogKeys).
+	lk, err := wire.LoadLogKeys(dir, true)
+	if err != nil {
+		return err
+	}
 	sk, err := token.LoadKeyring(dir, true)
 	if err != nil {
 		return err
@@ -103,7 +110,7 @@ func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	fmt.Fprintf(c.stdout, "keys in %s: age identity %s (%s), signing key %s, pseudonym key\n", dir, kr.Current(), state, kid)
+	fmt.Fprintf(c.stdout, "keys in %s: age identity %s (%s), signing key %s, log key %s, pseudonym key\n", dir, kr.Current(), state, kid, lk.Current().ID)
 	return nil
 }
 
@@ -126,21 +133,31 @@ func progress(w io.Writer, label string) func(done, total int64) {
 func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
 	fs := flags("keys rotate")
 	pq := fs.Bool("pq", false, "new age identity is post-quantum hybrid")
-	signingOnly := fs.Bool("signing-only", false, "rotate only the token/checkpoint signing key")
+	signingOnly := fs.Bool("signing-only", false, "rotate only the JWT signing key")
 	ageOnly := fs.Bool("age-only", false, "rotate only the age identity (and re-wrap data keys)")
+	logKey := fs.Bool("log", false, "rotate only the audit log's checkpoint key (a handover: both keys sign for BROKER_LOG_KEY_HANDOVER)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if n := btoi(*signingOnly) + btoi(*ageOnly) + btoi(*logKey); n > 1 {
+		return usageError{"--signing-only, --age-only and --log exclude each other"}
 	}
 	sys, err := c.system(ctx)
 	if err != nil {
 		return err
 	}
+	if *logKey {
+		return rotateLogKey(ctx, c, sys)
+	}
 	if !*ageOnly {
-		kid, err := sys.SignKeys.Rotate()
+		// Published ahead (BROKER_JWT_PREPUBLISH, longer than the JWKS
+		// max-age): no client's cached JWKS misses a fresh token's key.
+		kid, at, err := sys.SignKeys.RotateAfter(c.cfg.Keys.JWTPrepublish)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "signing key rotated: %s is current; the previous key stays in the JWKS until retired\n", kid)
+		fmt.Fprintf(c.stdout, "signing key rotated: %s is in the JWKS now and signs from %s; the previous key stays in the JWKS until retired\n",
+			kid, at.Format(time.RFC3339))
 	}
 	if !*signingOnly {
 		// The same schedule brokerd runs, forced: rotate now, re-wrap, and
@@ -600,19 +617,19 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 // crypto-shredding for them), or a previous signing key once no token or
 // checkpoint signed by it needs verifying.
 func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
-	id, rest, err := oneArg(args, "KEY_ID")
+	id, asLog, asJWT, err := retireArgs(args)
 	if err != nil {
-		return err
-	}
-	if err := parse(flags("keys retire"), rest); err != nil {
 		return err
 	}
 	sys, err := c.system(ctx)
 	if err != nil {
 		return err
 	}
+	if *asLog && *asJWT {
+		return usageError{"--log and --jwt exclude each other"}
+	}
 	for _, k := range sys.AgeKeys.IDs() {
-		if k == id {
+		if k == id && !*asLog && !*asJWT {
 			if err := sys.AgeKeys.Retire(ctx, id, sys.DB); err != nil {
 				return err
 			}
@@ -620,9 +637,73 @@ func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
 			return nil
 		}
 	}
+	_, isJWT := sys.SignKeys.PublicKey(id)
+	isLog := sys.LogKeys.Has(id)
+	if isLog && isJWT && !*asLog && !*asJWT {
+		// The log adopted the JWT signing key: say which copy to retire.
+		return usageError{"key " + id + " is both a JWT signing key and a log key; add --jwt or --log"}
+	}
+	if *asLog || (isLog && !*asJWT) {
+		if err := sys.LogKeys.Retire(id); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "log key %s retired: its private key is deleted, its public key still verifies the checkpoints it signed\n", id)
+		return nil
+	}
 	if err := sys.SignKeys.Retire(id); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "signing key %s retired\n", id)
+	return nil
+}
+
+// retireArgs parses `keys retire KEY_ID [--log|--jwt]` by hand: a key id is
+// base64url and may begin with '-', which the flag package would take for
+// a flag.
+func retireArgs(args []string) (id string, asLog, asJWT *bool, err error) {
+	asLog, asJWT = new(bool), new(bool)
+	for _, a := range args {
+		switch a {
+		case "--log", "-log":
+			*asLog = true
+		case "--jwt", "-jwt":
+			*asJWT = true
+		case "--":
+		default:
+			if id != "" {
+				return "", nil, nil, usageError{"one KEY_ID, and only --log or --jwt beside it"}
+			}
+			id = a
+		}
+	}
+	if id == "" {
+		return "", nil, nil, usageError{"KEY_ID is required"}
+	}
+	return id, asLog, asJWT, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// rotateLogKey rotates the audit log's key (a handover, announced in the
+// log) and publishes a checkpoint at once, signed by both keys, that
+// covers the announcement.
+func rotateLogKey(ctx context.Context, c *cli, sys *wire.System) error {
+	old := sys.LogKeys.Current()
+	k, err := sys.RotateLogKey(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sys.IntegrateAudit(ctx); err != nil {
+		return fmt.Errorf("log key %s is current, but publishing the checkpoint that announces it failed (brokerd will): %w", k.ID, err)
+	}
+	_, until, _ := sys.LogKeys.Handover()
+	vkey, _ := audit.VerifierKey(sys.Origin, k.Public)
+	fmt.Fprintf(c.stdout, "log key rotated: %s is current, announced in the log; %s co-signs until %s\nnew verifier key: %s\n",
+		k.ID, old.ID, until.Format(time.RFC3339), vkey)
 	return nil
 }

@@ -67,6 +67,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})
 	m.HTTP = sys.HTTP(m.Extra)
+	m.start(bg, "audit witness", sys.RunAuditWitness)
 	m.ln, err = net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
 		m.Close(context.Background()) //nolint:errcheck

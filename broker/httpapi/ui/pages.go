@@ -161,7 +161,7 @@ func (u *UI) overview(c *fiber.Ctx) error {
 		}
 	}
 	body.Totals, body.HasData = totals, totals.total() > 0
-	body.Status = u.witness.check(ctx, u.d.Audit, u.d.CheckpointKeys(), now)
+	body.Status = u.CheckAudit(ctx)
 	d := u.data(c, "overview", "Overview")
 	d.Body = body
 	return u.render(c, "overview", d)
@@ -363,7 +363,7 @@ func (u *UI) entry(c *fiber.Ctx) error {
 	if e.Subject != "" {
 		body.Subject = "/ui/audit" + query("subject", e.Subject)
 	}
-	body.Status = u.witness.check(ctx, u.d.Audit, u.d.CheckpointKeys(), u.d.Now())
+	body.Status = u.CheckAudit(ctx)
 	switch {
 	case body.Status.OK && body.Status.Empty:
 		lh := audit.LeafHash(leaf)

@@ -141,6 +141,11 @@ type Deps struct {
 	// StoreName is shown in the page header.
 	StoreName string
 	Limits    Limits
+	// Trusted keeps the last verified checkpoint outside the database
+	// (nil: in memory, trusted on first use after each start).
+	Trusted TrustStore
+	// OnCheck, when set, learns every verification's outcome (metrics).
+	OnCheck func(CheckStatus)
 }
 
 // Limits are the session lifetimes and sign-in throttling.
@@ -241,7 +246,7 @@ func New(d Deps) *UI {
 	if err != nil {
 		panic("ui: hash: " + err.Error())
 	}
-	return &UI{d: d, pages: mustParsePages(), witness: &witness{}, dummy: dummy, routes: map[string][]string{}}
+	return &UI{d: d, pages: mustParsePages(), witness: &witness{store: d.Trusted, log: d.Log}, dummy: dummy, routes: map[string][]string{}}
 }
 
 // Register mounts the dashboard's routes on app under /ui. httpapi calls it

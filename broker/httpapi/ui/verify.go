@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -15,16 +16,32 @@ import (
 
 // witness verifies the log's checkpoints as an auditor would, inside the
 // broker: each checkpoint's signature against the pinned keys, and each
-// newer checkpoint's consistency with the newest one this process has seen
-// before (so the log cannot be rewritten or forked behind the dashboard's
-// back). The first checkpoint seen is trusted on first use.
+// newer checkpoint's consistency with the newest one verified before (so the
+// log cannot be rewritten or forked behind the dashboard's back). With a
+// TrustStore the newest verified checkpoint is kept outside the database
+// and survives restarts, so a log cut back to an older size (an old backup
+// restored, or the tail deleted and the tree rewound) is caught at the first
+// check; without one the first checkpoint seen is trusted on first use.
 //
 // A failure does not move the witness on: the next check compares against
 // the same earlier checkpoint and fails again, so a forked log stays
 // flagged until someone looks.
 type witness struct {
-	mu   sync.Mutex
-	seen *audit.Checkpoint
+	mu        sync.Mutex
+	seen      *audit.Checkpoint
+	store     TrustStore // nil: remember in memory only
+	loaded    bool       // store read (once, at the first check)
+	fromStore bool       // seen came from the store and not from this process
+	log       *slog.Logger
+}
+
+// TrustStore keeps the last checkpoint note the dashboard verified outside
+// the database being verified (BROKER_TRUSTED_CHECKPOINT).
+type TrustStore interface {
+	// Load returns the kept note, "" when there is none yet.
+	Load() (string, error)
+	// Save replaces the kept note, atomically.
+	Save(note string) error
 }
 
 // CheckStatus is the outcome of one verification of the latest checkpoint.
@@ -39,6 +56,13 @@ type CheckStatus struct {
 	// with; HasPrev is false on first use.
 	PrevSize uint64
 	HasPrev  bool
+	// PrevTrusted: that checkpoint came from the trusted checkpoint kept
+	// outside the database.
+	PrevTrusted bool
+	// Mismatch: the stored log is not an append-only extension of the
+	// checkpoint verified before (shrunk, forked or rewritten), or the
+	// trusted checkpoint kept outside the database does not verify.
+	Mismatch bool
 }
 
 // RootHex is the checkpoint's root in hex.
@@ -62,12 +86,49 @@ func verifyNote(note string, keys []audit.PublicKey) (audit.Checkpoint, error) {
 	return audit.Checkpoint{}, first
 }
 
+// loadTrusted reads the kept checkpoint once; the caller holds w.mu.
+func (w *witness) loadTrusted(keys []audit.PublicKey, st *CheckStatus) bool {
+	if w.loaded || w.store == nil {
+		return true
+	}
+	note, err := w.store.Load()
+	if err != nil {
+		st.Error = "could not read the trusted checkpoint kept outside the database: " + err.Error()
+		return false
+	}
+	if note != "" {
+		cp, err := verifyNote(note, keys)
+		if err != nil {
+			st.Error = "the trusted checkpoint kept outside the database does not verify with the log's keys: " + err.Error()
+			st.Mismatch = true
+			return false
+		}
+		w.seen, w.fromStore = &cp, true
+	}
+	w.loaded = true
+	return true
+}
+
 // check fetches the latest checkpoint, verifies it and its consistency with
-// the newest one seen before, and remembers it when all is well.
+// the newest one verified before, and remembers it (and keeps it in the
+// store) when all is well.
 func (w *witness) check(ctx context.Context, log AuditLog, keys []audit.PublicKey, now time.Time) CheckStatus {
 	st := CheckStatus{Checked: now.UTC()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.loadTrusted(keys, &st) {
+		return st
+	}
+	if w.seen != nil {
+		st.PrevSize, st.HasPrev, st.PrevTrusted = w.seen.Size, true, w.fromStore
+	}
 	note, err := log.Checkpoint(ctx)
 	if broker.IsNotFound(err) {
+		if w.seen != nil && w.seen.Size > 0 {
+			st.Error = fmt.Sprintf("the log has no signed checkpoint, but one of %d entries was verified before: the log was cut back or replaced", w.seen.Size)
+			st.Mismatch = true
+			return st
+		}
 		st.OK, st.Empty = true, true
 		return st
 	}
@@ -83,19 +144,24 @@ func (w *witness) check(ctx context.Context, log AuditLog, keys []audit.PublicKe
 	}
 	st.Checkpoint = cp
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.seen != nil {
-		prev := *w.seen
-		st.PrevSize, st.HasPrev = prev.Size, true
-		if err := extends(ctx, log, prev, cp); err != nil {
+		if err := extends(ctx, log, *w.seen, cp); err != nil {
 			st.Error = err.Error()
+			st.Mismatch = true
 			return st
 		}
 	}
+	grew := w.seen == nil || cp.Size > w.seen.Size
 	cp.Root = bytes.Clone(cp.Root)
 	w.seen = &cp
 	st.OK = true
+	if grew && w.store != nil {
+		if err := w.store.Save(note); err != nil && w.log != nil {
+			w.log.Warn("audit witness: could not keep the verified checkpoint", "err", err)
+		} else if err == nil {
+			w.fromStore = true
+		}
+	}
 	return st
 }
 
@@ -105,7 +171,7 @@ func extends(ctx context.Context, log AuditLog, older, newer audit.Checkpoint) e
 	case newer.Origin != older.Origin:
 		return fmt.Errorf("the log's origin changed from %q to %q", older.Origin, newer.Origin)
 	case newer.Size < older.Size:
-		return fmt.Errorf("the log shrank from %d to %d entries", older.Size, newer.Size)
+		return fmt.Errorf("the log shrank from %d to %d entries: it was cut back (an older backup restored, or its tail deleted)", older.Size, newer.Size)
 	case newer.Size == older.Size:
 		if !bytes.Equal(newer.Root, older.Root) {
 			return fmt.Errorf("two different roots for %d entries: %x and %x", newer.Size, older.Root, newer.Root)
@@ -175,4 +241,15 @@ func proveEntry(ctx context.Context, log AuditLog, e audit.Entry, cp audit.Check
 		}
 	}
 	return pv
+}
+
+// CheckAudit verifies the latest checkpoint now, as the overview does, and
+// reports the outcome to Deps.OnCheck. brokerd runs it periodically, so the
+// trusted checkpoint and the metric stay current with no officer looking.
+func (u *UI) CheckAudit(ctx context.Context) CheckStatus {
+	st := u.witness.check(ctx, u.d.Audit, u.d.CheckpointKeys(), u.d.Now())
+	if u.d.OnCheck != nil {
+		u.d.OnCheck(st)
+	}
+	return st
 }

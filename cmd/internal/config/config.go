@@ -83,7 +83,24 @@ type Keys struct {
 	// it was superseded, which bounds how long an erased shopper stays
 	// readable in a backup.
 	BackupRetention time.Duration
+	// TrustedCheckpoint is the file where brokerd keeps the last audit
+	// checkpoint it verified, outside the database, so that a log cut back
+	// to an older size is caught (BROKER_TRUSTED_CHECKPOINT; default
+	// $BROKER_KEY_DIR/trusted-checkpoint).
+	TrustedCheckpoint string
+	// LogKeyHandover is how long the previous log key keeps co-signing
+	// checkpoints after `keys rotate --log` (BROKER_LOG_KEY_HANDOVER,
+	// default 7d), so monitors have time to pin the new one.
+	LogKeyHandover time.Duration
+	// JWTPrepublish is how long a new JWT key sits in the JWKS before it
+	// signs (BROKER_JWT_PREPUBLISH, default 10m): longer than the JWKS
+	// max-age (300 s), so no cached key set misses a fresh token's key.
+	JWTPrepublish time.Duration
 }
+
+// JWKSMaxAge is the Cache-Control max-age of /.well-known/jwks.json; the
+// JWT prepublication period must be longer.
+const JWKSMaxAge = 300 * time.Second
 
 // Policy selects the policy directory (empty: the embedded policies).
 type Policy struct{ Dir string }
@@ -169,8 +186,10 @@ func FromEnv(getenv func(string) string) Config {
 		Env:      getenv("BROKER_ENV"),
 		Server:   Server{Addr: getenv("BROKER_ADDR"), Issuer: getenv("BROKER_ISSUER")},
 		Database: Database{URL: getenv("DATABASE_URL"), ReadURL: getenv("BROKER_READ_DATABASE_URL")},
-		Keys:     Keys{Dir: getenv("BROKER_KEY_DIR")},
-		Policy:   Policy{Dir: getenv("BROKER_POLICY_DIR")},
+		Keys: Keys{Dir: getenv("BROKER_KEY_DIR"), TrustedCheckpoint: getenv("BROKER_TRUSTED_CHECKPOINT"),
+			LogKeyHandover: durationOrInvalid(getenv("BROKER_LOG_KEY_HANDOVER")),
+			JWTPrepublish:  durationOrInvalid(getenv("BROKER_JWT_PREPUBLISH"))},
+		Policy: Policy{Dir: getenv("BROKER_POLICY_DIR")},
 		WhatsApp: WhatsApp{
 			AppSecret:     getenv("WHATSAPP_APP_SECRET"),
 			VerifyToken:   getenv("WHATSAPP_VERIFY_TOKEN"),
@@ -255,6 +274,15 @@ func (k *Keys) SetDefaults(production bool) {
 	}
 	if k.BackupRetention == 0 {
 		k.BackupRetention = seal.DefaultBackupRetention
+	}
+	if k.TrustedCheckpoint == "" && k.Dir != "" {
+		k.TrustedCheckpoint = filepath.Join(k.Dir, "trusted-checkpoint")
+	}
+	if k.LogKeyHandover == 0 {
+		k.LogKeyHandover = 7 * 24 * time.Hour
+	}
+	if k.JWTPrepublish == 0 {
+		k.JWTPrepublish = 2 * JWKSMaxAge
 	}
 }
 
@@ -357,6 +385,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.Dir == "" {
 		add("BROKER_KEY_DIR is required in production")
+	}
+	if c.Keys.LogKeyHandover < 0 {
+		add("BROKER_LOG_KEY_HANDOVER must be a positive duration (e.g. 7d or 72h)")
+	}
+	if c.Keys.JWTPrepublish < 0 {
+		add("BROKER_JWT_PREPUBLISH must be a positive duration (e.g. 10m)")
+	} else if c.Production() && c.Keys.JWTPrepublish <= JWKSMaxAge {
+		add("BROKER_JWT_PREPUBLISH must be longer than the JWKS max-age (%s) in production", JWKSMaxAge)
 	}
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {

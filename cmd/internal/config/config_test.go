@@ -237,3 +237,36 @@ func TestWebhookAllowAndPaymentLookup(t *testing.T) {
 		t.Errorf("allow list %v", g.Allow)
 	}
 }
+
+func TestKeyDurationsAndTrustedCheckpoint(t *testing.T) {
+	c := FromEnv(func(k string) string {
+		return map[string]string{"BROKER_KEY_DIR": "/keys", "BROKER_LOG_KEY_HANDOVER": "3d", "BROKER_JWT_PREPUBLISH": "15m"}[k]
+	})
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Keys.LogKeyHandover != 72*time.Hour || c.Keys.JWTPrepublish != 15*time.Minute ||
+		c.Keys.TrustedCheckpoint != "/keys/trusted-checkpoint" {
+		t.Fatalf("keys = %+v", c.Keys)
+	}
+	d := FromEnv(func(string) string { return "" })
+	d.SetDefaults()
+	if d.Keys.LogKeyHandover != 7*24*time.Hour || d.Keys.JWTPrepublish <= JWKSMaxAge {
+		t.Fatalf("defaults = %+v", d.Keys)
+	}
+	bad := FromEnv(func(k string) string {
+		return map[string]string{"BROKER_ENV": "production", "BROKER_LOG_KEY_HANDOVER": "soon", "BROKER_JWT_PREPUBLISH": "1m",
+			"BROKER_TRUSTED_CHECKPOINT": "/elsewhere/cp"}[k]
+	})
+	bad.SetDefaults()
+	err := bad.Validate()
+	for _, want := range []string{"BROKER_LOG_KEY_HANDOVER", "BROKER_JWT_PREPUBLISH must be longer than the JWKS max-age"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+	if bad.Keys.TrustedCheckpoint != "/elsewhere/cp" {
+		t.Errorf("BROKER_TRUSTED_CHECKPOINT = %q", bad.Keys.TrustedCheckpoint)
+	}
+}

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -12,19 +11,25 @@ import (
 	"github.com/sieve-broker/sieve/broker/postgres"
 )
 
-// sequencerConfig signs checkpoints with the current signing key.
+// sequencerConfig signs checkpoints with the current log key and, during a
+// handover, the previous one.
 func (s *System) sequencerConfig() postgres.SequencerConfig {
-	_, key := s.SignKeys.Current()
-	return postgres.SequencerConfig{Key: key, Origin: s.Origin,
+	signers := s.LogKeys.Signers()
+	cfg := postgres.SequencerConfig{Key: signers[0].Private, Origin: s.Origin,
 		OnError: func(err error) { s.Log.Warn("audit sequencer", "err", err) }}
+	for _, k := range signers[1:] {
+		cfg.CoSigners = append(cfg.CoSigners, k.Private)
+	}
+	return cfg
 }
 
 // RunAuditSequencer integrates audit entries and publishes checkpoints
-// until ctx ends. It restarts with the new key when the signing key is
-// rotated (by brokerctl, in another process).
+// until ctx ends. It restarts with the new keys when the log key is
+// rotated (by brokerctl, in another process) or a handover ends; it also
+// picks up JWT key rotations.
 func (s *System) RunAuditSequencer(ctx context.Context) error {
 	for ctx.Err() == nil {
-		kid, _ := s.SignKeys.Current()
+		kid := s.logSigners()
 		run, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- s.DB.RunAuditSequencer(run, s.sequencerConfig()) }()
@@ -40,11 +45,10 @@ func (s *System) RunAuditSequencer(ctx context.Context) error {
 				}
 				return err
 			case <-tick.C:
-				if s.SignKeys.Reload() == nil {
-					if now, _ := s.SignKeys.Current(); now != kid {
-						s.Log.Info("signing key rotated; restarting the audit sequencer")
-						break watch
-					}
+				_ = s.SignKeys.Reload() // JWT keys: nothing to restart
+				if s.LogKeys.Reload() == nil && s.logSigners() != kid {
+					s.Log.Info("log keys changed; restarting the audit sequencer")
+					break watch
 				}
 			}
 		}
@@ -71,10 +75,10 @@ func (s *System) IntegrateAudit(ctx context.Context) (string, error) {
 	return s.DB.PublishCheckpoint(ctx, cfg)
 }
 
-// CurrentCheckpointKey is the key officers pin to verify exports offline.
+// CurrentCheckpointKey is the key officers pin to verify exports offline:
+// the current log key.
 func (s *System) CurrentCheckpointKey() audit.PublicKey {
-	_, key := s.SignKeys.Current()
-	return audit.PublicKey{Name: s.Origin, Key: key.Public().(ed25519.PublicKey)}
+	return audit.PublicKey{Name: s.Origin, Key: s.LogKeys.Current().Public}
 }
 
 // VerifyAudit recomputes the tree from the database and checks it against

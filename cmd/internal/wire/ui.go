@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/httpapi/ui"
@@ -19,7 +21,14 @@ import (
 // /ui and lets officers' sessions call the JSON compliance API.
 func (s *System) UI() func(*httpapi.Deps) {
 	return func(d *httpapi.Deps) {
-		u := ui.New(s.uiDeps())
+		deps := s.uiDeps()
+		var reg *prometheus.Registry
+		if d.Metrics != nil {
+			reg = d.Metrics.Registry
+		}
+		s.withTrust(&deps, reg)
+		u := ui.New(deps)
+		s.auditUI = u
 		d.UI = u.Register
 		d.Officers = u
 	}
@@ -43,19 +52,6 @@ func (s *System) uiDeps() ui.Deps {
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,
 	}
-}
-
-// CheckpointKeys are the public keys that may have signed the audit log's
-// checkpoints: every signing key in the keyring (current and previous),
-// named by the log's origin.
-func (s *System) CheckpointKeys() []audit.PublicKey {
-	var keys []audit.PublicKey
-	for _, kid := range s.SignKeys.KeyIDs() {
-		if pub, ok := s.SignKeys.PublicKey(kid); ok {
-			keys = append(keys, audit.PublicKey{Name: s.Origin, Key: pub})
-		}
-	}
-	return keys
 }
 
 // argonPasswords checks officers' passwords with the same argon2id

@@ -18,6 +18,8 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/httpapi/ui"
+	"github.com/sieve-broker/sieve/broker/keydir"
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/broker/token"
@@ -39,6 +41,8 @@ type System struct {
 	AgeKeys  *seal.Keyring
 	Sealer   *seal.Sealer
 	SignKeys *token.Keyring
+	// LogKeys sign the audit log's checkpoints, apart from the JWT keys.
+	LogKeys  *keydir.Ring
 	Issuer   *token.Issuer
 	Tokens   *token.Server
 	Policy   *policies.Engine
@@ -52,6 +56,7 @@ type System struct {
 
 	// Retention applies the policy data's retention periods.
 	Retention *commerce.Retention
+	auditUI   *ui.UI // the dashboard, whose witness RunAuditWitness drives
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -83,6 +88,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		return fail(err)
 	}
 	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB, seal.Options{}); err != nil {
+		return fail(err)
+	}
+	// The log keys first: on an existing deployment they adopt the JWT
+	// signing key, which must not be created fresh before that.
+	if s.LogKeys, err = LoadLogKeys(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
 		return fail(err)
 	}
 	if s.SignKeys, err = token.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
