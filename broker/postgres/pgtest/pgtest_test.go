@@ -92,10 +92,11 @@ func TestMakeTestFailsWhenPostgresCannotStart(t *testing.T) {
 	}
 	goStub := "#!/bin/sh\necho \"go $* REQUIRE=$SIEVE_REQUIRE_DB URL=$SIEVE_TEST_DATABASE_URL\" >>\"$(dirname \"$0\")/../go.log\"\n"
 	stubs := map[string]string{
-		"scripts/pg.sh":       "#!/bin/sh\necho 'pg.sh: initdb failed' >&2\nexit 1\n",
-		"scripts/chromium.sh": "#!/bin/sh\necho /bin/true\n",
-		"scripts/fuzz.sh":     "#!/bin/sh\n",
-		"stub/go":             goStub,
+		"scripts/pg.sh":         "#!/bin/sh\necho 'pg.sh: initdb failed' >&2\nexit 1\n",
+		"scripts/chromium.sh":   "#!/bin/sh\necho /bin/true\n",
+		"scripts/fuzz.sh":       "#!/bin/sh\n",
+		"tests/jose/install.sh": "#!/bin/sh\n",
+		"stub/go":               goStub,
 	}
 	dir := fakeClone(t, stubs)
 	cmd := exec.Command("make", "test", "GO="+filepath.Join(dir, "stub", "go"), "DATABASE_URL=")
