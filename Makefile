@@ -34,6 +34,7 @@ pg: ## start the project-local PostgreSQL and print its URL
 test: ## every test (Go, Rego, PostgreSQL integration, browser) against a real PostgreSQL
 	@set -euo pipefail; url="$(PGURL)"; \
 	scripts/chromium.sh >/dev/null; \
+	scripts/witness.sh >/dev/null; \
 	SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
 	@scripts/fuzz.sh $(TESTFUZZTIME)
 	$(GO) vet ./...

@@ -66,6 +66,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})
 	m.HTTP = sys.HTTP(m.Extra)
+	if sys.Witnesses != nil {
+		inc := sys.Shop.Metrics
+		m.start(bg, "witness cosigner", func(ctx context.Context) error { return sys.RunCosigner(ctx, inc) })
+	}
 	m.ln, err = net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
 		m.Close(context.Background()) //nolint:errcheck

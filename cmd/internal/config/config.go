@@ -27,6 +27,14 @@ type Config struct {
 	Policy   Policy
 	WhatsApp WhatsApp
 	Workers  Workers
+	Witness  Witness
+}
+
+// Witness configures the cosigning of audit checkpoints (SPEC §6).
+type Witness struct {
+	// PolicyFile is the witness policy (BROKER_WITNESS_POLICY): `witness
+	// NAME VKEY URL` lines and `quorum N`; empty means no cosigning.
+	PolicyFile string
 }
 
 // Server is the HTTP side.
@@ -111,6 +119,7 @@ func FromEnv(getenv func(string) string) Config {
 		}
 	}
 	c.Workers.Workers = atoiOr(getenv("BROKER_WORKERS"), 0)
+	c.Witness.PolicyFile = getenv("BROKER_WITNESS_POLICY")
 	if v := getenv("BROKER_RETENTION_INTERVAL"); v != "" {
 		c.Workers.RetentionInterval, _ = time.ParseDuration(v)
 		if c.Workers.RetentionInterval == 0 {

@@ -51,6 +51,9 @@ type System struct {
 	WAClient *whatsapp.Client
 	Receiver *whatsapp.Receiver
 	Origin   string // the audit checkpoint origin (the issuer without its scheme)
+	// Witnesses is the witness policy (BROKER_WITNESS_POLICY); nil when
+	// checkpoints are not cosigned.
+	Witnesses *audit.Policy
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -86,6 +89,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	}
 	if s.SignKeys, err = token.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
 		return fail(err)
+	}
+	if cfg.Witness.PolicyFile != "" {
+		if s.Witnesses, err = audit.LoadPolicy(cfg.Witness.PolicyFile); err != nil {
+			return fail(err)
+		}
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
 	s.Tokens = token.NewServer(s.DB, s.Issuer)
