@@ -244,8 +244,8 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		// A verifier key; the base64 alphabet has '+' too, so fall through
 		// to raw base64 when this does not parse.
 		if v, err := note.NewVerifier(s); err == nil {
-			i := strings.LastIndex(s, "+")
-			raw, err := base64.StdEncoding.DecodeString(s[i+1:])
+			// name+hash+key: the key's base64 may hold '+' itself.
+			raw, err := base64.StdEncoding.DecodeString(strings.SplitN(s, "+", 3)[2])
 			if err == nil && len(raw) == 1+ed25519.PublicKeySize && raw[0] == 1 {
 				return PublicKey{Name: v.Name(), Key: ed25519.PublicKey(raw[1:])}, nil
 			}

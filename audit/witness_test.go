@@ -64,3 +64,24 @@ func TestQuorumZero(t *testing.T) {
 		t.Fatalf("quorum 0: %v", err)
 	}
 }
+
+// A verifier key whose base64 holds '+' parses (about half of all keys:
+// ParsePublicKey once split the key at its last '+').
+func TestParseVerifierKeyWithPlus(t *testing.T) {
+	n := 0
+	for n < 20 {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		vk, err := audit.VerifierKey("sieve.test", pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(vk, "+") < 3 {
+			continue
+		}
+		n++
+		k, err := audit.ParsePublicKey(vk)
+		if err != nil || k.Name != "sieve.test" || !k.Key.Equal(pub) {
+			t.Fatalf("%s: %v", vk, err)
+		}
+	}
+}

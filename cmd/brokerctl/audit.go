@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register("audit verify", "audit verify [--file F --key PUB]", cmdAuditVerify)
+	register("audit verify", "audit verify [--file F --key PUB] [--policy P]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
 	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--from T] [--to T] --format jsonl|csv [--out F]", cmdAuditExport)
 	register("audit key", "audit key", cmdAuditKey)
@@ -46,8 +46,16 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	file := fs.String("file", "", "an export (jsonl) to verify offline, without the database")
 	key := fs.String("key", "", "the checkpoint public key: verifier key, PEM, hex/base64, or a file holding one")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	policyFile := fs.String("policy", "", "a witness policy: the checkpoint relied on must carry its quorum of cosignatures")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var policy *audit.Policy
+	if *policyFile != "" {
+		var err error
+		if policy, err = audit.LoadPolicy(*policyFile); err != nil {
+			return err
+		}
 	}
 	prog := uprogress(c.stderr, "verify")
 	if *quiet {
@@ -66,7 +74,13 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		defer f.Close()
-		size, root, err := audit.VerifyExport(f, pub, prog)
+		var size uint64
+		var root []byte
+		if policy != nil {
+			size, root, err = audit.VerifyExportPolicy(f, pub, policy, prog)
+		} else {
+			size, root, err = audit.VerifyExport(f, pub, prog)
+		}
 		if err != nil {
 			return verifyFailed(err)
 		}
@@ -77,7 +91,13 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	size, root, err := sys.VerifyAudit(ctx, prog)
+	var size uint64
+	var root []byte
+	if policy != nil {
+		size, root, err = sys.VerifyAuditPolicy(ctx, policy, prog)
+	} else {
+		size, root, err = sys.VerifyAudit(ctx, prog)
+	}
 	if err != nil {
 		return verifyFailed(err)
 	}

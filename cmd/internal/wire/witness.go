@@ -9,6 +9,7 @@ import (
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/audit/witness"
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -108,4 +109,16 @@ func verifyWithAnyKey(note []byte, keys []audit.PublicKey) (audit.Checkpoint, er
 		}
 	}
 	return audit.Checkpoint{}, err
+}
+
+var _ httpapi.AuditTiles = (*auditAPI)(nil)
+
+// Tile implements httpapi.AuditTiles.
+func (a *auditAPI) Tile(ctx context.Context, level int, index uint64, width int) ([]byte, error) {
+	return a.s.ReadDB().AuditTile(ctx, level, index, width)
+}
+
+// EntryBundle implements httpapi.AuditTiles.
+func (a *auditAPI) EntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+	return a.s.ReadDB().AuditEntryBundle(ctx, index, width)
 }
