@@ -6,7 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +190,48 @@ func TestCosignatureFromAnotherKeyIsNotCounted(t *testing.T) {
 	// answer does not verify, so nothing is returned.
 	if _, err := witness.AddCheckpoint(ctx, hc, audit.Witness{Name: "real", URL: real.URL, Verifier: pi.Witnesses[0].Verifier}, 0, nil, n); !errors.Is(err, witness.ErrBadCosignature) {
 		t.Fatalf("want ErrBadCosignature, got %v", err)
+	}
+}
+
+// TestHostileWitnessAnswers: whatever a witness (or something at its URL)
+// answers, AddCheckpoint returns an error and no cosignature, reads a
+// bounded body, follows no redirect and gives up at the deadline.
+func TestHostileWitnessAnswers(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	n, _ := audit.SignCheckpoint(key, "sieve.test", 1, audit.LeafHash([]byte("x")))
+	vk := audit.CosignatureVerifierKey("w.test/h", pub)
+	for name, h := range map[string]http.HandlerFunc{
+		"garbage 200": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "— w.test/h AAAA\nnonsense\n") },
+		"huge 200": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, strings.Repeat("— w.test/h "+strings.Repeat("A", 1000)+"\n", 4096))
+		},
+		"409 garbage": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(409); io.WriteString(w, "-1\n") },
+		"500":         func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
+		"redirect":    func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://127.0.0.1:9/", 302) },
+		"hang": func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // then the server notices the client hanging up
+			select {
+			case <-r.Context().Done():
+			case <-time.After(20 * time.Second):
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			p := policyFor(t, "witness h "+vk+" "+srv.URL+"\nquorum 1\n")
+			hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			line, err := witness.AddCheckpoint(ctx, hc, p.Witnesses[0], 0, nil, n)
+			if err == nil || line != "" {
+				t.Fatalf("accepted: %q", line)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		})
 	}
 }

@@ -3,11 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // Witness cosignatures (SPEC §6): the cosigner (audit/witness) stores the
@@ -88,4 +90,75 @@ func (db *DB) LatestCheckpointAge(ctx context.Context) (time.Duration, error) {
 		return 0, Translate(err)
 	}
 	return time.Duration(us) * time.Microsecond, nil
+}
+
+// CosignGrace is how long a fresh checkpoint may go without its witness
+// quorum before VerifyAuditPolicy fails on it; until then the latest
+// checkpoint that has the quorum stands in for it (witnesses cosign within
+// moments, but a verify can start between the signature and the
+// cosignature).
+const CosignGrace = 15 * time.Second
+
+// VerifyAuditPolicy is VerifyAuditKeys that also requires the witness
+// quorum of p (SPEC §2 `audit verify --policy`): the latest checkpoint (or,
+// within CosignGrace of its signing, the latest one with the quorum) must
+// carry valid cosignatures of at least p's quorum, be signed by one of
+// keys, and be a prefix of the verified tree. A log that was forked, or cut
+// back and re-signed by the operator alone, has no such checkpoint. Errors
+// of the quorum wrap audit.ErrNoQuorum.
+func (db *DB) VerifyAuditPolicy(ctx context.Context, keys []audit.PublicKey, p *audit.Policy, progress func(done, total uint64)) (uint64, []byte, error) {
+	note, cpSize, err := db.CosignedCheckpoint(ctx, 0)
+	if broker.IsNotFound(err) {
+		return 0, nil, fmt.Errorf("%w: no checkpoint published yet", audit.ErrNoQuorum)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if qerr := p.CheckQuorum([]byte(note)); qerr != nil {
+		age, aerr := db.LatestCheckpointAge(ctx)
+		if aerr != nil || age > CosignGrace {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, qerr)
+		}
+		if note, cpSize, err = db.CosignedCheckpoint(ctx, max(p.Quorum, 1)); err != nil {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, qerr)
+		}
+		if err := p.CheckQuorum([]byte(note)); err != nil {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, err)
+		}
+	}
+	cp, err := verifyNoteWithAnyKey([]byte(note), keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	size, root, err := db.VerifyAuditKeys(ctx, keys, progress)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The tree just verified must extend the cosigned checkpoint. The proof
+	// comes from the database, but it is checked against the recomputed
+	// root, so it cannot lie.
+	if cp.Size > size {
+		return 0, nil, fmt.Errorf("%w: the cosigned checkpoint has size %d, the log only %d", audit.ErrInconsistent, cp.Size, size)
+	}
+	proof, err := db.ConsistencyProof(ctx, cp.Size, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := proof.Verify(cp.Root, root); err != nil {
+		return 0, nil, fmt.Errorf("the cosigned checkpoint of size %d: %w", cp.Size, err)
+	}
+	return size, root, nil
+}
+
+// verifyNoteWithAnyKey verifies a checkpoint note with the first of keys
+// that signed it.
+func verifyNoteWithAnyKey(note []byte, keys []audit.PublicKey) (audit.Checkpoint, error) {
+	err := errors.New("no signing key to verify with")
+	for _, k := range keys {
+		var cp audit.Checkpoint
+		if cp, err = k.VerifyCheckpoint(note); err == nil {
+			return cp, nil
+		}
+	}
+	return audit.Checkpoint{}, err
 }

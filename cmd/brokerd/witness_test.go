@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,16 +89,28 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestWitnessCosignsCheckpoints runs brokerd with a real litewitness and a
-// second witness that is down (quorum 2): appends are not slowed, the
+// TestWitnessCosignsCheckpoints runs brokerd with a real litewitness, a
+// witness that is down and one that never answers (quorum 2): appends are
+// not slowed, the
 // published checkpoint carries the live witness's cosignature within a
 // few seconds of being signed, and each checkpoint short of its quorum is
 // counted in /metrics.
 func TestWitnessCosignsCheckpoints(t *testing.T) {
 	lw := witnesstest.Start(t, "witness.test/live", "sieve.test")
 	downPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	// A third witness accepts the request and never answers.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server notices the client hanging up
+		select {
+		case <-r.Context().Done():
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	slowPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	policy := writePolicy(t, lw.PolicyLine("live")+
 		"witness down "+audit.CosignatureVerifierKey("witness.test/down", downPub)+" "+witnesstest.DeadURL(t)+"\n"+
+		"witness slow "+audit.CosignatureVerifierKey("witness.test/slow", slowPub)+" "+slow.URL+"\n"+
 		"quorum 2\n")
 	h := newHarness(t, func(c *config.Config) { c.Witness.PolicyFile = policy })
 	lw.AddLogKey(t, h.m.Sys.CurrentCheckpointKey().String())
