@@ -256,9 +256,11 @@ func (c *Cosigner) follow(ctx context.Context, w audit.Witness, wake <-chan stru
 		c.mu.Lock()
 		cp := c.latest
 		c.mu.Unlock()
-		if cp.size == 0 || (cp.size <= known && known > 0) {
+		if cp.size == 0 || cp.size == known {
 			continue
 		}
+		// cp.size < known: the log is behind what this witness cosigned (a
+		// restored backup, or a cut): submit reports it (witness_ahead).
 		known = c.submit(ctx, w, cp, known)
 	}
 }
