@@ -206,9 +206,14 @@ func TestHostileWitnessAnswers(t *testing.T) {
 		"huge 200": func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, strings.Repeat("— w.test/h "+strings.Repeat("A", 1000)+"\n", 4096))
 		},
-		"409 garbage": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(409); io.WriteString(w, "-1\n") },
-		"500":         func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
-		"redirect":    func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://127.0.0.1:9/", 302) },
+		"409 garbage": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, "-1\n")
+		},
+		"500": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) },
+		"redirect": func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://127.0.0.1:9/", http.StatusFound)
+		},
 		"hang": func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body) // then the server notices the client hanging up
 			select {
