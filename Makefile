@@ -39,6 +39,7 @@ test: ## every test (Go, Rego, PostgreSQL integration, browser) against a real P
 	@set -euo pipefail; $(PGURL_SH); \
 	scripts/chromium.sh >/dev/null; \
 	tests/jose/install.sh; \
+	scripts/witness.sh >/dev/null; \
 	SIEVE_REQUIRE_DB=1 SIEVE_TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 40m ./...
 	@scripts/fuzz.sh $(TESTFUZZTIME)
 	$(GO) vet ./...

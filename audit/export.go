@@ -169,6 +169,12 @@ type boundary struct {
 // broken header wraps ErrMalformedExport, ErrBadSignature or
 // ErrMalformedCheckpoint; a filtered export is ErrFilteredExport.
 func VerifyExport(r io.Reader, key CheckpointVerifier, progress func(done, total uint64)) (size uint64, root []byte, err error) {
+	return verifyExport(r, key, nil, progress)
+}
+
+// verifyExport is VerifyExport, and with a policy also the check that the
+// export's checkpoint carries its witness quorum.
+func verifyExport(r io.Reader, key CheckpointVerifier, p *Policy, progress func(done, total uint64)) (size uint64, root []byte, err error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	h, err := ReadExportHeader(br)
 	if err != nil {
@@ -177,6 +183,11 @@ func VerifyExport(r io.Reader, key CheckpointVerifier, progress func(done, total
 	cp, err := key.VerifyCheckpoint([]byte(h.Checkpoint))
 	if err != nil {
 		return 0, nil, fmt.Errorf("export checkpoint: %w", err)
+	}
+	if p != nil {
+		if err := p.CheckQuorum([]byte(h.Checkpoint)); err != nil {
+			return 0, nil, fmt.Errorf("export checkpoint of size %d: %w", cp.Size, err)
+		}
 	}
 	bounds, err := historyBounds(h.History, key, cp)
 	if err != nil {

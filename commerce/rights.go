@@ -154,6 +154,10 @@ type Disclosure struct {
 	First    time.Time `json:"first"`
 	Last     time.Time `json:"last"`
 	Decision string    `json:"last_decision_id"`
+	// Receipt is the short receipt of the latest release (its audit index
+	// and a leaf-hash prefix, audit.ShortReceipt): with `brokerctl audit
+	// prove` it becomes a proof anyone can check against the cosigned log.
+	Receipt string `json:"receipt,omitempty"`
 }
 
 // Disclosures lists every party the shopper's data went to, for what
@@ -180,6 +184,9 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 		}
 		d.Count++
 		d.Last, d.Decision = e.Time, e.DecisionID
+		if leaf, err := e.Canonical(); err == nil {
+			d.Receipt = audit.ShortReceipt(e.Index, audit.LeafHash(leaf))
+		}
 		for _, f := range e.Released {
 			if !containsStr(d.Fields, f) {
 				d.Fields = append(d.Fields, f)
@@ -355,6 +362,9 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			}
 			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
 				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
+			if d.Receipt != "" {
+				fmt.Fprintf(&b, "  receipt %s\n", d.Receipt)
+			}
 		}
 		var never []string
 		for _, n := range neverShared {

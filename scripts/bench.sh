@@ -24,6 +24,8 @@ echo "== access tokens"
 run -run '^$' -bench '^(BenchmarkVerify|BenchmarkVerifyCached|BenchmarkIssue)$' -benchmem -count 1 ./broker/token/
 echo "== audit append beside pgbench (100-row transactions), verify (database, its floor, and offline from an export) beside pgbench reading the entries, explorer over 1,000,000 entries"
 run -run '^$' -bench '^(BenchmarkAuditAppend|BenchmarkPgbenchBaseline)$' -benchtime 3s -count 1 ./broker/postgres/
-run -run '^$' -bench '^(BenchmarkAuditVerify|BenchmarkAuditVerifyFloor|BenchmarkAuditVerifyExport|BenchmarkPgbenchRead|BenchmarkAuditExplorer)$' -benchtime 3x -count 1 -timeout 30m ./broker/postgres/
+run -run '^$' -bench '^(BenchmarkAuditVerify|BenchmarkAuditVerifyFloor|BenchmarkAuditVerifyExport|BenchmarkPgbenchRead|BenchmarkAuditExplorer|BenchmarkAuditVerifyPolicy)$' -benchtime 3x -count 1 -timeout 30m ./broker/postgres/
+echo "== audit append and integration with a real witness cosigning beside without (same run)"
+run -run '^$' -bench '^BenchmarkAuditAppendWitness$' -benchtime 3s -count 1 ./broker/postgres/
 echo "== end to end: ingest, order flows, partner reads, memory"
 bin/sievebench --micro "$micro" --json "$out/results.json" "$@"

@@ -17,12 +17,19 @@ bin/brokerctl migrate >/dev/null
 creds=$(bin/brokerctl demo seed)
 officer=$(bin/brokerctl officer create --name demo-officer --reset 2>/dev/null || true)
 
+# SIEVE_RUN_WITNESS=1: a real witness (litewitness) cosigns the checkpoints.
+if [ "${SIEVE_RUN_WITNESS:-}" = 1 ] && [ -z "${BROKER_WITNESS_POLICY:-}" ]; then
+  BROKER_WITNESS_POLICY=$(scripts/witness-run.sh)
+  export BROKER_WITNESS_POLICY
+fi
+stop_witness() { [ -f .data/witness/pids ] && kill $(cat .data/witness/pids) 2>/dev/null; rm -f .data/witness/pids; }
+
 wasim_pid=""
 if [ -z "${WHATSAPP_API_BASE:-}" ]; then
   bin/wasim serve >.data/wasim.log 2>&1 &
   wasim_pid=$!
 fi
-cleanup() { [ -n "$wasim_pid" ] && kill "$wasim_pid" 2>/dev/null || true; }
+cleanup() { [ -n "$wasim_pid" ] && kill "$wasim_pid" 2>/dev/null; stop_witness || true; }
 trap cleanup EXIT
 
 addr="${BROKER_ADDR:-127.0.0.1:8080}"

@@ -83,6 +83,9 @@ func (s *Server) complianceRoutes() {
 		app.Get("/v1/audit/checkpoint", s.compliance(broker.ScopeAuditRead), s.auditCheckpoint)
 		app.Get("/v1/audit/proof/inclusion", s.compliance(broker.ScopeAuditRead), s.auditInclusion)
 		app.Get("/v1/audit/proof/consistency", s.compliance(broker.ScopeAuditRead), s.auditConsistency)
+		if _, ok := s.deps.Audit.(AuditTiles); ok {
+			app.Get("/v1/audit/tile/*", s.compliance(broker.ScopeAuditRead), s.auditTile)
+		}
 	}
 	if s.deps.Reports != nil {
 		app.Get("/v1/reports/processing", s.compliance(broker.ScopeAuditRead), s.reportProcessing)

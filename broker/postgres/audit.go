@@ -2130,6 +2130,11 @@ func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter, forma
 			if h.History, err = auditExportHistory(ctx, tx, cpSize, note); err != nil {
 				return err
 			}
+			// The witnesses' cosignatures travel with the checkpoint, so that
+			// the offline verify can check the quorum (--policy).
+			if h.Checkpoint, err = withCosignatures(ctx, tx, cpSize, note); err != nil {
+				return err
+			}
 		} else {
 			h.Format, h.Filter = audit.ExportFormatFiltered, f.Fields()
 		}

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register("audit verify", "audit verify [--trusted F] [--quiet] | --file F --key PUB[,PUB…|DIR] [--key …]", cmdAuditVerify)
+	register("audit verify", "audit verify [--trusted F] [--policy P] [--quiet] | --file F --key PUB[,PUB…|DIR] [--key …] [--policy P]", cmdAuditVerify)
 	register("audit checkpoint", "audit checkpoint", cmdAuditCheckpoint)
 	register("audit export", "audit export [--subject S] [--partner P] [--purpose P] [--outcome O] [--from T] [--to T] --format jsonl|csv [--out F|-] [--force]", cmdAuditExport)
 	register("audit key", "audit key [--all]", cmdAuditKey)
@@ -59,8 +59,16 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 	})
 	trusted := fs.String("trusted", "", "a checkpoint saved earlier (brokerctl audit checkpoint > F): fail unless the stored log extends it")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	policyFile := fs.String("policy", "", "a witness policy: the checkpoint relied on must carry its quorum of cosignatures")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var policy *audit.Policy
+	if *policyFile != "" {
+		var err error
+		if policy, err = audit.LoadPolicy(*policyFile); err != nil {
+			return err
+		}
 	}
 	prog := uprogress(c.stderr, "verify")
 	if *quiet {
@@ -86,7 +94,13 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		defer f.Close()
-		size, root, err := audit.VerifyExport(f, keys, prog)
+		var size uint64
+		var root []byte
+		if policy != nil {
+			size, root, err = audit.VerifyExportPolicy(f, keys, policy, prog)
+		} else {
+			size, root, err = audit.VerifyExport(f, keys, prog)
+		}
 		if err != nil {
 			return verifyFailed(err)
 		}
@@ -104,7 +118,13 @@ func cmdAuditVerify(ctx context.Context, c *cli, args []string) error {
 			return exitError{code: 1, err: err}
 		}
 	}
-	size, root, err := sys.VerifyAudit(ctx, prog)
+	var size uint64
+	var root []byte
+	if policy != nil {
+		size, root, err = sys.VerifyAuditPolicy(ctx, policy, prog)
+	} else {
+		size, root, err = sys.VerifyAudit(ctx, prog)
+	}
 	if err != nil {
 		// Name the key directory: a wrong BROKER_KEY_DIR (another clone's
 		// keys) looks exactly like a forged checkpoint.

@@ -68,6 +68,10 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.HTTP = sys.HTTP(m.Extra)
 	m.start(bg, "audit witness", sys.RunAuditWitness)
+	if sys.Witnesses != nil {
+		inc := sys.Shop.Metrics
+		m.start(bg, "witness cosigner", func(ctx context.Context) error { return sys.RunCosigner(ctx, inc) })
+	}
 	m.ln, err = net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
 		m.Close(context.Background()) //nolint:errcheck

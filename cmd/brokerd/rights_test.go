@@ -67,6 +67,7 @@ func TestShopperRightsOverTheChat(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, summary.text())
 		}
 	}
+	checkReceipts(t, h, summary.text(), 2)
 
 	// "stop" withdraws marketing at once: the next request is denied.
 	h.mustPost(textMsg(wa, "stop"))

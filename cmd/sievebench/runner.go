@@ -546,6 +546,10 @@ func (res *Results) print(w io.Writer) {
 		ax := m.get("BenchmarkAuditVerifyExport", "entries/s")
 		row("  offline, from an export file", fmt.Sprintf("%.0f entries/s (%.0f entries)", ax, m.get("BenchmarkAuditVerifyExport", "entries")),
 			fmt.Sprintf("pgbench reading them %.0f rows/s", rd), ax/nz(rd), "≥1000000/s")
+		wa, wo := m.get("BenchmarkAuditAppendWitness/with", "entries/s"), m.get("BenchmarkAuditAppendWitness/without", "entries/s")
+		row("audit append+integrate, witnessed", fmt.Sprintf("%.0f entries/s", wa), fmt.Sprintf("without a witness %.0f entries/s", wo), wa/nz(wo), "≥1x (cosigning costs nothing)")
+		vp := m.get("BenchmarkAuditVerifyPolicy", "entries/s")
+		row("  verify with --policy", fmt.Sprintf("%.0f entries/s", vp), fmt.Sprintf("verify %.0f entries/s", av), vp/nz(av), "")
 		row("audit explorer, 1M entries", fmt.Sprintf("%.1f ms/page, worst %.1f ms", m.get("BenchmarkAuditExplorer", "ms/page"), m.get("BenchmarkAuditExplorer", "worst-ms/page")), "", 0, "≤50 ms")
 		vu, vc := m.get("BenchmarkVerify", "ns/op"), m.get("BenchmarkVerifyCached", "ns/op")
 		row("JWT verify (EdDSA)", fmt.Sprintf("%.0f ns/op cached", vc), fmt.Sprintf("uncached %.0f ns/op", vu), vu/nz(vc), "")

@@ -38,6 +38,14 @@ type Config struct {
 	// reports them, so a typo never silently becomes a default.
 	parseErrs []string
 	Webhooks  Webhooks
+	Witness   Witness
+}
+
+// Witness configures the cosigning of audit checkpoints (SPEC §6).
+type Witness struct {
+	// PolicyFile is the witness policy (BROKER_WITNESS_POLICY): `witness
+	// NAME VKEY URL` lines and `quorum N`; empty means no cosigning.
+	PolicyFile string
 }
 
 // Server is the HTTP side.
@@ -214,6 +222,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.MetricsToken = getenv("BROKER_METRICS_TOKEN")
 	c.Server.ReadTimeout = p.duration("BROKER_READ_TIMEOUT")
 	c.Server.TrustedProxies = strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })
+	c.Witness.PolicyFile = getenv("BROKER_WITNESS_POLICY")
 	return c
 }
 

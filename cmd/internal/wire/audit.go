@@ -111,11 +111,7 @@ type auditAPI struct{ s *System }
 var _ httpapi.AuditAPI = (*auditAPI)(nil)
 
 func (a *auditAPI) Checkpoint(ctx context.Context) (string, error) {
-	note, _, err := a.s.ReadDB().LatestCheckpoint(ctx)
-	if broker.IsNotFound(err) {
-		return "", broker.Errorf(broker.ENotFound, "no checkpoint published yet")
-	}
-	return note, err
+	return a.s.CosignedCheckpoint(ctx)
 }
 
 func (a *auditAPI) Inclusion(ctx context.Context, index, size uint64) (any, error) {

@@ -57,6 +57,9 @@ type System struct {
 	// Retention applies the policy data's retention periods.
 	Retention *commerce.Retention
 	auditUI   *ui.UI // the dashboard, whose witness RunAuditWitness drives
+	// Witnesses is the witness policy (BROKER_WITNESS_POLICY); nil when
+	// checkpoints are not cosigned.
+	Witnesses *audit.Policy
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -97,6 +100,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	}
 	if s.SignKeys, err = token.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
 		return fail(err)
+	}
+	if cfg.Witness.PolicyFile != "" {
+		if s.Witnesses, err = audit.LoadPolicy(cfg.Witness.PolicyFile); err != nil {
+			return fail(err)
+		}
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
 	s.Tokens = token.NewServer(s.DB, s.Issuer)
