@@ -174,7 +174,7 @@ func cutBack(t *testing.T, sys *wire.System, export string, n int) string {
 			t.Fatal(err)
 		}
 	}
-	_, key := sys.SignKeys.Current()
+	key := sys.LogKeys.Current().Private
 	note, err := audit.SignCheckpoint(key, sys.Origin, uint64(n), tree.Root())
 	if err != nil {
 		t.Fatal(err)

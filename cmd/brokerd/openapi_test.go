@@ -333,6 +333,20 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"POST", "/v1/subjects/erase", "/v1/subjects/erase", bearer(desk), `{"wa_id":"` + wa + `","confirm":true}`, 200},
 	}...)
 
+	// A tile of the tree as it stands: level 0, the first (partial) tile.
+	if a := h.getWith("/v1/audit/checkpoint", bearer(desk)); a.status == 200 {
+		lines := strings.Split(string(a.body), "\n")
+		if n, err := strconv.ParseUint(lines[1], 10, 64); err == nil && n > 0 {
+			tile := "/v1/audit/tile/0/000"
+			if n < 256 {
+				tile += ".p/" + strconv.FormatUint(n, 10)
+			}
+			calls = append(calls,
+				apiCall{"GET", "/v1/audit/tile/*", tile, bearer(desk), "", 200},
+				apiCall{"GET", "/v1/audit/tile/*", tile, "", "", 401})
+		}
+	}
+
 	succeeded := map[string]bool{}
 	for _, c := range calls {
 		var rd io.Reader

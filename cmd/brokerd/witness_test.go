@@ -127,9 +127,11 @@ func TestWitnessCosignsCheckpoints(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("50 appends took %v with a witness down", d)
 	}
+	// The checkpoint is a compliance route (SPEC §4): an auditor reads it.
+	_, auditor := h.partner("Auditor", broker.KindCompliance, "", broker.ScopeAuditRead)
 	var note string
 	waitFor(t, 8*time.Second, "a cosigned checkpoint of all 50 entries", func() bool {
-		st, body := h.getText("/v1/audit/checkpoint", "")
+		st, body := h.getText("/v1/audit/checkpoint", auditor)
 		if st != 200 {
 			return false
 		}
@@ -234,12 +236,12 @@ func (f tileFetcher) SaveTiles([]tlog.Tile, [][]byte) {}
 // tree does not have yet are 404.
 func TestTilesInclusionThirdPartyClient(t *testing.T) {
 	h := newHarness(t)
-	_, auditor := h.partner("Auditor", broker.KindAnalytics, "", broker.ScopeAuditRead)
+	_, auditor := h.partner("Auditor", broker.KindCompliance, "", broker.ScopeAuditRead)
 	appendEntries(t, h, 600)
 	if _, err := h.m.Sys.IntegrateAudit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, body := h.getText("/v1/audit/checkpoint", "")
+	_, body := h.getText("/v1/audit/checkpoint", auditor)
 	cp, err := h.m.Sys.CurrentCheckpointKey().VerifyCheckpoint([]byte(body))
 	if err != nil || cp.Size < 600 {
 		t.Fatalf("checkpoint: %v %d", err, cp.Size)

@@ -96,6 +96,7 @@ func TestMakeTestFailsWhenPostgresCannotStart(t *testing.T) {
 		"scripts/chromium.sh":   "#!/bin/sh\necho /bin/true\n",
 		"scripts/fuzz.sh":       "#!/bin/sh\n",
 		"tests/jose/install.sh": "#!/bin/sh\n",
+		"scripts/witness.sh":    "#!/bin/sh\n",
 		"stub/go":               goStub,
 	}
 	dir := fakeClone(t, stubs)
