@@ -61,6 +61,10 @@ type Decision struct {
 	Released       Record
 	Withheld       []Withheld
 	PolicyRevision string
+	// RetainUntil is the release's data life (SPEC §5.12): when the
+	// recipient must have deleted what it received; zero when nothing
+	// was released.
+	RetainUntil time.Time
 }
 
 // WithheldFields returns the names of the withheld fields.
@@ -101,6 +105,9 @@ type PolicyDecision struct {
 	Allow  bool                 // the purpose is open to this party in this state at all
 	Reason string               // why not, when !Allow
 	Fields map[string]FieldRule // verdicts for asked fields; a missing field is withheld
+	// DataLife is how long the recipient may keep what it receives for
+	// this purpose (policy data); zero: no data life is stated.
+	DataLife time.Duration
 }
 
 // PolicyEngine evaluates policy. Implementations must fail closed: an error
@@ -165,6 +172,7 @@ type plan struct {
 	allow  bool
 	reason string
 	rules  []FieldRule // parallel to the input's fields
+	life   time.Duration
 }
 
 // Release decides and records: it evaluates policy, minimises the record,
@@ -209,6 +217,7 @@ func (r *Releaser) Entry(req Request, d Decision) audit.Entry {
 		Outcome:        d.Outcome,
 		Reason:         d.Reason,
 		PolicyRevision: d.PolicyRevision,
+		RetainUntil:    d.RetainUntil,
 	}
 }
 
@@ -260,6 +269,9 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 	default:
 		d.Outcome = audit.OutcomeReleased
 	}
+	if d.Outcome != audit.OutcomeDenied && p.life > 0 {
+		d.RetainUntil = d.Time.Add(p.life)
+	}
 	return d
 }
 
@@ -296,7 +308,7 @@ func (r *Releaser) plan(ctx context.Context, req Request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p = &plan{allow: pd.Allow, reason: pd.Reason, rules: make([]FieldRule, len(req.Fields))}
+	p = &plan{allow: pd.Allow, reason: pd.Reason, rules: make([]FieldRule, len(req.Fields)), life: pd.DataLife}
 	for i, f := range req.Fields {
 		rule, ok := pd.Fields[f]
 		switch {

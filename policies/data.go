@@ -45,7 +45,12 @@ type Purpose struct {
 	// LawfulBasis is a key of Data.LawfulBases: contract, consent,
 	// legitimate_interest or legal_obligation.
 	LawfulBasis string `json:"lawful_basis"`
-	Description string `json:"description"`
+	// DataLifeDays is the purpose's data life (SPEC §5.12): how many days
+	// a recipient may keep what it received for this purpose. Every
+	// release carries it as privacy.retain_until and its audit leaf
+	// records it.
+	DataLifeDays int    `json:"data_life_days"`
+	Description  string `json:"description"`
 	// Consent lists the consent flags the purpose needs ("notice",
 	// "marketing", "analytics"); "notice" is always among them, except
 	// for a purpose that answers the shopper's own rights request.
@@ -61,6 +66,9 @@ type Purpose struct {
 	// Parties are the party kinds that may use the purpose.
 	Parties map[broker.PartyKind]Grant `json:"parties"`
 }
+
+// DataLife is the purpose's data life as a duration.
+func (p Purpose) DataLife() time.Duration { return time.Duration(p.DataLifeDays) * 24 * time.Hour }
 
 // Grant is what one party kind may receive for one purpose.
 type Grant struct {
@@ -244,6 +252,9 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 	}
 	if p.Description == "" {
 		bad("%s: no description", at)
+	}
+	if p.DataLifeDays <= 0 || p.DataLifeDays > 3650 {
+		bad("%s: data_life_days must be 1 to 3650 (every release carries a data life)", at)
 	}
 	switch {
 	case p.AnswersRightsRequest && p.LawfulBasis != "legal_obligation":

@@ -272,5 +272,9 @@ func (s *Server) dataRequest(c *fiber.Ctx) error {
 	if denied == nil {
 		denied = []broker.Withheld{}
 	}
-	return c.JSON(fiber.Map{"released": released, "denied": denied, "decision_id": d.ID})
+	privacy := fiber.Map{"decision_id": d.ID, "purpose": string(d.Purpose)}
+	if !d.RetainUntil.IsZero() {
+		privacy["retain_until"] = d.RetainUntil
+	}
+	return c.JSON(fiber.Map{"released": released, "denied": denied, "decision_id": d.ID, "privacy": privacy})
 }

@@ -247,7 +247,7 @@ func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers}
 	for _, a := range r.Activities {
 		act := ui.ProcessingActivity{Purpose: a.Purpose, Description: a.Description, LawfulBasis: a.LawfulBasis,
-			LegalReference: a.LegalReference, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
+			LegalReference: a.LegalReference, DataLifeDays: a.DataLifeDays, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
 		for _, rc := range a.Recipients {
 			act.Recipients = append(act.Recipients, ui.ProcessingRecipient{Kind: rc.Kind, Side: rc.Side, Scopes: rc.Scopes,
 				Fields: rc.Fields})
