@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -150,6 +151,23 @@ type Releaser struct {
 
 	mu    sync.RWMutex
 	plans map[string]*plan
+
+	gate atomic.Pointer[Gate]
+}
+
+// Gate is a check every release passes before policy: a non-empty answer
+// is the reason code the whole release is denied with (e.g. a partner
+// holding an overdue recipient notice). It must be cheap: it runs on every
+// release, partner reads included.
+type Gate func(p Party) string
+
+// SetGate installs the gate every later release passes (nil removes it).
+func (r *Releaser) SetGate(g Gate) {
+	if g == nil {
+		r.gate.Store(nil)
+		return
+	}
+	r.gate.Store(&g)
 }
 
 // maxPlans bounds the decision cache; it is cleared when full.
@@ -228,6 +246,11 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 		PolicyRevision: r.policy.Revision()}
 	if req.Purpose == "" {
 		return denyAll(d, req.Fields, ReasonNoPurpose)
+	}
+	if g := r.gate.Load(); g != nil {
+		if reason := (*g)(req.Party); reason != "" {
+			return denyAll(d, req.Fields, reason)
+		}
 	}
 	p, err := r.plan(ctx, req)
 	if err != nil {

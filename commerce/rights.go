@@ -122,6 +122,13 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 				return err
 			}
 		}
+		// Every recipient of the shopper's data is told (SPEC §5.12),
+		// from the audit log, which the erasure does not touch.
+		if s.Notices != nil {
+			if _, err := s.Notices.Notify(ctx, subject, NoticeErased, nil, nil); err != nil {
+				return err
+			}
+		}
 		if _, err := r.Store.EraseSubjectRows(ctx, subject); err != nil {
 			return err
 		}
@@ -154,6 +161,10 @@ type Disclosure struct {
 	First    time.Time `json:"first"`
 	Last     time.Time `json:"last"`
 	Decision string    `json:"last_decision_id"`
+	// Notices are the recipient notices this party was sent about the
+	// shopper (erasure, withdrawal, correction): notified at, acknowledged
+	// at (SPEC §4, §5.12).
+	Notices []RecipientStatus `json:"notices,omitempty"`
 }
 
 // Disclosures lists every party the shopper's data went to, for what
@@ -186,8 +197,17 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 			}
 		}
 	}
+	var notices map[string][]RecipientStatus
+	if r.Service.Notices != nil {
+		if notices, err = r.Service.Notices.SubjectStatus(ctx, subject); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]Disclosure, 0, len(acc))
 	for _, d := range acc {
+		if _, id, ok := strings.Cut(d.Party, ":"); ok {
+			d.Notices = notices[id]
+		}
 		sort.Strings(d.Fields)
 		if _, id, ok := strings.Cut(d.Party, ":"); ok {
 			if p, err := r.Service.Partners.GetPartner(ctx, id); err == nil {
@@ -355,6 +375,7 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			}
 			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
 				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
+			b.WriteString(noticeLines(d.Notices))
 		}
 		var never []string
 		for _, n := range neverShared {

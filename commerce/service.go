@@ -83,6 +83,9 @@ type Service struct {
 	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
 	// Summary describes a shopper's data and its disclosures ("my data").
 	Summary func(ctx context.Context, subject string) (string, error)
+	// Notices tells a shopper's recipients about erasures, withdrawals and
+	// corrections (SPEC §5.12); nil sends none (unit tests).
+	Notices *Notices
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -804,7 +807,14 @@ func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]
 }
 
 func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
+	prev, err := a.s.Store.GetSubject(ctx, a.subject)
+	if err != nil {
+		return err
+	}
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
+		return err
+	}
+	if err := a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c); err != nil {
 		return err
 	}
 	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),

@@ -1,12 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
+	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/partnerhook"
 )
 
 // retainUntil reads privacy.retain_until of an answer and checks it is the
@@ -64,5 +75,233 @@ func TestRetainUntilOnEveryRelease(t *testing.T) {
 	at = retainUntil(t, "data request", dr["privacy"], 90)
 	if e, ok := h.auditEntry(r.Header.Get("X-Decision-Id")); !ok || !e.RetainUntil.Equal(at) {
 		t.Errorf("the data request's leaf records retain_until %v, the answer %v", e.RetainUntil, at)
+	}
+}
+
+// noticeSeen waits for a delivered (2xx) call of a recipient notice of type
+// typ and returns every call made for that type so far.
+func (s *hookServer) noticeSeen(t *testing.T, typ string, within time.Duration) []hookCall {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var mine []hookCall
+		done := false
+		for _, c := range s.all() {
+			if c.event == typ {
+				mine = append(mine, c)
+				done = done || c.answered/100 == 2
+			}
+		}
+		if done {
+			return mine
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s delivered within %v (%d calls)", typ, within, len(mine))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// noticeConfig makes deadlines short enough for a test to miss one.
+func noticeConfig(deadline time.Duration) func(*config.Config) {
+	return func(c *config.Config) {
+		allowLoopbackHooks(c)
+		c.Workers.NoticeDeadline = deadline
+		c.Workers.NoticeRefresh = 200 * time.Millisecond
+	}
+}
+
+// outForDelivery makes a purchase, dispatches it to the courier and puts
+// it out for delivery; the courier reads its delivery view and returns the
+// answer's customer_ref.
+func (h *harness) outForDelivery(wa string, retail, courier creds) (orderID, courierRef string) {
+	h.t.Helper()
+	orderID = h.purchase(wa)
+	if r := h.do("POST", "/v1/orders/"+orderID+"/dispatch", retail.Bearer, map[string]any{"logistics": courier.ID}, nil); r.StatusCode != 200 {
+		h.t.Fatalf("dispatch: %d", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/orders/"+orderID+"/status", retail.Bearer, map[string]any{"status": "out_for_delivery"}, nil); r.StatusCode != 200 {
+		h.t.Fatalf("out for delivery: %d", r.StatusCode)
+	}
+	var dv map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", courier.Bearer, nil, &dv); r.StatusCode != 200 {
+		h.t.Fatalf("delivery view: %d %v", r.StatusCode, dv)
+	}
+	ref, _ := dv["customer_ref"].(string)
+	return orderID, ref
+}
+
+// TestRecipientNoticesEndToEnd is issue 19's done-means: order → the
+// retailer reads it → erasure → subject.erased delivered (signed, retried
+// after a failure) → the retailer acknowledges with a signed ack → the
+// entry verifies offline; a courier that never acknowledges is denied its
+// next release after the deadline with unacknowledged_notice, until it
+// acknowledges.
+func TestRecipientNoticesEndToEnd(t *testing.T) {
+	h := newHarness(t, noticeConfig(4*time.Second))
+	hooks := newHookServer(t)
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read", "orders:write"}, WebhookURL: hooks.srv.URL + "/sieve"})
+	courier := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
+		Scopes: []string{"delivery:read"}})
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if err := h.m.Sys.DB.SetPartnerAckKey(context.Background(), retail.ID, pub); err != nil {
+		t.Fatal(err)
+	}
+	const wa = "919811170201"
+	orderID, courierRef := h.outForDelivery(wa, retail, courier)
+	var view map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, &view); r.StatusCode != 200 {
+		t.Fatalf("retailer read: %d", r.StatusCode)
+	}
+	retailRef, _ := view["customer_ref"].(string)
+
+	erased := commerce.NoticeErased
+	hooks.failOnly.Store(&erased)
+	hooks.fail.Store(1) // the first delivery of the notice fails
+	h.mustPost(textMsg(wa, "delete my data"))
+	h.next(wa, "erasure confirmation", offers(commerce.IDEraseConfirm))
+	h.mustPost(replyMsg(wa, commerce.IDEraseConfirm))
+
+	calls := hooks.noticeSeen(t, commerce.NoticeErased, 20*time.Second)
+	if len(calls) != 2 || calls[0].answered != 500 || calls[1].answered/100 != 2 {
+		t.Fatalf("subject.erased calls %d (want a failure then a delivery)", len(calls))
+	}
+	var ev commerce.NoticeEvent
+	for _, c := range calls {
+		if err := partnerhook.Verify([]byte(retail.Secret), c.signature, c.body, time.Now(), 0); err != nil {
+			t.Errorf("notice signature does not verify: %v", err)
+		}
+		if string(c.body) != string(calls[0].body) {
+			t.Error("the retry carries another body")
+		}
+		if strings.Contains(string(c.body), wa[2:]) {
+			t.Errorf("the notice carries the phone: %s", c.body)
+		}
+	}
+	if err := json.Unmarshal(calls[1].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != commerce.NoticeErased || !strings.HasPrefix(ev.ID, "evt_") || ev.CustomerRef != retailRef ||
+		len(ev.OrderIDs) != 1 || ev.OrderIDs[0] != orderID || ev.Deadline.Before(ev.CreatedAt.Add(3*time.Second)) {
+		t.Fatalf("notice body %s (retailer's ref %s, order %s)", calls[1].body, retailRef, orderID)
+	}
+
+	// The courier has no webhook: it reads the same kind of event from
+	// GET /v1/events, with its own pseudonym.
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+		Next   *string                `json:"next_cursor"`
+	}
+	if r := h.do("GET", "/v1/events", courier.Bearer, nil, &evs); r.StatusCode != 200 || len(evs.Events) != 1 {
+		t.Fatalf("GET /v1/events: %d %+v", r.StatusCode, evs)
+	}
+	if e := evs.Events[0]; e.Type != commerce.NoticeErased || e.CustomerRef != courierRef || e.CustomerRef == retailRef {
+		t.Errorf("courier's event %+v (its ref %s)", e, courierRef)
+	}
+	if r := h.do("GET", "/v1/events?cursor=x1", courier.Bearer, nil, nil); r.StatusCode != 400 {
+		t.Errorf("a bad cursor answers %d", r.StatusCode)
+	}
+
+	// The retailer registered an ack key: unsigned and badly signed acks
+	// are refused, a signed one is kept.
+	msg := commerce.AckBytes(ev.ID, "done")
+	if r := h.do("POST", "/v1/acks", retail.Bearer, map[string]any{"event_id": ev.ID, "status": "done"}, nil); r.StatusCode != 400 {
+		t.Errorf("an unsigned ack answers %d, want 400", r.StatusCode)
+	}
+	bad := ed25519.Sign(priv, []byte(`{"event_id":"`+ev.ID+`","status":"done" }`))
+	if r := h.do("POST", "/v1/acks", retail.Bearer, map[string]any{"event_id": ev.ID, "status": "done",
+		"signature": base64.StdEncoding.EncodeToString(bad)}, nil); r.StatusCode != 400 {
+		t.Errorf("an ack signed over other bytes answers %d, want 400", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/acks", courier.Bearer, map[string]any{"event_id": ev.ID, "status": "done"}, nil); r.StatusCode != 404 {
+		t.Errorf("acknowledging another partner's event answers %d, want 404", r.StatusCode)
+	}
+	var ack commerce.AckResult
+	r := h.do("POST", "/v1/acks", retail.Bearer, map[string]any{"event_id": ev.ID, "status": "done",
+		"signature": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, msg))}, &ack)
+	if r.StatusCode != 200 || !ack.Signed || ack.DecisionID == "" {
+		t.Fatalf("signed ack: %d %+v", r.StatusCode, ack)
+	}
+	body, sig, err := h.m.Sys.DB.NoticeAck(context.Background(), ev.ID)
+	if err != nil || string(body) != string(msg) || !ed25519.Verify(pub, body, sig) {
+		t.Errorf("kept evidence does not verify: %v %s", err, body)
+	}
+
+	// The ack's entry is in the log, and the log verifies offline.
+	h.verifyOfflineHas(t, ack.DecisionID, "ack "+commerce.NoticeErased, commerce.NoticeReasonAckSigned)
+
+	// Another shopper's order goes to the same courier. Before the
+	// deadline the courier still gets it; after, it is denied with
+	// unacknowledged_notice (the retailer, who acknowledged, is not).
+	time.Sleep(time.Until(ev.Deadline) + 600*time.Millisecond)
+	orderID2 := h.purchase("919811170202")
+	if r := h.do("POST", "/v1/orders/"+orderID2+"/dispatch", retail.Bearer, map[string]any{"logistics": courier.ID}, nil); r.StatusCode != 200 {
+		t.Fatalf("retailer (acknowledged) dispatch: %d", r.StatusCode)
+	}
+	h.do("POST", "/v1/orders/"+orderID2+"/status", retail.Bearer, map[string]any{"status": "out_for_delivery"}, nil)
+	var denied map[string]any
+	r = h.do("GET", "/v1/orders/"+orderID2+"/delivery", courier.Bearer, nil, &denied)
+	if r.StatusCode != 403 || !strings.Contains(mustJSON(denied), commerce.ReasonUnacknowledgedNotice) {
+		t.Fatalf("overdue courier's read: %d %v, want 403 %s", r.StatusCode, denied, commerce.ReasonUnacknowledgedNotice)
+	}
+	if e, ok := h.auditEntry(r.Header.Get("X-Decision-Id")); !ok || e.Reason != commerce.ReasonUnacknowledgedNotice {
+		t.Errorf("the denial's entry: %+v", e)
+	}
+	if r := h.do("GET", "/v1/orders/"+orderID2, retail.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Errorf("the retailer that acknowledged reads %d", r.StatusCode)
+	}
+	if n := h.count(`SELECT count(*) FROM audit_entries WHERE action = 'notice overdue' AND convert_from(leaf, 'UTF8')::jsonb->>'reason' = $1`, commerce.NoticeReasonOverdue); n != 1 {
+		// Entries reach audit_entries within a second.
+		time.Sleep(1500 * time.Millisecond)
+		if n := h.count(`SELECT count(*) FROM audit_entries WHERE action = 'notice overdue' AND convert_from(leaf, 'UTF8')::jsonb->>'reason' = $1`, commerce.NoticeReasonOverdue); n != 1 {
+			t.Errorf("%d missed-deadline entries, want 1", n)
+		}
+	}
+
+	// The courier acknowledges (unsigned: it has no key) and is served again.
+	if r := h.do("POST", "/v1/acks", courier.Bearer, map[string]any{"event_id": evs.Events[0].ID, "status": "done"}, &ack); r.StatusCode != 200 || ack.Signed {
+		t.Fatalf("courier ack: %d %+v", r.StatusCode, ack)
+	}
+	if r := h.do("GET", "/v1/orders/"+orderID2+"/delivery", courier.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Errorf("after its ack the courier reads %d", r.StatusCode)
+	}
+}
+
+// verifyOfflineHas exports the audit log, verifies it offline against the
+// checkpoint key, and checks that it holds the entry of decision id with
+// the given action and reason. It waits for a checkpoint covering it.
+func (h *harness) verifyOfflineHas(t *testing.T, id, action, reason string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var buf bytes.Buffer
+		err := h.m.Sys.DB.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL)
+		if err == nil {
+			if _, _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), h.m.Sys.CurrentCheckpointKey(), nil); err != nil {
+				t.Fatalf("the export does not verify offline: %v", err)
+			}
+			lines := bytes.Split(buf.Bytes(), []byte("\n"))
+			for _, l := range lines[1:] {
+				if len(l) == 0 {
+					continue
+				}
+				e, err := audit.ParseEntry(l)
+				if err != nil {
+					t.Fatalf("exported leaf: %v", err)
+				}
+				if e.DecisionID == id {
+					if e.Action != action || e.Reason != reason || e.Outcome != audit.OutcomeDone {
+						t.Errorf("entry %+v, want action %q reason %q", e, action, reason)
+					}
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entry %s not in a verified export within 15s (last error %v)", id, err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

@@ -106,6 +106,13 @@ type Webhooks struct {
 type Workers struct {
 	RetentionInterval time.Duration
 	Workers           int
+	// NoticeDeadline is how long a partner has to acknowledge a recipient
+	// notice (BROKER_NOTICE_DEADLINE, default 72h); NoticeRefresh how
+	// often the overdue set the release pipeline checks is reloaded
+	// (BROKER_NOTICE_REFRESH, default 10s; an acknowledgement reloads it
+	// at once).
+	NoticeDeadline time.Duration
+	NoticeRefresh  time.Duration
 }
 
 // DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
@@ -177,6 +184,8 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.ShutdownTimeout = p.duration("BROKER_SHUTDOWN_TIMEOUT")
 	c.Workers.Workers = p.int("BROKER_WORKERS", 1<<20)
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
+	c.Workers.NoticeDeadline = p.duration("BROKER_NOTICE_DEADLINE")
+	c.Workers.NoticeRefresh = p.duration("BROKER_NOTICE_REFRESH")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
@@ -209,6 +218,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Workers.Workers == 0 {
 		c.Workers.Workers = 8
+	}
+	if c.Workers.NoticeDeadline == 0 {
+		c.Workers.NoticeDeadline = 72 * time.Hour
+	}
+	if c.Workers.NoticeRefresh == 0 {
+		c.Workers.NoticeRefresh = 10 * time.Second
 	}
 }
 
@@ -377,6 +392,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")
+	}
+	if c.Workers.NoticeDeadline < 0 || c.Workers.NoticeRefresh < 0 {
+		add("BROKER_NOTICE_DEADLINE and BROKER_NOTICE_REFRESH must be positive durations")
 	}
 	return joinProblems(errs)
 }

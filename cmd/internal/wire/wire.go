@@ -52,6 +52,9 @@ type System struct {
 
 	// Retention applies the policy data's retention periods.
 	Retention *commerce.Retention
+	// Notices sends recipient notices and gates releases to partners
+	// with an overdue acknowledgement.
+	Notices *commerce.Notices
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -122,6 +125,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
+	s.Notices = &commerce.Notices{Service: s.Shop, Store: s.DB, Deadline: cfg.Workers.NoticeDeadline}
+	s.Shop.Notices = s.Notices
+	s.Releaser.SetGate(s.Notices.Gate)
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
