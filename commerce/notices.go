@@ -96,6 +96,9 @@ type NoticeStore interface {
 	// SubjectReleases returns the releases about a shopper (by audit
 	// pseudonym) to partners, integrated or pending.
 	SubjectReleases(ctx context.Context, pseudonym string) ([]audit.Entry, error)
+	// ResealOrder replaces an order's sealed part (a correction), leaving
+	// its status and times alone.
+	ResealOrder(ctx context.Context, id string, sealed []byte) error
 }
 
 // Notices sends recipient notices, takes acknowledgements and keeps the

@@ -174,3 +174,9 @@ func partnerKinds() []string {
 	}
 	return out
 }
+
+// ResealOrder replaces the sealed part of an order not erased (a
+// correction of the shopper's data); status and times are left alone.
+func (db *DB) ResealOrder(ctx context.Context, id string, sealed []byte) error {
+	return db.exec1(ctx, `UPDATE orders SET sealed = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, sealed)
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,198 @@ func (h *harness) verifyOfflineHas(t *testing.T, id, action, reason string) {
 			t.Fatalf("entry %s not in a verified export within 15s (last error %v)", id, err)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestCorrectionReachesRecipients is issue 22's correction: "correct
+// address" in the chat re-seals the open order, releases nothing on its
+// own, and sends subject.corrected to both recipients of the old address
+// (the retailer by webhook, the courier by GET /v1/events); a re-read
+// shows the new address.
+func TestCorrectionReachesRecipients(t *testing.T) {
+	h := newHarness(t, noticeConfig(time.Hour))
+	hooks := newHookServer(t)
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer,
+		Scopes: []string{"orders:read", "orders:write"}, WebhookURL: hooks.srv.URL + "/sieve"})
+	courier := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
+		Scopes: []string{"delivery:read"}})
+	const wa = "919811170301"
+	orderID, courierRef := h.outForDelivery(wa, retail, courier)
+	h.waitIdle()
+	releases := func() int {
+		return h.count(`SELECT count(*) FROM (SELECT convert_from(leaf, 'UTF8')::jsonb AS e FROM audit_entries
+			UNION ALL SELECT convert_from(entry, 'UTF8')::jsonb FROM audit_pending) x
+			WHERE e->>'resource' = $1 AND e->>'outcome' IN ('released', 'partial')`, "order:"+orderID)
+	}
+	before := releases()
+
+	h.mustPost(textMsg(wa, "correct address"))
+	h.next(wa, "address question", contains("corrected delivery address"))
+	h.mustPost(textMsg(wa, "no pin here"))
+	h.next(wa, "asked again", contains("PIN code"))
+	h.mustPost(textMsg(wa, "45 Brigade Road, Bengaluru 560025"))
+	h.next(wa, "correction done", contains("told to update"))
+
+	calls := hooks.noticeSeen(t, commerce.NoticeCorrected, 15*time.Second)
+	var ev commerce.NoticeEvent
+	if err := json.Unmarshal(calls[len(calls)-1].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := partnerhook.Verify([]byte(retail.Secret), calls[len(calls)-1].signature, calls[len(calls)-1].body, time.Now(), 0); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	if len(ev.OrderIDs) != 1 || ev.OrderIDs[0] != orderID || strings.Contains(string(calls[0].body), "Brigade") {
+		t.Errorf("subject.corrected body %s", calls[0].body)
+	}
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+	}
+	if r := h.do("GET", "/v1/events", courier.Bearer, nil, &evs); r.StatusCode != 200 || len(evs.Events) != 1 ||
+		evs.Events[0].Type != commerce.NoticeCorrected || evs.Events[0].CustomerRef != courierRef {
+		t.Fatalf("courier events: %+v", evs)
+	}
+	h.waitIdle()
+	time.Sleep(300 * time.Millisecond)
+	if after := releases(); after != before {
+		t.Errorf("the correction released the order %d time(s) on its own", after-before)
+	}
+	var view map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, &view); r.StatusCode != 200 {
+		t.Fatalf("re-read: %d", r.StatusCode)
+	}
+	if d, _ := view["delivery"].(map[string]any); d["address"] != "45 Brigade Road, Bengaluru 560025" || d["postal_code"] != "560025" {
+		t.Errorf("re-read delivery %v", view["delivery"])
+	}
+	// The correction is audited without the address.
+	if n := h.count(`SELECT count(*) FROM (SELECT convert_from(leaf, 'UTF8') AS e FROM audit_entries
+		UNION ALL SELECT convert_from(entry, 'UTF8') FROM audit_pending) x WHERE e LIKE '%Brigade%'`); n != 0 {
+		t.Errorf("%d audit entries hold the address", n)
+	}
+}
+
+// TestConsentWithdrawalNotice: "stop" after an opt-in sends
+// consent.withdrawn, naming the withdrawn purpose, to every recipient; the
+// shopper's disclosures show it per recipient with notified and
+// acknowledged times.
+func TestConsentWithdrawalNotice(t *testing.T) {
+	h := newHarness(t, noticeConfig(time.Hour))
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer, Scopes: []string{"orders:read"}})
+	const wa = "919811170401"
+	orderID := h.purchase(wa)
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("read: %d", r.StatusCode)
+	}
+	h.mustPost(textMsg(wa, "allow analytics"))
+	h.next(wa, "analytics on", contains("analytics"))
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+	}
+	if h.do("GET", "/v1/events", retail.Bearer, nil, &evs); len(evs.Events) != 0 {
+		t.Fatalf("an opt-in sent %d notices", len(evs.Events))
+	}
+	h.mustPost(textMsg(wa, "stop"))
+	h.next(wa, "stopped", contains("no offers and no analytics"))
+	if r := h.do("GET", "/v1/events", retail.Bearer, nil, &evs); r.StatusCode != 200 || len(evs.Events) != 1 {
+		t.Fatalf("events after stop: %d %+v", r.StatusCode, evs)
+	}
+	ev := evs.Events[0]
+	if ev.Type != commerce.NoticeWithdrawn || len(ev.Purposes) != 1 || ev.Purposes[0] != "analytics" || ev.OrderIDs[0] != orderID {
+		t.Errorf("consent.withdrawn %+v", ev)
+	}
+	// A second "stop" withdraws nothing more and tells nobody again.
+	h.mustPost(textMsg(wa, "stop"))
+	h.next(wa, "stopped again", contains("no offers and no analytics"))
+	if h.do("GET", "/v1/events?cursor=0", retail.Bearer, nil, &evs); len(evs.Events) != 1 {
+		t.Errorf("%d notices after a second stop, want 1", len(evs.Events))
+	}
+	if r := h.do("POST", "/v1/acks", retail.Bearer, map[string]any{"event_id": ev.ID, "status": "done"}, nil); r.StatusCode != 200 {
+		t.Fatalf("ack: %d", r.StatusCode)
+	}
+	subject, err := h.m.Sys.Rights.ResolveWaID(context.Background(), wa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := h.m.Sys.Rights.Disclosures(context.Background(), subject.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range ds {
+		for _, n := range d.Notices {
+			if n.EventID == ev.ID && n.NotifiedAt != nil && n.AcknowledgedAt != nil {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("disclosures do not show the notice as notified and acknowledged: %+v", ds)
+	}
+}
+
+// TestHostileAcks: malformed, mistyped, oversized and forged
+// acknowledgements get a clear 4xx and acknowledge nothing; the events
+// and acks routes need a partner token.
+func TestHostileAcks(t *testing.T) {
+	h := newHarness(t, noticeConfig(time.Hour))
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer, Scopes: []string{"orders:read"}})
+	other := h.partnerWith(token.PartnerSpec{Name: "Other", Kind: broker.KindAnalytics, Scopes: []string{"data:request"}})
+	const wa = "919811170501"
+	orderID := h.purchase(wa)
+	h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, nil)
+	h.mustPost(textMsg(wa, "delete my data"))
+	h.next(wa, "erasure confirmation", offers(commerce.IDEraseConfirm))
+	h.mustPost(replyMsg(wa, commerce.IDEraseConfirm))
+	h.waitIdle()
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+	}
+	if h.do("GET", "/v1/events", retail.Bearer, nil, &evs); len(evs.Events) != 1 {
+		t.Fatalf("events: %+v", evs)
+	}
+	id := evs.Events[0].ID
+	for _, c := range []struct {
+		name, bearer, ctype, body string
+		want                      int
+	}{
+		{"not JSON", retail.Bearer, "application/json", `{"event_id":`, 400},
+		{"wrong content type", retail.Bearer, "text/plain", `{"event_id":"` + id + `","status":"done"}`, 415},
+		{"unknown field", retail.Bearer, "application/json", `{"event_id":"` + id + `","status":"done","note":"ok"}`, 400},
+		{"status not done", retail.Bearer, "application/json", `{"event_id":"` + id + `","status":"ignored"}`, 400},
+		{"id not ours", retail.Bearer, "application/json", `{"event_id":"+919811170501","status":"done"}`, 400},
+		{"id with a NUL", retail.Bearer, "application/json", `{"event_id":"evt_\u0000","status":"done"}`, 400},
+		{"id of nothing", retail.Bearer, "application/json", `{"event_id":"evt_aaaaaaaaaaaaaaaaaaaaaaaaaa","status":"done"}`, 404},
+		{"signature without a key", retail.Bearer, "application/json", `{"event_id":"` + id + `","status":"done","signature":"AAAA"}`, 400},
+		{"status of the wrong type", retail.Bearer, "application/json", `{"event_id":"` + id + `","status":1}`, 400},
+		{"another partner's event", other.Bearer, "application/json", `{"event_id":"` + id + `","status":"done"}`, 404},
+		{"no token", "", "application/json", `{"event_id":"` + id + `","status":"done"}`, 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", h.base+"/v1/acks", strings.NewReader(c.body))
+			req.Header.Set("Content-Type", c.ctype)
+			if c.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+c.bearer)
+			}
+			a := send(t, req)
+			if a.status != c.want {
+				t.Fatalf("status %d, want %d: %s", a.status, c.want, a.body)
+			}
+			if msg := checkJSONError(a); msg != "" {
+				t.Errorf("error shape: %s: %s", msg, a.body)
+			}
+		})
+	}
+	if n := h.count(`SELECT count(*) FROM partner_notices WHERE acked_at IS NOT NULL`); n != 0 {
+		t.Errorf("%d notices acknowledged by hostile requests", n)
+	}
+	for _, q := range []string{"?cursor=-1", "?cursor=01", "?cursor=99999999999999999999", "?limit=0", "?limit=101", "?limit=x"} {
+		if r := h.do("GET", "/v1/events"+q, retail.Bearer, nil, nil); r.StatusCode != 400 {
+			t.Errorf("GET /v1/events%s answers %d, want 400", q, r.StatusCode)
+		}
+	}
+	if r := h.do("GET", "/v1/events", "", nil, nil); r.StatusCode != 401 {
+		t.Errorf("GET /v1/events without a token answers %d", r.StatusCode)
+	}
+	if h.do("GET", "/v1/events", other.Bearer, nil, &evs); len(evs.Events) != 0 {
+		t.Errorf("another partner sees %d of the retailer's events", len(evs.Events))
 	}
 }
