@@ -131,6 +131,9 @@ type Deps struct {
 	Partners       broker.PartnerStore
 	Policy         func() PolicyView
 	Processing     func(ctx context.Context) (ProcessingRecord, error)
+	// Notices returns the recipient notices not yet acknowledged (nil: the
+	// page says there is no notice store).
+	Notices func(ctx context.Context) ([]NoticeRow, error)
 	Log            *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
@@ -231,6 +234,7 @@ func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
 	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))
 	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
 	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
+	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(u.notices))
 	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
 	app.Use("/ui", u.unmatched)
 }

@@ -39,6 +39,18 @@ func (s *System) uiDeps() ui.Deps {
 			rec, err := (&Reports{}).With(s).Record(ctx)
 			return uiRecord(rec), err
 		},
+		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
+			list, err := s.DB.OpenNotices(ctx, 1000)
+			out := make([]ui.NoticeRow, 0, len(list))
+			for _, n := range list {
+				r := ui.NoticeRow{EventID: n.ID, Partner: n.Partner, Type: n.Type, Created: n.CreatedAt, Deadline: n.Deadline}
+				if n.NotifiedAt != nil {
+					r.Notified = *n.NotifiedAt
+				}
+				out = append(out, r)
+			}
+			return out, err
+		},
 		Log:           s.Log,
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,

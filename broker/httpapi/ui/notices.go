@@ -1,0 +1,91 @@
+package ui
+
+import (
+	"sort"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// NoticeRow is one recipient notice not yet acknowledged (SPEC §5.12).
+type NoticeRow struct {
+	EventID  string
+	Partner  string // client id
+	Type     string // subject.erased, consent.withdrawn, …
+	Created  time.Time
+	Deadline time.Time
+	Notified time.Time // webhook delivered or first fetched; zero: not yet
+}
+
+// partnerNotices is one partner's outstanding acknowledgements.
+type partnerNotices struct {
+	Partner, Label       string
+	Outstanding, Overdue int
+	Rows                 []noticeView
+}
+
+type noticeView struct {
+	NoticeRow
+	Overdue bool
+	Left    time.Duration // until the deadline; negative when overdue
+}
+
+type noticesBody struct {
+	Configured bool
+	Partners   []partnerNotices
+	Overdue    int
+	Total      int
+}
+
+// notices lists the outstanding and overdue acknowledgements per partner:
+// an overdue partner gets no release until it acknowledges.
+func (u *UI) notices(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	body := noticesBody{Configured: u.d.Notices != nil}
+	if body.Configured {
+		rows, err := u.d.Notices(ctx)
+		if err != nil {
+			return err
+		}
+		now := u.d.Now()
+		names := u.actorNames(ctx)
+		labels := map[string]string{}
+		for actor, name := range names {
+			labels[actor[len(kindOf(actor))+1:]] = name + " (" + kindOf(actor) + ")"
+		}
+		by := map[string]*partnerNotices{}
+		for _, r := range rows {
+			p := by[r.Partner]
+			if p == nil {
+				label := labels[r.Partner]
+				if label == "" {
+					label = r.Partner
+				}
+				p = &partnerNotices{Partner: r.Partner, Label: label}
+				by[r.Partner] = p
+			}
+			v := noticeView{NoticeRow: r, Left: r.Deadline.Sub(now)}
+			v.Overdue = v.Left < 0
+			p.Outstanding++
+			body.Total++
+			if v.Overdue {
+				p.Overdue++
+				body.Overdue++
+			}
+			p.Rows = append(p.Rows, v)
+		}
+		for _, p := range by {
+			body.Partners = append(body.Partners, *p)
+		}
+		sort.Slice(body.Partners, func(i, j int) bool {
+			a, b := body.Partners[i], body.Partners[j]
+			if a.Overdue != b.Overdue {
+				return a.Overdue > b.Overdue
+			}
+			return a.Label < b.Label
+		})
+	}
+	d := u.data(c, "notices", "Recipient notices")
+	d.Body = body
+	return u.render(c, "notices", d)
+}
