@@ -122,6 +122,14 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 				return err
 			}
 		}
+		// Invoices are held through the erasure (CGST Act s.36): those of
+		// orders placed before keys were split are written out first.
+		hasInvoices := false
+		if s.Holds != nil {
+			if hasInvoices, err = s.Holds.prepare(ctx, subject); err != nil {
+				return err
+			}
+		}
 		// Every recipient of the shopper's data is told (SPEC §5.12),
 		// from the audit log, which the erasure does not touch.
 		if s.Notices != nil {
@@ -132,7 +140,11 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 		if _, err := r.Store.EraseSubjectRows(ctx, subject); err != nil {
 			return err
 		}
-		if err := s.Sealer.Shred(ctx, subject); err != nil {
+		if s.Holds != nil {
+			if err := s.Holds.shred(ctx, subject, hasInvoices, actor); err != nil {
+				return err
+			}
+		} else if err := s.Sealer.Shred(ctx, subject); err != nil {
 			return err
 		}
 		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),

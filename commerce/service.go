@@ -86,6 +86,9 @@ type Service struct {
 	// Notices tells a shopper's recipients about erasures, withdrawals and
 	// corrections (SPEC §5.12); nil sends none (unit tests).
 	Notices *Notices
+	// Holds keeps invoices through an erasure for their legal minimum;
+	// nil: an erasure shreds every key.
+	Holds *Holds
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -926,6 +929,11 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 	o.Status, o.PaymentStatus = StatusPlaced, PaymentCaptured
 	if err := s.Store.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
 		return err
+	}
+	if s.Holds != nil {
+		if err := s.Holds.SealInvoice(ctx, o, time.Now()); err != nil {
+			return err
+		}
 	}
 	s.inc("sieve_orders_total", "placed")
 	if retailer.ID == "" {

@@ -134,7 +134,7 @@ type Deps struct {
 	// Notices returns the recipient notices not yet acknowledged (nil: the
 	// page says there is no notice store).
 	Notices func(ctx context.Context) ([]NoticeRow, error)
-	Log            *slog.Logger
+	Log     *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
 	// SecureCookies marks cookies Secure even when the request did not

@@ -55,6 +55,9 @@ type System struct {
 	// Notices sends recipient notices and gates releases to partners
 	// with an overdue acknowledgement.
 	Notices *commerce.Notices
+	// Holds keeps held categories through an erasure and shreds them when
+	// their hold ends.
+	Holds *commerce.Holds
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -111,8 +114,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
 	s.Shop = &commerce.Service{
-		Store:    s.DB,
-		Sealer:   s.Sealer,
+		Store: s.DB,
+		// A data key per shopper and category (contact, fulfilment,
+		// invoice), so an erasure can hold some and shred others.
+		Sealer:   seal.NewCategorySealer(s.Sealer),
 		Vault:    s.Sealer,
 		Releaser: s.Releaser,
 		Partners: s.DB,
@@ -128,6 +133,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Notices = &commerce.Notices{Service: s.Shop, Store: s.DB, Deadline: cfg.Workers.NoticeDeadline}
 	s.Shop.Notices = s.Notices
 	s.Releaser.SetGate(s.Notices.Gate)
+	s.Holds = &commerce.Holds{Service: s.Shop, Store: s.DB, Held: map[string]time.Duration{}}
+	if r, ok := s.Policy.Data().Retention["invoice"]; ok && r.Hold {
+		s.Holds.Held[commerce.KeyInvoice] = r.LegalMinimum()
+	}
+	s.Shop.Holds = s.Holds
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
