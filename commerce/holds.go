@@ -49,6 +49,7 @@ type HoldStore interface {
 	TakeDueHolds(ctx context.Context, now time.Time, limit int) ([]Hold, error)
 	DropInvoices(ctx context.Context, subject string) error
 	ListHolds(ctx context.Context, limit int) ([]Hold, error)
+	HoldOf(ctx context.Context, subject, category string) (Hold, error)
 }
 
 // CategoryShredder is a Sealer that can shred some of a shopper's data
@@ -252,4 +253,58 @@ func (h *Holds) Run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// PurposeLegalObligation is the one purpose a held record is released
+// for (SPEC §10 Retention).
+const PurposeLegalObligation = "legal_obligation"
+
+// Reasons of a release of a held record.
+const (
+	HeldReasonApproved     = "officer_approved"
+	HeldReasonWrongPurpose = "held_for_legal_obligation_only"
+)
+
+// ReleaseHeld releases the held invoice of an order of an erased shopper
+// to an officer who approved it, for purpose legal_obligation only; any
+// other purpose, or another party than an officer, is refused. Both are
+// audited. It returns the invoice and the decision id.
+func (h *Holds) ReleaseHeld(ctx context.Context, officer broker.Party, orderID, purpose string) (Invoice, string, error) {
+	s := h.Service
+	if !orderIDRe.MatchString(orderID) {
+		return Invoice{}, "", broker.Errorf(broker.EInvalid, "order id must be an ord_… id")
+	}
+	if officer.Kind != broker.KindOfficer {
+		return Invoice{}, "", broker.Errorf(broker.EForbidden, "only an officer may approve the release of a held record")
+	}
+	row, _, err := s.Store.GetOrderWithSubject(ctx, orderID)
+	if err != nil {
+		return Invoice{}, "", err
+	}
+	if _, err := h.Store.HoldOf(ctx, row.Subject, KeyInvoice); err != nil {
+		return Invoice{}, "", err
+	}
+	dec := broker.NewID("dec")
+	e := audit.Entry{Time: h.now(), DecisionID: dec, Actor: officer.Actor(), Action: "release held",
+		Purpose: purpose, Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + orderID,
+		PolicyRevision: s.Releaser.Policy().Revision()}
+	if purpose != PurposeLegalObligation {
+		e.Purpose, e.Withheld, e.Outcome, e.Reason = "invalid", []string{"invoice"}, audit.OutcomeDenied, HeldReasonWrongPurpose
+		if purpose == "" || len(purpose) <= 64 && FieldName(purpose) {
+			e.Purpose = purpose
+		}
+		if err := s.Releaser.Audit().Append(ctx, e); err != nil {
+			return Invoice{}, "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
+		}
+		return Invoice{}, dec, broker.Errorf(broker.EDenied, "a held record is released only for purpose %s", PurposeLegalObligation)
+	}
+	inv, err := h.OpenInvoice(ctx, row.Subject, orderID)
+	if err != nil {
+		return Invoice{}, "", err
+	}
+	e.Released, e.Outcome, e.Reason = []string{"invoice"}, audit.OutcomeReleased, HeldReasonApproved
+	if err := s.Releaser.Audit().Append(ctx, e); err != nil {
+		return Invoice{}, "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable; nothing was released")
+	}
+	return inv, dec, nil
 }

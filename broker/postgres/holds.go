@@ -69,3 +69,11 @@ func (db *DB) ListHolds(ctx context.Context, limit int) ([]commerce.Hold, error)
 	})
 	return out, Translate(err)
 }
+
+// HoldOf returns the hold of a shopper's category, or ENotFound.
+func (db *DB) HoldOf(ctx context.Context, subject, category string) (commerce.Hold, error) {
+	var h commerce.Hold
+	err := db.q(ctx).QueryRow(ctx, `SELECT subject_id, category, basis, held_at, hold_until FROM subject_holds
+		WHERE subject_id = $1 AND category = $2`, subject, category).Scan(&h.Subject, &h.Category, &h.Basis, &h.HeldAt, &h.Until)
+	return h, Translate(err)
+}

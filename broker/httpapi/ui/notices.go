@@ -2,9 +2,13 @@ package ui
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // NoticeRow is one recipient notice not yet acknowledged (SPEC §5.12).
@@ -35,6 +39,25 @@ type noticesBody struct {
 	Partners   []partnerNotices
 	Overdue    int
 	Total      int
+	Holds      []HoldRow
+	Warnings   []WarningRow
+}
+
+// HoldRow is a data category of an erased shopper kept under a legal hold.
+type HoldRow struct {
+	Subject  string // the audit pseudonym
+	Category string
+	Basis    string // the legal basis, from policy data
+	HeldAt   time.Time
+	Until    time.Time
+}
+
+// WarningRow is a pending erasure for inactivity: the shopper was warned
+// and is erased after EraseAfter unless they write.
+type WarningRow struct {
+	Subject    string // the audit pseudonym
+	WarnedAt   time.Time
+	EraseAfter time.Time
 }
 
 // notices lists the outstanding and overdue acknowledgements per partner:
@@ -85,7 +108,41 @@ func (u *UI) notices(c *fiber.Ctx) error {
 			return a.Label < b.Label
 		})
 	}
+	if u.d.Holds != nil {
+		var err error
+		if body.Holds, err = u.d.Holds(ctx); err != nil {
+			return err
+		}
+	}
+	if u.d.Warnings != nil {
+		var err error
+		if body.Warnings, err = u.d.Warnings(ctx); err != nil {
+			return err
+		}
+	}
 	d := u.data(c, "notices", "Recipient notices")
 	d.Body = body
 	return u.render(c, "notices", d)
+}
+
+type heldBody struct {
+	Invoice  commerce.Invoice
+	Decision string
+}
+
+// releaseHeld is the officer's approved release of a held invoice, for
+// purpose legal_obligation only; the answer names its audit entry.
+func (u *UI) releaseHeld(c *fiber.Ctx) error {
+	if u.d.ReleaseHeld == nil {
+		return broker.Errorf(broker.ENotFound, "holds are not configured")
+	}
+	cur, _ := u.current(c)
+	inv, dec, err := u.d.ReleaseHeld(c.UserContext(), cur.party(), strings.TrimSpace(c.FormValue("order_id")),
+		c.FormValue("purpose"))
+	if err != nil {
+		return err
+	}
+	d := u.data(c, "notices", "Held invoice "+inv.OrderID)
+	d.Body = heldBody{Invoice: inv, Decision: dec}
+	return u.render(c, "held", d)
 }

@@ -113,6 +113,10 @@ type Workers struct {
 	// at once).
 	NoticeDeadline time.Duration
 	NoticeRefresh  time.Duration
+	// ErasureWarning is how long before an erasure for inactivity the
+	// shopper is warned (BROKER_ERASURE_WARNING, default and minimum 48h:
+	// DPDP Rules 2025, Rule 8(2)).
+	ErasureWarning time.Duration
 }
 
 // DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
@@ -186,6 +190,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
 	c.Workers.NoticeDeadline = p.duration("BROKER_NOTICE_DEADLINE")
 	c.Workers.NoticeRefresh = p.duration("BROKER_NOTICE_REFRESH")
+	c.Workers.ErasureWarning = p.duration("BROKER_ERASURE_WARNING")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
@@ -224,6 +229,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Workers.NoticeRefresh == 0 {
 		c.Workers.NoticeRefresh = 10 * time.Second
+	}
+	if c.Workers.ErasureWarning == 0 {
+		c.Workers.ErasureWarning = 48 * time.Hour
 	}
 }
 
@@ -395,6 +403,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.NoticeDeadline < 0 || c.Workers.NoticeRefresh < 0 {
 		add("BROKER_NOTICE_DEADLINE and BROKER_NOTICE_REFRESH must be positive durations")
+	}
+	if c.Workers.ErasureWarning != 0 && c.Workers.ErasureWarning < 48*time.Hour {
+		add("BROKER_ERASURE_WARNING must be at least 48h (DPDP Rules 2025, Rule 8(2))")
 	}
 	return joinProblems(errs)
 }

@@ -51,6 +51,25 @@ func (s *System) uiDeps() ui.Deps {
 			}
 			return out, err
 		},
+		Holds: func(ctx context.Context) ([]ui.HoldRow, error) {
+			list, err := s.DB.ListHolds(ctx, 1000)
+			retention := s.Policy.Data().Retention
+			out := make([]ui.HoldRow, 0, len(list))
+			for _, h := range list {
+				out = append(out, ui.HoldRow{Subject: s.Pseudo.Audit(h.Subject), Category: h.Category,
+					Basis: retention[h.Basis].Basis, HeldAt: h.HeldAt, Until: h.Until})
+			}
+			return out, err
+		},
+		Warnings: func(ctx context.Context) ([]ui.WarningRow, error) {
+			list, err := s.DB.ListWarnings(ctx, 1000)
+			out := make([]ui.WarningRow, 0, len(list))
+			for _, w := range list {
+				out = append(out, ui.WarningRow{Subject: s.Pseudo.Audit(w.Subject), WarnedAt: w.WarnedAt, EraseAfter: w.EraseAfter})
+			}
+			return out, err
+		},
+		ReleaseHeld:   s.Holds.ReleaseHeld,
 		Log:           s.Log,
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,

@@ -58,6 +58,9 @@ type System struct {
 	// Holds keeps held categories through an erasure and shreds them when
 	// their hold ends.
 	Holds *commerce.Holds
+	// Warnings warns shoppers 48 hours (at least) before an erasure for
+	// inactivity; the retention sweeper waits for it.
+	Warnings *commerce.Warnings
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -144,6 +147,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
+	s.Warnings = &commerce.Warnings{Service: s.Shop, Store: s.DB, Lead: cfg.Workers.ErasureWarning,
+		Period: s.Retention.ShopperPeriod(), DefaultStore: cfg.WhatsApp.PhoneNumberID}
+	s.Retention.SetWarnings(s.Warnings)
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
 		Ingest: s.Shop, Log: log}
 	return s, nil
