@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -497,5 +498,116 @@ func TestHostileAcks(t *testing.T) {
 	}
 	if h.do("GET", "/v1/events", other.Bearer, nil, &evs); len(evs.Events) != 0 {
 		t.Errorf("another partner sees %d of the retailer's events", len(evs.Events))
+	}
+}
+
+// officerSession creates an officer with a chosen password and signs in to
+// /ui; it returns the session cookie and the CSRF token.
+func (h *harness) officerSession(name string) (*http.Cookie, string) {
+	h.t.Helper()
+	ctx := context.Background()
+	const password = "correct horse battery staple 42"
+	hash, err := token.HashSecret(password)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.m.Sys.DB.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: name, PasswordHash: hash}); err != nil {
+		h.t.Fatal(err)
+	}
+	// The operator's password is temporary; this officer chose theirs.
+	if _, err := h.m.Sys.DB.Pool.Exec(ctx, `UPDATE officers SET password_temporary = false WHERE name = $1`, name); err != nil {
+		h.t.Fatal(err)
+	}
+	get := func(path string, cookies ...*http.Cookie) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", h.base+path, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(resp.Body)
+		return resp, b.String()
+	}
+	resp, _ := get("/ui/login")
+	var login *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "sieve_login" {
+			login = c
+		}
+	}
+	if login == nil {
+		h.t.Fatal("no login cookie")
+	}
+	form := url.Values{"csrf": {login.Value}, "name": {name}, "password": {password}}
+	req, _ := http.NewRequest("POST", h.base+"/ui/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(login)
+	a := send(h.t, req)
+	var sess *http.Cookie
+	for _, c := range (&http.Response{Header: a.header}).Cookies() {
+		if c.Name == "sieve_session" {
+			sess = c
+		}
+	}
+	if a.status != 303 || sess == nil {
+		h.t.Fatalf("login: %d %s", a.status, a.body)
+	}
+	r2, page := get("/ui/subjects", sess)
+	const marker = `<meta name="csrf-token" content="`
+	i := strings.Index(page, marker)
+	if i < 0 {
+		h.t.Fatalf("no CSRF token (status %d, %s): %s", r2.StatusCode, r2.Header.Get("Location"), page)
+	}
+	rest := page[i+len(marker):]
+	return sess, rest[:strings.IndexByte(rest, '"')]
+}
+
+// TestOfficerCorrection: an officer corrects a shopper's address in /ui;
+// the recipient of the old address gets subject.corrected, the audit entry
+// names the officer and holds no address, and /ui/notices lists the
+// outstanding acknowledgement.
+func TestOfficerCorrection(t *testing.T) {
+	h := newHarness(t, noticeConfig(time.Hour))
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer, Scopes: []string{"orders:read"}})
+	const wa = "919811170801"
+	orderID := h.purchase(wa)
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("read: %d", r.StatusCode)
+	}
+	sess, csrf := h.officerSession("asha")
+	post := func(form url.Values) answer {
+		req, _ := http.NewRequest("POST", h.base+"/ui/subjects/correct", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(sess)
+		return send(t, req)
+	}
+	if a := post(url.Values{"csrf": {csrf}, "wa_id": {"+" + wa}, "address": {"no pin code here at all"}}); a.status != 400 {
+		t.Errorf("an address without a PIN code: %d", a.status)
+	}
+	a := post(url.Values{"csrf": {csrf}, "wa_id": {"+" + wa}, "address": {"7 Residency Road, Bengaluru 560025"}})
+	if a.status != 200 || !strings.Contains(string(a.body), "1 recipient(s) of the old address told") {
+		t.Fatalf("correction: %d %s", a.status, a.body)
+	}
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+	}
+	if h.do("GET", "/v1/events", retail.Bearer, nil, &evs); len(evs.Events) != 1 || evs.Events[0].Type != commerce.NoticeCorrected {
+		t.Fatalf("events: %+v", evs)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := h.count(`SELECT count(*) FROM audit_entries WHERE action = 'correct' AND actor LIKE 'officer:%'`); n != 1 {
+		t.Errorf("%d officer correction entries, want 1", n)
+	}
+	if n := h.count(`SELECT count(*) FROM audit_entries WHERE convert_from(leaf, 'UTF8') LIKE '%Residency%'`); n != 0 {
+		t.Error("the address reached the audit log")
+	}
+	req, _ := http.NewRequest("GET", h.base+"/ui/notices", nil)
+	req.AddCookie(sess)
+	if a := send(t, req); a.status != 200 || !strings.Contains(string(a.body), evs.Events[0].ID) || !strings.Contains(string(a.body), "Fresh Mart") {
+		t.Errorf("/ui/notices: %d, lists the event: %v", a.status, strings.Contains(string(a.body), evs.Events[0].ID))
 	}
 }

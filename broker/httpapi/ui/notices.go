@@ -1,9 +1,11 @@
 package ui
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -145,4 +147,33 @@ func (u *UI) releaseHeld(c *fiber.Ctx) error {
 	d := u.data(c, "notices", "Held invoice "+inv.OrderID)
 	d.Body = heldBody{Invoice: inv, Decision: dec}
 	return u.render(c, "held", d)
+}
+
+// correct is an officer-initiated correction of a shopper's address (GDPR
+// Art. 16, DPDP §12): the open orders are re-sealed, nothing is released,
+// every recipient of the old address gets subject.corrected. The address
+// itself never reaches the audit log.
+func (u *UI) correct(c *fiber.Ctx) error {
+	cur, _ := u.current(c)
+	row, wa, ok, err := u.resolve(c, cur, "correct")
+	if !ok {
+		return err
+	}
+	addr := strings.TrimSpace(c.FormValue("address"))
+	if n := utf8.RuneCountInString(addr); n < 10 || n > 300 || !utf8.ValidString(addr) || commerce.PostalCodeOf(addr) == "" {
+		return broker.Errorf(broker.EInvalid, "Enter the full corrected address with its 6-digit PIN code.")
+	}
+	ctx := c.UserContext()
+	orders, told, err := u.d.Rights.Service.CorrectAddress(ctx, row.ID, commerce.Location{Address: addr}, cur.party())
+	if err != nil {
+		return err
+	}
+	body, err := u.subjectPage(ctx, row, wa)
+	if err != nil {
+		return err
+	}
+	body.Corrected = fmt.Sprintf("Address corrected on %d open order(s); %d recipient(s) of the old address told.", orders, told)
+	d := u.data(c, "subjects", "Subject "+body.Pseudonym)
+	d.Body = body
+	return u.render(c, "subject", d)
 }

@@ -240,6 +240,7 @@ func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
 	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(u.lookup))
 	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))
 	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
+	u.route(app, fiber.MethodPost, "/ui/subjects/correct", u.officer(u.correct))
 	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
 	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(u.notices))
 	u.route(app, fiber.MethodPost, "/ui/holds/release", u.officer(u.releaseHeld))
