@@ -17,7 +17,10 @@ import (
 //
 //	{"index":N,"time":"RFC3339","decision_id":"…","actor":"…","action":"…",
 //	 "purpose":"…","subject":"…","resource":"…","released":[…],"withheld":[…],
-//	 "outcome":"…","reason":"…","policy_revision":"…"}
+//	 "outcome":"…","reason":"…","policy_revision":"…"[,"retain_until":"RFC3339"]}
+//
+// retain_until is optional and present only when set (a release's data
+// life), so leaves written before it existed keep their canonical bytes.
 //
 // Because the layout is fixed, a leaf can be checked by a single left-to-right
 // scan (ScanLeaf), which is what verification does for every entry.
@@ -35,6 +38,7 @@ const (
 	keyOutcome  = `,"outcome":`
 	keyReason   = `,"reason":`
 	keyPolicy   = `,"policy_revision":`
+	keyRetain   = `,"retain_until":"`
 )
 
 // appendCanonical appends the encoding of the normalized entry e to dst.
@@ -68,6 +72,14 @@ func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
 	dst = appendString(dst, e.Reason)
 	dst = append(dst, keyPolicy...)
 	dst = appendString(dst, e.PolicyRevision)
+	if !e.RetainUntil.IsZero() {
+		if y := e.RetainUntil.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("audit: retain_until year %d outside [0,9999]", y)
+		}
+		dst = append(dst, keyRetain...)
+		dst = e.RetainUntil.AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
 	return append(dst, '}'), nil
 }
 
@@ -181,6 +193,9 @@ func ParseEntry(b []byte) (Entry, error) {
 		Reason:         unquote(v.Reason),
 		PolicyRevision: unquote(v.PolicyRevision),
 	}
+	if v.HasRetainUntil {
+		e.RetainUntil = time.UnixMicro(v.RetainUntilMicros).UTC()
+	}
 	// The scan is the fast check; re-encoding is the definition. Both must
 	// agree, and this keeps ParseEntry correct even if the scan had a gap.
 	c, err := e.Canonical()
@@ -208,6 +223,10 @@ type LeafView struct {
 	Outcome        []byte
 	Reason         []byte
 	PolicyRevision []byte
+	// HasRetainUntil says whether the optional retain_until is present;
+	// RetainUntilMicros is then its Unix microseconds, UTC.
+	HasRetainUntil    bool
+	RetainUntilMicros int64
 
 	// Escaped reports whether any string field holds an escape sequence;
 	// if not, every field's raw content is its value.
@@ -320,6 +339,16 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	}
 	if v.PolicyRevision, err = s.field(s.lit(keyPolicy), keyPolicy); err != nil {
 		return err
+	}
+	v.HasRetainUntil, v.RetainUntilMicros = false, 0
+	if s.lit(keyRetain) {
+		if v.RetainUntilMicros, err = s.time(); err != nil {
+			return err
+		}
+		if !s.lit(`"`) {
+			return s.fail(`expected " after retain_until`)
+		}
+		v.HasRetainUntil = true
 	}
 	if !s.lit("}") || s.pos != len(b) {
 		return s.fail("expected } at the end")

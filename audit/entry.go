@@ -45,6 +45,11 @@ type Entry struct {
 	Outcome        string    `json:"outcome"`
 	Reason         string    `json:"reason"`
 	PolicyRevision string    `json:"policy_revision"`
+	// RetainUntil is the data life of a release (SPEC §5.12): the time by
+	// which the recipient must delete what it received. It is optional:
+	// zero is left out of the leaf, so leaves written before it existed
+	// keep their bytes and verify unchanged.
+	RetainUntil time.Time `json:"retain_until,omitzero"`
 }
 
 // Normalize puts e in canonical form: UTC time truncated to microseconds
@@ -53,6 +58,9 @@ type Entry struct {
 // encoding round-trips through ParseEntry).
 func (e *Entry) Normalize() {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	if !e.RetainUntil.IsZero() {
+		e.RetainUntil = e.RetainUntil.UTC().Truncate(time.Microsecond)
+	}
 	if e.Released == nil {
 		e.Released = []string{}
 	}
@@ -137,6 +145,9 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 	}
 	if y := e.Time.UTC().Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("%w: time %v is outside years 1-9999", ErrInvalidEntry, e.Time)
+	}
+	if y := e.RetainUntil.UTC().Year(); !e.RetainUntil.IsZero() && (y < 1 || y > 9999) {
+		return nil, fmt.Errorf("%w: retain_until %v is outside years 1-9999", ErrInvalidEntry, e.RetainUntil)
 	}
 	names := [...]string{KeyNames[0], KeyNames[1], KeyNames[2], KeyNames[3], KeyNames[4], KeyNames[5], KeyNames[6],
 		"reason", "policy_revision"} // the order of e.strings()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -61,6 +62,10 @@ type Decision struct {
 	Released       Record
 	Withheld       []Withheld
 	PolicyRevision string
+	// RetainUntil is the release's data life (SPEC §5.12): when the
+	// recipient must have deleted what it received; zero when nothing
+	// was released.
+	RetainUntil time.Time
 }
 
 // WithheldFields returns the names of the withheld fields.
@@ -101,6 +106,9 @@ type PolicyDecision struct {
 	Allow  bool                 // the purpose is open to this party in this state at all
 	Reason string               // why not, when !Allow
 	Fields map[string]FieldRule // verdicts for asked fields; a missing field is withheld
+	// DataLife is how long the recipient may keep what it receives for
+	// this purpose (policy data); zero: no data life is stated.
+	DataLife time.Duration
 }
 
 // PolicyEngine evaluates policy. Implementations must fail closed: an error
@@ -143,6 +151,23 @@ type Releaser struct {
 
 	mu    sync.RWMutex
 	plans map[string]*plan
+
+	gate atomic.Pointer[Gate]
+}
+
+// Gate is a check every release passes before policy: a non-empty answer
+// is the reason code the whole release is denied with (e.g. a partner
+// holding an overdue recipient notice). It must be cheap: it runs on every
+// release, partner reads included.
+type Gate func(p Party) string
+
+// SetGate installs the gate every later release passes (nil removes it).
+func (r *Releaser) SetGate(g Gate) {
+	if g == nil {
+		r.gate.Store(nil)
+		return
+	}
+	r.gate.Store(&g)
 }
 
 // maxPlans bounds the decision cache; it is cleared when full.
@@ -165,6 +190,7 @@ type plan struct {
 	allow  bool
 	reason string
 	rules  []FieldRule // parallel to the input's fields
+	life   time.Duration
 }
 
 // Release decides and records: it evaluates policy, minimises the record,
@@ -209,6 +235,7 @@ func (r *Releaser) Entry(req Request, d Decision) audit.Entry {
 		Outcome:        d.Outcome,
 		Reason:         d.Reason,
 		PolicyRevision: d.PolicyRevision,
+		RetainUntil:    d.RetainUntil,
 	}
 }
 
@@ -219,6 +246,11 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 		PolicyRevision: r.policy.Revision()}
 	if req.Purpose == "" {
 		return denyAll(d, req.Fields, ReasonNoPurpose)
+	}
+	if g := r.gate.Load(); g != nil {
+		if reason := (*g)(req.Party); reason != "" {
+			return denyAll(d, req.Fields, reason)
+		}
 	}
 	p, err := r.plan(ctx, req)
 	if err != nil {
@@ -260,6 +292,9 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 	default:
 		d.Outcome = audit.OutcomeReleased
 	}
+	if d.Outcome != audit.OutcomeDenied && p.life > 0 {
+		d.RetainUntil = d.Time.Add(p.life)
+	}
 	return d
 }
 
@@ -296,7 +331,7 @@ func (r *Releaser) plan(ctx context.Context, req Request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p = &plan{allow: pd.Allow, reason: pd.Reason, rules: make([]FieldRule, len(req.Fields))}
+	p = &plan{allow: pd.Allow, reason: pd.Reason, rules: make([]FieldRule, len(req.Fields)), life: pd.DataLife}
 	for i, f := range req.Fields {
 		rule, ok := pd.Fields[f]
 		switch {

@@ -117,7 +117,15 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 	if !sh.Consent.Notice {
 		return c.notice(ctx, sh, s, in, act)
 	}
+	if s.State == StateCorrectAddress {
+		if cmd == "" {
+			return c.correctAddress(ctx, s, in, act)
+		}
+		s.State, s.Return = s.Return, ""
+	}
 	switch cmd {
+	case "correct address":
+		return c.askCorrectAddress(s), nil
 	case "help":
 		return []Reply{helpReply()}, nil
 	case "cancel":
@@ -647,6 +655,8 @@ func command(in Inbound) string {
 		return "stop"
 	case "allow analytics":
 		return "allow analytics"
+	case "correct address", "correct my address", "change address", "change my address":
+		return "correct address"
 	case "yes":
 		return "yes"
 	}

@@ -69,12 +69,15 @@ var (
 	shopperCategories = []string{"identity", "orders", "addresses", "consent_records"}
 	purgeCategories   = []string{"chat", "inbound_webhooks", "delivery_statuses"}
 	neverStored       = []string{"retailer_internal"}
+	// heldCategories outlive an erasure under a legal hold (Holds): the
+	// sweeper shreds them when the hold ends.
+	heldCategories = []string{"invoice"}
 )
 
 // RetentionCategories returns every data category the sweeper knows how to
 // apply, sorted.
 func RetentionCategories() []string {
-	return slices.Sorted(slices.Values(slices.Concat(shopperCategories, purgeCategories, neverStored)))
+	return slices.Sorted(slices.Values(slices.Concat(shopperCategories, purgeCategories, neverStored, heldCategories)))
 }
 
 // Retention applies the retention periods of the policy data: it erases
@@ -89,7 +92,24 @@ type Retention struct {
 	periods map[string]time.Duration
 	shopper time.Duration // the shortest period of shopperCategories
 	batch   int
+	// warnings, when set, warns shoppers before an erasure for inactivity
+	// and holds the erasure until the warning's deadline (Rule 8(2)).
+	warnings ErasureWarnings
 }
+
+// ErasureWarnings warns shoppers before an erasure for inactivity.
+type ErasureWarnings interface {
+	// Sweep cancels answered warnings and sends the ones due as of now.
+	Sweep(ctx context.Context, now time.Time) (warned, cancelled int, err error)
+	// Ready reports whether the shopper may be erased for inactivity now.
+	Ready(ctx context.Context, subject string, now time.Time) (bool, error)
+}
+
+// SetWarnings makes every erasure for inactivity wait for a warning.
+func (r *Retention) SetWarnings(w ErasureWarnings) { r.warnings = w }
+
+// ShopperPeriod is how long a shopper is kept after their last interaction.
+func (r *Retention) ShopperPeriod() time.Duration { return r.shopper }
 
 // NewRetention checks the periods (policy data: category → period) against
 // what the sweeper can apply. It fails closed: a category it does not know
@@ -158,7 +178,12 @@ func (r *Retention) Sweep(ctx context.Context, now time.Time) (SweepResult, erro
 		return res, nil
 	}
 	defer release()
-	if res.Erased, err = r.eraseExpired(ctx, now.Add(-r.shopper)); err != nil {
+	if r.warnings != nil {
+		if _, _, err := r.warnings.Sweep(ctx, now); err != nil {
+			return res, fmt.Errorf("retention: warnings: %w", err)
+		}
+	}
+	if res.Erased, err = r.eraseExpired(ctx, now.Add(-r.shopper), now); err != nil {
 		return res, err
 	}
 	chat := now.Add(-r.periods["chat"])
@@ -204,7 +229,7 @@ func (r *Retention) Sweep(ctx context.Context, now time.Time) (SweepResult, erro
 // is before cutoff. Each erasure is its own transaction, which first claims
 // the shopper's row: a shopper already erased (by anyone) or active again
 // is left alone.
-func (r *Retention) eraseExpired(ctx context.Context, cutoff time.Time) (int, error) {
+func (r *Retention) eraseExpired(ctx context.Context, cutoff, now time.Time) (int, error) {
 	erased := 0
 	for {
 		ids, err := r.store.ExpiredSubjects(ctx, cutoff, r.batch)
@@ -219,6 +244,13 @@ func (r *Retention) eraseExpired(ctx context.Context, cutoff time.Time) (int, er
 				ok, err := r.store.ClaimExpiredSubject(ctx, id, cutoff)
 				if err != nil || !ok {
 					return err
+				}
+				if r.warnings != nil {
+					// Warned at least 48 hours ahead and silent since, or
+					// not yet: the warning comes first.
+					if ok, err := r.warnings.Ready(ctx, id, now); err != nil || !ok {
+						return err
+					}
 				}
 				done = true
 				return r.erase(ctx, id, retentionActor, RetentionReason)

@@ -122,10 +122,29 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 				return err
 			}
 		}
+		// Invoices are held through the erasure (CGST Act s.36): those of
+		// orders placed before keys were split are written out first.
+		hasInvoices := false
+		if s.Holds != nil {
+			if hasInvoices, err = s.Holds.prepare(ctx, subject); err != nil {
+				return err
+			}
+		}
+		// Every recipient of the shopper's data is told (SPEC §5.12),
+		// from the audit log, which the erasure does not touch.
+		if s.Notices != nil {
+			if _, err := s.Notices.Notify(ctx, subject, NoticeErased, nil, nil); err != nil {
+				return err
+			}
+		}
 		if _, err := r.Store.EraseSubjectRows(ctx, subject); err != nil {
 			return err
 		}
-		if err := s.Sealer.Shred(ctx, subject); err != nil {
+		if s.Holds != nil {
+			if err := s.Holds.shred(ctx, subject, hasInvoices, actor); err != nil {
+				return err
+			}
+		} else if err := s.Sealer.Shred(ctx, subject); err != nil {
 			return err
 		}
 		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
@@ -158,6 +177,10 @@ type Disclosure struct {
 	// and a leaf-hash prefix, audit.ShortReceipt): with `brokerctl audit
 	// prove` it becomes a proof anyone can check against the cosigned log.
 	Receipt string `json:"receipt,omitempty"`
+	// Notices are the recipient notices this party was sent about the
+	// shopper (erasure, withdrawal, correction): notified at, acknowledged
+	// at (SPEC §4, §5.12).
+	Notices []RecipientStatus `json:"notices,omitempty"`
 }
 
 // Disclosures lists every party the shopper's data went to, for what
@@ -193,8 +216,17 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 			}
 		}
 	}
+	var notices map[string][]RecipientStatus
+	if r.Service.Notices != nil {
+		if notices, err = r.Service.Notices.SubjectStatus(ctx, subject); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]Disclosure, 0, len(acc))
 	for _, d := range acc {
+		if _, id, ok := strings.Cut(d.Party, ":"); ok {
+			d.Notices = notices[id]
+		}
 		sort.Strings(d.Fields)
 		if _, id, ok := strings.Cut(d.Party, ":"); ok {
 			if p, err := r.Service.Partners.GetPartner(ctx, id); err == nil {
@@ -365,6 +397,7 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			if d.Receipt != "" {
 				fmt.Fprintf(&b, "  receipt %s\n", d.Receipt)
 			}
+			b.WriteString(noticeLines(d.Notices))
 		}
 		var never []string
 		for _, n := range neverShared {

@@ -83,6 +83,12 @@ type Service struct {
 	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
 	// Summary describes a shopper's data and its disclosures ("my data").
 	Summary func(ctx context.Context, subject string) (string, error)
+	// Notices tells a shopper's recipients about erasures, withdrawals and
+	// corrections (SPEC §5.12); nil sends none (unit tests).
+	Notices *Notices
+	// Holds keeps invoices through an erasure for their legal minimum;
+	// nil: an erasure shreds every key.
+	Holds *Holds
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -837,7 +843,14 @@ func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]
 }
 
 func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
+	prev, err := a.s.Store.GetSubject(ctx, a.subject)
+	if err != nil {
+		return err
+	}
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
+		return err
+	}
+	if err := a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c); err != nil {
 		return err
 	}
 	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
@@ -949,6 +962,11 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 	o.Status, o.PaymentStatus = StatusPlaced, PaymentCaptured
 	if err := s.Store.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
 		return err
+	}
+	if s.Holds != nil {
+		if err := s.Holds.SealInvoice(ctx, o, time.Now()); err != nil {
+			return err
+		}
 	}
 	s.inc("sieve_orders_total", "placed")
 	if retailer.ID == "" {

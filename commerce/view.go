@@ -36,9 +36,12 @@ type ViewPayment struct {
 
 // ViewPrivacy explains the minimisation of a view.
 type ViewPrivacy struct {
-	DecisionID string   `json:"decision_id"`
-	Purpose    string   `json:"purpose"`
-	Withheld   []string `json:"withheld"`
+	DecisionID string `json:"decision_id"`
+	Purpose    string `json:"purpose"`
+	// RetainUntil is the purpose's data life: the date by which the
+	// recipient must delete what it received (SPEC §5.12).
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+	Withheld    []string   `json:"withheld"`
 }
 
 // NewRetailerView builds a partner's view from a release decision. Only
@@ -47,6 +50,10 @@ func NewRetailerView(orderID string, d broker.Decision) RetailerView {
 	r := d.Released
 	v := RetailerView{OrderID: orderID, Privacy: ViewPrivacy{DecisionID: d.ID, Purpose: string(d.Purpose),
 		Withheld: d.WithheldFields()}}
+	if !d.RetainUntil.IsZero() {
+		t := d.RetainUntil
+		v.Privacy.RetainUntil = &t
+	}
 	if v.Privacy.Withheld == nil {
 		v.Privacy.Withheld = []string{}
 	}

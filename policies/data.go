@@ -31,7 +31,25 @@ type Data struct {
 	Fields map[string]Field `json:"fields"`
 	// Retention is the retention period of each data category.
 	Retention map[string]Retention `json:"retention"`
+	// RetentionClass says which retention rules apply to the controller:
+	// "large_ecommerce" (DPDP Rules 2025, Third Schedule: three years after
+	// the last interaction) or "purpose_served" (until the purpose is
+	// served). Empty means purpose_served.
+	RetentionClass string `json:"retention_class,omitempty"`
+	// Commencement is the date (YYYY-MM-DD) from which the Third Schedule
+	// periods count, at the earliest: 2025-11-13.
+	Commencement string `json:"commencement,omitempty"`
 }
+
+// Retention classes.
+const (
+	RetentionLargeEcommerce = "large_ecommerce"
+	RetentionPurposeServed  = "purpose_served"
+)
+
+// CommencementFloor is the earliest date the Third Schedule periods may
+// count from (DPDP Rules 2025, in force 13 Nov 2025).
+var CommencementFloor = time.Date(2025, 11, 13, 0, 0, 0, 0, time.UTC)
 
 // PartyKindInfo describes a kind of recipient.
 type PartyKindInfo struct {
@@ -45,7 +63,12 @@ type Purpose struct {
 	// LawfulBasis is a key of Data.LawfulBases: contract, consent,
 	// legitimate_interest or legal_obligation.
 	LawfulBasis string `json:"lawful_basis"`
-	Description string `json:"description"`
+	// DataLifeDays is the purpose's data life (SPEC §5.12): how many days
+	// a recipient may keep what it received for this purpose. Every
+	// release carries it as privacy.retain_until and its audit leaf
+	// records it.
+	DataLifeDays int    `json:"data_life_days"`
+	Description  string `json:"description"`
 	// Consent lists the consent flags the purpose needs ("notice",
 	// "marketing", "analytics"); "notice" is always among them, except
 	// for a purpose that answers the shopper's own rights request.
@@ -61,6 +84,9 @@ type Purpose struct {
 	// Parties are the party kinds that may use the purpose.
 	Parties map[broker.PartyKind]Grant `json:"parties"`
 }
+
+// DataLife is the purpose's data life as a duration.
+func (p Purpose) DataLife() time.Duration { return time.Duration(p.DataLifeDays) * 24 * time.Hour }
 
 // Grant is what one party kind may receive for one purpose.
 type Grant struct {
@@ -87,9 +113,22 @@ type Field struct {
 // Retention is how long one data category is kept.
 type Retention struct {
 	// Days after the last interaction; 0 means the data is never kept.
-	Days        int    `json:"days"`
+	Days int `json:"days"`
+	// LegalMinimumDays is how long a law requires the category to be kept
+	// at least (e.g. invoices 2190 days, CGST Act s.36); Days may not be
+	// shorter.
+	LegalMinimumDays int `json:"legal_minimum_days,omitempty"`
+	// Hold marks a category an erasure does not shred at once: it is kept,
+	// releasable only for legal_obligation, until LegalMinimumDays have
+	// passed, then shredded by the sweeper.
+	Hold        bool   `json:"hold,omitempty"`
 	Basis       string `json:"basis"`
 	Description string `json:"description"`
+}
+
+// LegalMinimum is the legal minimum as a duration.
+func (r Retention) LegalMinimum() time.Duration {
+	return time.Duration(r.LegalMinimumDays) * 24 * time.Hour
 }
 
 // Period is the retention period as a duration.
@@ -215,6 +254,12 @@ func (d Data) Validate() error {
 		if r.Basis == "" {
 			bad("retention.%s: no basis", name)
 		}
+		if r.LegalMinimumDays < 0 || r.Days < r.LegalMinimumDays {
+			bad("retention.%s: %d days is shorter than its legal minimum of %d", name, r.Days, r.LegalMinimumDays)
+		}
+		if r.Hold && r.LegalMinimumDays == 0 {
+			bad("retention.%s: a hold needs a legal minimum", name)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.Fields)) {
 		f := d.Fields[name]
@@ -231,6 +276,16 @@ func (d Data) Validate() error {
 	for _, name := range d.PurposeNames() {
 		d.validatePurpose(name, d.Purposes[name], bad)
 	}
+	switch d.RetentionClass {
+	case "", RetentionLargeEcommerce, RetentionPurposeServed:
+	default:
+		bad("retention_class %q is not %s or %s", d.RetentionClass, RetentionLargeEcommerce, RetentionPurposeServed)
+	}
+	if d.Commencement != "" {
+		if t, err := time.Parse(time.DateOnly, d.Commencement); err != nil || t.Before(CommencementFloor) {
+			bad("commencement %q must be a date (YYYY-MM-DD) no earlier than %s", d.Commencement, CommencementFloor.Format(time.DateOnly))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -244,6 +299,9 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 	}
 	if p.Description == "" {
 		bad("%s: no description", at)
+	}
+	if p.DataLifeDays <= 0 || p.DataLifeDays > 3650 {
+		bad("%s: data_life_days must be 1 to 3650 (every release carries a data life)", at)
 	}
 	switch {
 	case p.AnswersRightsRequest && p.LawfulBasis != "legal_obligation":

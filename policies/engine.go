@@ -191,7 +191,14 @@ func (e *Engine) Evaluate(ctx context.Context, in broker.PolicyInput) (broker.Po
 	if !ok {
 		return broker.PolicyDecision{}, fmt.Errorf("%w: result is %T", ErrMalformed, rs[0].Expressions[0].Value)
 	}
-	return decodeDecision(t.Value)
+	d, err := decodeDecision(t.Value)
+	if err != nil {
+		return d, err
+	}
+	// The data life comes from the data the rules decided on, not from
+	// the rules, so that every allowed purpose carries one.
+	d.DataLife = e.data.Purposes[in.Purpose].DataLife()
+	return d, nil
 }
 
 // Keys of the input and decision documents, built once.

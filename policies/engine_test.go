@@ -350,6 +350,13 @@ func TestNewRejectsBrokenTrees(t *testing.T) {
 			want: `unknown field "consnet"`,
 		},
 		{
+			name: "purpose without a data life",
+			changes: map[string][]byte{"sieve/data.json": editData(t, func(d map[string]any) {
+				delete(dig(d, "purposes", "delivery"), "data_life_days")
+			})},
+			want: `purposes.delivery: data_life_days must be 1 to 3650`,
+		},
+		{
 			name: "internal field granted",
 			changes: map[string][]byte{"sieve/data.json": editData(t, func(d map[string]any) {
 				dig(d, "purposes", "order_fulfilment", "parties", "shopper", "fields")["staff_name"] = "keep"
@@ -655,5 +662,25 @@ func policyInput(req broker.Request) broker.PolicyInput {
 	return broker.PolicyInput{
 		Party:   broker.PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind},
 		Purpose: req.Purpose, Scopes: scopes, Consent: req.Consent, State: req.State, Fields: req.Fields,
+	}
+}
+
+// TestDataLifeInDecision: every allowed decision carries its purpose's data
+// life from policy data, which the release pipeline turns into retain_until.
+func TestDataLifeInDecision(t *testing.T) {
+	e := engine(t)
+	for name, p := range e.Data().Purposes {
+		if p.DataLifeDays <= 0 {
+			t.Errorf("purpose %s has no data life", name)
+		}
+	}
+	d, err := e.Evaluate(context.Background(), broker.PolicyInput{
+		Party: broker.PolicyParty{ID: "r", Kind: broker.KindRetailer}, Purpose: broker.PurposeOrderFulfilment,
+		Scopes: []string{"orders:read"}, Consent: broker.Consent{Notice: true}, State: "placed", Fields: []string{"order.id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 90 * 24 * time.Hour; d.DataLife != want {
+		t.Errorf("order_fulfilment decision data life %v, want %v", d.DataLife, want)
 	}
 }

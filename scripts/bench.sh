@@ -27,5 +27,7 @@ run -run '^$' -bench '^(BenchmarkAuditAppend|BenchmarkPgbenchBaseline)$' -bencht
 run -run '^$' -bench '^(BenchmarkAuditVerify|BenchmarkAuditVerifyFloor|BenchmarkAuditVerifyExport|BenchmarkPgbenchRead|BenchmarkAuditExplorer|BenchmarkAuditVerifyPolicy)$' -benchtime 3x -count 1 -timeout 30m ./broker/postgres/
 echo "== audit append and integration with a real witness cosigning beside without (same run)"
 run -run '^$' -bench '^BenchmarkAuditAppendWitness$' -benchtime 3s -count 1 ./broker/postgres/
+echo "== retention sweep: shoppers erased per second in batches (shredding, notices, audit) beside deleting the same rows without sealing"
+run -run '^$' -bench '^(BenchmarkRetentionSweep|BenchmarkRetentionDeleteBaseline)$' -benchtime 2x -count 1 -timeout 20m ./commerce/
 echo "== end to end: ingest, order flows, partner reads, memory"
 bin/sievebench --micro "$micro" --json "$out/results.json" "$@"

@@ -256,6 +256,8 @@ func (s *Server) routes() {
 		v1.Get("/orders/:id/delivery", s.partner(broker.ScopeDeliveryRead), s.getDelivery)
 		v1.Post("/orders/:id/messages", s.partner(broker.ScopeDeliveryMessage), s.relayMessage)
 		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)
+		v1.Get("/events", s.partner(""), s.listEvents)
+		v1.Post("/acks", s.partner(""), s.postAck)
 	}
 	s.complianceRoutes()
 	if s.deps.UI != nil {

@@ -64,7 +64,7 @@ func (s *Server) partner(scope broker.Scope) fiber.Handler {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
 			return broker.Errorf(broker.ERateLimited, "rate limit exceeded")
 		}
-		if !slices.Contains(scopes, scope) {
+		if scope != "" && !slices.Contains(scopes, scope) { // "": any partner token (events, acks)
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer error="insufficient_scope", scope="`+scope+`"`)
 			return broker.Errorf(broker.EForbidden, "token lacks scope %s", scope)
 		}
@@ -320,5 +320,9 @@ func (s *Server) dataRequest(c *fiber.Ctx) error {
 	if denied == nil {
 		denied = []broker.Withheld{}
 	}
-	return c.JSON(fiber.Map{"released": released, "denied": denied, "decision_id": d.ID})
+	privacy := fiber.Map{"decision_id": d.ID, "purpose": string(d.Purpose)}
+	if !d.RetainUntil.IsZero() {
+		privacy["retain_until"] = d.RetainUntil
+	}
+	return c.JSON(fiber.Map{"released": released, "denied": denied, "decision_id": d.ID, "privacy": privacy})
 }

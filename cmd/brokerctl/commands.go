@@ -24,7 +24,7 @@ func init() {
 	register("keys init", "keys init [--pq]", cmdKeysInit)
 	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only|--log]", cmdKeysRotate)
 	register("keys retire", "keys retire KEY_ID [--log|--jwt]   (an age identity no data key uses any more, a previous JWT signing key, or a previous log key)", cmdKeysRetire)
-	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
+	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--ack-key BASE64] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
 	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
@@ -194,8 +194,13 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	store := fs.String("store", "", "WhatsApp phone-number id whose orders a retailer receives")
 	webhook := fs.String("webhook", "", "order webhook URL")
 	courier := fs.String("courier", "", "retailers: the logistics partner (client id) its orders go to when not dispatched")
+	ackKeyB64 := fs.String("ack-key", "", "Ed25519 public key (base64, 32 bytes) that must sign the partner's acknowledgements")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ackKey, err := parseAckKey(*ackKeyB64)
+	if err != nil {
 		return err
 	}
 	if *name == "" || *kind == "" {
@@ -222,8 +227,16 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 		var err error
 		id, secret, err = token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
 			Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
-		if err != nil || *courier == "" {
+		if err != nil {
 			return err
+		}
+		if ackKey != nil {
+			if err := sys.DB.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+				return err
+			}
+		}
+		if *courier == "" {
+			return nil
 		}
 		return sys.DB.SetDefaultCourier(ctx, id, *courier)
 	})

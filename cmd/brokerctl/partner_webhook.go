@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 
 	"github.com/sieve-broker/sieve/broker/token"
 )
 
 func init() {
-	register("partner update", "partner update CLIENT_ID --webhook URL | --no-webhook", cmdPartnerUpdate)
+	register("partner update", "partner update CLIENT_ID [--webhook URL | --no-webhook] [--ack-key BASE64 | --no-ack-key]", cmdPartnerUpdate)
 }
 
 // cmdPartnerUpdate changes a partner's webhook URL, checked as at create:
@@ -23,11 +25,22 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 	fs := flags("partner update")
 	webhook := fs.String("webhook", "", "the new webhook URL")
 	none := fs.Bool("no-webhook", false, "remove the webhook (the partner reads GET /v1/events instead)")
+	ackKeyB64 := fs.String("ack-key", "", "Ed25519 public key (base64, 32 bytes) that must sign the partner's acknowledgements")
+	noAckKey := fs.Bool("no-ack-key", false, "remove the ack key (unsigned acknowledgements are accepted again)")
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	if (*webhook == "") == !*none {
-		return usageError{"give either --webhook URL or --no-webhook"}
+	ackChange := *ackKeyB64 != "" || *noAckKey
+	if *ackKeyB64 != "" && *noAckKey {
+		return usageError{"give either --ack-key BASE64 or --no-ack-key"}
+	}
+	webhookChange := *webhook != "" || *none
+	if (*webhook != "" && *none) || (!webhookChange && !ackChange) {
+		return usageError{"give --webhook URL or --no-webhook, and/or --ack-key BASE64 or --no-ack-key"}
+	}
+	ackKey, err := parseAckKey(*ackKeyB64)
+	if err != nil {
+		return err
 	}
 	sys, err := c.system(ctx)
 	if err != nil {
@@ -46,6 +59,19 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
+	if ackChange {
+		if err := sys.DB.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+			return err
+		}
+		if ackKey == nil {
+			fmt.Fprintf(c.stdout, "%s: ack key removed\n", id)
+		} else {
+			fmt.Fprintf(c.stdout, "%s: ack key set: acknowledgements must now be signed\n", id)
+		}
+	}
+	if !webhookChange {
+		return nil
+	}
 	if err := sys.DB.SetPartnerWebhook(ctx, id, *webhook); err != nil {
 		return err
 	}
@@ -55,4 +81,20 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "%s: webhook updated\n", id)
 	}
 	return nil
+}
+
+// parseAckKey decodes an --ack-key: a base64 (standard alphabet, padding
+// optional) Ed25519 public key of 32 bytes. "" is no key.
+func parseAckKey(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(s)
+	}
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return nil, usageError{"--ack-key must be a base64 Ed25519 public key of 32 bytes"}
+	}
+	return key, nil
 }

@@ -32,6 +32,7 @@ func printRecord(w io.Writer, rec wire.ProcessingRecord) error {
 	for _, a := range rec.Activities {
 		fmt.Fprintf(w, "\n  %s: %s\n", a.Purpose, a.Description)
 		fmt.Fprintf(w, "    lawful basis:    %s (%s)\n", a.LawfulBasis, a.LegalReference)
+		fmt.Fprintf(w, "    data life:       %d days (each release's retain_until)\n", a.DataLifeDays)
 		if len(a.Consent) > 0 {
 			fmt.Fprintf(w, "    consent:         %s\n", strings.Join(a.Consent, ", "))
 		}

@@ -63,6 +63,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return nil
 	})
 	m.start(bg, "age key rotation", sys.RunKeyRotation)
+	m.start(bg, "retention holds", func(ctx context.Context) error {
+		sys.Holds.Run(ctx, m.Config.Workers.RetentionInterval)
+		return nil
+	})
+	m.start(bg, "recipient notices", func(ctx context.Context) error {
+		sys.Notices.Run(ctx, m.Config.Workers.NoticeRefresh)
+		return nil
+	})
 	m.start(bg, "retention sweeper", func(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})

@@ -31,10 +31,12 @@ type hookCall struct {
 // hookServer is a partner's webhook endpoint that records every call and
 // can be told to fail the first few.
 type hookServer struct {
-	srv   *httptest.Server
-	fail  atomic.Int32 // answer this many calls with 500
-	mu    sync.Mutex
-	calls []hookCall
+	srv  *httptest.Server
+	fail atomic.Int32 // answer this many calls with 500
+	// failOnly, when set, limits those failures to calls of that event.
+	failOnly atomic.Pointer[string]
+	mu       sync.Mutex
+	calls    []hookCall
 }
 
 func newHookServer(t *testing.T) *hookServer {
@@ -43,7 +45,7 @@ func newHookServer(t *testing.T) *hookServer {
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		status := 204
-		if s.fail.Load() > 0 {
+		if only := s.failOnly.Load(); s.fail.Load() > 0 && (only == nil || *only == r.Header.Get("Sieve-Event")) {
 			s.fail.Add(-1)
 			status = 500
 		}
@@ -195,14 +197,20 @@ func TestPartnerWebhooks(t *testing.T) {
 		t.Errorf("the erased shopper's order answers %d, want 404", r.StatusCode)
 	}
 
+	// The erasure is also a recipient notice (SPEC §5.12), signed alike.
+	erased := hooks.noticeSeen(t, commerce.NoticeErased, 15*time.Second)
+	if err := partnerhook.Verify([]byte(retail.Secret), erased[0].signature, erased[0].body, time.Now(), 0); err != nil {
+		t.Errorf("subject.erased signature: %v", err)
+	}
+
 	// Nothing more arrives: each event was delivered once.
 	h.waitIdle()
 	time.Sleep(500 * time.Millisecond)
-	if n := len(hooks.all()); n != 2 {
+	if n := len(hooks.all()); n != 3 {
 		for _, c := range hooks.all() {
 			t.Logf("%s %d %s", c.event, c.answered, c.body)
 		}
-		t.Errorf("%d webhook calls, want 2", n)
+		t.Errorf("%d webhook calls, want 3 (order.placed, order.cancelled, subject.erased)", n)
 	}
 }
 

@@ -67,6 +67,15 @@ func TestRetentionSweepErasesExpiredShoppersOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The first sweep only warns them (at least 48 hours ahead, Rule 8(2));
+	// the erasure comes after the warning's deadline.
+	h.sweep(time.Now())
+	for _, wa := range old {
+		if _, err := sys.Rights.ResolveWaID(ctx, wa); err != nil {
+			t.Fatalf("a shopper was erased without the 48-hour warning: %v", err)
+		}
+	}
+	later := time.Now().Add(commerce.MinErasureWarning + time.Hour)
 	// Four sweepers at once (four processes), each as another brokerd would.
 	const sweepers = 4
 	errs := make(chan error, sweepers)
@@ -74,7 +83,7 @@ func TestRetentionSweepErasesExpiredShoppersOnce(t *testing.T) {
 	for range sweepers {
 		go func() {
 			<-start
-			_, err := sys.SweepRetention(ctx, time.Now())
+			_, err := sys.SweepRetention(ctx, later)
 			errs <- err
 		}()
 	}
@@ -84,7 +93,7 @@ func TestRetentionSweepErasesExpiredShoppersOnce(t *testing.T) {
 			t.Fatalf("sweep: %v", err)
 		}
 	}
-	h.sweep(time.Now()) // and once more after them: nothing left to do
+	h.sweep(later) // and once more after them: nothing left to do
 	for _, wa := range old {
 		if _, err := sys.Rights.ResolveWaID(ctx, wa); err == nil {
 			t.Error("an expired shopper is still resolvable")

@@ -45,6 +45,7 @@ type subjectBody struct {
 	Decision    string
 	AuditLink   string
 	Reasons     []option // erasure grounds, on the confirmation page
+	Corrected   string   // the outcome of an officer's correction
 }
 
 type discRow struct {

@@ -132,7 +132,17 @@ type Deps struct {
 	Partners       broker.PartnerStore
 	Policy         func() PolicyView
 	Processing     func(ctx context.Context) (ProcessingRecord, error)
-	Log            *slog.Logger
+	// Notices returns the recipient notices not yet acknowledged (nil: the
+	// page says there is no notice store).
+	Notices func(ctx context.Context) ([]NoticeRow, error)
+	// Holds and Warnings return the categories held through an erasure
+	// and the pending erasures for inactivity (nil: not shown).
+	Holds    func(ctx context.Context) ([]HoldRow, error)
+	Warnings func(ctx context.Context) ([]WarningRow, error)
+	// ReleaseHeld releases a held invoice to the officer who approves it,
+	// for purpose legal_obligation only (audited either way).
+	ReleaseHeld func(ctx context.Context, officer broker.Party, orderID, purpose string) (commerce.Invoice, string, error)
+	Log         *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
 	// SecureCookies marks cookies Secure even when the request did not
@@ -271,7 +281,10 @@ func (u *UI) Register(app *fiber.App, s *httpapi.Server) {
 	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(u.lookup))
 	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))
 	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
+	u.route(app, fiber.MethodPost, "/ui/subjects/correct", u.officer(u.correct))
 	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
+	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(u.notices))
+	u.route(app, fiber.MethodPost, "/ui/holds/release", u.officer(u.releaseHeld))
 	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
 	app.Use("/ui", u.unmatched)
 }

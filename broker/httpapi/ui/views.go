@@ -80,6 +80,7 @@ type ProcessingActivity struct {
 	Description    string
 	LawfulBasis    string
 	LegalReference string
+	DataLifeDays   int // how long a recipient may keep what it received
 	Consent        []string
 	States         []string
 	DataCategories []string

@@ -143,6 +143,17 @@ type Webhooks struct {
 type Workers struct {
 	RetentionInterval time.Duration
 	Workers           int
+	// NoticeDeadline is how long a partner has to acknowledge a recipient
+	// notice (BROKER_NOTICE_DEADLINE, default 72h); NoticeRefresh how
+	// often the overdue set the release pipeline checks is reloaded
+	// (BROKER_NOTICE_REFRESH, default 10s; an acknowledgement reloads it
+	// at once).
+	NoticeDeadline time.Duration
+	NoticeRefresh  time.Duration
+	// ErasureWarning is how long before an erasure for inactivity the
+	// shopper is warned (BROKER_ERASURE_WARNING, default and minimum 48h:
+	// DPDP Rules 2025, Rule 8(2)).
+	ErasureWarning time.Duration
 }
 
 // DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
@@ -216,6 +227,9 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.ShutdownTimeout = p.duration("BROKER_SHUTDOWN_TIMEOUT")
 	c.Workers.Workers = p.int("BROKER_WORKERS", 1<<20)
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
+	c.Workers.NoticeDeadline = p.duration("BROKER_NOTICE_DEADLINE")
+	c.Workers.NoticeRefresh = p.duration("BROKER_NOTICE_REFRESH")
+	c.Workers.ErasureWarning = p.duration("BROKER_ERASURE_WARNING")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
@@ -252,6 +266,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Workers.Workers == 0 {
 		c.Workers.Workers = 8
+	}
+	if c.Workers.NoticeDeadline == 0 {
+		c.Workers.NoticeDeadline = 72 * time.Hour
+	}
+	if c.Workers.NoticeRefresh == 0 {
+		c.Workers.NoticeRefresh = 10 * time.Second
+	}
+	if c.Workers.ErasureWarning == 0 {
+		c.Workers.ErasureWarning = 48 * time.Hour
 	}
 }
 
@@ -448,6 +471,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")
+	}
+	if c.Workers.NoticeDeadline < 0 || c.Workers.NoticeRefresh < 0 {
+		add("BROKER_NOTICE_DEADLINE and BROKER_NOTICE_REFRESH must be positive durations")
+	}
+	if c.Workers.ErasureWarning != 0 && c.Workers.ErasureWarning < 48*time.Hour {
+		add("BROKER_ERASURE_WARNING must be at least 48h (DPDP Rules 2025, Rule 8(2))")
 	}
 	return joinProblems(errs)
 }

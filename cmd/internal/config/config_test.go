@@ -270,3 +270,28 @@ func TestKeyDurationsAndTrustedCheckpoint(t *testing.T) {
 		t.Errorf("BROKER_TRUSTED_CHECKPOINT = %q", bad.Keys.TrustedCheckpoint)
 	}
 }
+
+// The inactivity warning is never less than 48 hours (DPDP Rules 2025,
+// Rule 8(2)); the notice deadline and refresh default when unset.
+func TestErasureWarningAndNoticeDeadline(t *testing.T) {
+	c := FromEnv(func(string) string { return "" })
+	c.SetDefaults()
+	if c.Workers.ErasureWarning != 48*time.Hour || c.Workers.NoticeDeadline != 72*time.Hour || c.Workers.NoticeRefresh != 10*time.Second {
+		t.Errorf("defaults: warning %v, deadline %v, refresh %v", c.Workers.ErasureWarning, c.Workers.NoticeDeadline, c.Workers.NoticeRefresh)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	env := map[string]string{"BROKER_ERASURE_WARNING": "24h"}
+	c = FromEnv(func(k string) string { return env[k] })
+	c.SetDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "BROKER_ERASURE_WARNING must be at least 48h") {
+		t.Errorf("a 24-hour warning: %v", err)
+	}
+	env = map[string]string{"BROKER_ERASURE_WARNING": "72h", "BROKER_NOTICE_DEADLINE": "168h"}
+	c = FromEnv(func(k string) string { return env[k] })
+	c.SetDefaults()
+	if err := c.Validate(); err != nil || c.Workers.ErasureWarning != 72*time.Hour || c.Workers.NoticeDeadline != 168*time.Hour {
+		t.Errorf("72h warning, 168h deadline: %v %v %v", err, c.Workers.ErasureWarning, c.Workers.NoticeDeadline)
+	}
+}

@@ -27,10 +27,13 @@ type ProcessingRecord struct {
 
 // ProcessingPurpose is one activity (purpose) of the record.
 type ProcessingPurpose struct {
-	Purpose        string      `json:"purpose"`
-	Description    string      `json:"description"`
-	LawfulBasis    string      `json:"lawful_basis"`
-	LegalReference string      `json:"legal_reference"`
+	Purpose        string `json:"purpose"`
+	Description    string `json:"description"`
+	LawfulBasis    string `json:"lawful_basis"`
+	LegalReference string `json:"legal_reference"`
+	// DataLifeDays is how long a recipient may keep what it received for
+	// this purpose; every release states it as privacy.retain_until.
+	DataLifeDays   int         `json:"data_life_days"`
 	Consent        []string    `json:"consent_required"`
 	States         []string    `json:"open_in_states,omitempty"`
 	DataCategories []string    `json:"data_categories"`
@@ -79,7 +82,7 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 	for _, name := range d.PurposeNames() {
 		p := d.Purposes[name]
 		act := ProcessingPurpose{Purpose: string(name), Description: p.Description, LawfulBasis: p.LawfulBasis,
-			LegalReference: d.LawfulBases[p.LawfulBasis], Consent: p.Consent, States: p.States}
+			LegalReference: d.LawfulBases[p.LawfulBasis], DataLifeDays: p.DataLifeDays, Consent: p.Consent, States: p.States}
 		cats := map[string]bool{}
 		kinds := make([]broker.PartyKind, 0, len(p.Parties))
 		for k := range p.Parties {

@@ -48,6 +48,37 @@ func (s *System) uiDeps() ui.Deps {
 			rec, err := (&Reports{}).With(s).Record(ctx)
 			return uiRecord(rec), err
 		},
+		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
+			list, err := s.DB.OpenNotices(ctx, 1000)
+			out := make([]ui.NoticeRow, 0, len(list))
+			for _, n := range list {
+				r := ui.NoticeRow{EventID: n.ID, Partner: n.Partner, Type: n.Type, Created: n.CreatedAt, Deadline: n.Deadline}
+				if n.NotifiedAt != nil {
+					r.Notified = *n.NotifiedAt
+				}
+				out = append(out, r)
+			}
+			return out, err
+		},
+		Holds: func(ctx context.Context) ([]ui.HoldRow, error) {
+			list, err := s.DB.ListHolds(ctx, 1000)
+			retention := s.Policy.Data().Retention
+			out := make([]ui.HoldRow, 0, len(list))
+			for _, h := range list {
+				out = append(out, ui.HoldRow{Subject: s.Pseudo.Audit(h.Subject), Category: h.Category,
+					Basis: retention[h.Basis].Basis, HeldAt: h.HeldAt, Until: h.Until})
+			}
+			return out, err
+		},
+		Warnings: func(ctx context.Context) ([]ui.WarningRow, error) {
+			list, err := s.DB.ListWarnings(ctx, 1000)
+			out := make([]ui.WarningRow, 0, len(list))
+			for _, w := range list {
+				out = append(out, ui.WarningRow{Subject: s.Pseudo.Audit(w.Subject), WarnedAt: w.WarnedAt, EraseAfter: w.EraseAfter})
+			}
+			return out, err
+		},
+		ReleaseHeld:   s.Holds.ReleaseHeld,
 		Log:           s.Log,
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,
@@ -243,7 +274,7 @@ func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers}
 	for _, a := range r.Activities {
 		act := ui.ProcessingActivity{Purpose: a.Purpose, Description: a.Description, LawfulBasis: a.LawfulBasis,
-			LegalReference: a.LegalReference, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
+			LegalReference: a.LegalReference, DataLifeDays: a.DataLifeDays, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
 		for _, rc := range a.Recipients {
 			act.Recipients = append(act.Recipients, ui.ProcessingRecipient{Kind: rc.Kind, Side: rc.Side, Scopes: rc.Scopes,
 				Fields: rc.Fields})

@@ -60,6 +60,15 @@ type System struct {
 	// Witnesses is the witness policy (BROKER_WITNESS_POLICY); nil when
 	// checkpoints are not cosigned.
 	Witnesses *audit.Policy
+	// Notices sends recipient notices and gates releases to partners
+	// with an overdue acknowledgement.
+	Notices *commerce.Notices
+	// Holds keeps held categories through an erasure and shreds them when
+	// their hold ends.
+	Holds *commerce.Holds
+	// Warnings warns shoppers 48 hours (at least) before an erasure for
+	// inactivity; the retention sweeper waits for it.
+	Warnings *commerce.Warnings
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -126,8 +135,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
 	s.Shop = &commerce.Service{
-		Store:    s.DB,
-		Sealer:   s.Sealer,
+		Store: s.DB,
+		// A data key per shopper and category (contact, fulfilment,
+		// invoice), so an erasure can hold some and shred others.
+		Sealer:   seal.NewCategorySealer(s.Sealer),
 		Vault:    s.Sealer,
 		Releaser: s.Releaser,
 		Partners: s.DB,
@@ -140,12 +151,23 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
+	s.Notices = &commerce.Notices{Service: s.Shop, Store: s.DB, Deadline: cfg.Workers.NoticeDeadline}
+	s.Shop.Notices = s.Notices
+	s.Releaser.SetGate(s.Notices.Gate)
+	s.Holds = &commerce.Holds{Service: s.Shop, Store: s.DB, Held: map[string]time.Duration{}}
+	if r, ok := s.Policy.Data().Retention["invoice"]; ok && r.Hold {
+		s.Holds.Held[commerce.KeyInvoice] = r.LegalMinimum()
+	}
+	s.Shop.Holds = s.Holds
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
+	s.Warnings = &commerce.Warnings{Service: s.Shop, Store: s.DB, Lead: cfg.Workers.ErasureWarning,
+		Period: s.Retention.ShopperPeriod(), DefaultStore: cfg.WhatsApp.PhoneNumberID}
+	s.Retention.SetWarnings(s.Warnings)
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
 		Ingest: s.Shop, Log: log}
 	return s, nil
