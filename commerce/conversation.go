@@ -117,6 +117,9 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 	if !sh.Consent.Notice {
 		return c.notice(ctx, sh, s, in, act)
 	}
+	if r, ok, err := c.complaint(ctx, s, in, act); ok {
+		return r, err
+	}
 	switch cmd {
 	case "help":
 		return []Reply{helpReply()}, nil

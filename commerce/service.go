@@ -83,6 +83,8 @@ type Service struct {
 	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
 	// Summary describes a shopper's data and its disclosures ("my data").
 	Summary func(ctx context.Context, subject string) (string, error)
+	// Desk is the grievance desk (`complaint`); nil: complaints are refused.
+	Desk *Desk
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}

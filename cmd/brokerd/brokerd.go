@@ -63,6 +63,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return nil
 	})
 	m.start(bg, "age key rotation", sys.RunKeyRotation)
+	m.start(bg, "grievance escalation", func(ctx context.Context) error { return sys.RunDesk(ctx, time.Minute) })
 	m.start(bg, "retention sweeper", func(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})

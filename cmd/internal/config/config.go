@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker/seal"
+	"github.com/sieve-broker/sieve/commerce"
 	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
@@ -37,6 +38,17 @@ type Config struct {
 	// reports them, so a typo never silently becomes a default.
 	parseErrs []string
 	Webhooks  Webhooks
+	Desk      Desk
+}
+
+// Desk is the rights desk (SPEC §10): the contact every notice and answer
+// names, and the grievance timers, never longer than the law's.
+type Desk struct {
+	// Contact is SIEVE_DPO_CONTACT: the grievance officer / DPO contact.
+	Contact string
+	// AckWithin (SIEVE_GRIEVANCE_ACK, at most 48h) and ResolveWithin
+	// (SIEVE_GRIEVANCE_RESOLVE, at most 30d) are the grievance timers.
+	AckWithin, ResolveWithin time.Duration
 }
 
 // Server is the HTTP side.
@@ -180,6 +192,9 @@ func FromEnv(getenv func(string) string) Config {
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
+	c.Desk.Contact = strings.TrimSpace(getenv("SIEVE_DPO_CONTACT"))
+	c.Desk.AckWithin = durationOrInvalid(getenv("SIEVE_GRIEVANCE_ACK"))
+	c.Desk.ResolveWithin = durationOrInvalid(getenv("SIEVE_GRIEVANCE_RESOLVE"))
 	return c
 }
 
@@ -209,6 +224,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Workers.Workers == 0 {
 		c.Workers.Workers = 8
+	}
+	if c.Desk.Contact == "" && !c.Production() {
+		c.Desk.Contact = commerce.DefaultDPOContact
+	}
+	if c.Desk.AckWithin == 0 {
+		c.Desk.AckWithin = commerce.MaxGrievanceAck
+	}
+	if c.Desk.ResolveWithin == 0 {
+		c.Desk.ResolveWithin = commerce.MaxGrievanceResolve
 	}
 }
 
@@ -377,6 +401,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.RetentionInterval < 0 {
 		add("BROKER_RETENTION_INTERVAL must be a positive duration")
+	}
+	if c.Desk.Contact == "" {
+		add("SIEVE_DPO_CONTACT is required in production: every notice and rights answer names it")
+	}
+	if c.Desk.AckWithin < 0 || c.Desk.AckWithin > commerce.MaxGrievanceAck {
+		add("SIEVE_GRIEVANCE_ACK must be a positive duration of at most 48h (Consumer Protection (E-Commerce) Rules 2020)")
+	}
+	if c.Desk.ResolveWithin < 0 || c.Desk.ResolveWithin > commerce.MaxGrievanceResolve {
+		add("SIEVE_GRIEVANCE_RESOLVE must be a positive duration of at most 30d (Consumer Protection (E-Commerce) Rules 2020)")
 	}
 	return joinProblems(errs)
 }

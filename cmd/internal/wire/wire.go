@@ -52,6 +52,10 @@ type System struct {
 
 	// Retention applies the policy data's retention periods.
 	Retention *commerce.Retention
+	// Desk is the grievance desk.
+	Desk *commerce.Desk
+	// Breaches is the breach workbench.
+	Breaches *commerce.Workbench
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -125,6 +129,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
+	s.Desk = &commerce.Desk{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
+		AckWithin: cfg.Desk.AckWithin, ResolveWithin: cfg.Desk.ResolveWithin}
+	s.Shop.Desk = s.Desk
+	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
+		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize}
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
