@@ -73,6 +73,9 @@ type BreachFilter struct {
 	From, To time.Time
 	Partner  string // a partner id; "" for every recipient
 	Category string // a data category; "" for every one
+	// Actor is the partner's audit actor (kind:id), set by Open from
+	// Partner, so the scan uses the log's actor index.
+	Actor string
 }
 
 // ReleaseGroup is what the log says of one (subject, recipient, released
@@ -252,6 +255,16 @@ func (w *Workbench) Open(ctx context.Context, f BreachFilter, summary string, ac
 	}
 	if f.Category != "" && !slices.Contains(BreachCategories(), f.Category) {
 		return Breach{}, broker.Errorf(broker.EInvalid, "category must be one of %s", strings.Join(BreachCategories(), ", "))
+	}
+	if f.Partner != "" {
+		p, err := w.Service.Partners.GetPartner(ctx, f.Partner)
+		if broker.IsNotFound(err) {
+			return Breach{}, broker.Errorf(broker.EInvalid, "no partner %s", f.Partner)
+		}
+		if err != nil {
+			return Breach{}, err
+		}
+		f.Actor = PartnerParty(p).Actor()
 	}
 	aware := w.now().UTC()
 	size, err := w.Verify(ctx)

@@ -96,12 +96,12 @@ const sqlReleaseGroups = `SELECT subject, actor, coalesce((convert_from(leaf, 'U
 	  AND idx < $4
 	  AND time >= $1 AND time < $2
 	  AND outcome IN ('released', 'partial') AND subject <> ''
-	  AND ($3 = '' OR substr(actor, strpos(actor, ':') + 1) = $3)
+	  AND ($3 = '' OR actor = $3)
 	GROUP BY 1, 2, 3`
 
 // ReleaseGroups implements commerce.BreachStore.
 func (db *DB) ReleaseGroups(ctx context.Context, f commerce.BreachFilter, size uint64) ([]commerce.ReleaseGroup, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlReleaseGroups, f.From, f.To, f.Partner, int64(size))
+	rows, err := db.q(ctx).Query(ctx, sqlReleaseGroups, f.From, f.To, f.Actor, int64(size))
 	if err != nil {
 		return nil, Translate(err)
 	}
