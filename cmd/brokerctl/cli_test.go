@@ -347,6 +347,7 @@ func TestJSONFlagsAreHonoured(t *testing.T) {
 		"report processing":     {"report", "processing", "--json"},
 		"officer create":        {"officer", "create", "--name", "asha", "--json"},
 		"officer list":          {"officer", "list", "--json"},
+		"grievance list":        {"grievance", "list", "--json"},
 	}
 	for name, cmd := range commands {
 		if !strings.Contains(cmd.usage, "--json") {
