@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +230,23 @@ func TestBreachDrill(t *testing.T) {
 		t.Fatalf("GET /v1/breaches: %d %v", resp.StatusCode, list)
 	}
 
+	// The workbench in /ui: the countdown, the progress, the report.
+	ui := h.officerUI()
+	if st, page := ui.get("/ui/breaches"); st != 200 || !strings.Contains(page, b.ID) || !strings.Contains(page, "left") ||
+		!strings.Contains(page, fmt.Sprintf("%d/%d", len(want), len(want))) {
+		t.Errorf("/ui/breaches: %d\n%s", st, page)
+	}
+	if st, page := ui.get("/ui/breaches/" + b.ID); st != 200 || !strings.Contains(page, "hours left") || !strings.Contains(page, "Fresh Mart") {
+		t.Errorf("/ui/breaches/%s: %d\n%s", b.ID, st, page)
+	}
+	if st, page := ui.get("/ui/breaches/" + b.ID + "/report"); st != 200 || !strings.Contains(page, "Rule 7(2)(b)") {
+		t.Errorf("report page: %d", st)
+	}
+	if st, _ := ui.post("/ui/breaches", url.Values{"from": {from.Format("2006-01-02T15:04")}, "to": {to.Format("2006-01-02T15:04")},
+		"summary_code": {"a hacker"}}); st != 400 {
+		t.Errorf("free-text summary in /ui: %d", st)
+	}
+
 	// Every step is in the log.
 	if _, err := sys.IntegrateAudit(ctx); err != nil {
 		t.Fatal(err)
@@ -256,6 +274,10 @@ func TestBreachDrill(t *testing.T) {
 	before := h.count(`SELECT count(*) FROM breaches`)
 	if _, err := sys.Breaches.Open(ctx, commerce.BreachFilter{From: from, To: to}, "other", officer); err != commerce.ErrLogUnverified {
 		t.Fatalf("breach on a tampered log: %v", err)
+	}
+	if st, page := ui.post("/ui/breaches", url.Values{"from": {from.Format("2006-01-02T15:04")}, "to": {to.Format("2006-01-02T15:04")},
+		"summary_code": {"other"}}); st != 409 || !strings.Contains(page, "failed verification") {
+		t.Errorf("/ui breach on a tampered log: %d", st)
 	}
 	if h.count(`SELECT count(*) FROM breaches`) != before {
 		t.Error("a breach was recorded from a tampered log")

@@ -131,7 +131,10 @@ type Deps struct {
 	Partners       broker.PartnerStore
 	Policy         func() PolicyView
 	Processing     func(ctx context.Context) (ProcessingRecord, error)
-	Log            *slog.Logger
+	// Desk enables the grievance desk, Breaches the breach workbench.
+	Desk     *commerce.Desk
+	Breaches *commerce.Workbench
+	Log      *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
 	// SecureCookies marks cookies Secure even when the request did not
@@ -232,6 +235,7 @@ func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
 	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
 	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
 	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
+	u.registerDesk(app)
 	app.Use("/ui", u.unmatched)
 }
 
