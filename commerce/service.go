@@ -85,6 +85,8 @@ type Service struct {
 	Summary func(ctx context.Context, subject string) (string, error)
 	// Desk is the grievance desk (`complaint`); nil: complaints are refused.
 	Desk *Desk
+	// Nominees runs nominations (`nominate`); nil: refused.
+	Nominees *Nominees
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}

@@ -26,6 +26,7 @@ CREATE INDEX grievances_subject ON grievances (subject_id);
 CREATE TABLE nominations (
     id            text PRIMARY KEY,                 -- nom_…
     subject_id    text NOT NULL,
+    store         text NOT NULL DEFAULT '',         -- the business number it was made on
     nominee_index bytea NOT NULL,                   -- HMAC(pseudonym key, nominee digits)
     sealed        bytea,                            -- {"wa_id"} of the nominee
     created_at    timestamptz NOT NULL DEFAULT now(),

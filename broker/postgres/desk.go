@@ -207,3 +207,48 @@ func (db *DB) SubjectIDs(ctx context.Context) ([]string, error) {
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return out, Translate(err)
 }
+
+var _ commerce.NominationStore = (*DB)(nil)
+
+const nominationCols = `id, subject_id, store, nominee_index, sealed, created_at, confirmed_at, coalesce(event, ''), event_at, coalesce(event_by, '')`
+
+// InsertNomination stores a nomination.
+func (db *DB) InsertNomination(ctx context.Context, n commerce.Nomination) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO nominations (id, subject_id, store, nominee_index, sealed, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, n.ID, n.Subject, n.Store, n.Index, n.Sealed, n.CreatedAt)
+	return Translate(err)
+}
+
+// GetNomination reads a nomination.
+func (db *DB) GetNomination(ctx context.Context, id string) (commerce.Nomination, error) {
+	var n commerce.Nomination
+	err := db.q(ctx).QueryRow(ctx, `SELECT `+nominationCols+` FROM nominations WHERE id = $1`, id).Scan(&n.ID, &n.Subject,
+		&n.Store, &n.Index, &n.Sealed, &n.CreatedAt, &n.ConfirmedAt, &n.Event, &n.EventAt, &n.EventBy)
+	return n, Translate(err)
+}
+
+// ConfirmNomination records the nominee's confirmation once.
+func (db *DB) ConfirmNomination(ctx context.Context, id string, at time.Time) (bool, error) {
+	tag, err := db.q(ctx).Exec(ctx, `UPDATE nominations SET confirmed_at = $2 WHERE id = $1 AND confirmed_at IS NULL`, id, at)
+	if err != nil {
+		return false, Translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// SetNominationEvent records the death or incapacity once.
+func (db *DB) SetNominationEvent(ctx context.Context, id, event, by string, at time.Time) (bool, error) {
+	tag, err := db.q(ctx).Exec(ctx, `UPDATE nominations SET event = $2, event_by = $3, event_at = $4 WHERE id = $1 AND event IS NULL`,
+		id, event, by, at)
+	if err != nil {
+		return false, Translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// SubjectWaIndex returns a shopper's blind index (nil after erasure).
+func (db *DB) SubjectWaIndex(ctx context.Context, subject string) ([]byte, error) {
+	var idx []byte
+	err := db.q(ctx).QueryRow(ctx, `SELECT wa_index FROM subjects WHERE id = $1`, subject).Scan(&idx)
+	return idx, Translate(err)
+}

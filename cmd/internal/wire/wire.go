@@ -56,6 +56,8 @@ type System struct {
 	Desk *commerce.Desk
 	// Breaches is the breach workbench.
 	Breaches *commerce.Workbench
+	// Nominees runs nominations.
+	Nominees *commerce.Nominees
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -132,6 +134,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Desk = &commerce.Desk{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
 		AckWithin: cfg.Desk.AckWithin, ResolveWithin: cfg.Desk.ResolveWithin}
 	s.Shop.Desk = s.Desk
+	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: s.DB}
+	s.Shop.Nominees = s.Nominees
 	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
 		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize}
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
