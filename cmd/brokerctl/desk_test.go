@@ -113,3 +113,62 @@ func countRows(t *testing.T, sys *wire.System, sql string, args ...any) int {
 	}
 	return n
 }
+
+// nominee event/access/erase: codes only, and only for the named number
+// after the event.
+func TestNomineeCommands(t *testing.T) {
+	w := newWorld(t)
+	const waID, nominee = "919811114444", "919811118888"
+	w.seedShopper(waID)
+	w.seedShopper(nominee)
+	sys := w.open()
+	ctx := context.Background()
+	row, err := sys.Rights.ResolveWaID(ctx, waID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nrow, err := sys.Rights.ResolveWaID(ctx, nominee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
+		r, err := sys.Nominees.Nominate(ctx, row.ID, "", "+"+nominee)
+		id = strings.TrimSuffix(strings.Fields(strings.SplitAfter(r.Body, "(ref ")[1])[0], ").")
+		return err
+	})
+	if err != nil || !strings.HasPrefix(id, "nom_") {
+		t.Fatalf("nominate: %q %v", id, err)
+	}
+	if _, _, code := w.ctl(nil, "nominee", "event", id, "--event", "death", "--operator", "asha"); code == 0 {
+		t.Error("event recorded before the nominee confirmed")
+	}
+	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
+		_, err := sys.Nominees.Answer(ctx, nrow.ID, commerce.NomineeConfirmPrefix+id)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := w.ctl(nil, "nominee", "event", id, "--event", "gone", "--operator", "asha"); code == 0 {
+		t.Error("free-text event accepted")
+	}
+	if _, _, code := w.ctl(nil, "nominee", "access", id, "--nominee-wa", nominee, "--operator", "asha"); code == 0 {
+		t.Error("access before the event")
+	}
+	w.must("nominee", "event", id, "--event", "death", "--operator", "asha")
+	if _, _, code := w.ctl(nil, "nominee", "access", id, "--nominee-wa", "919800000000", "--operator", "asha"); code == 0 {
+		t.Error("access for another number")
+	}
+	var ex commerce.Export
+	if err := json.Unmarshal([]byte(w.must("nominee", "access", id, "--nominee-wa", "+"+nominee, "--operator", "asha")), &ex); err != nil || ex.Subject == "" {
+		t.Fatalf("access: %+v %v", ex, err)
+	}
+	w.must("nominee", "erase", id, "--nominee-wa", nominee, "--operator", "asha")
+	if _, err := sys.Rights.ResolveWaID(ctx, waID); err == nil {
+		t.Error("the shopper is not erased")
+	}
+	if n := countRows(t, sys, `SELECT count(*) FROM nominations WHERE subject_id = $1`, row.ID); n != 0 {
+		t.Errorf("%d nominations survive the erasure", n)
+	}
+}
