@@ -25,5 +25,7 @@ run -run '^$' -bench '^(BenchmarkVerify|BenchmarkVerifyCached|BenchmarkIssue)$' 
 echo "== audit append beside pgbench (100-row transactions), verify (database, its floor, and offline from an export) beside pgbench reading the entries, explorer over 1,000,000 entries"
 run -run '^$' -bench '^(BenchmarkAuditAppend|BenchmarkPgbenchBaseline)$' -benchtime 3s -count 1 ./broker/postgres/
 run -run '^$' -bench '^(BenchmarkAuditVerify|BenchmarkAuditVerifyFloor|BenchmarkAuditVerifyExport|BenchmarkPgbenchRead|BenchmarkAuditExplorer)$' -benchtime 3x -count 1 -timeout 30m ./broker/postgres/
+echo "== breach open over the same 1,000,000 entries: verify, then the affected set (one partner, 10 days; every recipient, 30 days)"
+run -run '^$' -bench '^BenchmarkBreachOpen$' -benchtime 1x -count 1 -timeout 30m ./broker/postgres/
 echo "== end to end: ingest, order flows, partner reads, memory"
 bin/sievebench --micro "$micro" --json "$out/results.json" "$@"

@@ -477,6 +477,11 @@ func (res *Results) print(w io.Writer) {
 		row("  offline, from an export file", fmt.Sprintf("%.0f entries/s (%.0f entries)", ax, m.get("BenchmarkAuditVerifyExport", "entries")),
 			fmt.Sprintf("pgbench reading them %.0f rows/s", rd), ax/nz(rd), "≥1000000/s")
 		row("audit explorer, 1M entries", fmt.Sprintf("%.1f ms/page, worst %.1f ms", m.get("BenchmarkAuditExplorer", "ms/page"), m.get("BenchmarkAuditExplorer", "worst-ms/page")), "", 0, "≤50 ms")
+		if bv := m.get("BenchmarkBreachOpen", "verify_s"); bv > 0 {
+			bp, ba := m.get("BenchmarkBreachOpen", "affected_partner_10d_s"), m.get("BenchmarkBreachOpen", "affected_all_30d_s")
+			row("breach open: affected set, 1M", fmt.Sprintf("%.2f s one partner/10d, %.2f s all/30d", bp, ba),
+				fmt.Sprintf("audit verify same log %.2f s", bv), bv/nz(ba), "")
+		}
 		vu, vc := m.get("BenchmarkVerify", "ns/op"), m.get("BenchmarkVerifyCached", "ns/op")
 		row("JWT verify (EdDSA)", fmt.Sprintf("%.0f ns/op cached", vc), fmt.Sprintf("uncached %.0f ns/op", vu), vu/nz(vc), "")
 	}
