@@ -35,37 +35,45 @@ var breachNature = map[string]string{
 // awareness (DPDP Rules 2025, Rule 7(2)(b); GDPR Art. 33(1)).
 const BreachBoardWindow = 72 * time.Hour
 
-// Data categories of released fields, as the breach reports name them.
-var fieldCategories = []struct{ prefix, category string }{
-	{"customer.phone", "contact"}, {"customer.bsuid", "contact"}, {"customer.profile_name", "identity"},
-	{"customer.ref", "identifiers"}, {"customer.consent", "consent_records"}, {"customer.", "identity"},
-	{"delivery.", "addresses"}, {"items", "orders"}, {"total", "orders"}, {"orders", "orders"},
-	{"payment", "payments"}, {"chat", "chat"},
+// fallbackCategories name the data category of a released field when the
+// workbench is given no policy data (the policy data's field categories,
+// which the Art. 30 record and the retention periods use, are the source).
+var fallbackCategories = []struct{ prefix, category string }{
+	{"customer.consent", "consent_records"}, {"customer.", "identity"}, {"delivery.address", "addresses"},
+	{"delivery.postal_code", "addresses"}, {"delivery.location", "addresses"}, {"chat", "chat"},
+	{"note_to_customer", "chat"},
 }
 
-// FieldCategory maps a released field name to its data category.
+// FieldCategory maps a released field name to its data category without
+// policy data: identity, addresses, consent_records, chat, else orders.
 func FieldCategory(field string) string {
-	for _, c := range fieldCategories {
+	for _, c := range fallbackCategories {
 		if strings.HasPrefix(field, c.prefix) {
 			return c.category
 		}
 	}
-	if i := strings.IndexByte(field, '.'); i > 0 {
-		return field[:i]
-	}
-	return field
+	return "orders"
 }
 
-// BreachCategories lists the category names FieldCategory knows.
-func BreachCategories() []string {
-	var out []string
-	for _, c := range fieldCategories {
-		if !slices.Contains(out, c.category) {
-			out = append(out, c.category)
+// categorize maps a field to its category: the policy data's when known.
+func (w *Workbench) categorize(field string) string {
+	if w.Categorize != nil {
+		if c, ok := w.Categorize(field); ok {
+			return c
 		}
 	}
-	sort.Strings(out)
-	return out
+	return FieldCategory(field)
+}
+
+// Categories lists the data categories a breach may be narrowed to.
+func (w *Workbench) Categories() []string {
+	out := slices.Clone(w.CategoryNames)
+	for _, c := range fallbackCategories {
+		out = append(out, c.category)
+	}
+	out = append(out, "orders")
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // BreachFilter selects the releases a breach touched.
@@ -104,9 +112,16 @@ type BreachScope struct {
 	Recipients []BreachRecipient `json:"recipients"`
 }
 
+// unreadableFields stands for a release whose field list did not parse.
+const unreadableFields = "\x00unreadable"
+
 // ScopeOf aggregates release groups into a breach scope, keeping only the
-// releases of the filter's category.
-func ScopeOf(groups []ReleaseGroup, category string) BreachScope {
+// releases of the filter's category; categorize names each field's
+// category (nil: FieldCategory).
+func ScopeOf(groups []ReleaseGroup, category string, categorize func(string) string) BreachScope {
+	if categorize == nil {
+		categorize = FieldCategory
+	}
 	fields := map[string][]string{}
 	subjects := map[string]bool{}
 	cats := map[string]bool{}
@@ -119,12 +134,23 @@ func ScopeOf(groups []ReleaseGroup, category string) BreachScope {
 	for _, g := range groups {
 		fs, ok := fields[g.Released]
 		if !ok {
-			_ = json.Unmarshal([]byte(g.Released), &fs)
+			if err := json.Unmarshal([]byte(g.Released), &fs); err != nil || fs == nil {
+				// Fail towards telling: a release whose fields cannot be
+				// read counts as touching every category.
+				fs = []string{unreadableFields}
+			}
 			fields[g.Released] = fs
 		}
 		var gcats []string
 		for _, f := range fs {
-			if c := FieldCategory(f); !slices.Contains(gcats, c) {
+			c := categorize(f)
+			if f == unreadableFields {
+				c = category
+				if c == "" {
+					c = "unknown"
+				}
+			}
+			if !slices.Contains(gcats, c) {
 				gcats = append(gcats, c)
 			}
 		}
@@ -222,6 +248,11 @@ type Workbench struct {
 	Contact string
 	// PhoneNumberID is the business number notices are sent from.
 	PhoneNumberID string
+	// Categorize names a field's data category from the policy data, and
+	// CategoryNames are the policy data's categories; without them the
+	// workbench falls back to FieldCategory.
+	Categorize    func(field string) (string, bool)
+	CategoryNames []string
 	Now           func() time.Time
 }
 
@@ -253,8 +284,8 @@ func (w *Workbench) Open(ctx context.Context, f BreachFilter, summary string, ac
 	if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
 		return Breach{}, broker.Errorf(broker.EInvalid, "the window needs --from before --to")
 	}
-	if f.Category != "" && !slices.Contains(BreachCategories(), f.Category) {
-		return Breach{}, broker.Errorf(broker.EInvalid, "category must be one of %s", strings.Join(BreachCategories(), ", "))
+	if f.Category != "" && !slices.Contains(w.Categories(), f.Category) {
+		return Breach{}, broker.Errorf(broker.EInvalid, "category must be one of %s", strings.Join(w.Categories(), ", "))
 	}
 	if f.Partner != "" {
 		p, err := w.Service.Partners.GetPartner(ctx, f.Partner)
@@ -278,7 +309,7 @@ func (w *Workbench) Open(ctx context.Context, f BreachFilter, summary string, ac
 	if err != nil {
 		return Breach{}, err
 	}
-	sc := ScopeOf(groups, f.Category)
+	sc := ScopeOf(groups, f.Category, w.categorize)
 	for i := range sc.Recipients {
 		if _, id, ok := strings.Cut(sc.Recipients[i].Party, ":"); ok {
 			if p, err := w.Service.Partners.GetPartner(ctx, id); err == nil {

@@ -132,26 +132,11 @@ type Desk struct {
 	// Contact is the grievance officer / DPO contact (SIEVE_DPO_CONTACT).
 	Contact string
 	// AckWithin and ResolveWithin are the desk's timers; zero means the
-	// statutory maximum. NewDesk refuses longer ones.
+	// statutory maximum, and a longer one is never used (the configuration
+	// refuses it; the desk clamps it).
 	AckWithin, ResolveWithin time.Duration
 	// Now is the clock (tests inject one); nil is time.Now.
 	Now func() time.Time
-}
-
-// ValidateGrievanceTimers checks configured timers against the law: each
-// must be positive and no longer than the statutory maximum.
-func ValidateGrievanceTimers(ack, resolve time.Duration) error {
-	var errs []string
-	if ack < 0 || ack > MaxGrievanceAck {
-		errs = append(errs, fmt.Sprintf("the grievance acknowledgement period must be at most %s", MaxGrievanceAck))
-	}
-	if resolve < 0 || resolve > MaxGrievanceResolve {
-		errs = append(errs, "the grievance resolution period must be at most 30 days (720h)")
-	}
-	if len(errs) > 0 {
-		return broker.Errorf(broker.EInvalid, "%s", strings.Join(errs, "; "))
-	}
-	return nil
 }
 
 func (d *Desk) now() time.Time {

@@ -32,7 +32,7 @@ func BenchmarkBreachOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		affected = len(commerce.ScopeOf(groups, "").Subjects)
+		affected = len(commerce.ScopeOf(groups, "", nil).Subjects)
 		partner += time.Since(start)
 
 		start = time.Now()
@@ -40,7 +40,7 @@ func BenchmarkBreachOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		everyone = len(commerce.ScopeOf(groups, "").Subjects)
+		everyone = len(commerce.ScopeOf(groups, "", nil).Subjects)
 		all += time.Since(start)
 	}
 	n := float64(b.N)

@@ -23,7 +23,7 @@ func cmdBreachOpen(ctx context.Context, c *cli, args []string) error {
 	from := fs.String("from", "", "start of the window (RFC 3339)")
 	to := fs.String("to", "", "end of the window (RFC 3339)")
 	partner := fs.String("partner", "", "the partner's name or client id")
-	category := fs.String("category", "", "a data category: "+strings.Join(commerce.BreachCategories(), ", "))
+	category := fs.String("category", "", "a data category of the policy data (identity, addresses, orders, …)")
 	summary := fs.String("summary-code", "", "what happened: "+strings.Join(commerce.BreachSummaryCodes, ", "))
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {

@@ -136,13 +136,18 @@ func TestBreachDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.Affected != len(want) || b.Releases != len(want) || len(b.Recipients) != 1 || b.Recipients[0].Name != "Fresh Mart" ||
-		strings.Join(b.Categories, ",") != "addresses,identifiers,orders" {
+		strings.Join(b.Categories, ",") != "addresses,identity,orders" {
 		t.Fatalf("breach: affected %d (want %d), releases %d, recipients %+v, categories %v", b.Affected, len(want), b.Releases, b.Recipients, b.Categories)
 	}
-	// A category narrows it: the couriers' addresses in the same window.
-	bc, err := sys.Breaches.Open(ctx, commerce.BreachFilter{From: from, To: to, Category: "payments"}, "software_defect", officer)
-	if err != nil || bc.Affected != 200 || len(bc.Recipients) != 1 || bc.Recipients[0].Name != "Pay Co" {
+	// A category narrows it (the policy data's categories): addresses in
+	// the same window went to the retailer and the couriers, not to Pay Co.
+	bc, err := sys.Breaches.Open(ctx, commerce.BreachFilter{From: from, To: to, Category: "addresses"}, "software_defect", officer)
+	if err != nil || bc.Affected != 400 || len(bc.Recipients) != 2 || bc.Recipients[0].Name == "Pay Co" || bc.Recipients[1].Name == "Pay Co" ||
+		strings.Join(bc.Categories, ",") != "addresses" {
 		t.Fatalf("category breach: %+v %v", bc, err)
+	}
+	if _, err := sys.Breaches.Open(ctx, commerce.BreachFilter{From: from, To: to, Category: "gossip"}, "other", officer); broker.ErrorCode(err) != broker.EInvalid {
+		t.Errorf("unknown category: %v", err)
 	}
 
 	// Notices: one per affected shopper, nobody else.

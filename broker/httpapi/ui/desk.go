@@ -187,7 +187,7 @@ func (u *UI) breachesBody(c *fiber.Ctx) (breachesBody, error) {
 		body.Summaries = append(body.Summaries, option{Value: s, Label: strings.ReplaceAll(s, "_", " ")})
 	}
 	body.Categories = []option{{Value: "", Label: "every category"}}
-	for _, s := range commerce.BreachCategories() {
+	for _, s := range u.d.Breaches.Categories() {
 		body.Categories = append(body.Categories, option{Value: s, Label: s})
 	}
 	body.Partners = []option{{Value: "", Label: "every recipient"}}

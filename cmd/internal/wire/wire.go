@@ -137,7 +137,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: s.DB}
 	s.Shop.Nominees = s.Nominees
 	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
-		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize}
+		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize,
+		Categorize: s.Policy.Data().CategoryOf, CategoryNames: policyCategories(s.Policy)}
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
