@@ -58,27 +58,25 @@ func TestScopeOf(t *testing.T) {
 	}
 }
 
-func TestSLAOf(t *testing.T) {
-	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
-	due := t0.Add(MaxGrievanceResolve)
-	gs := []Grievance{
-		{OpenedAt: t0, ResolveDue: due},                                               // open
-		{OpenedAt: t0, ResolveDue: t0.Add(time.Hour), EscalatedAt: at(2 * time.Hour)}, // overdue, escalated
-		{OpenedAt: t0, ResolveDue: due, ResolvedAt: at(24 * time.Hour)},               // in time
-		{OpenedAt: t0, ResolveDue: t0.Add(time.Hour), ResolvedAt: at(3 * time.Hour)},  // late
-	}
-	r := SLAOf(gs, t0.Add(5*time.Hour), (&Desk{}).timers)
-	if r.Total != 4 || r.Open != 2 || r.Overdue != 1 || r.Escalated != 1 || r.Resolved != 2 || r.ResolvedInTime != 1 ||
-		r.ShareInTime != 0.5 || r.AckHours != 48 || r.ResolveDays != 30 {
-		t.Errorf("SLA: %+v", r)
-	}
-	// Timers longer than the law's are never used.
+// Timers longer than the law's are never used; quicker ones are.
+func TestDeskTimers(t *testing.T) {
 	ack, res := (&Desk{AckWithin: 72 * time.Hour, ResolveWithin: 90 * 24 * time.Hour}).timers()
 	if ack != MaxGrievanceAck || res != MaxGrievanceResolve {
 		t.Errorf("timers %v %v", ack, res)
 	}
+	if ack, res := (&Desk{}).timers(); ack != MaxGrievanceAck || res != MaxGrievanceResolve {
+		t.Errorf("default timers %v %v", ack, res)
+	}
 	if ack, res := (&Desk{AckWithin: time.Hour, ResolveWithin: 7 * 24 * time.Hour}).timers(); ack != time.Hour || res != 7*24*time.Hour {
 		t.Errorf("quicker timers %v %v", ack, res)
+	}
+	g := Grievance{ResolveDue: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}
+	for _, tt := range []struct {
+		at   time.Time
+		want string
+	}{{g.ResolveDue.Add(-time.Hour), GrievanceOpen}, {g.ResolveDue.Add(time.Hour), GrievanceOverdue}} {
+		if got := g.status(tt.at); got != tt.want {
+			t.Errorf("status at %v = %s, want %s", tt.at, got, tt.want)
+		}
 	}
 }

@@ -105,6 +105,9 @@ type GrievanceStore interface {
 	// ResolveGrievance records the outcome; false when the ticket is
 	// already resolved.
 	ResolveGrievance(ctx context.Context, id, outcome, by string, at time.Time) (bool, error)
+	// GrievanceCounts counts the tickets for the SLA report at now (the
+	// counts only: total, open, overdue, escalated, resolved, in time).
+	GrievanceCounts(ctx context.Context, now time.Time) (SLAReport, error)
 	// EscalateOverdue marks unresolved tickets past resolve_by at now, not
 	// yet escalated, as escalated, and returns them.
 	EscalateOverdue(ctx context.Context, now time.Time, limit int) ([]Grievance, error)
@@ -334,41 +337,19 @@ func (d *Desk) Escalate(ctx context.Context) (int, error) {
 	}
 }
 
-// SLA computes the desk's SLA report over every ticket.
+// SLA computes the desk's SLA report over every ticket, counted in the
+// database (one row back, however many tickets).
 func (d *Desk) SLA(ctx context.Context) (SLAReport, error) {
-	gs, err := d.Store.ListGrievances(ctx, "", d.now(), 1<<30)
+	r, err := d.Store.GrievanceCounts(ctx, d.now())
 	if err != nil {
 		return SLAReport{}, err
 	}
-	return SLAOf(gs, d.now(), d.timers), nil
-}
-
-// SLAOf summarises tickets at now.
-func SLAOf(gs []Grievance, now time.Time, timers func() (time.Duration, time.Duration)) SLAReport {
-	ack, res := timers()
-	r := SLAReport{Total: len(gs), AckHours: ack.Hours(), ResolveDays: res.Hours() / 24, ShareInTime: 1}
-	for i := range gs {
-		g := &gs[i]
-		if g.EscalatedAt != nil {
-			r.Escalated++
-		}
-		switch g.status(now) {
-		case GrievanceResolved:
-			r.Resolved++
-			if g.InTime() {
-				r.ResolvedInTime++
-			}
-		case GrievanceOverdue:
-			r.Overdue++
-			r.Open++
-		default:
-			r.Open++
-		}
-	}
+	ack, res := d.timers()
+	r.AckHours, r.ResolveDays, r.ShareInTime = ack.Hours(), res.Hours()/24, 1
 	if r.Resolved > 0 {
 		r.ShareInTime = float64(r.ResolvedInTime) / float64(r.Resolved)
 	}
-	return r
+	return r, nil
 }
 
 // GrievanceActions is what the conversation needs for `complaint`; the

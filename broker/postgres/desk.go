@@ -267,3 +267,16 @@ func (db *DB) SubjectWaIndex(ctx context.Context, subject string) ([]byte, error
 	err := db.q(ctx).QueryRow(ctx, `SELECT wa_index FROM subjects WHERE id = $1`, subject).Scan(&idx)
 	return idx, Translate(err)
 }
+
+// GrievanceCounts counts tickets for the SLA report in one statement.
+func (db *DB) GrievanceCounts(ctx context.Context, now time.Time) (commerce.SLAReport, error) {
+	var r commerce.SLAReport
+	err := db.q(ctx).QueryRow(ctx, `SELECT count(*),
+		count(*) FILTER (WHERE resolved_at IS NULL),
+		count(*) FILTER (WHERE resolved_at IS NULL AND resolve_due < $1),
+		count(*) FILTER (WHERE escalated_at IS NOT NULL),
+		count(*) FILTER (WHERE resolved_at IS NOT NULL),
+		count(*) FILTER (WHERE resolved_at IS NOT NULL AND resolved_at <= resolve_due)
+		FROM grievances`, now).Scan(&r.Total, &r.Open, &r.Overdue, &r.Escalated, &r.Resolved, &r.ResolvedInTime)
+	return r, Translate(err)
+}
