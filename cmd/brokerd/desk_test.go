@@ -170,6 +170,17 @@ func TestGrievanceFromTheChat(t *testing.T) {
 	if st, _ := ui.get("/ui/grievances/grv_nope"); st != 404 {
 		t.Errorf("unknown ticket: %d", st)
 	}
+	if st, _ := ui.get("/ui/grievances?status=%27%20OR%201=1"); st != 400 {
+		t.Errorf("junk status filter in /ui: %d", st)
+	}
+	// A resolution without the session's form token changes nothing.
+	forged, _ := http.NewRequest("POST", h.base+"/ui/grievances/"+id+"/resolve", strings.NewReader("outcome=withdrawn"))
+	forged.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := ui.c.Do(forged); err != nil || resp.StatusCode != 403 {
+		t.Errorf("resolve without the form token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	// A month later it is overdue, and the sweeper escalates it once.
 	if n, err := h.m.Sys.Desk.Escalate(context.Background()); err != nil || n != 0 {
