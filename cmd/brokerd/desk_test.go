@@ -222,6 +222,19 @@ func TestGrievanceFromTheChat(t *testing.T) {
 		t.Errorf("resolved: %+v", done)
 	}
 
+	// The SLA report is in the Art. 30 record, as data and in /ui.
+	var rec struct {
+		SLA *commerce.SLAReport `json:"grievance_sla"`
+	}
+	if r := h.do("GET", "/v1/reports/processing", desk, nil, &rec); r.StatusCode != 200 || rec.SLA == nil ||
+		rec.SLA.Resolved != 1 || rec.SLA.ResolvedInTime != 0 {
+		t.Errorf("Art. 30 record: %d %+v", r.StatusCode, rec.SLA)
+	}
+	if st, page := ui.get("/ui/reports"); st != 200 || !strings.Contains(page, `id="art30-grievances"`) ||
+		!strings.Contains(page, "0% of them within 30 days") {
+		t.Errorf("/ui/reports lacks the grievance SLA: %d", st)
+	}
+
 	// Every step is in the log, with codes only.
 	h.waitIdle()
 	if _, err := h.m.Sys.IntegrateAudit(context.Background()); err != nil {
