@@ -316,3 +316,8 @@ func (c *Conversation) nominateCommand(ctx context.Context, s *Session, in Inbou
 	r, err := na.Nominate(ctx, number)
 	return []Reply{r}, true, err
 }
+
+// Get reads a nomination (for the officer's page: no number is unsealed).
+func (n *Nominees) Get(ctx context.Context, id string) (Nomination, error) {
+	return n.Store.GetNomination(ctx, id)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -54,8 +55,23 @@ func TestNomineeConfirmsAndObtainsAccess(t *testing.T) {
 	if err := noms.RecordEvent(ctx, id, "he died, sadly", officer); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("free-text event: %v", err)
 	}
-	if err := noms.RecordEvent(ctx, id, "incapacity", officer); err != nil {
-		t.Fatal(err)
+	// The officer records the event in /ui.
+	ui := h.officerUI()
+	if st, page := ui.get("/ui/nominations?id=" + id); st != 200 || !strings.Contains(page, "none recorded") ||
+		!strings.Contains(page, `id="nom-record"`) || strings.Contains(page, nominee) {
+		t.Fatalf("/ui/nominations: %d\n%s", st, page)
+	}
+	if st, _ := ui.post("/ui/nominations/event", url.Values{"id": {id}, "event": {"gone fishing"}}); st != 400 {
+		t.Errorf("free-text event in /ui: %d", st)
+	}
+	if st, _ := ui.post("/ui/nominations/event", url.Values{"id": {id}, "event": {"incapacity"}}); st != 303 {
+		t.Fatalf("record the event in /ui: %d", st)
+	}
+	if st, page := ui.get("/ui/nominations?id=" + id); st != 200 || !strings.Contains(page, "incapacity, recorded") {
+		t.Errorf("after the event: %d", st)
+	}
+	if st, _ := ui.get("/ui/nominations?id=nom_nobody"); st != 200 {
+		t.Errorf("unknown nomination: %d", st)
 	}
 	if err := noms.RecordEvent(ctx, id, "death", officer); broker.ErrorCode(err) != broker.EConflict {
 		t.Errorf("second event: %v", err)

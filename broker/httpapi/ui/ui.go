@@ -134,6 +134,8 @@ type Deps struct {
 	// Desk enables the grievance desk, Breaches the breach workbench.
 	Desk     *commerce.Desk
 	Breaches *commerce.Workbench
+	// Nominees enables the nomination page (it needs Rights too).
+	Nominees *commerce.Nominees
 	Log      *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
@@ -236,6 +238,9 @@ func (u *UI) Register(app *fiber.App, _ *httpapi.Server) {
 	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
 	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
 	u.registerDesk(app)
+	if u.d.Rights != nil {
+		u.registerNominations(app)
+	}
 	app.Use("/ui", u.unmatched)
 }
 

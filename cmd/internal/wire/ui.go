@@ -35,6 +35,7 @@ func (s *System) uiDeps() ui.Deps {
 		Rights:         s.Rights,
 		Desk:           s.Desk,
 		Breaches:       s.Breaches,
+		Nominees:       s.Nominees,
 		Partners:       s.DB,
 		Policy:         s.policyView,
 		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
