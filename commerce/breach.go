@@ -227,7 +227,8 @@ type BreachStore interface {
 	InsertBreach(ctx context.Context, b Breach, subjects []string) error
 	GetBreach(ctx context.Context, id string) (Breach, error)
 	ListBreaches(ctx context.Context) ([]Breach, error)
-	// PendingBreachNotices lists affected shoppers not yet notified.
+	// PendingBreachNotices claims up to limit affected shoppers not yet
+	// notified, locked for the transaction in ctx (others skip them).
 	PendingBreachNotices(ctx context.Context, id string, limit int) ([]BreachNotice, error)
 	SetBreachNotice(ctx context.Context, id string, n BreachNotice) error
 	MarkBreachNotified(ctx context.Context, id string, at time.Time) error
@@ -405,36 +406,37 @@ func (w *Workbench) Notify(ctx context.Context, id string, actor broker.Party) (
 	body := w.NoticeText(b)
 	queued := 0
 	for {
-		pending, err := w.Store.PendingBreachNotices(ctx, id, 200)
-		if err != nil {
-			return queued, err
-		}
-		if len(pending) == 0 {
-			break
-		}
-		err = w.Store.InTx(ctx, func(ctx context.Context) error {
-			for _, n := range pending {
-				n.SubjectID = byPseudo[n.Pseudonym]
-				n.Status = "unreachable"
-				if n.SubjectID != "" {
-					ref, err := w.send(ctx, n.SubjectID, body)
+		// Each batch is claimed in its transaction (rows locked, others
+		// skip them), so two officers notifying at once send nobody two.
+		n := 0
+		err := w.Store.InTx(ctx, func(ctx context.Context) error {
+			pending, err := w.Store.PendingBreachNotices(ctx, id, 200)
+			if err != nil {
+				return err
+			}
+			n = len(pending)
+			for _, nt := range pending {
+				nt.SubjectID = byPseudo[nt.Pseudonym]
+				nt.Status = "unreachable"
+				if nt.SubjectID != "" {
+					ref, err := w.send(ctx, nt.SubjectID, body)
 					if err != nil {
 						return err
 					}
 					if ref != "" {
-						n.Ref, n.Status = ref, "queued"
+						nt.Ref, nt.Status = ref, "queued"
 					}
 				}
-				if err := w.Store.SetBreachNotice(ctx, id, n); err != nil {
+				if err := w.Store.SetBreachNotice(ctx, id, nt); err != nil {
 					return err
 				}
 				reason := "notice_queued"
-				if n.Status != "queued" {
+				if nt.Status != "queued" {
 					reason = "subject_unreachable"
 				} else {
 					queued++
 				}
-				if err := w.record(ctx, actor.Actor(), "breach_notice", n.Pseudonym, b.ID, audit.OutcomeDone, reason); err != nil {
+				if err := w.record(ctx, actor.Actor(), "breach_notice", nt.Pseudonym, b.ID, audit.OutcomeDone, reason); err != nil {
 					return err
 				}
 			}
@@ -442,6 +444,9 @@ func (w *Workbench) Notify(ctx context.Context, id string, actor broker.Party) (
 		})
 		if err != nil {
 			return queued, err
+		}
+		if n == 0 {
+			break
 		}
 	}
 	if err := w.Store.MarkBreachNotified(ctx, id, w.now().UTC()); err != nil {

@@ -169,10 +169,11 @@ func (db *DB) ListBreaches(ctx context.Context) ([]commerce.Breach, error) {
 	return out, Translate(err)
 }
 
-// PendingBreachNotices lists affected shoppers not yet notified.
+// PendingBreachNotices claims affected shoppers not yet notified: the rows
+// stay locked for the transaction in ctx, and other claimers skip them.
 func (db *DB) PendingBreachNotices(ctx context.Context, id string, limit int) ([]commerce.BreachNotice, error) {
 	rows, err := db.q(ctx).Query(ctx, `SELECT pseudonym FROM breach_subjects WHERE breach_id = $1 AND status = 'pending'
-		ORDER BY pseudonym LIMIT $2`, id, limit)
+		ORDER BY pseudonym LIMIT $2 FOR UPDATE SKIP LOCKED`, id, limit)
 	if err != nil {
 		return nil, Translate(err)
 	}
