@@ -106,12 +106,15 @@ func TestDeskBrowser(t *testing.T) {
 		t.Errorf("countdown %q", got)
 	}
 	b.shot("breach")
-	b.do("notify", chromedp.Click(chromedp.ID("breach-notify")), chromedp.WaitVisible(chromedp.ID("breach-progress")))
+	// The page after the POST is the same URL: wait for what only it shows.
+	b.do("notify", chromedp.Click(chromedp.ID("breach-notify")), chromedp.WaitVisible(chromedp.ID("breach-notified-at")))
 	if got := b.text("#breach-progress"); !strings.Contains(got, "1/1") {
 		t.Errorf("progress %q", got)
 	}
 	b.shot("breach-notified")
-	b.do("report", chromedp.Click(chromedp.ID("breach-report")), chromedp.WaitVisible(chromedp.CSS("h1")))
+	b.do("report", chromedp.Click(chromedp.ID("breach-report")))
+	b.waitURL("/report")
+	b.do("report page", chromedp.WaitVisible(chromedp.CSS("h1")))
 	if got := b.text("body"); !strings.Contains(got, "Rule 7(2)(b)") || !strings.Contains(got, "Art. 33") {
 		t.Errorf("report page lacks its sections")
 	}
