@@ -114,6 +114,9 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 	}
 	// Consent gates everything else: without the notice accepted we
 	// process nothing but the consent answer.
+	if r, ok, err := c.nominate(ctx, s, in, act); ok {
+		return r, err
+	}
 	if !sh.Consent.Notice {
 		return c.notice(ctx, sh, s, in, act)
 	}
@@ -122,6 +125,12 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 			return c.correctAddress(ctx, s, in, act)
 		}
 		s.State, s.Return = s.Return, ""
+	}
+	if r, ok, err := c.complaint(ctx, s, in, act); ok {
+		return r, err
+	}
+	if r, ok, err := c.nominateCommand(ctx, s, in, act); ok {
+		return r, err
 	}
 	switch cmd {
 	case "correct address":

@@ -89,6 +89,10 @@ type Service struct {
 	// Holds keeps invoices through an erasure for their legal minimum;
 	// nil: an erasure shreds every key.
 	Holds *Holds
+	// Desk is the grievance desk (`complaint`); nil: complaints are refused.
+	Desk *Desk
+	// Nominees runs nominations (`nominate`); nil: refused.
+	Nominees *Nominees
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}

@@ -29,5 +29,7 @@ echo "== audit append and integration with a real witness cosigning beside witho
 run -run '^$' -bench '^BenchmarkAuditAppendWitness$' -benchtime 3s -count 1 ./broker/postgres/
 echo "== retention sweep: shoppers erased per second in batches (shredding, notices, audit) beside deleting the same rows without sealing"
 run -run '^$' -bench '^(BenchmarkRetentionSweep|BenchmarkRetentionDeleteBaseline)$' -benchtime 2x -count 1 -timeout 20m ./commerce/
+echo "== breach open over the same 1,000,000 entries: verify, then the affected set (one partner, 10 days; every recipient, 30 days)"
+run -run '^$' -bench '^BenchmarkBreachOpen$' -benchtime 1x -count 1 -timeout 30m ./broker/postgres/
 echo "== end to end: ingest, order flows, partner reads, memory"
 bin/sievebench --micro "$micro" --json "$out/results.json" "$@"

@@ -99,6 +99,8 @@ type Deps struct {
 	WhatsApp   WebhookReceiver
 	Shop       *commerce.Service
 	Rights     *commerce.Rights
+	Desk       *commerce.Desk
+	Breaches   BreachAPI
 	Audit      AuditAPI
 	Reports    Reports
 	Officers   OfficerAuth

@@ -95,6 +95,7 @@ func (s *Server) complianceRoutes() {
 		app.Post("/v1/subjects/export", s.compliance(broker.ScopeSubjectsWrite), s.subjectExport)
 		app.Post("/v1/subjects/erase", s.compliance(broker.ScopeSubjectsWrite), s.subjectErase)
 	}
+	s.deskRoutes()
 }
 
 // ParseAuditFilter reads the audit filter from a query string.

@@ -59,6 +59,10 @@ func (db *DB) EraseSubjectRows(ctx context.Context, subject string) ([]string, e
 			WHERE subject_id = $1`,
 		`DELETE FROM partner_refs WHERE subject_id = $1`,
 		`DELETE FROM message_status WHERE subject_id = $1`,
+		// The nominee's blind index is the nominee's data too; a ticket's
+		// text is unreadable once the key is gone, and is dropped as well.
+		`DELETE FROM nominations WHERE subject_id = $1`,
+		`UPDATE grievances SET sealed = NULL WHERE subject_id = $1`,
 	} {
 		if _, err := q.Exec(ctx, stmt, subject); err != nil {
 			return nil, Translate(err)

@@ -71,6 +71,7 @@ func (m *Main) Run(ctx context.Context) error {
 		sys.Notices.Run(ctx, m.Config.Workers.NoticeRefresh)
 		return nil
 	})
+	m.start(bg, "grievance escalation", func(ctx context.Context) error { return sys.RunDesk(ctx, time.Minute) })
 	m.start(bg, "retention sweeper", func(ctx context.Context) error {
 		return sys.RunRetention(ctx, m.Config.Workers.RetentionInterval)
 	})

@@ -551,6 +551,11 @@ func (res *Results) print(w io.Writer) {
 		vp := m.get("BenchmarkAuditVerifyPolicy", "entries/s")
 		row("  verify with --policy", fmt.Sprintf("%.0f entries/s", vp), fmt.Sprintf("verify %.0f entries/s", av), vp/nz(av), "")
 		row("audit explorer, 1M entries", fmt.Sprintf("%.1f ms/page, worst %.1f ms", m.get("BenchmarkAuditExplorer", "ms/page"), m.get("BenchmarkAuditExplorer", "worst-ms/page")), "", 0, "≤50 ms")
+		if bv := m.get("BenchmarkBreachOpen", "verify_s"); bv > 0 {
+			bp, ba := m.get("BenchmarkBreachOpen", "affected_partner_10d_s"), m.get("BenchmarkBreachOpen", "affected_all_30d_s")
+			row("breach open: affected set, 1M", fmt.Sprintf("%.2f s one partner/10d, %.2f s all/30d", bp, ba),
+				fmt.Sprintf("audit verify same log %.2f s", bv), bv/nz(ba), "")
+		}
 		vu, vc := m.get("BenchmarkVerify", "ns/op"), m.get("BenchmarkVerifyCached", "ns/op")
 		row("JWT verify (EdDSA)", fmt.Sprintf("%.0f ns/op cached", vc), fmt.Sprintf("uncached %.0f ns/op", vu), vu/nz(vc), "")
 	}

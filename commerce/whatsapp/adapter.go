@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -303,8 +304,14 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 		if text == "" {
 			text = "Your order has an update."
 		}
-		return NewTemplate(to, r.Template, lang, TemplateComponent{Type: "body",
-			Parameters: []TemplateParameter{{Type: "text", Text: Truncate(text, 1000)}}})
+		comps := []TemplateComponent{{Type: "body", Parameters: []TemplateParameter{{Type: "text", Text: Truncate(text, 1000)}}}}
+		// Quick-reply buttons carry their reply ids as payloads, so the
+		// answer comes back as a "button" message with that id.
+		for i, b := range r.Buttons {
+			comps = append(comps, TemplateComponent{Type: "button", SubType: "quick_reply", Index: strconv.Itoa(i),
+				Parameters: []TemplateParameter{{Type: "payload", Payload: b.ID}}})
+		}
+		return NewTemplate(to, r.Template, lang, comps...)
 	}
 	return nil, fmt.Errorf("unknown reply kind %q", r.Kind)
 }

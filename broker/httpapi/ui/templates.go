@@ -41,7 +41,8 @@ type pages struct {
 
 // pageNames are the templates under assets/templates besides the layout.
 var pageNames = []string{"login", "error", "overview", "audit", "entry", "flows", "policies", "desk", "subject",
-	"erase", "erased", "reports", "password", "notices", "held"}
+	"erase", "erased", "reports", "password", "notices", "held",
+	"grievances", "grievance", "breaches", "breach", "nomination"}
 
 func mustParsePages() *pages {
 	p := &pages{t: map[string]*template.Template{}, static: map[string]staticFile{}}
@@ -79,6 +80,7 @@ func mustParsePages() *pages {
 		"outcome":  outcomeClass,
 		"plural":   plural,
 		"contains": func(list []string, s string) bool { return containsString(list, s) },
+		"pct":      func(f float64) float64 { return 100 * f },
 	}
 	for _, name := range pageNames {
 		t := template.New("layout.html").Funcs(funcs)

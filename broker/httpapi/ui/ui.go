@@ -142,7 +142,12 @@ type Deps struct {
 	// ReleaseHeld releases a held invoice to the officer who approves it,
 	// for purpose legal_obligation only (audited either way).
 	ReleaseHeld func(ctx context.Context, officer broker.Party, orderID, purpose string) (commerce.Invoice, string, error)
-	Log         *slog.Logger
+	// Desk enables the grievance desk, Breaches the breach workbench.
+	Desk     *commerce.Desk
+	Breaches *commerce.Workbench
+	// Nominees enables the nomination page (it needs Rights too).
+	Nominees *commerce.Nominees
+	Log      *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
 	// SecureCookies marks cookies Secure even when the request did not
@@ -286,6 +291,10 @@ func (u *UI) Register(app *fiber.App, s *httpapi.Server) {
 	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(u.notices))
 	u.route(app, fiber.MethodPost, "/ui/holds/release", u.officer(u.releaseHeld))
 	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
+	u.registerDesk(app)
+	if u.d.Rights != nil {
+		u.registerNominations(app)
+	}
 	app.Use("/ui", u.unmatched)
 }
 

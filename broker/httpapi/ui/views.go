@@ -1,6 +1,10 @@
 package ui
 
-import "time"
+import (
+	"time"
+
+	"github.com/sieve-broker/sieve/commerce"
+)
 
 // PolicyView is the policy in force, as the policies page shows it. The
 // wiring builds it from the live policy data, so the page shows what the
@@ -72,6 +76,8 @@ type ProcessingRecord struct {
 	Retention        []RetentionRow
 	SecurityMeasures []string
 	Transfers        string
+	// Grievances is the grievance desk's service level, when known.
+	Grievances *commerce.SLAReport
 }
 
 // ProcessingActivity is one purpose of the record.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker/seal"
+	"github.com/sieve-broker/sieve/commerce"
 	"github.com/sieve-broker/sieve/commerce/partnerhook"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
@@ -39,6 +40,7 @@ type Config struct {
 	parseErrs []string
 	Webhooks  Webhooks
 	Witness   Witness
+	Desk      Desk
 }
 
 // Witness configures the cosigning of audit checkpoints (SPEC §6).
@@ -46,6 +48,16 @@ type Witness struct {
 	// PolicyFile is the witness policy (BROKER_WITNESS_POLICY): `witness
 	// NAME VKEY URL` lines and `quorum N`; empty means no cosigning.
 	PolicyFile string
+}
+
+// Desk is the rights desk (SPEC §10): the contact every notice and answer
+// names, and the grievance timers, never longer than the law's.
+type Desk struct {
+	// Contact is SIEVE_DPO_CONTACT: the grievance officer / DPO contact.
+	Contact string
+	// AckWithin (SIEVE_GRIEVANCE_ACK, at most 48h) and ResolveWithin
+	// (SIEVE_GRIEVANCE_RESOLVE, at most 30d) are the grievance timers.
+	AckWithin, ResolveWithin time.Duration
 }
 
 // Server is the HTTP side.
@@ -237,6 +249,9 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.ReadTimeout = p.duration("BROKER_READ_TIMEOUT")
 	c.Server.TrustedProxies = strings.FieldsFunc(getenv("BROKER_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' })
 	c.Witness.PolicyFile = getenv("BROKER_WITNESS_POLICY")
+	c.Desk.Contact = strings.TrimSpace(getenv("SIEVE_DPO_CONTACT"))
+	c.Desk.AckWithin = durationOrInvalid(getenv("SIEVE_GRIEVANCE_ACK"))
+	c.Desk.ResolveWithin = durationOrInvalid(getenv("SIEVE_GRIEVANCE_RESOLVE"))
 	return c
 }
 
@@ -275,6 +290,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Workers.ErasureWarning == 0 {
 		c.Workers.ErasureWarning = 48 * time.Hour
+	}
+	if c.Desk.Contact == "" && !c.Production() {
+		c.Desk.Contact = commerce.DefaultDPOContact
+	}
+	if c.Desk.AckWithin == 0 {
+		c.Desk.AckWithin = commerce.MaxGrievanceAck
+	}
+	if c.Desk.ResolveWithin == 0 {
+		c.Desk.ResolveWithin = commerce.MaxGrievanceResolve
 	}
 }
 
@@ -477,6 +501,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.ErasureWarning != 0 && c.Workers.ErasureWarning < 48*time.Hour {
 		add("BROKER_ERASURE_WARNING must be at least 48h (DPDP Rules 2025, Rule 8(2))")
+	}
+	if c.Desk.Contact == "" {
+		add("SIEVE_DPO_CONTACT is required in production: every notice and rights answer names it")
+	}
+	if c.Desk.AckWithin < 0 || c.Desk.AckWithin > commerce.MaxGrievanceAck {
+		add("SIEVE_GRIEVANCE_ACK must be a positive duration of at most 48h (Consumer Protection (E-Commerce) Rules 2020)")
+	}
+	if c.Desk.ResolveWithin < 0 || c.Desk.ResolveWithin > commerce.MaxGrievanceResolve {
+		add("SIEVE_GRIEVANCE_RESOLVE must be a positive duration of at most 30d (Consumer Protection (E-Commerce) Rules 2020)")
 	}
 	return joinProblems(errs)
 }

@@ -193,7 +193,7 @@ func TestWebhookAllowAndPaymentLookup(t *testing.T) {
 	prod := map[string]string{"BROKER_ENV": "production", "BROKER_ISSUER": "https://broker.example",
 		"DATABASE_URL": "postgres://db/x", "BROKER_KEY_DIR": "/keys", "WHATSAPP_APP_SECRET": "s",
 		"WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_ACCESS_TOKEN": "a", "WHATSAPP_API_BASE": "https://graph.example/v25.0",
-		"WHATSAPP_PHONE_NUMBER_ID": "123"}
+		"WHATSAPP_PHONE_NUMBER_ID": "123", "SIEVE_DPO_CONTACT": "dpo@shop.example"}
 	with := func(base map[string]string, kv ...string) Config {
 		env := map[string]string{}
 		for k, v := range base {

@@ -24,6 +24,8 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		WhatsApp: s.Receiver,
 		Shop:     s.Shop,
 		Rights:   s.Rights,
+		Desk:     s.Desk,
+		Breaches: &breachAPI{s: s},
 		Audit:    &auditAPI{s: s},
 		Reports:  &Reports{s: s},
 		Partners: s.DB,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // Reports builds the reports an auditor asks for from the policy in force
@@ -23,6 +24,9 @@ type ProcessingRecord struct {
 	Retention        []RetentionRow      `json:"retention"`
 	SecurityMeasures []string            `json:"security_measures"`
 	Transfers        string              `json:"international_transfers"`
+	// Grievances is the grievance desk's service level (share resolved in
+	// time); absent when the record is built without a database.
+	Grievances *commerce.SLAReport `json:"grievance_sla,omitempty"`
 }
 
 // ProcessingPurpose is one activity (purpose) of the record.
@@ -111,6 +115,13 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 			Description: ret.Description})
 	}
 	sort.Slice(rec.Retention, func(i, j int) bool { return rec.Retention[i].Category < rec.Retention[j].Category })
+	if r.s.Desk != nil && r.s.DB != nil {
+		sla, err := r.s.Desk.SLA(ctx)
+		if err != nil {
+			return rec, err
+		}
+		rec.Grievances = &sla
+	}
 	return rec, nil
 }
 

@@ -42,6 +42,9 @@ func (s *System) uiDeps() ui.Deps {
 		Audit:          uiAudit{db: s.ReadDB(), primary: s.DB},
 		CheckpointKeys: s.CheckpointKeys,
 		Rights:         s.Rights,
+		Desk:           s.Desk,
+		Breaches:       s.Breaches,
+		Nominees:       s.Nominees,
 		Partners:       s.DB,
 		Policy:         s.policyView,
 		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
@@ -271,7 +274,8 @@ func (s *System) policyView() ui.PolicyView {
 // uiRecord converts the Art. 30 record for the dashboard.
 func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 	out := ui.ProcessingRecord{Title: r.Title, GeneratedAt: r.GeneratedAt, Controller: r.Controller,
-		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers}
+		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers,
+		Grievances: r.Grievances}
 	for _, a := range r.Activities {
 		act := ui.ProcessingActivity{Purpose: a.Purpose, Description: a.Description, LawfulBasis: a.LawfulBasis,
 			LegalReference: a.LegalReference, DataLifeDays: a.DataLifeDays, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}

@@ -69,6 +69,12 @@ type System struct {
 	// Warnings warns shoppers 48 hours (at least) before an erasure for
 	// inactivity; the retention sweeper waits for it.
 	Warnings *commerce.Warnings
+	// Desk is the grievance desk.
+	Desk *commerce.Desk
+	// Breaches is the breach workbench.
+	Breaches *commerce.Workbench
+	// Nominees runs nominations.
+	Nominees *commerce.Nominees
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -162,6 +168,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
+	s.Desk = &commerce.Desk{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
+		AckWithin: cfg.Desk.AckWithin, ResolveWithin: cfg.Desk.ResolveWithin}
+	s.Shop.Desk = s.Desk
+	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: s.DB}
+	s.Shop.Nominees = s.Nominees
+	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
+		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize,
+		Categorize: s.Policy.Data().CategoryOf, CategoryNames: policyCategories(s.Policy)}
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
