@@ -210,6 +210,7 @@ var (
 	keyNotice    = ast.StringTerm("notice")
 	keyMarketing = ast.StringTerm("marketing")
 	keyAnalytics = ast.StringTerm("analytics")
+	keyChild     = ast.StringTerm("child")
 	keyState     = ast.StringTerm("state")
 	keyFields    = ast.StringTerm("fields")
 	keyAllow     = ast.StringTerm("allow")
@@ -232,6 +233,7 @@ func inputValue(in broker.PolicyInput) ast.Value {
 			ast.Item(keyNotice, ast.BooleanTerm(in.Consent.Notice)),
 			ast.Item(keyMarketing, ast.BooleanTerm(in.Consent.Marketing)),
 			ast.Item(keyAnalytics, ast.BooleanTerm(in.Consent.Analytics)),
+			ast.Item(keyChild, ast.BooleanTerm(in.Consent.Child)),
 		)),
 		ast.Item(keyState, ast.StringTerm(in.State)),
 		ast.Item(keyFields, stringsTerm(in.Fields)),
