@@ -19,6 +19,11 @@ import (
 //	 "purpose":"…","subject":"…","resource":"…","released":[…],"withheld":[…],
 //	 "outcome":"…","reason":"…","policy_revision":"…"}
 //
+// followed, before the closing brace, by the optional fields in this order,
+// each present only when not empty: "notice_sha256" and "lang" (the notice
+// version and language of a consent, SPEC §10). Leaves written before they
+// existed are byte for byte what they were, so they verify unchanged.
+//
 // Because the layout is fixed, a leaf can be checked by a single left-to-right
 // scan (ScanLeaf), which is what verification does for every entry.
 const (
@@ -35,6 +40,8 @@ const (
 	keyOutcome  = `,"outcome":`
 	keyReason   = `,"reason":`
 	keyPolicy   = `,"policy_revision":`
+	keyNotice   = `,"notice_sha256":`
+	keyLang     = `,"lang":`
 )
 
 // appendCanonical appends the encoding of the normalized entry e to dst.
@@ -68,6 +75,14 @@ func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
 	dst = appendString(dst, e.Reason)
 	dst = append(dst, keyPolicy...)
 	dst = appendString(dst, e.PolicyRevision)
+	if e.NoticeSHA256 != "" {
+		dst = append(dst, keyNotice...)
+		dst = appendString(dst, e.NoticeSHA256)
+	}
+	if e.Lang != "" {
+		dst = append(dst, keyLang...)
+		dst = appendString(dst, e.Lang)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -180,6 +195,8 @@ func ParseEntry(b []byte) (Entry, error) {
 		Outcome:        unquote(v.Outcome),
 		Reason:         unquote(v.Reason),
 		PolicyRevision: unquote(v.PolicyRevision),
+		NoticeSHA256:   unquote(v.NoticeSHA256),
+		Lang:           unquote(v.Lang),
 	}
 	// The scan is the fast check; re-encoding is the definition. Both must
 	// agree, and this keeps ParseEntry correct even if the scan had a gap.
@@ -208,6 +225,9 @@ type LeafView struct {
 	Outcome        []byte
 	Reason         []byte
 	PolicyRevision []byte
+	// Optional fields: nil when the leaf does not hold them.
+	NoticeSHA256 []byte
+	Lang         []byte
 
 	// Escaped reports whether any string field holds an escape sequence;
 	// if not, every field's raw content is its value.
@@ -320,6 +340,24 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	}
 	if v.PolicyRevision, err = s.field(s.lit(keyPolicy), keyPolicy); err != nil {
 		return err
+	}
+	v.NoticeSHA256, v.Lang = nil, nil
+	if s.lit(keyNotice) {
+		// Present means not empty: an empty value would not re-encode.
+		if v.NoticeSHA256, err = s.str(); err != nil {
+			return err
+		}
+		if len(v.NoticeSHA256) == 0 {
+			return s.fail("empty optional field notice_sha256")
+		}
+	}
+	if s.lit(keyLang) {
+		if v.Lang, err = s.str(); err != nil {
+			return err
+		}
+		if len(v.Lang) == 0 {
+			return s.fail("empty optional field lang")
+		}
 	}
 	if !s.lit("}") || s.pos != len(b) {
 		return s.fail("expected } at the end")

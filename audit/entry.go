@@ -45,6 +45,10 @@ type Entry struct {
 	Outcome        string    `json:"outcome"`
 	Reason         string    `json:"reason"`
 	PolicyRevision string    `json:"policy_revision"`
+	// NoticeSHA256 and Lang are optional (omitted from the leaf when
+	// empty): the notice version and language a consent was given under.
+	NoticeSHA256 string `json:"notice_sha256,omitempty"`
+	Lang         string `json:"lang,omitempty"`
 }
 
 // Normalize puts e in canonical form: UTC time truncated to microseconds
@@ -82,9 +86,9 @@ func validUTF8(s string) string {
 // strings returns pointers to the scalar string fields, in canonical order.
 // strings are e's string fields: the filter fields first, in KeyNames
 // order, then reason and policy_revision.
-func (e *Entry) strings() [9]*string {
-	return [9]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
-		&e.Outcome, &e.Reason, &e.PolicyRevision}
+func (e *Entry) strings() [11]*string {
+	return [11]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
+		&e.Outcome, &e.Reason, &e.PolicyRevision, &e.NoticeSHA256, &e.Lang}
 }
 
 // Canonical returns the leaf bytes of e: its normalized JSON encoding. The
@@ -139,7 +143,7 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 		return nil, fmt.Errorf("%w: time %v is outside years 1-9999", ErrInvalidEntry, e.Time)
 	}
 	names := [...]string{KeyNames[0], KeyNames[1], KeyNames[2], KeyNames[3], KeyNames[4], KeyNames[5], KeyNames[6],
-		"reason", "policy_revision"} // the order of e.strings()
+		"reason", "policy_revision", "notice_sha256", "lang"} // the order of e.strings()
 	for i, p := range e.strings() {
 		max := MaxFieldSize
 		if names[i] == "reason" {
