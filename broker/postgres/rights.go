@@ -33,6 +33,10 @@ func (db *DB) EraseSubjectRows(ctx context.Context, subject string) ([]string, e
 	if _, err := q.Exec(ctx, sqlEraseSubject, subject); err != nil {
 		return nil, Translate(err)
 	}
+	// A minor's parent's number (blind index and sealed copy) goes with them.
+	if _, err := q.Exec(ctx, `DELETE FROM guardians WHERE subject_id = $1`, subject); err != nil {
+		return nil, Translate(err)
+	}
 	rows, err := q.Query(ctx, sqlEraseOrders, subject)
 	if err != nil {
 		return nil, Translate(err)

@@ -37,6 +37,10 @@ type Config struct {
 	// reports them, so a typo never silently becomes a default.
 	parseErrs []string
 	Webhooks  Webhooks
+	// DPOContact is SIEVE_DPO_CONTACT: the DPO or grievance officer shown
+	// in every privacy notice and every answer to a rights request (DPDP
+	// Rules 2025, Rules 3 and 9).
+	DPOContact string
 }
 
 // Server is the HTTP side.
@@ -180,6 +184,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")
+	c.DPOContact = strings.TrimSpace(getenv("SIEVE_DPO_CONTACT"))
 	return c
 }
 
@@ -210,7 +215,14 @@ func (c *Config) SetDefaults() {
 	if c.Workers.Workers == 0 {
 		c.Workers.Workers = 8
 	}
+	if c.DPOContact == "" && !c.Production() {
+		c.DPOContact = DevDPOContact
+	}
 }
+
+// DevDPOContact is the development SIEVE_DPO_CONTACT; production needs a
+// real one.
+const DevDPOContact = "dpo@sieve.example (development)"
 
 // SetDefaults fills the server section.
 func (s *Server) SetDefaults() {
@@ -308,6 +320,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Env != "production" && c.Env != "development" {
 		add("BROKER_ENV must be production or development, not %q", c.Env)
+	}
+	switch {
+	case c.DPOContact == "":
+		add("SIEVE_DPO_CONTACT is required: every notice and rights answer names the DPO or grievance officer")
+	case len([]rune(c.DPOContact)) > 120 || strings.ContainsAny(c.DPOContact, "\n\r"):
+		add("SIEVE_DPO_CONTACT must be one line of at most 120 characters")
 	}
 	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
 		add("BROKER_ADDR must be host:port, not %q", c.Server.Addr)

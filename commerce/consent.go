@@ -1,0 +1,661 @@
+package commerce
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// Reply ids and states of the notice, language and children steps (SPEC §10).
+const (
+	IDLangChoose    = "lang:choose"
+	LangPrefix      = "lang:"
+	IDAgeMinor      = "age:minor"
+	ParentPrefix    = "parent:" // parent:approve:<gdn_…>, parent:decline:…, parent:withdraw:…
+	StateParentWait = "parent_number" // a minor is asked for a parent's WhatsApp number
+)
+
+// Consent artefact statuses and methods (consent_artefacts).
+const (
+	ArtefactGiven     = "given"
+	ArtefactWithdrawn = "withdrawn"
+
+	MethodChatReply   = "chat_reply"      // a reply button in the chat
+	MethodChatCommand = "chat_command"    // a typed command ("stop", "allow analytics")
+	MethodParent      = "parent_whatsapp" // the parent's answer from their own number
+)
+
+// Guardian statuses: a minor's parent asked, approved, declined or withdrew.
+const (
+	GuardianPending   = "pending"
+	GuardianApproved  = "approved"
+	GuardianDeclined  = "declined"
+	GuardianWithdrawn = "withdrawn"
+)
+
+// PurposeParentalConsent is the purpose id of a parent's approval in an
+// artefact: processing a child's order (DPDP Act s. 9(1)).
+const PurposeParentalConsent = "parental_consent"
+
+// PaymentRefusedNoParent refuses a minor's payment without a parent's
+// approval in force.
+const PaymentRefusedNoParent = "payment_parent_approval_missing"
+
+// ConsentArtefact is one consent given or withdrawn (SPEC §10), the shape
+// stored and exported. It holds no personal data: Subject is the internal
+// shopper id (exports show a pseudonym), Evidence a keyed hash of the
+// WhatsApp message that carried the answer.
+type ConsentArtefact struct {
+	ID           string    `json:"id"`
+	Subject      string    `json:"-"`
+	NoticeSHA256 string    `json:"notice_sha256"`
+	Lang         string    `json:"lang"`
+	Purposes     []string  `json:"purposes"`
+	Status       string    `json:"status"`
+	At           time.Time `json:"at"`
+	Evidence     string    `json:"evidence"`
+	Method       string    `json:"method"`
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// Guardian is a minor's parent: their number blind-indexed and sealed under
+// the child's key, never in plaintext.
+type Guardian struct {
+	ID          string
+	Subject     string // the child
+	ParentIndex []byte
+	Sealed      []byte
+	Status      string
+}
+
+// ConsentStore keeps consent artefacts, the shopper's language and notice
+// version, and minors' guardians.
+type ConsentStore interface {
+	// SaveConsent stores the consent state, language and accepted notice
+	// version of a shopper, with the artefacts recording the change.
+	SaveConsent(ctx context.Context, subject string, c broker.Consent, lang, noticeSHA string, arts []ConsentArtefact) error
+	// ConsentArtefacts lists a shopper's artefacts, oldest first.
+	ConsentArtefacts(ctx context.Context, subject string) ([]ConsentArtefact, error)
+	// CreateGuardian stores a pending guardian; a shopper has at most one
+	// pending or approved guardian (EConflict otherwise).
+	CreateGuardian(ctx context.Context, g Guardian) error
+	// OpenGuardian returns the shopper's pending or approved guardian.
+	OpenGuardian(ctx context.Context, subject string) (Guardian, error)
+	// GuardianByID finds a guardian.
+	GuardianByID(ctx context.Context, id string) (Guardian, error)
+	// SetGuardianStatus moves a guardian from one of from to status to;
+	// ErrNotFound when it is in none of them.
+	SetGuardianStatus(ctx context.Context, id string, from []string, to string) error
+}
+
+// NoticeInfo is the privacy notice in one language, as the chat shows it.
+type NoticeInfo struct {
+	Lang    string
+	SHA256  string // the notice version
+	Title   string
+	Summary string // fits a reply-button body
+}
+
+// NoticeBook gives the notice in each language (built from policy data).
+type NoticeBook interface {
+	Notice(lang string) NoticeInfo
+}
+
+// consentPurposeIDs are the purposes each consent flag covers, named in
+// artefacts (the MeitY consent BRD's purpose ids).
+var consentPurposeIDs = map[string][]string{
+	"notice":    {string(broker.PurposeOrderFulfilment), string(broker.PurposeDelivery), string(broker.PurposePayment), string(broker.PurposeSupport)},
+	"marketing": {string(broker.PurposeMarketing)},
+	"analytics": {string(broker.PurposeAnalytics)},
+}
+
+func purposesOf(flags ...string) []string {
+	var out []string
+	for _, f := range flags {
+		out = append(out, consentPurposeIDs[f]...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func consentFlags(c broker.Consent) []string {
+	var out []string
+	if c.Notice {
+		out = append(out, "notice")
+	}
+	if c.Marketing {
+		out = append(out, "marketing")
+	}
+	if c.Analytics {
+		out = append(out, "analytics")
+	}
+	return out
+}
+
+// languages is the chat's translations.
+func (c *Conversation) languages() *Languages {
+	if c.Langs != nil {
+		return c.Langs
+	}
+	ls, _ := ShippedLanguages()
+	return ls
+}
+
+// noticeFor is the notice in the shopper's language; nil Notices (tests of
+// the inner ring) means an unversioned English notice.
+func (c *Conversation) noticeFor(lang string) NoticeInfo {
+	if c.Notices == nil {
+		return NoticeInfo{Lang: "en", Title: "Privacy notice"}
+	}
+	return c.Notices.Notice(lang)
+}
+
+// noticeCurrent reports whether the shopper accepted the notice in force:
+// one accepted under an older text (another version) is asked again.
+func (c *Conversation) noticeCurrent(sh *Shopper) bool {
+	return sh.Consent.Notice && sh.NoticeSHA == c.noticeFor(sh.Lang).SHA256
+}
+
+// consentTurn runs the steps of SPEC §10 that come before anything else:
+// a parent's answer, the language chooser, a minor's parent's number, and
+// the notice (first contact, or a new version). ok is false when the event
+// is not one of them.
+func (c *Conversation) consentTurn(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, bool, error) {
+	cmd := command(in)
+	switch {
+	case in.Kind == InReply && strings.HasPrefix(in.ReplyID, ParentPrefix):
+		r, err := c.parentAnswer(ctx, in.ReplyID, act)
+		return r, true, err
+	case in.ReplyID == IDLangChoose || cmd == "language":
+		return []Reply{c.languageReply(sh.Lang)}, true, nil
+	case in.Kind == InReply && strings.HasPrefix(in.ReplyID, LangPrefix):
+		r, err := c.setLanguage(ctx, sh, s, strings.TrimPrefix(in.ReplyID, LangPrefix), act)
+		return r, true, err
+	case !c.noticeCurrent(sh):
+		if sh.Consent.Notice && s.State != StateNotice {
+			// A new notice version: ask again, then carry on where the
+			// shopper was.
+			s.Resume, s.State = s.State, StateNotice
+		}
+		r, err := c.notice(ctx, sh, s, in, act)
+		return r, true, err
+	case s.State == StateParentWait:
+		r, err := c.parentNumber(ctx, sh, s, in, act)
+		return r, true, err
+	case in.ReplyID == IDAgeMinor:
+		r, err := c.minor(ctx, sh, s, act)
+		return r, true, err
+	case sh.Consent.Child && (in.ReplyID == IDMarketingYes || cmd == "allow analytics"):
+		// A child's optional purposes stay off (DPDP Act s. 9(3)).
+		if s.State == StateOptIn || s.State == StateNew || s.State == StateNotice {
+			s.State = StateBrowsing
+		}
+		return []Reply{{Kind: ReplyText, Body: "Offers and analytics stay off for shoppers under 18."}}, true, nil
+	}
+	return nil, false, nil
+}
+
+// languageReply offers every chat language that has a notice.
+func (c *Conversation) languageReply(current string) Reply {
+	ls := c.languages()
+	var rows []Row
+	for _, code := range ls.Codes() {
+		rows = append(rows, Row{ID: LangPrefix + code, Title: truncate(ls.Name(code), 24)})
+	}
+	lang := current
+	if lang == "" {
+		lang = "en"
+	}
+	return Reply{Kind: ReplyList, Localized: true, Lang: lang, Body: ls.T(lang, "Choose your language."),
+		Button: ls.T(lang, "Languages"), Sections: []Section{{Title: ls.T(lang, "Languages"), Rows: rows}}}
+}
+
+// setLanguage keeps the shopper's language choice (an artefact when they
+// have consented) and answers in it.
+func (c *Conversation) setLanguage(ctx context.Context, sh *Shopper, s *Session, lang string, act Actions) ([]Reply, error) {
+	if !c.languages().Has(lang) {
+		return []Reply{c.languageReply(sh.Lang)}, nil
+	}
+	sh.Lang = lang
+	if err := act.SetConsent(ctx, sh.Consent); err != nil {
+		return nil, err
+	}
+	if !c.noticeCurrent(sh) {
+		if sh.Consent.Notice && s.State != StateNotice {
+			s.Resume, s.State = s.State, StateNotice
+		}
+		if s.State == StateNew {
+			s.State = StateNotice
+		}
+		return []Reply{c.noticeReply(sh.Lang)}, nil
+	}
+	return []Reply{{Kind: ReplyText, Body: "Language set. Say \"language\" to change it."}}, nil
+}
+
+// minor records that the shopper is under 18: optional purposes locked
+// off, and checkout will wait for a parent.
+func (c *Conversation) minor(ctx context.Context, sh *Shopper, s *Session, act Actions) ([]Reply, error) {
+	sh.Consent.Child, sh.Consent.Marketing, sh.Consent.Analytics = true, false, false
+	if err := act.SetConsent(ctx, sh.Consent); err != nil {
+		return nil, err
+	}
+	if s.State == StateOptIn || s.State == StateNew || s.State == StateNotice {
+		s.State = StateBrowsing
+	}
+	out := []Reply{{Kind: ReplyText, Body: "Noted: you are under 18. You get no offers and no analytics. " +
+		"Before you pay, a parent must approve your order from their own WhatsApp number."}}
+	cat, err := c.catalog(ctx, act, "")
+	return append(out, cat...), err
+}
+
+// parentGate lets a minor's checkout go on only with a parent's approval
+// in force; otherwise it asks for the parent's number, or says it waits.
+func (c *Conversation) parentGate(ctx context.Context, sh *Shopper, s *Session, act Actions) ([]Reply, bool, error) {
+	if !sh.Consent.Child {
+		return nil, true, nil
+	}
+	status, err := act.GuardianStatus(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	switch status {
+	case GuardianApproved:
+		return nil, true, nil
+	case GuardianPending:
+		return []Reply{{Kind: ReplyText, Body: "We are waiting for your parent's approval. Once they approve, " +
+			"choose your delivery slot again."}}, false, nil
+	}
+	s.State = StateParentWait
+	return []Reply{{Kind: ReplyText, Body: "You are under 18, so a parent must approve this order. Send your " +
+		"parent's WhatsApp number with its country code (e.g. +91 98xxxxxxxx)."}}, false, nil
+}
+
+// parentNumber takes the parent's number and asks the parent.
+func (c *Conversation) parentNumber(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
+	if cmd := command(in); cmd == "cancel" {
+		s.State = StateSlot
+		return []Reply{c.slotReply()}, nil
+	}
+	digits, ok := parentDigits(in)
+	if !ok {
+		return []Reply{{Kind: ReplyText, Body: "Please send your parent's WhatsApp number with its country code, " +
+			"e.g. +91 98xxxxxxxx, or say \"cancel\"."}}, nil
+	}
+	if err := act.AskParent(ctx, digits, sh.Lang); err != nil {
+		if broker.ErrorCode(err) == broker.EInvalid {
+			return []Reply{{Kind: ReplyText, Body: "That must be your parent's own number, not yours."}}, nil
+		}
+		return nil, err
+	}
+	s.State = StateSlot
+	return []Reply{{Kind: ReplyText, Body: "We have asked your parent on WhatsApp. Once they approve, choose " +
+		"your delivery slot again."}}, nil
+}
+
+// parentDigits reads a phone number typed as text: digits with an
+// optional + and separators; 10 digits are an Indian mobile number.
+func parentDigits(in Inbound) (string, bool) {
+	if in.Kind != InText {
+		return "", false
+	}
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(in.Text) {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && b.Len() == 0, r == ' ', r == '-', r == '(', r == ')':
+		default:
+			return "", false
+		}
+	}
+	d := b.String()
+	if len(d) == 10 && d[0] >= '6' {
+		d = "91" + d
+	}
+	if len(d) < 11 || len(d) > 15 || d[0] == '0' {
+		return "", false
+	}
+	return d, true
+}
+
+// parentAnswer applies a parent's approve, decline or withdraw, sent from
+// the number the child named (the action checks it).
+func (c *Conversation) parentAnswer(ctx context.Context, replyID string, act Actions) ([]Reply, error) {
+	verb, id, _ := strings.Cut(strings.TrimPrefix(replyID, ParentPrefix), ":")
+	status := map[string]string{"approve": GuardianApproved, "decline": GuardianDeclined, "withdraw": GuardianWithdrawn}[verb]
+	if status == "" || !strings.HasPrefix(id, "gdn_") {
+		return []Reply{{Kind: ReplyText, Body: "This request is no longer open."}}, nil
+	}
+	err := act.ParentAnswer(ctx, id, status)
+	if broker.IsNotFound(err) {
+		return []Reply{{Kind: ReplyText, Body: "This request is no longer open."}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch status {
+	case GuardianApproved:
+		return []Reply{{Kind: ReplyButtons, Body: "Thank you: your approval is recorded. You can withdraw it at " +
+			"any time.", Buttons: []Button{{ID: ParentPrefix + "withdraw:" + id, Title: "Withdraw approval"}}}}, nil
+	case GuardianDeclined:
+		return []Reply{{Kind: ReplyText, Body: "Understood: the order will not go ahead."}}, nil
+	}
+	return []Reply{{Kind: ReplyText, Body: "Your approval is withdrawn."}}, nil
+}
+
+// rightsAnswer reports whether an event is a rights request (or the answer
+// to one), whose reply must carry the DPO contact (DPDP Rules 2025, Rule 9).
+func rightsAnswer(in Inbound, stateBefore string) bool {
+	switch command(in) {
+	case "my data", "delete my data", "stop", "pause my data", "resume", "export my data", "object", "correct address":
+		return true
+	}
+	switch in.ReplyID {
+	case IDEraseConfirm, IDEraseCancel, IDConsentDecline:
+		return true
+	}
+	return stateBefore == StateEraseConfirm
+}
+
+// withContact appends the DPO contact to the last reply's body.
+func (c *Conversation) withContact(replies []Reply) []Reply {
+	if len(replies) == 0 || c.Contact == "" {
+		return replies
+	}
+	last := &replies[len(replies)-1]
+	line := "Data Protection Officer: " + c.Contact
+	if last.Localized {
+		line = c.languages().T(last.Lang, "Data Protection Officer: {contact}")
+		line = strings.Replace(line, "{contact}", c.Contact, 1)
+	}
+	last.Body = strings.TrimRightFunc(last.Body, unicode.IsSpace) + "\n\n" + line
+	return replies
+}
+
+// --- the service side ---
+
+// evidence is the keyed hash of the message that carried an answer.
+func (a *actions) evidence() string {
+	if a.in.ID == "" {
+		return ""
+	}
+	return a.s.providerKey(a.subject, a.in.ID)
+}
+
+// method is how the current answer was given.
+func (a *actions) method() string {
+	if a.in.Kind == InReply {
+		return MethodChatReply
+	}
+	return MethodChatCommand
+}
+
+// consentArtefacts are the artefacts of a change from prev to c: what was
+// withdrawn, what was given, and, when the notice version or the language
+// changed, the consents in force given again under it.
+func (a *actions) consentArtefacts(prev, c broker.Consent, prevLang, prevSHA string) []ConsentArtefact {
+	now := a.s.now().UTC()
+	sh := a.sh
+	mk := func(status string, flags []string, reason string) ConsentArtefact {
+		return ConsentArtefact{ID: broker.NewID("cna"), Subject: a.subject, NoticeSHA256: sh.NoticeSHA, Lang: langOr(sh.Lang),
+			Purposes: purposesOf(flags...), Status: status, At: now, Evidence: a.evidence(), Method: a.method(), Reason: reason}
+	}
+	var withdrawn, given []string
+	was, is := consentFlags(prev), consentFlags(c)
+	for _, f := range was {
+		if !slices.Contains(is, f) {
+			withdrawn = append(withdrawn, f)
+		}
+	}
+	for _, f := range is {
+		if !slices.Contains(was, f) {
+			given = append(given, f)
+		}
+	}
+	var out []ConsentArtefact
+	if len(withdrawn) > 0 {
+		reason := "withdrawal"
+		if c.Child && !prev.Child {
+			reason = "minor"
+		}
+		out = append(out, mk(ArtefactWithdrawn, withdrawn, reason))
+	}
+	switch {
+	case c.Notice && (prevSHA != sh.NoticeSHA || langOr(prevLang) != langOr(sh.Lang)):
+		reason := "notice_version"
+		if prevSHA == sh.NoticeSHA {
+			reason = "language"
+		}
+		out = append(out, mk(ArtefactGiven, is, reason))
+	case len(given) > 0:
+		out = append(out, mk(ArtefactGiven, given, ""))
+	case c.Child && !prev.Child:
+		out = append(out, mk(ArtefactGiven, nil, "minor"))
+	}
+	return out
+}
+
+func langOr(l string) string {
+	if l == "" {
+		return "en"
+	}
+	return l
+}
+
+// saveConsent stores the consent, language and notice version, with the
+// artefacts, and audits each artefact (no personal data: codes and ids).
+func (a *actions) saveConsent(ctx context.Context, c broker.Consent) error {
+	prev, prevLang, prevSHA := a.prev, a.prevLang, a.prevSHA
+	arts := a.consentArtefacts(prev, c, prevLang, prevSHA)
+	if err := a.s.Consents.SaveConsent(ctx, a.subject, c, langOr(a.sh.Lang), a.sh.NoticeSHA, arts); err != nil {
+		return err
+	}
+	a.prev, a.prevLang, a.prevSHA = c, a.sh.Lang, a.sh.NoticeSHA
+	if len(arts) == 0 && c == prev {
+		return nil
+	}
+	if len(arts) == 0 {
+		arts = []ConsentArtefact{{ID: broker.NewID("cna"), Status: ArtefactGiven}}
+	}
+	for _, art := range arts {
+		if err := a.s.auditArtefact(ctx, a.subject, c, art); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// auditArtefact appends the audit entry of one artefact.
+func (s *Service) auditArtefact(ctx context.Context, subject string, c broker.Consent, art ConsentArtefact) error {
+	reason := "consent recorded"
+	if art.Status == ArtefactWithdrawn {
+		reason = "consent withdrawn"
+	}
+	if art.Reason != "" {
+		reason += ": " + art.Reason
+	}
+	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: broker.NewID("dec"),
+		Actor: "shopper:chat", Action: "consent", Purpose: consentPurposes(c),
+		Subject: s.Releaser.Pseudonyms().Audit(subject), Resource: "consent:" + art.ID, Outcome: audit.OutcomeDone,
+		Reason: reason, PolicyRevision: s.Releaser.Policy().Revision(),
+		NoticeSHA256: art.NoticeSHA256, Lang: art.Lang})
+}
+
+// GuardianStatus implements Actions.
+func (a *actions) GuardianStatus(ctx context.Context) (string, error) {
+	g, err := a.s.Consents.OpenGuardian(ctx, a.subject)
+	if broker.IsNotFound(err) {
+		return "", nil
+	}
+	return g.Status, err
+}
+
+// guardianKind is the blind-index domain of parents' numbers: never the
+// shoppers' ("wa"), so the two indexes cannot be joined.
+const guardianKind = "guardian"
+
+// AskParent implements Actions: the parent's number is blind-indexed and
+// sealed under the child's key, and the parent gets a template (they have
+// no open window) with approve and decline quick replies.
+func (a *actions) AskParent(ctx context.Context, digits, lang string) error {
+	if a.ident.WaID == digits {
+		return broker.Errorf(broker.EInvalid, "the parent's number is the shopper's own")
+	}
+	g := Guardian{ID: broker.NewID("gdn"), Subject: a.subject, Status: GuardianPending,
+		ParentIndex: a.s.Releaser.Pseudonyms().BlindIndex(guardianKind, digits)}
+	sealed, err := a.s.Sealer.Seal(ctx, a.subject, broker.Binding{Table: "guardians", Column: "sealed", RowID: g.ID},
+		[]byte(`{"wa_id":"`+digits+`"}`))
+	if err != nil {
+		return err
+	}
+	g.Sealed = sealed
+	if err := a.s.Consents.CreateGuardian(ctx, g); err != nil {
+		return err
+	}
+	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: a.s.now(), DecisionID: broker.NewID("dec"),
+		Actor: "shopper:chat", Action: "parental consent requested", Purpose: PurposeParentalConsent,
+		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Resource: "guardian:" + g.ID, Outcome: audit.OutcomeDone,
+		Reason: "minor", PolicyRevision: a.s.Releaser.Policy().Revision(), Lang: langOr(lang)}); err != nil {
+		return err
+	}
+	store := a.s.Conv.StoreName
+	if store == "" {
+		store = "our store"
+	}
+	ls := a.s.Conv.languages()
+	body := strings.Replace(ls.T(lang, "Your child asked to order from {store} on WhatsApp and named you as their parent. Do you approve?"),
+		"{store}", store, 1)
+	r := Reply{Kind: "template", Template: "parental_consent", Body: body, Lang: langOr(lang), Localized: true,
+		Buttons: []Button{{ID: ParentPrefix + "approve:" + g.ID, Title: ls.T(lang, "Approve")},
+			{ID: ParentPrefix + "decline:" + g.ID, Title: ls.T(lang, "Decline")}}}
+	// Sealed under the child's key: the parent's number is the child's data.
+	item, err := a.s.sealReply(ctx, a.subject, a.store, "+"+digits, r, false)
+	if err != nil {
+		return err
+	}
+	a.extra = append(a.extra, item)
+	return nil
+}
+
+// ParentAnswer implements Actions: the answer counts only from the number
+// the child named (its blind index), and only while the request is open.
+func (a *actions) ParentAnswer(ctx context.Context, id, status string) error {
+	g, err := a.s.Consents.GuardianByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.ident.WaID == "" || string(a.s.Releaser.Pseudonyms().BlindIndex(guardianKind, a.ident.WaID)) != string(g.ParentIndex) {
+		return broker.ErrNotFound // not the parent: nothing to learn here
+	}
+	from := []string{GuardianPending}
+	if status == GuardianWithdrawn {
+		from = []string{GuardianApproved, GuardianPending}
+	}
+	if err := a.s.Consents.SetGuardianStatus(ctx, id, from, status); err != nil {
+		return err
+	}
+	child, err := a.s.Store.GetSubject(ctx, g.Subject)
+	if err != nil {
+		return err
+	}
+	art := ConsentArtefact{ID: broker.NewID("cna"), Subject: g.Subject, NoticeSHA256: child.NoticeSHA, Lang: langOr(child.Lang),
+		Purposes: []string{PurposeParentalConsent}, Status: ArtefactGiven, At: a.s.now().UTC(),
+		Evidence: a.s.providerKey(g.Subject, a.in.ID), Method: MethodParent}
+	if status != GuardianApproved {
+		art.Status, art.Reason = ArtefactWithdrawn, "parent_"+status
+	}
+	if err := a.s.Consents.SaveConsent(ctx, g.Subject, child.Consent, langOr(child.Lang), child.NoticeSHA, []ConsentArtefact{art}); err != nil {
+		return err
+	}
+	if err := a.s.auditArtefact(ctx, g.Subject, child.Consent, art); err != nil {
+		return err
+	}
+	msg := map[string]string{GuardianApproved: "Your parent approved your order. Choose your delivery slot to pay.",
+		GuardianDeclined:  "Your parent did not approve the order, so it cannot be paid.",
+		GuardianWithdrawn: "Your parent withdrew their approval: orders cannot be paid until they approve again."}[status]
+	return a.s.SendToShopper(ctx, g.Subject, a.store, Reply{Kind: ReplyText, Body: msg})
+}
+
+// ParentApproved reports whether a minor may pay now.
+func (s *Service) parentApproved(ctx context.Context, subject string) (bool, error) {
+	g, err := s.Consents.OpenGuardian(ctx, subject)
+	if broker.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil && g.Status == GuardianApproved, err
+}
+
+// ConsentExport is a shopper's consent artefacts as the compliance API
+// exports them (POST /v1/subjects/consents), in the shape of the MeitY
+// consent-management BRD: the data principal (a pseudonym), the data
+// fiduciary's notice and language, and each artefact with its purposes,
+// status, timestamp and evidence.
+type ConsentExport struct {
+	DataPrincipal string            `json:"data_principal"` // pseudonym
+	Lang          string            `json:"language"`
+	NoticeSHA256  string            `json:"notice_sha256"` // the notice version in force for them
+	Consent       broker.Consent    `json:"consent"`
+	Artefacts     []ConsentArtefact `json:"artefacts"`
+}
+
+// ConsentsOf exports a shopper's consent artefacts.
+func (s *Service) ConsentsOf(ctx context.Context, subject string) (ConsentExport, error) {
+	row, err := s.Store.GetSubject(ctx, subject)
+	if err != nil {
+		return ConsentExport{}, err
+	}
+	arts, err := s.Consents.ConsentArtefacts(ctx, subject)
+	if err != nil {
+		return ConsentExport{}, err
+	}
+	if arts == nil {
+		arts = []ConsentArtefact{}
+	}
+	return ConsentExport{DataPrincipal: s.Releaser.Pseudonyms().Audit(subject), Lang: langOr(row.Lang),
+		NoticeSHA256: row.NoticeSHA, Consent: row.Consent, Artefacts: arts}, nil
+}
+
+// Handle advances the conversation by one inbound event and returns the
+// replies to send, in order. The session is updated in place. Every answer
+// to a rights request carries the DPO contact (DPDP Rules 2025, Rule 9).
+func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
+	before := s.State
+	out, err := c.handle(ctx, sh, s, in, act)
+	if err == nil && rightsAnswer(in, before) {
+		out = c.withContact(out)
+	}
+	return out, err
+}
+
+// childPayment refuses a minor's capture unless a parent's approval is in
+// force (it may have been withdrawn after checkout); stop is false when
+// the ordinary payment path should handle the event.
+func (c *Conversation) childPayment(ctx context.Context, p Payment, act Actions) ([]Reply, bool, error) {
+	if p.Status != PaymentCaptured {
+		return nil, false, nil
+	}
+	st, err := act.GuardianStatus(ctx)
+	if err != nil || st == GuardianApproved {
+		return nil, err != nil, err
+	}
+	o, err := act.OrderByReference(ctx, p.ReferenceID)
+	if broker.IsNotFound(err) {
+		return nil, false, nil // refused on the ordinary path
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	if o.Status != StatusPendingPayment {
+		return nil, false, nil
+	}
+	if err := act.RefusePayment(ctx, o, PaymentRefusedNoParent); err != nil {
+		return nil, true, err
+	}
+	return []Reply{{Kind: ReplyText, Body: "Your parent has not approved this order, so the payment was not " +
+		"accepted. Any amount taken will be refunded."}}, true, nil
+}
