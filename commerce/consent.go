@@ -16,7 +16,7 @@ const (
 	IDLangChoose    = "lang:choose"
 	LangPrefix      = "lang:"
 	IDAgeMinor      = "age:minor"
-	ParentPrefix    = "parent:" // parent:approve:<gdn_…>, parent:decline:…, parent:withdraw:…
+	ParentPrefix    = "parent:"       // parent:approve:<gdn_…>, parent:decline:…, parent:withdraw:…
 	StateParentWait = "parent_number" // a minor is asked for a parent's WhatsApp number
 )
 
