@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -296,6 +297,9 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 			Description: st.Description})
 	case "template":
 		lang := s.Language
+		if r.Lang != "" {
+			lang = r.Lang // the shopper's language: the template is approved in each
+		}
 		if lang == "" {
 			lang = "en"
 		}
@@ -303,8 +307,15 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 		if text == "" {
 			text = "Your order has an update."
 		}
-		return NewTemplate(to, r.Template, lang, TemplateComponent{Type: "body",
-			Parameters: []TemplateParameter{{Type: "text", Text: Truncate(text, 1000)}}})
+		comps := []TemplateComponent{{Type: "body",
+			Parameters: []TemplateParameter{{Type: "text", Text: Truncate(text, 1000)}}}}
+		// Quick replies carry our reply ids as payloads (a parent's
+		// approve/decline); the answer arrives as a "button" message.
+		for i, b := range r.Buttons {
+			comps = append(comps, TemplateComponent{Type: "button", SubType: "quick_reply", Index: strconv.Itoa(i),
+				Parameters: []TemplateParameter{{Type: "payload", Payload: b.ID}}})
+		}
+		return NewTemplate(to, r.Template, lang, comps...)
 	}
 	return nil, fmt.Errorf("unknown reply kind %q", r.Kind)
 }
