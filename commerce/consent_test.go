@@ -42,7 +42,10 @@ func (f *fakeActions) SetConsent(_ context.Context, c broker.Consent) error {
 	f.consents = append(f.consents, c)
 	return nil
 }
-func (f *fakeActions) CreateOrder(_ context.Context, o *Order) error { f.orders[o.ReferenceID] = o; return nil }
+func (f *fakeActions) CreateOrder(_ context.Context, o *Order) error {
+	f.orders[o.ReferenceID] = o
+	return nil
+}
 func (f *fakeActions) OrderByReference(_ context.Context, ref string) (*Order, error) {
 	if o, ok := f.orders[ref]; ok {
 		return o, nil
@@ -122,8 +125,10 @@ func (ch *chat) send(in Inbound) []Reply {
 	return r
 }
 
-func (ch *chat) text(s string) []Reply   { return ch.send(Inbound{ID: "w", Kind: InText, Text: s}) }
-func (ch *chat) reply(id string) []Reply { return ch.send(Inbound{ID: "w", Kind: InReply, ReplyID: id}) }
+func (ch *chat) text(s string) []Reply { return ch.send(Inbound{ID: "w", Kind: InText, Text: s}) }
+func (ch *chat) reply(id string) []Reply {
+	return ch.send(Inbound{ID: "w", Kind: InReply, ReplyID: id})
+}
 
 // purchase runs a whole purchase: notice, opt-in, cart, address, slot, pay.
 func (ch *chat) purchase() {
