@@ -99,6 +99,7 @@ type NoticeInfo struct {
 	SHA256  string // the notice version
 	Title   string
 	Summary string // fits a reply-button body
+	Short   string // Summary without the legal-basis line
 }
 
 // NoticeBook gives the notice in each language (built from policy data).

@@ -300,12 +300,15 @@ func (c *Conversation) noticeReply(lang string) Reply {
 	n := c.noticeFor(lang)
 	ls := c.languages()
 	greet := strings.Replace(ls.T(n.Lang, "Namaste! Welcome to {store} on WhatsApp."), "{store}", store, 1)
-	body := greet + "\n\n" + n.Summary
-	if n.Summary == "" || len([]rune(body)) > 1024 {
-		body = n.Summary
-	}
-	if body == "" {
-		body = greet
+	body := greet
+	for _, sum := range []string{n.Summary, n.Short} {
+		if sum != "" {
+			body = sum // the notice fits alone (policies checks it)
+			if b := greet + "\n\n" + sum; len([]rune(b)) <= 1024 {
+				body = b
+				break
+			}
+		}
 	}
 	return Reply{Kind: ReplyButtons, Header: n.Title, Body: body, Lang: n.Lang, Localized: true,
 		Buttons: []Button{{ID: IDConsentAccept, Title: ls.T(n.Lang, "Accept & continue")},

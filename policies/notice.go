@@ -158,8 +158,11 @@ type Notice struct {
 	// notice's version, recorded with every consent given under it.
 	Text   string
 	SHA256 string
-	// Summary is the chat message: it fits a reply-button body.
+	// Summary is the chat message: it fits a reply-button body. Short is
+	// the same without the legal-basis line, for when a greeting must fit
+	// beside it (the basis stays in the full text).
 	Summary string
+	Short   string
 }
 
 // Notice builds the notice in translation t from policy data.
@@ -207,10 +210,10 @@ func (d Data) Notice(t NoticeText, o NoticeOptions) (Notice, error) {
 	n.Text = n.plain()
 	sum := sha256.Sum256([]byte(n.Text))
 	n.SHA256 = hex.EncodeToString(sum[:])
-	n.Summary = n.summary(t, true)
+	n.Summary, n.Short = n.summary(t, true), n.summary(t, false)
 	if utf8.RuneCountInString(n.Summary) > MaxNoticeSummary {
 		// A long contact or address: the basis stays in the full text.
-		n.Summary = n.summary(t, false)
+		n.Summary = n.Short
 	}
 	if c := utf8.RuneCountInString(n.Summary); c > MaxNoticeSummary {
 		return Notice{}, fmt.Errorf("notice %s: the chat summary is %d characters, over %d", t.Lang, c, MaxNoticeSummary)

@@ -31,7 +31,7 @@ func newNoticeBook(p *policies.Engine, contact, issuer string) (*noticeBook, err
 // Notice implements commerce.NoticeBook.
 func (b *noticeBook) Notice(lang string) commerce.NoticeInfo {
 	n := b.ns.Get(lang)
-	return commerce.NoticeInfo{Lang: n.Lang, SHA256: n.SHA256, Title: n.Title, Summary: n.Summary}
+	return commerce.NoticeInfo{Lang: n.Lang, SHA256: n.SHA256, Title: n.Title, Summary: n.Summary, Short: n.Short}
 }
 
 // page is the full notice in lang, for GET /privacy/{lang}.
