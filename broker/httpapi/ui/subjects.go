@@ -45,6 +45,9 @@ type subjectBody struct {
 	Decision    string
 	AuditLink   string
 	Reasons     []option // erasure grounds, on the confirmation page
+	// Consents: the shopper's language, accepted notice version and
+	// consent artefacts (SPEC §10), oldest first.
+	Consents *commerce.ConsentExport
 }
 
 type discRow struct {
@@ -117,6 +120,13 @@ func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string
 		if o.Status != commerce.StatusDelivered && o.Status != commerce.StatusCancelled && o.Status != commerce.StatusPendingPayment {
 			b.Open++
 		}
+	}
+	if svc := u.d.Rights.Service; svc.Consents != nil {
+		ex, err := svc.ConsentsOf(ctx, row.ID)
+		if err != nil {
+			return b, err
+		}
+		b.Consents = &ex
 	}
 	ds, err := u.d.Rights.Disclosures(ctx, row.ID)
 	if err != nil {
