@@ -201,7 +201,7 @@ func TestMigrateInProductionNeedsNoKeys(t *testing.T) {
 	// Production with WhatsApp set, keys still missing: the error names the directory.
 	prod := map[string]string{"BROKER_ISSUER": "https://broker.example", "WHATSAPP_APP_SECRET": "s",
 		"WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_ACCESS_TOKEN": "a", "WHATSAPP_API_BASE": "https://graph.example/v25.0",
-		"WHATSAPP_PHONE_NUMBER_ID": "123"}
+		"WHATSAPP_PHONE_NUMBER_ID": "123", "SIEVE_DPO_CONTACT": "dpo@shop.example"}
 	_, errOut, code := w.ctl(prod, "audit", "verify", "--quiet")
 	if code == 0 || !strings.Contains(errOut, keys) || !strings.Contains(errOut, "keys init") {
 		t.Fatalf("missing production keys: exit %d %s", code, errOut)
