@@ -582,15 +582,6 @@ func (a *actions) ParentAnswer(ctx context.Context, id, status string) error {
 	return a.s.SendToShopper(ctx, g.Subject, a.store, Reply{Kind: ReplyText, Body: msg})
 }
 
-// ParentApproved reports whether a minor may pay now.
-func (s *Service) parentApproved(ctx context.Context, subject string) (bool, error) {
-	g, err := s.Consents.OpenGuardian(ctx, subject)
-	if broker.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil && g.Status == GuardianApproved, err
-}
-
 // ConsentExport is a shopper's consent artefacts as the compliance API
 // exports them (POST /v1/subjects/consents), in the shape of the MeitY
 // consent-management BRD: the data principal (a pseudonym), the data
