@@ -303,6 +303,19 @@ func TestMinorNeedsParentFromTheirOwnNumber(t *testing.T) {
 	if !ex.Consent.Child || ex.Consent.Marketing || approvals != 1 || withdrawals != 1 {
 		t.Errorf("minor's consents: %s", mustJSON(ex))
 	}
+	// Erasing the child takes the parent's number with it; the consent
+	// record says the consents ended.
+	h.mustPost(textMsg(kid, "delete my data"))
+	h.next(kid, "erase?", offers(commerce.IDEraseConfirm))
+	h.mustPost(replyMsg(kid, commerce.IDEraseConfirm))
+	h.next(kid, "erased", contains("erased"))
+	h.waitIdle()
+	if n := h.count(`SELECT count(*) FROM guardians`); n != 0 {
+		t.Errorf("%d guardian rows outlive the child's erasure", n)
+	}
+	if n := h.count(`SELECT count(*) FROM consent_artefacts WHERE method = 'erasure' AND status = 'withdrawn'`); n != 1 {
+		t.Errorf("%d erasure artefacts, want 1", n)
+	}
 	for _, q := range []string{
 		`SELECT count(*) FROM guardians WHERE sealed::text LIKE '%9811115555%' OR encode(sealed, 'escape') LIKE '%9811115555%'`,
 		`SELECT count(*) FROM audit_entries WHERE convert_from(leaf, 'UTF8') LIKE '%9811115555%'`,
