@@ -177,7 +177,9 @@ func (c *Conversation) consentTurn(ctx context.Context, sh *Shopper, s *Session,
 	case in.Kind == InReply && strings.HasPrefix(in.ReplyID, LangPrefix):
 		r, err := c.setLanguage(ctx, sh, s, strings.TrimPrefix(in.ReplyID, LangPrefix), act)
 		return r, true, err
-	case !c.noticeCurrent(sh):
+	case !c.noticeCurrent(sh) && !(sh.Consent.Notice && rightsAnswer(in, s.State)):
+		// (A shopper asked again keeps their rights meanwhile: "my data"
+		// or "delete my data" is answered, not met with the notice.)
 		if sh.Consent.Notice && s.State != StateNotice {
 			// A new notice version: ask again, then carry on where the
 			// shopper was.
@@ -185,7 +187,8 @@ func (c *Conversation) consentTurn(ctx context.Context, sh *Shopper, s *Session,
 		}
 		r, err := c.notice(ctx, sh, s, in, act)
 		return r, true, err
-	case s.State == StateParentWait:
+	case s.State == StateParentWait && cmd == "":
+		// Commands ("cancel", "my data", …) work here as anywhere.
 		r, err := c.parentNumber(ctx, sh, s, in, act)
 		return r, true, err
 	case in.ReplyID == IDAgeMinor:
@@ -278,10 +281,6 @@ func (c *Conversation) parentGate(ctx context.Context, sh *Shopper, s *Session, 
 
 // parentNumber takes the parent's number and asks the parent.
 func (c *Conversation) parentNumber(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
-	if cmd := command(in); cmd == "cancel" {
-		s.State = StateSlot
-		return []Reply{c.slotReply()}, nil
-	}
 	digits, ok := parentDigits(in)
 	if !ok {
 		return []Reply{{Kind: ReplyText, Body: "Please send your parent's WhatsApp number with its country code, " +

@@ -310,6 +310,9 @@ func TestNoticeVersionReasks(t *testing.T) {
 	ch.sh.NoticeSHA = "old"
 	ch.s.State = StateCart
 	ch.s.Cart = []CartLine{{SKU: "SKU-ATTA-5KG", Name: "Atta", Quantity: 1, UnitPrice: 100}}
+	if r := ch.text("my data"); !strings.HasPrefix(r[0].Body, "What we hold about you") {
+		t.Fatalf("a rights request met the notice instead of an answer: %+v", r)
+	}
 	r := ch.text("hello")
 	if len(r) != 1 || r[0].Buttons[0].ID != IDConsentAccept || ch.s.State != StateNotice {
 		t.Fatalf("a changed notice was not asked again: %+v", r)
@@ -343,6 +346,9 @@ func TestMinorCannotOptInOrPayWithoutParent(t *testing.T) {
 	kid.reply(slot)
 	if kid.s.State != StateParentWait || len(kid.act.orders) != 0 {
 		t.Fatalf("checkout did not wait for a parent: state %q, %d orders", kid.s.State, len(kid.act.orders))
+	}
+	if r := kid.text("my data"); !strings.HasPrefix(r[0].Body, "What we hold about you") || kid.s.State != StateParentWait {
+		t.Fatalf("my data while asked for a parent's number: %+v (state %q)", r, kid.s.State)
 	}
 	kid.text("98765 43210")
 	if kid.act.asked != "919876543210" || kid.s.State != StateSlot {
