@@ -1302,11 +1302,13 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, p
 		if err := json.Unmarshal(b, &m); err != nil {
 			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
 		}
-		if !it.VaultSealed {
-			if time.Since(lastInbound) > 24*time.Hour {
-				if m.Reply.Template == "" {
-					return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
-				}
+		if !it.VaultSealed && time.Since(lastInbound) > 24*time.Hour {
+			switch {
+			case m.Reply.Template == "":
+				return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
+			case m.Reply.Kind != "template":
+				// A template already (a minor's parent's approval request)
+				// keeps its quick replies; anything else becomes its template.
 				m.Reply = Reply{Kind: "template", Template: m.Reply.Template, Body: m.Reply.Body, Status: m.Reply.Status,
 					Lang: m.Reply.Lang}
 			}
