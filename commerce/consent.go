@@ -420,8 +420,11 @@ func (a *actions) consentArtefacts(prev, c broker.Consent, prevLang, prevSHA str
 	var out []ConsentArtefact
 	if len(withdrawn) > 0 {
 		reason := "withdrawal"
-		if c.Child && !prev.Child {
+		switch {
+		case c.Child && !prev.Child:
 			reason = "minor"
+		case command(a.in) == "object":
+			reason = "objection" // GDPR Art. 21: the "object" command
 		}
 		out = append(out, mk(ArtefactWithdrawn, withdrawn, reason))
 	}
