@@ -22,6 +22,11 @@ import (
 // retain_until is optional and present only when set (a release's data
 // life), so leaves written before it existed keep their canonical bytes.
 //
+// followed, before the closing brace, by the optional fields in this order,
+// each present only when not empty: "notice_sha256" and "lang" (the notice
+// version and language of a consent, SPEC §10). Leaves written before they
+// existed are byte for byte what they were, so they verify unchanged.
+//
 // Because the layout is fixed, a leaf can be checked by a single left-to-right
 // scan (ScanLeaf), which is what verification does for every entry.
 const (
@@ -39,6 +44,8 @@ const (
 	keyReason   = `,"reason":`
 	keyPolicy   = `,"policy_revision":`
 	keyRetain   = `,"retain_until":"`
+	keyNotice   = `,"notice_sha256":`
+	keyLang     = `,"lang":`
 )
 
 // appendCanonical appends the encoding of the normalized entry e to dst.
@@ -79,6 +86,14 @@ func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
 		dst = append(dst, keyRetain...)
 		dst = e.RetainUntil.AppendFormat(dst, time.RFC3339Nano)
 		dst = append(dst, '"')
+	}
+	if e.NoticeSHA256 != "" {
+		dst = append(dst, keyNotice...)
+		dst = appendString(dst, e.NoticeSHA256)
+	}
+	if e.Lang != "" {
+		dst = append(dst, keyLang...)
+		dst = appendString(dst, e.Lang)
 	}
 	return append(dst, '}'), nil
 }
@@ -192,6 +207,8 @@ func ParseEntry(b []byte) (Entry, error) {
 		Outcome:        unquote(v.Outcome),
 		Reason:         unquote(v.Reason),
 		PolicyRevision: unquote(v.PolicyRevision),
+		NoticeSHA256:   unquote(v.NoticeSHA256),
+		Lang:           unquote(v.Lang),
 	}
 	if v.HasRetainUntil {
 		e.RetainUntil = time.UnixMicro(v.RetainUntilMicros).UTC()
@@ -227,6 +244,9 @@ type LeafView struct {
 	// RetainUntilMicros is then its Unix microseconds, UTC.
 	HasRetainUntil    bool
 	RetainUntilMicros int64
+	// Optional fields: nil when the leaf does not hold them.
+	NoticeSHA256 []byte
+	Lang         []byte
 
 	// Escaped reports whether any string field holds an escape sequence;
 	// if not, every field's raw content is its value.
@@ -349,6 +369,24 @@ func ScanLeaf(b []byte, v *LeafView) error {
 			return s.fail(`expected " after retain_until`)
 		}
 		v.HasRetainUntil = true
+	}
+	v.NoticeSHA256, v.Lang = nil, nil
+	if s.lit(keyNotice) {
+		// Present means not empty: an empty value would not re-encode.
+		if v.NoticeSHA256, err = s.str(); err != nil {
+			return err
+		}
+		if len(v.NoticeSHA256) == 0 {
+			return s.fail("empty optional field notice_sha256")
+		}
+	}
+	if s.lit(keyLang) {
+		if v.Lang, err = s.str(); err != nil {
+			return err
+		}
+		if len(v.Lang) == 0 {
+			return s.fail("empty optional field lang")
+		}
 	}
 	if !s.lit("}") || s.pos != len(b) {
 		return s.fail("expected } at the end")

@@ -50,6 +50,10 @@ type Entry struct {
 	// zero is left out of the leaf, so leaves written before it existed
 	// keep their bytes and verify unchanged.
 	RetainUntil time.Time `json:"retain_until,omitzero"`
+	// NoticeSHA256 and Lang are optional (omitted from the leaf when
+	// empty): the notice version and language a consent was given under.
+	NoticeSHA256 string `json:"notice_sha256,omitempty"`
+	Lang         string `json:"lang,omitempty"`
 }
 
 // Normalize puts e in canonical form: UTC time truncated to microseconds
@@ -90,9 +94,9 @@ func validUTF8(s string) string {
 // strings returns pointers to the scalar string fields, in canonical order.
 // strings are e's string fields: the filter fields first, in KeyNames
 // order, then reason and policy_revision.
-func (e *Entry) strings() [9]*string {
-	return [9]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
-		&e.Outcome, &e.Reason, &e.PolicyRevision}
+func (e *Entry) strings() [11]*string {
+	return [11]*string{&e.DecisionID, &e.Actor, &e.Action, &e.Purpose, &e.Subject, &e.Resource,
+		&e.Outcome, &e.Reason, &e.PolicyRevision, &e.NoticeSHA256, &e.Lang}
 }
 
 // Canonical returns the leaf bytes of e: its normalized JSON encoding. The
@@ -150,7 +154,7 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 		return nil, fmt.Errorf("%w: retain_until %v is outside years 1-9999", ErrInvalidEntry, e.RetainUntil)
 	}
 	names := [...]string{KeyNames[0], KeyNames[1], KeyNames[2], KeyNames[3], KeyNames[4], KeyNames[5], KeyNames[6],
-		"reason", "policy_revision"} // the order of e.strings()
+		"reason", "policy_revision", "notice_sha256", "lang"} // the order of e.strings()
 	for i, p := range e.strings() {
 		max := MaxFieldSize
 		if names[i] == "reason" {

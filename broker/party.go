@@ -129,6 +129,9 @@ type Consent struct {
 	Notice    bool `json:"notice"`    // accepted the privacy notice (needed for any processing)
 	Marketing bool `json:"marketing"` // opted in to marketing
 	Analytics bool `json:"analytics"` // opted in to analytics
+	// Child: the shopper said they are under 18 (DPDP Act s. 9). Policy
+	// denies marketing and analytics for a child whatever else is set.
+	Child bool `json:"child"`
 }
 
 // key packs the consent into a short cache-key fragment.
@@ -142,6 +145,9 @@ func (c Consent) key() byte {
 	}
 	if c.Analytics {
 		b |= 4
+	}
+	if c.Child {
+		b |= 8
 	}
 	return b
 }

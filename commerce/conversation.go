@@ -54,12 +54,17 @@ type Session struct {
 	SlotLabel string     `json:"slot_label,omitempty"`
 	OrderID   string     `json:"order_id,omitempty"` // the order waiting for payment
 	Return    string     `json:"return,omitempty"`   // state to go back to after a question
+	Resume    string     `json:"resume,omitempty"`   // state to go back to after a new notice is accepted
 }
 
 // Shopper is what the conversation knows of the person it talks to.
 type Shopper struct {
 	Subject string
 	Consent broker.Consent
+	// Lang is the shopper's language ("" is English); NoticeSHA the
+	// version of the notice they accepted.
+	Lang      string
+	NoticeSHA string
 }
 
 // Actions are the effects the conversation asks for; the service performs
@@ -91,26 +96,48 @@ type Actions interface {
 	// Erase erases the shopper (crypto-shredding); the final reply is
 	// still delivered.
 	Erase(ctx context.Context) error
+	// GuardianStatus is the status of a minor's parental approval ("" for
+	// none asked).
+	GuardianStatus(ctx context.Context) (string, error)
+	// AskParent asks the parent at the given number (digits with country
+	// code) to approve, in the shopper's language.
+	AskParent(ctx context.Context, digits, lang string) error
+	// ParentAnswer records a parent's answer to guardian request id, given
+	// from the current sender's number.
+	ParentAnswer(ctx context.Context, id, status string) error
 }
 
 // Conversation runs the checkout dialogue.
 type Conversation struct {
 	StoreName string
 	Now       func() time.Time
+	// Notices is the privacy notice per language (from policy data).
+	Notices NoticeBook
+	// Langs are the chat's translations; nil: the shipped ones.
+	Langs *Languages
+	// Contact is SIEVE_DPO_CONTACT, carried by every rights answer.
+	Contact string
 }
 
 // ist is India Standard Time (no daylight saving), fixed so no tzdata is needed.
 var ist = time.FixedZone("IST", 5*3600+1800)
 
-// Handle advances the conversation by one inbound event and returns the
-// replies to send, in order. The session is updated in place.
-func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
+// handle advances the conversation by one inbound event (see Handle).
+func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
+	if in.Kind == InPayment && in.Payment != nil && sh.Consent.Child {
+		if r, stop, err := c.childPayment(ctx, *in.Payment, act); stop {
+			return r, err
+		}
+	}
 	if in.Kind == InPayment && in.Payment != nil {
 		return c.payment(ctx, s, *in.Payment, in.Time, act)
 	}
 	cmd := command(in)
 	if s.State == StateEraseConfirm {
 		return c.eraseConfirm(ctx, s, in, act)
+	}
+	if r, ok, err := c.consentTurn(ctx, sh, s, in, act); ok {
+		return r, err
 	}
 	// Consent gates everything else: without the notice accepted we
 	// process nothing but the consent answer.
@@ -257,9 +284,14 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 func (c *Conversation) notice(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {
 	switch in.ReplyID {
 	case IDConsentAccept:
-		sh.Consent.Notice = true
+		again := sh.Consent.Notice
+		sh.Consent.Notice, sh.NoticeSHA = true, c.noticeFor(sh.Lang).SHA256
 		if err := act.SetConsent(ctx, sh.Consent); err != nil {
 			return nil, err
+		}
+		if again && s.Resume != "" {
+			s.State, s.Resume = s.Resume, ""
+			return []Reply{{Kind: ReplyText, Body: "Thank you. You can say \"help\" at any time."}}, nil
 		}
 		s.State = StateOptIn
 		return []Reply{{Kind: ReplyText, Body: "Thank you. You can say \"help\" at any time."}, optInReply()}, nil
@@ -271,29 +303,40 @@ func (c *Conversation) notice(ctx context.Context, sh *Shopper, s *Session, in I
 		return []Reply{{Kind: ReplyText, Body: "Understood: we have not kept anything about you. Say \"Hi\" if you change your mind."}}, nil
 	}
 	s.State = StateNotice
-	return []Reply{c.noticeReply()}, nil
+	return []Reply{c.noticeReply(sh.Lang)}, nil
 }
 
-func (c *Conversation) noticeReply() Reply {
+// noticeReply is the privacy notice's chat summary in the shopper's
+// language (generated from policy data), with accept, decline and the
+// language chooser.
+func (c *Conversation) noticeReply(lang string) Reply {
 	store := c.StoreName
 	if store == "" {
 		store = "our store"
 	}
-	return Reply{Kind: ReplyButtons, Header: "Privacy notice",
-		Body: "Namaste! Welcome to " + store + " on WhatsApp.\n\n" +
-			"To take your order we use your WhatsApp number and what you send here. The store receives your " +
-			"order and delivery address, never your phone number or name. Delivery and payment partners get " +
-			"only what they need. Everything is encrypted at rest and every disclosure is logged.\n\n" +
-			"Say \"my data\" to see what we hold and who received it, \"delete my data\" to erase it, " +
-			"\"stop\" to withdraw optional consents.",
-		Footer:  "Data kept 3 years after your last order (DPDP Act)",
-		Buttons: []Button{{ID: IDConsentAccept, Title: "Accept & continue"}, {ID: IDConsentDecline, Title: "Decline"}}}
+	n := c.noticeFor(lang)
+	ls := c.languages()
+	greet := strings.Replace(ls.T(n.Lang, "Namaste! Welcome to {store} on WhatsApp."), "{store}", store, 1)
+	body := greet
+	for _, sum := range []string{n.Summary, n.Short} {
+		if sum != "" {
+			body = sum // the notice fits alone (policies checks it)
+			if b := greet + "\n\n" + sum; len([]rune(b)) <= 1024 {
+				body = b
+				break
+			}
+		}
+	}
+	return Reply{Kind: ReplyButtons, Header: n.Title, Body: body, Lang: n.Lang, Localized: true,
+		Buttons: []Button{{ID: IDConsentAccept, Title: ls.T(n.Lang, "Accept & continue")},
+			{ID: IDConsentDecline, Title: ls.T(n.Lang, "Decline")}, {ID: IDLangChoose, Title: "Language / भाषा"}}}
 }
 
 func optInReply() Reply {
 	return Reply{Kind: ReplyButtons, Body: "Optional: may we send you offers and price drops on WhatsApp? " +
 		"You can say \"stop\" at any time.",
-		Buttons: []Button{{ID: IDMarketingYes, Title: "Yes, send offers"}, {ID: IDMarketingNo, Title: "No thanks"}}}
+		Buttons: []Button{{ID: IDMarketingYes, Title: "Yes, send offers"}, {ID: IDMarketingNo, Title: "No thanks"},
+			{ID: IDAgeMinor, Title: "I am under 18"}}}
 }
 
 func helpReply() Reply {
@@ -523,6 +566,9 @@ func (c *Conversation) checkout(ctx context.Context, sh *Shopper, s *Session, in
 		s.State = StateBrowsing
 		return c.catalog(ctx, act, "Let's start again: your cart was empty.")
 	}
+	if r, ok, err := c.parentGate(ctx, sh, s, act); !ok {
+		return r, err
+	}
 	sub, tax, ship, total := Totals(s.Cart)
 	id := broker.NewID("ord")
 	o := &Order{ID: id, Subject: sh.Subject, Store: in.Store, Status: StatusPendingPayment,
@@ -666,6 +712,8 @@ func command(in Inbound) string {
 		return "allow analytics"
 	case "correct address", "correct my address", "change address", "change my address":
 		return "correct address"
+	case "language", "bhasha", "भाषा", "change language":
+		return "language"
 	case "yes":
 		return "yes"
 	}

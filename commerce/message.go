@@ -95,6 +95,12 @@ type Reply struct {
 	// Template marks messages that may go out after the 24-hour customer
 	// service window closes (as the named template); others are dropped then.
 	Template string `json:"template,omitempty"`
+	// Lang is the shopper's language (ISO 639), which a template is sent
+	// in; "" is English.
+	Lang string `json:"lang,omitempty"`
+	// Localized marks a reply written in the shopper's language already
+	// (the notice, the language chooser): it is not translated again.
+	Localized bool `json:"-"`
 }
 
 // Button is a reply button.

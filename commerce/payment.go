@@ -26,7 +26,8 @@ const (
 
 // PaymentRefusalReasons lists every reason a capture can be refused for.
 var PaymentRefusalReasons = []string{PaymentRefusedCurrency, PaymentRefusedNoTxn, PaymentRefusedTxnStatus,
-	PaymentRefusedAmount, PaymentRefusedReference, PaymentRefusedLookup, PaymentRefusedLookupError}
+	PaymentRefusedAmount, PaymentRefusedReference, PaymentRefusedLookup, PaymentRefusedLookupError,
+	PaymentRefusedNoParent}
 
 // PaymentLookup asks the payment provider (WhatsApp's payment lookup API)
 // what it knows of a payment, so that an order is placed on the provider's

@@ -93,6 +93,9 @@ type Service struct {
 	Desk *Desk
 	// Nominees runs nominations (`nominate`); nil: refused.
 	Nominees *Nominees
+	// Consents keeps consent artefacts, languages and guardians; nil keeps
+	// the consent flags alone (inner-ring tests).
+	Consents ConsentStore
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -620,7 +623,7 @@ func (s *Service) processSubject(ctx context.Context, subject string, st TurnSta
 			return nil, err
 		}
 	}
-	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
+	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent, Lang: st.Subject.Lang, NoticeSHA: st.Subject.NoticeSHA}
 	return s.runTurn(ctx, sh, sess, ident, st.Items, careful)
 }
 
@@ -725,12 +728,16 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 			t.lastInbound = ev.Time
 		}
 	}
-	act := &actions{s: s, subject: it.Subject, store: it.Store}
+	act := &actions{s: s, subject: it.Subject, store: it.Store, sh: sh, in: ev.Inbound, ident: ident,
+		prev: sh.Consent, prevLang: sh.Lang, prevSHA: sh.NoticeSHA}
 	replies, err := s.Conv.Handle(ctx, sh, sess, ev.Inbound, act)
 	if err != nil {
 		return false, err
 	}
+	t.out = append(t.out, act.extra...)
+	langs := s.Conv.languages()
 	for _, r := range replies {
+		r = langs.Localize(langOr(sh.Lang), r)
 		item, err := s.sealReply(ctx, it.Subject, it.Store, ident.Address(), r, act.erased)
 		if err != nil {
 			return false, err
@@ -799,6 +806,7 @@ func (s *Service) SendToShopper(ctx context.Context, subject, store string, r Re
 	if err != nil {
 		return err
 	}
+	r = s.Conv.languages().Localize(langOr(row.Lang), r)
 	return s.enqueueReply(ctx, subject, store, ident.Address(), r, false)
 }
 
@@ -808,6 +816,15 @@ type actions struct {
 	subject string
 	store   string
 	erased  bool
+	// The turn's shopper, event and identity, and the consent, language
+	// and notice version last stored (what a change is recorded against).
+	sh                *Shopper
+	in                Inbound
+	ident             Identity
+	prev              broker.Consent
+	prevLang, prevSHA string
+	// extra are messages to others than the shopper (a minor's parent).
+	extra []OutboxItem
 }
 
 func (a *actions) Products(ctx context.Context) ([]Product, error) { return a.s.products(ctx) }
@@ -850,6 +867,12 @@ func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
 	prev, err := a.s.Store.GetSubject(ctx, a.subject)
 	if err != nil {
 		return err
+	}
+	if a.s.Consents != nil && a.sh != nil {
+		if err := a.saveConsent(ctx, c); err != nil {
+			return err
+		}
+		return a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c)
 	}
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
 		return err
@@ -1304,12 +1327,15 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, p
 		if err := json.Unmarshal(b, &m); err != nil {
 			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
 		}
-		if !it.VaultSealed {
-			if time.Since(lastInbound) > 24*time.Hour {
-				if m.Reply.Template == "" {
-					return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
-				}
-				m.Reply = Reply{Kind: "template", Template: m.Reply.Template, Body: m.Reply.Body, Status: m.Reply.Status}
+		if !it.VaultSealed && time.Since(lastInbound) > 24*time.Hour {
+			switch {
+			case m.Reply.Template == "":
+				return &DeliveryError{Permanent: true, Reason: "outside the 24-hour customer service window"}
+			case m.Reply.Kind != "template":
+				// A template already (a minor's parent's approval request)
+				// keeps its quick replies; anything else becomes its template.
+				m.Reply = Reply{Kind: "template", Template: m.Reply.Template, Body: m.Reply.Body, Status: m.Reply.Status,
+					Lang: m.Reply.Lang}
 			}
 		}
 		id, err := s.Sender.SendMessage(ctx, m.Store, m.To, m.Reply)

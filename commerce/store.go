@@ -29,6 +29,10 @@ type SubjectRow struct {
 	LastInteraction time.Time
 	CreatedAt       time.Time
 	Erased          bool
+	// Lang is the shopper's language; NoticeSHA the notice version they
+	// accepted ("" for none, or the unversioned one before migration 0020).
+	Lang      string
+	NoticeSHA string
 }
 
 // Identity is the sealed identity of a shopper.

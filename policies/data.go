@@ -21,6 +21,10 @@ type Data struct {
 	// LawfulBases names each lawful basis a purpose may rest on, with its
 	// legal reference.
 	LawfulBases map[string]string `json:"lawful_bases"`
+	// DPDPSections names each section of the DPDP Act 2023 a purpose may
+	// rest on in India: consent (s. 6) or a legitimate use (s. 7(a)…(i)).
+	// The Act has no "contract" basis, so the notice names these.
+	DPDPSections map[string]string `json:"dpdp_sections"`
 	// PartyKinds are the recipients a release may go to.
 	PartyKinds map[broker.PartyKind]PartyKindInfo `json:"party_kinds"`
 	// Transforms describes each transform for people.
@@ -56,6 +60,9 @@ type PartyKindInfo struct {
 	// Side is "retail", "messaging", "broker" or "oversight".
 	Side        string `json:"side"`
 	Description string `json:"description"`
+	// Jurisdiction is where recipients of this kind process the data (an
+	// ISO 3166-1 alpha-2 code), named per recipient in the notice.
+	Jurisdiction string `json:"jurisdiction,omitempty"`
 }
 
 // Purpose is what the policy says about one purpose.
@@ -68,7 +75,10 @@ type Purpose struct {
 	// release carries it as privacy.retain_until and its audit leaf
 	// records it.
 	DataLifeDays int    `json:"data_life_days"`
-	Description  string `json:"description"`
+	DPDPSection  string `json:"dpdp_section"`
+	// DPDPSection is a key of Data.DPDPSections: the section of the DPDP
+	// Act the purpose rests on for a shopper in India.
+	Description string `json:"description"`
 	// Consent lists the consent flags the purpose needs ("notice",
 	// "marketing", "analytics"); "notice" is always among them, except
 	// for a purpose that answers the shopper's own rights request.
@@ -161,12 +171,13 @@ func (d Data) FieldsOf(record string) []string {
 // engine decides on.
 func (d Data) Clone() Data {
 	c := Data{
-		LawfulBases: maps.Clone(d.LawfulBases),
-		PartyKinds:  maps.Clone(d.PartyKinds),
-		Transforms:  maps.Clone(d.Transforms),
-		Fields:      maps.Clone(d.Fields),
-		Retention:   maps.Clone(d.Retention),
-		Purposes:    make(map[broker.Purpose]Purpose, len(d.Purposes)),
+		LawfulBases:  maps.Clone(d.LawfulBases),
+		DPDPSections: maps.Clone(d.DPDPSections),
+		PartyKinds:   maps.Clone(d.PartyKinds),
+		Transforms:   maps.Clone(d.Transforms),
+		Fields:       maps.Clone(d.Fields),
+		Retention:    maps.Clone(d.Retention),
+		Purposes:     make(map[broker.Purpose]Purpose, len(d.Purposes)),
 	}
 	for name, p := range d.Purposes {
 		p.Consent = slices.Clone(p.Consent)
@@ -198,13 +209,14 @@ func decodeData(doc any) (Data, error) {
 }
 
 var (
-	namePattern     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	fieldPattern    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
-	consentFlags    = []string{"notice", "marketing", "analytics"}
-	releasing       = []broker.Transform{broker.TransformKeep, broker.TransformMask, broker.TransformGeneralise, broker.TransformPseudonym}
-	allTransforms   = append(slices.Clone(releasing), broker.TransformDrop)
-	partySides      = []string{"retail", "messaging", "broker", "oversight"}
-	knownPartyKinds = append(slices.Clone(broker.PartnerKinds), broker.KindShopper, broker.KindOfficer, broker.KindSystem)
+	namePattern         = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+	fieldPattern        = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+	consentFlags        = []string{"notice", "marketing", "analytics"}
+	releasing           = []broker.Transform{broker.TransformKeep, broker.TransformMask, broker.TransformGeneralise, broker.TransformPseudonym}
+	allTransforms       = append(slices.Clone(releasing), broker.TransformDrop)
+	partySides          = []string{"retail", "messaging", "broker", "oversight"}
+	knownPartyKinds     = append(slices.Clone(broker.PartnerKinds), broker.KindShopper, broker.KindOfficer, broker.KindSystem)
 )
 
 // Validate reports every problem of the data at once, so that a broken
@@ -241,6 +253,9 @@ func (d Data) Validate() error {
 		}
 		if !slices.Contains(partySides, info.Side) {
 			bad("party_kinds.%s: side %q is not one of %v", k, info.Side, partySides)
+		}
+		if info.Side != "broker" && !jurisdictionPattern.MatchString(info.Jurisdiction) {
+			bad("party_kinds.%s: jurisdiction %q is not an ISO 3166-1 alpha-2 code", k, info.Jurisdiction)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.Retention)) {
@@ -296,6 +311,9 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 	}
 	if _, ok := d.LawfulBases[p.LawfulBasis]; !ok {
 		bad("%s: lawful basis %q is not declared in lawful_bases", at, p.LawfulBasis)
+	}
+	if _, ok := d.DPDPSections[p.DPDPSection]; !ok {
+		bad("%s: dpdp_section %q is not declared in dpdp_sections", at, p.DPDPSection)
 	}
 	if p.Description == "" {
 		bad("%s: no description", at)

@@ -48,6 +48,7 @@ type Engine struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	data     Data
+	notices  map[string]NoticeText
 }
 
 var _ broker.PolicyEngine = (*Engine)(nil)
@@ -103,6 +104,10 @@ func New(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if err := data.Validate(); err != nil {
 		return nil, fmt.Errorf("policies: policy data (data.sieve) is invalid:\n%w", err)
 	}
+	notices, err := readNoticesChecked(fsys, data)
+	if err != nil {
+		return nil, err
+	}
 
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
@@ -123,7 +128,7 @@ func New(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policies: compiling the policy: %w", err)
 	}
-	e := &Engine{query: pq, revision: src.revision, data: data}
+	e := &Engine{query: pq, revision: src.revision, data: data, notices: notices}
 	if _, err := e.Evaluate(ctx, probe(data)); err != nil {
 		return nil, fmt.Errorf("policies: probe decision failed: %w", err)
 	}
@@ -212,6 +217,7 @@ var (
 	keyNotice    = ast.StringTerm("notice")
 	keyMarketing = ast.StringTerm("marketing")
 	keyAnalytics = ast.StringTerm("analytics")
+	keyChild     = ast.StringTerm("child")
 	keyState     = ast.StringTerm("state")
 	keyFields    = ast.StringTerm("fields")
 	keyAllow     = ast.StringTerm("allow")
@@ -234,6 +240,7 @@ func inputValue(in broker.PolicyInput) ast.Value {
 			ast.Item(keyNotice, ast.BooleanTerm(in.Consent.Notice)),
 			ast.Item(keyMarketing, ast.BooleanTerm(in.Consent.Marketing)),
 			ast.Item(keyAnalytics, ast.BooleanTerm(in.Consent.Analytics)),
+			ast.Item(keyChild, ast.BooleanTerm(in.Consent.Child)),
 		)),
 		ast.Item(keyState, ast.StringTerm(in.State)),
 		ast.Item(keyFields, stringsTerm(in.Fields)),

@@ -111,6 +111,9 @@ type Deps struct {
 	Metrics    *Metrics
 	StartedAt  time.Time
 	ExtraReady func(ctx context.Context) error
+	// Privacy returns the full privacy notice page in a language (GET
+	// /privacy/{lang}); false when there is none.
+	Privacy func(lang string) ([]byte, bool)
 }
 
 // Server is the HTTP application.
@@ -262,6 +265,7 @@ func (s *Server) routes() {
 		v1.Post("/acks", s.partner(""), s.postAck)
 	}
 	s.complianceRoutes()
+	s.consentRoutes()
 	if s.deps.UI != nil {
 		s.deps.UI(app, s)
 	}

@@ -17,6 +17,14 @@ var _ commerce.Store = (*DB)(nil)
 const (
 	sqlEraseSubject = `UPDATE subjects SET wa_index = NULL, sealed_identity = NULL, erased_at = now(),
 		consent_notice = false, consent_marketing = false, consent_analytics = false WHERE id = $1`
+	sqlEraseConsents = `INSERT INTO consent_artefacts (id, subject_id, notice_sha256, lang, purposes, status, at,
+		evidence, method, reason)
+		SELECT 'cna_e' || md5(id || clock_timestamp()::text), id, notice_sha256, lang,
+			ARRAY['delivery', 'order_fulfilment', 'payment', 'support']
+			|| CASE WHEN consent_marketing THEN ARRAY['marketing'] ELSE ARRAY[]::text[] END
+			|| CASE WHEN consent_analytics THEN ARRAY['analytics'] ELSE ARRAY[]::text[] END,
+			'withdrawn', now(), '', 'erasure', 'erasure'
+		FROM subjects WHERE id = $1 AND consent_notice AND erased_at IS NULL`
 	sqlEraseOrders = `UPDATE orders SET sealed = NULL, erased_at = now(),
 		status = CASE WHEN status IN ('delivered', 'cancelled') THEN status ELSE 'cancelled' END
 		WHERE subject_id = $1 AND erased_at IS NULL
@@ -30,7 +38,16 @@ const (
 // is shredded; those with plaintext-derived values are removed here.
 func (db *DB) EraseSubjectRows(ctx context.Context, subject string) ([]string, error) {
 	q := db.q(ctx)
+	// The consents end with the erasure: their record says so (the
+	// artefacts hold no personal data and stay as proof of consent).
+	if _, err := q.Exec(ctx, sqlEraseConsents, subject); err != nil {
+		return nil, Translate(err)
+	}
 	if _, err := q.Exec(ctx, sqlEraseSubject, subject); err != nil {
+		return nil, Translate(err)
+	}
+	// A minor's parent's number (blind index and sealed copy) goes with them.
+	if _, err := q.Exec(ctx, `DELETE FROM guardians WHERE subject_id = $1`, subject); err != nil {
 		return nil, Translate(err)
 	}
 	rows, err := q.Query(ctx, sqlEraseOrders, subject)

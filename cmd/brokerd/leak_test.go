@@ -37,6 +37,10 @@ const (
 	// A username user: WhatsApp withholds the number and sends a
 	// business-scoped user id (country code, dot, opaque digits).
 	leakBSUID = "IN.4820519736402815"
+	// A minor and the parent they name (DPDP Act s. 9): the parent's
+	// number is blind-indexed and sealed, never in plaintext.
+	leakKid    = "919612470385"
+	leakParent = "919731852046"
 )
 
 // leakBSUIDMessage is a message from the username user (no from, no wa_id).
@@ -95,6 +99,9 @@ func leakNeedles() []needle {
 		needle{"retailer's internal note", "Q7-ZETA", false},
 		needle{"BSUID", leakBSUID, true},
 		needle{"BSUID digits", leakBSUID[3:], true},
+		needle{"minor's number", leakKid[2:], true},
+		needle{"parent's number", leakParent[2:], true},
+		needle{"parent's number as typed", "97318 52046", true},
 	)
 }
 
@@ -199,6 +206,26 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	h.next(leakBSUID, "erase question", offers(commerce.IDEraseConfirm))
 	h.mustPost(leakBSUIDMessage("interactive", `"interactive":{"type":"button_reply","button_reply":{"id":"`+commerce.IDEraseConfirm+`","title":"x"}}`))
 	h.next(leakBSUID, "erasure confirmation", contains("has been erased"))
+	h.waitIdle()
+
+	// A minor names a parent, who approves from their own number.
+	h.mustPost(textMsg(leakKid, "Hi"))
+	h.next(leakKid, "notice to the minor", offers(commerce.IDConsentAccept))
+	h.mustPost(replyMsg(leakKid, commerce.IDConsentAccept))
+	h.next(leakKid, "opt-in", offers(commerce.IDAgeMinor))
+	h.mustPost(replyMsg(leakKid, commerce.IDAgeMinor))
+	h.mustPost(orderMsg(leakKid, item("SKU-ATTA-5KG", 1, "289.5")))
+	h.next(leakKid, "cart", offers(commerce.IDCartConfirm))
+	h.mustPost(replyMsg(leakKid, commerce.IDCartConfirm))
+	h.mustPost(textMsg(leakKid, "3 Main Road, Mysuru 570001"))
+	kidSlot := h.next(leakKid, "slots", kindIs("list")).replyIDs()[0]
+	h.mustPost(replyMsg(leakKid, kidSlot))
+	h.next(leakKid, "parent's number asked", contains("parent's WhatsApp number"))
+	h.mustPost(textMsg(leakKid, "+91 97318 52046"))
+	tpl := h.next(leakParent, "template to the parent", kindIs("template"))
+	approve := regexp.MustCompile(`parent:approve:gdn_[a-z0-9]+`).FindString(string(tpl.Raw))
+	h.mustPost(message(leakParent, "button", fmt.Sprintf(`"button":{"payload":%q,"text":"Approve"}`, approve)))
+	h.next(leakParent, "approval recorded", contains("approval is recorded"))
 	h.waitIdle()
 	waitAuditSequenced(t, h)
 

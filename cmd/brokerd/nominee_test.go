@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -15,9 +14,7 @@ import (
 var nomPayloadRe = regexp.MustCompile(`nominee:confirm:nom_[A-Za-z0-9_-]+`)
 
 // buttonMsg is a template quick-reply from wa, as the Cloud API sends it.
-func buttonMsg(wa, payload string) string {
-	return message(wa, "button", fmt.Sprintf(`"button":{"payload":%q,"text":"I accept"}`, payload))
-}
+// buttonMsg (consent_test.go) sends a template quick-reply answer.
 
 // A shopper names a nominee; the nominee is asked by template and confirms
 // from that number (nobody else can); after an officer records the event,
@@ -106,4 +103,3 @@ func TestNomineeConfirmsAndObtainsAccess(t *testing.T) {
 		t.Error("the export names the nominee")
 	}
 }
-

@@ -297,6 +297,9 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 			Description: st.Description})
 	case "template":
 		lang := s.Language
+		if r.Lang != "" {
+			lang = r.Lang // the shopper's language: the template is approved in each
+		}
 		if lang == "" {
 			lang = "en"
 		}

@@ -610,6 +610,18 @@ func TestDashboardBrowser(t *testing.T) {
 	if got := b.text("#orders"); !strings.Contains(got, order) {
 		t.Errorf("orders %q lack %s", got, order)
 	}
+	// The consent view: the artefact of the notice's acceptance, with its
+	// version and language (SPEC §10).
+	if got := b.text("#consent-lang"); got != "en" {
+		t.Errorf("consent language %q, want en", got)
+	}
+	if got := b.text("#consent-notice"); len(got) != 12 {
+		t.Errorf("accepted notice version %q, want a 12-digit prefix of its SHA-256", got)
+	}
+	arts := b.eval(`Array.from(document.querySelectorAll("#consents tr.artefact")).map(r => r.querySelector(".artefact-status").innerText + "|" + r.cells[2].innerText + "|" + r.querySelector(".artefact-lang").innerText).join("\n")`)
+	if !strings.Contains(arts, "given|") || !strings.Contains(arts, "order_fulfilment") || !strings.Contains(arts, "|en") {
+		t.Errorf("consent artefacts listed %q, want the notice's acceptance", arts)
+	}
 	b.shot("subject")
 
 	// Erase, through the confirmation step.

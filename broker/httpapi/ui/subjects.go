@@ -46,6 +46,9 @@ type subjectBody struct {
 	AuditLink   string
 	Reasons     []option // erasure grounds, on the confirmation page
 	Corrected   string   // the outcome of an officer's correction
+	// Consents: the shopper's language, accepted notice version and
+	// consent artefacts (SPEC §10), oldest first.
+	Consents *commerce.ConsentExport
 }
 
 type discRow struct {
@@ -118,6 +121,13 @@ func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string
 		if o.Status != commerce.StatusDelivered && o.Status != commerce.StatusCancelled && o.Status != commerce.StatusPendingPayment {
 			b.Open++
 		}
+	}
+	if svc := u.d.Rights.Service; svc.Consents != nil {
+		ex, err := svc.ConsentsOf(ctx, row.ID)
+		if err != nil {
+			return b, err
+		}
+		b.Consents = &ex
 	}
 	ds, err := u.d.Rights.Disclosures(ctx, row.ID)
 	if err != nil {

@@ -408,6 +408,9 @@ func (c *Config) Validate() error {
 	if c.Env != "production" && c.Env != "development" {
 		add("BROKER_ENV must be production or development, not %q", c.Env)
 	}
+	if c := c.Desk.Contact; len([]rune(c)) > 120 || strings.ContainsAny(c, "\n\r") {
+		add("SIEVE_DPO_CONTACT must be one line of at most 120 characters")
+	}
 	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
 		add("BROKER_ADDR must be host:port, not %q", c.Server.Addr)
 	}

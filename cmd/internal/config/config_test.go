@@ -190,10 +190,10 @@ func TestKeyRotationAndBackupRetention(t *testing.T) {
 }
 
 func TestWebhookAllowAndPaymentLookup(t *testing.T) {
-	prod := map[string]string{"BROKER_ENV": "production", "BROKER_ISSUER": "https://broker.example",
+	prod := map[string]string{"BROKER_ENV": "production", "SIEVE_DPO_CONTACT": "dpo@shop.example", "BROKER_ISSUER": "https://broker.example",
 		"DATABASE_URL": "postgres://db/x", "BROKER_KEY_DIR": "/keys", "WHATSAPP_APP_SECRET": "s",
 		"WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_ACCESS_TOKEN": "a", "WHATSAPP_API_BASE": "https://graph.example/v25.0",
-		"WHATSAPP_PHONE_NUMBER_ID": "123", "SIEVE_DPO_CONTACT": "dpo@shop.example"}
+		"WHATSAPP_PHONE_NUMBER_ID": "123"}
 	with := func(base map[string]string, kv ...string) Config {
 		env := map[string]string{}
 		for k, v := range base {
@@ -218,6 +218,8 @@ func TestWebhookAllowAndPaymentLookup(t *testing.T) {
 		{"lookup on in development", with(nil, "BROKER_PAYMENT_LOOKUP", "on"), ""},
 		{"lookup junk", with(nil, "BROKER_PAYMENT_LOOKUP", "yes"), "BROKER_PAYMENT_LOOKUP must be on or off"},
 		{"lookup off in production", with(prod, "BROKER_PAYMENT_LOOKUP", "off"), "must be on in production"},
+		{"no DPO contact in production", with(prod, "SIEVE_DPO_CONTACT", ""), "SIEVE_DPO_CONTACT is required"},
+		{"DPO contact too long", with(nil, "SIEVE_DPO_CONTACT", strings.Repeat("x", 121)), "SIEVE_DPO_CONTACT must be one line"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.c.Validate()

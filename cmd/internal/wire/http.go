@@ -32,6 +32,7 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		Policy:   s.Policy,
 		OpenAPI:  httpapi.OpenAPI(),
 		Metrics:  metrics,
+		Privacy:  s.notices.page,
 	}
 	s.UI()(&d)
 	if extra != nil {

@@ -75,6 +75,9 @@ type System struct {
 	Breaches *commerce.Workbench
 	// Nominees runs nominations.
 	Nominees *commerce.Nominees
+
+	// notices is the privacy notice per language.
+	notices *noticeBook
 }
 
 // Open assembles the system. It connects to the database but does not
@@ -138,6 +141,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if err != nil {
 		return fail(fmt.Errorf("policy: %w", err))
 	}
+	if s.notices, err = newNoticeBook(s.Policy, cfg.Desk.Contact, cfg.Server.Issuer); err != nil {
+		return fail(fmt.Errorf("privacy notice: %w", err))
+	}
 	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
 	s.Shop = &commerce.Service{
@@ -151,8 +157,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
 			PaymentConfig: cfg.WhatsApp.PaymentConfig},
 		Hooks: partnerhook.New(s.DB, s.Sealer, cfg.WebhookGuard(), 10*time.Second),
-		Conv:  &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName},
-		Log:   log,
+		Conv: &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName, Notices: s.notices,
+			Contact: cfg.Desk.Contact},
+		Log:      log,
+		Consents: s.DB,
 	}
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}

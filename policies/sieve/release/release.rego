@@ -6,7 +6,7 @@
 #   analytics), for one declared purpose, and with which transform.
 #
 #   The input never carries record values, only the request's shape:
-#   party {id, kind}, purpose, scopes, consent {notice, marketing, analytics},
+#   party {id, kind}, purpose, scopes, consent {notice, marketing, analytics, child},
 #   state (the order's status) and fields. The Go engine evaluates
 #   data.sieve.release.decision and the broker caches the answer per input,
 #   so the policy must stay a pure function of input and data.
@@ -44,6 +44,20 @@ _given_consent contains c if {
 
 _missing_consent := _needed_consent - _given_consent
 
+# A child (DPDP Act s. 9(3)) is never tracked, monitored or targeted:
+# marketing and analytics are closed to them whatever the consent flags or
+# the data say, and so is any purpose that needs those opt-ins.
+_child_barred if {
+	input.consent.child == true
+	input.purpose in {"marketing", "analytics"}
+}
+
+_child_barred if {
+	input.consent.child == true
+	some c in _purpose.consent
+	c in {"marketing", "analytics"}
+}
+
 # A purpose without a states list is open in every state (including none,
 # for subject-level data requests); otherwise only in the listed ones.
 _state_open if not _purpose.states
@@ -74,6 +88,8 @@ _deny := "unknown purpose" if {
 	not _grant
 } else := concat("", ["missing scope: ", concat(", ", sort(_missing_scopes))]) if {
 	count(_missing_scopes) > 0
+} else := "subject is a child: no tracking or targeted advertising" if {
+	_child_barred
 } else := concat("", ["missing consent: ", concat(", ", sort(_missing_consent))]) if {
 	count(_missing_consent) > 0
 } else := sprintf("purpose %q is not open in order state %q", [input.purpose, _state_name]) if {
@@ -95,6 +111,7 @@ allow if {
 	_grant
 	count(_missing_scopes) == 0
 	count(_missing_consent) == 0
+	not _child_barred
 	_state_open
 }
 

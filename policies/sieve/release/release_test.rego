@@ -309,3 +309,34 @@ test_other_purposes_still_need_the_notice if {
 	not d.allow
 	d.reason == "missing consent: notice"
 }
+
+_consent_child_all := {"notice": true, "marketing": true, "analytics": true, "child": true}
+
+test_child_never_marketed_or_analysed_whatever_the_flags if {
+	every c in [
+		_in("retailer", "marketing", ["data:request"], _consent_child_all, ""),
+		_in("analytics", "marketing", ["data:request"], _consent_child_all, ""),
+		_in("analytics", "analytics", ["data:request"], _consent_child_all, ""),
+	] {
+		d := release.decision with input as c
+		d.allow == false
+		d.reason == "subject is a child: no tracking or targeted advertising"
+		count(_released(d)) == 0
+	}
+}
+
+test_child_order_is_still_fulfilled if {
+	d := release.decision with input as _in("retailer", "order_fulfilment", ["orders:read"], _consent_child_all, "placed")
+	d.allow
+	_released(d)["delivery.address"] == "keep"
+}
+
+test_child_barred_from_any_purpose_needing_an_opt_in if {
+	d := release.decision with input as _in("retailer", "offers", ["data:request"], _consent_child_all, "")
+		with data.sieve.purposes.offers as {
+			"lawful_basis": "consent", "consent": ["notice", "marketing"],
+			"parties": {"retailer": {"scopes": ["data:request"], "fields": {"customer.ref": "pseudonym"}}},
+		}
+	d.allow == false
+	d.reason == "subject is a child: no tracking or targeted advertising"
+}
