@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // msgFrom builds a value with one text message from a sender named by any
