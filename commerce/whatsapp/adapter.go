@@ -57,7 +57,7 @@ func who(waID, userID string) (wa, bsuid, opaque string) {
 	if waID != "" {
 		if isDigits(waID) {
 			wa = waID
-		} else if IsBSUID(waID) {
+		} else if validInboundBSUID(waID) {
 			bsuid = waID
 		} else {
 			opaque = waID
