@@ -291,7 +291,7 @@ func (s *Service) moveIdentity(ctx context.Context, e Event) error {
 	}
 	var drop [][]byte
 	for _, id := range old {
-		if _, replaced := newKinds[id.Kind]; replaced && found[string(id.Index)] == subject {
+		if _, replaced := newKinds[id.Kind]; replaced && found[string(id.Index)] == subject && !containsIndex(fresh, id.Index) {
 			drop = append(drop, id.Index)
 		}
 	}
@@ -342,4 +342,13 @@ func (s *Service) moveIdentity(ctx context.Context, e Event) error {
 	}
 	s.inc("sieve_identity_events_total", "relinked")
 	return nil
+}
+
+func containsIndex(ids []IdentifierIndex, ix []byte) bool {
+	for _, id := range ids {
+		if string(id.Index) == string(ix) {
+			return true
+		}
+	}
+	return false
 }

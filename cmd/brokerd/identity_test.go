@@ -158,3 +158,73 @@ func TestOneShopperEveryIdentifier(t *testing.T) {
 		t.Errorf("%d shoppers not erased", n)
 	}
 }
+
+// Identifiers that collide: a message naming one shopper's phone and
+// another's BSUID goes to the phone's shopper and moves nothing; a number
+// change to a number another shopper had (a recycled number) takes it from
+// them, and their replies no longer go to it.
+func TestIdentifierCollisions(t *testing.T) {
+	h := newHarness(t)
+	const (
+		phoneA, bsuidA = "919811190011", "IN.1410000000190011"
+		bsuidB         = "IN.1410000000190012"
+		phoneC         = "919811190013"
+	)
+	h.mustPost(msgFrom(phoneA, bsuidA, "", "Hi"))
+	h.next(phoneA, "notice to A", offers(commerce.IDConsentAccept))
+	h.mustPost(msgFrom("", bsuidB, "", "Hi"))
+	h.next(bsuidB, "notice to B", offers(commerce.IDConsentAccept))
+	h.waitIdle()
+	subjectOf := func(kind, v string) string {
+		var s string
+		_ = h.m.Sys.DB.Pool.QueryRow(t.Context(), `SELECT subject_id FROM subject_identifiers WHERE blind_index = $1`,
+			h.m.Sys.Pseudo.BlindIndex(kind, v)).Scan(&s)
+		return s
+	}
+	a, b := subjectOf(commerce.IDPhone, phoneA), subjectOf(commerce.IDBSUID, bsuidB)
+	if a == "" || b == "" || a == b {
+		t.Fatalf("subjects %q %q", a, b)
+	}
+
+	// A's phone with B's BSUID: A's, and B keeps its BSUID.
+	h.mustPost(msgFrom(phoneA, bsuidB, "", "Hi"))
+	h.next(phoneA, "notice again to A", offers(commerce.IDConsentAccept))
+	h.waitIdle()
+	if got := subjectOf(commerce.IDBSUID, bsuidB); got != b {
+		t.Errorf("B's BSUID moved to %q", got)
+	}
+	if n := h.count(`SELECT count(*) FROM subjects`); n != 2 {
+		t.Errorf("%d subjects, want 2", n)
+	}
+
+	// C changes to A's old number: the number is C's now.
+	h.mustPost(msgFrom(phoneC, "", "", "Hi"))
+	h.next(phoneC, "notice to C", offers(commerce.IDConsentAccept))
+	h.waitIdle()
+	c := subjectOf(commerce.IDPhone, phoneC)
+	h.mustPost(systemMsg(phoneC, "", commerce.IdentityChangedNumber, map[string]any{"wa_id": phoneA}))
+	h.waitIdle()
+	if got := subjectOf(commerce.IDPhone, phoneA); got != c {
+		t.Fatalf("the recycled number points to %q, want C %q", got, c)
+	}
+	if subjectOf(commerce.IDPhone, phoneC) != "" {
+		t.Error("C's old number still points to C")
+	}
+	taken := `SELECT count(*) FROM (SELECT entry AS e FROM audit_pending UNION ALL SELECT leaf FROM audit_entries) x
+		WHERE convert_from(e, 'UTF8')::jsonb->>'action' = 'identity.relinked'
+		  AND convert_from(e, 'UTF8')::jsonb->>'reason' = '` + commerce.ReasonIdentifierTaken + `'`
+	if n := h.count(taken); n != 1 {
+		t.Errorf("%d entries for the identifier taken from A, want 1", n)
+	}
+	// A writes by BSUID: the reply goes to A's BSUID, not to the number
+	// that is C's now.
+	before := len(h.wa.all())
+	h.mustPost(msgFrom("", bsuidA, "", "Hi"))
+	h.next(bsuidA, "reply to A's BSUID", offers(commerce.IDConsentAccept))
+	h.waitIdle()
+	for _, m := range h.wa.all()[before:] {
+		if m.To == "+"+phoneA {
+			t.Errorf("A's reply went to the recycled number: %s", m.kind())
+		}
+	}
+}
