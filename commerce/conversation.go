@@ -60,6 +60,8 @@ type Session struct {
 type Shopper struct {
 	Subject string
 	Consent broker.Consent
+	// Restricted: the shopper paused processing ("pause my data").
+	Restricted bool
 }
 
 // Actions are the effects the conversation asks for; the service performs
@@ -91,6 +93,11 @@ type Actions interface {
 	// Erase erases the shopper (crypto-shredding); the final reply is
 	// still delivered.
 	Erase(ctx context.Context) error
+	// SetRestricted pauses or resumes processing (GDPR Art. 18), audited.
+	SetRestricted(ctx context.Context, on bool) error
+	// Object withdraws an optional purpose's consent on an objection
+	// (GDPR Art. 21), audited with reason objection.
+	Object(ctx context.Context, c broker.Consent, purpose string) error
 }
 
 // Conversation runs the checkout dialogue.
@@ -116,6 +123,9 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 	// process nothing but the consent answer.
 	if !sh.Consent.Notice {
 		return c.notice(ctx, sh, s, in, act)
+	}
+	if r, ok, err := c.restriction(ctx, sh, s, in, act); ok || err != nil {
+		return r, err
 	}
 	switch cmd {
 	case "help":

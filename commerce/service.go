@@ -566,6 +566,7 @@ func (s *Service) processSubject(ctx context.Context, subject string, st TurnSta
 		}
 	}
 	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent}
+	sh.Restricted = st.Subject.Restricted
 	return s.runTurn(ctx, sh, sess, ident, st.Items, careful)
 }
 
@@ -937,7 +938,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 		Action: "webhook " + event, Subject: o.Subject, Resource: "order:" + o.ID, State: o.Status,
-		Consent: row.Consent, Fields: fields, Record: o.Record()})
+		Consent: row.Consent, Restricted: row.Restricted, Fields: fields, Record: o.Record()})
 	if err != nil {
 		return err
 	}

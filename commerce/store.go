@@ -125,6 +125,9 @@ type Store interface {
 	UnlinkIdentifiers(ctx context.Context, subject string, indexes [][]byte) (int, error)
 	SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error
 	SetConsent(ctx context.Context, id string, c broker.Consent) error
+	// SetRestricted pauses (on) or resumes the processing of the
+	// shopper's data ("pause my data", GDPR Art. 18).
+	SetRestricted(ctx context.Context, id string, on bool) error
 
 	// InsertInbox stores items, skipping those whose dedup key is known;
 	// it returns how many were new.

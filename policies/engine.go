@@ -194,6 +194,9 @@ func (e *Engine) Evaluate(ctx context.Context, in broker.PolicyInput) (broker.Po
 	return decodeDecision(t.Value)
 }
 
+// keyRestricted is the input's restriction flag (GDPR Art. 18).
+var keyRestricted = ast.StringTerm("restricted")
+
 // Keys of the input and decision documents, built once.
 var (
 	keyParty     = ast.StringTerm("party")
@@ -228,6 +231,7 @@ func inputValue(in broker.PolicyInput) ast.Value {
 			ast.Item(keyMarketing, ast.BooleanTerm(in.Consent.Marketing)),
 			ast.Item(keyAnalytics, ast.BooleanTerm(in.Consent.Analytics)),
 		)),
+		ast.Item(keyRestricted, ast.BooleanTerm(in.Restricted)),
 		ast.Item(keyState, ast.StringTerm(in.State)),
 		ast.Item(keyFields, stringsTerm(in.Fields)),
 	)

@@ -151,6 +151,13 @@ func (db *DB) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) 
 	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
 }
 
+// SetRestricted pauses (on) or resumes (off) the processing of the
+// shopper's data (GDPR Art. 18).
+func (db *DB) SetRestricted(ctx context.Context, id string, on bool) error {
+	return db.exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
+		WHERE id = $1 AND erased_at IS NULL`, id, on)
+}
+
 // SetConsent stores the shopper's consent state.
 func (db *DB) SetConsent(ctx context.Context, id string, c broker.Consent) error {
 	return db.exec1(ctx, `UPDATE subjects SET consent_notice = $2, consent_marketing = $3, consent_analytics = $4,
@@ -537,11 +544,11 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
 		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
 		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
-		coalesce(o.logistics_id, '')
+		coalesce(o.logistics_id, ''), coalesce(s.restricted_at IS NOT NULL, false)
 		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
-		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID)
+		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Restricted)
 	if err != nil {
 		return o, sub, Translate(err)
 	}

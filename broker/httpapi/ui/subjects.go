@@ -45,6 +45,8 @@ type subjectBody struct {
 	Decision    string
 	AuditLink   string
 	Reasons     []option // erasure grounds, on the confirmation page
+	// Restricted: the shopper paused processing ("pause my data").
+	Restricted bool
 }
 
 type discRow struct {
@@ -104,6 +106,7 @@ func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string
 	pseudo := u.pseudonym(row.ID)
 	b := subjectBody{WaID: wa, Masked: maskNumber(wa), Pseudonym: pseudo, Consent: row.Consent, CreatedAt: row.CreatedAt,
 		LastSeen: row.LastInteraction, AuditLink: "/ui/audit" + query("subject", pseudo)}
+	b.Restricted = row.Restricted
 	orders, err := u.d.Rights.Service.Store.OrdersOfSubject(ctx, row.ID)
 	if err != nil {
 		return b, err
