@@ -181,6 +181,9 @@ type Result struct {
 type Shopper struct {
 	// WaID is the shopper's phone number in digits, or a BSUID.
 	WaID string
+	// User, when set, is who the shopper is to WhatsApp (phone, BSUID,
+	// parent BSUID, username); WaID then follows its address.
+	User *User
 	Name string
 	// Webhooks delivers the shopper's messages and statuses to the broker.
 	Webhooks *WebhookSender
@@ -267,6 +270,12 @@ func (s *Shopper) send(ctx context.Context, msgs []whatsapp.Message, statuses []
 	var contacts []whatsapp.Contact
 	if len(msgs) > 0 {
 		contacts = []whatsapp.Contact{ContactFor(s.WaID, s.Name)}
+		if s.User != nil {
+			contacts = []whatsapp.Contact{s.User.Contact(s.Name)}
+			for i := range msgs {
+				s.User.Stamp(&msgs[i])
+			}
+		}
 	}
 	if _, err := s.Webhooks.Send(ctx, s.Webhooks.Notification(contacts, msgs, statuses)); err != nil {
 		return err
@@ -282,6 +291,9 @@ func (s *Shopper) say(ctx context.Context, m whatsapp.Message, what string) erro
 
 // Run performs the purchase and returns the order the broker confirmed.
 func (s *Shopper) Run(ctx context.Context) (*Result, error) {
+	if s.User != nil {
+		s.WaID = s.User.Address()
+	}
 	if s.WaID == "" || s.Webhooks == nil || s.Sim == nil {
 		return nil, errors.New("shopper: WaID, Webhooks and Sim are required")
 	}
