@@ -98,6 +98,9 @@ type Actions interface {
 	// Object withdraws an optional purpose's consent on an objection
 	// (GDPR Art. 21), audited with reason objection.
 	Object(ctx context.Context, c broker.Consent, purpose string) error
+	// ExportData releases the shopper's own data to them (GDPR Art. 20)
+	// as a JSON document, audited as a release to the shopper.
+	ExportData(ctx context.Context) ([]byte, error)
 }
 
 // Conversation runs the checkout dialogue.
@@ -125,6 +128,9 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 		return c.notice(ctx, sh, s, in, act)
 	}
 	if r, ok, err := c.restriction(ctx, sh, s, in, act); ok || err != nil {
+		return r, err
+	}
+	if r, ok, err := c.exportData(ctx, in, act); ok || err != nil {
 		return r, err
 	}
 	switch cmd {

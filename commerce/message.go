@@ -79,7 +79,16 @@ const (
 	ReplyLocationRequest ReplyKind = "location_request" // interactive location_request_message
 	ReplyOrderDetails    ReplyKind = "order_details"    // interactive order_details
 	ReplyOrderStatus     ReplyKind = "order_status"     // interactive order_status
+	ReplyDocument        ReplyKind = "document"         // an uploaded file (media upload, then document)
 )
+
+// Document is a file sent in the chat (the shopper's own data export).
+// It is sealed in the outbox with the rest of the reply.
+type Document struct {
+	Filename string `json:"filename"`
+	MIME     string `json:"mime"`
+	Data     []byte `json:"data"`
+}
 
 // Reply is one message to the shopper, independent of the wire format.
 type Reply struct {
@@ -95,6 +104,8 @@ type Reply struct {
 	// Template marks messages that may go out after the 24-hour customer
 	// service window closes (as the named template); others are dropped then.
 	Template string `json:"template,omitempty"`
+	// Document is the file of a ReplyDocument; Body is its caption.
+	Document *Document `json:"document,omitempty"`
 }
 
 // Button is a reply button.

@@ -82,6 +82,9 @@ type Service struct {
 	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
 	// Summary describes a shopper's data and its disclosures ("my data").
 	Summary func(ctx context.Context, subject string) (string, error)
+	// Exporter releases a shopper's own data to them as a JSON document
+	// ("export my data", Rights.ShopperExport).
+	Exporter func(ctx context.Context, subject string) ([]byte, error)
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}

@@ -250,6 +250,9 @@ type Sender struct {
 
 // SendMessage implements commerce.Sender.
 func (s *Sender) SendMessage(ctx context.Context, store, to string, r commerce.Reply) (string, error) {
+	if r.Kind == commerce.ReplyDocument {
+		return s.sendDocument(ctx, store, to, r)
+	}
 	m, err := s.Render(to, r)
 	if err != nil {
 		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: " + errReason(err)}
@@ -265,6 +268,44 @@ func (s *Sender) SendMessage(ctx context.Context, store, to string, r commerce.R
 		return "", &commerce.DeliveryError{Permanent: !retry, RetryAfter: after, Reason: errReason(err)}
 	}
 	return res.MessageID, nil
+}
+
+// sendDocument uploads the reply's file (POST /{pnid}/media) and sends it
+// as a document message. A retry uploads again: a media id is cheap, and
+// an upload whose message failed is never shown to anybody.
+func (s *Sender) sendDocument(ctx context.Context, store, to string, r commerce.Reply) (string, error) {
+	d := r.Document
+	if d == nil || len(d.Data) == 0 {
+		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: document without a file"}
+	}
+	mime := d.MIME
+	if mime == "" {
+		mime = "application/json"
+	}
+	id, err := s.Client.UploadMedia(ctx, store, d.Filename, mime, d.Data)
+	if err != nil {
+		return "", deliveryError(err)
+	}
+	m, err := NewDocument(to, id, d.Filename, r.Body)
+	if err != nil {
+		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: " + errReason(err)}
+	}
+	res, err := s.Client.Send(ctx, store, m)
+	if err != nil {
+		return "", deliveryError(err)
+	}
+	return res.MessageID, nil
+}
+
+// deliveryError classifies a Cloud API error for the outbox.
+func deliveryError(err error) error {
+	var se *SendError
+	if errors.As(err, &se) {
+		return &commerce.DeliveryError{Permanent: !se.Retryable, RetryAfter: se.RetryAfter,
+			Reason: fmt.Sprintf("whatsapp %d (http %d): %s", se.Code, se.HTTPStatus, se.Reason)}
+	}
+	retry, after := IsRetryable(err)
+	return &commerce.DeliveryError{Permanent: !retry, RetryAfter: after, Reason: errReason(err)}
 }
 
 // errReason keeps error text free of personal data: only the error class.

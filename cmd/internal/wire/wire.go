@@ -125,6 +125,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.DB}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
+	s.Shop.Exporter = s.Rights.ShopperExport
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
