@@ -29,6 +29,9 @@ type Chat struct {
 	// Linger is how long to keep printing the broker's answers after the
 	// input ends (default 2 s), so that piped input sees the replies.
 	Linger time.Duration
+	// SaveDir is where documents the broker sends (the "export my data"
+	// file) are saved; "" is the current directory.
+	SaveDir string
 
 	mu      sync.Mutex
 	options []Option
@@ -146,6 +149,9 @@ func (c *Chat) receive(ctx context.Context, after int64) {
 			}
 			fmt.Fprintf(c.Out, "\nstore> %s\n", strings.ReplaceAll(r.Text, "\n", "\n       "))
 			c.mu.Unlock()
+			if r.Document != nil {
+				c.saveDocument(ctx, r.Document)
+			}
 			receipts = append(receipts,
 				StatusUpdate(rec.MessageID, whatsapp.StatusDelivered, addr),
 				StatusUpdate(rec.MessageID, whatsapp.StatusRead, addr))
@@ -308,4 +314,26 @@ func (c *Chat) changeIdentity(ctx context.Context, cmd string, args []string) er
 	c.mu.Unlock()
 	c.printf("  now %s %s\n", next.Kind(), next.Address())
 	return nil
+}
+
+// saveDocument downloads a document the broker sent and saves it.
+func (c *Chat) saveDocument(ctx context.Context, d *whatsapp.DocumentBody) {
+	m, err := c.Sim.Media(ctx, d.ID)
+	if err != nil {
+		c.printf("! download %s: %v\n", d.Filename, err)
+		return
+	}
+	if m.Filename == "" {
+		m.Filename = d.Filename
+	}
+	dir := c.SaveDir
+	if dir == "" {
+		dir = "."
+	}
+	path, err := saveDocument(dir, m)
+	if err != nil {
+		c.printf("! save %s: %v\n", d.Filename, err)
+		return
+	}
+	c.printf("  saved %s (%d bytes)\n", path, len(m.Data))
 }

@@ -290,6 +290,7 @@ func cmdChat(ctx context.Context, cfg config, args []string, in io.Reader, out i
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	var sf shopperFlags
 	sf.register(fs, cfg)
+	saveDir := fs.String("save-dir", ".", "where to save documents the broker sends (\"export my data\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func cmdChat(ctx context.Context, cfg config, args []string, in io.Reader, out i
 		return err
 	}
 	c := &Chat{
-		WaID: sf.waID, User: user, Name: sf.name,
+		WaID: sf.waID, User: user, Name: sf.name, SaveDir: *saveDir,
 		Webhooks: NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID),
 		Sim:      sim, Prices: prices, In: in, Out: out,
 	}

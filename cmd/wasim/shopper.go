@@ -25,6 +25,8 @@ type SimAPI interface {
 	Sent(ctx context.Context, to string, after int64, wait time.Duration) ([]Record, error)
 	// CapturePayment pays an order_details message.
 	CapturePayment(ctx context.Context, c Capture) (*whatsapp.PaymentRecord, error)
+	// Media returns a file the broker uploaded (a document it sent).
+	Media(ctx context.Context, id string) (Media, error)
 }
 
 // SimClient is a SimAPI over HTTP (the /_sim endpoints of `wasim serve`).
