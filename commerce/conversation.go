@@ -344,10 +344,11 @@ func (c *Conversation) catalog(ctx context.Context, act Actions, lead string) ([
 	if len(sections) == 0 {
 		return []Reply{{Kind: ReplyText, Body: "Sorry, nothing is in stock right now. Please try again later."}}, nil
 	}
+	// One chargeable message: the SKU list goes only if the product list
+	// cannot be shown (Reply.Fallback).
 	return []Reply{
 		{Kind: ReplyProductList, Header: "Today's groceries", Body: "Browse, add to cart and send it here.",
-			Sections: sections},
-		{Kind: ReplyText, Body: strings.TrimRight(text.String(), "\n")},
+			Sections: sections, Fallback: &Reply{Kind: ReplyText, Body: strings.TrimRight(text.String(), "\n")}},
 	}, nil
 }
 
@@ -587,11 +588,15 @@ func (c *Conversation) payment(ctx context.Context, s *Session, p Payment, at ti
 		if s.OrderID == o.ID {
 			*s = Session{State: StateBrowsing}
 		}
+		// One chargeable message: the order_status update (which the
+		// order page shows) carries the confirmation; the plain text goes
+		// only if it cannot be shown.
+		placed := fmt.Sprintf("Thank you! Your order %s is placed: %s, delivery %s. "+
+			"We'll keep you posted here.", o.ID, broker.INR(o.Total), o.Slot)
 		return []Reply{
-			{Kind: ReplyText, Body: fmt.Sprintf("Thank you! Your order %s is placed: %s, delivery %s. "+
-				"We'll keep you posted here.", o.ID, broker.INR(o.Total), o.Slot)},
-			{Kind: ReplyOrderStatus, Body: "Your order is being prepared.", Template: "order_update",
-				Status: &OrderStatus{ReferenceID: o.ReferenceID, Status: "processing", Description: "Order placed"}},
+			{Kind: ReplyOrderStatus, Body: placed, Template: "order_update",
+				Status:   &OrderStatus{ReferenceID: o.ReferenceID, Status: "processing", Description: "Order placed"},
+				Fallback: &Reply{Kind: ReplyText, Body: placed}},
 		}, nil
 	case p.Status == PaymentCaptured && o.Status == StatusCancelled:
 		return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("Your payment for the cancelled order %s will be refunded.", o.ID)}}, nil

@@ -106,6 +106,11 @@ type Reply struct {
 	Template string `json:"template,omitempty"`
 	// Document is the file of a ReplyDocument; Body is its caption.
 	Document *Document `json:"document,omitempty"`
+	// Fallback is sent instead when this message cannot be shown (the
+	// Send API refuses it for good, e.g. a product_list without a
+	// connected catalog). Sending both would charge twice for the same
+	// content (Meta bills service messages from 1 Oct 2026).
+	Fallback *Reply `json:"fallback,omitempty"`
 }
 
 // Button is a reply button.

@@ -1250,6 +1250,11 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, p
 			}
 		}
 		id, err := s.Sender.SendMessage(ctx, m.Store, m.To, m.Reply)
+		if de := (*DeliveryError)(nil); err != nil && m.Reply.Fallback != nil && errors.As(err, &de) && de.Permanent {
+			// The message cannot be shown: its plain twin goes instead.
+			s.inc("sieve_outbox_fallbacks_total")
+			id, err = s.Sender.SendMessage(ctx, m.Store, m.To, *m.Reply.Fallback)
+		}
 		*providerID = id
 		return err
 	case "partner":

@@ -513,6 +513,15 @@ func (s *Shopper) react(ctx context.Context, st *shopState, rec Record, m *whats
 			st.payment = r.Payment
 			st.cartDone, st.addressDone, st.slotDone, st.paid = true, true, true, true
 		}
+	case itype == whatsapp.InteractiveOrderStatus:
+		// The broker confirms a paid order in its first order_status
+		// update (one chargeable message instead of two).
+		if st.paid && st.orderID == "" && m.Interactive.Body != nil {
+			if id := orderIDRe.FindString(m.Interactive.Body.Text); id != "" {
+				st.orderID = id
+				s.logf("%s: order %s confirmed", s.name(), id)
+			}
+		}
 	case m.Type == whatsapp.TypeText:
 		if len(r.SKUs) > 0 && !st.orderSent {
 			st.catalogSeen = true
