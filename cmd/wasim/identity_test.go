@@ -134,3 +134,22 @@ func TestLoadIdentityShapes(t *testing.T) {
 		t.Error("an unknown --ids was accepted")
 	}
 }
+
+// A flow load reports what each order cost in broker messages, with
+// phone, phone+BSUID and username shoppers mixed.
+func TestFlowLoadCountsMessagesPerOrder(t *testing.T) {
+	h := newHarness(t)
+	rep, err := RunFlowLoad(context.Background(), LoadConfig{Shoppers: 3, Rate: 30, Duration: 100 * time.Millisecond, IDs: "mixed"},
+		h.ws, h.store, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Orders != 3 || rep.BrokerMessages == 0 || rep.MessagesPerOrder != float64(rep.BrokerMessages)/float64(rep.Orders) {
+		t.Fatalf("report %+v", rep)
+	}
+	var out strings.Builder
+	rep.WriteText(&out)
+	if !strings.Contains(out.String(), "messages per order") {
+		t.Errorf("text report:\n%s", out.String())
+	}
+}

@@ -90,6 +90,11 @@ type LoadReport struct {
 	Orders       int      `json:"orders,omitempty"`
 	OrdersPerSec float64  `json:"orders_per_s,omitempty"`
 	FlowErrors   []string `json:"flow_errors,omitempty"`
+	// BrokerMessages are the messages the broker sent the shoppers of
+	// completed orders, each chargeable (Meta bills service messages from
+	// 1 Oct 2026); MessagesPerOrder is their mean per order.
+	BrokerMessages   int     `json:"broker_messages,omitempty"`
+	MessagesPerOrder float64 `json:"messages_per_order,omitempty"`
 }
 
 // Percentiles of a latency distribution, in milliseconds.
@@ -249,6 +254,7 @@ type loadStats struct {
 	dups      int
 	orders    int
 	flowErrs  []string
+	sentToUs  int // flow mode: messages the broker sent the shoppers
 }
 
 func (s *loadStats) record(code string, ok bool, lat time.Duration, p loadPayload) {
@@ -454,25 +460,28 @@ func RunFlowLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender, sim Sim
 		stats.orders++
 		stats.codes["completed"]++
 		stats.messages += res.WebhooksSent
+		stats.sentToUs += res.BrokerMessages
 		stats.latencies = append(stats.latencies, time.Since(due))
 	})
 	elapsed := time.Since(begin)
 	sort.Strings(stats.flowErrs)
 	return &LoadReport{
-		Mode:            "flow",
-		OfferedRate:     cfg.Rate,
-		DurationSeconds: elapsed.Seconds(),
-		Requests:        started,
-		Acknowledged:    stats.orders,
-		Failed:          stats.failed,
-		Skipped:         skipped,
-		MessagesAcked:   stats.messages,
-		MessagesPerSec:  float64(stats.messages) / elapsed.Seconds(),
-		LatencyMs:       percentiles(stats.latencies),
-		StatusCodes:     stats.codes,
-		Orders:          stats.orders,
-		OrdersPerSec:    float64(stats.orders) / elapsed.Seconds(),
-		FlowErrors:      stats.flowErrs,
+		Mode:             "flow",
+		OfferedRate:      cfg.Rate,
+		DurationSeconds:  elapsed.Seconds(),
+		Requests:         started,
+		Acknowledged:     stats.orders,
+		Failed:           stats.failed,
+		Skipped:          skipped,
+		MessagesAcked:    stats.messages,
+		MessagesPerSec:   float64(stats.messages) / elapsed.Seconds(),
+		LatencyMs:        percentiles(stats.latencies),
+		StatusCodes:      stats.codes,
+		Orders:           stats.orders,
+		OrdersPerSec:     float64(stats.orders) / elapsed.Seconds(),
+		FlowErrors:       stats.flowErrs,
+		BrokerMessages:   stats.sentToUs,
+		MessagesPerOrder: float64(stats.sentToUs) / float64(max(stats.orders, 1)),
 	}, nil
 }
 
@@ -484,6 +493,7 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	if r.Mode == "flow" {
 		fmt.Fprintf(w, "orders          %d (%.2f orders/s)\n", r.Orders, r.OrdersPerSec)
 		fmt.Fprintf(w, "webhooks        %d (%.1f/s)\n", r.MessagesAcked, r.MessagesPerSec)
+		fmt.Fprintf(w, "messages per order %.1f (%d sent by the broker)\n", r.MessagesPerOrder, r.BrokerMessages)
 		fmt.Fprintf(w, "order latency   p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
 		for _, e := range r.FlowErrors {
 			fmt.Fprintf(w, "error           %s\n", e)
