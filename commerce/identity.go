@@ -132,10 +132,15 @@ func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
 			s.inc("sieve_identity_conflicts_total")
 		}
 		if len(missing) > 0 && e.Kind2 == "message" {
-			if err := s.linkIdentifiers(ctx, primary, e, missing); err != nil {
+			n, err := s.linkIdentifiers(ctx, primary, e, missing)
+			if err != nil {
 				return "", err
 			}
-			mine = append(mine, missing...)
+			if n == len(missing) {
+				// All ours now (a concurrent message may have taken one
+				// for another shopper: then none is cached).
+				mine = append(mine, missing...)
+			}
 		}
 		s.cacheIndexes(primary, mine)
 		return primary, nil
@@ -220,10 +225,13 @@ func eventValue(e Event, kind string) string {
 
 // linkIdentifiers indexes identifiers seen for the first time with the
 // shopper, records them in the sealed identity (so replies can go to a
-// phone learned later) and audits it, in one transaction.
-func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) error {
-	return s.Store.InTx(ctx, func(ctx context.Context) error {
-		n, err := s.Store.LinkIdentifiers(ctx, subject, ids)
+// phone learned later) and audits it, in one transaction; it returns how
+// many it linked.
+func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) (int, error) {
+	var n int
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = s.Store.LinkIdentifiers(ctx, subject, ids)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -237,6 +245,7 @@ func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, 
 		s.inc("sieve_identity_events_total", "linked")
 		return s.auditIdentity(ctx, subject, ActionIdentityLinked, ReasonNewIdentifier)
 	})
+	return n, err
 }
 
 func (s *Service) auditIdentity(ctx context.Context, subject, action, reason string) error {
