@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
@@ -128,4 +130,41 @@ func (u User) ChangeUserID(newBSUID string) (whatsapp.Message, User) {
 	m.System = &whatsapp.System{Type: whatsapp.SystemUserChangedUserID, UserID: newBSUID, PreviousUserID: u.BSUID,
 		Body: "User's business-scoped user id changed"}
 	return m, next
+}
+
+// sendChanges sends the identity-change system messages `wasim shop`
+// was asked for (--change-number NUMBER[,BSUID], --change-user-id BSUID),
+// in that order, and returns the user after them.
+func sendChanges(ctx context.Context, ws *WebhookSender, u User, number, userID string, log io.Writer) (*User, error) {
+	send := func(m whatsapp.Message, what string) error {
+		fmt.Fprintf(log, "%s → system %s\n", u.Address(), what)
+		_, err := ws.Send(ctx, ws.Notification(nil, []whatsapp.Message{m}, nil))
+		return err
+	}
+	if number != "" {
+		phone, bsuid, _ := strings.Cut(number, ",")
+		p, err := whatsapp.NormalizePhone(phone)
+		if err != nil {
+			return nil, fmt.Errorf("--change-number: %w", err)
+		}
+		if bsuid != "" && !whatsapp.IsBSUID(bsuid) {
+			return nil, fmt.Errorf("--change-number: %q is not a BSUID", bsuid)
+		}
+		m, next := u.ChangeNumber(p, bsuid)
+		if err := send(m, whatsapp.SystemUserChangedNumber); err != nil {
+			return nil, err
+		}
+		u = next
+	}
+	if userID != "" {
+		if !whatsapp.IsBSUID(userID) {
+			return nil, fmt.Errorf("--change-user-id: %q is not a BSUID", userID)
+		}
+		m, next := u.ChangeUserID(userID)
+		if err := send(m, whatsapp.SystemUserChangedUserID); err != nil {
+			return nil, err
+		}
+		u = next
+	}
+	return &u, nil
 }

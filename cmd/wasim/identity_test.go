@@ -153,3 +153,28 @@ func TestFlowLoadCountsMessagesPerOrder(t *testing.T) {
 		t.Errorf("text report:\n%s", out.String())
 	}
 }
+
+// `wasim shop --change-number N,BSUID --change-user-id BSUID` sends both
+// system messages, in order, and shops as the changed user.
+func TestShopSendsChanges(t *testing.T) {
+	sink, ws := newSink(t, 0)
+	var log strings.Builder
+	u, err := sendChanges(context.Background(), ws, User{Phone: "919811112222", BSUID: "IN.1410000000000001"},
+		"+919811113333,IN.1410000000000002", "IN.1410000000000003", &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Phone != "919811113333" || u.BSUID != "IN.1410000000000003" {
+		t.Errorf("user after the changes %+v", u)
+	}
+	evs := events(t, sink)
+	if len(evs) != 2 || evs[0].Change != commerce.IdentityChangedNumber || evs[0].NewWaID != "919811113333" ||
+		evs[1].Change != commerce.IdentityChangedUserID || evs[1].BSUID != "IN.1410000000000002" || evs[1].NewBSUID != "IN.1410000000000003" {
+		t.Errorf("events %+v", evs)
+	}
+	for _, bad := range [][2]string{{"12", ""}, {"919811113333,nope", ""}, {"", "nope"}} {
+		if _, err := sendChanges(context.Background(), ws, User{Phone: "919811112222"}, bad[0], bad[1], &log); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

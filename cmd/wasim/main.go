@@ -6,7 +6,7 @@
 // Usage:
 //
 //	wasim serve                         fake Send API on WASIM_ADDR
-//	wasim shop  [--wa-id N] [--name S]  scripted purchase against the broker
+//	wasim shop  [--wa-id N] [--name S]  scripted purchase against the broker ([--change-number N[,BSUID]] [--change-user-id BSUID] first)
 //	wasim chat  [--wa-id N] [--name S]  chat with the broker in the terminal
 //	wasim load  --shoppers N --rate R --duration D [--batch K] [--dup-rate p] [--ooo] [--flow] [--json]
 //
@@ -236,6 +236,8 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each broker step")
 	noReceipts := fs.Bool("no-receipts", false, "do not send delivered/read statuses")
 	asJSON := fs.Bool("json", false, "print the result as JSON (the transcript goes to stderr)")
+	changeNumber := fs.String("change-number", "", "first send user_changed_number to this number (NUMBER or NUMBER,BSUID), then shop as the changed user")
+	changeUserID := fs.String("change-user-id", "", "first send user_changed_user_id to this BSUID, then shop as the changed user")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -260,9 +262,13 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	if err != nil {
 		return err
 	}
+	ws := NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID)
+	if user, err = sendChanges(ctx, ws, *user, *changeNumber, *changeUserID, transcript); err != nil {
+		return err
+	}
 	sh := &Shopper{
 		WaID: sf.waID, User: user, Name: sf.name,
-		Webhooks:       NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID),
+		Webhooks:       ws,
 		Sim:            sim,
 		Prices:         prices,
 		Items:          cart,
