@@ -44,6 +44,10 @@ type Request struct {
 	Consent  Consent  // the subject's consent state
 	Fields   []string // the fields asked for
 	Record   Record   // the values
+
+	// Restricted: the subject paused processing (GDPR Art. 18, SPEC
+	// §5.11); the policy then denies every purpose but legal_obligation.
+	Restricted bool
 }
 
 // Withheld is a field the release did not include, with the reason.
@@ -86,6 +90,9 @@ type PolicyInput struct {
 	Consent Consent     `json:"consent"`
 	State   string      `json:"state"`
 	Fields  []string    `json:"fields"`
+
+	// Restricted: the subject paused processing (GDPR Art. 18).
+	Restricted bool `json:"restricted"`
 }
 
 // PolicyParty is the party as the policy sees it.
@@ -320,6 +327,8 @@ func (r *Releaser) plan(ctx context.Context, req Request) (*plan, error) {
 		return p, nil
 	}
 	in := PolicyInput{
+		Restricted: req.Restricted,
+
 		Party:   PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind},
 		Purpose: req.Purpose,
 		Scopes:  nonNil(req.Party.Scopes),
@@ -391,6 +400,9 @@ func planKey(req Request, rev string) string {
 	b.WriteString(req.State)
 	b.WriteByte(0)
 	b.WriteByte(req.Consent.key())
+	if req.Restricted {
+		b.WriteByte('R')
+	}
 	for _, s := range req.Party.Scopes {
 		b.WriteByte(1)
 		b.WriteString(s)

@@ -421,3 +421,10 @@ func TestLanguageFileGaps(t *testing.T) {
 		t.Errorf("a third language: %v", err)
 	}
 }
+
+func (f *fakeActions) SetRestricted(context.Context, bool) error { return nil }
+func (f *fakeActions) Object(_ context.Context, c broker.Consent, _ string) error {
+	f.consents = append(f.consents, c)
+	return nil
+}
+func (f *fakeActions) ExportData(context.Context) ([]byte, error) { return []byte("{}"), nil }

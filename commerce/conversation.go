@@ -65,6 +65,8 @@ type Shopper struct {
 	// version of the notice they accepted.
 	Lang      string
 	NoticeSHA string
+	// Restricted: the shopper paused processing ("pause my data").
+	Restricted bool
 }
 
 // Actions are the effects the conversation asks for; the service performs
@@ -105,6 +107,14 @@ type Actions interface {
 	// ParentAnswer records a parent's answer to guardian request id, given
 	// from the current sender's number.
 	ParentAnswer(ctx context.Context, id, status string) error
+	// SetRestricted pauses or resumes processing (GDPR Art. 18), audited.
+	SetRestricted(ctx context.Context, on bool) error
+	// Object withdraws an optional purpose's consent on an objection
+	// (GDPR Art. 21), audited with reason objection.
+	Object(ctx context.Context, c broker.Consent, purpose string) error
+	// ExportData releases the shopper's own data to them (GDPR Art. 20)
+	// as a JSON document, audited as a release to the shopper.
+	ExportData(ctx context.Context) ([]byte, error)
 }
 
 // Conversation runs the checkout dialogue.
@@ -157,6 +167,12 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 		return r, err
 	}
 	if r, ok, err := c.nominateCommand(ctx, s, in, act); ok {
+		return r, err
+	}
+	if r, ok, err := c.restriction(ctx, sh, s, in, act); ok || err != nil {
+		return r, err
+	}
+	if r, ok, err := c.exportData(ctx, in, act); ok || err != nil {
 		return r, err
 	}
 	switch cmd {
@@ -388,10 +404,11 @@ func (c *Conversation) catalog(ctx context.Context, act Actions, lead string) ([
 	if len(sections) == 0 {
 		return []Reply{{Kind: ReplyText, Body: "Sorry, nothing is in stock right now. Please try again later."}}, nil
 	}
+	// One chargeable message: the SKU list goes only if the product list
+	// cannot be shown (Reply.Fallback).
 	return []Reply{
 		{Kind: ReplyProductList, Header: "Today's groceries", Body: "Browse, add to cart and send it here.",
-			Sections: sections},
-		{Kind: ReplyText, Body: strings.TrimRight(text.String(), "\n")},
+			Sections: sections, Fallback: &Reply{Kind: ReplyText, Body: strings.TrimRight(text.String(), "\n")}},
 	}, nil
 }
 
@@ -634,11 +651,15 @@ func (c *Conversation) payment(ctx context.Context, s *Session, p Payment, at ti
 		if s.OrderID == o.ID {
 			*s = Session{State: StateBrowsing}
 		}
+		// One chargeable message: the order_status update (which the
+		// order page shows) carries the confirmation; the plain text goes
+		// only if it cannot be shown.
+		placed := fmt.Sprintf("Thank you! Your order %s is placed: %s, delivery %s. "+
+			"We'll keep you posted here.", o.ID, broker.INR(o.Total), o.Slot)
 		return []Reply{
-			{Kind: ReplyText, Body: fmt.Sprintf("Thank you! Your order %s is placed: %s, delivery %s. "+
-				"We'll keep you posted here.", o.ID, broker.INR(o.Total), o.Slot)},
-			{Kind: ReplyOrderStatus, Body: "Your order is being prepared.", Template: "order_update",
-				Status: &OrderStatus{ReferenceID: o.ReferenceID, Status: "processing", Description: "Order placed"}},
+			{Kind: ReplyOrderStatus, Body: placed, Template: "order_update",
+				Status:   &OrderStatus{ReferenceID: o.ReferenceID, Status: "processing", Description: "Order placed"},
+				Fallback: &Reply{Kind: ReplyText, Body: placed}},
 		}, nil
 	case p.Status == PaymentCaptured && o.Status == StatusCancelled:
 		return []Reply{{Kind: ReplyText, Body: fmt.Sprintf("Your payment for the cancelled order %s will be refunded.", o.ID)}}, nil

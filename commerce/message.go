@@ -79,7 +79,16 @@ const (
 	ReplyLocationRequest ReplyKind = "location_request" // interactive location_request_message
 	ReplyOrderDetails    ReplyKind = "order_details"    // interactive order_details
 	ReplyOrderStatus     ReplyKind = "order_status"     // interactive order_status
+	ReplyDocument        ReplyKind = "document"         // an uploaded file (media upload, then document)
 )
+
+// Document is a file sent in the chat (the shopper's own data export).
+// It is sealed in the outbox with the rest of the reply.
+type Document struct {
+	Filename string `json:"filename"`
+	MIME     string `json:"mime"`
+	Data     []byte `json:"data"`
+}
 
 // Reply is one message to the shopper, independent of the wire format.
 type Reply struct {
@@ -101,6 +110,13 @@ type Reply struct {
 	// Localized marks a reply written in the shopper's language already
 	// (the notice, the language chooser): it is not translated again.
 	Localized bool `json:"-"`
+	// Document is the file of a ReplyDocument; Body is its caption.
+	Document *Document `json:"document,omitempty"`
+	// Fallback is sent instead when this message cannot be shown (the
+	// Send API refuses it for good, e.g. a product_list without a
+	// connected catalog). Sending both would charge twice for the same
+	// content (Meta bills service messages from 1 Oct 2026).
+	Fallback *Reply `json:"fallback,omitempty"`
 }
 
 // Button is a reply button.

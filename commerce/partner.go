@@ -45,11 +45,13 @@ const (
 	RefusedSubjectErased   = "subject_erased"       // the shopper was erased
 	RefusedUnknownRef      = "unknown_customer_ref" // the partner never received that customer_ref
 	RefusedNoDeliveryOrder = "no_dispatched_order"  // no order of that shopper is out for delivery with this partner
+	// RefusedSubjectRestricted: the shopper paused processing (GDPR Art. 18).
+	RefusedSubjectRestricted = "subject_restricted"
 )
 
 // RefusalReasons lists every refusal code, for tests and documentation.
 var RefusalReasons = []string{RefusedNoSuchOrder, RefusedNotVisible, RefusedNotDispatched, RefusedNotOutForDeliv,
-	RefusedSubjectErased, RefusedUnknownRef, RefusedNoDeliveryOrder}
+	RefusedSubjectErased, RefusedUnknownRef, RefusedNoDeliveryOrder, RefusedSubjectRestricted}
 
 // NotFound is a not-found answer audited as a refusal. Its entry is written
 // by settle, outside the request's transaction, so that the rollback of a
@@ -135,6 +137,10 @@ func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 	if subj.Erased {
 		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
 	}
+	if subj.Restricted {
+		// Paused (SPEC §5.11): to partners the order does not exist.
+		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectRestricted)
+	}
 	if err := s.OpenOrder(ctx, &row); err != nil {
 		if broker.IsNotFound(err) {
 			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
@@ -155,7 +161,7 @@ func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 		return RetailerView{}, broker.Decision{}, s.settle(ctx, err)
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
-		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
+		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted,
 		Fields: OrderFields, Record: row.Record()})
 	if err != nil {
 		return RetailerView{}, broker.Decision{}, err
@@ -186,14 +192,14 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		for i := range rows {
 			row := &rows[i]
 			subj, err := s.Store.GetSubject(ctx, row.Subject)
-			if err != nil || subj.Erased {
+			if err != nil || subj.Erased || subj.Restricted {
 				continue
 			}
 			if err := s.OpenOrder(ctx, row); err != nil {
 				continue
 			}
 			d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
-				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent,
+				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted,
 				Fields: OrderFields, Record: row.Record()})
 			if err != nil {
 				return err
@@ -306,7 +312,7 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		slices.Sort(fields[1:])
 		d, err := s.Releaser.Release(ctx, broker.Request{Party: broker.Party{ID: "chat", Kind: broker.KindShopper},
 			Purpose: broker.PurposeOrderFulfilment, Action: "relay status", Subject: row.Subject,
-			Resource: "order:" + row.ID, State: u.Status, Consent: subj.Consent, Fields: fields, Record: rec})
+			Resource: "order:" + row.ID, State: u.Status, Consent: subj.Consent, Restricted: subj.Restricted, Fields: fields, Record: rec})
 		if err != nil {
 			return err
 		}
@@ -482,6 +488,9 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 		if err != nil || subj.Erased {
 			return s.notFound(p, purpose, "subject", RefusedSubjectErased)
 		}
+		if subj.Restricted {
+			return s.notFound(p, purpose, "subject", RefusedSubjectRestricted)
+		}
 		rec, state, found, err := s.subjectRecord(ctx, subj, p, purpose)
 		if err != nil {
 			return err
@@ -493,7 +502,7 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 			return s.notFound(p, purpose, "subject", RefusedNoDeliveryOrder)
 		}
 		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
-			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Fields: fields, Record: rec})
+			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Restricted: subj.Restricted, Fields: fields, Record: rec})
 		return err
 	})
 	return d, s.settle(ctx, err)

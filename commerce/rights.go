@@ -50,6 +50,55 @@ func (r *Rights) ResolveWaID(ctx context.Context, waID string) (SubjectRow, erro
 	return row, nil
 }
 
+// ResolveUserID finds a shopper by BSUID (or parent BSUID) through the
+// blind index; the id itself is never stored.
+func (r *Rights) ResolveUserID(ctx context.Context, userID string) (SubjectRow, error) {
+	if !ValidUserID(userID) {
+		return SubjectRow{}, broker.Errorf(broker.EInvalid, "user_id must be a business-scoped user id (CC.digits)")
+	}
+	p := r.Service.Releaser.Pseudonyms()
+	row, err := r.Service.Store.SubjectByIndex(ctx, p.BlindIndex(IDBSUID, userID))
+	if broker.IsNotFound(err) {
+		row, err = r.Service.Store.SubjectByIndex(ctx, p.BlindIndex(IDParent, userID))
+	}
+	if err != nil {
+		return row, err
+	}
+	if row.Erased {
+		return row, broker.ErrNotFound
+	}
+	return row, nil
+}
+
+// Resolve finds a shopper by exactly one of a WhatsApp number and a BSUID.
+func (r *Rights) Resolve(ctx context.Context, waID, userID string) (SubjectRow, error) {
+	switch {
+	case waID != "" && userID != "":
+		return SubjectRow{}, broker.Errorf(broker.EInvalid, "give wa_id or user_id, not both")
+	case userID != "":
+		return r.ResolveUserID(ctx, userID)
+	case waID != "":
+		return r.ResolveWaID(ctx, waID)
+	}
+	return SubjectRow{}, broker.Errorf(broker.EInvalid, "wa_id or user_id is required")
+}
+
+// ValidUserID reports whether s has the form of a BSUID: "CC.digits" (a
+// parent BSUID has more parts), at most 128 characters of [A-Za-z0-9._-],
+// a dot not at either end.
+func ValidUserID(s string) bool {
+	if len(s) < 3 || len(s) > 128 || s[0] == '.' || s[len(s)-1] == '.' || !strings.Contains(s, ".") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // NormalizeWaID keeps the digits of a phone number ("+91 98111-12222" →
 // "919811112222"); "" when it is not a plausible number.
 func NormalizeWaID(s string) string {

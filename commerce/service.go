@@ -22,20 +22,19 @@ type Event struct {
 	// Who: the shopper's WhatsApp id (phone digits), their BSUID when
 	// WhatsApp withheld the number, or an opaque id; Name is the profile name.
 	WaID, BSUID, Opaque, Name string
+	// ParentBSUID is the parent BSUID (across the business portfolio),
+	// when WhatsApp gave one: indexed, never released.
+	ParentBSUID string
+	// Change, for Kind2 "identity", is the system message that moves the
+	// shopper's identifiers (IdentityChangedNumber, IdentityChangedUserID):
+	// the New* identifiers replace those of their kind, and Prev* are the
+	// previous BSUIDs the message names besides the sender's.
+	Change                       string
+	NewWaID, NewBSUID, NewParent string
+	PrevBSUID, PrevParent        string
 	// Status events: the message id and status ("sent", "delivered", …).
 	StatusID, Status string
 	ErrCode          int
-}
-
-// identityKey is what the blind index is computed over.
-func (e Event) identityKey() (string, string) {
-	switch {
-	case e.WaID != "":
-		return "wa", e.WaID
-	case e.BSUID != "":
-		return "bsuid", e.BSUID
-	}
-	return "opaque", e.Opaque
 }
 
 // DeliveryError tells the outbox how a failed send should be handled.
@@ -96,6 +95,9 @@ type Service struct {
 	// Consents keeps consent artefacts, languages and guardians; nil keeps
 	// the consent flags alone (inner-ring tests).
 	Consents ConsentStore
+	// Exporter releases a shopper's own data to them as a JSON document
+	// ("export my data", Rights.ShopperExport).
+	Exporter func(ctx context.Context, subject string) ([]byte, error)
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -176,12 +178,15 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	items := make([]InboxItem, 0, len(events))
 	var statuses []MessageStatus
 	for _, e := range events {
-		kind, value := e.identityKey()
-		if value == "" {
+		if e.Kind2 == "identity" {
+			// Moved here, before the events after it in the same webhook
+			// (a message from the new number) are resolved.
+			if err := s.moveIdentity(ctx, e); err != nil {
+				return err
+			}
 			continue
 		}
-		index := s.Releaser.Pseudonyms().BlindIndex(kind, value)
-		subject, err := s.subjectFor(ctx, index, e, kind, value)
+		subject, err := s.resolveSubject(ctx, e)
 		if err != nil {
 			return err
 		}
@@ -277,53 +282,6 @@ func (s *Service) ResealInbox(ctx context.Context, subject, oldKey, newKey strin
 		return nil, err
 	}
 	return s.Sealer.Seal(ctx, subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: newKey}, b)
-}
-
-// subjectFor finds (messages: creates) the shopper behind an event.
-func (s *Service) subjectFor(ctx context.Context, index []byte, e Event, kind, value string) (string, error) {
-	if c, ok := s.subjects.Load(string(index)); ok && time.Now().Before(c.(cachedSubject).exp) {
-		return c.(cachedSubject).id, nil
-	}
-	if e.Kind2 != "message" {
-		row, err := s.Store.SubjectByIndex(ctx, index)
-		if broker.IsNotFound(err) {
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
-		return row.ID, nil
-	}
-	// A new shopper's row, data key and sealed identity commit together:
-	// one WAL flush instead of three, and never a subject without its key.
-	var row SubjectRow
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		var created bool
-		var err error
-		row, created, err = s.Store.EnsureSubject(ctx, index, broker.NewID("shp"))
-		if err != nil || (!created && row.SealedIdentity != nil) {
-			return err
-		}
-		id := Identity{Name: e.Name}
-		switch kind {
-		case "wa", "opaque":
-			id.WaID = value
-		case "bsuid":
-			id.BSUID = value
-		}
-		b, _ := json.Marshal(id)
-		sealed, err := s.Sealer.Seal(ctx, row.ID, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}, b)
-		if err != nil {
-			return err
-		}
-		return s.Store.SetSubjectIdentity(ctx, row.ID, sealed)
-	})
-	if err != nil {
-		return "", err
-	}
-	s.subjects.Store(string(index), cachedSubject{row.ID, time.Now().Add(subjectCacheTTL)})
-	return row.ID, nil
 }
 
 // RunWorkers processes stored events with n workers until ctx ends. One
@@ -624,6 +582,7 @@ func (s *Service) processSubject(ctx context.Context, subject string, st TurnSta
 		}
 	}
 	sh := &Shopper{Subject: subject, Consent: st.Subject.Consent, Lang: st.Subject.Lang, NoticeSHA: st.Subject.NoticeSHA}
+	sh.Restricted = st.Subject.Restricted
 	return s.runTurn(ctx, sh, sess, ident, st.Items, careful)
 }
 
@@ -1027,7 +986,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 		Action: "webhook " + event, Subject: o.Subject, Resource: "order:" + o.ID, State: o.Status,
-		Consent: row.Consent, Fields: fields, Record: o.Record()})
+		Consent: row.Consent, Restricted: row.Restricted, Fields: fields, Record: o.Record()})
 	if err != nil {
 		return err
 	}
@@ -1339,6 +1298,11 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, p
 			}
 		}
 		id, err := s.Sender.SendMessage(ctx, m.Store, m.To, m.Reply)
+		if de := (*DeliveryError)(nil); err != nil && m.Reply.Fallback != nil && errors.As(err, &de) && de.Permanent {
+			// The message cannot be shown: its plain twin goes instead.
+			s.inc("sieve_outbox_fallbacks_total")
+			id, err = s.Sender.SendMessage(ctx, m.Store, m.To, *m.Reply.Fallback)
+		}
 		*providerID = id
 		return err
 	case "partner":

@@ -33,13 +33,32 @@ type SubjectRow struct {
 	// accepted ("" for none, or the unversioned one before migration 0020).
 	Lang      string
 	NoticeSHA string
+	// Restricted: the shopper paused processing ("pause my data", GDPR
+	// Art. 18); only legal_obligation releases pass.
+	Restricted bool
 }
+
+// IdentifierIndex is the blind index of one of a shopper's identifiers.
+type IdentifierIndex struct {
+	Kind  string // IDPhone | IDBSUID | IDParent | IDOpaque
+	Index []byte
+}
+
+// The kinds of identifier a shopper is indexed by (SPEC §10 "Identity").
+const (
+	IDPhone  = "wa"     // the WhatsApp id: phone digits
+	IDBSUID  = "bsuid"  // the business-scoped user id
+	IDParent = "parent" // the parent BSUID, across the business portfolio
+	IDOpaque = "opaque" // an id of neither form, kept as given
+)
 
 // Identity is the sealed identity of a shopper.
 type Identity struct {
 	WaID  string `json:"wa_id,omitempty"` // phone number in digits, when WhatsApp gave one
-	BSUID string `json:"bsuid,omitempty"` // business-scoped user id, for username users
-	Name  string `json:"name,omitempty"`  // WhatsApp profile name
+	BSUID string `json:"bsuid,omitempty"` // business-scoped user id
+	// Parent is the parent BSUID; it is never released nor sent to.
+	Parent string `json:"parent,omitempty"`
+	Name   string `json:"name,omitempty"` // WhatsApp profile name
 }
 
 // Address returns where messages to the shopper go: "+<digits>" for a
@@ -98,8 +117,21 @@ type Store interface {
 	EnsureSubject(ctx context.Context, index []byte, newID string) (s SubjectRow, created bool, err error)
 	GetSubject(ctx context.Context, id string) (SubjectRow, error)
 	SubjectByIndex(ctx context.Context, index []byte) (SubjectRow, error)
+	// CreateSubject creates a shopper with all its identifiers at once;
+	// EConflict, writing nothing, when one of them is taken.
+	CreateSubject(ctx context.Context, id string, ids []IdentifierIndex) (SubjectRow, error)
+	// SubjectsByIndexes maps each known index (as a string) to its shopper.
+	SubjectsByIndexes(ctx context.Context, indexes [][]byte) (map[string]string, error)
+	// LinkIdentifiers points identifiers that point nowhere to the shopper
+	// (unless erased); it returns how many it added.
+	LinkIdentifiers(ctx context.Context, subject string, ids []IdentifierIndex) (int, error)
+	// UnlinkIdentifiers removes those of the indexes that point to subject.
+	UnlinkIdentifiers(ctx context.Context, subject string, indexes [][]byte) (int, error)
 	SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error
 	SetConsent(ctx context.Context, id string, c broker.Consent) error
+	// SetRestricted pauses (on) or resumes the processing of the
+	// shopper's data ("pause my data", GDPR Art. 18).
+	SetRestricted(ctx context.Context, id string, on bool) error
 
 	// InsertInbox stores items, skipping those whose dedup key is known;
 	// it returns how many were new.

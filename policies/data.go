@@ -326,8 +326,10 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 		bad("%s: answers_rights_request needs the legal_obligation basis", at)
 	case p.AnswersRightsRequest:
 		for kind := range p.Parties {
-			if k, ok := d.PartyKinds[kind]; !ok || k.Side != "oversight" {
-				bad("%s: answers_rights_request is for the oversight side only, not %q", at, kind)
+			// The shopper kind is the data subject's own chat: their
+			// export goes to them ("export my data", GDPR Art. 20).
+			if k, ok := d.PartyKinds[kind]; !ok || (k.Side != "oversight" && kind != broker.KindShopper) {
+				bad("%s: answers_rights_request is for the oversight side and the shopper only, not %q", at, kind)
 			}
 		}
 	case !slices.Contains(p.Consent, "notice"):

@@ -206,6 +206,9 @@ func (e *Engine) Evaluate(ctx context.Context, in broker.PolicyInput) (broker.Po
 	return d, nil
 }
 
+// keyRestricted is the input's restriction flag (GDPR Art. 18).
+var keyRestricted = ast.StringTerm("restricted")
+
 // Keys of the input and decision documents, built once.
 var (
 	keyParty     = ast.StringTerm("party")
@@ -242,6 +245,7 @@ func inputValue(in broker.PolicyInput) ast.Value {
 			ast.Item(keyAnalytics, ast.BooleanTerm(in.Consent.Analytics)),
 			ast.Item(keyChild, ast.BooleanTerm(in.Consent.Child)),
 		)),
+		ast.Item(keyRestricted, ast.BooleanTerm(in.Restricted)),
 		ast.Item(keyState, ast.StringTerm(in.State)),
 		ast.Item(keyFields, stringsTerm(in.Fields)),
 	)

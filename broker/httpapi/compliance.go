@@ -92,6 +92,7 @@ func (s *Server) complianceRoutes() {
 	}
 	if s.deps.Rights != nil {
 		app.Get("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
+		app.Post("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
 		app.Post("/v1/subjects/export", s.compliance(broker.ScopeSubjectsWrite), s.subjectExport)
 		app.Post("/v1/subjects/erase", s.compliance(broker.ScopeSubjectsWrite), s.subjectErase)
 	}
@@ -232,19 +233,26 @@ func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (st
 	return id, nil
 }
 
-func (s *Server) subjectFromWaID(c *fiber.Ctx, wa string) (commerce.SubjectRow, error) {
-	if wa == "" {
-		return commerce.SubjectRow{}, broker.Errorf(broker.EInvalid, "wa_id is required")
-	}
-	row, err := s.deps.Rights.ResolveWaID(c.UserContext(), wa)
+// subjectFromWaID resolves the shopper by wa_id or by user_id (a BSUID):
+// exactly one of them.
+func (s *Server) subjectFromWaID(c *fiber.Ctx, wa, userID string) (commerce.SubjectRow, error) {
+	row, err := s.deps.Rights.Resolve(c.UserContext(), wa, userID)
 	if broker.IsNotFound(err) {
-		return row, broker.Errorf(broker.ENotFound, "no shopper with that number")
+		return row, broker.Errorf(broker.ENotFound, "no shopper with that identifier")
 	}
 	return row, err
 }
 
 func (s *Server) disclosures(c *fiber.Ctx) error {
-	row, err := s.subjectFromWaID(c, c.Query("wa_id"))
+	var b subjectBody
+	if c.Method() == fiber.MethodPost {
+		if err := decodeJSON(c, &b, true); err != nil {
+			return err
+		}
+	} else {
+		b.WaID, b.UserID = c.Query("wa_id"), c.Query("user_id")
+	}
+	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
 	if err != nil {
 		return err
 	}
@@ -265,6 +273,7 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 
 type subjectBody struct {
 	WaID    string `json:"wa_id"`
+	UserID  string `json:"user_id"` // a BSUID, instead of wa_id
 	Confirm bool   `json:"confirm"`
 	Reason  string `json:"reason"`
 }
@@ -274,7 +283,7 @@ func (s *Server) subjectExport(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &b, true); err != nil {
 		return err
 	}
-	row, err := s.subjectFromWaID(c, b.WaID)
+	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
 	if err != nil {
 		return err
 	}
@@ -308,7 +317,7 @@ func (s *Server) subjectErase(c *fiber.Ctx) error {
 	if !commerce.ValidEraseReason(reason) {
 		return broker.Errorf(broker.EInvalid, "reason must be one of %s", strings.Join(commerce.EraseReasons, ", "))
 	}
-	row, err := s.subjectFromWaID(c, b.WaID)
+	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func (s *Server) subjectConsents(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &b, true); err != nil {
 		return err
 	}
-	row, err := s.subjectFromWaID(c, b.WaID)
+	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
 	if err != nil {
 		return err
 	}

@@ -16,33 +16,113 @@ import (
 
 const subjectCols = `id, sealed_identity, consent_notice, consent_marketing, consent_analytics,
 	coalesce(last_inbound_at, 'epoch'), last_interaction_at, created_at, erased_at IS NOT NULL,
-	consent_child, lang, notice_sha256`
+	consent_child, lang, notice_sha256, restricted_at IS NOT NULL`
 
 func scanSubject(row pgx.Row) (commerce.SubjectRow, error) {
 	var s commerce.SubjectRow
 	err := row.Scan(&s.ID, &s.SealedIdentity, &s.Consent.Notice, &s.Consent.Marketing, &s.Consent.Analytics,
-		&s.LastInbound, &s.LastInteraction, &s.CreatedAt, &s.Erased, &s.Consent.Child, &s.Lang, &s.NoticeSHA)
+		&s.LastInbound, &s.LastInteraction, &s.CreatedAt, &s.Erased, &s.Consent.Child, &s.Lang, &s.NoticeSHA, &s.Restricted)
 	return s, Translate(err)
 }
 
 const (
-	sqlInsertSubject = `INSERT INTO subjects (id, wa_index) VALUES ($1, $2)
-		ON CONFLICT (wa_index) DO NOTHING RETURNING ` + subjectCols
-	sqlSubjectByIndex = `SELECT ` + subjectCols + ` FROM subjects WHERE wa_index = $1`
-	sqlSubjectByID    = `SELECT ` + subjectCols + ` FROM subjects WHERE id = $1`
+	sqlSubjectByIndex = `SELECT ` + subjectCols + ` FROM subjects WHERE id =
+		(SELECT subject_id FROM subject_identifiers WHERE blind_index = $1)`
+	sqlSubjectByID = `SELECT ` + subjectCols + ` FROM subjects WHERE id = $1`
+	// sqlCreateSubject inserts a shopper and all its identifiers in one
+	// statement, or nothing when one of them is already taken (a racing
+	// insert of the same identifier fails the statement: unique_violation).
+	sqlCreateSubject = `WITH ids AS (SELECT * FROM unnest($2::bytea[], $3::text[]) AS t(ix, kind)),
+		s AS (INSERT INTO subjects (id) SELECT $1
+			WHERE NOT EXISTS (SELECT 1 FROM subject_identifiers WHERE blind_index IN (SELECT ix FROM ids))
+			RETURNING ` + subjectCols + `),
+		i AS (INSERT INTO subject_identifiers (blind_index, subject_id, kind) SELECT ids.ix, s.id, ids.kind FROM ids, s)
+		SELECT * FROM s`
+	sqlSubjectsByIndexes = `SELECT blind_index, subject_id FROM subject_identifiers WHERE blind_index = ANY($1)`
+	sqlLinkIdentifiers   = `INSERT INTO subject_identifiers (blind_index, subject_id, kind)
+		SELECT t.ix, $1, t.kind FROM unnest($2::bytea[], $3::text[]) AS t(ix, kind)
+		WHERE EXISTS (SELECT 1 FROM subjects WHERE id = $1 AND erased_at IS NULL)
+		ON CONFLICT (blind_index) DO NOTHING`
+	sqlUnlinkIdentifiers = `DELETE FROM subject_identifiers WHERE subject_id = $1 AND blind_index = ANY($2)`
 )
 
-// EnsureSubject returns the shopper with the blind index, creating it.
+// EnsureSubject returns the shopper with the blind index, creating it
+// with that one identifier (of kind unknown).
 func (db *DB) EnsureSubject(ctx context.Context, index []byte, newID string) (commerce.SubjectRow, bool, error) {
-	s, err := scanSubject(db.q(ctx).QueryRow(ctx, sqlInsertSubject, newID, index))
-	if err == nil {
-		return s, true, nil
+	for attempt := 0; ; attempt++ {
+		s, err := db.SubjectByIndex(ctx, index)
+		if !broker.IsNotFound(err) {
+			return s, false, err
+		}
+		s, err = db.CreateSubject(ctx, newID, []commerce.IdentifierIndex{{Kind: "unknown", Index: index}})
+		if broker.ErrorCode(err) == broker.EConflict && attempt < 2 {
+			continue
+		}
+		return s, err == nil, err
 	}
-	if !broker.IsNotFound(err) {
-		return s, false, err
+}
+
+// CreateSubject creates a shopper with all its identifiers; EConflict
+// when one of them already belongs to a shopper (nothing is written).
+func (db *DB) CreateSubject(ctx context.Context, id string, ids []commerce.IdentifierIndex) (commerce.SubjectRow, error) {
+	ix, kinds := identifierColumns(ids)
+	s, err := scanSubject(db.q(ctx).QueryRow(ctx, sqlCreateSubject, id, ix, kinds))
+	if broker.IsNotFound(err) {
+		return s, broker.Errorf(broker.EConflict, "identifier already indexed")
 	}
-	s, err = scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByIndex, index))
-	return s, false, err
+	return s, err
+}
+
+// SubjectsByIndexes maps each known blind index (as a string) to the
+// shopper it points to, with one query.
+func (db *DB) SubjectsByIndexes(ctx context.Context, indexes [][]byte) (map[string]string, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlSubjectsByIndexes, indexes)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out := make(map[string]string, len(indexes))
+	var ix []byte
+	var sub string
+	_, err = pgx.ForEachRow(rows, []any{&ix, &sub}, func() error {
+		out[string(ix)] = sub
+		return nil
+	})
+	return out, Translate(err)
+}
+
+// LinkIdentifiers points the identifiers to the shopper; those already
+// pointing anywhere are left as they are. It returns how many it added.
+func (db *DB) LinkIdentifiers(ctx context.Context, subject string, ids []commerce.IdentifierIndex) (int, error) {
+	ix, kinds := identifierColumns(ids)
+	tag, err := db.q(ctx).Exec(ctx, sqlLinkIdentifiers, subject, ix, kinds)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// UnlinkIdentifiers removes those of the indexes that point to subject.
+func (db *DB) UnlinkIdentifiers(ctx context.Context, subject string, indexes [][]byte) (int, error) {
+	tag, err := db.q(ctx).Exec(ctx, sqlUnlinkIdentifiers, subject, indexes)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// CountIdentifiers returns how many identifiers point to the shopper.
+func (db *DB) CountIdentifiers(ctx context.Context, subject string) (int, error) {
+	var n int
+	err := db.q(ctx).QueryRow(ctx, `SELECT count(*) FROM subject_identifiers WHERE subject_id = $1`, subject).Scan(&n)
+	return n, Translate(err)
+}
+
+func identifierColumns(ids []commerce.IdentifierIndex) ([][]byte, []string) {
+	ix, kinds := make([][]byte, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		ix[i], kinds[i] = id.Index, id.Kind
+	}
+	return ix, kinds
 }
 
 // SubjectByIndex finds a shopper by blind index.
@@ -69,6 +149,13 @@ func (db *DB) exec1(ctx context.Context, sql string, args ...any) error {
 // SetSubjectIdentity stores the shopper's sealed identity.
 func (db *DB) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error {
 	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
+}
+
+// SetRestricted pauses (on) or resumes (off) the processing of the
+// shopper's data (GDPR Art. 18).
+func (db *DB) SetRestricted(ctx context.Context, id string, on bool) error {
+	return db.exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
+		WHERE id = $1 AND erased_at IS NULL`, id, on)
 }
 
 // SetConsent stores the shopper's consent state.
@@ -457,11 +544,11 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
 		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
 		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
-		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false)
+		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false)
 		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
-		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child)
+		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child, &sub.Restricted)
 	if err != nil {
 		return o, sub, Translate(err)
 	}

@@ -75,6 +75,8 @@ func (db *DB) EraseSubjectRows(ctx context.Context, subject string) ([]string, e
 		`UPDATE outbox SET sealed = CASE WHEN vault_sealed THEN sealed END, provider_id = NULL, subject_id = NULL
 			WHERE subject_id = $1`,
 		`DELETE FROM partner_refs WHERE subject_id = $1`,
+		// Every identifier's index: phone, BSUID, parent BSUID.
+		`DELETE FROM subject_identifiers WHERE subject_id = $1`,
 		`DELETE FROM message_status WHERE subject_id = $1`,
 		// The nominee's blind index is the nominee's data too; a ticket's
 		// text is unreadable once the key is gone, and is dropped as well.

@@ -16,6 +16,7 @@ import (
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 	"github.com/sieve-broker/sieve/cmd/internal/wire"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // world is one database and one key directory; ctl runs brokerctl in
@@ -479,5 +480,43 @@ func TestTakeOperator(t *testing.T) {
 	}
 	if loginName(`CORP\Asha`) != "asha" {
 		t.Error(`loginName(CORP\Asha)`)
+	}
+}
+
+// TestSubjectByUserID: `subject export|erase --user-id BSUID` find a
+// shopper by business-scoped user id (SPEC §2); one of --wa-id and
+// --user-id, never both; erasure removes every identifier's index.
+func TestSubjectByUserID(t *testing.T) {
+	w := newWorld(t)
+	const waID, bsuid = "919811112233", "IN.1410000000112233"
+	w.seedShopper(waID)
+	sys := w.open()
+	ctx := context.Background()
+	row, err := sys.DB.SubjectByIndex(ctx, sys.Pseudo.BlindIndex(commerce.IDPhone, waID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.DB.LinkIdentifiers(ctx, row.ID, []commerce.IdentifierIndex{{Kind: commerce.IDBSUID,
+		Index: sys.Pseudo.BlindIndex(commerce.IDBSUID, bsuid)}}); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.must("subject", "export", "--user-id", bsuid, "--operator", "asha"); !json.Valid([]byte(out)) {
+		t.Errorf("export by --user-id: %q", out)
+	}
+	for _, args := range [][]string{
+		{"subject", "export", "--operator", "asha"},
+		{"subject", "export", "--wa-id", waID, "--user-id", bsuid, "--operator", "asha"},
+	} {
+		if _, errOut, code := w.ctl(nil, args...); code != 2 {
+			t.Errorf("%q: exit %d %s", args, code, errOut)
+		}
+	}
+	if _, _, code := w.ctl(nil, "subject", "export", "--user-id", "IN 1", "--operator", "asha"); code == 0 {
+		t.Error("a malformed --user-id was accepted")
+	}
+	w.must("subject", "erase", "--user-id", bsuid, "--operator", "asha")
+	var n int
+	if err := sys.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM subject_identifiers`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d identifiers after erasure (%v)", n, err)
 	}
 }

@@ -32,8 +32,8 @@ func init() {
 	register("partner rotate-secret", "partner rotate-secret CLIENT_ID [--revoke-tokens] [--json]", cmdPartnerRotate)
 	register("catalog import", "catalog import FILE | --demo", cmdCatalogImport)
 	register("catalog list", "catalog list [--json]", cmdCatalogList)
-	register("subject export", "subject export --wa-id N", cmdSubjectExport)
-	register("subject erase", "subject erase --wa-id N [--reason request|withdrawal|objection|retention|legal_order|unlawful]", cmdSubjectErase)
+	register("subject export", "subject export --wa-id N | --user-id BSUID", cmdSubjectExport)
+	register("subject erase", "subject erase --wa-id N | --user-id BSUID [--reason request|withdrawal|objection|retention|legal_order|unlawful]", cmdSubjectErase)
 	register("report processing", "report processing [--json]", cmdReportProcessing)
 	register("demo seed", "demo seed [--credentials FILE]", cmdDemoSeed)
 }
@@ -477,18 +477,22 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 	return tw.Flush()
 }
 
-func subjectFlags(name string, args []string) (string, string, error) {
+func subjectFlags(name string, args []string) (subjectID, string, error) {
 	fs := flags(name)
 	wa := fs.String("wa-id", "", "the shopper's WhatsApp number")
+	userID := fs.String("user-id", "", "the shopper's business-scoped user id (BSUID), instead of --wa-id")
 	reason := fs.String("reason", "", "erasure ground, a code: "+strings.Join(commerce.EraseReasons, ", "))
 	if err := parse(fs, args); err != nil {
-		return "", "", err
+		return subjectID{}, "", err
 	}
-	if *wa == "" {
-		return "", "", usageError{"--wa-id is required"}
+	if (*wa == "") == (*userID == "") {
+		return subjectID{}, "", usageError{"one of --wa-id and --user-id is required"}
 	}
-	return *wa, *reason, nil
+	return subjectID{WaID: *wa, UserID: *userID}, *reason, nil
 }
+
+// subjectID names a shopper on the command line: by number or by BSUID.
+type subjectID struct{ WaID, UserID string }
 
 func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
 	wa, _, err := subjectFlags("subject export", args)
@@ -503,7 +507,7 @@ func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	row, err := sys.Rights.ResolveWaID(ctx, wa)
+	row, err := sys.Rights.Resolve(ctx, wa.WaID, wa.UserID)
 	if err != nil {
 		return err
 	}
@@ -535,7 +539,7 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	row, err := sys.Rights.ResolveWaID(ctx, wa)
+	row, err := sys.Rights.Resolve(ctx, wa.WaID, wa.UserID)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ type fakeSendAPI struct {
 	msgs     []sent
 	failNext atomic.Int32 // answer this many sends with 500
 	failCode int
+	media    map[string][]byte // uploaded files by media id (POST /{pnid}/media)
 }
 
 func newFakeSendAPI(t *testing.T) *fakeSendAPI {
@@ -101,6 +102,10 @@ func newFakeSendAPI(t *testing.T) *fakeSendAPI {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+whatsapp.DevAccessToken {
 			w.WriteHeader(401)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/media") {
+			f.upload(t, w, r)
 			return
 		}
 		raw, _ := io.ReadAll(r.Body)

@@ -41,6 +41,12 @@ const (
 	// number is blind-indexed and sealed, never in plaintext.
 	leakKid    = "919612470385"
 	leakParent = "919731852046"
+	// The phone user's own BSUID and parent BSUID (WhatsApp sends both
+	// with the number), and the number and BSUID they change to.
+	leakWaBSUID     = "IN.6391027458130624"
+	leakParentBSUID = "IN.ENT.5173920846152937"
+	leakNewWa       = "919731846250"
+	leakNewBSUID    = "IN.7205813649270518"
 )
 
 // leakBSUIDMessage is a message from the username user (no from, no wa_id).
@@ -50,9 +56,10 @@ func leakBSUIDMessage(typ, payload string) string {
 }
 
 // leakMessage is message() with the leak test's shopper name.
+// The sender carries the number, the BSUID and the parent BSUID.
 func leakMessage(typ, payload string) string {
-	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"wa_id":%q}],"messages":[{"from":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
-		leakName, leakWa, leakWa, wamidFor(leakWa), ts(), typ, payload)
+	return fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"wa_id":%q,"user_id":%q,"parent_user_id":%q}],"messages":[{"from":%q,"from_user_id":%q,"id":%q,"timestamp":%s,"type":%q,%s}]`,
+		leakName, leakWa, leakWaBSUID, leakParentBSUID, leakWa, leakWaBSUID, wamidFor(leakWa), ts(), typ, payload)
 }
 
 func leakText(body string) string {
@@ -102,6 +109,14 @@ func leakNeedles() []needle {
 		needle{"minor's number", leakKid[2:], true},
 		needle{"parent's number", leakParent[2:], true},
 		needle{"parent's number as typed", "97318 52046", true},
+		needle{"phone user's BSUID", leakWaBSUID, true},
+		needle{"phone user's BSUID digits", leakWaBSUID[3:], true},
+		needle{"parent BSUID", leakParentBSUID, true},
+		needle{"parent BSUID digits", leakParentBSUID[7:], true},
+		needle{"new phone", leakNewWa, true},
+		needle{"new national number", leakNewWa[2:], true},
+		needle{"new BSUID", leakNewBSUID, true},
+		needle{"new BSUID digits", leakNewBSUID[3:], true},
 	)
 }
 
@@ -177,7 +192,8 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 		t.Fatalf("status update: %d", r.StatusCode)
 	}
 	h.next(wa, "status update", kindIs("order_status"))
-	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", logi.Bearer, nil, nil); r.StatusCode != 200 {
+	var delivery map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", logi.Bearer, nil, &delivery); r.StatusCode != 200 {
 		t.Fatalf("delivery view: %d", r.StatusCode)
 	}
 	if r := h.do("POST", "/v1/orders/"+orderID+"/messages", logi.Bearer, map[string]string{"text": leakRelay}, nil); r.StatusCode != 202 {
@@ -192,6 +208,15 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	h.wa.failCode = 131026 // undeliverable: permanent
 	h.wa.failNext.Store(1)
 	h.mustPost(leakText("help"))
+	h.waitIdle()
+
+	// The shopper changes number (the system message's body spells both
+	// numbers out), then writes from the new one.
+	h.mustPost(fmt.Sprintf(`"messages":[{"from":%q,"id":%q,"timestamp":%s,"type":"system","system":{"body":"User %s changed from %s to %s","wa_id":%q,"user_id":%q,"previous_user_id":%q,"type":"user_changed_number"}}]`,
+		leakWa, wamidFor(leakWa), ts(), leakName, leakWa, leakNewWa, leakNewWa, leakNewBSUID, leakWaBSUID))
+	h.mustPost(fmt.Sprintf(`"contacts":[{"profile":{"name":%q},"wa_id":%q,"user_id":%q}],"messages":[{"from":%q,"from_user_id":%q,"id":%q,"timestamp":%s,"type":"text","text":{"body":"my data"}}]`,
+		leakName, leakNewWa, leakNewBSUID, leakNewWa, leakNewBSUID, wamidFor(leakNewWa), ts()))
+	h.next(leakNewWa, "data summary at the new number", contains("What we hold about you"))
 	h.waitIdle()
 
 	// A username user chats, gets read receipts for what was sent to them,
@@ -264,6 +289,19 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	t.Logf("haystacks: logs %d bytes, metrics %d bytes, audit %d bytes, dump %d bytes",
 		len(logs.String()), len(metrics.body), auditText.Len(), len(dump))
 
+	// Partner views hold what fulfilment needs (a name, an address) but
+	// never an identifier: no phone, no BSUID, no parent BSUID.
+	t.Run("partner responses", func(t *testing.T) {
+		views := mustJSON(view) + "\n" + mustJSON(delivery)
+		for _, n := range leakNeedles() {
+			if (strings.Contains(n.what, "phone") || strings.Contains(n.what, "BSUID")) && strings.Contains(views, n.s) {
+				t.Errorf("a partner view holds the %s", n.what)
+			}
+		}
+		if !strings.Contains(views, "customer_ref") {
+			t.Fatal("the partner views were not captured")
+		}
+	})
 	for _, hay := range []struct {
 		name, text string
 		all        bool // also the retailer's internal note

@@ -20,7 +20,7 @@ import (
 func (h *harness) subjectOf(wa string) string {
 	h.t.Helper()
 	var s string
-	err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT id FROM subjects WHERE wa_index = $1`,
+	err := h.m.Sys.DB.Pool.QueryRow(context.Background(), `SELECT subject_id FROM subject_identifiers WHERE blind_index = $1`,
 		h.m.Sys.Pseudo.BlindIndex("wa", wa)).Scan(&s)
 	if err != nil {
 		h.t.Fatalf("subject of the shopper: %v", err)

@@ -104,6 +104,8 @@ type WasimLoad struct {
 	Orders       int      `json:"orders"`
 	OrdersPerSec float64  `json:"orders_per_s"`
 	FlowErrors   []string `json:"flow_errors"`
+	// MessagesPerOrder is what each order costs in chargeable messages.
+	MessagesPerOrder float64 `json:"messages_per_order"`
 }
 
 func (r *runner) env() []string {
@@ -565,6 +567,7 @@ func (res *Results) print(w io.Writer) {
 		fmt.Sprintf("≥10000 msg/s, p99≤20ms, ≥0.8x (offered %.0f/s, %d in flight)", in.OfferedRate, res.IngestConcurrency))
 	row("  then processed (conversation)", fmt.Sprintf("%.0f msg/s", res.DrainPerSec), "", 0, "")
 	row("full order flow", fmt.Sprintf("%.0f orders/s (%d orders)", res.Flow.OrdersPerSec, res.Flow.Orders), "", 0, "≥1000 orders/s")
+	row("  messages per order", fmt.Sprintf("%.1f chargeable messages", res.Flow.MessagesPerOrder), "", 0, "fewer is cheaper")
 	pr, st := res.PartnerReads, res.StaticReads
 	row("partner reads GET /v1/orders/{id}", fmt.Sprintf("%.0f req/s p99 %.1f ms", pr.PerSecond, pr.P99Ms),
 		fmt.Sprintf("static handler %.0f req/s p99 %.1f ms", st.PerSecond, st.P99Ms), pr.PerSecond/nz(st.PerSecond), "≥5000 req/s, p99≤20ms")

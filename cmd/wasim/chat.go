@@ -16,7 +16,10 @@ import (
 // Chat is an interactive shopper in the terminal: it prints what the broker
 // sends and turns typed lines into WhatsApp messages.
 type Chat struct {
-	WaID     string
+	WaID string
+	// User, when set, is who the shopper is to WhatsApp (phone, BSUID,
+	// parent BSUID, username); WaID then follows its address.
+	User     *User
 	Name     string
 	Webhooks *WebhookSender
 	Sim      SimAPI
@@ -26,6 +29,9 @@ type Chat struct {
 	// Linger is how long to keep printing the broker's answers after the
 	// input ends (default 2 s), so that piped input sees the replies.
 	Linger time.Duration
+	// SaveDir is where documents the broker sends (the "export my data"
+	// file) are saved; "" is the current directory.
+	SaveDir string
 
 	mu      sync.Mutex
 	options []Option
@@ -37,6 +43,8 @@ const chatHelp = `Type a message and press Enter. Also:
   order SKU QTY [SKU QTY] send a cart (an order message)
   location                share a demo location
   pay                     pay the last order_details (WhatsApp Pay, UPI)
+  /change-number N [BSUID] WhatsApp's user_changed_number: you now write from N
+  /change-user-id BSUID   WhatsApp's user_changed_user_id: your BSUID changed
   /help                   this help
   /quit                   leave (or end the input)`
 
@@ -50,6 +58,9 @@ func (c *Chat) printf(format string, args ...any) {
 func (c *Chat) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if c.User != nil {
+		c.WaID = c.User.Address()
+	}
 	old, err := c.Sim.Sent(ctx, c.WaID, 0, 0)
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
@@ -58,7 +69,11 @@ func (c *Chat) Run(ctx context.Context) error {
 	if len(old) > 0 {
 		after = old[len(old)-1].Seq
 	}
-	c.printf("Chatting as %s (%s) with the store %s. %s\n\n", c.Name, c.WaID, whatsapp.DevDisplayPhoneNumber, chatHelp)
+	who := c.WaID
+	if c.User != nil {
+		who = c.User.Kind() + " " + c.WaID
+	}
+	c.printf("Chatting as %s (%s) with the store %s. %s\n\n", c.Name, who, whatsapp.DevDisplayPhoneNumber, chatHelp)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -103,7 +118,8 @@ func (c *Chat) Run(ctx context.Context) error {
 // receive prints broker messages and acknowledges them with read receipts.
 func (c *Chat) receive(ctx context.Context, after int64) {
 	for ctx.Err() == nil {
-		recs, err := c.Sim.Sent(ctx, c.WaID, after, time.Second)
+		addr := c.addr()
+		recs, err := c.Sim.Sent(ctx, addr, after, time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.printf("! %v\n", err)
@@ -133,9 +149,12 @@ func (c *Chat) receive(ctx context.Context, after int64) {
 			}
 			fmt.Fprintf(c.Out, "\nstore> %s\n", strings.ReplaceAll(r.Text, "\n", "\n       "))
 			c.mu.Unlock()
+			if r.Document != nil {
+				c.saveDocument(ctx, r.Document)
+			}
 			receipts = append(receipts,
-				StatusUpdate(rec.MessageID, whatsapp.StatusDelivered, c.WaID),
-				StatusUpdate(rec.MessageID, whatsapp.StatusRead, c.WaID))
+				StatusUpdate(rec.MessageID, whatsapp.StatusDelivered, addr),
+				StatusUpdate(rec.MessageID, whatsapp.StatusRead, addr))
 		}
 		if len(receipts) > 0 {
 			if _, err := c.Webhooks.Send(ctx, c.Webhooks.Notification(nil, nil, receipts)); err != nil && ctx.Err() == nil {
@@ -145,8 +164,26 @@ func (c *Chat) receive(ctx context.Context, after int64) {
 	}
 }
 
+// addr is where the broker's replies to the shopper go now.
+func (c *Chat) addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.WaID
+}
+
 func (c *Chat) send(ctx context.Context, m whatsapp.Message) error {
-	n := c.Webhooks.Notification([]whatsapp.Contact{ContactFor(c.WaID, c.Name)}, []whatsapp.Message{m}, nil)
+	contact := ContactFor(c.WaID, c.Name)
+	c.mu.Lock()
+	if c.User != nil && m.Type != whatsapp.TypeSystem {
+		c.User.Stamp(&m)
+		contact = c.User.Contact(c.Name)
+	}
+	c.mu.Unlock()
+	contacts := []whatsapp.Contact{contact}
+	if m.Type == whatsapp.TypeSystem {
+		contacts = nil // system messages come without a contacts array
+	}
+	n := c.Webhooks.Notification(contacts, []whatsapp.Message{m}, nil)
 	d, err := c.Webhooks.Send(ctx, n)
 	if err != nil {
 		return err
@@ -183,6 +220,8 @@ func (c *Chat) handleLine(ctx context.Context, line string) error {
 	case "/help":
 		c.printf("%s\n", chatHelp)
 		return nil
+	case "/change-number", "/change-user-id":
+		return c.changeIdentity(ctx, strings.ToLower(fields[0]), fields[1:])
 	case "order":
 		items, err := parseOrder(fields[1:])
 		if err != nil {
@@ -230,4 +269,71 @@ func (c *Chat) handleLine(ctx context.Context, line string) error {
 		return c.send(ctx, ButtonReplyMessage(c.WaID, o.ContextID, o.ID, o.Title))
 	}
 	return c.send(ctx, TextMessage(c.WaID, line))
+}
+
+// changeIdentity sends one of WhatsApp's identity-change system messages
+// and from then on writes (and reads replies) as the changed user.
+func (c *Chat) changeIdentity(ctx context.Context, cmd string, args []string) error {
+	c.mu.Lock()
+	if c.User == nil {
+		u, err := ParseUser(c.WaID, "", "", "")
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		c.User = &u
+	}
+	u := *c.User
+	c.mu.Unlock()
+	var m whatsapp.Message
+	var next User
+	switch {
+	case cmd == "/change-number" && (len(args) == 1 || len(args) == 2):
+		phone, err := whatsapp.NormalizePhone(args[0])
+		if err != nil {
+			return err
+		}
+		bsuid := ""
+		if len(args) == 2 {
+			if !whatsapp.IsBSUID(args[1]) {
+				return fmt.Errorf("%q is not a BSUID", args[1])
+			}
+			bsuid = args[1]
+		}
+		m, next = u.ChangeNumber(phone, bsuid)
+	case cmd == "/change-user-id" && len(args) == 1 && whatsapp.IsBSUID(args[0]):
+		m, next = u.ChangeUserID(args[0])
+	default:
+		return fmt.Errorf("usage: /change-number DIGITS [BSUID] | /change-user-id CC.DIGITS")
+	}
+	if err := c.send(ctx, m); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.User, c.WaID = &next, next.Address()
+	c.mu.Unlock()
+	c.printf("  now %s %s\n", next.Kind(), next.Address())
+	return nil
+}
+
+// saveDocument downloads a document the broker sent and saves it.
+func (c *Chat) saveDocument(ctx context.Context, d *whatsapp.DocumentBody) {
+	m, err := c.Sim.Media(ctx, d.ID)
+	if err != nil {
+		c.printf("! download %s: %v\n", d.Filename, err)
+		return
+	}
+	if m.Filename == "" {
+		m.Filename = d.Filename
+	}
+	dir := c.SaveDir
+	if dir == "" {
+		dir = "."
+	}
+	path, err := saveDocument(dir, m)
+	if err != nil {
+		c.printf("! save %s: %v\n", d.Filename, err)
+		return
+	}
+	c.printf("  saved %s (%d bytes)\n", path, len(m.Data))
 }

@@ -45,6 +45,29 @@ type LoadConfig struct {
 	Seed uint64
 	// AllowNonLoopback lifts the loopback-only guard (tests never need it).
 	AllowNonLoopback bool
+	// IDs is how the shoppers are named (SPEC §10 "Identity"): "phone"
+	// (the default), "phone+bsuid", "username" (a BSUID only), or "mixed"
+	// (the three in turn).
+	IDs string
+}
+
+// Shopper identity shapes of LoadConfig.IDs.
+var loadIDShapes = []string{"phone", "phone+bsuid", "username", "mixed"}
+
+// loadUser is simulated shopper i with phone digits phone, shaped by ids.
+func loadUser(ids, phone string, i int) User {
+	shape := ids
+	if shape == "mixed" {
+		shape = loadIDShapes[i%3]
+	}
+	bsuid := "IN.77" + phone[len(phone)-8:] + "000000" // stable per shopper
+	switch shape {
+	case "phone+bsuid":
+		return User{Phone: phone, BSUID: bsuid}
+	case "username":
+		return User{BSUID: bsuid, Username: fmt.Sprintf("@shopper%d", i)}
+	}
+	return User{Phone: phone}
 }
 
 // LoadReport is what the load generator measured.
@@ -67,6 +90,11 @@ type LoadReport struct {
 	Orders       int      `json:"orders,omitempty"`
 	OrdersPerSec float64  `json:"orders_per_s,omitempty"`
 	FlowErrors   []string `json:"flow_errors,omitempty"`
+	// BrokerMessages are the messages the broker sent the shoppers of
+	// completed orders, each chargeable (Meta bills service messages from
+	// 1 Oct 2026); MessagesPerOrder is their mean per order.
+	BrokerMessages   int     `json:"broker_messages,omitempty"`
+	MessagesPerOrder float64 `json:"messages_per_order,omitempty"`
 }
 
 // Percentiles of a latency distribution, in milliseconds.
@@ -131,6 +159,12 @@ func (c *LoadConfig) normalize() error {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 512
 	}
+	if c.IDs == "" {
+		c.IDs = "phone"
+	}
+	if !slices.Contains(loadIDShapes, c.IDs) {
+		return errors.New("load: ids is one of phone, phone+bsuid, username, mixed")
+	}
 	return nil
 }
 
@@ -166,7 +200,8 @@ func (g *generator) payload(i int) (loadPayload, error) {
 		// Statuses of earlier outbound messages, delivered out of order.
 		var statuses []whatsapp.Status
 		for len(statuses) < g.cfg.Batch {
-			who := shopperID(g.rng.IntN(g.cfg.Shoppers))
+			k := g.rng.IntN(g.cfg.Shoppers)
+			who := loadUser(g.cfg.IDs, shopperID(k), k).Address()
 			wamid := whatsapp.NewOutboundWAMID(who)
 			for _, st := range []string{whatsapp.StatusRead, whatsapp.StatusSent, whatsapp.StatusDelivered} {
 				statuses = append(statuses, StatusUpdate(wamid, st, who))
@@ -179,13 +214,17 @@ func (g *generator) payload(i int) (loadPayload, error) {
 		var msgs []whatsapp.Message
 		seen := map[string]bool{}
 		for range g.cfg.Batch {
-			who := shopperID(g.next % g.cfg.Shoppers)
+			k := g.next % g.cfg.Shoppers
+			who := shopperID(k)
+			u := loadUser(g.cfg.IDs, who, k)
 			g.next++
 			if !seen[who] {
 				seen[who] = true
-				contacts = append(contacts, ContactFor(who, "Load "+who[len(who)-4:]))
+				contacts = append(contacts, u.Contact("Load "+who[len(who)-4:]))
 			}
-			msgs = append(msgs, TextMessage(who, "Hi"))
+			m := TextMessage(who, "Hi")
+			u.Stamp(&m)
+			msgs = append(msgs, m)
 		}
 		n = g.ws.Notification(contacts, msgs, nil)
 		p.messages = len(msgs)
@@ -215,6 +254,7 @@ type loadStats struct {
 	dups      int
 	orders    int
 	flowErrs  []string
+	sentToUs  int // flow mode: messages the broker sent the shoppers
 }
 
 func (s *loadStats) record(code string, ok bool, lat time.Duration, p loadPayload) {
@@ -396,8 +436,11 @@ func RunFlowLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender, sim Sim
 	base := cfg.Seed % 1_000_000
 	begin := time.Now()
 	started, skipped := schedule(ctx, cfg, total, func(i int) int { return i }, func(i int, due time.Time) {
+		phone := fmt.Sprintf("9197%08d", (base+uint64(i))%100_000_000)
+		u := loadUser(cfg.IDs, phone, i)
 		sh := &Shopper{
-			WaID:        fmt.Sprintf("9197%08d", (base+uint64(i))%100_000_000),
+			WaID:        phone,
+			User:        &u,
 			Name:        fmt.Sprintf("Flow %d", i),
 			Webhooks:    &hooks,
 			Sim:         sim,
@@ -417,25 +460,28 @@ func RunFlowLoad(ctx context.Context, cfg LoadConfig, ws *WebhookSender, sim Sim
 		stats.orders++
 		stats.codes["completed"]++
 		stats.messages += res.WebhooksSent
+		stats.sentToUs += res.BrokerMessages
 		stats.latencies = append(stats.latencies, time.Since(due))
 	})
 	elapsed := time.Since(begin)
 	sort.Strings(stats.flowErrs)
 	return &LoadReport{
-		Mode:            "flow",
-		OfferedRate:     cfg.Rate,
-		DurationSeconds: elapsed.Seconds(),
-		Requests:        started,
-		Acknowledged:    stats.orders,
-		Failed:          stats.failed,
-		Skipped:         skipped,
-		MessagesAcked:   stats.messages,
-		MessagesPerSec:  float64(stats.messages) / elapsed.Seconds(),
-		LatencyMs:       percentiles(stats.latencies),
-		StatusCodes:     stats.codes,
-		Orders:          stats.orders,
-		OrdersPerSec:    float64(stats.orders) / elapsed.Seconds(),
-		FlowErrors:      stats.flowErrs,
+		Mode:             "flow",
+		OfferedRate:      cfg.Rate,
+		DurationSeconds:  elapsed.Seconds(),
+		Requests:         started,
+		Acknowledged:     stats.orders,
+		Failed:           stats.failed,
+		Skipped:          skipped,
+		MessagesAcked:    stats.messages,
+		MessagesPerSec:   float64(stats.messages) / elapsed.Seconds(),
+		LatencyMs:        percentiles(stats.latencies),
+		StatusCodes:      stats.codes,
+		Orders:           stats.orders,
+		OrdersPerSec:     float64(stats.orders) / elapsed.Seconds(),
+		FlowErrors:       stats.flowErrs,
+		BrokerMessages:   stats.sentToUs,
+		MessagesPerOrder: float64(stats.sentToUs) / float64(max(stats.orders, 1)),
 	}, nil
 }
 
@@ -447,6 +493,7 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	if r.Mode == "flow" {
 		fmt.Fprintf(w, "orders          %d (%.2f orders/s)\n", r.Orders, r.OrdersPerSec)
 		fmt.Fprintf(w, "webhooks        %d (%.1f/s)\n", r.MessagesAcked, r.MessagesPerSec)
+		fmt.Fprintf(w, "messages per order %.1f (%d sent by the broker)\n", r.MessagesPerOrder, r.BrokerMessages)
 		fmt.Fprintf(w, "order latency   p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
 		for _, e := range r.FlowErrors {
 			fmt.Fprintf(w, "error           %s\n", e)

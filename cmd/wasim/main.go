@@ -6,9 +6,16 @@
 // Usage:
 //
 //	wasim serve                         fake Send API on WASIM_ADDR
-//	wasim shop  [--wa-id N] [--name S]  scripted purchase against the broker
+//	wasim shop  [--wa-id N] [--name S]  scripted purchase against the broker ([--change-number N[,BSUID]] [--change-user-id BSUID] first)
 //	wasim chat  [--wa-id N] [--name S]  chat with the broker in the terminal
 //	wasim load  --shoppers N --rate R --duration D [--batch K] [--dup-rate p] [--ooo] [--flow] [--json]
+//
+// A shopper is a phone user (--wa-id), a phone user whose messages carry a
+// BSUID too (--wa-id N --user-id IN.… [--parent-user-id …]), or a username
+// user named by BSUID only (--username @name [--user-id IN.…]); `load`
+// takes --ids phone|phone+bsuid|username|mixed. In `chat`,
+// /change-number and /change-user-id send WhatsApp's identity-change
+// system messages.
 //
 // Configuration (environment): WHATSAPP_APP_SECRET, WHATSAPP_ACCESS_TOKEN,
 // WHATSAPP_PHONE_NUMBER_ID, WASIM_ADDR (default 127.0.0.1:8090) and
@@ -65,9 +72,9 @@ const usage = `wasim — WhatsApp Cloud API simulator for Sieve
 
 Usage:
   wasim serve [--addr HOST:PORT]
-  wasim shop  [--wa-id 919811112222] [--name Asha] [--no-serve] [--items SKU:QTY,…] [--json]
-  wasim chat  [--wa-id 919811112222] [--name Asha] [--no-serve]
-  wasim load  --shoppers N --rate R --duration D [--batch K] [--dup-rate p] [--ooo] [--flow] [--json]
+  wasim shop  [--wa-id 919811112222] [--user-id IN.…] [--username @name] [--name Asha] [--no-serve] [--items SKU:QTY,…] [--json]
+  wasim chat  [--wa-id 919811112222] [--user-id IN.…] [--username @name] [--name Asha] [--no-serve]
+  wasim load  --shoppers N --rate R --duration D [--batch K] [--dup-rate p] [--ooo] [--flow] [--ids phone|phone+bsuid|username|mixed] [--json]
 
 Run "wasim <command> --help" for the flags of a command.
 
@@ -174,6 +181,17 @@ func cmdServe(ctx context.Context, cfg config, args []string) error {
 type shopperFlags struct {
 	waID, name, simURL, webhookURL, catalog string
 	noServe                                 bool
+	userID, parentID, username              string
+}
+
+// user is who the shopper is to WhatsApp, from --wa-id, --user-id,
+// --parent-user-id and --username.
+func (f *shopperFlags) user() (*User, error) {
+	u, err := ParseUser(f.waID, f.userID, f.parentID, f.username)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
 }
 
 func (f *shopperFlags) register(fs *flag.FlagSet, cfg config) {
@@ -183,6 +201,9 @@ func (f *shopperFlags) register(fs *flag.FlagSet, cfg config) {
 	fs.StringVar(&f.simURL, "sim-url", "http://"+cfg.Addr, "URL of the running `wasim serve` (with --no-serve)")
 	fs.StringVar(&f.webhookURL, "webhook-url", cfg.WebhookURL, "the broker's webhook URL (WASIM_WEBHOOK_URL)")
 	fs.StringVar(&f.catalog, "catalog", "", "catalog file (brokerctl import format) for item prices")
+	fs.StringVar(&f.userID, "user-id", "", "the shopper's BSUID (CC.digits), sent with the phone as from_user_id/user_id")
+	fs.StringVar(&f.parentID, "parent-user-id", "", "the shopper's parent BSUID, sent as from_parent_user_id")
+	fs.StringVar(&f.username, "username", "", "be a username user: WhatsApp sends the BSUID only, never the phone (BSUID from --user-id or derived)")
 }
 
 // sim returns the SimAPI to use, starting the fake Send API unless --no-serve.
@@ -215,6 +236,8 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each broker step")
 	noReceipts := fs.Bool("no-receipts", false, "do not send delivered/read statuses")
 	asJSON := fs.Bool("json", false, "print the result as JSON (the transcript goes to stderr)")
+	changeNumber := fs.String("change-number", "", "first send user_changed_number to this number (NUMBER or NUMBER,BSUID), then shop as the changed user")
+	changeUserID := fs.String("change-user-id", "", "first send user_changed_user_id to this BSUID, then shop as the changed user")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -235,9 +258,17 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	if *asJSON {
 		transcript = os.Stderr
 	}
+	user, err := sf.user()
+	if err != nil {
+		return err
+	}
+	ws := NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID)
+	if user, err = sendChanges(ctx, ws, *user, *changeNumber, *changeUserID, transcript); err != nil {
+		return err
+	}
 	sh := &Shopper{
-		WaID: sf.waID, Name: sf.name,
-		Webhooks:       NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID),
+		WaID: sf.waID, User: user, Name: sf.name,
+		Webhooks:       ws,
 		Sim:            sim,
 		Prices:         prices,
 		Items:          cart,
@@ -265,6 +296,7 @@ func cmdChat(ctx context.Context, cfg config, args []string, in io.Reader, out i
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	var sf shopperFlags
 	sf.register(fs, cfg)
+	saveDir := fs.String("save-dir", ".", "where to save documents the broker sends (\"export my data\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -277,8 +309,12 @@ func cmdChat(ctx context.Context, cfg config, args []string, in io.Reader, out i
 		return err
 	}
 	defer stop()
+	user, err := sf.user()
+	if err != nil {
+		return err
+	}
 	c := &Chat{
-		WaID: sf.waID, Name: sf.name,
+		WaID: sf.waID, User: user, Name: sf.name, SaveDir: *saveDir,
 		Webhooks: NewWebhookSender(sf.webhookURL, []byte(cfg.AppSecret), cfg.PhoneNumberID),
 		Sim:      sim, Prices: prices, In: in, Out: out,
 	}
@@ -297,6 +333,7 @@ func cmdLoad(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	fs.IntVar(&lc.MaxInFlight, "max-in-flight", 512, "bound on concurrent requests (due requests beyond it are skipped)")
 	fs.IntVar(&lc.MaxRequests, "max-requests", 0, "bound on the number of requests (default rate × duration)")
 	seed := fs.Uint64("seed", 0, "seed of the generated traffic (default: time-based)")
+	fs.StringVar(&lc.IDs, "ids", "phone", "how shoppers are named: phone, phone+bsuid, username (BSUID only) or mixed")
 	flow := fs.Bool("flow", false, "run full scripted purchases (Shopper) instead of raw webhooks; reports orders/s")
 	noServe := fs.Bool("no-serve", false, "with --flow: use a running `wasim serve` instead of starting the fake Send API")
 	simURL := fs.String("sim-url", "http://"+cfg.Addr, "URL of the running `wasim serve` (with --no-serve)")

@@ -36,6 +36,8 @@ type Rendered struct {
 	Prices map[string]whatsapp.Amount
 	// Payment is set for order_details messages.
 	Payment *PaymentRequest
+	// Document is set for document messages (an uploaded file).
+	Document *whatsapp.DocumentBody
 }
 
 // PaymentRequest is what the shopper needs to pay an order_details message.
@@ -114,6 +116,10 @@ func Render(rec Record) Rendered {
 	case m.Text != nil:
 		line(m.Text.Body)
 		r.SKUs, r.Prices = skusAndPrices(m.Text.Body)
+	case m.Document != nil:
+		line(fmt.Sprintf("[document %s, media %s]", m.Document.Filename, m.Document.ID))
+		line(m.Document.Caption)
+		r.Document = m.Document
 	case m.Template != nil:
 		line(fmt.Sprintf("[template %s (%s)]", m.Template.Name, m.Template.Language.Code))
 		for _, c := range m.Template.Components {

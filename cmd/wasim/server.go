@@ -103,6 +103,7 @@ type Store struct {
 	payments  map[string]*payment // by reference_id
 	failures  []Failure
 	max       int
+	media     map[string]Media // uploads by media id
 }
 
 // NewStore returns an empty store.
@@ -288,6 +289,7 @@ func (s *Store) Reset() {
 	s.byRecipient = make(map[string][]Record)
 	s.payments = make(map[string]*payment)
 	s.failures = nil
+	s.media = nil
 }
 
 // registerOrder records a pending payment for an order_details message.
@@ -389,6 +391,9 @@ func (a *SendAPI) Handler() http.Handler {
 	mux.HandleFunc("POST /{version}/{pnid}/messages", a.handleSend)
 	mux.HandleFunc("GET /{pnid}/payments/{config}/{ref}", a.handlePaymentLookup)
 	mux.HandleFunc("GET /{version}/{pnid}/payments/{config}/{ref}", a.handlePaymentLookup)
+	mux.HandleFunc("POST /{pnid}/media", a.handleMedia)
+	mux.HandleFunc("POST /{version}/{pnid}/media", a.handleMedia)
+	mux.HandleFunc("GET /_sim/media/{id}", a.handleSimMedia)
 	mux.HandleFunc("GET /_sim/messages", a.handleSimMessages)
 	mux.HandleFunc("POST /_sim/fail", a.handleSimFail)
 	mux.HandleFunc("DELETE /_sim/fail", a.handleSimFailClear)
@@ -492,6 +497,12 @@ func (a *SendAPI) handleSend(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusBadRequest, 100, "Invalid parameter", err.Error())
 		a.logf("send: 400 %v", err)
 		return
+	}
+	if m.Document != nil {
+		if _, ok := a.Store.mediaByID(m.Document.ID); !ok {
+			graphError(w, http.StatusBadRequest, 131053, "Media upload error", "unknown media id")
+			return
+		}
 	}
 	if f, ok := a.Store.nextFailure(); ok {
 		status := f.HTTPStatus

@@ -25,6 +25,8 @@ type SimAPI interface {
 	Sent(ctx context.Context, to string, after int64, wait time.Duration) ([]Record, error)
 	// CapturePayment pays an order_details message.
 	CapturePayment(ctx context.Context, c Capture) (*whatsapp.PaymentRecord, error)
+	// Media returns a file the broker uploaded (a document it sent).
+	Media(ctx context.Context, id string) (Media, error)
 }
 
 // SimClient is a SimAPI over HTTP (the /_sim endpoints of `wasim serve`).
@@ -181,6 +183,9 @@ type Result struct {
 type Shopper struct {
 	// WaID is the shopper's phone number in digits, or a BSUID.
 	WaID string
+	// User, when set, is who the shopper is to WhatsApp (phone, BSUID,
+	// parent BSUID, username); WaID then follows its address.
+	User *User
 	Name string
 	// Webhooks delivers the shopper's messages and statuses to the broker.
 	Webhooks *WebhookSender
@@ -267,6 +272,12 @@ func (s *Shopper) send(ctx context.Context, msgs []whatsapp.Message, statuses []
 	var contacts []whatsapp.Contact
 	if len(msgs) > 0 {
 		contacts = []whatsapp.Contact{ContactFor(s.WaID, s.Name)}
+		if s.User != nil {
+			contacts = []whatsapp.Contact{s.User.Contact(s.Name)}
+			for i := range msgs {
+				s.User.Stamp(&msgs[i])
+			}
+		}
 	}
 	if _, err := s.Webhooks.Send(ctx, s.Webhooks.Notification(contacts, msgs, statuses)); err != nil {
 		return err
@@ -282,6 +293,9 @@ func (s *Shopper) say(ctx context.Context, m whatsapp.Message, what string) erro
 
 // Run performs the purchase and returns the order the broker confirmed.
 func (s *Shopper) Run(ctx context.Context) (*Result, error) {
+	if s.User != nil {
+		s.WaID = s.User.Address()
+	}
 	if s.WaID == "" || s.Webhooks == nil || s.Sim == nil {
 		return nil, errors.New("shopper: WaID, Webhooks and Sim are required")
 	}
@@ -498,6 +512,15 @@ func (s *Shopper) react(ctx context.Context, st *shopState, rec Record, m *whats
 			}
 			st.payment = r.Payment
 			st.cartDone, st.addressDone, st.slotDone, st.paid = true, true, true, true
+		}
+	case itype == whatsapp.InteractiveOrderStatus:
+		// The broker confirms a paid order in its first order_status
+		// update (one chargeable message instead of two).
+		if st.paid && st.orderID == "" && m.Interactive.Body != nil {
+			if id := orderIDRe.FindString(m.Interactive.Body.Text); id != "" {
+				st.orderID = id
+				s.logf("%s: order %s confirmed", s.name(), id)
+			}
 		}
 	case m.Type == whatsapp.TypeText:
 		if len(r.SKUs) > 0 && !st.orderSent {

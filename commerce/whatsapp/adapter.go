@@ -50,22 +50,30 @@ func (r *Receiver) Receive(ctx context.Context, body []byte, signature string) e
 	return r.Ingest.Ingest(ctx, events)
 }
 
-// who classifies the sender id: phone digits, a BSUID, or an opaque id
-// kept as given (never a crash).
+// who classifies the sender's ids: phone digits, a BSUID, or an opaque id
+// kept as given (never a crash). Every id is kept: a phone user's BSUID is
+// indexed too, so that the same person arriving later by BSUID alone (a
+// username user) is the same shopper. A malformed user_id is dropped.
 func who(waID, userID string) (wa, bsuid, opaque string) {
 	if waID != "" {
 		if isDigits(waID) {
 			wa = waID
-		} else if IsBSUID(waID) {
+		} else if validInboundBSUID(waID) {
 			bsuid = waID
 		} else {
 			opaque = waID
 		}
 	}
-	if wa == "" && bsuid == "" && userID != "" {
+	if bsuid == "" && validInboundBSUID(userID) {
 		bsuid = userID
 	}
 	return wa, bsuid, opaque
+}
+
+// validInboundBSUID reports whether s can be indexed as a BSUID: bounded,
+// valid UTF-8, "CC.digits"-like (a dot, not at either end).
+func validInboundBSUID(s string) bool {
+	return s != "" && utf8.ValidString(s) && validBSUID(s)
 }
 
 func isDigits(s string) bool {
@@ -87,12 +95,19 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 	if out.Opaque != "" && (len(out.Opaque) > 128 || !utf8.ValidString(out.Opaque)) {
 		return out, false
 	}
+	if validInboundBSUID(ev.ParentUserID) {
+		out.ParentBSUID = ev.ParentUserID
+	}
 	out.Store = ev.PhoneNumberID
 	switch ev.Kind {
 	case EventMessage:
 		m := ev.Message
 		if m.ID == "" {
 			return out, false
+		}
+		if m.Type == TypeSystem && m.System != nil &&
+			(m.System.Type == SystemUserChangedNumber || m.System.Type == SystemUserChangedUserID) {
+			return convertIdentityChange(m.System, out)
 		}
 		out.Kind2 = "message"
 		out.Name = ev.ProfileName
@@ -136,6 +151,32 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 		}
 	}
 	return out, false
+}
+
+// convertIdentityChange maps a user_changed_number / user_changed_user_id
+// system message to an identity event: the sender's ids are the old ones,
+// the system object's the new ones. Malformed new ids are dropped (the
+// change then moves nothing); the body, which holds the numbers, is not
+// kept.
+func convertIdentityChange(sys *System, out commerce.Event) (commerce.Event, bool) {
+	out.Kind2 = "identity"
+	out.Change = sys.Type
+	if sys.Type == SystemUserChangedNumber && isDigits(sys.WaID) {
+		out.NewWaID = sys.WaID
+	}
+	if validInboundBSUID(sys.UserID) {
+		out.NewBSUID = sys.UserID
+	}
+	if validInboundBSUID(sys.ParentUserID) {
+		out.NewParent = sys.ParentUserID
+	}
+	if validInboundBSUID(sys.PreviousUserID) {
+		out.PrevBSUID = sys.PreviousUserID
+	}
+	if validInboundBSUID(sys.PreviousParentUserID) {
+		out.PrevParent = sys.PreviousParentUserID
+	}
+	return out, true
 }
 
 // toPaise converts an amount to minor units of offset 100.
@@ -210,6 +251,9 @@ type Sender struct {
 
 // SendMessage implements commerce.Sender.
 func (s *Sender) SendMessage(ctx context.Context, store, to string, r commerce.Reply) (string, error) {
+	if r.Kind == commerce.ReplyDocument {
+		return s.sendDocument(ctx, store, to, r)
+	}
 	m, err := s.Render(to, r)
 	if err != nil {
 		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: " + errReason(err)}
@@ -225,6 +269,44 @@ func (s *Sender) SendMessage(ctx context.Context, store, to string, r commerce.R
 		return "", &commerce.DeliveryError{Permanent: !retry, RetryAfter: after, Reason: errReason(err)}
 	}
 	return res.MessageID, nil
+}
+
+// sendDocument uploads the reply's file (POST /{pnid}/media) and sends it
+// as a document message. A retry uploads again: a media id is cheap, and
+// an upload whose message failed is never shown to anybody.
+func (s *Sender) sendDocument(ctx context.Context, store, to string, r commerce.Reply) (string, error) {
+	d := r.Document
+	if d == nil || len(d.Data) == 0 {
+		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: document without a file"}
+	}
+	mime := d.MIME
+	if mime == "" {
+		mime = "application/json"
+	}
+	id, err := s.Client.UploadMedia(ctx, store, d.Filename, mime, d.Data)
+	if err != nil {
+		return "", deliveryError(err)
+	}
+	m, err := NewDocument(to, id, d.Filename, r.Body)
+	if err != nil {
+		return "", &commerce.DeliveryError{Permanent: true, Reason: "cannot render message: " + errReason(err)}
+	}
+	res, err := s.Client.Send(ctx, store, m)
+	if err != nil {
+		return "", deliveryError(err)
+	}
+	return res.MessageID, nil
+}
+
+// deliveryError classifies a Cloud API error for the outbox.
+func deliveryError(err error) error {
+	var se *SendError
+	if errors.As(err, &se) {
+		return &commerce.DeliveryError{Permanent: !se.Retryable, RetryAfter: se.RetryAfter,
+			Reason: fmt.Sprintf("whatsapp %d (http %d): %s", se.Code, se.HTTPStatus, se.Reason)}
+	}
+	retry, after := IsRetryable(err)
+	return &commerce.DeliveryError{Permanent: !retry, RetryAfter: after, Reason: errReason(err)}
 }
 
 // errReason keeps error text free of personal data: only the error class.

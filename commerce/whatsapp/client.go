@@ -262,6 +262,11 @@ func (c *Client) endpoint(segments ...string) (string, error) {
 // do performs one request and returns the body of a 2xx answer or a
 // *SendError.
 func (c *Client) do(ctx context.Context, method, endpoint string, body []byte) ([]byte, error) {
+	return c.doAs(ctx, method, endpoint, body, "application/json")
+}
+
+// doAs is do with the body's content type.
+func (c *Client) doAs(ctx context.Context, method, endpoint string, body []byte, contentType string) ([]byte, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -279,7 +284,7 @@ func (c *Client) do(ctx context.Context, method, endpoint string, body []byte) (
 	req.Header.Set("Authorization", "Bearer "+c.AccessToken)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)

@@ -149,6 +149,8 @@ type Event struct {
 	WaID string
 	// UserID is the user's BSUID when present.
 	UserID string
+	// ParentUserID is the user's parent BSUID when present (messages only).
+	ParentUserID string
 	// ProfileName and Username come from the message's contact (messages only).
 	ProfileName string
 	Username    string
@@ -212,8 +214,11 @@ func (n *Notification) Events() []Event {
 				ev := base
 				ev.Kind = EventMessage
 				ev.Message = m
-				ev.WaID, ev.UserID = m.From, m.FromUserID
+				ev.WaID, ev.UserID, ev.ParentUserID = m.From, m.FromUserID, m.FromParentUserID
 				if c := v.contactFor(m); c != nil {
+					if c.ParentUserID != "" && ev.ParentUserID == "" {
+						ev.ParentUserID = c.ParentUserID
+					}
 					ev.ProfileName, ev.Username = c.Profile.Name, c.Profile.Username
 					if c.WaID != "" && ev.WaID == "" {
 						ev.WaID = c.WaID

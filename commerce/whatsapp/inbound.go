@@ -97,7 +97,9 @@ type Contact struct {
 	// be absent for users who adopted a username.
 	WaID string `json:"wa_id,omitempty"`
 	// UserID is the business-scoped user id (BSUID), e.g. "IN.1410…".
-	UserID          string `json:"user_id,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+	// ParentUserID is the parent BSUID, which spans the business portfolio.
+	ParentUserID    string `json:"parent_user_id,omitempty"`
 	IdentityKeyHash string `json:"identity_key_hash,omitempty"`
 }
 
@@ -132,11 +134,13 @@ const (
 type Message struct {
 	// From is the sender's wa_id (phone digits). It may be absent for username
 	// users; then FromUserID carries the BSUID. See [Message.SenderID].
-	From       string    `json:"from,omitempty"`
-	FromUserID string    `json:"from_user_id,omitempty"`
-	ID         string    `json:"id"`
-	Timestamp  Timestamp `json:"timestamp"`
-	Type       string    `json:"type"`
+	From       string `json:"from,omitempty"`
+	FromUserID string `json:"from_user_id,omitempty"`
+	// FromParentUserID is the sender's parent BSUID, when given.
+	FromParentUserID string    `json:"from_parent_user_id,omitempty"`
+	ID               string    `json:"id"`
+	Timestamp        Timestamp `json:"timestamp"`
+	Type             string    `json:"type"`
 
 	Context     *Context          `json:"context,omitempty"`
 	Text        *Text             `json:"text,omitempty"`
@@ -276,15 +280,29 @@ type Location struct {
 	URL       string  `json:"url,omitempty"`
 }
 
-// System is a system message, e.g. type "user_changed_number" with the new
-// wa_id.
+// System is a system message: type "user_changed_number" gives the new
+// wa_id (and the new BSUIDs, which change with the number);
+// "user_changed_user_id" gives the new BSUIDs only. Both name the previous
+// BSUIDs. Body is text for people that holds the numbers: never stored.
 type System struct {
 	Body     string `json:"body,omitempty"`
 	Identity string `json:"identity,omitempty"`
 	WaID     string `json:"wa_id,omitempty"`
 	Type     string `json:"type,omitempty"`
 	Customer string `json:"customer,omitempty"`
+	// UserID and ParentUserID are the new BSUID and parent BSUID.
+	UserID       string `json:"user_id,omitempty"`
+	ParentUserID string `json:"parent_user_id,omitempty"`
+	// PreviousUserID and PreviousParentUserID are the ones they replace.
+	PreviousUserID       string `json:"previous_user_id,omitempty"`
+	PreviousParentUserID string `json:"previous_parent_user_id,omitempty"`
 }
+
+// System message types that move a user's identifiers.
+const (
+	SystemUserChangedNumber = "user_changed_number"
+	SystemUserChangedUserID = "user_changed_user_id"
+)
 
 // Referral describes the Click-to-WhatsApp ad a conversation started from.
 type Referral struct {

@@ -26,6 +26,8 @@ type OutboundMessage struct {
 	Text        *TextBody    `json:"text,omitempty"`
 	Interactive *Interactive `json:"interactive,omitempty"`
 	Template    *Template    `json:"template,omitempty"`
+	// Document is the payload of a document message (an uploaded file).
+	Document *DocumentBody `json:"document,omitempty"`
 
 	// Status and MessageID make a mark-as-read request; see [NewMarkRead].
 	Status    string `json:"status,omitempty"`

@@ -61,7 +61,7 @@ func (m *OutboundMessage) Validate() error {
 		return invalid("biz_opaque_callback_data", "longer than %d characters", MaxCallbackData)
 	}
 	payloads := 0
-	for _, set := range []bool{m.Text != nil, m.Interactive != nil, m.Template != nil} {
+	for _, set := range []bool{m.Text != nil, m.Interactive != nil, m.Template != nil, m.Document != nil} {
 		if set {
 			payloads++
 		}
@@ -89,6 +89,8 @@ func (m *OutboundMessage) Validate() error {
 		if m.Template.Language.Code == "" {
 			return invalid("template.language.code", "required")
 		}
+	case TypeDocument:
+		return m.Document.validate()
 	case "":
 		return invalid("type", "required")
 	default:

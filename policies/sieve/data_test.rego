@@ -41,13 +41,15 @@ test_retail_side_never_gets_name_or_chat if {
 }
 
 test_phone_reaches_the_retail_side_masked_at_most if {
-	ts := {[k, t] | some [_, k, "customer.phone", t] in _grants; data.sieve.party_kinds[k].side != "oversight"}
+	# (The shopper is the phone's owner: their own export holds it.)
+	ts := {[k, t] | some [_, k, "customer.phone", t] in _grants; data.sieve.party_kinds[k].side != "oversight"; k != "shopper"}
 	ts == {["payments", "mask"]}
 }
 
 # The oversight side (officers, compliance clients) receives a shopper's
 # data only to answer that shopper's own request, and never for anything
-# else; no other side may use that purpose.
+# else; no other side may use that purpose but the shopper, to whom their
+# own export goes ("export my data").
 test_oversight_receives_only_for_the_shoppers_own_request if {
 	bad := {[p, k] |
 		some [p, k, _, _] in _grants
@@ -56,7 +58,7 @@ test_oversight_receives_only_for_the_shoppers_own_request if {
 	}
 	bad == set()
 	others := {k | some k, _ in data.sieve.purposes.data_subject_request.parties; data.sieve.party_kinds[k].side != "oversight"}
-	others == set()
+	others == {"shopper"}
 }
 
 test_every_purpose_needs_the_notice if {
@@ -69,7 +71,7 @@ test_every_purpose_needs_the_notice if {
 }
 
 # Only a legal obligation to answer the shopper's own request may go
-# without the notice, and only to the oversight side.
+# without the notice, and only to the oversight side or the shopper.
 test_only_rights_requests_go_without_the_notice if {
 	bad := {p |
 		some p, purpose in data.sieve.purposes
@@ -83,6 +85,11 @@ test_only_rights_requests_go_without_the_notice if {
 _oversight_rights_request(purpose, k) if {
 	purpose.lawful_basis == "legal_obligation"
 	data.sieve.party_kinds[k].side == "oversight"
+}
+
+# The shopper's own chat: a rights answer goes to the data subject too.
+_oversight_rights_request(purpose, "shopper") if {
+	purpose.lawful_basis == "legal_obligation"
 }
 
 test_consent_based_purposes_need_an_opt_in if {

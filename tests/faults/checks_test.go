@@ -144,7 +144,7 @@ func (s *store) providerKeys(w *world) func(wa, id string) (string, bool) {
 		if !ok {
 			ctx, cancel := s.ctx()
 			defer cancel()
-			if err := s.pool.QueryRow(ctx, `SELECT id FROM subjects WHERE wa_index = $1`, p.BlindIndex("wa", wa)).Scan(&sub); err != nil {
+			if err := s.pool.QueryRow(ctx, `SELECT subject_id FROM subject_identifiers WHERE blind_index = $1`, p.BlindIndex("wa", wa)).Scan(&sub); err != nil {
 				return "", false
 			}
 			subjects[wa] = sub

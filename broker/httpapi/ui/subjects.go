@@ -49,6 +49,8 @@ type subjectBody struct {
 	// Consents: the shopper's language, accepted notice version and
 	// consent artefacts (SPEC §10), oldest first.
 	Consents *commerce.ConsentExport
+	// Restricted: the shopper paused processing ("pause my data").
+	Restricted bool
 }
 
 type discRow struct {
@@ -108,6 +110,7 @@ func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string
 	pseudo := u.pseudonym(row.ID)
 	b := subjectBody{WaID: wa, Masked: maskNumber(wa), Pseudonym: pseudo, Consent: row.Consent, CreatedAt: row.CreatedAt,
 		LastSeen: row.LastInteraction, AuditLink: "/ui/audit" + query("subject", pseudo)}
+	b.Restricted = row.Restricted
 	orders, err := u.d.Rights.Service.Store.OrdersOfSubject(ctx, row.ID)
 	if err != nil {
 		return b, err

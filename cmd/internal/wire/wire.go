@@ -184,6 +184,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.DB, Contact: cfg.Desk.Contact,
 		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize,
 		Categorize: s.Policy.Data().CategoryOf, CategoryNames: policyCategories(s.Policy)}
+	s.Shop.Exporter = s.Rights.ShopperExport
 	if s.Retention, err = NewRetention(s.DB, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}

@@ -7,6 +7,7 @@
 #
 #   The input never carries record values, only the request's shape:
 #   party {id, kind}, purpose, scopes, consent {notice, marketing, analytics, child},
+#   restricted (the shopper paused processing, GDPR Art. 18),
 #   state (the order's status) and fields. The Go engine evaluates
 #   data.sieve.release.decision and the broker caches the answer per input,
 #   so the policy must stay a pure function of input and data.
@@ -58,6 +59,21 @@ _child_barred if {
 	c in {"marketing", "analytics"}
 }
 
+# Restriction of processing (GDPR Art. 18, SPEC §5.11): while the shopper
+# has paused their data, only a release the law requires passes, that is
+# purpose legal_obligation or a purpose on that lawful basis (answering the
+# shopper's own rights request). Anything but an explicit false counts as
+# restricted only when it is true: a missing flag is an unrestricted
+# shopper, as before the flag existed.
+_restricted if {
+	input.restricted == true
+	not _restriction_exempt
+}
+
+_restriction_exempt if input.purpose == "legal_obligation"
+
+_restriction_exempt if _purpose.lawful_basis == "legal_obligation"
+
 # A purpose without a states list is open in every state (including none,
 # for subject-level data requests); otherwise only in the listed ones.
 _state_open if not _purpose.states
@@ -84,6 +100,8 @@ default _deny := "purpose is closed"
 
 _deny := "unknown purpose" if {
 	not _purpose
+} else := "restricted" if {
+	_restricted
 } else := sprintf("party kind %q may not use purpose %q", [_kind_name, input.purpose]) if {
 	not _grant
 } else := concat("", ["missing scope: ", concat(", ", sort(_missing_scopes))]) if {
@@ -109,6 +127,7 @@ default allow := false
 
 allow if {
 	_grant
+	not _restricted
 	count(_missing_scopes) == 0
 	count(_missing_consent) == 0
 	not _child_barred

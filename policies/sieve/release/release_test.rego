@@ -340,3 +340,47 @@ test_child_barred_from_any_purpose_needing_an_opt_in if {
 	d.allow == false
 	d.reason == "subject is a child: no tracking or targeted advertising"
 }
+
+# Restriction (GDPR Art. 18): a paused shopper's data goes nowhere but
+# where the law requires, whatever the consent, scopes or state.
+_restricted_in(kind, purpose, scopes, consent, state) := object.union(_in(kind, purpose, scopes, consent, state), {"restricted": true})
+
+test_restricted_denies_fulfilment if {
+	d := release.decision with input as _restricted_in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "placed")
+	not d.allow
+	d.reason == "restricted"
+	every r in d.fields {
+		not r.allow
+		r.reason == "restricted"
+	}
+}
+
+test_restricted_denies_marketing_with_consent if {
+	d := release.decision with input as _restricted_in("retailer", "marketing", ["data:request"], _consent_all, "")
+	not d.allow
+	d.reason == "restricted"
+}
+
+test_restricted_denies_delivery if {
+	d := release.decision with input as _restricted_in("logistics", "delivery", ["delivery:read"], _consent_notice, "out_for_delivery")
+	not d.allow
+	d.reason == "restricted"
+}
+
+test_restricted_allows_the_rights_answer if {
+	unrestricted := release.decision with input as _in("compliance", "data_subject_request", ["subjects:write"], _consent_notice, "")
+	d := release.decision with input as _restricted_in("compliance", "data_subject_request", ["subjects:write"], _consent_notice, "")
+	d == unrestricted
+}
+
+test_unrestricted_flag_false_changes_nothing if {
+	plain := release.decision with input as _in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "placed")
+	d := release.decision with input as object.union(_in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "placed"), {"restricted": false})
+	d == plain
+	d.allow
+}
+
+test_restricted_unknown_purpose_still_unknown if {
+	d := release.decision with input as _restricted_in("retailer", "nope", ["orders:read"], _consent_notice, "placed")
+	d.reason == "unknown purpose"
+}

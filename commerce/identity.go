@@ -1,0 +1,363 @@
+package commerce
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// The WhatsApp system messages that move a shopper's identifiers (SPEC §10
+// "Identity"); they are also the reason codes of identity.relinked entries.
+const (
+	// IdentityChangedNumber: the user changed their phone number; the new
+	// number (and, since the BSUID changes with it, the new BSUID) is given.
+	IdentityChangedNumber = "user_changed_number"
+	// IdentityChangedUserID: the user's BSUID changed; no phone is given.
+	IdentityChangedUserID = "user_changed_user_id"
+)
+
+// Audit actions and reasons of identity events (never an identifier).
+const (
+	ActionIdentityLinked   = "identity.linked"
+	ActionIdentityRelinked = "identity.relinked"
+	ReasonNewIdentifier    = "new_identifier"
+	// ReasonIdentifierTaken: the system message moved an identifier that
+	// pointed to another shopper (a recycled number); that shopper lost it.
+	ReasonIdentifierTaken = "identifier_moved_away"
+)
+
+// identifiers returns the blind index of every identifier e names for its
+// sender, most stable first: the phone, the BSUID, the parent BSUID, an
+// opaque id.
+func (s *Service) identifiers(e Event) []IdentifierIndex {
+	var out []IdentifierIndex
+	out = s.addIdentifier(out, IDPhone, e.WaID)
+	out = s.addIdentifier(out, IDBSUID, e.BSUID)
+	out = s.addIdentifier(out, IDParent, e.ParentBSUID)
+	return s.addIdentifier(out, IDOpaque, e.Opaque)
+}
+
+func (s *Service) addIdentifier(out []IdentifierIndex, kind, value string) []IdentifierIndex {
+	if value == "" {
+		return out
+	}
+	return append(out, IdentifierIndex{Kind: kind, Index: s.Releaser.Pseudonyms().BlindIndex(kind, value)})
+}
+
+func indexesOf(ids []IdentifierIndex) [][]byte {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id.Index
+	}
+	return out
+}
+
+// cachedFor returns the shopper every one of ids points to, when the cache
+// knows them all (the hot path of ingest: no round trip).
+func (s *Service) cachedFor(ids []IdentifierIndex) (string, bool) {
+	sub, now := "", time.Now()
+	for _, id := range ids {
+		c, ok := s.subjects.Load(string(id.Index))
+		if !ok || !now.Before(c.(cachedSubject).exp) {
+			return "", false
+		}
+		if sub != "" && c.(cachedSubject).id != sub {
+			return "", false
+		}
+		sub = c.(cachedSubject).id
+	}
+	return sub, sub != ""
+}
+
+func (s *Service) cacheIndexes(subject string, ids []IdentifierIndex) {
+	exp := time.Now().Add(subjectCacheTTL)
+	for _, id := range ids {
+		s.subjects.Store(string(id.Index), cachedSubject{subject, exp})
+	}
+}
+
+// resolveSubject finds the shopper behind an event through every
+// identifier it carries; a message from nobody known creates one, and a
+// message that carries an identifier not yet indexed links it to the
+// shopper the others name (the first message with a phone and a BSUID
+// joins them). Two identifiers of two shoppers are a conflict: the most
+// stable one (the phone) decides, nothing is moved, and it is counted.
+func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
+	ids := s.identifiers(e)
+	if len(ids) == 0 {
+		return "", nil
+	}
+	if sub, ok := s.cachedFor(ids); ok {
+		return sub, nil
+	}
+	for attempt := 0; ; attempt++ {
+		found, err := s.Store.SubjectsByIndexes(ctx, indexesOf(ids))
+		if err != nil {
+			return "", err
+		}
+		primary, conflict := "", false
+		var missing, mine []IdentifierIndex
+		for _, id := range ids {
+			sub, ok := found[string(id.Index)]
+			switch {
+			case !ok:
+				missing = append(missing, id)
+				continue
+			case primary == "":
+				primary = sub
+			case sub != primary:
+				conflict = true
+				continue
+			}
+			mine = append(mine, id)
+		}
+		if primary == "" {
+			if e.Kind2 != "message" {
+				return "", nil // statuses of unknown shoppers are dropped
+			}
+			sub, err := s.createSubject(ctx, e, ids)
+			if broker.ErrorCode(err) == broker.EConflict && attempt < 3 {
+				continue // a concurrent message created them: look again
+			}
+			if err != nil {
+				return "", err
+			}
+			s.cacheIndexes(sub, ids)
+			return sub, nil
+		}
+		if conflict {
+			s.inc("sieve_identity_conflicts_total")
+		}
+		if len(missing) > 0 && e.Kind2 == "message" {
+			n, err := s.linkIdentifiers(ctx, primary, e, missing)
+			if err != nil {
+				return "", err
+			}
+			if n == len(missing) {
+				// All ours now (a concurrent message may have taken one
+				// for another shopper: then none is cached).
+				mine = append(mine, missing...)
+			}
+		}
+		s.cacheIndexes(primary, mine)
+		return primary, nil
+	}
+}
+
+// createSubject creates a shopper with its identifiers, data key and
+// sealed identity in one transaction (one WAL flush, and never a subject
+// without its key); EConflict when a concurrent message took one.
+func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIndex) (string, error) {
+	var row SubjectRow
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		row, err = s.Store.CreateSubject(ctx, broker.NewID("shp"), ids)
+		if err != nil {
+			return err
+		}
+		id := Identity{WaID: e.WaID, BSUID: e.BSUID, Parent: e.ParentBSUID, Name: e.Name}
+		if id.WaID == "" && e.Opaque != "" {
+			id.WaID = e.Opaque // addressed as given
+		}
+		return s.sealIdentity(ctx, row.ID, id)
+	})
+	if err != nil {
+		return "", err
+	}
+	s.inc("sieve_identity_events_total", "created")
+	return row.ID, nil
+}
+
+func (s *Service) sealIdentity(ctx context.Context, subject string, id Identity) error {
+	b, _ := json.Marshal(id)
+	sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: subject}, b)
+	if err != nil {
+		return err
+	}
+	return s.Store.SetSubjectIdentity(ctx, subject, sealed)
+}
+
+// rewriteIdentity unseals the shopper's identity, lets fn change it, and
+// seals it again.
+func (s *Service) rewriteIdentity(ctx context.Context, subject string, fn func(*Identity)) error {
+	row, err := s.Store.GetSubject(ctx, subject)
+	if err != nil {
+		return err
+	}
+	if row.Erased {
+		return nil
+	}
+	id, err := s.identity(ctx, row)
+	if err != nil {
+		return err
+	}
+	fn(&id)
+	return s.sealIdentity(ctx, subject, id)
+}
+
+// setIdentifier puts the value of an identifier kind into id.
+func setIdentifier(id *Identity, kind, value string) {
+	switch kind {
+	case IDPhone:
+		id.WaID = value
+	case IDBSUID:
+		id.BSUID = value
+	case IDParent:
+		id.Parent = value
+	}
+}
+
+// eventValue returns the value of kind that e carries for its sender.
+func eventValue(e Event, kind string) string {
+	switch kind {
+	case IDPhone:
+		return e.WaID
+	case IDBSUID:
+		return e.BSUID
+	case IDParent:
+		return e.ParentBSUID
+	}
+	return e.Opaque
+}
+
+// linkIdentifiers indexes identifiers seen for the first time with the
+// shopper, records them in the sealed identity (so replies can go to a
+// phone learned later) and audits it, in one transaction; it returns how
+// many it linked.
+func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) (int, error) {
+	var n int
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = s.Store.LinkIdentifiers(ctx, subject, ids)
+		if err != nil || n == 0 {
+			return err
+		}
+		if err := s.rewriteIdentity(ctx, subject, func(id *Identity) {
+			for _, x := range ids {
+				setIdentifier(id, x.Kind, eventValue(e, x.Kind))
+			}
+		}); err != nil {
+			return err
+		}
+		s.inc("sieve_identity_events_total", "linked")
+		return s.auditIdentity(ctx, subject, ActionIdentityLinked, ReasonNewIdentifier)
+	})
+	return n, err
+}
+
+func (s *Service) auditIdentity(ctx context.Context, subject, action, reason string) error {
+	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+		Actor: "whatsapp", Action: action, Purpose: "identity",
+		Subject: s.Releaser.Pseudonyms().Audit(subject), Outcome: audit.OutcomeDone,
+		Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+}
+
+// moveIdentity applies a user_changed_number / user_changed_user_id system
+// message: for every kind of identifier the message gives a new value
+// of, the old values' indexes are removed and the new one points to the
+// shopper (taken from whoever held it: WhatsApp says the identifier is
+// this person's now), the sealed identity follows, and an
+// identity.relinked entry (the change type as reason, no identifier) is
+// appended, all in one transaction. A replay finds the move done.
+func (s *Service) moveIdentity(ctx context.Context, e Event) error {
+	if e.Change != IdentityChangedNumber && e.Change != IdentityChangedUserID {
+		return nil
+	}
+	old := s.identifiers(e)
+	old = s.addIdentifier(old, IDBSUID, e.PrevBSUID)
+	old = s.addIdentifier(old, IDParent, e.PrevParent)
+	var fresh []IdentifierIndex
+	fresh = s.addIdentifier(fresh, IDPhone, e.NewWaID)
+	fresh = s.addIdentifier(fresh, IDBSUID, e.NewBSUID)
+	fresh = s.addIdentifier(fresh, IDParent, e.NewParent)
+	if len(old) == 0 || len(fresh) == 0 {
+		s.inc("sieve_identity_events_total", "change_ignored")
+		return nil
+	}
+	found, err := s.Store.SubjectsByIndexes(ctx, append(indexesOf(old), indexesOf(fresh)...))
+	if err != nil {
+		return err
+	}
+	subject := ""
+	for _, id := range old {
+		if sub, ok := found[string(id.Index)]; ok {
+			subject = sub
+			break
+		}
+	}
+	if subject == "" {
+		// Nobody known had the old identifiers (or the move was applied
+		// already): nothing to move.
+		s.inc("sieve_identity_events_total", "change_unknown")
+		return nil
+	}
+	newKinds := map[string]string{}
+	for _, id := range fresh {
+		newKinds[id.Kind] = eventValue(Event{WaID: e.NewWaID, BSUID: e.NewBSUID, ParentBSUID: e.NewParent}, id.Kind)
+	}
+	var drop [][]byte
+	for _, id := range old {
+		if _, replaced := newKinds[id.Kind]; replaced && found[string(id.Index)] == subject && !containsIndex(fresh, id.Index) {
+			drop = append(drop, id.Index)
+		}
+	}
+	done := len(drop) == 0
+	for _, id := range fresh {
+		done = done && found[string(id.Index)] == subject
+	}
+	if done {
+		return nil // a redelivery: the move was applied
+	}
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		for _, id := range fresh {
+			other, ok := found[string(id.Index)]
+			if !ok || other == subject {
+				continue
+			}
+			if _, err := s.Store.UnlinkIdentifiers(ctx, other, [][]byte{id.Index}); err != nil {
+				return err
+			}
+			kind := id.Kind
+			if err := s.rewriteIdentity(ctx, other, func(x *Identity) { setIdentifier(x, kind, "") }); err != nil {
+				return err
+			}
+			if err := s.auditIdentity(ctx, other, ActionIdentityRelinked, ReasonIdentifierTaken); err != nil {
+				return err
+			}
+		}
+		if _, err := s.Store.UnlinkIdentifiers(ctx, subject, drop); err != nil {
+			return err
+		}
+		if _, err := s.Store.LinkIdentifiers(ctx, subject, fresh); err != nil {
+			return err
+		}
+		if err := s.rewriteIdentity(ctx, subject, func(x *Identity) {
+			for k, v := range newKinds {
+				setIdentifier(x, k, v)
+			}
+		}); err != nil {
+			return err
+		}
+		return s.auditIdentity(ctx, subject, ActionIdentityRelinked, e.Change)
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range append(old, fresh...) {
+		s.subjects.Delete(string(id.Index))
+	}
+	s.inc("sieve_identity_events_total", "relinked")
+	return nil
+}
+
+func containsIndex(ids []IdentifierIndex, ix []byte) bool {
+	for _, id := range ids {
+		if string(id.Index) == string(ix) {
+			return true
+		}
+	}
+	return false
+}
