@@ -111,4 +111,3 @@ func TestPauseMyDataAndObject(t *testing.T) {
 		}
 	}
 }
-
