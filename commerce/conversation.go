@@ -146,14 +146,16 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 	if s.State == StateEraseConfirm {
 		return c.eraseConfirm(ctx, s, in, act)
 	}
+	// A nominee's answer comes from someone who need not be a shopper:
+	// it is taken before any notice or consent turn.
+	if r, ok, err := c.nominate(ctx, s, in, act); ok {
+		return r, err
+	}
 	if r, ok, err := c.consentTurn(ctx, sh, s, in, act); ok {
 		return r, err
 	}
 	// Consent gates everything else: without the notice accepted we
 	// process nothing but the consent answer.
-	if r, ok, err := c.nominate(ctx, s, in, act); ok {
-		return r, err
-	}
 	if !sh.Consent.Notice {
 		return c.notice(ctx, sh, s, in, act)
 	}

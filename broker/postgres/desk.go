@@ -262,10 +262,14 @@ func (db *DB) SetNominationEvent(ctx context.Context, id, event, by string, at t
 	return tag.RowsAffected() == 1, nil
 }
 
-// SubjectWaIndex returns a shopper's blind index (nil after erasure).
+// SubjectWaIndex returns the blind index of a shopper's phone number
+// (subject_identifiers, migration 0019); ENotFound when they have none
+// (a username user, or after erasure). An index carried over from before
+// identifiers had kinds counts, since it was the phone when there was one.
 func (db *DB) SubjectWaIndex(ctx context.Context, subject string) ([]byte, error) {
 	var idx []byte
-	err := db.q(ctx).QueryRow(ctx, `SELECT wa_index FROM subjects WHERE id = $1`, subject).Scan(&idx)
+	err := db.q(ctx).QueryRow(ctx, `SELECT blind_index FROM subject_identifiers
+		WHERE subject_id = $1 AND kind IN ('wa', 'unknown') ORDER BY kind = 'wa' DESC LIMIT 1`, subject).Scan(&idx)
 	return idx, Translate(err)
 }
 

@@ -194,7 +194,7 @@ func TestBreachDrill(t *testing.T) {
 		}
 	}
 	// A delivery status comes back for one notice.
-	if st := h.webhook(envelope(statusMsg(strings.TrimPrefix(sample.To, "+"), fmt.Sprintf("wamid.sim%d", sample.Seq), "delivered"))); st != 200 {
+	if st := h.webhook(envelope(statusMsg(strings.TrimPrefix(sample.To, "+"), sample.ID, "delivered"))); st != 200 {
 		t.Fatalf("status webhook: %d", st)
 	}
 	h.waitIdle()

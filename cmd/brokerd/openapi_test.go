@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -328,15 +329,28 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"GET", "/v1/reports/processing", "/v1/reports/processing", bearer(desk), "", 200},
 		{"GET", "/v1/subjects/disclosures", "/v1/subjects/disclosures?wa_id=" + wa, bearer(desk), "", 200},
 		{"GET", "/v1/subjects/disclosures", "/v1/subjects/disclosures?wa_id=919800000499", bearer(desk), "", 404},
+		{"POST", "/v1/subjects/disclosures", "/v1/subjects/disclosures", bearer(desk), `{"wa_id":"` + wa + `"}`, 200},
+		{"POST", "/v1/subjects/consents", "/v1/subjects/consents", bearer(desk), `{"wa_id":"` + wa + `"}`, 200},
+		{"GET", "/v1/grievances", "/v1/grievances", bearer(desk), "", 200},
+		{"GET", "/v1/breaches", "/v1/breaches", bearer(desk), "", 200},
+		{"GET", "/privacy/{lang}", "/privacy/en", "", "", 200},
 		{"POST", "/v1/subjects/export", "/v1/subjects/export", bearer(desk), `{"wa_id":"` + wa + `"}`, 200},
 		{"POST", "/v1/subjects/erase", "/v1/subjects/erase", bearer(desk), `{"wa_id":"` + wa + `"}`, 400},
 		{"POST", "/v1/subjects/erase", "/v1/subjects/erase", bearer(desk), `{"wa_id":"` + wa + `","confirm":true}`, 200},
 	}...)
 
 	// A tile of the tree as it stands: level 0, the first (partial) tile.
-	if a := h.getWith("/v1/audit/checkpoint", bearer(desk)); a.status == 200 {
+	waitAuditSequenced(t, h)
+	if _, err := h.m.Sys.IntegrateAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.getWith("/v1/audit/checkpoint", bearer(desk)); a.status != 200 {
+		t.Errorf("checkpoint: %d %s", a.status, a.body)
+	} else {
 		lines := strings.Split(string(a.body), "\n")
-		if n, err := strconv.ParseUint(lines[1], 10, 64); err == nil && n > 0 {
+		if n, err := strconv.ParseUint(lines[1], 10, 64); err != nil || n == 0 {
+			t.Errorf("checkpoint size %q: %v", lines[1], err)
+		} else {
 			tile := "/v1/audit/tile/0/000"
 			if n < 256 {
 				tile += ".p/" + strconv.FormatUint(n, 10)
@@ -348,7 +362,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	}
 
 	succeeded := map[string]bool{}
-	for _, c := range calls {
+	run := func(c apiCall) {
 		var rd io.Reader
 		if c.body != "" {
 			rd = strings.NewReader(strings.TrimPrefix(c.body, "form:"))
@@ -371,7 +385,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		name := c.method + " " + c.path
 		if a.status != c.want {
 			t.Errorf("%s: %d, want %d: %.300s", name, a.status, c.want, a.body)
-			continue
+			return
 		}
 		for _, p := range o.check(c, a) {
 			t.Errorf("%s: %s: %.300s", name, p, a.body)
@@ -380,6 +394,23 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 			succeeded[strings.ToUpper(c.method)+" "+c.template] = true
 		}
 	}
+	for _, c := range calls {
+		run(c)
+	}
+	// The erasure told the retailer (a recipient notice): it reads the
+	// event and acknowledges it.
+	run(apiCall{"GET", "/v1/events", "/v1/events", bearer(retail), "", 200})
+	var events struct {
+		Events []struct {
+			ID string `json:"id"`
+		} `json:"events"`
+	}
+	if a := h.getWith("/v1/events", bearer(retail)); json.Unmarshal(a.body, &events) != nil || len(events.Events) == 0 {
+		t.Errorf("no recipient notice for the retailer after the erasure: %s", a.body)
+	} else {
+		run(apiCall{"POST", "/v1/acks", "/v1/acks", bearer(retail), `{"event_id":"` + events.Events[0].ID + `","status":"done"}`, 200})
+	}
+
 	// Every documented operation was exercised with a success.
 	paths, _ := o.doc["paths"].(map[string]any)
 	for path, item := range paths {
@@ -410,7 +441,7 @@ func TestOpenAPIIsComplete(t *testing.T) {
 		t.Errorf("servers %+v, want the issuer https://broker.example.in", doc.Servers)
 	}
 	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.json": true,
-		"GET /.well-known/jwks.json": true, "GET /webhooks/whatsapp": true, "POST /webhooks/whatsapp": true}
+		"GET /.well-known/jwks.json": true, "GET /webhooks/whatsapp": true, "POST /webhooks/whatsapp": true, "GET /privacy/{lang}": true}
 	ids := map[string]string{}
 	for path, item := range doc.Paths {
 		for method, raw := range item {

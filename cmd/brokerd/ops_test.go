@@ -296,6 +296,12 @@ func TestTransparencyNeedsAuditRead(t *testing.T) {
 	h := newHarness(t)
 	h.purchase("919800000302")
 	waitAuditSequenced(t, h)
+	// The proofs answer up to the latest signed checkpoint: make sure it
+	// holds at least two entries, and sign it now.
+	appendEntries(t, h, 2)
+	if _, err := h.m.Sys.IntegrateAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	_, retail := h.partner("Glance Mart", broker.KindRetailer, "", "orders:read")
 	_, auditor := h.partner("Auditor", broker.KindCompliance, "", "audit:read")
 	paths := []string{"/v1/audit/checkpoint", "/v1/audit/proof/inclusion?index=0&size=1",
