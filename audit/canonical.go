@@ -19,6 +19,10 @@ import (
 //	 "purpose":"…","subject":"…","resource":"…","released":[…],"withheld":[…],
 //	 "outcome":"…","reason":"…","policy_revision":"…"}
 //
+// followed, before the closing brace, by the optional legal fields
+// ,"recipient_role":"…" ,"jurisdiction":"…" ,"transfer_basis":"…", each
+// present only when non-empty (so older leaves are unchanged).
+//
 // Because the layout is fixed, a leaf can be checked by a single left-to-right
 // scan (ScanLeaf), which is what verification does for every entry.
 const (
@@ -35,6 +39,9 @@ const (
 	keyOutcome  = `,"outcome":`
 	keyReason   = `,"reason":`
 	keyPolicy   = `,"policy_revision":`
+	keyRole     = `,"recipient_role":`
+	keyJuris    = `,"jurisdiction":`
+	keyBasis    = `,"transfer_basis":`
 )
 
 // appendCanonical appends the encoding of the normalized entry e to dst.
@@ -68,8 +75,17 @@ func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
 	dst = appendString(dst, e.Reason)
 	dst = append(dst, keyPolicy...)
 	dst = appendString(dst, e.PolicyRevision)
+	for i, p := range e.legal() {
+		if *p != "" {
+			dst = append(dst, legalKeys[i]...)
+			dst = appendString(dst, *p)
+		}
+	}
 	return append(dst, '}'), nil
 }
+
+// legalKeys are the keys of the optional legal fields, in e.legal() order.
+var legalKeys = [3]string{keyRole, keyJuris, keyBasis}
 
 func appendList(dst []byte, l []string) []byte {
 	dst = append(dst, '[')
@@ -180,6 +196,9 @@ func ParseEntry(b []byte) (Entry, error) {
 		Outcome:        unquote(v.Outcome),
 		Reason:         unquote(v.Reason),
 		PolicyRevision: unquote(v.PolicyRevision),
+		RecipientRole:  unquote(v.RecipientRole),
+		Jurisdiction:   unquote(v.Jurisdiction),
+		TransferBasis:  unquote(v.TransferBasis),
 	}
 	// The scan is the fast check; re-encoding is the definition. Both must
 	// agree, and this keeps ParseEntry correct even if the scan had a gap.
@@ -208,6 +227,10 @@ type LeafView struct {
 	Outcome        []byte
 	Reason         []byte
 	PolicyRevision []byte
+	// The optional legal fields; nil when the leaf has none.
+	RecipientRole []byte
+	Jurisdiction  []byte
+	TransferBasis []byte
 
 	// Escaped reports whether any string field holds an escape sequence;
 	// if not, every field's raw content is its value.
@@ -320,6 +343,18 @@ func ScanLeaf(b []byte, v *LeafView) error {
 	}
 	if v.PolicyRevision, err = s.field(s.lit(keyPolicy), keyPolicy); err != nil {
 		return err
+	}
+	v.RecipientRole, v.Jurisdiction, v.TransferBasis = nil, nil, nil
+	for i, dst := range [3]*[]byte{&v.RecipientRole, &v.Jurisdiction, &v.TransferBasis} {
+		if !s.lit(legalKeys[i]) {
+			continue
+		}
+		if *dst, err = s.str(); err != nil {
+			return err
+		}
+		if len(*dst) == 0 { // an empty optional field is omitted, never written
+			return s.fail("empty " + legalKeys[i])
+		}
 	}
 	if !s.lit("}") || s.pos != len(b) {
 		return s.fail("expected } at the end")

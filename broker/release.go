@@ -43,6 +43,14 @@ type Request struct {
 	Consent  Consent  // the subject's consent state
 	Fields   []string // the fields asked for
 	Record   Record   // the values
+	// Jurisdiction is the shopper's jurisdiction (ISO 3166-1 alpha-2, from
+	// the phone's country code, else the store's); "" when no shopper is
+	// concerned. A release to a recipient elsewhere needs a transfer basis.
+	Jurisdiction string
+	// Today is the date (YYYY-MM-DD, UTC) agreements are checked against;
+	// the Releaser fills it when empty. It is an input, not a clock read in
+	// policy, so a decision stays a pure function of its input.
+	Today string
 }
 
 // Withheld is a field the release did not include, with the reason.
@@ -81,12 +89,29 @@ type PolicyInput struct {
 	Consent Consent     `json:"consent"`
 	State   string      `json:"state"`
 	Fields  []string    `json:"fields"`
+	// Subject is what the policy knows of the shopper beyond consent.
+	Subject PolicySubject `json:"subject"`
+	// Today is the date agreements are checked against (YYYY-MM-DD).
+	Today string `json:"today"`
 }
 
 // PolicyParty is the party as the policy sees it.
 type PolicyParty struct {
 	ID   string    `json:"id"`
 	Kind PartyKind `json:"kind"`
+	// The partner's legal registry entry (SPEC §2, §5.10); empty for the
+	// shopper's chat, officers and the system, which are not recipients
+	// outside the broker.
+	Role             string `json:"role"`
+	Agreement        string `json:"agreement"`
+	AgreementExpires string `json:"agreement_expires"`
+	Jurisdiction     string `json:"jurisdiction"`
+	TransferBasis    string `json:"transfer_basis"`
+}
+
+// PolicySubject is the shopper as the policy sees it: where they are.
+type PolicySubject struct {
+	Jurisdiction string `json:"jurisdiction"`
 }
 
 // FieldRule is the policy's verdict on one field.
@@ -209,6 +234,9 @@ func (r *Releaser) Entry(req Request, d Decision) audit.Entry {
 		Outcome:        d.Outcome,
 		Reason:         d.Reason,
 		PolicyRevision: d.PolicyRevision,
+		RecipientRole:  req.Party.Legal.Role,
+		Jurisdiction:   req.Party.Legal.Jurisdiction,
+		TransferBasis:  req.Party.Legal.TransferBasis,
 	}
 }
 
@@ -219,6 +247,9 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 		PolicyRevision: r.policy.Revision()}
 	if req.Purpose == "" {
 		return denyAll(d, req.Fields, ReasonNoPurpose)
+	}
+	if req.Today == "" {
+		req.Today = d.Time.Format(time.DateOnly)
 	}
 	p, err := r.plan(ctx, req)
 	if err != nil {
@@ -285,12 +316,16 @@ func (r *Releaser) plan(ctx context.Context, req Request) (*plan, error) {
 		return p, nil
 	}
 	in := PolicyInput{
-		Party:   PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind},
+		Party: PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind, Role: req.Party.Legal.Role,
+			Agreement: req.Party.Legal.Agreement, AgreementExpires: req.Party.Legal.AgreementExpires,
+			Jurisdiction: req.Party.Legal.Jurisdiction, TransferBasis: req.Party.Legal.TransferBasis},
 		Purpose: req.Purpose,
 		Scopes:  nonNil(req.Party.Scopes),
 		Consent: req.Consent,
 		State:   req.State,
 		Fields:  nonNil(req.Fields),
+		Subject: PolicySubject{Jurisdiction: req.Jurisdiction},
+		Today:   req.Today,
 	}
 	pd, err := r.policy.Evaluate(ctx, in)
 	if err != nil {
@@ -356,6 +391,11 @@ func planKey(req Request, rev string) string {
 	b.WriteString(req.State)
 	b.WriteByte(0)
 	b.WriteByte(req.Consent.key())
+	for _, s := range [...]string{req.Party.Legal.Role, req.Party.Legal.Agreement, req.Party.Legal.AgreementExpires,
+		req.Party.Legal.Jurisdiction, req.Party.Legal.TransferBasis, req.Jurisdiction, req.Today} {
+		b.WriteByte(3)
+		b.WriteString(s)
+	}
 	for _, s := range req.Party.Scopes {
 		b.WriteByte(1)
 		b.WriteString(s)

@@ -29,6 +29,10 @@ type SubjectRow struct {
 	LastInteraction time.Time
 	CreatedAt       time.Time
 	Erased          bool
+	// Jurisdiction is the shopper's country from the phone's calling code
+	// (ISO 3166-1 alpha-2); "" when unknown (ShopperJurisdiction applies
+	// the store's).
+	Jurisdiction string
 }
 
 // Identity is the sealed identity of a shopper.

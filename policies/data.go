@@ -31,6 +31,43 @@ type Data struct {
 	Fields map[string]Field `json:"fields"`
 	// Retention is the retention period of each data category.
 	Retention map[string]Retention `json:"retention"`
+	// Transfers are the cross-border transfer rules (SPEC §5.10).
+	Transfers Transfers `json:"transfers"`
+}
+
+// Transfers lists the countries (ISO 3166-1 alpha-2) the transfer rules
+// name. A release to a recipient outside the shopper's jurisdiction is
+// allowed for an EEA shopper only to the EEA, an adequacy country or under
+// SCC/BCR (GDPR Ch. V), and for an Indian shopper never to a country the
+// government restricted under DPDP §16.
+type Transfers struct {
+	// EEA is the European Economic Area.
+	EEA []string `json:"eea"`
+	// Adequacy are the countries with an EU adequacy decision (Art. 45).
+	Adequacy []string `json:"adequacy"`
+	// DPDPRestricted are the countries notified under DPDP §16(1);
+	// empty until the government names one.
+	DPDPRestricted []string `json:"dpdp_restricted"`
+}
+
+// TransferAllowed reports, as the policy decides it, whether data of a
+// shopper in subject may go to a recipient in recipient under basis, and
+// the denial reason code when not. Reports (the Art. 30 record) use it to
+// describe the transfers in force; releases are decided by Rego.
+func (d Data) TransferAllowed(subject, recipient, basis string) (bool, string) {
+	switch {
+	case subject == "" || recipient == "" || subject == recipient:
+		return true, ""
+	case slices.Contains(d.Transfers.EEA, subject):
+		if slices.Contains(d.Transfers.EEA, recipient) || slices.Contains(d.Transfers.Adequacy, recipient) ||
+			basis == "scc" || basis == "bcr" {
+			return true, ""
+		}
+		return false, "no_transfer_basis"
+	case subject == "IN" && slices.Contains(d.Transfers.DPDPRestricted, recipient):
+		return false, "restricted_country"
+	}
+	return true, ""
 }
 
 // PartyKindInfo describes a kind of recipient.
@@ -127,7 +164,9 @@ func (d Data) Clone() Data {
 		Transforms:  maps.Clone(d.Transforms),
 		Fields:      maps.Clone(d.Fields),
 		Retention:   maps.Clone(d.Retention),
-		Purposes:    make(map[broker.Purpose]Purpose, len(d.Purposes)),
+		Transfers: Transfers{EEA: slices.Clone(d.Transfers.EEA), Adequacy: slices.Clone(d.Transfers.Adequacy),
+			DPDPRestricted: slices.Clone(d.Transfers.DPDPRestricted)},
+		Purposes: make(map[broker.Purpose]Purpose, len(d.Purposes)),
 	}
 	for name, p := range d.Purposes {
 		p.Consent = slices.Clone(p.Consent)
@@ -160,6 +199,7 @@ func decodeData(doc any) (Data, error) {
 
 var (
 	namePattern     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
 	fieldPattern    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 	consentFlags    = []string{"notice", "marketing", "analytics"}
 	releasing       = []broker.Transform{broker.TransformKeep, broker.TransformMask, broker.TransformGeneralise, broker.TransformPseudonym}
@@ -230,6 +270,17 @@ func (d Data) Validate() error {
 	}
 	for _, name := range d.PurposeNames() {
 		d.validatePurpose(name, d.Purposes[name], bad)
+	}
+	if len(d.Transfers.EEA) == 0 {
+		bad("transfers.eea is empty (the EEA transfer rule would treat every country as a third country)")
+	}
+	for list, cs := range map[string][]string{"eea": d.Transfers.EEA, "adequacy": d.Transfers.Adequacy,
+		"dpdp_restricted": d.Transfers.DPDPRestricted} {
+		for _, c := range cs {
+			if !countryPattern.MatchString(c) {
+				bad("transfers.%s: %q is not an ISO 3166-1 alpha-2 code", list, c)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

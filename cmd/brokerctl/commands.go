@@ -23,7 +23,7 @@ func init() {
 	register("keys init", "keys init [--pq]", cmdKeysInit)
 	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only]", cmdKeysRotate)
 	register("keys retire", "keys retire KEY_ID   (an age identity no data key uses any more, or a previous signing key)", cmdKeysRetire)
-	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--json]`, cmdPartnerCreate)
+	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--role R --agreement REF --agreement-expires YYYY-MM-DD --jurisdiction CC --transfer-basis B] [--serves "560001 …"] [--location LAT,LON --radius-km R] [--self-delivery] [--auto-accept] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
 	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
@@ -178,11 +178,22 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	webhook := fs.String("webhook", "", "order webhook URL")
 	courier := fs.String("courier", "", "retailers: the logistics partner (client id) its orders go to when not dispatched")
 	asJSON := fs.Bool("json", false, "print JSON")
+	reg := addRegistryFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *kind == "" {
 		return usageError{"--name and --kind are required"}
+	}
+	change, changed, err := reg.change(broker.PartyKind(*kind))
+	if err != nil {
+		return err
+	}
+	var actor broker.Party
+	if len(changed) > 0 {
+		if actor, err = c.actor(); err != nil {
+			return err
+		}
 	}
 	if *courier != "" && broker.PartyKind(*kind) != broker.KindRetailer {
 		return usageError{"--courier is for retailers"}
@@ -205,8 +216,14 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 		var err error
 		id, secret, err = token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
 			Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
-		if err != nil || *courier == "" {
+		if err != nil {
 			return err
+		}
+		if err := applyRegistry(ctx, sys.DB, sys.Releaser.Audit(), actor, id, change, changed); err != nil {
+			return err
+		}
+		if *courier == "" {
+			return nil
 		}
 		return sys.DB.SetDefaultCourier(ctx, id, *courier)
 	})
@@ -256,18 +273,40 @@ func cmdPartnerList(ctx context.Context, c *cli, args []string) error {
 		Webhook   string    `json:"webhook,omitempty"`
 		Disabled  bool      `json:"disabled"`
 		CreatedAt time.Time `json:"created_at"`
+		// The legal registry ("legacy" role: registered before it) and
+		// the service area.
+		Role             string   `json:"role"`
+		Agreement        string   `json:"agreement,omitempty"`
+		AgreementExpires string   `json:"agreement_expires,omitempty"`
+		Jurisdiction     string   `json:"jurisdiction,omitempty"`
+		TransferBasis    string   `json:"transfer_basis,omitempty"`
+		Serves           []string `json:"serves,omitempty"`
+		Location         string   `json:"location,omitempty"`
+		RadiusKm         float64  `json:"radius_km,omitempty"`
+		SelfDelivery     bool     `json:"self_delivery,omitempty"`
+		AutoAccept       bool     `json:"auto_accept,omitempty"`
 	}
 	rows := make([]row, 0, len(ps))
 	for _, p := range ps {
-		rows = append(rows, row{p.ID, p.Name, string(p.Kind), p.Scopes, p.Store, p.WebhookURL, p.Disabled, p.CreatedAt})
+		r := row{ClientID: p.ID, Name: p.Name, Kind: string(p.Kind), Scopes: p.Scopes, Store: p.Store, Webhook: p.WebhookURL,
+			Disabled: p.Disabled, CreatedAt: p.CreatedAt, Agreement: p.Legal.Agreement, AgreementExpires: p.Legal.AgreementExpires,
+			Jurisdiction: p.Legal.Jurisdiction, TransferBasis: p.Legal.TransferBasis, Serves: p.Area.Serves,
+			RadiusKm: p.Area.RadiusKm, SelfDelivery: p.Area.SelfDelivery, AutoAccept: p.Area.AutoAccept}
+		r.Role, _ = legalSummary(p)
+		if p.Area.HasLocation {
+			r.Location = fmt.Sprintf("%g,%g", p.Area.Lat, p.Area.Lon)
+		}
+		rows = append(rows, r)
 	}
 	if *asJSON {
 		return printJSON(c.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT ID\tNAME\tKIND\tSCOPES\tSTORE\tDISABLED")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", r.ClientID, r.Name, r.Kind, strings.Join(r.Scopes, " "), r.Store, r.Disabled)
+	fmt.Fprintln(tw, "CLIENT ID\tNAME\tKIND\tSCOPES\tSTORE\tDISABLED\tROLE\tAGREEMENT\tJURISDICTION\tBASIS\tAREA")
+	for i, r := range rows {
+		_, agreement := legalSummary(ps[i])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", r.ClientID, r.Name, r.Kind, strings.Join(r.Scopes, " "),
+			r.Store, r.Disabled, r.Role, dash(agreement), dash(r.Jurisdiction), dash(r.TransferBasis), dash(areaSummary(ps[i].Area)))
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+)
+
+// TestPartnerRegistry: partner create and update take the legal registry
+// and service area flags (SPEC §2), refuse bad values with a usage error
+// and no change, show them in partner list, and audit each change.
+func TestPartnerRegistry(t *testing.T) {
+	dbURL := pgtest.NewURL(t)
+	keys := t.TempDir()
+	env := func(k string) string {
+		switch k {
+		case "DATABASE_URL":
+			return dbURL
+		case "BROKER_KEY_DIR":
+			return keys
+		case "SIEVE_OPERATOR":
+			return "asha"
+		}
+		return ""
+	}
+	ctl := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb, env)
+		return code, out.String(), errb.String()
+	}
+	if code, _, e := ctl("migrate"); code != 0 {
+		t.Fatalf("migrate: %s", e)
+	}
+	code, out, e := ctl("partner", "create", "--name", "Kirana A", "--kind", "retailer", "--scopes", "orders:read orders:write",
+		"--role", "processor", "--agreement", "DPA-2026-04", "--agreement-expires", "2027-03-31", "--jurisdiction", "IN",
+		"--transfer-basis", "none", "--serves", "560001 560002", "--location", "12.9716,77.5946", "--radius-km", "3",
+		"--auto-accept", "--json")
+	if code != 0 {
+		t.Fatalf("create: exit %d %s", code, e)
+	}
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created["client_id"]
+	if code, _, e := ctl("partner", "create", "--name", "Legacy", "--kind", "logistics", "--scopes", "delivery:read"); code != 0 {
+		t.Fatalf("create legacy: %s", e)
+	}
+	list := func() map[string]map[string]any {
+		t.Helper()
+		_, out, _ := ctl("partner", "list", "--json")
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("partner list: %v: %s", err, out)
+		}
+		m := map[string]map[string]any{}
+		for _, r := range rows {
+			m[r["name"].(string)] = r
+		}
+		return m
+	}
+	rows := list()
+	a := rows["Kirana A"]
+	for k, want := range map[string]any{"role": "processor", "agreement": "DPA-2026-04", "agreement_expires": "2027-03-31",
+		"jurisdiction": "IN", "transfer_basis": "none", "location": "12.9716,77.5946", "radius_km": 3.0, "auto_accept": true} {
+		if a[k] != want {
+			t.Errorf("list %s = %v; want %v", k, a[k], want)
+		}
+	}
+	if s, _ := json.Marshal(a["serves"]); string(s) != `["560001","560002"]` {
+		t.Errorf("serves = %s", s)
+	}
+	if rows["Legacy"]["role"] != "legacy" {
+		t.Errorf("a partner without a role is listed as %v; want legacy", rows["Legacy"]["role"])
+	}
+	if _, text, _ := ctl("partner", "list"); !strings.Contains(text, "DPA-2026-04 (to 2027-03-31)") || !strings.Contains(text, "560001 560002") {
+		t.Errorf("partner list table lacks the registry:\n%s", text)
+	}
+
+	// Bad values: a usage error (exit 2) or a refusal, and no change.
+	for _, args := range [][]string{
+		{"--role", "owner"},
+		{"--jurisdiction", "india"},
+		{"--agreement-expires", "31/03/2027"},
+		{"--transfer-basis", "trust-me"},
+		{"--serves", "56OO01"},
+		{"--location", "200,77"},
+		{"--radius-km", "500"},
+		{"--agreement", "a b"},
+	} {
+		if code, _, _ := ctl(append([]string{"partner", "update", id}, args...)...); code == 0 {
+			t.Errorf("update %v: exit 0; want a refusal", args)
+		}
+	}
+	if code, _, _ := ctl("partner", "create", "--name", "Courier", "--kind", "logistics", "--scopes", "delivery:read",
+		"--serves", "560001"); code == 0 {
+		t.Error("a service area on a logistics partner was accepted")
+	}
+	if code, _, _ := ctl("partner", "update", id, "--location", "", "--radius-km", "3"); code == 0 {
+		t.Error("a radius without a location was accepted")
+	}
+	if got := list()["Kirana A"]; got["role"] != "processor" || got["location"] != "12.9716,77.5946" {
+		t.Errorf("a refused update changed the partner: %v", got)
+	}
+
+	if code, out, e := ctl("partner", "update", id, "--role", "controller", "--agreement-expires", "2028-01-31",
+		"--auto-accept=false", "--self-delivery"); code != 0 || !strings.Contains(out, "role") {
+		t.Fatalf("update: exit %d %s %s", code, out, e)
+	}
+	a = list()["Kirana A"]
+	if a["role"] != "controller" || a["agreement_expires"] != "2028-01-31" || a["auto_accept"] != nil || a["self_delivery"] != true ||
+		a["agreement"] != "DPA-2026-04" {
+		t.Errorf("after update: %v", a)
+	}
+
+	// Each change is an audit entry naming the operator and the flags.
+	if code, _, e := ctl("audit", "checkpoint"); code != 0 {
+		t.Fatalf("checkpoint: %s", e)
+	}
+	_, out, e = ctl("audit", "export", "--format", "jsonl")
+	var n int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ent map[string]any
+		if json.Unmarshal([]byte(line), &ent) != nil || ent["action"] != "partner update" {
+			continue
+		}
+		n++
+		if ent["actor"] != "officer:asha" || ent["resource"] != "partner:"+id {
+			t.Errorf("audit entry %v", ent)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d partner update entries; want 2 (create, update): %s %s", n, out, e)
+	}
+}
