@@ -309,7 +309,7 @@ func cartQuantities(o *Order) map[string]int {
 // {"offer_id","items","slot","postal_code","expires_at"}, from the
 // released fields only.
 func OfferView(off Offer, d broker.Decision) map[string]any {
-	v := map[string]any{"offer_id": off.ID, "order_id": off.OrderID, "expires_at": off.ExpiresAt.UTC(),
+	v := map[string]any{"offer_id": off.ID, "expires_at": off.ExpiresAt.UTC(),
 		"privacy": map[string]any{"decision_id": d.ID, "purpose": d.Purpose, "withheld": withheldNames(d)}}
 	if x, ok := d.Released["items"]; ok {
 		v["items"] = x
@@ -349,8 +349,12 @@ func (s *Service) accepted(ctx context.Context, m MarketStore, o *Order, p broke
 		return err
 	}
 	o.Status, o.RetailerID = StatusPendingPayment, p.ID
-	if err := s.auditOffer(ctx, PartnerParty(p).Actor(), "offer accept", o, how); err != nil {
+	dec, err := s.auditOfferID(ctx, PartnerParty(p).Actor(), "offer accept", o, how)
+	if err != nil {
 		return err
+	}
+	if d, ok := ctx.Value(decisionKey{}).(*string); ok {
+		*d = dec
 	}
 	s.inc("sieve_offers_total", "accepted")
 	if notify {
@@ -412,7 +416,14 @@ const (
 )
 
 func (s *Service) auditOffer(ctx context.Context, actor, action string, o *Order, reason string) error {
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: broker.NewID("dec"), Actor: actor,
+	_, err := s.auditOfferID(ctx, actor, action, o, reason)
+	return err
+}
+
+// auditOfferID appends an offer decision's entry and returns its id.
+func (s *Service) auditOfferID(ctx context.Context, actor, action string, o *Order, reason string) (string, error) {
+	id := broker.NewID("dec")
+	return id, s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: id, Actor: actor,
 		Action: action, Purpose: string(broker.PurposeOrderFulfilment), Subject: s.Releaser.Pseudonyms().Audit(o.Subject),
 		Resource: "order:" + o.ID, Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
 }
@@ -454,13 +465,26 @@ func (s *Service) decideOffer(ctx context.Context, m MarketStore, p broker.Partn
 	return off, nil
 }
 
+// decisionKey carries, in a context, where accepted stores its audit
+// entry's id for the HTTP answer.
+type decisionKey struct{}
+
+// OfferResult is the answer to an offer's acceptance or decline.
+type OfferResult struct {
+	OfferID  string `json:"offer_id"`
+	OrderID  string `json:"order_id"`
+	Status   string `json:"status"`
+	Decision string `json:"decision_id"`
+}
+
 // AcceptOffer takes an open offer for the store: first acceptance wins.
-func (s *Service) AcceptOffer(ctx context.Context, p broker.Partner, id string) (string, error) {
+func (s *Service) AcceptOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
 	m, ok := s.market()
 	if !ok {
-		return "", broker.Errorf(broker.ENotFound, "no such offer")
+		return OfferResult{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
-	var orderID string
+	var orderID, dec string
+	ctx = context.WithValue(ctx, decisionKey{}, &dec)
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		off, err := s.decideOffer(ctx, m, p, id)
 		if err != nil {
@@ -473,16 +497,21 @@ func (s *Service) AcceptOffer(ctx context.Context, p broker.Partner, id string) 
 		orderID = o.ID
 		return s.accepted(ctx, m, o, p, off, OfferReasonAccepted, true)
 	})
-	return orderID, err
+	if err != nil {
+		return OfferResult{}, err
+	}
+	s.WakeSender()
+	return OfferResult{OfferID: id, OrderID: orderID, Status: OfferAccepted, Decision: dec}, nil
 }
 
 // DeclineOffer declines an open offer; the next candidate gets it.
-func (s *Service) DeclineOffer(ctx context.Context, p broker.Partner, id string) error {
+func (s *Service) DeclineOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
 	m, ok := s.market()
 	if !ok {
-		return broker.Errorf(broker.ENotFound, "no such offer")
+		return OfferResult{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
-	return s.Store.InTx(ctx, func(ctx context.Context) error {
+	var orderID, dec string
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		off, err := s.decideOffer(ctx, m, p, id)
 		if err != nil {
 			return err
@@ -494,13 +523,19 @@ func (s *Service) DeclineOffer(ctx context.Context, p broker.Partner, id string)
 		if err != nil {
 			return err
 		}
-		if err := s.auditOffer(ctx, PartnerParty(p).Actor(), "offer decline", o, OfferReasonDeclined); err != nil {
+		orderID = o.ID
+		if dec, err = s.auditOfferID(ctx, PartnerParty(p).Actor(), "offer decline", o, OfferReasonDeclined); err != nil {
 			return err
 		}
 		s.inc("sieve_offers_total", "declined")
 		_, err = s.advance(ctx, m, o, true)
 		return err
 	})
+	if err != nil {
+		return OfferResult{}, err
+	}
+	s.WakeSender()
+	return OfferResult{OfferID: id, OrderID: orderID, Status: OfferDeclined, Decision: dec}, nil
 }
 
 // OpenOffers lists the store's open offers, each released (and audited)

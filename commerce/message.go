@@ -52,6 +52,9 @@ type Location struct {
 	Long    float64 `json:"long,omitempty"`
 	Name    string  `json:"name,omitempty"`
 	Address string  `json:"address,omitempty"`
+	// Structured is the address as the India address_message form gave
+	// it, field by field; nil for a pin or typed text.
+	Structured *StructuredAddress `json:"structured,omitempty"`
 }
 
 // Payment is a payment status for an order_details message.

@@ -157,7 +157,7 @@ func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
 		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Jurisdiction: ShopperJurisdiction(subj),
-		Fields: OrderFields, Record: row.Record()})
+		Fields: OrderFieldsFor(p), Record: row.Record()})
 	if err != nil {
 		return RetailerView{}, broker.Decision{}, err
 	}
@@ -195,7 +195,7 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 			}
 			d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Jurisdiction: ShopperJurisdiction(subj),
-				Fields: OrderFields, Record: row.Record()})
+				Fields: OrderFieldsFor(p), Record: row.Record()})
 			if err != nil {
 				return err
 			}

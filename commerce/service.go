@@ -992,7 +992,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	if err != nil {
 		return err
 	}
-	fields := OrderFields
+	fields := OrderFieldsFor(p)
 	if event == "order.cancelled" {
 		fields = []string{"order.id", "order.status", "customer.ref"}
 	}

@@ -179,7 +179,8 @@ func TestData(t *testing.T) {
 		t.Errorf("purposes = %v; want the broker's %v", got, broker.Purposes)
 	}
 	order := []string{"chat", "customer.phone", "customer.profile_name", "customer.ref", "delivery.address",
-		"delivery.location", "delivery.postal_code", "delivery.slot", "items", "order.created_at", "order.id",
+		"delivery.building", "delivery.city", "delivery.house", "delivery.landmark", "delivery.locality",
+		"delivery.location", "delivery.postal_code", "delivery.slot", "delivery.state", "items", "order.created_at", "order.id",
 		"order.status", "payment.reference_id", "payment.status", "total"}
 	if got := d.FieldsOf("order"); !slices.Equal(got, order) {
 		t.Errorf("order fields = %v\nwant %v", got, order)

@@ -256,6 +256,7 @@ func (s *Server) routes() {
 		v1.Get("/orders/:id/delivery", s.partner(broker.ScopeDeliveryRead), s.getDelivery)
 		v1.Post("/orders/:id/messages", s.partner(broker.ScopeDeliveryMessage), s.relayMessage)
 		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)
+		s.offerRoutes(v1)
 	}
 	s.complianceRoutes()
 	if s.deps.UI != nil {

@@ -118,6 +118,9 @@ type Webhooks struct {
 type Workers struct {
 	RetentionInterval time.Duration
 	Workers           int
+	// OfferTTL is how long a candidate store has to take an order offer
+	// (BROKER_OFFER_TTL; 0: commerce.DefaultOfferTTL, 60 s).
+	OfferTTL time.Duration
 }
 
 // DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
@@ -189,6 +192,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Server.ShutdownTimeout = p.duration("BROKER_SHUTDOWN_TIMEOUT")
 	c.Workers.Workers = p.int("BROKER_WORKERS", 1<<20)
 	c.Workers.RetentionInterval = p.duration("BROKER_RETENTION_INTERVAL")
+	c.Workers.OfferTTL = p.duration("BROKER_OFFER_TTL")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")

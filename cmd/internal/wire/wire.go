@@ -119,6 +119,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Conv:  &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName},
 		Log:   log,
 	}
+	s.Shop.OfferTTL = cfg.Workers.OfferTTL
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}

@@ -403,3 +403,26 @@ test_earlier_denials_keep_their_reason if {
 	d := release.decision with input as x
 	d.reason == "missing scope: orders:read"
 }
+
+# The structured address (SPEC §9): a store gets the locality and landmark,
+# never the house or building; the courier everything, while out for
+# delivery only.
+_address_fields := [
+	"delivery.house", "delivery.building", "delivery.landmark", "delivery.locality",
+	"delivery.city", "delivery.state",
+]
+
+test_store_never_gets_the_house if {
+	x := object.union(_in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "routing"), {"fields": _address_fields})
+	d := release.decision with input as x
+	_released(d) == {"delivery.landmark": "keep", "delivery.locality": "keep", "delivery.city": "keep", "delivery.state": "keep"}
+	_withheld(d) == {"delivery.house": "not needed for order_fulfilment", "delivery.building": "not needed for order_fulfilment"}
+}
+
+test_courier_gets_the_full_address_only_out_for_delivery if {
+	x := object.union(_in("logistics", "delivery", ["delivery:read"], _consent_notice, "out_for_delivery"), {"fields": _address_fields})
+	d := release.decision with input as x
+	object.keys(_released(d)) == {f | some f in _address_fields}
+	y := object.union(x, {"state": "packed"})
+	not release.decision.allow with input as y
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/cmd/internal/config"
+	"github.com/sieve-broker/sieve/commerce"
+)
+
+// store registers a retailer with a service area and returns its id and token.
+func (h *harness) store(name string, area postgres.PartnerRegistry) (string, string) {
+	h.t.Helper()
+	id, tok := h.partner(name, broker.KindRetailer, "", "orders:read", "orders:write")
+	if err := h.m.Sys.DB.UpdatePartnerRegistry(h.t.Context(), id, area); err != nil {
+		h.t.Fatal(err)
+	}
+	return id, tok
+}
+
+func serves(codes ...string) *[]string { return &codes }
+func at(lat, lon float64) *[2]float64  { return &[2]float64{lat, lon} }
+
+// routedCheckout drives a shopper to the routing step (address pinned in
+// 560001) and returns the order id from the "finding a store" message.
+func (h *harness) routedCheckout(wa, address string) string {
+	h.t.Helper()
+	h.mustPost(textMsg(wa, "Hi"))
+	h.next(wa, "privacy notice", offers(commerce.IDConsentAccept))
+	h.mustPost(replyMsg(wa, commerce.IDConsentAccept))
+	h.next(wa, "marketing opt-in", offers(commerce.IDMarketingNo))
+	h.mustPost(replyMsg(wa, commerce.IDMarketingNo))
+	h.next(wa, "product list", kindIs("product_list"))
+	h.mustPost(orderMsg(wa, item("SKU-ATTA-5KG", 2, "289.5"), item("SKU-MILK-1L", 3, "64")))
+	h.next(wa, "cart summary", offers(commerce.IDCartConfirm))
+	h.mustPost(replyMsg(wa, commerce.IDCartConfirm))
+	h.next(wa, "location request", kindIs("location_request_message"))
+	h.mustPost(locationMsg(wa, address))
+	slots := h.next(wa, "slot list", kindIs("list"))
+	h.mustPost(replyMsg(wa, slots.replyIDs()[0]))
+	m := h.next(wa, "routing", func(s sent) bool {
+		return strings.Contains(s.text(), "Finding the nearest store") || s.kind() == "order_details" ||
+			strings.Contains(s.text(), "no store")
+	})
+	id := orderIDRe.FindString(m.text())
+	if !strings.Contains(m.text(), "Finding the nearest store") || id == "" {
+		h.t.Fatalf("after the slot: %s %q; want the routing message", m.kind(), m.text())
+	}
+	return id
+}
+
+// openOffers lists a store's open offers (raw JSON, to check what is in it).
+func (h *harness) openOffers(tok string) ([]map[string]any, string) {
+	h.t.Helper()
+	var raw json.RawMessage
+	if r := h.do("GET", "/v1/offers", tok, nil, &raw); r.StatusCode != 200 {
+		h.t.Fatalf("GET /v1/offers: %d", r.StatusCode)
+	}
+	var body struct {
+		Offers []map[string]any `json:"offers"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		h.t.Fatal(err)
+	}
+	return body.Offers, string(raw)
+}
+
+const house = "221B Baker Lane"
+
+// auditActions counts the audit entries of a resource by action,
+// integrated or pending.
+func (h *harness) auditActions(resource string) map[string]int {
+	h.t.Helper()
+	rows, err := h.m.Sys.DB.Pool.Query(h.t.Context(), `SELECT leaf FROM audit_entries UNION ALL SELECT entry FROM audit_pending`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			h.t.Fatal(err)
+		}
+		var e struct{ Action, Resource string }
+		if json.Unmarshal(raw, &e) == nil && e.Resource == resource {
+			out[e.Action]++
+		}
+	}
+	return out
+}
+
+// TestMarketplaceRouting (SPEC §9): a shopper pinned in 560001; stores A
+// (serves 560001, nearest), B (serves 560001, farther, created first) and C
+// (serves 560034). A is offered first; its offer holds items, slot and
+// postal code only; A declines, B gets it and accepts; C never sees an
+// offer; A and C get 404 for the order; B's view has the locality, never
+// the house; the courier B dispatches to gets the full address only while
+// out for delivery, another courier 404.
+func TestMarketplaceRouting(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = time.Minute })
+	_, bTok := h.store("Store B", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(13.03, 77.66)})
+	aID, aTok := h.store("Store A", postgres.PartnerRegistry{Serves: serves("560001", "560002"), Location: at(12.975, 77.60)})
+	_, cTok := h.store("Store C", postgres.PartnerRegistry{Serves: serves("560034"), Location: at(12.972, 77.595)})
+	courierID, courier := h.partner("Courier", broker.KindLogistics, "", "delivery:read", "delivery:message")
+	_, other := h.partner("Other Courier", broker.KindLogistics, "", "delivery:read")
+
+	const wa = "919811114444"
+	orderID := h.routedCheckout(wa, house+", Indiranagar, near Metro Pillar 42, Bengaluru 560001")
+
+	aOffers, aRaw := h.openOffers(aTok)
+	if len(aOffers) != 1 {
+		t.Fatalf("A has %d offers; want 1 (nearest first)", len(aOffers))
+	}
+	keys := make([]string, 0)
+	for k := range aOffers[0] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"expires_at", "items", "offer_id", "postal_code", "privacy", "slot"}; !slices.Equal(keys, want) {
+		t.Errorf("offer keys %v; want %v", keys, want)
+	}
+	for _, leak := range []string{"221B", "Baker", "Indiranagar", "Metro", orderID, "cus_", "9198111"} {
+		if strings.Contains(aRaw, leak) {
+			t.Errorf("A's offer contains %q: %s", leak, aRaw)
+		}
+	}
+	if aOffers[0]["postal_code"] != "560001" {
+		t.Errorf("offer postal code %v", aOffers[0]["postal_code"])
+	}
+	for name, tok := range map[string]string{"B": bTok, "C": cTok} {
+		if o, _ := h.openOffers(tok); len(o) != 0 {
+			t.Errorf("%s sees %d offers while A holds the order", name, len(o))
+		}
+	}
+	aOffer := aOffers[0]["offer_id"].(string)
+	if r := h.do("GET", "/v1/orders/"+orderID, aTok, nil, nil); r.StatusCode != 404 {
+		t.Errorf("A reads the order while only offered: %d", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/offers/"+aOffer+"/decline", aTok, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("A declines: %d", r.StatusCode)
+	}
+	bOffers, bRaw := h.openOffers(bTok)
+	if len(bOffers) != 1 || strings.Contains(bRaw, "221B") {
+		t.Fatalf("B's offers after A declined: %s", bRaw)
+	}
+	if o, _ := h.openOffers(cTok); len(o) != 0 {
+		t.Error("C (serves 560034) got an offer")
+	}
+	var acc map[string]any
+	if r := h.do("POST", "/v1/offers/"+bOffers[0]["offer_id"].(string)+"/accept", bTok, nil, &acc); r.StatusCode != 200 ||
+		r.Header.Get("X-Decision-Id") == "" || acc["order_id"] != orderID {
+		t.Fatalf("B accepts: %d %v", r.StatusCode, acc)
+	}
+	od := h.next(wa, "payment request after acceptance", kindIs("order_details"))
+	h.pay(wa, od.referenceID(), 2*28950+3*6400)
+
+	// A (declined) and C (never a candidate) see nothing; A's stale offer
+	// cannot be taken back.
+	for name, tok := range map[string]string{"A": aTok, "C": cTok} {
+		h.refused(name+" reads the routed order", h.do("GET", "/v1/orders/"+orderID, tok, nil, nil), commerce.RefusedNotVisible)
+	}
+	if r := h.do("POST", "/v1/offers/"+aOffer+"/accept", aTok, nil, nil); r.StatusCode != 409 {
+		t.Errorf("A accepts its declined offer: %d, want 409", r.StatusCode)
+	}
+
+	var bView map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID, bTok, nil, &bView); r.StatusCode != 200 {
+		t.Fatalf("B reads its order: %d", r.StatusCode)
+	}
+	delivery, _ := bView["delivery"].(map[string]any)
+	if b, _ := json.Marshal(bView); strings.Contains(string(b), "221B") || strings.Contains(string(b), "Baker") {
+		t.Errorf("B's view holds the house: %s", b)
+	}
+	if delivery["locality"] != "Indiranagar" || delivery["landmark"] != "near Metro Pillar 42" || delivery["address"] != nil {
+		t.Errorf("B's delivery block %v; want locality and landmark, no address", delivery)
+	}
+
+	// Dispatch; the courier sees the exact address only out for delivery.
+	if r := h.do("POST", "/v1/orders/"+orderID+"/dispatch", bTok, map[string]string{"logistics": courierID}, nil); r.StatusCode != 200 {
+		t.Fatalf("dispatch: %d", r.StatusCode)
+	}
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", courier, nil, nil); r.StatusCode != 404 {
+		t.Errorf("courier before out_for_delivery: %d", r.StatusCode)
+	}
+	for _, st := range []string{"accepted", "packed", "out_for_delivery"} {
+		if r := h.do("POST", "/v1/orders/"+orderID+"/status", bTok, map[string]string{"status": st}, nil); r.StatusCode != 200 {
+			t.Fatalf("status %s: %d", st, r.StatusCode)
+		}
+	}
+	var cView map[string]any
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", courier, nil, &cView); r.StatusCode != 200 {
+		t.Fatalf("courier out for delivery: %d", r.StatusCode)
+	}
+	if b, _ := json.Marshal(cView); !strings.Contains(string(b), "221B Baker Lane") {
+		t.Errorf("the courier lacks the full address: %s", b)
+	}
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", other, nil, nil); r.StatusCode != 404 {
+		t.Errorf("another courier: %d, want 404", r.StatusCode)
+	}
+	if r := h.do("POST", "/v1/orders/"+orderID+"/status", bTok, map[string]string{"status": "delivered"}, nil); r.StatusCode != 200 {
+		t.Fatal("delivered")
+	}
+	if r := h.do("GET", "/v1/orders/"+orderID+"/delivery", courier, nil, nil); r.StatusCode != 404 {
+		t.Errorf("courier after delivery: %d, want 404", r.StatusCode)
+	}
+
+	// Every offer, decline and acceptance is in the audit log.
+	actions := h.auditActions("order:" + orderID)
+	for action, want := range map[string]int{"offer": 2, "offer decline": 1, "offer accept": 1} {
+		if actions[action] < want {
+			t.Errorf("%d %q audit entries for the order; want at least %d (%v)", actions[action], action, want, actions)
+		}
+	}
+	_ = aID
+}
+
+// TestMarketplaceUnserved: no store accepts within the TTL, every
+// candidate's offer expires in turn, the shopper is told, the payment step
+// never starts and the order ends unserved; a shopper no store serves is
+// told at once.
+func TestMarketplaceUnserved(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = 700 * time.Millisecond })
+	_, aTok := h.store("Store A", postgres.PartnerRegistry{Serves: serves("560001")})
+	h.store("Store B", postgres.PartnerRegistry{Serves: serves("560001")})
+
+	const wa = "919811115555"
+	orderID := h.routedCheckout(wa, "12 MG Road, Bengaluru 560001")
+	offersA, _ := h.openOffers(aTok)
+	if len(offersA) != 1 {
+		t.Fatalf("A has %d offers", len(offersA))
+	}
+	h.next(wa, "unserved notice", contains("no store near 560001"))
+	if st := h.orderStatus(orderID); st != commerce.StatusUnserved {
+		t.Errorf("order status %q; want unserved", st)
+	}
+	for _, m := range h.wa.all() {
+		if m.To == "+"+wa && m.kind() == "order_details" {
+			t.Error("the payment step started for an unserved order")
+		}
+	}
+	if r := h.do("POST", "/v1/offers/"+offersA[0]["offer_id"].(string)+"/accept", aTok, nil, nil); r.StatusCode != 409 {
+		t.Errorf("accept after expiry: %d, want 409", r.StatusCode)
+	}
+	if n := h.count(`SELECT count(*) FROM offers WHERE order_id = $1 AND status = 'expired'`, orderID); n != 2 {
+		t.Errorf("%d expired offers; want 2 (A, then B)", n)
+	}
+
+	const far = "919811116666"
+	h.mustPost(textMsg(far, "Hi"))
+	h.next(far, "privacy notice", offers(commerce.IDConsentAccept))
+	h.mustPost(replyMsg(far, commerce.IDConsentAccept))
+	h.next(far, "marketing opt-in", offers(commerce.IDMarketingNo))
+	h.mustPost(replyMsg(far, commerce.IDMarketingNo))
+	h.next(far, "product list", kindIs("product_list"))
+	h.mustPost(orderMsg(far, item("SKU-ATTA-5KG", 1, "289.5")))
+	h.next(far, "cart summary", offers(commerce.IDCartConfirm))
+	h.mustPost(replyMsg(far, commerce.IDCartConfirm))
+	h.next(far, "location request", kindIs("location_request_message"))
+	h.mustPost(textMsg(far, "4 Lake View Road, Mysuru 570001"))
+	slots := h.next(far, "slot list", kindIs("list"))
+	h.mustPost(replyMsg(far, slots.replyIDs()[0]))
+	h.next(far, "unserved at once", contains("no store near 570001"))
+}
