@@ -1,6 +1,7 @@
 package commerce
 
 import (
+	"context"
 	"slices"
 	"strings"
 
@@ -103,3 +104,36 @@ func OrderFieldsFor(p broker.Partner) []string {
 }
 
 var logisticsFields = append(slices.Clone(OrderFields), AddressFields...)
+
+// AddressFormer is implemented by Actions that know whether to ask for
+// the address with the India address_message form (SPEC §9): in the
+// marketplace, for a shopper in India, where the structured fields let
+// each recipient get only its part of the address.
+type AddressFormer interface {
+	UseAddressForm(ctx context.Context) bool
+}
+
+// addressAsk is step 4's question: the address form where it applies,
+// else the location request (a pin or typed text answers either).
+func addressAsk(ctx context.Context, act Actions) Reply {
+	if f, ok := act.(AddressFormer); ok && f.UseAddressForm(ctx) {
+		return Reply{Kind: ReplyAddressRequest, Body: "Where should we deliver? Fill in your address (or share your " +
+			"location, or type it with its 6-digit PIN code)."}
+	}
+	return addressReply()
+}
+
+// UseAddressForm implements AddressFormer: the form is used when some
+// store declares a service area and the shopper is in India.
+func (a *actions) UseAddressForm(ctx context.Context) bool {
+	m, ok := a.s.market()
+	if !ok {
+		return false
+	}
+	stores, err := a.s.routingStores(ctx, m)
+	if err != nil || len(stores) == 0 {
+		return false
+	}
+	row, err := a.s.Store.GetSubject(ctx, a.subject)
+	return err == nil && ShopperJurisdiction(row) == "IN"
+}

@@ -185,7 +185,7 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 			return c.cart(ctx, s, in.Lines, act)
 		case in.ReplyID == IDCartConfirm:
 			s.State = StateAddress
-			return []Reply{addressReply()}, nil
+			return []Reply{addressAsk(ctx, act)}, nil
 		case in.ReplyID == IDCartEdit:
 			s.State, s.Cart = StateBrowsing, nil
 			return c.catalog(ctx, act, "Send a new cart from the catalog.")

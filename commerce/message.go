@@ -80,6 +80,7 @@ const (
 	ReplyProductList     ReplyKind = "product_list"     // interactive product_list
 	ReplyCatalog         ReplyKind = "catalog"          // interactive catalog_message
 	ReplyLocationRequest ReplyKind = "location_request" // interactive location_request_message
+	ReplyAddressRequest  ReplyKind = "address_request"  // interactive address_message (India)
 	ReplyOrderDetails    ReplyKind = "order_details"    // interactive order_details
 	ReplyOrderStatus     ReplyKind = "order_status"     // interactive order_status
 )

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -39,8 +40,16 @@ func (h *harness) routedCheckout(wa, address string) string {
 	h.mustPost(orderMsg(wa, item("SKU-ATTA-5KG", 2, "289.5"), item("SKU-MILK-1L", 3, "64")))
 	h.next(wa, "cart summary", offers(commerce.IDCartConfirm))
 	h.mustPost(replyMsg(wa, commerce.IDCartConfirm))
-	h.next(wa, "location request", kindIs("location_request_message"))
+	// In the marketplace an Indian shopper is asked with the address
+	// form; a location pin still answers it.
+	h.next(wa, "address form", kindIs("address_message"))
 	h.mustPost(locationMsg(wa, address))
+	return h.routeAfterAddress(wa)
+}
+
+// routeAfterAddress picks the first slot and returns the routed order id.
+func (h *harness) routeAfterAddress(wa string) string {
+	h.t.Helper()
 	slots := h.next(wa, "slot list", kindIs("list"))
 	h.mustPost(replyMsg(wa, slots.replyIDs()[0]))
 	m := h.next(wa, "routing", func(s sent) bool {
@@ -261,9 +270,86 @@ func TestMarketplaceUnserved(t *testing.T) {
 	h.mustPost(orderMsg(far, item("SKU-ATTA-5KG", 1, "289.5")))
 	h.next(far, "cart summary", offers(commerce.IDCartConfirm))
 	h.mustPost(replyMsg(far, commerce.IDCartConfirm))
-	h.next(far, "location request", kindIs("location_request_message"))
+	h.next(far, "address form", kindIs("address_message"))
 	h.mustPost(textMsg(far, "4 Lake View Road, Mysuru 570001"))
 	slots := h.next(far, "slot list", kindIs("list"))
 	h.mustPost(replyMsg(far, slots.replyIDs()[0]))
 	h.next(far, "unserved at once", contains("no store near 570001"))
+}
+
+// addressFormMsg is the shopper's answer to the address_message form.
+func addressFormMsg(wa string, values map[string]string) string {
+	resp, _ := json.Marshal(map[string]any{"values": values})
+	return message(wa, "interactive", fmt.Sprintf(`"interactive":{"type":"nfm_reply","nfm_reply":{"name":"address_message","body":"Address","response_json":%q}}`,
+		string(resp)))
+}
+
+// TestAddressForm (SPEC §9): the India address_message form's fields map
+// to delivery.house, .building, .landmark, .locality, .city, .state and
+// .postal_code; the store that takes the order gets the locality and
+// landmark, never the house or building (the form's name and phone are
+// dropped on arrival); a self-delivery store gets the exact address.
+func TestAddressForm(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = time.Minute })
+	_, aTok := h.store("Store A", postgres.PartnerRegistry{Serves: serves("560038")})
+	selfDelivers := true
+	_, sTok := h.store("Self Delivery", postgres.PartnerRegistry{Serves: serves("560095"), SelfDelivery: &selfDelivers})
+
+	form := func(wa, pin string) string {
+		h.mustPost(textMsg(wa, "Hi"))
+		h.next(wa, "privacy notice", offers(commerce.IDConsentAccept))
+		h.mustPost(replyMsg(wa, commerce.IDConsentAccept))
+		h.next(wa, "marketing opt-in", offers(commerce.IDMarketingNo))
+		h.mustPost(replyMsg(wa, commerce.IDMarketingNo))
+		h.next(wa, "product list", kindIs("product_list"))
+		h.mustPost(orderMsg(wa, item("SKU-ATTA-5KG", 1, "289.5")))
+		h.next(wa, "cart summary", offers(commerce.IDCartConfirm))
+		h.mustPost(replyMsg(wa, commerce.IDCartConfirm))
+		ask := h.next(wa, "address form", kindIs("address_message"))
+		if ask.str("interactive", "action", "parameters", "country") != "IN" {
+			t.Errorf("address_message without country IN")
+		}
+		h.mustPost(addressFormMsg(wa, map[string]string{"name": "Asha Rao", "phone_number": "919811119999",
+			"in_pin_code": pin, "house_number": "Flat 7B", "building_name": "Lotus Towers", "address": "100 Feet Road, Indiranagar",
+			"landmark_area": "Opposite the metro", "city": "Bengaluru", "state": "Karnataka"}))
+		return h.routeAfterAddress(wa)
+	}
+	take := func(tok string) {
+		t.Helper()
+		o, _ := h.openOffers(tok)
+		if len(o) != 1 {
+			t.Fatalf("%d offers", len(o))
+		}
+		if r := h.do("POST", "/v1/offers/"+o[0]["offer_id"].(string)+"/accept", tok, nil, nil); r.StatusCode != 200 {
+			t.Fatalf("accept: %d", r.StatusCode)
+		}
+	}
+
+	const wa = "919811119999"
+	orderID := form(wa, "560038")
+	take(aTok)
+	h.pay(wa, h.next(wa, "payment request", kindIs("order_details")).referenceID(), 31950)
+	var view map[string]any
+	h.do("GET", "/v1/orders/"+orderID, aTok, nil, &view)
+	b, _ := json.Marshal(view)
+	for _, leak := range []string{"7B", "Lotus", "Asha", "9811119999"} {
+		if strings.Contains(string(b), leak) {
+			t.Errorf("the store's view holds %q: %s", leak, b)
+		}
+	}
+	d, _ := view["delivery"].(map[string]any)
+	if d["locality"] != "100 Feet Road, Indiranagar" || d["landmark"] != "Opposite the metro" || d["city"] != "Bengaluru" ||
+		d["state"] != "Karnataka" || d["postal_code"] != "560038" {
+		t.Errorf("the store's delivery block: %v", d)
+	}
+
+	const wb = "919811110001"
+	other := form(wb, "560095")
+	take(sTok)
+	h.pay(wb, h.next(wb, "payment request", kindIs("order_details")).referenceID(), 31950)
+	var sView map[string]any
+	h.do("GET", "/v1/orders/"+other, sTok, nil, &sView)
+	if sd, _ := sView["delivery"].(map[string]any); !strings.Contains(fmt.Sprint(sd["address"]), "Flat 7B") {
+		t.Errorf("the self-delivery store lacks the exact address: %v", sView["delivery"])
+	}
 }
