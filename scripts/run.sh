@@ -41,6 +41,14 @@ $(echo "$creds" | sed 's/^/    /')
     go run ./cmd/wasim chat          (type "Hi"; answer buttons by number)
     go run ./cmd/wasim shop          (a scripted purchase, with transcript)
 
+  The marketplace (SPEC §9): three demo stores serve different Bengaluru PIN codes
+  (MG Road Kirana 560001/560025, Indiranagar Stores 560038/560008, both auto-accept;
+  Koramangala Mart 560034/560095 takes offers by hand: GET /v1/offers, then
+  POST /v1/offers/ID/accept). Pick the area with --pincode:
+    go run ./cmd/wasim shop --pincode 560038
+  Stores see an offer (items, slot, PIN code) before the order; only the one that
+  accepts gets it, with the locality and landmark, never the house number.
+
   Then, as the retailer:
     TOKEN=\$(curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://$addr/oauth/token | jq -r .access_token)
     curl -s -H "Authorization: Bearer \$TOKEN" http://$addr/v1/orders | jq

@@ -603,10 +603,21 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	type creds struct {
 		Retailer  map[string]string `json:"retailer"`
 		Logistics map[string]string `json:"logistics"`
+		// Stores are the marketplace's stores with service areas (SPEC §9).
+		Stores map[string]map[string]string `json:"stores,omitempty"`
 	}
 	var have creds
 	if b, err := os.ReadFile(*credFile); err == nil && json.Unmarshal(b, &have) == nil && have.Retailer != nil {
 		if _, err := sys.DB.GetPartner(ctx, have.Retailer["client_id"]); err == nil {
+			if have.Stores == nil { // seeded before the marketplace: add its stores
+				if have.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
+					return err
+				}
+				b, _ := json.MarshalIndent(have, "", "  ")
+				if err := os.WriteFile(*credFile, append(b, '\n'), 0o600); err != nil {
+					return err
+				}
+			}
 			return printJSON(c.stdout, have)
 		}
 	}
@@ -622,6 +633,9 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	}
 	if out.Logistics, err = mk("Demo Couriers", broker.KindLogistics, []string{broker.ScopeDeliveryRead,
 		broker.ScopeDeliveryMessage}, ""); err != nil {
+		return err
+	}
+	if out.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")

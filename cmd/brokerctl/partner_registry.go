@@ -13,6 +13,8 @@ import (
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // registryFlags are the legal registry and service area flags that
@@ -214,4 +216,62 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// demoStore is one of the demo's marketplace stores (SPEC §9): three
+// Bengaluru kiranas in different postal codes, with their own stock.
+type demoStore struct {
+	name       string
+	serves     []string
+	lat, lon   float64
+	radiusKm   float64
+	autoAccept bool
+	// stockEvery keeps every product whose index is not a multiple of it
+	// (0: all), and stock is the count of each: different shelves.
+	stockEvery, stock int
+}
+
+var demoStores = []demoStore{
+	{name: "MG Road Kirana", serves: []string{"560001", "560025"}, lat: 12.9756, lon: 77.6050, radiusKm: 2,
+		autoAccept: true, stock: 40},
+	{name: "Indiranagar Stores", serves: []string{"560038", "560008"}, lat: 12.9784, lon: 77.6408, radiusKm: 3,
+		autoAccept: true, stockEvery: 3, stock: 15},
+	// Not auto-accepting: it takes offers by hand (GET /v1/offers,
+	// POST /v1/offers/{id}/accept), so a newcomer sees an offer wait.
+	{name: "Koramangala Mart", serves: []string{"560034", "560095"}, lat: 12.9352, lon: 77.6245, radiusKm: 2.5,
+		stockEvery: 2, stock: 8},
+}
+
+// seedDemoStores registers the demo's marketplace stores with service
+// areas and per-store stock, and returns their credentials by name.
+func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, products []commerce.Product) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		for _, ds := range demoStores {
+			id, secret, err := token.CreatePartner(ctx, db, vault, token.PartnerSpec{Name: ds.name, Kind: broker.KindRetailer,
+				Scopes: []string{broker.ScopeOrdersRead, broker.ScopeOrdersWrite, broker.ScopeDeliveryMessage}})
+			if err != nil {
+				return err
+			}
+			role, juris, basis, ar := broker.RoleController, "IN", "none", ds.autoAccept
+			serves := slices.Clone(ds.serves)
+			if err := db.UpdatePartnerRegistry(ctx, id, postgres.PartnerRegistry{Role: &role, Jurisdiction: &juris,
+				TransferBasis: &basis, Serves: &serves, Location: &[2]float64{ds.lat, ds.lon}, RadiusKm: &ds.radiusKm,
+				AutoAccept: &ar}); err != nil {
+				return err
+			}
+			stock := map[string]int{}
+			for i, p := range products {
+				if ds.stockEvery == 0 || i%ds.stockEvery != 0 {
+					stock[p.SKU] = ds.stock
+				}
+			}
+			if err := db.SetStoreStock(ctx, id, stock); err != nil {
+				return err
+			}
+			out[ds.name] = map[string]string{"client_id": id, "client_secret": secret, "serves": strings.Join(ds.serves, " ")}
+		}
+		return nil
+	})
+	return out, err
 }

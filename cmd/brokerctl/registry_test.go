@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 )
 
@@ -136,5 +138,61 @@ func TestPartnerRegistry(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d partner update entries; want 2 (create, update): %s %s", n, out, e)
+	}
+}
+
+// TestDemoSeedStores: demo seed registers three marketplace stores in
+// different Bengaluru postal codes, with service areas and different
+// stock, and is idempotent.
+func TestDemoSeedStores(t *testing.T) {
+	dbURL := pgtest.NewURL(t)
+	keys := t.TempDir()
+	creds := t.TempDir() + "/creds.json"
+	env := func(k string) string {
+		switch k {
+		case "DATABASE_URL":
+			return dbURL
+		case "BROKER_KEY_DIR":
+			return keys
+		}
+		return ""
+	}
+	ctl := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb, env)
+		return code, out.String(), errb.String()
+	}
+	if code, _, e := ctl("migrate"); code != 0 {
+		t.Fatal(e)
+	}
+	for range 2 {
+		if code, _, e := ctl("demo", "seed", "--credentials", creds); code != 0 {
+			t.Fatalf("demo seed: %s", e)
+		}
+	}
+	_, out, _ := ctl("partner", "list", "--json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatal(err)
+	}
+	areas := map[string]bool{}
+	for _, r := range rows {
+		if s, ok := r["serves"].([]any); ok && len(s) > 0 {
+			areas[s[0].(string)] = true
+		}
+	}
+	if len(areas) != 3 {
+		t.Errorf("stores with areas in %v; want three postal codes (seeded once)", areas)
+	}
+	db, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var shelves int
+	if err := db.QueryRow(context.Background(), `SELECT count(DISTINCT (n, total)) FROM (SELECT partner_id, count(*) n,
+		sum(stock) total FROM store_stock GROUP BY partner_id) s`).Scan(&shelves); err != nil || shelves != 3 {
+		t.Errorf("%d different shelves, %v; want 3", shelves, err)
 	}
 }

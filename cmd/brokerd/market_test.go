@@ -353,3 +353,41 @@ func TestAddressForm(t *testing.T) {
 		t.Errorf("the self-delivery store lacks the exact address: %v", sView["delivery"])
 	}
 }
+
+// TestAutoAcceptStoreStock: an auto-accept store takes an offer at once
+// only when its own stock covers the cart, and its stock (not the
+// catalog's) goes down; a store short of an item gets an ordinary offer.
+func TestAutoAcceptStoreStock(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = 700 * time.Millisecond })
+	yes := true
+	xID, xTok := h.store("Short Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(12.972, 77.595), AutoAccept: &yes})
+	yID, _ := h.store("Full Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(13.1, 77.7), AutoAccept: &yes})
+	db := h.m.Sys.DB
+	if err := db.SetStoreStock(t.Context(), xID, map[string]int{"SKU-ATTA-5KG": 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetStoreStock(t.Context(), yID, map[string]int{"SKU-ATTA-5KG": 5, "SKU-MILK-1L": 5}); err != nil {
+		t.Fatal(err)
+	}
+	const wa = "919811112020"
+	orderID := h.routedCheckout(wa, "12 MG Road, Bengaluru 560001")
+	if o, _ := h.openOffers(xTok); len(o) != 1 {
+		t.Fatalf("the short store has %d offers; want an ordinary one", len(o))
+	}
+	od := h.next(wa, "payment request once the full store took it", kindIs("order_details"))
+	if !strings.Contains(od.text(), orderID) {
+		t.Errorf("order_details %q", od.text())
+	}
+	stock := func(id, sku string) int {
+		return h.count(`SELECT stock FROM store_stock WHERE partner_id = $1 AND sku = $2`, id, sku)
+	}
+	if a, m := stock(yID, "SKU-ATTA-5KG"), stock(yID, "SKU-MILK-1L"); a != 3 || m != 2 {
+		t.Errorf("full store's stock atta %d milk %d; want 3 and 2", a, m)
+	}
+	if a := stock(xID, "SKU-ATTA-5KG"); a != 9 {
+		t.Errorf("short store's stock changed to %d", a)
+	}
+	if actions := h.auditActions("order:" + orderID); actions["offer accept"] != 1 || actions["offer expire"] != 1 {
+		t.Errorf("audit: %v", actions)
+	}
+}
