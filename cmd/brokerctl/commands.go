@@ -571,7 +571,15 @@ func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := (&wire.Reports{}).With(&wire.System{Config: c.cfg, Policy: pol}).Record(ctx)
+	// The partner registry, when the database answers: the record then
+	// lists the recipients' roles, agreements and transfers.
+	sys := &wire.System{Config: c.cfg, Policy: pol}
+	if c.cfg.Database.URL != "" {
+		if db, err := c.database(ctx); err == nil {
+			sys.DB = db
+		}
+	}
+	rec, err := (&wire.Reports{}).With(sys).Record(ctx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,43 @@ func TestPartnerRegistry(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d partner update entries; want 2 (create, update): %s %s", n, out, e)
+	}
+
+	// The Art. 30 record lists the recipients from the registry, with what
+	// the transfer rules say of each; no hard-coded "no transfers".
+	_, out, _ = ctl("report", "processing", "--json")
+	var rec struct {
+		Transfers  string `json:"international_transfers"`
+		Registered []struct {
+			Name, Role, Agreement, Jurisdiction string
+			TransferBasis                       string            `json:"transfer_basis"`
+			AgreementValid                      bool              `json:"agreement_valid"`
+			Transfers                           map[string]string `json:"transfers"`
+		} `json:"registered_recipients"`
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rec.Registered {
+		got[r.Name] = fmt.Sprintf("%s|%s|%s|%s|%v|%s|%s", r.Role, r.Agreement, r.Jurisdiction, r.TransferBasis, r.AgreementValid,
+			r.Transfers["IN"], r.Transfers["EEA"])
+	}
+	if want := "controller|DPA-2026-04|IN|none|true|domestic|no_transfer_basis"; got["Kirana A"] != want {
+		t.Errorf("Kirana A in the record: %q; want %q", got["Kirana A"], want)
+	}
+	if want := "controller (legacy)||IN|none|true|domestic|no_transfer_basis"; got["Legacy"] != want {
+		t.Errorf("Legacy in the record: %q; want %q", got["Legacy"], want)
+	}
+	if !strings.Contains(rec.Transfers, "every registered recipient is in IN") {
+		t.Errorf("transfers: %q", rec.Transfers)
+	}
+	if code, _, e := ctl("partner", "update", id, "--jurisdiction", "SG", "--transfer-basis", "scc"); code != 0 {
+		t.Fatal(e)
+	}
+	_, text, _ := ctl("report", "processing")
+	if !strings.Contains(text, "Kirana A (SG, scc)") || !strings.Contains(text, "Recipients (legal registry)") {
+		t.Errorf("the record does not name the transfer to SG:\n%s", text)
 	}
 }
 
