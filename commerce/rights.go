@@ -154,6 +154,12 @@ type Disclosure struct {
 	First    time.Time `json:"first"`
 	Last     time.Time `json:"last"`
 	Decision string    `json:"last_decision_id"`
+	// The recipient's legal registry entry as the audit log recorded it
+	// at the last disclosure (SPEC §4, §5.10); empty for disclosures made
+	// before the registry existed.
+	Role          string `json:"role,omitempty"`
+	Jurisdiction  string `json:"jurisdiction,omitempty"`
+	TransferBasis string `json:"transfer_basis,omitempty"`
 }
 
 // Disclosures lists every party the shopper's data went to, for what
@@ -180,6 +186,9 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 		}
 		d.Count++
 		d.Last, d.Decision = e.Time, e.DecisionID
+		if e.RecipientRole != "" || e.Jurisdiction != "" {
+			d.Role, d.Jurisdiction, d.TransferBasis = e.RecipientRole, e.Jurisdiction, e.TransferBasis
+		}
 		for _, f := range e.Released {
 			if !containsStr(d.Fields, f) {
 				d.Fields = append(d.Fields, f)
@@ -353,7 +362,12 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			if name == "" {
 				name = d.Party
 			}
-			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
+			legal := ""
+			if d.Role != "" {
+				legal = fmt.Sprintf(" [%s in %s, transfer basis %s]", strings.ReplaceAll(d.Role, "_", " "), d.Jurisdiction,
+					d.TransferBasis)
+			}
+			fmt.Fprintf(&b, "• %s%s, for %s: %s (%d time(s), last %s)\n", name, legal, strings.ReplaceAll(d.Purpose, "_", " "),
 				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
 		}
 		var never []string

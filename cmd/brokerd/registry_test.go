@@ -73,4 +73,26 @@ func TestLegalRegistryGatesReleases(t *testing.T) {
 	}
 	// The Indian shopper's order is not a transfer at all.
 	read("Indian shopper, basis irrelevant", orderID, 200, "")
+
+	// The disclosures show, per recipient, its role, jurisdiction and
+	// transfer basis, as the audit log recorded them.
+	_, desk := h.partner("Desk", broker.KindCompliance, "", "audit:read", "subjects:write")
+	var out struct {
+		Disclosures []map[string]any `json:"disclosures"`
+	}
+	if r := h.do("GET", "/v1/subjects/disclosures?wa_id="+de, desk, nil, &out); r.StatusCode != 200 {
+		t.Fatalf("disclosures: %d", r.StatusCode)
+	}
+	found := false
+	for _, d := range out.Disclosures {
+		if d["party"] == "retailer:"+retailID && d["purpose"] == "order_fulfilment" {
+			found = true
+			if d["role"] != "processor" || d["jurisdiction"] != "IN" || d["transfer_basis"] != "scc" {
+				t.Errorf("disclosure to the retailer: %v; want processor, IN, scc", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no disclosure to the retailer in %v", out.Disclosures)
+	}
 }
