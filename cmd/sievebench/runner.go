@@ -73,23 +73,24 @@ type runner struct {
 
 // Results are the figures of one run.
 type Results struct {
-	Machine           string    `json:"machine"`
-	At                time.Time `json:"at"`
-	Ingest            WasimLoad `json:"ingest"`
-	IngestConcurrency int       `json:"ingest_concurrency"`
-	PgbenchSingleTPS  float64   `json:"pgbench_single_row_tps"`
-	DrainPerSec       float64   `json:"processed_messages_per_s"`
-	Flow              WasimLoad `json:"flow"`
-	// MarketFlow is the order flow routed to three auto-accept stores;
-	// Flow (one retailer, no routing) is its same-run baseline.
-	MarketFlow   *WasimLoad `json:"market_flow,omitempty"`
-	PartnerReads LoadResult `json:"partner_reads"`
-	StaticReads  LoadResult `json:"static_reads"`
+	Machine           string     `json:"machine"`
+	At                time.Time  `json:"at"`
+	Ingest            WasimLoad  `json:"ingest"`
+	IngestConcurrency int        `json:"ingest_concurrency"`
+	PgbenchSingleTPS  float64    `json:"pgbench_single_row_tps"`
+	DrainPerSec       float64    `json:"processed_messages_per_s"`
+	Flow              WasimLoad  `json:"flow"`
+	PartnerReads      LoadResult `json:"partner_reads"`
+	StaticReads       LoadResult `json:"static_reads"`
 	// ReadsUnderFlood is partner reads while 64 anonymous clients guess
 	// secrets at /oauth/token; PartnerReads is its same-run baseline.
 	ReadsUnderFlood *FloodResult `json:"partner_reads_under_token_flood,omitempty"`
 	PeakRSSMB       float64      `json:"brokerd_peak_rss_mb"`
 	Micro           Micro        `json:"micro,omitempty"`
+
+	// MarketFlow is the order flow routed to three auto-accept stores;
+	// Flow (one retailer, no routing) is its same-run baseline.
+	MarketFlow *WasimLoad `json:"market_flow,omitempty"`
 }
 
 // WasimLoad is what `wasim load --json` prints.
