@@ -140,9 +140,10 @@ type Deps struct {
 	SecureCookies bool
 	// StoreName is shown in the page header.
 	StoreName string
+	Limits    Limits
+
 	// Offers lists the marketplace's recent offers (nil: none shown).
 	Offers OffersSince
-	Limits    Limits
 }
 
 // Limits are the session lifetimes and sign-in throttling.
