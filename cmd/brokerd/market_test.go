@@ -391,3 +391,49 @@ func TestAutoAcceptStoreStock(t *testing.T) {
 		t.Errorf("audit: %v", actions)
 	}
 }
+
+// TestOfferWebhook: a store with a webhook gets order.offered, signed,
+// holding the offer only: no name, phone, address, order id or
+// customer_ref.
+func TestOfferWebhook(t *testing.T) {
+	hooks := newHookServer(t)
+	h := newHarness(t, allowLoopbackHooks, func(c *config.Config) { c.Workers.OfferTTL = time.Minute })
+	id, tok := h.store("Hook Store", postgres.PartnerRegistry{Serves: serves("560001")})
+	if err := h.m.Sys.DB.SetPartnerWebhook(t.Context(), id, hooks.srv.URL+"/hook"); err != nil {
+		t.Fatal(err)
+	}
+	const wa = "919811113030"
+	orderID := h.routedCheckout(wa, house+", Indiranagar, Bengaluru 560001")
+	var got *hookCall
+	for deadline := time.Now().Add(15 * time.Second); got == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, c := range hooks.all() {
+			if c.event == "order.offered" && c.answered/100 == 2 {
+				got = &c
+				break
+			}
+		}
+	}
+	if got == nil {
+		t.Fatal("no order.offered webhook delivered")
+	}
+	var e hookEvent
+	if err := json.Unmarshal(got.body, &e); err != nil || e.Type != "order.offered" || got.signature == "" {
+		t.Fatalf("webhook %s (%v), signature %q", got.body, err, got.signature)
+	}
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"expires_at", "items", "offer_id", "postal_code", "privacy", "slot"}; !slices.Equal(keys, want) {
+		t.Errorf("offer keys %v; want %v", keys, want)
+	}
+	for _, leak := range []string{"221B", "Indiranagar", orderID, "cus_", "9198111"} {
+		if strings.Contains(string(got.body), leak) {
+			t.Errorf("order.offered holds %q: %s", leak, got.body)
+		}
+	}
+	if o, _ := h.openOffers(tok); len(o) != 1 || o[0]["offer_id"] != e.Data["offer_id"] {
+		t.Errorf("GET /v1/offers and the webhook disagree: %v vs %v", o, e.Data["offer_id"])
+	}
+}
