@@ -14,7 +14,7 @@ export BROKER_WEBHOOK_ALLOW="${BROKER_WEBHOOK_ALLOW:-127.0.0.0/8,::1/128}"  # th
 export BROKER_PAYMENT_LOOKUP="${BROKER_PAYMENT_LOOKUP:-on}"  # confirm captures with wasim's payment lookup, as with Meta's
 bin/brokerctl keys init >/dev/null
 bin/brokerctl migrate >/dev/null
-creds=$(bin/brokerctl demo seed)
+creds=$(bin/brokerctl demo seed --market)
 officer=$(bin/brokerctl officer create --name demo-officer --reset 2>/dev/null || true)
 
 wasim_pid=""

@@ -34,7 +34,7 @@ func init() {
 	register("subject export", "subject export --wa-id N", cmdSubjectExport)
 	register("subject erase", "subject erase --wa-id N [--reason request|withdrawal|objection|retention|legal_order|unlawful]", cmdSubjectErase)
 	register("report processing", "report processing [--json]", cmdReportProcessing)
-	register("demo seed", "demo seed [--credentials FILE]", cmdDemoSeed)
+	register("demo seed", "demo seed [--credentials FILE] [--market]", cmdDemoSeed)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -595,6 +595,7 @@ func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
 func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	fs := flags("demo seed")
 	credFile := fs.String("credentials", filepath.Join(".data", "demo-credentials.json"), "where to keep the demo credentials")
+	market := fs.Bool("market", false, "also seed the marketplace: three stores with service areas and their own stock (make run)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -617,7 +618,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	var have creds
 	if b, err := os.ReadFile(*credFile); err == nil && json.Unmarshal(b, &have) == nil && have.Retailer != nil {
 		if _, err := sys.DB.GetPartner(ctx, have.Retailer["client_id"]); err == nil {
-			if have.Stores == nil { // seeded before the marketplace: add its stores
+			if have.Stores == nil && *market { // seeded without the marketplace: add its stores
 				if have.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
 					return err
 				}
@@ -643,8 +644,10 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 		broker.ScopeDeliveryMessage}, ""); err != nil {
 		return err
 	}
-	if out.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
-		return err
+	if *market {
+		if out.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
+			return err
+		}
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(*credFile), 0o700); err != nil {

@@ -281,7 +281,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if r.keyDir, err = os.MkdirTemp("", "sievebench-keys"); err != nil {
 		return err
 	}
-	for _, args := range [][]string{{"keys", "init"}, {"migrate"}, {"demo", "seed", "--credentials", filepath.Join(r.keyDir, "demo.json")}} {
+	for _, args := range [][]string{{"keys", "init"}, {"migrate"}, {"demo", "seed", "--market", "--credentials", filepath.Join(r.keyDir, "demo.json")}} {
 		cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "brokerctl"), args...)
 		cmd.Env = r.env()
 		if out, err := cmd.CombinedOutput(); err != nil {
