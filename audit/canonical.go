@@ -27,6 +27,10 @@ import (
 // version and language of a consent, SPEC §10). Leaves written before they
 // existed are byte for byte what they were, so they verify unchanged.
 //
+// followed, before the closing brace, by the optional legal fields
+// ,"recipient_role":"…" ,"jurisdiction":"…" ,"transfer_basis":"…", each
+// present only when non-empty (so older leaves are unchanged).
+//
 // Because the layout is fixed, a leaf can be checked by a single left-to-right
 // scan (ScanLeaf), which is what verification does for every entry.
 const (
@@ -46,6 +50,9 @@ const (
 	keyRetain   = `,"retain_until":"`
 	keyNotice   = `,"notice_sha256":`
 	keyLang     = `,"lang":`
+	keyRole     = `,"recipient_role":`
+	keyJuris    = `,"jurisdiction":`
+	keyBasis    = `,"transfer_basis":`
 )
 
 // appendCanonical appends the encoding of the normalized entry e to dst.
@@ -95,8 +102,17 @@ func appendCanonical(dst []byte, e *Entry) ([]byte, error) {
 		dst = append(dst, keyLang...)
 		dst = appendString(dst, e.Lang)
 	}
+	for i, p := range e.legal() {
+		if *p != "" {
+			dst = append(dst, legalKeys[i]...)
+			dst = appendString(dst, *p)
+		}
+	}
 	return append(dst, '}'), nil
 }
+
+// legalKeys are the keys of the optional legal fields, in e.legal() order.
+var legalKeys = [3]string{keyRole, keyJuris, keyBasis}
 
 func appendList(dst []byte, l []string) []byte {
 	dst = append(dst, '[')
@@ -209,6 +225,9 @@ func ParseEntry(b []byte) (Entry, error) {
 		PolicyRevision: unquote(v.PolicyRevision),
 		NoticeSHA256:   unquote(v.NoticeSHA256),
 		Lang:           unquote(v.Lang),
+		RecipientRole:  unquote(v.RecipientRole),
+		Jurisdiction:   unquote(v.Jurisdiction),
+		TransferBasis:  unquote(v.TransferBasis),
 	}
 	if v.HasRetainUntil {
 		e.RetainUntil = time.UnixMicro(v.RetainUntilMicros).UTC()
@@ -247,6 +266,10 @@ type LeafView struct {
 	// Optional fields: nil when the leaf does not hold them.
 	NoticeSHA256 []byte
 	Lang         []byte
+	// The optional legal fields; nil when the leaf has none.
+	RecipientRole []byte
+	Jurisdiction  []byte
+	TransferBasis []byte
 
 	// Escaped reports whether any string field holds an escape sequence;
 	// if not, every field's raw content is its value.
@@ -386,6 +409,18 @@ func ScanLeaf(b []byte, v *LeafView) error {
 		}
 		if len(v.Lang) == 0 {
 			return s.fail("empty optional field lang")
+		}
+	}
+	v.RecipientRole, v.Jurisdiction, v.TransferBasis = nil, nil, nil
+	for i, dst := range [3]*[]byte{&v.RecipientRole, &v.Jurisdiction, &v.TransferBasis} {
+		if !s.lit(legalKeys[i]) {
+			continue
+		}
+		if *dst, err = s.str(); err != nil {
+			return err
+		}
+		if len(*dst) == 0 { // an empty optional field is omitted, never written
+			return s.fail("empty " + legalKeys[i])
 		}
 	}
 	if !s.lit("}") || s.pos != len(b) {

@@ -54,6 +54,18 @@ type Entry struct {
 	// empty): the notice version and language a consent was given under.
 	NoticeSHA256 string `json:"notice_sha256,omitempty"`
 	Lang         string `json:"lang,omitempty"`
+
+	// The recipient's legal registry entry (SPEC §5.10), on releases to a
+	// partner: optional, encoded after policy_revision only when set, so
+	// leaves written before these fields existed verify unchanged.
+	RecipientRole string `json:"recipient_role,omitempty"`
+	Jurisdiction  string `json:"jurisdiction,omitempty"`
+	TransferBasis string `json:"transfer_basis,omitempty"`
+}
+
+// legal returns pointers to the optional legal fields, in canonical order.
+func (e *Entry) legal() [3]*string {
+	return [3]*string{&e.RecipientRole, &e.Jurisdiction, &e.TransferBasis}
 }
 
 // Normalize puts e in canonical form: UTC time truncated to microseconds
@@ -72,6 +84,9 @@ func (e *Entry) Normalize() {
 		e.Withheld = []string{}
 	}
 	for _, p := range e.strings() {
+		*p = validUTF8(*p)
+	}
+	for _, p := range e.legal() {
 		*p = validUTF8(*p)
 	}
 	for i := range e.Released {
@@ -165,6 +180,11 @@ func (e Entry) ValidLeaf() ([]byte, error) {
 		}
 		if i < len(KeyNames) && strings.IndexByte(*p, KeySeparator) >= 0 {
 			return nil, fmt.Errorf("%w: %s holds the unit separator (0x1f)", ErrInvalidEntry, names[i])
+		}
+	}
+	for _, p := range e.legal() {
+		if len(*p) > MaxFieldSize || strings.IndexByte(*p, 0) >= 0 {
+			return nil, fmt.Errorf("%w: a legal registry field is longer than %d bytes or holds a NUL byte", ErrInvalidEntry, MaxFieldSize)
 		}
 	}
 	if len(e.Released)+len(e.Withheld) > MaxFields {

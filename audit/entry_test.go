@@ -40,7 +40,12 @@ func TestCanonicalMatchesEncodingJSON(t *testing.T) {
 		Withheld:   nil,
 		Outcome:    audit.OutcomePartial,
 	}
-	for name, e := range map[string]audit.Entry{"sample": sampleEntry(42), "tricky": tricky, "zero": {}} {
+	legal := sampleEntry(7)
+	legal.RecipientRole, legal.Jurisdiction, legal.TransferBasis = "processor", "IN", "scc"
+	partial := sampleEntry(8)
+	partial.Jurisdiction = "DE"
+	for name, e := range map[string]audit.Entry{"sample": sampleEntry(42), "tricky": tricky, "zero": {},
+		"legal": legal, "partial legal": partial} {
 		t.Run(name, func(t *testing.T) {
 			got, err := e.Canonical()
 			if err != nil {
@@ -228,5 +233,39 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v does not wrap ErrInvalidEntry", err)
 			}
 		})
+	}
+}
+
+// TestLegalFieldsAreOptional: the recipient's legal fields are encoded only
+// when set, so a leaf written before they existed is byte for byte what it
+// was; an empty one written out, or one out of order, is not canonical.
+func TestLegalFieldsAreOptional(t *testing.T) {
+	e := sampleEntry(3)
+	old, err := e.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(old, []byte("recipient_role")) || !bytes.HasSuffix(old, []byte(`"policy_revision":"`+e.PolicyRevision+`"}`)) {
+		t.Fatalf("a leaf without legal fields changed: %s", old)
+	}
+	e.RecipientRole, e.Jurisdiction, e.TransferBasis = "controller", "IN", "none"
+	leaf, err := e.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := audit.ParseEntry(leaf)
+	if err != nil || back.RecipientRole != "controller" || back.Jurisdiction != "IN" || back.TransferBasis != "none" {
+		t.Fatalf("ParseEntry = %+v, %v", back, err)
+	}
+	body := string(old[:len(old)-1])
+	for _, bad := range []string{
+		body + `,"recipient_role":""}`,
+		body + `,"jurisdiction":"IN","recipient_role":"controller"}`,
+		body + `,"transfer_basis":"scc","transfer_basis":"scc"}`,
+		body + `,"jurisdiction":"IN"` + `,"other":"x"}`,
+	} {
+		if _, err := audit.ParseEntry([]byte(bad)); !errors.Is(err, audit.ErrNotCanonical) {
+			t.Errorf("ParseEntry(%s) = %v; want ErrNotCanonical", bad[len(body):], err)
+		}
 	}
 }

@@ -94,6 +94,35 @@ type Party struct {
 	ID     string    // partner client id, officer id, or "chat" for the shopper side
 	Kind   PartyKind // see the Kind constants
 	Scopes []Scope   // granted (for tokens: the token's) scopes, sorted
+	// Legal is the recipient's legal registry entry, as the policy and the
+	// audit log see it; zero for parties that are not outside recipients.
+	Legal PartyLegal
+}
+
+// Legal roles of a recipient (GDPR Art. 4(7), 4(8), 26).
+const (
+	RoleProcessor       = "processor"
+	RoleController      = "controller"
+	RoleJointController = "joint_controller"
+)
+
+// Roles are the legal roles a partner may be registered with.
+var Roles = []string{RoleProcessor, RoleController, RoleJointController}
+
+// TransferBases are the transfer bases a partner may be registered with
+// (GDPR Ch. V: adequacy Art. 45, SCC Art. 46(2)(c), BCR Art. 47, consent
+// Art. 49(1)(a); none).
+var TransferBases = []string{"adequacy", "scc", "bcr", "consent", "none"}
+
+// PartyLegal is a recipient's legal registry entry, flattened for policy:
+// role, agreement reference and expiry date (YYYY-MM-DD), jurisdiction
+// (ISO 3166-1 alpha-2) and transfer basis.
+type PartyLegal struct {
+	Role             string
+	Agreement        string
+	AgreementExpires string
+	Jurisdiction     string
+	TransferBasis    string
 }
 
 // HasScope reports whether the party holds scope s.

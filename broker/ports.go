@@ -51,6 +51,39 @@ type Partner struct {
 	// issued before it (set on disable and on a secret rotation that
 	// revokes tokens).
 	NotBefore time.Time
+	// Legal is the partner's legal registry entry (SPEC §2, §5.10); Role
+	// "" is a legacy partner registered before the registry, treated as
+	// a controller, and Jurisdiction "" is the store's own.
+	Legal PartyLegal
+	// Area is a retailer's service area (SPEC §9); zero for none.
+	Area ServiceArea
+}
+
+// ServiceArea is where a store delivers, and how it takes offers.
+type ServiceArea struct {
+	Serves       []string // postal codes
+	Lat, Lon     float64  // the store's location, when HasLocation
+	HasLocation  bool
+	RadiusKm     float64 // 0 for none; needs the location
+	SelfDelivery bool    // delivers itself: gets the exact address at acceptance
+	AutoAccept   bool    // accepts an offer at once when its stock covers the cart
+}
+
+// Declared reports whether the store declares a service area at all.
+func (a ServiceArea) Declared() bool { return len(a.Serves) > 0 || (a.HasLocation && a.RadiusKm > 0) }
+
+// PartyOf is the party a partner acts as: its id, kind, scopes and legal
+// registry entry, where a Role "" (legacy) is shown to policy and audit as
+// a controller and a Jurisdiction "" as home, the store's jurisdiction.
+func PartyOf(p Partner, scopes []Scope, home string) Party {
+	l := p.Legal
+	if l.Role == "" {
+		l.Role = RoleController
+	}
+	if l.Jurisdiction == "" {
+		l.Jurisdiction = home
+	}
+	return Party{ID: p.ID, Kind: p.Kind, Scopes: scopes, Legal: l}
 }
 
 // PartnerStore is the partner registry.

@@ -48,6 +48,14 @@ type Request struct {
 	// Restricted: the subject paused processing (GDPR Art. 18, SPEC
 	// §5.11); the policy then denies every purpose but legal_obligation.
 	Restricted bool
+	// Jurisdiction is the shopper's jurisdiction (ISO 3166-1 alpha-2, from
+	// the phone's country code, else the store's); "" when no shopper is
+	// concerned. A release to a recipient elsewhere needs a transfer basis.
+	Jurisdiction string
+	// Today is the date (YYYY-MM-DD, UTC) agreements are checked against;
+	// the Releaser fills it when empty. It is an input, not a clock read in
+	// policy, so a decision stays a pure function of its input.
+	Today string
 }
 
 // Withheld is a field the release did not include, with the reason.
@@ -93,12 +101,29 @@ type PolicyInput struct {
 
 	// Restricted: the subject paused processing (GDPR Art. 18).
 	Restricted bool `json:"restricted"`
+	// Subject is what the policy knows of the shopper beyond consent.
+	Subject PolicySubject `json:"subject"`
+	// Today is the date agreements are checked against (YYYY-MM-DD).
+	Today string `json:"today"`
 }
 
 // PolicyParty is the party as the policy sees it.
 type PolicyParty struct {
 	ID   string    `json:"id"`
 	Kind PartyKind `json:"kind"`
+	// The partner's legal registry entry (SPEC §2, §5.10); empty for the
+	// shopper's chat, officers and the system, which are not recipients
+	// outside the broker.
+	Role             string `json:"role"`
+	Agreement        string `json:"agreement"`
+	AgreementExpires string `json:"agreement_expires"`
+	Jurisdiction     string `json:"jurisdiction"`
+	TransferBasis    string `json:"transfer_basis"`
+}
+
+// PolicySubject is the shopper as the policy sees it: where they are.
+type PolicySubject struct {
+	Jurisdiction string `json:"jurisdiction"`
 }
 
 // FieldRule is the policy's verdict on one field.
@@ -243,6 +268,9 @@ func (r *Releaser) Entry(req Request, d Decision) audit.Entry {
 		Reason:         d.Reason,
 		PolicyRevision: d.PolicyRevision,
 		RetainUntil:    d.RetainUntil,
+		RecipientRole:  req.Party.Legal.Role,
+		Jurisdiction:   req.Party.Legal.Jurisdiction,
+		TransferBasis:  req.Party.Legal.TransferBasis,
 	}
 }
 
@@ -258,6 +286,9 @@ func (r *Releaser) Decide(ctx context.Context, req Request) Decision {
 		if reason := (*g)(req.Party); reason != "" {
 			return denyAll(d, req.Fields, reason)
 		}
+	}
+	if req.Today == "" {
+		req.Today = d.Time.Format(time.DateOnly)
 	}
 	p, err := r.plan(ctx, req)
 	if err != nil {
@@ -329,12 +360,16 @@ func (r *Releaser) plan(ctx context.Context, req Request) (*plan, error) {
 	in := PolicyInput{
 		Restricted: req.Restricted,
 
-		Party:   PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind},
+		Party: PolicyParty{ID: req.Party.ID, Kind: req.Party.Kind, Role: req.Party.Legal.Role,
+			Agreement: req.Party.Legal.Agreement, AgreementExpires: req.Party.Legal.AgreementExpires,
+			Jurisdiction: req.Party.Legal.Jurisdiction, TransferBasis: req.Party.Legal.TransferBasis},
 		Purpose: req.Purpose,
 		Scopes:  nonNil(req.Party.Scopes),
 		Consent: req.Consent,
 		State:   req.State,
 		Fields:  nonNil(req.Fields),
+		Subject: PolicySubject{Jurisdiction: req.Jurisdiction},
+		Today:   req.Today,
 	}
 	pd, err := r.policy.Evaluate(ctx, in)
 	if err != nil {
@@ -402,6 +437,11 @@ func planKey(req Request, rev string) string {
 	b.WriteByte(req.Consent.key())
 	if req.Restricted {
 		b.WriteByte('R')
+	}
+	for _, s := range [...]string{req.Party.Legal.Role, req.Party.Legal.Agreement, req.Party.Legal.AgreementExpires,
+		req.Party.Legal.Jurisdiction, req.Party.Legal.TransferBasis, req.Jurisdiction, req.Today} {
+		b.WriteByte(3)
+		b.WriteString(s)
 	}
 	for _, s := range req.Party.Scopes {
 		b.WriteByte(1)

@@ -22,6 +22,7 @@ const (
 	StateAddress      = "address"       // location requested
 	StateSlot         = "slot"          // delivery slots offered
 	StatePayment      = "payment"       // order_details sent, waiting for payment
+	StateRouting      = "routing"       // order offered to stores, waiting for one to take it (SPEC §9)
 	StateEraseConfirm = "erase_confirm" // "delete my data" asked, waiting for confirmation
 )
 
@@ -246,7 +247,7 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 			return c.cart(ctx, s, in.Lines, act)
 		case in.ReplyID == IDCartConfirm:
 			s.State = StateAddress
-			return []Reply{addressReply()}, nil
+			return []Reply{addressAsk(ctx, act)}, nil
 		case in.ReplyID == IDCartEdit:
 			s.State, s.Cart = StateBrowsing, nil
 			return c.catalog(ctx, act, "Send a new cart from the catalog.")
@@ -288,6 +289,8 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 			return c.cart(ctx, s, in.Lines, act)
 		}
 		return []Reply{c.slotReply()}, nil
+	case StateRouting:
+		return c.routingWait(ctx, s, act)
 	case StatePayment:
 		if in.Kind == InOrder {
 			return []Reply{{Kind: ReplyText, Body: "You have an order waiting for payment. Pay for it, or say \"cancel\" first."}}, nil
@@ -601,6 +604,9 @@ func (c *Conversation) checkout(ctx context.Context, sh *Shopper, s *Session, in
 		}
 		return nil, err
 	}
+	if replies, done, err := c.route(ctx, s, o, slotID, label, act); done || err != nil {
+		return replies, err
+	}
 	s.State, s.SlotID, s.SlotLabel, s.OrderID = StatePayment, slotID, label, o.ID
 	return []Reply{{Kind: ReplyOrderDetails, Header: "Your order", Body: fmt.Sprintf("Order %s, delivery %s. "+
 		"Tap \"Review and pay\" to pay %s with UPI.", o.ID, label, broker.INR(total)),
@@ -681,7 +687,7 @@ func (c *Conversation) cancel(ctx context.Context, s *Session, act Actions) ([]R
 		if err != nil && !broker.IsNotFound(err) {
 			return nil, err
 		}
-		if err == nil && o.Status == StatusPendingPayment {
+		if err == nil && (o.Status == StatusPendingPayment || o.Status == StatusRouting) {
 			if err := act.CancelOrder(ctx, o, "cancelled by the shopper"); err != nil {
 				return nil, err
 			}

@@ -135,7 +135,7 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 		if orders == 0 {
 			return nil
 		}
-		address := ReceivedAny(AddressFields)
+		address := ReceivedAny(CorrectedAddressFields)
 		told, err = s.Notices.Notify(ctx, subject, NoticeCorrected, func(r Recipient) bool {
 			return address(r) && slices.ContainsFunc(r.Orders, func(o string) bool { return slices.Contains(ids, o) })
 		}, nil)

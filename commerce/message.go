@@ -52,6 +52,9 @@ type Location struct {
 	Long    float64 `json:"long,omitempty"`
 	Name    string  `json:"name,omitempty"`
 	Address string  `json:"address,omitempty"`
+	// Structured is the address as the India address_message form gave
+	// it, field by field; nil for a pin or typed text.
+	Structured *StructuredAddress `json:"structured,omitempty"`
 }
 
 // Payment is a payment status for an order_details message.
@@ -77,6 +80,7 @@ const (
 	ReplyProductList     ReplyKind = "product_list"     // interactive product_list
 	ReplyCatalog         ReplyKind = "catalog"          // interactive catalog_message
 	ReplyLocationRequest ReplyKind = "location_request" // interactive location_request_message
+	ReplyAddressRequest  ReplyKind = "address_request"  // interactive address_message (India)
 	ReplyOrderDetails    ReplyKind = "order_details"    // interactive order_details
 	ReplyOrderStatus     ReplyKind = "order_status"     // interactive order_status
 	ReplyDocument        ReplyKind = "document"         // an uploaded file (media upload, then document)

@@ -246,9 +246,10 @@ func (n *Notices) NotifyRestricted(ctx context.Context, subject string) (int, er
 	return n.Notify(ctx, subject, NoticeRestricted, nil, nil)
 }
 
-// AddressFields are the fields that carry a shopper's address: the
-// recipients of any of them get subject.corrected when it is corrected.
-var AddressFields = []string{"delivery.address", "delivery.postal_code", "delivery.location"}
+// CorrectedAddressFields are the fields that carry a shopper's address,
+// whole or structured (AddressFields): the recipients of any of them get
+// subject.corrected when it is corrected.
+var CorrectedAddressFields = append([]string{"delivery.address", "delivery.postal_code", "delivery.location"}, AddressFields...)
 
 // ReceivedAny returns a Recipient filter: the partners that received at
 // least one of fields.

@@ -154,6 +154,7 @@ func (o *Order) Record() broker.Record {
 		"payment.status":       o.PaymentStatus,
 		"payment.reference_id": o.ReferenceID,
 	}
+	addressRecord(rec, o.structured())
 	if o.Address.Lat != 0 || o.Address.Long != 0 {
 		rec["delivery.location"] = map[string]float64{"latitude": o.Address.Lat, "longitude": o.Address.Long}
 	}

@@ -115,7 +115,8 @@ func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
 	row, subj, err := s.Store.GetOrderWithSubject(ctx, id)
-	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment)) {
+	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment ||
+		row.Status == StatusRouting || row.Status == StatusUnserved)) {
 		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
 	if err != nil {
@@ -161,8 +162,8 @@ func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 		return RetailerView{}, broker.Decision{}, s.settle(ctx, err)
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
-		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted,
-		Fields: OrderFields, Record: row.Record()})
+		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj),
+		Fields: OrderFieldsFor(p), Record: row.Record()})
 	if err != nil {
 		return RetailerView{}, broker.Decision{}, err
 	}
@@ -199,8 +200,8 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 				continue
 			}
 			d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
-				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted,
-				Fields: OrderFields, Record: row.Record()})
+				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj),
+				Fields: OrderFieldsFor(p), Record: row.Record()})
 			if err != nil {
 				return err
 			}
@@ -502,7 +503,7 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 			return s.notFound(p, purpose, "subject", RefusedNoDeliveryOrder)
 		}
 		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
-			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Restricted: subj.Restricted, Fields: fields, Record: rec})
+			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj), Fields: fields, Record: rec})
 		return err
 	})
 	return d, s.settle(ctx, err)

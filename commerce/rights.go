@@ -230,6 +230,12 @@ type Disclosure struct {
 	// shopper (erasure, withdrawal, correction): notified at, acknowledged
 	// at (SPEC §4, §5.12).
 	Notices []RecipientStatus `json:"notices,omitempty"`
+	// The recipient's legal registry entry as the audit log recorded it
+	// at the last disclosure (SPEC §4, §5.10); empty for disclosures made
+	// before the registry existed.
+	Role          string `json:"role,omitempty"`
+	Jurisdiction  string `json:"jurisdiction,omitempty"`
+	TransferBasis string `json:"transfer_basis,omitempty"`
 }
 
 // Disclosures lists every party the shopper's data went to, for what
@@ -258,6 +264,9 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 		d.Last, d.Decision = e.Time, e.DecisionID
 		if leaf, err := e.Canonical(); err == nil {
 			d.Receipt = audit.ShortReceipt(e.Index, audit.LeafHash(leaf))
+		}
+		if e.RecipientRole != "" || e.Jurisdiction != "" {
+			d.Role, d.Jurisdiction, d.TransferBasis = e.RecipientRole, e.Jurisdiction, e.TransferBasis
 		}
 		for _, f := range e.Released {
 			if !containsStr(d.Fields, f) {
@@ -441,7 +450,12 @@ func (r *Rights) Summary(ctx context.Context, subject string) (string, error) {
 			if name == "" {
 				name = d.Party
 			}
-			fmt.Fprintf(&b, "• %s, for %s: %s (%d time(s), last %s)\n", name, strings.ReplaceAll(d.Purpose, "_", " "),
+			legal := ""
+			if d.Role != "" {
+				legal = fmt.Sprintf(" [%s in %s, transfer basis %s]", strings.ReplaceAll(d.Role, "_", " "), d.Jurisdiction,
+					d.TransferBasis)
+			}
+			fmt.Fprintf(&b, "• %s%s, for %s: %s (%d time(s), last %s)\n", name, legal, strings.ReplaceAll(d.Purpose, "_", " "),
 				strings.Join(d.Fields, ", "), d.Count, d.Last.Format("2 Jan 2006"))
 			if d.Receipt != "" {
 				fmt.Fprintf(&b, "  receipt %s\n", d.Receipt)

@@ -98,6 +98,9 @@ type Service struct {
 	// Exporter releases a shopper's own data to them as a JSON document
 	// ("export my data", Rights.ShopperExport).
 	Exporter func(ctx context.Context, subject string) ([]byte, error)
+	// OfferTTL is how long a candidate store has to take an offer
+	// (BROKER_OFFER_TTL); 0 means DefaultOfferTTL.
+	OfferTTL time.Duration
 
 	wakeWorker chan struct{}
 	wakeSender chan struct{}
@@ -941,7 +944,14 @@ func (a *actions) Erase(ctx context.Context) error {
 // placeOrder marks a paid order placed, assigns its retailer and, when the
 // retailer takes webhooks, releases the order to it through the pipeline.
 func (s *Service) placeOrder(ctx context.Context, o *Order) error {
-	retailer, err := s.Partners.RetailerForStore(ctx, o.Store)
+	var retailer broker.Partner
+	var err error
+	if o.RetailerID != "" {
+		// Routed (SPEC §9): the store that accepted the offer.
+		retailer, err = s.Partners.GetPartner(ctx, o.RetailerID)
+	} else {
+		retailer, err = s.Partners.RetailerForStore(ctx, o.Store)
+	}
 	if err != nil && !broker.IsNotFound(err) {
 		return err
 	}
@@ -968,7 +978,7 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 
 // PartnerParty is the party a partner acts as.
 func PartnerParty(p broker.Partner) broker.Party {
-	return broker.Party{ID: p.ID, Kind: p.Kind, Scopes: p.Scopes}
+	return broker.PartyOf(p, p.Scopes, StoreJurisdiction)
 }
 
 // pushOrder releases the order view to a partner's webhook, if it has one.
@@ -980,13 +990,13 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	if err != nil {
 		return err
 	}
-	fields := OrderFields
+	fields := OrderFieldsFor(p)
 	if event == "order.cancelled" {
 		fields = []string{"order.id", "order.status", "customer.ref"}
 	}
 	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 		Action: "webhook " + event, Subject: o.Subject, Resource: "order:" + o.ID, State: o.Status,
-		Consent: row.Consent, Restricted: row.Restricted, Fields: fields, Record: o.Record()})
+		Consent: row.Consent, Restricted: row.Restricted, Jurisdiction: ShopperJurisdiction(row), Fields: fields, Record: o.Record()})
 	if err != nil {
 		return err
 	}
@@ -1037,7 +1047,14 @@ func (s *Service) cancelOrder(ctx context.Context, o *Order, by broker.Party, re
 		return err
 	}
 	s.inc("sieve_orders_total", "cancelled")
-	if prev == StatusPendingPayment || o.RetailerID == "" || by.ID == o.RetailerID {
+	if prev == StatusRouting {
+		if m, ok := s.market(); ok {
+			if err := m.WithdrawOffers(ctx, o.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if prev == StatusPendingPayment || prev == StatusRouting || o.RetailerID == "" || by.ID == o.RetailerID {
 		return nil
 	}
 	p, err := s.Partners.GetPartner(ctx, o.RetailerID)

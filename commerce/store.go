@@ -36,6 +36,10 @@ type SubjectRow struct {
 	// Restricted: the shopper paused processing ("pause my data", GDPR
 	// Art. 18); only legal_obligation releases pass.
 	Restricted bool
+	// Jurisdiction is the shopper's country from the phone's calling code
+	// (ISO 3166-1 alpha-2); "" when unknown (ShopperJurisdiction applies
+	// the store's).
+	Jurisdiction string
 }
 
 // IdentifierIndex is the blind index of one of a shopper's identifiers.

@@ -23,6 +23,12 @@ type RetailerView struct {
 // ViewDelivery is the delivery block of a view.
 type ViewDelivery struct {
 	Address    string             `json:"address,omitempty"`
+	House      string             `json:"house,omitempty"`
+	Building   string             `json:"building,omitempty"`
+	Landmark   string             `json:"landmark,omitempty"`
+	Locality   string             `json:"locality,omitempty"`
+	City       string             `json:"city,omitempty"`
+	State      string             `json:"state,omitempty"`
 	PostalCode string             `json:"postal_code,omitempty"`
 	Slot       string             `json:"slot,omitempty"`
 	Location   map[string]float64 `json:"location,omitempty"`
@@ -79,13 +85,21 @@ func NewRetailerView(orderID string, d broker.Decision) RetailerView {
 	if s, ok := r["delivery.postal_code"].(string); ok {
 		d2.PostalCode = s
 	}
+	for f, dst := range map[string]*string{"delivery.house": &d2.House, "delivery.building": &d2.Building,
+		"delivery.landmark": &d2.Landmark, "delivery.locality": &d2.Locality, "delivery.city": &d2.City,
+		"delivery.state": &d2.State} {
+		if s, ok := r[f].(string); ok {
+			*dst = s
+		}
+	}
 	if s, ok := r["delivery.slot"].(string); ok {
 		d2.Slot = s
 	}
 	if l, ok := r["delivery.location"].(map[string]float64); ok {
 		d2.Location = l
 	}
-	if d2.Address != "" || d2.PostalCode != "" || d2.Slot != "" || d2.Location != nil {
+	if d2.Address != "" || d2.PostalCode != "" || d2.Slot != "" || d2.Location != nil || d2.House != "" ||
+		d2.Building != "" || d2.Landmark != "" || d2.Locality != "" || d2.City != "" || d2.State != "" {
 		v.Delivery = &d2
 	}
 	var p ViewPayment

@@ -43,6 +43,43 @@ type Data struct {
 	// Commencement is the date (YYYY-MM-DD) from which the Third Schedule
 	// periods count, at the earliest: 2025-11-13.
 	Commencement string `json:"commencement,omitempty"`
+	// Transfers are the cross-border transfer rules (SPEC §5.10).
+	Transfers Transfers `json:"transfers"`
+}
+
+// Transfers lists the countries (ISO 3166-1 alpha-2) the transfer rules
+// name. A release to a recipient outside the shopper's jurisdiction is
+// allowed for an EEA shopper only to the EEA, an adequacy country or under
+// SCC/BCR (GDPR Ch. V), and for an Indian shopper never to a country the
+// government restricted under DPDP §16.
+type Transfers struct {
+	// EEA is the European Economic Area.
+	EEA []string `json:"eea"`
+	// Adequacy are the countries with an EU adequacy decision (Art. 45).
+	Adequacy []string `json:"adequacy"`
+	// DPDPRestricted are the countries notified under DPDP §16(1);
+	// empty until the government names one.
+	DPDPRestricted []string `json:"dpdp_restricted"`
+}
+
+// TransferAllowed reports, as the policy decides it, whether data of a
+// shopper in subject may go to a recipient in recipient under basis, and
+// the denial reason code when not. Reports (the Art. 30 record) use it to
+// describe the transfers in force; releases are decided by Rego.
+func (d Data) TransferAllowed(subject, recipient, basis string) (bool, string) {
+	switch {
+	case subject == "" || recipient == "" || subject == recipient:
+		return true, ""
+	case slices.Contains(d.Transfers.EEA, subject):
+		if slices.Contains(d.Transfers.EEA, recipient) || slices.Contains(d.Transfers.Adequacy, recipient) ||
+			basis == "scc" || basis == "bcr" {
+			return true, ""
+		}
+		return false, "no_transfer_basis"
+	case subject == "IN" && slices.Contains(d.Transfers.DPDPRestricted, recipient):
+		return false, "restricted_country"
+	}
+	return true, ""
 }
 
 // Retention classes.
@@ -177,7 +214,9 @@ func (d Data) Clone() Data {
 		Transforms:   maps.Clone(d.Transforms),
 		Fields:       maps.Clone(d.Fields),
 		Retention:    maps.Clone(d.Retention),
-		Purposes:     make(map[broker.Purpose]Purpose, len(d.Purposes)),
+		Transfers: Transfers{EEA: slices.Clone(d.Transfers.EEA), Adequacy: slices.Clone(d.Transfers.Adequacy),
+			DPDPRestricted: slices.Clone(d.Transfers.DPDPRestricted)},
+		Purposes: make(map[broker.Purpose]Purpose, len(d.Purposes)),
 	}
 	for name, p := range d.Purposes {
 		p.Consent = slices.Clone(p.Consent)
@@ -217,6 +256,7 @@ var (
 	allTransforms       = append(slices.Clone(releasing), broker.TransformDrop)
 	partySides          = []string{"retail", "messaging", "broker", "oversight"}
 	knownPartyKinds     = append(slices.Clone(broker.PartnerKinds), broker.KindShopper, broker.KindOfficer, broker.KindSystem)
+	countryPattern      = jurisdictionPattern
 )
 
 // Validate reports every problem of the data at once, so that a broken
@@ -299,6 +339,17 @@ func (d Data) Validate() error {
 	if d.Commencement != "" {
 		if t, err := time.Parse(time.DateOnly, d.Commencement); err != nil || t.Before(CommencementFloor) {
 			bad("commencement %q must be a date (YYYY-MM-DD) no earlier than %s", d.Commencement, CommencementFloor.Format(time.DateOnly))
+		}
+	}
+	if len(d.Transfers.EEA) == 0 {
+		bad("transfers.eea is empty (the EEA transfer rule would treat every country as a third country)")
+	}
+	for list, cs := range map[string][]string{"eea": d.Transfers.EEA, "adequacy": d.Transfers.Adequacy,
+		"dpdp_restricted": d.Transfers.DPDPRestricted} {
+		for _, c := range cs {
+			if !countryPattern.MatchString(c) {
+				bad("transfers.%s: %q is not an ISO 3166-1 alpha-2 code", list, c)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -226,6 +226,13 @@ var (
 	keyAllow     = ast.StringTerm("allow")
 	keyReason    = ast.StringTerm("reason")
 	keyTransform = ast.StringTerm("transform")
+	keyRole      = ast.StringTerm("role")
+	keyAgreement = ast.StringTerm("agreement")
+	keyExpires   = ast.StringTerm("agreement_expires")
+	keyJuris     = ast.StringTerm("jurisdiction")
+	keyBasis     = ast.StringTerm("transfer_basis")
+	keySubject   = ast.StringTerm("subject")
+	keyToday     = ast.StringTerm("today")
 )
 
 // inputValue builds the input document as an AST value directly, the same
@@ -236,6 +243,11 @@ func inputValue(in broker.PolicyInput) ast.Value {
 		ast.Item(keyParty, ast.ObjectTerm(
 			ast.Item(keyID, ast.StringTerm(in.Party.ID)),
 			ast.Item(keyKind, ast.StringTerm(string(in.Party.Kind))),
+			ast.Item(keyRole, ast.StringTerm(in.Party.Role)),
+			ast.Item(keyAgreement, ast.StringTerm(in.Party.Agreement)),
+			ast.Item(keyExpires, ast.StringTerm(in.Party.AgreementExpires)),
+			ast.Item(keyJuris, ast.StringTerm(in.Party.Jurisdiction)),
+			ast.Item(keyBasis, ast.StringTerm(in.Party.TransferBasis)),
 		)),
 		ast.Item(keyPurpose, ast.StringTerm(string(in.Purpose))),
 		ast.Item(keyScopes, stringsTerm(in.Scopes)),
@@ -248,6 +260,8 @@ func inputValue(in broker.PolicyInput) ast.Value {
 		ast.Item(keyRestricted, ast.BooleanTerm(in.Restricted)),
 		ast.Item(keyState, ast.StringTerm(in.State)),
 		ast.Item(keyFields, stringsTerm(in.Fields)),
+		ast.Item(keySubject, ast.ObjectTerm(ast.Item(keyJuris, ast.StringTerm(in.Subject.Jurisdiction)))),
+		ast.Item(keyToday, ast.StringTerm(in.Today)),
 	)
 }
 

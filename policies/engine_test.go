@@ -124,9 +124,12 @@ func TestDecisionTable(t *testing.T) {
 func TestInputValueIsTheJSONDocument(t *testing.T) {
 	for name, in := range map[string]broker.PolicyInput{
 		"full": {
-			Party: broker.PolicyParty{ID: "ret_1", Kind: broker.KindRetailer}, Purpose: broker.PurposeOrderFulfilment,
-			Scopes: []string{"orders:read"}, Consent: broker.Consent{Notice: true, Analytics: true},
+			Party: broker.PolicyParty{ID: "ret_1", Kind: broker.KindRetailer, Role: "processor", Agreement: "DPA-1",
+				AgreementExpires: "2027-01-31", Jurisdiction: "IN", TransferBasis: "scc"},
+			Purpose: broker.PurposeOrderFulfilment,
+			Scopes:  []string{"orders:read"}, Consent: broker.Consent{Notice: true, Analytics: true},
 			State: "placed", Fields: []string{"order.id", "customer.ref"},
+			Subject: broker.PolicySubject{Jurisdiction: "DE"}, Today: "2026-12-04",
 		},
 		"empty lists": {Scopes: []string{}, Fields: []string{}},
 	} {
@@ -176,7 +179,8 @@ func TestData(t *testing.T) {
 		t.Errorf("purposes = %v; want the broker's %v", got, broker.Purposes)
 	}
 	order := []string{"chat", "customer.phone", "customer.profile_name", "customer.ref", "delivery.address",
-		"delivery.location", "delivery.postal_code", "delivery.slot", "items", "order.created_at", "order.id",
+		"delivery.building", "delivery.city", "delivery.house", "delivery.landmark", "delivery.locality",
+		"delivery.location", "delivery.postal_code", "delivery.slot", "delivery.state", "items", "order.created_at", "order.id",
 		"order.status", "payment.reference_id", "payment.status", "total"}
 	if got := d.FieldsOf("order"); !slices.Equal(got, order) {
 		t.Errorf("order fields = %v\nwant %v", got, order)

@@ -14,7 +14,7 @@ export BROKER_WEBHOOK_ALLOW="${BROKER_WEBHOOK_ALLOW:-127.0.0.0/8,::1/128}"  # th
 export BROKER_PAYMENT_LOOKUP="${BROKER_PAYMENT_LOOKUP:-on}"  # confirm captures with wasim's payment lookup, as with Meta's
 bin/brokerctl keys init >/dev/null
 bin/brokerctl migrate >/dev/null
-creds=$(bin/brokerctl demo seed)
+creds=$(bin/brokerctl demo seed --market)
 officer=$(bin/brokerctl officer create --name demo-officer --reset 2>/dev/null || true)
 
 # SIEVE_RUN_WITNESS=1: a real witness (litewitness) cosigns the checkpoints.
@@ -47,6 +47,14 @@ $(echo "$creds" | sed 's/^/    /')
   Chat as a shopper, in another terminal:
     go run ./cmd/wasim chat          (type "Hi"; answer buttons by number)
     go run ./cmd/wasim shop          (a scripted purchase, with transcript)
+
+  The marketplace (SPEC §9): three demo stores serve different Bengaluru PIN codes
+  (MG Road Kirana 560001/560025, Indiranagar Stores 560038/560008, both auto-accept;
+  Koramangala Mart 560034/560095 takes offers by hand: GET /v1/offers, then
+  POST /v1/offers/ID/accept). Pick the area with --pincode:
+    go run ./cmd/wasim shop --pincode 560038
+  Stores see an offer (items, slot, PIN code) before the order; only the one that
+  accepts gets it, with the locality and landmark, never the house number.
 
   Then, as the retailer:
     TOKEN=\$(curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://$addr/oauth/token | jq -r .access_token)

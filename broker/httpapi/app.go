@@ -263,6 +263,7 @@ func (s *Server) routes() {
 		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)
 		v1.Get("/events", s.partner(""), s.listEvents)
 		v1.Post("/acks", s.partner(""), s.postAck)
+		s.offerRoutes(v1)
 	}
 	s.complianceRoutes()
 	s.consentRoutes()

@@ -16,12 +16,12 @@ import (
 
 const subjectCols = `id, sealed_identity, consent_notice, consent_marketing, consent_analytics,
 	coalesce(last_inbound_at, 'epoch'), last_interaction_at, created_at, erased_at IS NOT NULL,
-	consent_child, lang, notice_sha256, restricted_at IS NOT NULL`
+	consent_child, lang, notice_sha256, restricted_at IS NOT NULL, coalesce(jurisdiction, '')`
 
 func scanSubject(row pgx.Row) (commerce.SubjectRow, error) {
 	var s commerce.SubjectRow
 	err := row.Scan(&s.ID, &s.SealedIdentity, &s.Consent.Notice, &s.Consent.Marketing, &s.Consent.Analytics,
-		&s.LastInbound, &s.LastInteraction, &s.CreatedAt, &s.Erased, &s.Consent.Child, &s.Lang, &s.NoticeSHA, &s.Restricted)
+		&s.LastInbound, &s.LastInteraction, &s.CreatedAt, &s.Erased, &s.Consent.Child, &s.Lang, &s.NoticeSHA, &s.Restricted, &s.Jurisdiction)
 	return s, Translate(err)
 }
 
@@ -544,11 +544,11 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
 		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
 		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
-		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false)
+		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false), coalesce(s.jurisdiction, '')
 		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
-		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child, &sub.Restricted)
+		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child, &sub.Restricted, &sub.Jurisdiction)
 	if err != nil {
 		return o, sub, Translate(err)
 	}

@@ -15,7 +15,9 @@ var _ broker.PartnerStore = (*DB)(nil)
 
 // partnerCols is the column list every partner query reads, in the order
 // scanPartner expects.
-const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, created_at, secret_hash, sealed_secret, not_before`
+const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, created_at, secret_hash, sealed_secret, not_before,
+	role, agreement_ref, to_char(agreement_expires, 'YYYY-MM-DD'), jurisdiction, transfer_basis,
+	serves, lat, lon, radius_km, self_delivery, auto_accept`
 
 const (
 	sqlInsertPartner = `INSERT INTO partners (id, name, kind, scopes, store, webhook_url, disabled,
@@ -137,10 +139,22 @@ func scanPartner(row pgx.Row) (broker.Partner, error) {
 	var kind string
 	var store, webhook *string
 	var notBefore *time.Time
+	var role, agreement, expires, juris, basis *string
+	var lat, lon, radius *float64
 	err := row.Scan(&p.ID, &p.Name, &kind, &p.Scopes, &store, &webhook, &p.Disabled, &p.CreatedAt,
-		&p.SecretHash, &p.SealedSecret, &notBefore)
+		&p.SecretHash, &p.SealedSecret, &notBefore,
+		&role, &agreement, &expires, &juris, &basis,
+		&p.Area.Serves, &lat, &lon, &radius, &p.Area.SelfDelivery, &p.Area.AutoAccept)
 	if err != nil {
 		return broker.Partner{}, err
+	}
+	p.Legal = broker.PartyLegal{Role: deref(role), Agreement: deref(agreement), AgreementExpires: deref(expires),
+		Jurisdiction: deref(juris), TransferBasis: deref(basis)}
+	if lat != nil && lon != nil {
+		p.Area.Lat, p.Area.Lon, p.Area.HasLocation = *lat, *lon, true
+	}
+	if radius != nil {
+		p.Area.RadiusKm = *radius
 	}
 	p.Kind = broker.PartyKind(kind)
 	if store != nil {

@@ -24,7 +24,7 @@ func init() {
 	register("keys init", "keys init [--pq]", cmdKeysInit)
 	register("keys rotate", "keys rotate [--pq] [--signing-only|--age-only|--log]", cmdKeysRotate)
 	register("keys retire", "keys retire KEY_ID [--log|--jwt]   (an age identity no data key uses any more, a previous JWT signing key, or a previous log key)", cmdKeysRetire)
-	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--ack-key BASE64] [--json]`, cmdPartnerCreate)
+	register("partner create", `partner create --name N --kind retailer|logistics|payments|analytics|compliance --scopes "a b c" [--store PHONE_NUMBER_ID] [--courier CLIENT_ID] [--webhook URL] [--role R --agreement REF --agreement-expires YYYY-MM-DD --jurisdiction CC --transfer-basis B] [--serves "560001 …"] [--location LAT,LON --radius-km R] [--self-delivery] [--auto-accept] [--ack-key BASE64] [--json]`, cmdPartnerCreate)
 	register("partner list", "partner list [--json]", cmdPartnerList)
 	register("partner disable", "partner disable CLIENT_ID", cmdPartnerDisable)
 	register("partner enable", "partner enable CLIENT_ID", cmdPartnerEnable)
@@ -35,7 +35,7 @@ func init() {
 	register("subject export", "subject export --wa-id N | --user-id BSUID", cmdSubjectExport)
 	register("subject erase", "subject erase --wa-id N | --user-id BSUID [--reason request|withdrawal|objection|retention|legal_order|unlawful]", cmdSubjectErase)
 	register("report processing", "report processing [--json]", cmdReportProcessing)
-	register("demo seed", "demo seed [--credentials FILE]", cmdDemoSeed)
+	register("demo seed", "demo seed [--credentials FILE] [--market]", cmdDemoSeed)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -196,6 +196,7 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	courier := fs.String("courier", "", "retailers: the logistics partner (client id) its orders go to when not dispatched")
 	ackKeyB64 := fs.String("ack-key", "", "Ed25519 public key (base64, 32 bytes) that must sign the partner's acknowledgements")
 	asJSON := fs.Bool("json", false, "print JSON")
+	reg := addRegistryFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -205,6 +206,16 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	}
 	if *name == "" || *kind == "" {
 		return usageError{"--name and --kind are required"}
+	}
+	change, changed, err := reg.change(broker.PartyKind(*kind))
+	if err != nil {
+		return err
+	}
+	var actor broker.Party
+	if len(changed) > 0 {
+		if actor, err = c.actor(); err != nil {
+			return err
+		}
 	}
 	if *courier != "" && broker.PartyKind(*kind) != broker.KindRetailer {
 		return usageError{"--courier is for retailers"}
@@ -234,6 +245,9 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 			if err := sys.DB.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 				return err
 			}
+		}
+		if err := applyRegistry(ctx, sys.DB, sys.Releaser.Audit(), actor, id, change, changed); err != nil {
+			return err
 		}
 		if *courier == "" {
 			return nil
@@ -286,18 +300,40 @@ func cmdPartnerList(ctx context.Context, c *cli, args []string) error {
 		Webhook   string    `json:"webhook,omitempty"`
 		Disabled  bool      `json:"disabled"`
 		CreatedAt time.Time `json:"created_at"`
+		// The legal registry ("legacy" role: registered before it) and
+		// the service area.
+		Role             string   `json:"role"`
+		Agreement        string   `json:"agreement,omitempty"`
+		AgreementExpires string   `json:"agreement_expires,omitempty"`
+		Jurisdiction     string   `json:"jurisdiction,omitempty"`
+		TransferBasis    string   `json:"transfer_basis,omitempty"`
+		Serves           []string `json:"serves,omitempty"`
+		Location         string   `json:"location,omitempty"`
+		RadiusKm         float64  `json:"radius_km,omitempty"`
+		SelfDelivery     bool     `json:"self_delivery,omitempty"`
+		AutoAccept       bool     `json:"auto_accept,omitempty"`
 	}
 	rows := make([]row, 0, len(ps))
 	for _, p := range ps {
-		rows = append(rows, row{p.ID, p.Name, string(p.Kind), p.Scopes, p.Store, p.WebhookURL, p.Disabled, p.CreatedAt})
+		r := row{ClientID: p.ID, Name: p.Name, Kind: string(p.Kind), Scopes: p.Scopes, Store: p.Store, Webhook: p.WebhookURL,
+			Disabled: p.Disabled, CreatedAt: p.CreatedAt, Agreement: p.Legal.Agreement, AgreementExpires: p.Legal.AgreementExpires,
+			Jurisdiction: p.Legal.Jurisdiction, TransferBasis: p.Legal.TransferBasis, Serves: p.Area.Serves,
+			RadiusKm: p.Area.RadiusKm, SelfDelivery: p.Area.SelfDelivery, AutoAccept: p.Area.AutoAccept}
+		r.Role, _ = legalSummary(p)
+		if p.Area.HasLocation {
+			r.Location = fmt.Sprintf("%g,%g", p.Area.Lat, p.Area.Lon)
+		}
+		rows = append(rows, r)
 	}
 	if *asJSON {
 		return printJSON(c.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT ID\tNAME\tKIND\tSCOPES\tSTORE\tDISABLED")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", r.ClientID, r.Name, r.Kind, strings.Join(r.Scopes, " "), r.Store, r.Disabled)
+	fmt.Fprintln(tw, "CLIENT ID\tNAME\tKIND\tSCOPES\tSTORE\tDISABLED\tROLE\tAGREEMENT\tJURISDICTION\tBASIS\tAREA")
+	for i, r := range rows {
+		_, agreement := legalSummary(ps[i])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", r.ClientID, r.Name, r.Kind, strings.Join(r.Scopes, " "),
+			r.Store, r.Disabled, r.Role, dash(agreement), dash(r.Jurisdiction), dash(r.TransferBasis), dash(areaSummary(ps[i].Area)))
 	}
 	return tw.Flush()
 }
@@ -566,7 +602,15 @@ func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := (&wire.Reports{}).With(&wire.System{Config: c.cfg, Policy: pol}).Record(ctx)
+	// The partner registry, when the database answers: the record then
+	// lists the recipients' roles, agreements and transfers.
+	sys := &wire.System{Config: c.cfg, Policy: pol}
+	if c.cfg.Database.URL != "" {
+		if db, err := c.database(ctx); err == nil {
+			sys.DB = db
+		}
+	}
+	rec, err := (&wire.Reports{}).With(sys).Record(ctx)
 	if err != nil {
 		return err
 	}
@@ -582,6 +626,7 @@ func cmdReportProcessing(ctx context.Context, c *cli, args []string) error {
 func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	fs := flags("demo seed")
 	credFile := fs.String("credentials", filepath.Join(".data", "demo-credentials.json"), "where to keep the demo credentials")
+	market := fs.Bool("market", false, "also seed the marketplace: three stores with service areas and their own stock (make run)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -598,10 +643,21 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	type creds struct {
 		Retailer  map[string]string `json:"retailer"`
 		Logistics map[string]string `json:"logistics"`
+		// Stores are the marketplace's stores with service areas (SPEC §9).
+		Stores map[string]map[string]string `json:"stores,omitempty"`
 	}
 	var have creds
 	if b, err := os.ReadFile(*credFile); err == nil && json.Unmarshal(b, &have) == nil && have.Retailer != nil {
 		if _, err := sys.DB.GetPartner(ctx, have.Retailer["client_id"]); err == nil {
+			if have.Stores == nil && *market { // seeded without the marketplace: add its stores
+				if have.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
+					return err
+				}
+				b, _ := json.MarshalIndent(have, "", "  ")
+				if err := os.WriteFile(*credFile, append(b, '\n'), 0o600); err != nil {
+					return err
+				}
+			}
 			return printJSON(c.stdout, have)
 		}
 	}
@@ -618,6 +674,11 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	if out.Logistics, err = mk("Demo Couriers", broker.KindLogistics, []string{broker.ScopeDeliveryRead,
 		broker.ScopeDeliveryMessage}, ""); err != nil {
 		return err
+	}
+	if *market {
+		if out.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
+			return err
+		}
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(*credFile), 0o700); err != nil {

@@ -5,12 +5,13 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"strings"
 
 	"github.com/sieve-broker/sieve/broker/token"
 )
 
 func init() {
-	register("partner update", "partner update CLIENT_ID [--webhook URL | --no-webhook] [--ack-key BASE64 | --no-ack-key]", cmdPartnerUpdate)
+	register("partner update", "partner update CLIENT_ID [--webhook URL | --no-webhook] [--role R] [--agreement REF] [--agreement-expires YYYY-MM-DD] [--jurisdiction CC] [--transfer-basis B] [--serves \"560001 …\"] [--location LAT,LON] [--radius-km R] [--self-delivery[=false]] [--auto-accept[=false]] [--ack-key BASE64 | --no-ack-key]", cmdPartnerUpdate)
 }
 
 // cmdPartnerUpdate changes a partner's webhook URL, checked as at create:
@@ -27,6 +28,7 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 	none := fs.Bool("no-webhook", false, "remove the webhook (the partner reads GET /v1/events instead)")
 	ackKeyB64 := fs.String("ack-key", "", "Ed25519 public key (base64, 32 bytes) that must sign the partner's acknowledgements")
 	noAckKey := fs.Bool("no-ack-key", false, "remove the ack key (unsigned acknowledgements are accepted again)")
+	reg := addRegistryFlags(fs)
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
@@ -35,8 +37,8 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 		return usageError{"give either --ack-key BASE64 or --no-ack-key"}
 	}
 	webhookChange := *webhook != "" || *none
-	if (*webhook != "" && *none) || (!webhookChange && !ackChange) {
-		return usageError{"give --webhook URL or --no-webhook, and/or --ack-key BASE64 or --no-ack-key"}
+	if *webhook != "" && *none {
+		return usageError{"give either --webhook URL or --no-webhook"}
 	}
 	ackKey, err := parseAckKey(*ackKeyB64)
 	if err != nil {
@@ -49,6 +51,33 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 	p, err := sys.DB.GetPartner(ctx, id)
 	if err != nil {
 		return err
+	}
+	change, changed, err := reg.change(p.Kind)
+	if err != nil {
+		return err
+	}
+	if !webhookChange && !ackChange {
+		if len(changed) == 0 {
+			return usageError{"nothing to change: give --webhook URL, --no-webhook, --ack-key, --no-ack-key or a registry flag (--role, --serves, …)"}
+		}
+		actor, err := c.actor()
+		if err != nil {
+			return err
+		}
+		if err := applyRegistry(ctx, sys.DB, sys.Releaser.Audit(), actor, id, change, changed); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s: updated %s\n", id, strings.Join(changed, ", "))
+		return nil
+	}
+	if len(changed) > 0 {
+		actor, err := c.actor()
+		if err != nil {
+			return err
+		}
+		if err := applyRegistry(ctx, sys.DB, sys.Releaser.Audit(), actor, id, change, changed); err != nil {
+			return err
+		}
 	}
 	if *webhook != "" {
 		spec := token.PartnerSpec{Name: p.Name, Kind: p.Kind, Scopes: p.Scopes, Store: p.Store, WebhookURL: *webhook}

@@ -54,6 +54,25 @@ func printRecord(w io.Writer, rec wire.ProcessingRecord) error {
 	for _, m := range rec.SecurityMeasures {
 		fmt.Fprintf(w, "  - %s\n", m)
 	}
+	if len(rec.Registered) > 0 {
+		fmt.Fprintln(w, "\nRecipients (legal registry):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tKIND\tROLE\tAGREEMENT\tJURISDICTION\tBASIS\tIN SHOPPERS\tEEA SHOPPERS")
+		for _, r := range rec.Registered {
+			agr := r.Agreement
+			if agr != "" && r.AgreementExpires != "" {
+				agr += " to " + r.AgreementExpires
+			}
+			if !r.AgreementValid {
+				agr += " (NOT VALID)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Role, dash(agr), r.Jurisdiction,
+				r.TransferBasis, r.Transfers["IN"], r.Transfers["EEA"])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	_, err := fmt.Fprintf(w, "\nInternational transfers: %s\n", rec.Transfers)
 	return err
 }

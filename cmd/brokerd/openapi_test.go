@@ -16,11 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
@@ -306,6 +308,34 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"accepted"}`, 409},
 		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"lost"}`, 400},
 		{"POST", "/v1/orders/{id}/status", ord + "/status", bearer(retail), `{"status":"packed"}`, 200},
+	}
+	if served["GET /v1/offers"] {
+		// A retailer without a service area has no offers; unknown
+		// offers are 404, the store's own offers are in market_test.
+		const off = "/v1/offers/off_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+		// Two routed orders for a store with a service area (made after
+		// the purchase above, which goes to the plain retailer): one
+		// offer to take, one to decline.
+		_, storeTok := h.store("Area Store", postgres.PartnerRegistry{Serves: serves("560001")})
+		time.Sleep(2100 * time.Millisecond) // the routing stores cache
+		h.routedCheckout("919800000402", "12 MG Road, Bengaluru 560001")
+		h.routedCheckout("919800000403", "14 MG Road, Bengaluru 560001")
+		open, _ := h.openOffers(storeTok)
+		if len(open) != 2 {
+			t.Fatalf("%d offers for the area store; want 2", len(open))
+		}
+		store := "Bearer " + storeTok
+		calls = append(calls, []apiCall{
+			{"GET", "/v1/offers", "/v1/offers", store, "", 200},
+			{"POST", "/v1/offers/{id}/accept", "/v1/offers/" + open[0]["offer_id"].(string) + "/accept", store, "", 200},
+			{"POST", "/v1/offers/{id}/accept", "/v1/offers/" + open[0]["offer_id"].(string) + "/accept", store, "", 409},
+			{"POST", "/v1/offers/{id}/decline", "/v1/offers/" + open[1]["offer_id"].(string) + "/decline", store, "", 200},
+			{"GET", "/v1/offers", "/v1/offers", bearer(retail), "", 200},
+			{"GET", "/v1/offers", "/v1/offers", bearer(logi), "", 403},
+			{"POST", "/v1/offers/{id}/accept", off + "/accept", bearer(retail), "", 404},
+			{"POST", "/v1/offers/{id}/accept", off + "/accept", "", "", 401},
+			{"POST", "/v1/offers/{id}/decline", off + "/decline", bearer(retail), "", 404},
+		}...)
 	}
 	if served["POST /v1/orders/:id/dispatch"] {
 		calls = append(calls, apiCall{"POST", "/v1/orders/{id}/dispatch", ord + "/dispatch", bearer(retail),

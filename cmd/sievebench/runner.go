@@ -40,10 +40,13 @@ const (
 	phaseFlow   = "flow"
 	phaseReads  = "reads"
 	phaseFlood  = "flood"
+	// phaseMarket repeats the order flow with three auto-accept stores
+	// routing every order (SPEC §9), beside phase 3's one retailer.
+	phaseMarket = "market"
 )
 
 // allPhases is the default: every figure of SPEC §8.
-var allPhases = []string{phaseIngest, phaseFlow, phaseReads, phaseFlood}
+var allPhases = []string{phaseIngest, phaseFlow, phaseMarket, phaseReads, phaseFlood}
 
 // floodGuessers is the number of parallel anonymous clients guessing
 // secrets in the flood phase (issue 17).
@@ -84,6 +87,10 @@ type Results struct {
 	ReadsUnderFlood *FloodResult `json:"partner_reads_under_token_flood,omitempty"`
 	PeakRSSMB       float64      `json:"brokerd_peak_rss_mb"`
 	Micro           Micro        `json:"micro,omitempty"`
+
+	// MarketFlow is the order flow routed to three auto-accept stores;
+	// Flow (one retailer, no routing) is its same-run baseline.
+	MarketFlow *WasimLoad `json:"market_flow,omitempty"`
 }
 
 // WasimLoad is what `wasim load --json` prints.
@@ -170,6 +177,22 @@ func (r *runner) run(ctx context.Context) (*Results, error) {
 	}
 	if !r.phases[phaseFlow] {
 		res.Flow = WasimLoad{}
+	}
+	if r.phases[phaseMarket] {
+		r.log("phase 3b: the same order flows routed to three auto-accept stores, for %s", flowDur)
+		if err := r.setStoreAreas(ctx, true); err != nil {
+			return nil, err
+		}
+		var m WasimLoad
+		if err := r.wasim(ctx, &m, "load", "--flow", "--shoppers", "20000", "--rate", ftoa(flowRate),
+			"--duration", flowDur.String(), "--max-in-flight", "2000", "--no-serve", "--sim-url", "http://"+simAddr,
+			"--webhook-url", "http://"+brokerAddr+"/webhooks/whatsapp", "--timeout", "60s", "--json"); err != nil {
+			return nil, err
+		}
+		res.MarketFlow = &m
+		if err := r.setStoreAreas(ctx, false); err != nil {
+			return nil, err
+		}
 	}
 	if !r.phases[phaseReads] && !r.phases[phaseFlood] {
 		return res, nil
@@ -260,7 +283,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if r.keyDir, err = os.MkdirTemp("", "sievebench-keys"); err != nil {
 		return err
 	}
-	for _, args := range [][]string{{"keys", "init"}, {"migrate"}, {"demo", "seed", "--credentials", filepath.Join(r.keyDir, "demo.json")}} {
+	for _, args := range [][]string{{"keys", "init"}, {"migrate"}, {"demo", "seed", "--market", "--credentials", filepath.Join(r.keyDir, "demo.json")}} {
 		cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "brokerctl"), args...)
 		cmd.Env = r.env()
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -273,8 +296,46 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "UPDATE products SET stock = 1000000")
-	return err
+	if _, err = conn.Exec(ctx, "UPDATE products SET stock = 1000000"); err != nil {
+		return err
+	}
+	// The demo's marketplace stores keep their shelves but lose their
+	// areas until phase 3b: the other phases measure one retailer.
+	if _, err := conn.Exec(ctx, "UPDATE store_stock SET stock = 1000000"); err != nil {
+		return err
+	}
+	return r.setStoreAreas(ctx, false)
+}
+
+// marketStores are the demo stores phase 3b routes between: all three
+// serve the simulated shoppers' 560001 and accept at once.
+var marketStores = []string{"MG Road Kirana", "Indiranagar Stores", "Koramangala Mart"}
+
+// setStoreAreas gives the demo's stores (every one with a shelf) their
+// phase 3b areas, or takes every area away; brokerd notices within its
+// 2 s cache of stores, waited out here.
+func (r *runner) setStoreAreas(ctx context.Context, on bool) error {
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if on {
+		_, err = conn.Exec(ctx, `UPDATE partners SET serves = ARRAY['560001'], auto_accept = true, lat = NULL, lon = NULL,
+			radius_km = NULL WHERE name = ANY($1)`, marketStores)
+	} else {
+		_, err = conn.Exec(ctx, `UPDATE partners SET serves = '{}', auto_accept = false, lat = NULL, lon = NULL,
+			radius_km = NULL WHERE serves <> '{}' OR radius_km IS NOT NULL`)
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2500 * time.Millisecond):
+	}
+	return nil
 }
 
 func (r *runner) spawn(name string, args ...string) *exec.Cmd {
@@ -568,6 +629,14 @@ func (res *Results) print(w io.Writer) {
 	row("  then processed (conversation)", fmt.Sprintf("%.0f msg/s", res.DrainPerSec), "", 0, "")
 	row("full order flow", fmt.Sprintf("%.0f orders/s (%d orders)", res.Flow.OrdersPerSec, res.Flow.Orders), "", 0, "≥1000 orders/s")
 	row("  messages per order", fmt.Sprintf("%.1f chargeable messages", res.Flow.MessagesPerOrder), "", 0, "fewer is cheaper")
+	if m := res.MarketFlow; m != nil {
+		row("  routed to 3 auto-accept stores", fmt.Sprintf("%.0f orders/s (%d orders)", m.OrdersPerSec, m.Orders),
+			fmt.Sprintf("one retailer %.0f orders/s", res.Flow.OrdersPerSec), m.OrdersPerSec/nz(res.Flow.OrdersPerSec),
+			"routing costs little (SPEC §9)")
+		if len(m.FlowErrors) > 0 {
+			fmt.Fprintf(w, "routed flow errors (first): %s\n", m.FlowErrors[0])
+		}
+	}
 	pr, st := res.PartnerReads, res.StaticReads
 	row("partner reads GET /v1/orders/{id}", fmt.Sprintf("%.0f req/s p99 %.1f ms", pr.PerSecond, pr.P99Ms),
 		fmt.Sprintf("static handler %.0f req/s p99 %.1f ms", st.PerSecond, st.P99Ms), pr.PerSecond/nz(st.PerSecond), "≥5000 req/s, p99≤20ms")

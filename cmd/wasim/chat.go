@@ -240,6 +240,13 @@ func (c *Chat) handleLine(ctx context.Context, line string) error {
 		return c.send(ctx, OrderMessage(c.WaID, whatsapp.DevCatalogID, "", pis))
 	case "location":
 		return c.send(ctx, LocationMessage(c.WaID, "", DemoLocation))
+	case "address":
+		// Fill the India address form, in the PIN code given if any.
+		pin := ""
+		if len(fields) > 1 {
+			pin = fields[1]
+		}
+		return c.send(ctx, AddressFormMessage(c.WaID, "", DemoAddress(pin)))
 	case "pay":
 		c.mu.Lock()
 		p := c.payment

@@ -232,6 +232,7 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 	sf.register(fs, cfg)
 	items := fs.String("items", "", "cart as SKU:QTY,SKU:QTY (default: the first two products offered)")
 	address := fs.String("address", "", "answer the address request with this text instead of a location")
+	pincode := fs.String("pincode", "", "the shopper's PIN code: picks the stores that serve the area (default 560001)")
 	marketing := fs.Bool("marketing", false, "accept the marketing opt-in")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each broker step")
 	noReceipts := fs.Bool("no-receipts", false, "do not send delivered/read statuses")
@@ -274,6 +275,7 @@ func cmdShop(ctx context.Context, cfg config, args []string, out io.Writer) erro
 		Items:          cart,
 		MarketingOptIn: *marketing,
 		TextAddress:    *address,
+		Pincode:        *pincode,
 		StepTimeout:    *timeout,
 		NoReceipts:     *noReceipts,
 		Transcript:     transcript,

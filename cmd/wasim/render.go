@@ -173,6 +173,8 @@ func Render(rec Record) Rendered {
 			line("[View catalog] (type: order SKU QTY [SKU QTY …])")
 		case whatsapp.InteractiveLocationRequest:
 			line("[Send location] (type: location, or type your address)")
+		case whatsapp.InteractiveAddress:
+			line("[Add delivery address] (type: address [PINCODE] to fill the form, location, or type your address)")
 		case whatsapp.InteractiveOrderDetails:
 			renderOrderDetails(&r, a.Parameters, line)
 		case whatsapp.InteractiveOrderStatus:

@@ -133,7 +133,7 @@ var stepNames = map[int]string{
 	StepConsent:      "1/7 privacy notice (button consent:accept)",
 	StepCatalog:      "2/7 catalog (product_list, catalog_message or SKU list)",
 	StepCart:         "3/7 cart summary (button cart:confirm)",
-	StepAddress:      "4/7 address request (location_request_message)",
+	StepAddress:      "4/7 address request (location_request_message or address_message)",
 	StepSlot:         "5/7 delivery slot list (rows slot:<id>)",
 	StepPayment:      "6/7 payment request (order_details)",
 	StepConfirmation: "7/7 confirmation text naming ord_…",
@@ -205,6 +205,10 @@ type Shopper struct {
 	TextAddress string
 	// Location is shared for the address (DemoLocation when zero).
 	Location whatsapp.Location
+	// Pincode is the shopper's PIN code (the area whose stores get the
+	// order, SPEC §9): it fills the address_message form and the shared
+	// location's address; "" means DemoLocation's 560001.
+	Pincode string
 	// StepTimeout is how long the shopper waits for the broker's next step
 	// (default 30 s).
 	StepTimeout time.Duration
@@ -476,6 +480,16 @@ func (s *Shopper) react(ctx context.Context, st *shopState, rec Record, m *whats
 	case itype == whatsapp.InteractiveProductList, itype == whatsapp.InteractiveCatalogMessage:
 		st.catalogSeen = true
 		st.skus = appendUnique(st.skus, r.SKUs...)
+	case itype == whatsapp.InteractiveAddress:
+		// The India address form: answered with the demo address in
+		// the shopper's PIN code (a pin or text would do as well).
+		if st.orderSent && !st.addressDone {
+			if err := s.say(ctx, AddressFormMessage(s.WaID, rec.MessageID, DemoAddress(s.Pincode)),
+				"address form "+DemoAddress(s.Pincode).PinCode); err != nil {
+				return err
+			}
+			st.cartDone, st.addressDone = true, true
+		}
 	case itype == whatsapp.InteractiveLocationRequest:
 		if st.orderSent && !st.addressDone {
 			var err error
@@ -485,6 +499,9 @@ func (s *Shopper) react(ctx context.Context, st *shopState, rec Record, m *whats
 				loc := s.Location
 				if loc == (whatsapp.Location{}) {
 					loc = DemoLocation
+					if s.Pincode != "" {
+						loc.Address = strings.Replace(loc.Address, "560001", s.Pincode, 1)
+					}
 				}
 				err = s.say(ctx, LocationMessage(s.WaID, rec.MessageID, loc), "location "+loc.Name)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,26 @@ func LocationMessage(from, contextID string, loc whatsapp.Location) whatsapp.Mes
 	m.Context = replyContext(contextID)
 	m.Location = &loc
 	return m
+}
+
+// AddressFormMessage answers an address_message form (an nfm_reply).
+func AddressFormMessage(from, contextID string, v whatsapp.AddressValues) whatsapp.Message {
+	resp, _ := json.Marshal(whatsapp.AddressResponse{Values: v})
+	m := inbound(from, whatsapp.TypeInteractive)
+	m.Context = replyContext(contextID)
+	m.Interactive = &whatsapp.InteractiveReply{Type: "nfm_reply", NFMReply: &whatsapp.NFMReply{
+		Name: whatsapp.InteractiveAddress, Body: "Address sent", ResponseJSON: string(resp)}}
+	return m
+}
+
+// DemoAddress is the address simulated shoppers fill in the form with, in
+// the given PIN code (560001 when empty).
+func DemoAddress(pincode string) whatsapp.AddressValues {
+	if pincode == "" {
+		pincode = "560001"
+	}
+	return whatsapp.AddressValues{Name: "Asha", HouseNumber: "12", BuildingName: "Lake View Apartments",
+		Address: "MG Road", LandmarkArea: "near Trinity Metro", City: "Bengaluru", State: "Karnataka", PinCode: pincode}
 }
 
 // DemoLocation is the location the simulated shoppers share.

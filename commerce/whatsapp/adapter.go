@@ -215,6 +215,15 @@ func convertMessage(m *Message, in *commerce.Inbound) {
 			in.Lines = append(in.Lines, commerce.CartLine{SKU: l.ProductRetailerID, Quantity: l.Quantity,
 				UnitPrice: toPaise(l.UnitPrice)})
 		}
+	case m.Type == "interactive" && m.Interactive != nil && m.Interactive.NFMReply != nil &&
+		m.Interactive.NFMReply.Name == InteractiveAddress:
+		// The India address form's answer: a location with structured
+		// fields; a malformed answer is ignored like an unknown type.
+		if loc, ok := addressAnswer(m.Interactive.NFMReply); ok {
+			in.Kind, in.Loc = commerce.InLocation, loc
+		} else {
+			in.Kind, in.Type = commerce.InOther, m.Type
+		}
 	case m.Type == "location" && m.Location != nil:
 		in.Kind = commerce.InLocation
 		in.Loc = &commerce.Location{Lat: m.Location.Latitude, Long: m.Location.Longitude,
@@ -354,6 +363,8 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 		return NewCatalogMessage(to, r.Body, r.Footer, "")
 	case commerce.ReplyLocationRequest:
 		return NewLocationRequest(to, r.Body)
+	case commerce.ReplyAddressRequest:
+		return NewAddressRequest(to, r.Body)
 	case commerce.ReplyOrderDetails:
 		o := r.Order
 		if o == nil {

@@ -137,6 +137,8 @@ type ActionParameters struct {
 	TotalAmount     *Amount          `json:"total_amount,omitempty"`
 	Beneficiaries   []Beneficiary    `json:"beneficiaries,omitempty"`
 	Order           *PaymentOrder    `json:"order,omitempty"`
+	// Country is the address_message form's country (IN).
+	Country string `json:"country,omitempty"`
 }
 
 // PaymentSetting selects how an order_details message is paid.

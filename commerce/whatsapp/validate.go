@@ -167,6 +167,13 @@ func (in *Interactive) validate() error {
 		if a.Name != ActionSendLocation {
 			return invalid("interactive.action.name", "must be send_location")
 		}
+	case InteractiveAddress:
+		if err := body(MaxInteractiveBody, true); err != nil {
+			return err
+		}
+		if a.Name != InteractiveAddress || a.Parameters == nil || a.Parameters.Country != "IN" {
+			return invalid("interactive.action", "address_message needs name address_message and country IN")
+		}
 	case InteractiveOrderDetails:
 		if err := body(MaxInteractiveBody, true); err != nil {
 			return err

@@ -792,7 +792,7 @@ func TestDashboardHTTP(t *testing.T) {
 		// Every page and export an officer can reach without naming a
 		// shopper: none may show any shopper's number, name or address.
 		pages := []string{"/ui/overview", "/ui/overview?range=1h", "/ui/overview?range=7d", "/ui/overview?range=30d",
-			"/ui/audit", "/ui/flows", "/ui/policies", "/ui/subjects", "/ui/reports", "/ui/reports/audit.csv",
+			"/ui/audit", "/ui/flows", "/ui/policies", "/ui/market", "/ui/subjects", "/ui/reports", "/ui/reports/audit.csv",
 			"/v1/reports/processing", "/v1/audit/entries?limit=500", "/v1/audit/checkpoint"}
 		audit := dashGet(t, o.c, w.base+"/ui/audit")
 		for _, m := range dashReEntryLink.FindAllStringSubmatch(audit.body, -1) {

@@ -42,7 +42,7 @@ type pages struct {
 // pageNames are the templates under assets/templates besides the layout.
 var pageNames = []string{"login", "error", "overview", "audit", "entry", "flows", "policies", "desk", "subject",
 	"erase", "erased", "reports", "password", "notices", "held",
-	"grievances", "grievance", "breaches", "breach", "nomination"}
+	"grievances", "grievance", "breaches", "breach", "nomination", "market"}
 
 func mustParsePages() *pages {
 	p := &pages{t: map[string]*template.Template{}, static: map[string]staticFile{}}

@@ -161,6 +161,9 @@ type Deps struct {
 	Trusted TrustStore
 	// OnCheck, when set, learns every verification's outcome (metrics).
 	OnCheck func(CheckStatus)
+
+	// Offers lists the marketplace's recent offers (nil: none shown).
+	Offers OffersSince
 }
 
 // Limits are the session lifetimes and sign-in throttling.
@@ -282,6 +285,7 @@ func (u *UI) Register(app *fiber.App, s *httpapi.Server) {
 	u.route(app, fiber.MethodGet, "/ui/audit/:index", u.officer(u.entry))
 	u.route(app, fiber.MethodGet, "/ui/flows", u.officer(u.flows))
 	u.route(app, fiber.MethodGet, "/ui/policies", u.officer(u.policies))
+	u.route(app, fiber.MethodGet, "/ui/market", u.officer(u.market))
 	u.route(app, fiber.MethodGet, "/ui/subjects", u.officer(u.desk))
 	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(u.lookup))
 	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))

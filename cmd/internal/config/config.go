@@ -166,6 +166,9 @@ type Workers struct {
 	// shopper is warned (BROKER_ERASURE_WARNING, default and minimum 48h:
 	// DPDP Rules 2025, Rule 8(2)).
 	ErasureWarning time.Duration
+	// OfferTTL is how long a candidate store has to take an order offer
+	// (BROKER_OFFER_TTL; 0: commerce.DefaultOfferTTL, 60 s).
+	OfferTTL time.Duration
 }
 
 // DefaultLocalDatabaseURL is the project-local cluster when scripts/pg.sh
@@ -242,6 +245,7 @@ func FromEnv(getenv func(string) string) Config {
 	c.Workers.NoticeDeadline = p.duration("BROKER_NOTICE_DEADLINE")
 	c.Workers.NoticeRefresh = p.duration("BROKER_NOTICE_REFRESH")
 	c.Workers.ErasureWarning = p.duration("BROKER_ERASURE_WARNING")
+	c.Workers.OfferTTL = p.duration("BROKER_OFFER_TTL")
 	c.Keys.Rotation = durationOrInvalid(getenv("BROKER_KEY_ROTATION"))
 	c.Keys.BackupRetention = durationOrInvalid(getenv("BROKER_BACKUP_RETENTION"))
 	c.Webhooks.Allow = getenv("BROKER_WEBHOOK_ALLOW")

@@ -2,12 +2,15 @@ package wire
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/policies"
 )
 
 // Reports builds the reports an auditor asks for from the policy in force
@@ -27,6 +30,29 @@ type ProcessingRecord struct {
 	// Grievances is the grievance desk's service level (share resolved in
 	// time); absent when the record is built without a database.
 	Grievances *commerce.SLAReport `json:"grievance_sla,omitempty"`
+	// Registered are the partners that receive data, with their legal
+	// registry entry and what the transfer rules in force say of them
+	// (SPEC §5.10); absent when the registry could not be read.
+	Registered []RegisteredRecipient `json:"registered_recipients,omitempty"`
+}
+
+// RegisteredRecipient is one partner of the legal registry.
+type RegisteredRecipient struct {
+	ClientID         string `json:"client_id"`
+	Name             string `json:"name"`
+	Kind             string `json:"kind"`
+	Role             string `json:"role"` // "controller (legacy)" when never registered
+	Agreement        string `json:"agreement,omitempty"`
+	AgreementExpires string `json:"agreement_expires,omitempty"`
+	// AgreementValid says whether a processor or joint controller has an
+	// agreement in force today (always true for a controller).
+	AgreementValid bool   `json:"agreement_valid"`
+	Jurisdiction   string `json:"jurisdiction"`
+	TransferBasis  string `json:"transfer_basis"`
+	// Transfers says, per shopper jurisdiction served ("IN", "EEA"),
+	// whether policy lets this recipient receive their data: "domestic",
+	// "allowed" or the denial reason code.
+	Transfers map[string]string `json:"transfers"`
 }
 
 // ProcessingPurpose is one activity (purpose) of the record.
@@ -81,7 +107,12 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 			"partners authenticated with short-lived EdDSA access tokens (RFC 9068), scoped per purpose",
 			"purpose-bound minimisation decided by Open Policy Agent; any policy error denies",
 		},
-		Transfers: "none outside the broker's region; WhatsApp Cloud API (Meta) acts as the messaging processor",
+		Transfers: "unknown: the partner registry was not read; WhatsApp Cloud API (Meta) acts as the messaging processor",
+	}
+	if r.s.DB != nil {
+		if ps, err := r.s.DB.ListPartners(ctx); err == nil {
+			rec.Registered, rec.Transfers = registry(d, ps, time.Now().UTC().Format(time.DateOnly))
+		}
 	}
 	for _, name := range d.PurposeNames() {
 		p := d.Purposes[name]
@@ -123,6 +154,52 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 		rec.Grievances = &sla
 	}
 	return rec, nil
+}
+
+// registry describes the enabled partners' legal entries and summarises
+// the international transfers they make, from the registry and the
+// transfer rules of the policy in force.
+func registry(d policies.Data, ps []broker.Partner, today string) ([]RegisteredRecipient, string) {
+	out := []RegisteredRecipient{}
+	var abroad []string
+	for _, p := range ps {
+		if p.Disabled {
+			continue
+		}
+		party := commerce.PartnerParty(p)
+		l := party.Legal
+		role := l.Role
+		if p.Legal.Role == "" {
+			role += " (legacy)"
+		}
+		needs := l.Role == broker.RoleProcessor || l.Role == broker.RoleJointController
+		valid := !needs || (l.Agreement != "" && (l.AgreementExpires == "" || l.AgreementExpires >= today))
+		rr := RegisteredRecipient{ClientID: p.ID, Name: p.Name, Kind: string(p.Kind), Role: role, Agreement: l.Agreement,
+			AgreementExpires: l.AgreementExpires, AgreementValid: valid, Jurisdiction: l.Jurisdiction,
+			TransferBasis: l.TransferBasis, Transfers: map[string]string{}}
+		if rr.TransferBasis == "" {
+			rr.TransferBasis = "none"
+		}
+		for label, shopper := range map[string]string{"IN": "IN", "EEA": "DE"} {
+			switch ok, reason := d.TransferAllowed(shopper, l.Jurisdiction, l.TransferBasis); {
+			case l.Jurisdiction == shopper || (label == "EEA" && slices.Contains(d.Transfers.EEA, l.Jurisdiction)):
+				rr.Transfers[label] = "domestic"
+			case ok:
+				rr.Transfers[label] = "allowed"
+			default:
+				rr.Transfers[label] = reason
+			}
+		}
+		if l.Jurisdiction != commerce.StoreJurisdiction {
+			abroad = append(abroad, fmt.Sprintf("%s (%s, %s)", p.Name, l.Jurisdiction, rr.TransferBasis))
+		}
+		out = append(out, rr)
+	}
+	summary := "none: every registered recipient is in " + commerce.StoreJurisdiction + " (the store's jurisdiction)"
+	if len(abroad) > 0 {
+		summary = "to recipients outside " + commerce.StoreJurisdiction + ": " + strings.Join(abroad, "; ")
+	}
+	return out, summary + "; WhatsApp Cloud API (Meta) acts as the messaging processor"
 }
 
 // With binds the reports to a system.

@@ -85,6 +85,7 @@ func (s *System) uiDeps() ui.Deps {
 		Log:           s.Log,
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,
+		Offers:        s.recentOffers,
 	}
 }
 
@@ -290,4 +291,17 @@ func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 			Description: rr.Description})
 	}
 	return out
+}
+
+// recentOffers adapts the store's offers to the dashboard's rows.
+func (s *System) recentOffers(ctx context.Context, since time.Time) ([]ui.OfferRow, error) {
+	recs, err := s.DB.RecentOffers(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.OfferRow, len(recs))
+	for i, r := range recs {
+		out[i] = ui.OfferRow(r)
+	}
+	return out, nil
 }

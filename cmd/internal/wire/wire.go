@@ -162,6 +162,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Log:      log,
 		Consents: s.DB,
 	}
+	s.Shop.OfferTTL = cfg.Workers.OfferTTL
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}

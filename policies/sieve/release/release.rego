@@ -6,9 +6,11 @@
 #   analytics), for one declared purpose, and with which transform.
 #
 #   The input never carries record values, only the request's shape:
-#   party {id, kind}, purpose, scopes, consent {notice, marketing, analytics, child},
-#   restricted (the shopper paused processing, GDPR Art. 18),
-#   state (the order's status) and fields. The Go engine evaluates
+#   party {id, kind, role, agreement, agreement_expires, jurisdiction,
+#   transfer_basis}, purpose, scopes, consent {notice, marketing,
+#   analytics, child}, restricted (the shopper paused processing, GDPR
+#   Art. 18), state (the order's status), fields, subject {jurisdiction}
+#   and today (YYYY-MM-DD). The Go engine evaluates
 #   data.sieve.release.decision and the broker caches the answer per input,
 #   so the policy must stay a pure function of input and data.
 #
@@ -112,7 +114,97 @@ _deny := "unknown purpose" if {
 	count(_missing_consent) > 0
 } else := sprintf("purpose %q is not open in order state %q", [input.purpose, _state_name]) if {
 	not _state_open
+} else := _legal_deny if {
+	_legal_deny
 }
+
+# The recipient's legal registry entry (SPEC §5.10). Each is "" when the
+# input does not carry it: the shopper's chat, officers and the system are
+# not recipients outside the broker, and a partner registered before the
+# registry existed has no role (legacy: the broker treats it as a
+# controller, as every deployment did until then).
+default _role := ""
+
+_role := input.party.role
+
+default _agreement := ""
+
+_agreement := input.party.agreement
+
+default _expires := ""
+
+_expires := input.party.agreement_expires
+
+default _recipient_at := ""
+
+_recipient_at := input.party.jurisdiction
+
+default _basis := ""
+
+_basis := input.party.transfer_basis
+
+default _shopper_at := ""
+
+_shopper_at := input.subject.jurisdiction
+
+default _today := ""
+
+_today := input.today
+
+# Roles that act on the broker's behalf or jointly with it need a written
+# agreement (GDPR Art. 28(3) for a processor, Art. 26(1) for joint
+# controllers), in force today. Dates are YYYY-MM-DD, so they compare as
+# strings; an agreement is valid through its expiry date. With no date to
+# compare against, an expiring agreement fails closed.
+_needs_agreement if _role in {"processor", "joint_controller"}
+
+_agreement_expired if {
+	_expires != ""
+	not _expires >= _today
+}
+
+_agreement_expired if {
+	_expires != ""
+	_today == ""
+}
+
+_eea := {c | some c in data.sieve.transfers.eea}
+
+_adequate := {c | some c in data.sieve.transfers.adequacy}
+
+_dpdp_restricted := {c | some c in data.sieve.transfers.dpdp_restricted}
+
+# A transfer: the recipient's jurisdiction is known and differs from the
+# shopper's. GDPR Ch. V: from the EEA only to the EEA, an adequacy country,
+# or under SCC or BCR (consent, Art. 49(1)(a), is a derogation for
+# occasional transfers, not a basis for a routine flow). DPDP §16: from
+# India never to a restricted country.
+_transfer if {
+	_recipient_at != ""
+	_shopper_at != ""
+	_recipient_at != _shopper_at
+}
+
+_transfer_denied := "no_transfer_basis" if {
+	_transfer
+	_shopper_at in _eea
+	not _recipient_at in _eea
+	not _recipient_at in _adequate
+	not _basis in {"scc", "bcr"}
+} else := "restricted_country" if {
+	_transfer
+	_shopper_at == "IN"
+	_recipient_at in _dpdp_restricted
+}
+
+# The legal check's denial code, undefined when the registry allows it.
+_legal_deny := "no_agreement" if {
+	_needs_agreement
+	_agreement == ""
+} else := "agreement_expired" if {
+	_needs_agreement
+	_agreement_expired
+} else := _transfer_denied
 
 # METADATA
 # title: Purpose open
@@ -132,6 +224,7 @@ allow if {
 	count(_missing_consent) == 0
 	not _child_barred
 	_state_open
+	not _legal_deny
 }
 
 # METADATA

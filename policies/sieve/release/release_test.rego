@@ -384,3 +384,120 @@ test_restricted_unknown_purpose_still_unknown if {
 	d := release.decision with input as _restricted_in("retailer", "nope", ["orders:read"], _consent_notice, "placed")
 	d.reason == "unknown purpose"
 }
+
+# The legal registry (SPEC §5.10): a retailer's order_fulfilment request
+# with the recipient's registry entry and the shopper's jurisdiction.
+_legal_in(party, shopper_at) := object.union(
+	_in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "placed"),
+	{
+		"party": object.union({"id": "p1", "kind": "retailer"}, party),
+		"subject": {"jurisdiction": shopper_at},
+		"today": "2026-12-04",
+	},
+)
+
+test_legal_denials[name] if {
+	some name, c in {
+		"processor without an agreement": {
+			"party": {"role": "processor", "jurisdiction": "IN"}, "shopper": "IN", "reason": "no_agreement",
+		},
+		"joint controller without an arrangement": {
+			"party": {"role": "joint_controller", "jurisdiction": "IN"}, "shopper": "IN", "reason": "no_agreement",
+		},
+		"processor whose agreement expired yesterday": {
+			"party": {"role": "processor", "agreement": "DPA-7", "agreement_expires": "2026-12-03", "jurisdiction": "IN"},
+			"shopper": "IN", "reason": "agreement_expired",
+		},
+		"EEA shopper, recipient in India without SCC": {
+			"party": {"role": "controller", "jurisdiction": "IN", "transfer_basis": "none"},
+			"shopper": "DE", "reason": "no_transfer_basis",
+		},
+		"EEA shopper, recipient in India on consent alone": {
+			"party": {"role": "controller", "jurisdiction": "IN", "transfer_basis": "consent"},
+			"shopper": "FR", "reason": "no_transfer_basis",
+		},
+	}
+	d := release.decision with input as _legal_in(c.party, c.shopper)
+	not d.allow
+	d.reason == c.reason
+	every r in d.fields {
+		r == {"allow": false, "transform": "drop", "reason": c.reason}
+	}
+}
+
+test_legal_allowed[name] if {
+	some name, c in {
+		"legacy partner without a registry entry": {"party": {}, "shopper": "IN"},
+		"controller without an agreement": {"party": {"role": "controller", "jurisdiction": "IN"}, "shopper": "IN"},
+		"processor whose agreement ends today": {
+			"party": {"role": "processor", "agreement": "DPA-7", "agreement_expires": "2026-12-04", "jurisdiction": "IN"},
+			"shopper": "IN",
+		},
+		"processor with an open-ended agreement": {"party": {"role": "processor", "agreement": "DPA-7"}, "shopper": "IN"},
+		"EEA shopper, recipient in India under SCC": {
+			"party": {"role": "processor", "agreement": "DPA-7", "jurisdiction": "IN", "transfer_basis": "scc"},
+			"shopper": "DE",
+		},
+		"EEA shopper, recipient in India under BCR": {
+			"party": {"role": "controller", "jurisdiction": "IN", "transfer_basis": "bcr"}, "shopper": "IE",
+		},
+		"EEA shopper, recipient in the EEA": {"party": {"role": "controller", "jurisdiction": "NL"}, "shopper": "DE"},
+		"EEA shopper, recipient in an adequacy country": {
+			"party": {"role": "controller", "jurisdiction": "JP", "transfer_basis": "adequacy"}, "shopper": "DE",
+		},
+		"Indian shopper, recipient abroad, nothing restricted": {
+			"party": {"role": "controller", "jurisdiction": "SG", "transfer_basis": "none"}, "shopper": "IN",
+		},
+	}
+	d := release.decision with input as _legal_in(c.party, c.shopper)
+	d.allow
+	d.reason == ""
+}
+
+test_restricted_country_for_an_indian_shopper if {
+	x := _legal_in({"role": "controller", "jurisdiction": "XK", "transfer_basis": "scc"}, "IN")
+	d := release.decision with input as x with data.sieve.transfers.dpdp_restricted as ["XK"]
+	not d.allow
+	d.reason == "restricted_country"
+
+	# Only Indian shoppers' data is bound by the DPDP list.
+	other := release.decision with input as object.union(x, {"subject": {"jurisdiction": "SG"}})
+		with data.sieve.transfers.dpdp_restricted as ["XK"]
+	other.allow
+}
+
+test_expiring_agreement_without_a_date_fails_closed if {
+	x := object.remove(_legal_in({"role": "processor", "agreement": "DPA-7", "agreement_expires": "2027-01-01"}, "IN"), ["today"])
+	d := release.decision with input as x
+	not d.allow
+	d.reason == "agreement_expired"
+}
+
+test_earlier_denials_keep_their_reason if {
+	x := object.union(_legal_in({"role": "processor"}, "IN"), {"scopes": []})
+	d := release.decision with input as x
+	d.reason == "missing scope: orders:read"
+}
+
+# The structured address (SPEC §9): a store gets the locality and landmark,
+# never the house or building; the courier everything, while out for
+# delivery only.
+_address_fields := [
+	"delivery.house", "delivery.building", "delivery.landmark", "delivery.locality",
+	"delivery.city", "delivery.state",
+]
+
+test_store_never_gets_the_house if {
+	x := object.union(_in("retailer", "order_fulfilment", ["orders:read"], _consent_notice, "routing"), {"fields": _address_fields})
+	d := release.decision with input as x
+	_released(d) == {"delivery.landmark": "keep", "delivery.locality": "keep", "delivery.city": "keep", "delivery.state": "keep"}
+	_withheld(d) == {"delivery.house": "not needed for order_fulfilment", "delivery.building": "not needed for order_fulfilment"}
+}
+
+test_courier_gets_the_full_address_only_out_for_delivery if {
+	x := object.union(_in("logistics", "delivery", ["delivery:read"], _consent_notice, "out_for_delivery"), {"fields": _address_fields})
+	d := release.decision with input as x
+	object.keys(_released(d)) == {f | some f in _address_fields}
+	y := object.union(x, {"state": "packed"})
+	not release.decision.allow with input as y
+}
