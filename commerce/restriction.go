@@ -129,20 +129,38 @@ func (a *actions) SetRestricted(ctx context.Context, on bool) error {
 		reason = ReasonPaused
 	}
 	a.s.inc("sieve_restrictions_total", reason)
-	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
 		Actor: "shopper:chat", Action: ActionRestriction,
 		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
-		Reason: reason, PolicyRevision: a.s.Releaser.Policy().Revision()})
+		Reason: reason, PolicyRevision: a.s.Releaser.Policy().Revision()}); err != nil {
+		return err
+	}
+	// Every partner that already holds the shopper's data is told to stop
+	// processing it (GDPR Art. 19, SPEC §5.12): processing.restricted.
+	if on && a.s.Notices != nil {
+		if _, err := a.s.Notices.NotifyRestricted(ctx, a.subject); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Object records the consent left after an objection to purpose and
 // audits it as a consent entry with reason objection.
 func (a *actions) Object(ctx context.Context, c broker.Consent, purpose string) error {
+	prev, err := a.s.Store.GetSubject(ctx, a.subject)
+	if err != nil {
+		return err
+	}
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
 		return err
 	}
-	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
 		Actor: "shopper:chat", Action: "consent", Purpose: purpose,
 		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
-		Reason: ReasonObjection, PolicyRevision: a.s.Releaser.Policy().Revision()})
+		Reason: ReasonObjection, PolicyRevision: a.s.Releaser.Policy().Revision()}); err != nil {
+		return err
+	}
+	// Recipients of the purpose objected to are told, as for "stop".
+	return a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c)
 }

@@ -611,3 +611,32 @@ func TestOfficerCorrection(t *testing.T) {
 		t.Errorf("/ui/notices: %d, lists the event: %v", a.status, strings.Contains(string(a.body), evs.Events[0].ID))
 	}
 }
+
+// TestRestrictionNotice: "pause my data" tells every partner that holds
+// the shopper's data to stop processing it (processing.restricted, GDPR
+// Art. 19, SPEC §5.12), and "resume" tells nobody.
+func TestRestrictionNotice(t *testing.T) {
+	h := newHarness(t, noticeConfig(time.Hour))
+	retail := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer, Scopes: []string{"orders:read"}})
+	const wa = "919811170402"
+	orderID := h.purchase(wa)
+	if r := h.do("GET", "/v1/orders/"+orderID, retail.Bearer, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("read: %d", r.StatusCode)
+	}
+	var evs struct {
+		Events []commerce.NoticeEvent `json:"events"`
+	}
+	h.mustPost(textMsg(wa, "pause my data"))
+	h.waitIdle()
+	if r := h.do("GET", "/v1/events", retail.Bearer, nil, &evs); r.StatusCode != 200 || len(evs.Events) != 1 {
+		t.Fatalf("events after pause: %d %+v", r.StatusCode, evs)
+	}
+	if ev := evs.Events[0]; ev.Type != commerce.NoticeRestricted || len(ev.OrderIDs) != 1 || ev.OrderIDs[0] != orderID {
+		t.Errorf("processing.restricted %+v", ev)
+	}
+	h.mustPost(textMsg(wa, "resume"))
+	h.waitIdle()
+	if h.do("GET", "/v1/events?cursor=0", retail.Bearer, nil, &evs); len(evs.Events) != 1 {
+		t.Errorf("%d notices after resume, want 1", len(evs.Events))
+	}
+}
