@@ -162,7 +162,14 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 		if id.WaID == "" && e.Opaque != "" {
 			id.WaID = e.Opaque // addressed as given
 		}
-		return s.sealIdentity(ctx, row.ID, id)
+		if err := s.sealIdentity(ctx, row.ID, id); err != nil {
+			return err
+		}
+		if e.WaID != "" {
+			// The country of the phone, for the transfer rules (SPEC §5.10).
+			return s.rememberJurisdiction(ctx, row.ID, e.WaID)
+		}
+		return nil
 	})
 	if err != nil {
 		return "", err
