@@ -2,6 +2,6 @@
 
 package keydir
 
-// lockDir is a no-op where flock is unavailable: there, run one process
+// LockDir is a no-op where flock is unavailable: there, run one process
 // that changes keys at a time.
-func lockDir(dir string) (unlock func(), err error) { return func() {}, nil }
+func LockDir(dir string) (unlock func(), err error) { return func() {}, nil }

@@ -9,10 +9,10 @@ import (
 	"syscall"
 )
 
-// lockDir takes an exclusive flock on dir/.lock, so that processes sharing
+// LockDir takes an exclusive flock on dir/.lock, so that processes sharing
 // a key directory change the keyring one at a time. The lock dies with the
 // process, so a crash leaves nothing stale behind.
-func lockDir(dir string) (unlock func(), err error) {
+func LockDir(dir string) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("key directory: lock: %w", err)

@@ -116,7 +116,7 @@ func LoadAdopting(dir string, create bool, adoptFrom string) (*Ring, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("log keys: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := LockDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func (r *Ring) Rotate(handover time.Duration, announce func(Key) error) (Key, er
 	if handover < 0 {
 		return Key{}, broker.Errorf(broker.EInvalid, "handover period must not be negative")
 	}
-	unlock, err := lockDir(r.dir)
+	unlock, err := LockDir(r.dir)
 	if err != nil {
 		return Key{}, err
 	}
@@ -288,7 +288,7 @@ func (r *Ring) Rotate(handover time.Duration, announce func(Key) error) (Key, er
 // retiring the previous key ends its handover at once. Retiring a retired
 // key is no error.
 func (r *Ring) Retire(id string) error {
-	unlock, err := lockDir(r.dir)
+	unlock, err := LockDir(r.dir)
 	if err != nil {
 		return err
 	}

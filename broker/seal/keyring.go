@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/keydir"
 )
 
 const (
@@ -87,7 +88,7 @@ func InitKeyring(keyDir string, pq bool) (k *Keyring, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("seal: create key directory: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := keydir.LockDir(dir)
 	if err != nil {
 		return nil, false, err
 	}
@@ -163,7 +164,7 @@ func (k *Keyring) Rotate(pq bool) (newKeyID string, err error) {
 // rotateAt is Rotate with the creation time recorded in the new identity's
 // file, which the rotation schedule (Rotation) reads back.
 func (k *Keyring) rotateAt(pq bool, created time.Time) (newKeyID string, err error) {
-	unlock, err := lockDir(k.dir)
+	unlock, err := keydir.LockDir(k.dir)
 	if err != nil {
 		return "", err
 	}
@@ -218,7 +219,7 @@ func (k *Keyring) Retire(ctx context.Context, keyID string, counter KeyCounter) 
 }
 
 func (k *Keyring) retireAt(ctx context.Context, keyID string, counter KeyCounter, now time.Time) error {
-	unlock, err := lockDir(k.dir)
+	unlock, err := keydir.LockDir(k.dir)
 	if err != nil {
 		return err
 	}

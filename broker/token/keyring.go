@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/keydir"
 )
 
 // JWKSContentType is the media type of a JWK Set (RFC 7517 §8.5).
@@ -32,7 +33,6 @@ const SigningSubdir = "signing"
 const (
 	currentFile = "current" // names the kid that signs
 	nextFile    = "next"    // "<kid> <RFC 3339 time>": a published key and when it starts signing
-	lockFile    = ".lock"   // flock'd while the keyring changes on disk
 	keySuffix   = ".pem"
 	pemType     = "PRIVATE KEY" // PKCS#8
 	kidLen      = 16            // base64url characters: 96 bits of the key's hash
@@ -95,7 +95,7 @@ func LoadKeyring(keyDir string, create bool) (*Keyring, error) {
 	if err := os.MkdirAll(kr.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	unlock, err := lockDir(kr.dir)
+	unlock, err := keydir.LockDir(kr.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (kr *Keyring) RotateAfter(delay time.Duration) (string, time.Time, error) {
 		kid, err := kr.Rotate()
 		return kid, kr.now(), err
 	}
-	unlock, err := lockDir(kr.dir)
+	unlock, err := keydir.LockDir(kr.dir)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -262,7 +262,7 @@ func (kr *Keyring) JWKS() []byte {
 // rotation still stands: the kid is returned with an error naming the key
 // that stays in the ring.
 func (kr *Keyring) Rotate() (string, error) {
-	unlock, err := lockDir(kr.dir)
+	unlock, err := keydir.LockDir(kr.dir)
 	if err != nil {
 		return "", err
 	}
@@ -311,7 +311,7 @@ func (kr *Keyring) Rotate() (string, error) {
 // retire the previous key only once the tokens it signed have expired, or
 // at once when it is compromised.
 func (kr *Keyring) Retire(kid string) error {
-	unlock, err := lockDir(kr.dir)
+	unlock, err := keydir.LockDir(kr.dir)
 	if err != nil {
 		return err
 	}

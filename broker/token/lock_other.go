@@ -1,7 +1,0 @@
-//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
-
-package token
-
-// lockDir is a no-op where flock is unavailable: there, run one process
-// that changes keys at a time.
-func lockDir(dir string) (unlock func(), err error) { return func() {}, nil }
