@@ -164,6 +164,13 @@ func TestChatStringsAllTranslated(t *testing.T) {
 	ch.reply(IDEraseCancel)
 	ch.send(Inbound{Kind: InOrder, Invalid: OrderInvalidQuantity})
 	ch.text("language")
+	// Restriction, objection and the export (GDPR Art. 18, 21, 20).
+	ch.text("pause my data")
+	ch.text("SKU-ATTA-5KG x2")
+	ch.text("resume")
+	ch.text("object")
+	ch.reply(IDObjectMarketing)
+	ch.text("export my data")
 	// A minor's path, in a second chat.
 	kid := newChat(t)
 	kid.text("Hi")

@@ -95,7 +95,7 @@ func (c *Conversation) restriction(ctx context.Context, sh *Shopper, s *Session,
 		}
 		sh.Consent = next
 		return []Reply{{Kind: ReplyText, Body: "Noted: your objection is recorded and your data is no longer used for " +
-			purpose + ". Your orders are not affected."}}, true, nil
+			purpose + ". Your orders are not affected."}}, true, nil // {purpose} in commerce/i18n
 	}
 	if sh.Restricted && in.Kind != InPayment {
 		cmd := command(in)
