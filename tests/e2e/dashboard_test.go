@@ -281,6 +281,21 @@ func (w *dashWorld) shop(s dashShopper) string {
 	return res.OrderID
 }
 
+// chat sends lines as the shopper through `wasim chat` (which ends at the
+// end of its input), as a person typing them would.
+func (w *dashWorld) chat(s dashShopper, lines ...string) {
+	w.t.Helper()
+	cmd := exec.Command(filepath.Join(w.bin, "wasim"), "chat", "--no-serve", "--sim-url", w.sim,
+		"--webhook-url", w.base+"/webhooks/whatsapp", "--wa-id", s.WaID, "--name", s.Name)
+	cmd.Env = append(os.Environ(), w.env...)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		w.t.Fatalf("wasim chat: %v\n%s", err, stderr.String())
+	}
+}
+
 // partnerToken gets an access token for demo partner creds.
 func (w *dashWorld) partnerToken(creds map[string]string) string {
 	w.t.Helper()
@@ -623,6 +638,28 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("consent artefacts listed %q, want the notice's acceptance", arts)
 	}
 	b.shot("subject")
+
+	// The restriction view: the shopper pauses their data in the chat
+	// (GDPR Art. 18) and the subject page says so.
+	if got := b.eval(`document.body.innerText`); strings.Contains(got, "paused by the shopper") {
+		t.Fatal("the shopper shows as paused before pausing")
+	}
+	w.chat(asha, "pause my data")
+	paused := false
+	for i := 0; i < 20 && !paused; i++ {
+		b.do("look up again", chromedp.Navigate(w.base+"/ui/subjects"), chromedp.WaitVisible(chromedp.ID("wa_id")),
+			chromedp.SendKeys(chromedp.ID("wa_id"), "+91 "+asha.Spaced),
+			chromedp.Click(chromedp.ID("lookup")),
+			chromedp.WaitVisible(chromedp.ID("pseudonym")))
+		paused = strings.Contains(b.eval(`document.body.innerText`), "paused by the shopper")
+		if !paused {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if !paused {
+		t.Error("the subject page does not show the shopper's pause")
+	}
+	b.shot("subject-paused")
 
 	// Erase, through the confirmation step.
 	b.do("erase", chromedp.Click(chromedp.ID("erase")), chromedp.WaitVisible(chromedp.ID("confirm-erase")))
