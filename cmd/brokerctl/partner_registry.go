@@ -226,8 +226,10 @@ type demoStore struct {
 	lat, lon   float64
 	radiusKm   float64
 	autoAccept bool
-	// stockEvery keeps every product whose index is not a multiple of it
-	// (0: all), and stock is the count of each: different shelves.
+	// stockEvery keeps every product whose position (1, 2, …) is not a
+	// multiple of it (0: all), and stock is the count of each: different
+	// shelves, each holding the catalogue's first products (the cart
+	// `wasim shop` sends by default).
 	stockEvery, stock int
 }
 
@@ -262,7 +264,7 @@ func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, pr
 			}
 			stock := map[string]int{}
 			for i, p := range products {
-				if ds.stockEvery == 0 || i%ds.stockEvery != 0 {
+				if ds.stockEvery == 0 || (i+1)%ds.stockEvery != 0 {
 					stock[p.SKU] = ds.stock
 				}
 			}
