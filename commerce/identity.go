@@ -162,14 +162,19 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 		if id.WaID == "" && e.Opaque != "" {
 			id.WaID = e.Opaque // addressed as given
 		}
-		if err := s.sealIdentity(ctx, row.ID, id); err != nil {
+		// The country of the phone, for the transfer rules (SPEC §5.10),
+		// goes in with the sealed identity: one statement, not two, on
+		// the ingest path of every new shopper.
+		sealed, err := s.sealedIdentity(ctx, row.ID, id)
+		if err != nil {
 			return err
 		}
-		if e.WaID != "" {
-			// The country of the phone, for the transfer rules (SPEC §5.10).
-			return s.rememberJurisdiction(ctx, row.ID, e.WaID)
+		if cc := JurisdictionOfPhone(e.WaID); cc != "" {
+			if js, ok := s.Store.(identityJurisdictionStore); ok {
+				return js.SetSubjectIdentityJurisdiction(ctx, row.ID, sealed, cc)
+			}
 		}
-		return nil
+		return s.Store.SetSubjectIdentity(ctx, row.ID, sealed)
 	})
 	if err != nil {
 		return "", err
@@ -179,12 +184,17 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 }
 
 func (s *Service) sealIdentity(ctx context.Context, subject string, id Identity) error {
-	b, _ := json.Marshal(id)
-	sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: subject}, b)
+	sealed, err := s.sealedIdentity(ctx, subject, id)
 	if err != nil {
 		return err
 	}
 	return s.Store.SetSubjectIdentity(ctx, subject, sealed)
+}
+
+// sealedIdentity seals the shopper's identity record.
+func (s *Service) sealedIdentity(ctx context.Context, subject string, id Identity) ([]byte, error) {
+	b, _ := json.Marshal(id)
+	return s.Sealer.Seal(ctx, subject, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: subject}, b)
 }
 
 // rewriteIdentity unseals the shopper's identity, lets fn change it, and

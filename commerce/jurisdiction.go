@@ -51,21 +51,11 @@ func ShopperJurisdiction(row SubjectRow) string {
 	return StoreJurisdiction
 }
 
-// jurisdictionStore is implemented by stores that keep the shopper's
-// jurisdiction (PostgreSQL does); it is optional so that a store without
-// it keeps working, every shopper then being in the store's jurisdiction.
-type jurisdictionStore interface {
-	SetSubjectJurisdiction(ctx context.Context, id, country string) error
-}
-
-// rememberJurisdiction stores the shopper's country from the phone, once,
-// when the identity is first stored: the phone itself stays sealed, and
-// the policy needs the country on every release.
-func (s *Service) rememberJurisdiction(ctx context.Context, id, waID string) error {
-	js, ok := s.Store.(jurisdictionStore)
-	cc := JurisdictionOfPhone(waID)
-	if !ok || cc == "" {
-		return nil
-	}
-	return js.SetSubjectJurisdiction(ctx, id, cc)
+// identityJurisdictionStore is implemented by stores that keep the
+// shopper's jurisdiction (PostgreSQL does), stored with a new shopper's
+// sealed identity in one statement. It is optional so that a store
+// without it keeps working, every shopper then being in the store's
+// jurisdiction.
+type identityJurisdictionStore interface {
+	SetSubjectIdentityJurisdiction(ctx context.Context, id string, sealed []byte, country string) error
 }

@@ -102,6 +102,13 @@ func (db *DB) SetSubjectJurisdiction(ctx context.Context, id, country string) er
 	return db.exec1(ctx, `UPDATE subjects SET jurisdiction = $2 WHERE id = $1 AND erased_at IS NULL`, id, country)
 }
 
+// SetSubjectIdentityJurisdiction stores a new shopper's sealed identity
+// and jurisdiction together: one statement on the ingest path.
+func (db *DB) SetSubjectIdentityJurisdiction(ctx context.Context, id string, sealed []byte, country string) error {
+	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2, jurisdiction = $3 WHERE id = $1 AND erased_at IS NULL`,
+		id, sealed, country)
+}
+
 var _ commerce.MarketStore = (*DB)(nil)
 
 // RoutingStores returns the enabled retailers with a service area, in
