@@ -320,25 +320,39 @@ func (r *Ring) Retire(id string) error {
 
 var errNoKey = errors.New("log keys: no key")
 
+// ReadKeyDir lists a key directory after checking that it is one and that
+// only its owner can write it (whoever can write it can swap the keys).
+// A directory that does not exist is an error wrapping fs.ErrNotExist;
+// what names the keys in every other error.
+func ReadKeyDir(dir, what string) ([]os.DirEntry, error) {
+	info, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s: %s is not a directory", what, dir)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%s: %s is writable by group or others; chmod 700 it", what, dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return entries, nil
+}
+
 // readState loads every key in dir, the current one and the handover.
 func readState(dir string) (*state, error) {
-	info, err := os.Stat(dir)
+	entries, err := ReadKeyDir(dir, "log keys")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoKey
 	}
 	if err != nil {
-		return nil, fmt.Errorf("log keys: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("log keys: %s is not a directory", dir)
-	}
-	// Whoever can write the directory can swap the keys.
-	if info.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("log keys: %s is writable by group or others; chmod 700 it", dir)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("log keys: %w", err)
+		return nil, err
 	}
 	st := &state{keys: map[string]*Key{}}
 	for _, e := range entries {

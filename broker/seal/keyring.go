@@ -586,37 +586,9 @@ func keyID(recipient string) string {
 	return hex.EncodeToString(sum[:])[:keyIDLen]
 }
 
-// writeTemp writes data to a new 0600 file in dir and returns its path.
-func writeTemp(dir string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("seal: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("seal: write key file: %w", err)
-	}
-	return f.Name(), nil // CreateTemp makes it 0600
-}
-
-// writeFileAtomic replaces dir/name with data in one rename.
+// writeFileAtomic replaces dir/name with data (keydir.WriteFileAtomic).
 func writeFileAtomic(dir, name string, data []byte) error {
-	tmp, err := writeTemp(dir, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("seal: %w", err)
-	}
-	return syncDir(dir)
+	return keydir.WriteFileAtomic(filepath.Join(dir, name), data)
 }
 
 // syncDir makes a rename or link in dir durable.

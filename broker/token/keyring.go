@@ -206,7 +206,7 @@ func (kr *Keyring) RotateAfter(delay time.Duration) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	at := now.Add(delay).UTC().Truncate(time.Second).Add(time.Second) // never sooner than asked
-	if err := writeFileAtomic(filepath.Join(kr.dir, nextFile), []byte(k.kid+" "+at.Format(time.RFC3339)+"\n")); err != nil {
+	if err := keydir.WriteFileAtomic(filepath.Join(kr.dir, nextFile), []byte(k.kid+" "+at.Format(time.RFC3339)+"\n")); err != nil {
 		_ = os.Remove(k.path)
 		return "", time.Time{}, err
 	}
@@ -402,23 +402,12 @@ var errNoKey = errors.New("signing keys: no key")
 
 // readRing loads every key file in dir and the name of the current one.
 func readRing(dir string) (*ringState, error) {
-	info, err := os.Stat(dir)
+	entries, err := keydir.ReadKeyDir(dir, "signing keys")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoKey
 	}
 	if err != nil {
-		return nil, fmt.Errorf("signing keys: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("signing keys: %s is not a directory", dir)
-	}
-	// Whoever can write the directory can swap the keys.
-	if info.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("signing keys: %s is writable by group or others; chmod 700 it", dir)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("signing keys: %w", err)
+		return nil, err
 	}
 	st := &ringState{keys: map[string]*ringKey{}}
 	for _, e := range entries {
@@ -514,51 +503,12 @@ func writeNewKey(dir string) (*ringKey, error) {
 	}
 	kid := KeyID(pub)
 	path := filepath.Join(dir, kid+keySuffix)
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})); err != nil {
+	if err := keydir.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})); err != nil {
 		return nil, err
 	}
 	return &ringKey{kid: kid, priv: priv, pub: pub, path: path}, nil
 }
 
 func writeCurrent(dir, kid string) error {
-	return writeFileAtomic(filepath.Join(dir, currentFile), []byte(kid+"\n"))
-}
-
-// writeFileAtomic writes path through a synced temporary file and a rename,
-// so a crash leaves the old file or the new one, never half of either.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-			err = fmt.Errorf("signing keys: write %s: %w", path, err)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // make the rename durable; not every platform can
-		d.Close()
-	}
-	return nil
+	return keydir.WriteFileAtomic(filepath.Join(dir, currentFile), []byte(kid+"\n"))
 }
