@@ -2,9 +2,6 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,22 +51,10 @@ func Restore(t testing.TB, file string) string {
 		t.Fatalf("pgtest: connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "sieve_restored_" + hex.EncodeToString(rnd[:])
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0", name)); err != nil {
+	name, err := throwawayDB(ctx, t, conn, admin, "sieve_restored_", "template0")
+	if err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, withDB(admin, "postgres"))
-		if err != nil {
-			return
-		}
-		defer c.Close(ctx)
-		c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
-	})
 	u := withDB(admin, name)
 	out, err := exec.Command(pgTool(t, "pg_restore"), "--no-owner", "--exit-on-error", "--dbname="+u, file).CombinedOutput()
 	if err != nil {

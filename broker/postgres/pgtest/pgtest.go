@@ -161,13 +161,22 @@ func NewURL(t testing.TB) string {
 		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", templateLock) //nolint:errcheck
 		t.Fatalf("pgtest: template: %v", err)
 	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "sieve_test_" + hex.EncodeToString(rnd[:])
-	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tpl))
+	name, err := throwawayDB(ctx, t, conn, admin, "sieve_test_", tpl)
 	conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", templateLock) //nolint:errcheck
 	if err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
+	}
+	return withDB(admin, name)
+}
+
+// throwawayDB creates a database named prefix + random from template and
+// drops it when the test ends.
+func throwawayDB(ctx context.Context, t testing.TB, conn *pgx.Conn, admin, prefix, template string) (string, error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := prefix + hex.EncodeToString(rnd[:])
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		return "", err
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -179,7 +188,7 @@ func NewURL(t testing.TB) string {
 		defer c.Close(ctx)
 		c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
 	})
-	return withDB(admin, name)
+	return name, nil
 }
 
 func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin, tpl string) error {
