@@ -44,11 +44,7 @@ func cmdBreachOpen(ctx context.Context, c *cli, args []string) error {
 		return usageError{"--summary-code is required"}
 	}
 	f.Category = *category
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,11 +126,7 @@ func cmdBreachNotify(ctx context.Context, c *cli, args []string) error {
 	if len(rest) > 0 {
 		return usageError{"unexpected argument " + rest[0]}
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}

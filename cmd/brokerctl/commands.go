@@ -535,11 +535,7 @@ func cmdSubjectExport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}
@@ -567,11 +563,7 @@ func cmdSubjectErase(ctx context.Context, c *cli, args []string) error {
 	if !commerce.ValidEraseReason(reason) {
 		return usageError{"--reason must be one of " + strings.Join(commerce.EraseReasons, ", ")}
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}

@@ -87,11 +87,7 @@ func cmdGrievanceResolve(ctx context.Context, c *cli, args []string) error {
 	if !commerce.ValidGrievanceOutcome(*outcome) {
 		return usageError{"--outcome must be one of " + strings.Join(commerce.GrievanceOutcomes, ", ")}
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}

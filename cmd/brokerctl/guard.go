@@ -158,6 +158,17 @@ func takeOperator(args []string) (rest []string, name string, err error) {
 	return rest, name, nil
 }
 
+// actorSystem is the acting officer and the whole system, for the
+// commands that change something in a shopper's name.
+func (c *cli) actorSystem(ctx context.Context) (broker.Party, *wire.System, error) {
+	actor, err := c.actor()
+	if err != nil {
+		return broker.Party{}, nil, err
+	}
+	sys, err := c.system(ctx)
+	return actor, sys, err
+}
+
 // actor is the party the audit log names for this run's actions: the
 // officer given by --operator, else SIEVE_OPERATOR, else the OS login name
 // (so existing scripts keep working, now attributed to a person rather

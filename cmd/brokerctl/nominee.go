@@ -26,11 +26,7 @@ func cmdNomineeEvent(ctx context.Context, c *cli, args []string) error {
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}
@@ -64,11 +60,7 @@ func cmdNomineeAccess(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}
@@ -85,11 +77,7 @@ func cmdNomineeErase(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	operator, err := c.actor()
-	if err != nil {
-		return err
-	}
-	sys, err := c.system(ctx)
+	operator, sys, err := c.actorSystem(ctx)
 	if err != nil {
 		return err
 	}
