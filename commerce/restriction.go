@@ -148,13 +148,11 @@ func (a *actions) SetRestricted(ctx context.Context, on bool) error {
 // Object records the consent left after an objection to purpose and
 // audits it as a consent entry with reason objection.
 func (a *actions) Object(ctx context.Context, c broker.Consent, purpose string) error {
-	prev, err := a.s.Store.GetSubject(ctx, a.subject)
-	if err != nil {
-		return err
-	}
+	prev := a.prev // the consent last stored, loaded with the turn
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
 		return err
 	}
+	a.prev = c
 	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
 		Actor: "shopper:chat", Action: "consent", Purpose: purpose,
 		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
@@ -162,5 +160,5 @@ func (a *actions) Object(ctx context.Context, c broker.Consent, purpose string) 
 		return err
 	}
 	// Recipients of the purpose objected to are told, as for "stop".
-	return a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c)
+	return a.s.notifyWithdrawal(ctx, a.subject, prev, c)
 }

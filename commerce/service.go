@@ -826,20 +826,20 @@ func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]
 }
 
 func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
-	prev, err := a.s.Store.GetSubject(ctx, a.subject)
-	if err != nil {
-		return err
-	}
+	// a.prev is the consent last stored, loaded with the turn: what a
+	// withdrawal is told against, without reading the subject again.
+	prev := a.prev
 	if a.s.Consents != nil && a.sh != nil {
 		if err := a.saveConsent(ctx, c); err != nil {
 			return err
 		}
-		return a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c)
+		return a.s.notifyWithdrawal(ctx, a.subject, prev, c)
 	}
 	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
 		return err
 	}
-	if err := a.s.notifyWithdrawal(ctx, a.subject, prev.Consent, c); err != nil {
+	a.prev = c
+	if err := a.s.notifyWithdrawal(ctx, a.subject, prev, c); err != nil {
 		return err
 	}
 	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
