@@ -2,14 +2,18 @@
 // the Ed25519 signing keyring and its JWKS, RFC 9068 JWT access tokens
 // (issue and verify), client secrets (argon2id), the client-credentials
 // token endpoint's logic (RFC 6749 §4.4, errors per §5.2), the partner
-// registration helpers brokerctl uses, and the HMAC signatures of the
-// webhooks pushed to partners.
+// registration helpers brokerctl uses, and the recovery of a partner's
+// webhook secret (the HMAC key its webhooks are signed with; signing and
+// delivery live with the webhooks, not here).
 //
 // It wraps github.com/golang-jwt/jwt/v5 and golang.org/x/crypto/argon2 and
-// imports nothing of ours but the broker core. It knows no HTTP framework:
-// the httpapi adapter maps a [TokenRequest] from the wire, calls
-// [Server.Token], and writes the [TokenResponse] or [OAuthError] it gets
-// back (with Cache-Control: no-store, RFC 6749 §5.1).
+// imports nothing of ours but the broker core and broker/keydir. It knows
+// no HTTP framework: broker/httpapi's token route hands the raw form, the
+// Basic credentials and the client address to a function the wiring
+// supplies; that function builds a [TokenRequest], calls [Server.Token],
+// and returns the status, headers and JSON of the [TokenResponse] or
+// [OAuthError], which httpapi writes with Cache-Control: no-store
+// (RFC 6749 §5.1).
 //
 // # Throttling the token endpoint
 //

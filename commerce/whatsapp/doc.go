@@ -29,8 +29,9 @@
 // Webhook bodies arrive escaped as [MetaEscape] writes them, and their
 // signature covers those escaped bytes.
 //
-// Besides the standard library the package depends only on commerce, whose
-// types the adapter converts to and from. Values that identify
+// Besides the standard library the package depends only on Sieve's own
+// broker (error kinds, money) and commerce, whose types the adapter converts
+// to and from; it pulls in no third-party module. Values that identify
 // people (wa_id, profile names, message text) flow through its types but are
 // never written to error strings: errors name fields and limits, not contents.
 package whatsapp
