@@ -506,6 +506,9 @@ func (c *Config) Validate() error {
 	if c.Workers.NoticeDeadline < 0 || c.Workers.NoticeRefresh < 0 {
 		add("BROKER_NOTICE_DEADLINE and BROKER_NOTICE_REFRESH must be positive durations")
 	}
+	if c.Workers.OfferTTL < 0 {
+		add("BROKER_OFFER_TTL must be a positive duration")
+	}
 	if c.Workers.ErasureWarning != 0 && c.Workers.ErasureWarning < 48*time.Hour {
 		add("BROKER_ERASURE_WARNING must be at least 48h (DPDP Rules 2025, Rule 8(2))")
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +297,79 @@ func TestErasureWarningAndNoticeDeadline(t *testing.T) {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil || c.Workers.ErasureWarning != 72*time.Hour || c.Workers.NoticeDeadline != 168*time.Hour {
 		t.Errorf("72h warning, 168h deadline: %v %v %v", err, c.Workers.ErasureWarning, c.Workers.NoticeDeadline)
+	}
+}
+
+// TestEveryTypedVariableRefusesBadValues runs one table over every numeric,
+// duration and on/off variable FromEnv reads: a value that does not parse,
+// a zero or a negative value must each be named by Validate (never echoed),
+// and a good value must pass. The table is checked against config.go, so a
+// new typed variable without a row fails here.
+func TestEveryTypedVariableRefusesBadValues(t *testing.T) {
+	cases := []struct {
+		name string
+		bad  []string // each must be reported
+		good string   // must be accepted
+	}{
+		{"BROKER_WORKERS", []string{"abc", "4.5", "-1", "65", "99999999999999999999"}, "4"},
+		{"BROKER_DB_MAX_CONNS", []string{"32x", "-1", "10001"}, "16"},
+		{"BROKER_PARTNER_RATE", []string{"fast", "NaN", "Inf", "-2"}, "2.5"},
+		{"BROKER_SHUTDOWN_TIMEOUT", []string{"5 seconds", "5", "0", "-1s", "11s"}, "3s"},
+		{"BROKER_READ_TIMEOUT", []string{"soon", "0s", "-1s", "6m"}, "30s"},
+		{"BROKER_RETENTION_INTERVAL", []string{"hourly", "0", "-1m"}, "30m"},
+		{"BROKER_NOTICE_DEADLINE", []string{"3 days", "0", "-1h"}, "72h"},
+		{"BROKER_NOTICE_REFRESH", []string{"often", "0s", "-10s"}, "10s"},
+		{"BROKER_ERASURE_WARNING", []string{"2d", "0", "-48h", "47h"}, "72h"},
+		{"BROKER_OFFER_TTL", []string{"minute", "0", "-60s"}, "90s"},
+		{"BROKER_KEY_ROTATION", []string{"weekly", "0d", "-7d", "0", "7x"}, "7d"},
+		{"BROKER_BACKUP_RETENTION", []string{"month", "0d", "-30d"}, "30d"},
+		{"BROKER_LOG_KEY_HANDOVER", []string{"week", "0", "-1h"}, "72h"},
+		{"BROKER_JWT_PREPUBLISH", []string{"later", "0", "-10m"}, "30m"},
+		{"SIEVE_GRIEVANCE_ACK", []string{"tomorrow", "0", "-1h", "49h"}, "24h"},
+		{"SIEVE_GRIEVANCE_RESOLVE", []string{"month", "0d", "-1d", "31d"}, "15d"},
+		{"BROKER_PAYMENT_LOOKUP", []string{"yes", "true", "1", "ON"}, "on"},
+	}
+	src, err := os.ReadFile("config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := regexp.MustCompile(`(?:p\.(?:int|float|duration)\(|durationOrInvalid\(getenv\()"([A-Z_]+)"`)
+	listed := map[string]bool{"BROKER_PAYMENT_LOOKUP": true} // on/off, read as a string
+	for _, c := range cases {
+		listed[c.name] = true
+	}
+	for _, m := range typed.FindAllStringSubmatch(string(src), -1) {
+		if !listed[m[1]] {
+			t.Errorf("%s is read as a number or duration but has no row here", m[1])
+		}
+		delete(listed, m[1])
+	}
+	delete(listed, "BROKER_PAYMENT_LOOKUP")
+	for name := range listed {
+		t.Errorf("row %s names no typed variable of config.go", name)
+	}
+	validate := func(env map[string]string) error {
+		c := FromEnv(func(k string) string { return env[k] })
+		c.SetDefaults()
+		return c.Validate()
+	}
+	for _, c := range cases {
+		for _, v := range c.bad {
+			t.Run(c.name+"="+v, func(t *testing.T) {
+				err := validate(map[string]string{c.name: v})
+				if err == nil || !strings.Contains(err.Error(), c.name) {
+					t.Fatalf("%s=%q accepted: %v", c.name, v, err)
+				}
+				// Numbers may sit beside a secret; only the on/off switch is quoted back.
+				if c.name != "BROKER_PAYMENT_LOOKUP" && strings.Contains(err.Error(), strconv.Quote(v)) {
+					t.Errorf("the error echoes the value: %v", err)
+				}
+			})
+		}
+		t.Run(c.name+"="+c.good, func(t *testing.T) {
+			if err := validate(map[string]string{c.name: c.good}); err != nil {
+				t.Fatalf("%s=%q refused: %v", c.name, c.good, err)
+			}
+		})
 	}
 }
