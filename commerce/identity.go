@@ -115,7 +115,7 @@ func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
 			mine = append(mine, id)
 		}
 		if primary == "" {
-			if e.Kind2 != "message" {
+			if e.Class != EventMessage {
 				return "", nil // statuses of unknown shoppers are dropped
 			}
 			sub, err := s.createSubject(ctx, e, ids)
@@ -131,7 +131,7 @@ func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
 		if conflict {
 			s.inc("sieve_identity_conflicts_total")
 		}
-		if len(missing) > 0 && e.Kind2 == "message" {
+		if len(missing) > 0 && e.Class == EventMessage {
 			n, err := s.linkIdentifiers(ctx, primary, e, missing)
 			if err != nil {
 				return "", err

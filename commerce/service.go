@@ -15,17 +15,27 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
+// Event classes: what an inbound event is, and so what the inbox stores it
+// as (InboxItem.Kind). Inbound.Kind says what a message carries; the class
+// says whether it is a message at all.
+const (
+	EventMessage  = "message"  // a shopper's message: the conversation answers it
+	EventStatus   = "status"   // a delivery status of a message we sent
+	EventPayment  = "payment"  // a payment status of an order
+	EventIdentity = "identity" // a system message that moves the shopper's identifiers
+)
+
 // Event is one decoded inbound event with the identity hints the wire gave.
 type Event struct {
 	Inbound
-	Kind2 string // message | status | payment: what the inbox stores it as
+	Class string // EventMessage, EventStatus, EventPayment or EventIdentity
 	// Who: the shopper's WhatsApp id (phone digits), their BSUID when
 	// WhatsApp withheld the number, or an opaque id; Name is the profile name.
 	WaID, BSUID, Opaque, Name string
 	// ParentBSUID is the parent BSUID (across the business portfolio),
 	// when WhatsApp gave one: indexed, never released.
 	ParentBSUID string
-	// Change, for Kind2 "identity", is the system message that moves the
+	// Change, for class EventIdentity, is the system message that moves the
 	// shopper's identifiers (IdentityChangedNumber, IdentityChangedUserID):
 	// the New* identifiers replace those of their kind, and Prev* are the
 	// previous BSUIDs the message names besides the sender's.
@@ -181,7 +191,7 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	items := make([]InboxItem, 0, len(events))
 	var statuses []MessageStatus
 	for _, e := range events {
-		if e.Kind2 == "identity" {
+		if e.Class == EventIdentity {
 			// Moved here, before the events after it in the same webhook
 			// (a message from the new number) are resolved.
 			if err := s.moveIdentity(ctx, e); err != nil {
@@ -196,7 +206,7 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		if subject == "" {
 			continue
 		}
-		if e.Kind2 == "status" {
+		if e.Class == EventStatus {
 			// Delivery receipts do not drive the conversation: they are
 			// applied here, monotonically and idempotently, instead of
 			// queueing behind the shopper's messages (they are most of the
@@ -216,7 +226,7 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		if err != nil {
 			return err
 		}
-		items = append(items, InboxItem{DedupKey: key, Subject: subject, Kind: e.Kind2, Store: e.Store, Sealed: sealed})
+		items = append(items, InboxItem{DedupKey: key, Subject: subject, Kind: e.Class, Store: e.Store, Sealed: sealed})
 	}
 	if len(statuses) > 0 {
 		if err := s.Store.ApplyMessageStatuses(ctx, statuses); err != nil {
@@ -250,10 +260,10 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 // providerKey(subject, dedupKey(e)) (SPEC §5.8), which also makes
 // deduplication per shopper.
 func dedupKey(e Event) string {
-	switch e.Kind2 {
-	case "status":
+	switch e.Class {
+	case EventStatus:
 		return "s:" + e.StatusID + ":" + e.Status
-	case "payment":
+	case EventPayment:
 		txn := ""
 		if e.Payment != nil {
 			txn = e.Payment.Status + ":" + e.Payment.TxnStatus
@@ -682,10 +692,10 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 		return false, err
 	}
 	switch it.Kind {
-	case "status":
+	case EventStatus:
 		s.inc("sieve_message_status_total", ev.Status)
 		return false, s.Store.ApplyMessageStatus(ctx, s.providerKey(it.Subject, ev.StatusID), it.Subject, ev.Status, ev.ErrCode)
-	case "message":
+	case EventMessage:
 		if ev.Time.After(t.lastInbound) {
 			t.lastInbound = ev.Time
 		}

@@ -78,10 +78,10 @@ func TestChatIdentities(t *testing.T) {
 		if len(evs) != 3 {
 			t.Fatalf("%d events\n%s", len(evs), out.String())
 		}
-		if e := evs[0]; e.Kind2 != "message" || e.WaID != "919811112222" || e.BSUID != "IN.1410000000000001" || e.ParentBSUID != "IN.ENT.1410000000000009" {
+		if e := evs[0]; e.Class != commerce.EventMessage || e.WaID != "919811112222" || e.BSUID != "IN.1410000000000001" || e.ParentBSUID != "IN.ENT.1410000000000009" {
 			t.Errorf("first message %+v", e)
 		}
-		if e := evs[1]; e.Kind2 != "identity" || e.Change != commerce.IdentityChangedNumber || e.WaID != "919811112222" ||
+		if e := evs[1]; e.Class != commerce.EventIdentity || e.Change != commerce.IdentityChangedNumber || e.WaID != "919811112222" ||
 			e.NewWaID != "919811113333" || e.NewBSUID != "IN.1410000000000002" || e.PrevBSUID != "IN.1410000000000001" {
 			t.Errorf("change %+v", e)
 		}
@@ -107,7 +107,7 @@ func TestChatIdentities(t *testing.T) {
 		if e := evs[0]; e.WaID != "" || e.BSUID != "IN.1410000000000005" {
 			t.Errorf("a username user's message carries %+v", e)
 		}
-		if e := evs[1]; e.Kind2 != "identity" || e.Change != commerce.IdentityChangedUserID || e.BSUID != "IN.1410000000000005" ||
+		if e := evs[1]; e.Class != commerce.EventIdentity || e.Change != commerce.IdentityChangedUserID || e.BSUID != "IN.1410000000000005" ||
 			e.NewBSUID != "IN.1410000000000006" || e.NewWaID != "" {
 			t.Errorf("change %+v", e)
 		}

@@ -109,7 +109,7 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 			(m.System.Type == SystemUserChangedNumber || m.System.Type == SystemUserChangedUserID) {
 			return convertIdentityChange(m.System, out)
 		}
-		out.Kind2 = "message"
+		out.Class = commerce.EventMessage
 		out.Name = ev.ProfileName
 		out.Inbound.ID = m.ID
 		out.Inbound.Time = m.Timestamp.Time()
@@ -123,7 +123,7 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 		out.Inbound.ID = s.ID
 		out.Inbound.Time = s.Timestamp.Time()
 		if s.IsPayment() && s.Payment != nil {
-			out.Kind2 = "payment"
+			out.Class = commerce.EventPayment
 			out.Inbound.Kind = commerce.InPayment
 			p := &commerce.Payment{ReferenceID: s.Payment.ReferenceID, Status: s.Status,
 				Amount: paymentPaise(s.Payment.Amount), Currency: s.Payment.Currency}
@@ -139,7 +139,7 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 			out.Inbound.Payment = p
 			return out, true
 		}
-		out.Kind2 = "status"
+		out.Class = commerce.EventStatus
 		out.StatusID, out.Status = s.ID, s.Status
 		if len(s.Errors) > 0 {
 			out.ErrCode = s.Errors[0].Code
@@ -159,7 +159,7 @@ func (r *Receiver) convert(ev Event) (commerce.Event, bool) {
 // change then moves nothing); the body, which holds the numbers, is not
 // kept.
 func convertIdentityChange(sys *System, out commerce.Event) (commerce.Event, bool) {
-	out.Kind2 = "identity"
+	out.Class = commerce.EventIdentity
 	out.Change = sys.Type
 	if sys.Type == SystemUserChangedNumber && isDigits(sys.WaID) {
 		out.NewWaID = sys.WaID

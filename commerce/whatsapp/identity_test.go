@@ -34,12 +34,12 @@ func TestReceiverIdentifiers(t *testing.T) {
 		file string
 		want commerce.Event
 	}{
-		{"phone_bsuid_parent.json", commerce.Event{Kind2: "message", WaID: "919811112222",
+		{"phone_bsuid_parent.json", commerce.Event{Class: commerce.EventMessage, WaID: "919811112222",
 			BSUID: "IN.1410823456780001", ParentBSUID: "IN.ENT.9900000000000001"}},
-		{"no_from_bsuid.json", commerce.Event{Kind2: "message", BSUID: "IN.1410823456789012"}},
-		{"system_user_changed_number.json", commerce.Event{Kind2: "identity", WaID: "919811112222",
+		{"no_from_bsuid.json", commerce.Event{Class: commerce.EventMessage, BSUID: "IN.1410823456789012"}},
+		{"system_user_changed_number.json", commerce.Event{Class: commerce.EventIdentity, WaID: "919811112222",
 			Change: commerce.IdentityChangedNumber, NewWaID: "919877778888"}},
-		{"system_user_changed_user_id.json", commerce.Event{Kind2: "identity", BSUID: "IN.1410823456789012",
+		{"system_user_changed_user_id.json", commerce.Event{Class: commerce.EventIdentity, BSUID: "IN.1410823456789012",
 			Change: commerce.IdentityChangedUserID, NewBSUID: "IN.1410823456789099", NewParent: "IN.ENT.9900000000000099",
 			PrevBSUID: "IN.1410823456789012", PrevParent: "IN.ENT.9900000000000012"}},
 	}
@@ -50,12 +50,12 @@ func TestReceiverIdentifiers(t *testing.T) {
 				t.Fatalf("%d events, %v", len(evs), err)
 			}
 			e, w := evs[0], tt.want
-			if e.Kind2 != w.Kind2 || e.WaID != w.WaID || e.BSUID != w.BSUID || e.ParentBSUID != w.ParentBSUID ||
+			if e.Class != w.Class || e.WaID != w.WaID || e.BSUID != w.BSUID || e.ParentBSUID != w.ParentBSUID ||
 				e.Change != w.Change || e.NewWaID != w.NewWaID || e.NewBSUID != w.NewBSUID || e.NewParent != w.NewParent ||
 				e.PrevBSUID != w.PrevBSUID || e.PrevParent != w.PrevParent {
 				t.Errorf("got  %+v\nwant %+v", e, w)
 			}
-			if e.Kind2 == "identity" && (e.Text != "" || e.Name != "") {
+			if e.Class == commerce.EventIdentity && (e.Text != "" || e.Name != "") {
 				t.Error("an identity event kept the system message's text")
 			}
 		})
@@ -91,19 +91,19 @@ func TestReceiverIdentifiersHostile(t *testing.T) {
 			}},
 		{"new number not a number", `"messages":[{"from":"919811112222","id":"wamid.1","timestamp":"1","type":"system","system":{"type":"user_changed_number","wa_id":"+91 98 Ravi"}}]`,
 			func(t *testing.T, e commerce.Event) {
-				if e.Kind2 != "identity" || e.NewWaID != "" {
+				if e.Class != commerce.EventIdentity || e.NewWaID != "" {
 					t.Errorf("%+v", e)
 				}
 			}},
 		{"other system type", `"messages":[{"from":"919811112222","id":"wamid.1","timestamp":"1","type":"system","system":{"type":"customer_identity_changed","wa_id":"919811113333"}}]`,
 			func(t *testing.T, e commerce.Event) {
-				if e.Kind2 != "message" || e.NewWaID != "" || e.Change != "" {
+				if e.Class != commerce.EventMessage || e.NewWaID != "" || e.Change != "" {
 					t.Errorf("%+v", e)
 				}
 			}},
 		{"change without system object", `"messages":[{"from":"919811112222","id":"wamid.1","timestamp":"1","type":"system"}]`,
 			func(t *testing.T, e commerce.Event) {
-				if e.Kind2 != "message" {
+				if e.Class != commerce.EventMessage {
 					t.Errorf("%+v", e)
 				}
 			}},
@@ -143,7 +143,7 @@ func FuzzReceiverIdentifiers(f *testing.F) {
 					t.Fatalf("BSUID %q passed on", b)
 				}
 			}
-			if e.Kind2 == "identity" && e.Change != commerce.IdentityChangedNumber && e.Change != commerce.IdentityChangedUserID {
+			if e.Class == commerce.EventIdentity && e.Change != commerce.IdentityChangedNumber && e.Change != commerce.IdentityChangedUserID {
 				t.Fatalf("identity event of type %q", e.Change)
 			}
 		}
