@@ -15,9 +15,34 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// refCache remembers (partner, customer_ref) pairs already recorded, so a
-// repeated read does not write.
-var refCache sync.Map
+// refSet remembers (partner, customer_ref) pairs this service has already
+// recorded, so a repeated read does not write. It belongs to one Service
+// (one database): a set shared by every Service of the process would skip
+// the write for a second database. It is bounded; when full it starts
+// again, which costs one idempotent write per pair.
+type refSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// refSetMax bounds the set: the pairs of a day's active shoppers per partner.
+const refSetMax = 100_000
+
+func (r *refSet) has(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.seen[key]
+	return ok
+}
+
+func (r *refSet) add(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil || len(r.seen) >= refSetMax {
+		r.seen = make(map[string]struct{})
+	}
+	r.seen[key] = struct{}{}
+}
 
 func (s *Service) rememberRef(ctx context.Context, partner string, d broker.Decision, subject string) error {
 	ref, ok := d.Released["customer.ref"].(string)
@@ -25,13 +50,13 @@ func (s *Service) rememberRef(ctx context.Context, partner string, d broker.Deci
 		return nil
 	}
 	key := partner + "|" + ref
-	if _, ok := refCache.Load(key); ok {
+	if s.refs.has(key) {
 		return nil
 	}
 	if err := s.Store.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
 		return err
 	}
-	refCache.Store(key, struct{}{})
+	s.refs.add(key)
 	return nil
 }
 

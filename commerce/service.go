@@ -116,6 +116,7 @@ type Service struct {
 	wakeSender chan struct{}
 	ready      *readyQueue
 	subjects   sync.Map // blind index (string) -> cachedSubject
+	refs       refSet   // (partner, customer_ref) pairs already recorded
 	catalog    catalogCache
 	once       sync.Once
 }
