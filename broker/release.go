@@ -531,8 +531,13 @@ type Money struct {
 	Currency string `json:"currency,omitempty"`
 }
 
+// OffsetINR is the offset of every INR amount Sieve handles: values are
+// paise, so {Value: 28950, Offset: 100} is ₹289.50. It is the one spelling
+// of that offset; the catalog, the Cloud API adapter and the simulator use it.
+const OffsetINR = 100
+
 // INR returns an amount of paise in rupees' minor units.
-func INR(paise int64) Money { return Money{Value: paise, Offset: 100, Currency: "INR"} }
+func INR(paise int64) Money { return Money{Value: paise, Offset: OffsetINR, Currency: "INR"} }
 
 // String renders m for people, e.g. "₹289.50".
 func (m Money) String() string {

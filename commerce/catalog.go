@@ -39,9 +39,6 @@ const (
 // CatalogCSVHeader is the header line a CSV catalog must start with, exactly.
 const CatalogCSVHeader = "sku,name,price_paise,category,stock"
 
-// OffsetINR is the offset of every catalog price: values are paise.
-const OffsetINR = 100
-
 // Product is one item of the shop's catalog. Its JSON form is the catalog
 // import format, so `catalog list --json` output can be imported again.
 type Product struct {
@@ -321,8 +318,8 @@ func checkProductText(s string, max int) string {
 
 func checkPrice(m broker.Money) string {
 	switch {
-	case m.Offset != OffsetINR:
-		return fmt.Sprintf("offset must be %d (paise), got %d", OffsetINR, m.Offset)
+	case m.Offset != broker.OffsetINR:
+		return fmt.Sprintf("offset must be %d (paise), got %d", broker.OffsetINR, m.Offset)
 	case m.Currency != "" && m.Currency != "INR":
 		return fmt.Sprintf("currency must be INR, got %s", quoteShort(m.Currency))
 	}
@@ -699,8 +696,8 @@ func decodeJSONPrice(val json.RawMessage) (broker.Money, []namedProblem) {
 			m.Value = n
 		case "offset":
 			n, msg := catalogJSONInt(v, "")
-			if msg != "" || n != OffsetINR {
-				out = append(out, namedProblem{"price.offset", fmt.Sprintf("must be %d (prices are in paise), got %s", OffsetINR, quoteShort(string(v)))})
+			if msg != "" || n != broker.OffsetINR {
+				out = append(out, namedProblem{"price.offset", fmt.Sprintf("must be %d (prices are in paise), got %s", broker.OffsetINR, quoteShort(string(v)))})
 			}
 		case "currency":
 			s, msg := catalogJSONString(v)

@@ -130,8 +130,10 @@ type Conversation struct {
 	Contact string
 }
 
-// ist is India Standard Time (no daylight saving), fixed so no tzdata is needed.
-var ist = time.FixedZone("IST", 5*3600+1800)
+// ist is India Standard Time, UTC+05:30 all year (no daylight saving),
+// fixed so no tzdata is needed. It is the one spelling of the offset: the
+// delivery slots, grievance deadlines and breach notices all render in it.
+var ist = time.FixedZone("IST", int((5*time.Hour+30*time.Minute)/time.Second))
 
 // handle advances the conversation by one inbound event (see Handle).
 func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in Inbound, act Actions) ([]Reply, error) {

@@ -6,7 +6,6 @@ import (
 )
 
 func TestSlots(t *testing.T) {
-	ist := time.FixedZone("IST", 5*3600+1800)
 	cases := []struct {
 		name  string
 		now   time.Time

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce/whatsapp"
 )
 
@@ -256,7 +257,7 @@ func LoadCatalogPrices(path string) (map[string]whatsapp.Amount, error) {
 		}
 		for _, it := range items {
 			if it.Price.Offset == 0 {
-				it.Price.Offset = whatsapp.OffsetINR
+				it.Price.Offset = broker.OffsetINR
 			}
 			prices[it.SKU] = it.Price
 		}

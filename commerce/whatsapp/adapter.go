@@ -372,13 +372,13 @@ func (s *Sender) Render(to string, r commerce.Reply) (*OutboundMessage, error) {
 		}
 		d := OrderDetails{Header: r.Header, Body: r.Body, Footer: r.Footer, ReferenceID: o.ReferenceID,
 			ConfigurationName: s.PaymentConfig, CatalogID: s.CatalogID,
-			Tax: Charge{Value: o.Tax.Value, Offset: 100, Description: "GST included"}}
+			Tax: Charge{Value: o.Tax.Value, Offset: broker.OffsetINR, Description: "GST included"}}
 		if o.Shipping.Value > 0 {
-			d.Shipping = &Charge{Value: o.Shipping.Value, Offset: 100, Description: "Delivery"}
+			d.Shipping = &Charge{Value: o.Shipping.Value, Offset: broker.OffsetINR, Description: "Delivery"}
 		}
 		for _, l := range o.Items {
 			d.Items = append(d.Items, PaymentItem{RetailerID: l.SKU, Name: Truncate(l.Name, 60),
-				Amount: Amount{Value: l.UnitPrice, Offset: 100}, Quantity: l.Quantity})
+				Amount: Amount{Value: l.UnitPrice, Offset: broker.OffsetINR}, Quantity: l.Quantity})
 		}
 		return NewOrderDetails(to, d)
 	case commerce.ReplyOrderStatus:

@@ -82,7 +82,6 @@ const (
 	// MaxNotificationSize is the largest notification body Meta sends (3 MB).
 	MaxNotificationSize = 3 << 20
 	// CurrencyINR is the only currency WhatsApp Payments (India) accepts.
+	// Its amounts use broker.OffsetINR (paise).
 	CurrencyINR = "INR"
-	// OffsetINR is the offset of INR amounts: value 1234 with offset 100 is ₹12.34.
-	OffsetINR = 100
 )

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -19,7 +20,7 @@ type Amount struct {
 }
 
 // Paise returns an INR amount of v paise.
-func Paise(v int64) Amount { return Amount{Value: v, Offset: OffsetINR} }
+func Paise(v int64) Amount { return Amount{Value: v, Offset: broker.OffsetINR} }
 
 // ErrInvalidAmount is wrapped by every error of [ParseAmount].
 var ErrInvalidAmount = errors.New("whatsapp: invalid amount")

@@ -88,7 +88,7 @@ func NewOrderDetails(to string, d OrderDetails) (*OutboundMessage, error) {
 	}
 	tax := d.Tax
 	if tax.Offset == 0 && tax.Value == 0 {
-		tax.Offset = OffsetINR
+		tax.Offset = broker.OffsetINR
 	}
 	total, err := orderTotal(subtotal, &tax, d.Shipping, d.Discount)
 	if err != nil {
@@ -207,7 +207,7 @@ func ValidateOrderDetails(p *ActionParameters) error {
 		return verr("order.items", "at least one item required")
 	}
 	checkAmount := func(field string, a Amount) error {
-		if a.Offset != OffsetINR {
+		if a.Offset != broker.OffsetINR {
 			return verr(field, "offset must be 100")
 		}
 		if a.Value < 0 {
@@ -284,7 +284,7 @@ func ptr[T any](v T) *T { return &v }
 // equals) unless it is in offset 100 as WhatsApp Pay India sends it: a
 // capture is compared exactly, never rescaled.
 func paymentPaise(a Amount) int64 {
-	if a.Offset != OffsetINR || a.Value < 0 {
+	if a.Offset != broker.OffsetINR || a.Value < 0 {
 		return -1
 	}
 	return a.Value
