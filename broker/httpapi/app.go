@@ -91,14 +91,19 @@ func (c *Config) SetDefaults() {
 
 // Deps are the parts the routes use. Nil parts disable their routes.
 type Deps struct {
-	Log        *slog.Logger
-	DB         Pinger
-	Auth       Authenticator
-	OAuth      OAuthFunc
-	JWKS       func() []byte
-	WhatsApp   WebhookReceiver
-	Shop       *commerce.Service
-	Rights     *commerce.Rights
+	Log      *slog.Logger
+	DB       Pinger
+	Auth     Authenticator
+	OAuth    OAuthFunc
+	JWKS     func() []byte
+	WhatsApp WebhookReceiver
+	Shop     *commerce.Service
+	Rights   *commerce.Rights
+	// Subjects serves the compliance API's subject routes; nil: Rights.
+	Subjects SubjectRights
+	// Pseudonyms names shoppers in answers and officers' audit entries
+	// by their audit pseudonym; nil: the Shop's.
+	Pseudonyms *broker.Pseudonymizer
 	Desk       *commerce.Desk
 	Breaches   BreachAPI
 	Audit      AuditAPI
@@ -136,6 +141,15 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
+	}
+	if d.Subjects == nil && d.Rights != nil {
+		d.Subjects = d.Rights
+	}
+	if d.Pseudonyms == nil && d.Shop != nil && d.Shop.Releaser != nil {
+		d.Pseudonyms = d.Shop.Releaser.Pseudonyms()
+	}
+	if d.Policy == nil && d.Shop != nil && d.Shop.Releaser != nil {
+		d.Policy = d.Shop.Releaser.Policy()
 	}
 	app := fiber.New(fiber.Config{
 		Immutable:             true,

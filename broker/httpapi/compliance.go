@@ -35,6 +35,24 @@ type Reports interface {
 	Processing(ctx context.Context) (any, error)
 }
 
+// SubjectRights is what the compliance API asks of the rights desk: find a
+// shopper by identifier, list their disclosures, release their export and
+// erase them. *commerce.Rights implements it; tests use a fake.
+type SubjectRights interface {
+	// Resolve finds the shopper by wa_id or by user_id (a BSUID), exactly
+	// one of them; ENotFound when there is none.
+	Resolve(ctx context.Context, waID, userID string) (commerce.SubjectRow, error)
+	// Disclosures lists who received what about the shopper.
+	Disclosures(ctx context.Context, subject string) ([]commerce.Disclosure, error)
+	// ReleaseExport releases the shopper's data to party through the
+	// pipeline; the decision names the audit entry, even on error.
+	ReleaseExport(ctx context.Context, subject string, party broker.Party) (commerce.Export, broker.Decision, error)
+	// Erase crypto-shreds the shopper, audited with reason (a code).
+	Erase(ctx context.Context, subject string, actor broker.Party, reason string) error
+}
+
+var _ SubjectRights = (*commerce.Rights)(nil)
+
 // OfficerAuth recognises a logged-in compliance officer from the session
 // cookie (and, for state-changing requests, a valid CSRF token).
 type OfficerAuth interface {
@@ -90,7 +108,7 @@ func (s *Server) complianceRoutes() {
 	if s.deps.Reports != nil {
 		app.Get("/v1/reports/processing", s.compliance(broker.ScopeAuditRead), s.reportProcessing)
 	}
-	if s.deps.Rights != nil {
+	if s.deps.Subjects != nil && s.deps.Pseudonyms != nil {
 		app.Get("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
 		app.Post("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
 		app.Post("/v1/subjects/export", s.compliance(broker.ScopeSubjectsWrite), s.subjectExport)
@@ -222,21 +240,29 @@ func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (st
 	actor := actorOf(c)
 	pseudo := ""
 	if subject != "" {
-		pseudo = s.deps.Shop.Releaser.Pseudonyms().Audit(subject)
+		pseudo = s.deps.Pseudonyms.Audit(subject)
 	}
 	err := s.deps.Audit.Record(c.UserContext(), audit.Entry{Time: time.Now(), DecisionID: id, Actor: actor.Actor(),
 		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.deps.Shop.Releaser.Policy().Revision()})
+		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.policyRevision()})
 	if err != nil {
 		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 	}
 	return id, nil
 }
 
+// policyRevision names the policy in force for an officer's own entry.
+func (s *Server) policyRevision() string {
+	if s.deps.Policy != nil {
+		return s.deps.Policy.Revision()
+	}
+	return ""
+}
+
 // subjectFromWaID resolves the shopper by wa_id or by user_id (a BSUID):
 // exactly one of them.
 func (s *Server) subjectFromWaID(c *fiber.Ctx, wa, userID string) (commerce.SubjectRow, error) {
-	row, err := s.deps.Rights.Resolve(c.UserContext(), wa, userID)
+	row, err := s.deps.Subjects.Resolve(c.UserContext(), wa, userID)
 	if broker.IsNotFound(err) {
 		return row, broker.Errorf(broker.ENotFound, "no shopper with that identifier")
 	}
@@ -256,7 +282,7 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ds, err := s.deps.Rights.Disclosures(c.UserContext(), row.ID)
+	ds, err := s.deps.Subjects.Disclosures(c.UserContext(), row.ID)
 	if err != nil {
 		return err
 	}
@@ -268,7 +294,7 @@ func (s *Server) disclosures(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set("X-Decision-Id", id)
-	return c.JSON(fiber.Map{"subject": s.deps.Shop.Releaser.Pseudonyms().Audit(row.ID), "disclosures": ds})
+	return c.JSON(fiber.Map{"subject": s.deps.Pseudonyms.Audit(row.ID), "disclosures": ds})
 }
 
 type subjectBody struct {
@@ -289,7 +315,7 @@ func (s *Server) subjectExport(c *fiber.Ctx) error {
 	}
 	// The export is a release to the caller through the pipeline: its
 	// entry is the answer's decision and the shopper's disclosures list it.
-	ex, d, err := s.deps.Rights.ReleaseExport(c.UserContext(), row.ID, actorOf(c))
+	ex, d, err := s.deps.Subjects.ReleaseExport(c.UserContext(), row.ID, actorOf(c))
 	if d.ID != "" {
 		c.Set("X-Decision-Id", d.ID)
 	}
@@ -321,8 +347,8 @@ func (s *Server) subjectErase(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.deps.Rights.Erase(c.UserContext(), row.ID, actorOf(c), reason); err != nil {
+	if err := s.deps.Subjects.Erase(c.UserContext(), row.ID, actorOf(c), reason); err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"status": "erased", "subject": s.deps.Shop.Releaser.Pseudonyms().Audit(row.ID)})
+	return c.JSON(fiber.Map{"status": "erased", "subject": s.deps.Pseudonyms.Audit(row.ID)})
 }
