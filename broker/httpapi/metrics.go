@@ -3,7 +3,6 @@ package httpapi
 import (
 	"crypto/subtle"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,14 +21,17 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	limited  *prometheus.CounterVec
-	mu       sync.Mutex
-	counters map[string]*prometheus.CounterVec
+	counters map[string]*prometheus.CounterVec // domainCounters, fixed after NewMetrics
 	handler  fiber.Handler
 }
 
-// domainCounters are the domain events commerce counts (commerce.Metrics),
-// each declared once, with its help and its labels, so a scrape shows what
-// each one means and a label cannot change with the first caller.
+// domainCounters are the domain events commerce and the witness client
+// count (commerce.Metrics, witness.Counter), each declared here once, with
+// its help and its labels, so a scrape shows what each one means and a
+// label cannot change with the first caller. Inc counts nothing for a name
+// not declared here; TestDomainCountersDeclared finds every name counted
+// in the code and fails when one is missing. Label values are codes and
+// kinds, never ids or personal data.
 var domainCounters = []struct {
 	name, help string
 	labels     []string
@@ -39,7 +41,17 @@ var domainCounters = []struct {
 	{"sieve_inbox_events_total", "Inbound webhook events, new or duplicate.", []string{"kind"}},
 	{"sieve_inbox_failed_total", "Inbound events whose processing failed.", nil},
 	{"sieve_outbox_total", "Outbound messages by message kind and outcome (sent, retry, dead).", []string{"kind", "outcome"}},
+	{"sieve_outbox_fallbacks_total", "Outbound messages sent as their plain-text fallback.", nil},
 	{"sieve_erasures_total", "Shopper erasures, by the kind of party that asked.", []string{"kind"}},
+	{"sieve_identity_events_total", "Shopper identity changes (created, linked, relinked, change_ignored, change_unknown).", []string{"kind"}},
+	{"sieve_identity_conflicts_total", "Inbound identifiers that pointed at two different shoppers.", nil},
+	{"sieve_offers_total", "Order offers to stores, by outcome (offered, accepted, declined, expired).", []string{"kind"}},
+	{"sieve_notices_total", "Recipient notices sent to partners, by notice type.", []string{"kind"}},
+	{"sieve_payment_lookups_total", "Payment lookups, by result (confirmed, disagrees, retry, failed).", []string{"kind"}},
+	{"sieve_payments_refused_total", "Payment captures refused, by reason code.", []string{"kind"}},
+	{"sieve_restrictions_total", "Shoppers pausing or resuming processing (GDPR Art. 18), by reason code.", []string{"kind"}},
+	{"sieve_audit_cosignatures_total", "Checkpoint cosignature requests, by witness name and outcome.", []string{"kind", "outcome"}},
+	{"sieve_audit_checkpoints_short_of_quorum_total", "Checkpoints that did not reach the witness quorum.", nil},
 }
 
 // NewMetrics registers the HTTP metrics, the domain counters and the Go
@@ -69,23 +81,13 @@ func NewMetrics() *Metrics {
 // Handler serves the metrics.
 func (m *Metrics) Handler() fiber.Handler { return m.handler }
 
-// Inc counts a domain event (commerce.Metrics): name with up to two label
-// values, labelled "kind" and "outcome".
+// Inc counts a domain event (commerce.Metrics): name with the label
+// values of its declaration in domainCounters, in order. An undeclared name
+// or a wrong number of labels counts nothing: metrics never fail a request.
 func (m *Metrics) Inc(name string, labels ...string) {
-	m.mu.Lock()
 	cv, ok := m.counters[name]
 	if !ok {
-		names := []string{"kind", "outcome"}[:min(len(labels), 2)]
-		cv = prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: "Domain event count."}, names)
-		if err := m.Registry.Register(cv); err != nil {
-			m.mu.Unlock()
-			return
-		}
-		m.counters[name] = cv
-	}
-	m.mu.Unlock()
-	if len(labels) > 2 {
-		labels = labels[:2]
+		return
 	}
 	if c, err := cv.GetMetricWithLabelValues(labels...); err == nil {
 		c.Inc()
