@@ -530,7 +530,7 @@ func (a *SendAPI) handleSend(w http.ResponseWriter, r *http.Request) {
 		rec.Type, rec.MessageID = TypeMarkRead, m.MessageID
 		rec = a.Store.add(rec)
 		a.logf("send: seq %d mark_read", rec.Seq)
-		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+		writeJSON(w, http.StatusOK, whatsapp.SendResponse{Success: true})
 		return
 	}
 	to := m.To
@@ -547,30 +547,13 @@ func (a *SendAPI) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	rec = a.Store.add(rec)
 	a.logf("send: seq %d %s", rec.Seq, rec.Kind())
-	resp := sendResponse{MessagingProduct: whatsapp.MessagingProduct, Messages: []sentMessage{{ID: rec.MessageID}}}
+	resp := whatsapp.SendResponse{MessagingProduct: whatsapp.MessagingProduct, Messages: []whatsapp.SentMessage{{ID: rec.MessageID}}}
 	if m.To != "" {
-		resp.Contacts = []sentContact{{Input: m.To, WaID: rec.To}}
+		resp.Contacts = []whatsapp.SentContact{{Input: m.To, WaID: rec.To}}
 	} else {
-		resp.Contacts = []sentContact{{Input: m.Recipient, UserID: m.Recipient}}
+		resp.Contacts = []whatsapp.SentContact{{Input: m.Recipient, UserID: m.Recipient}}
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// sendResponse is the Send API's success body, in Graph's key order.
-type sendResponse struct {
-	MessagingProduct string        `json:"messaging_product"`
-	Contacts         []sentContact `json:"contacts"`
-	Messages         []sentMessage `json:"messages"`
-}
-
-type sentContact struct {
-	Input  string `json:"input"`
-	WaID   string `json:"wa_id,omitempty"`
-	UserID string `json:"user_id,omitempty"`
-}
-
-type sentMessage struct {
-	ID string `json:"id"`
 }
 
 // defaultFailureStatus is the HTTP status Graph uses with a code.

@@ -316,18 +316,27 @@ func (c *Client) doAs(ctx context.Context, method, endpoint string, body []byte,
 	return nil, classify(resp.StatusCode, nil, resp.Header)
 }
 
-// sendResponse is the Send API success body.
-type sendResponse struct {
-	MessagingProduct string `json:"messaging_product"`
-	Contacts         []struct {
-		Input  string `json:"input"`
-		WaID   string `json:"wa_id"`
-		UserID string `json:"user_id"`
-	} `json:"contacts"`
-	Messages []struct {
-		ID string `json:"id"`
-	} `json:"messages"`
-	Success bool `json:"success"`
+// SendResponse is the Send API's success body, in Graph's key order: the
+// client reads it and the wasim simulator writes it. A mark-as-read answer
+// is {"success": true} alone.
+type SendResponse struct {
+	MessagingProduct string        `json:"messaging_product,omitempty"`
+	Contacts         []SentContact `json:"contacts,omitempty"`
+	Messages         []SentMessage `json:"messages,omitempty"`
+	Success          bool          `json:"success,omitempty"`
+}
+
+// SentContact is the recipient of a sent message as Graph names it: the
+// input as given, and the wa_id, or the user_id (BSUID) of a username user.
+type SentContact struct {
+	Input  string `json:"input"`
+	WaID   string `json:"wa_id,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
+// SentMessage is the id (wamid) of a sent message.
+type SentMessage struct {
+	ID string `json:"id"`
 }
 
 // Send validates and sends a message from the business number phoneNumberID.
@@ -355,7 +364,7 @@ func (c *Client) SendRaw(ctx context.Context, phoneNumberID string, body []byte)
 	if err != nil {
 		return nil, err
 	}
-	var r sendResponse
+	var r SendResponse
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, &SendError{HTTPStatus: http.StatusOK, Reason: "malformed success response", Err: errors.New(jsonErrorText(err))}
 	}
