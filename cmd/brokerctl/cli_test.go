@@ -196,6 +196,16 @@ func TestMigrateInProductionNeedsNoKeys(t *testing.T) {
 		t.Fatalf("migrate created keys: %v", files)
 	}
 	w.must("catalog", "import", "--demo")
+	w.must("partner", "list")
+	w.must("officer", "list")
+	// A database-only command that fails says why, not that keys are missing.
+	if _, errOut, code := w.ctl(nil, "partner", "courier", "ret_none", "--none"); code == 0 ||
+		!strings.Contains(errOut, "no retailer ret_none") {
+		t.Fatalf("partner courier without keys: exit %d %s", code, errOut)
+	}
+	if files := keyFiles(t, keys); len(files) != 0 {
+		t.Fatalf("a database-only command created keys: %v", files)
+	}
 	if _, errOut, code := w.ctl(nil, "migrate", "--bogus"); code != 2 || !strings.Contains(errOut, "usage") {
 		t.Fatalf("bad flag: exit %d %s", code, errOut)
 	}

@@ -385,11 +385,11 @@ func cmdPartnerCourier(ctx context.Context, c *cli, args []string) error {
 	if (*courier == "") == !*none {
 		return usageError{"give --courier CLIENT_ID or --none"}
 	}
-	sys, err := c.system(ctx)
+	db, err := c.database(ctx)
 	if err != nil {
 		return err
 	}
-	if err := sys.DB.SetDefaultCourier(ctx, id, *courier); err != nil {
+	if err := db.SetDefaultCourier(ctx, id, *courier); err != nil {
 		if broker.IsNotFound(err) {
 			return fmt.Errorf("no retailer %s", id)
 		}
