@@ -15,36 +15,36 @@ import (
 var _ broker.SubjectKeyStore = (*DB)(nil)
 
 const (
-	getSubjectKeySQL = `SELECT key_id, wrapped FROM subject_keys WHERE subject_id = $1`
+	sqlGetSubjectKey = `SELECT key_id, wrapped FROM subject_keys WHERE subject_id = $1`
 
-	// insertSubjectKeySQL returns a row only when this call inserted it; on
+	// sqlInsertSubjectKey returns a row only when this call inserted it; on
 	// conflict the existing key stays untouched (the first writer wins).
-	insertSubjectKeySQL = `INSERT INTO subject_keys (subject_id, key_id, wrapped)
+	sqlInsertSubjectKey = `INSERT INTO subject_keys (subject_id, key_id, wrapped)
 VALUES ($1, $2, $3)
 ON CONFLICT (subject_id) DO NOTHING
 RETURNING key_id, wrapped`
 
-	deleteSubjectKeySQL = `DELETE FROM subject_keys WHERE subject_id = $1`
+	sqlDeleteSubjectKey = `DELETE FROM subject_keys WHERE subject_id = $1`
 
-	// subjectKeysNotWrappedToSQL locks the rows it returns (FOR UPDATE) so
+	// sqlSubjectKeysNotWrappedTo locks the rows it returns (FOR UPDATE) so
 	// that a re-wrap running in a transaction cannot race an erasure: a
 	// concurrent DELETE waits for the re-wrap to commit, and a key deleted
 	// and then recreated cannot be overwritten with the wrapped form of the
 	// old one. Outside a transaction the lock ends with the statement.
-	subjectKeysNotWrappedToSQL = `SELECT subject_id, key_id, wrapped FROM subject_keys
+	sqlSubjectKeysNotWrappedTo = `SELECT subject_id, key_id, wrapped FROM subject_keys
 WHERE key_id <> $1 AND subject_id > $2
 ORDER BY subject_id
 LIMIT $3
 FOR UPDATE`
 
-	// replaceSubjectKeysSQL updates existing rows only: a key deleted since
+	// sqlReplaceSubjectKeys updates existing rows only: a key deleted since
 	// it was read (crypto-shredded) is never brought back.
-	replaceSubjectKeysSQL = `UPDATE subject_keys AS k
+	sqlReplaceSubjectKeys = `UPDATE subject_keys AS k
 SET key_id = v.key_id, wrapped = v.wrapped, rewrapped_at = now()
 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(subject_id, key_id, wrapped)
 WHERE k.subject_id = v.subject_id`
 
-	countSubjectKeysSQL = `SELECT key_id, count(*) FROM subject_keys GROUP BY key_id`
+	sqlCountSubjectKeys = `SELECT key_id, count(*) FROM subject_keys GROUP BY key_id`
 )
 
 // putSubjectKeyAttempts bounds the insert-then-read loop of PutSubjectKey:
@@ -55,7 +55,7 @@ const putSubjectKeyAttempts = 3
 // GetSubjectKey returns the subject's wrapped data key, or ENotFound.
 func (db *DB) GetSubjectKey(ctx context.Context, subject string) (broker.WrappedKey, error) {
 	k := broker.WrappedKey{Subject: subject}
-	err := db.q(ctx).QueryRow(ctx, getSubjectKeySQL, subject).Scan(&k.KeyID, &k.Wrapped)
+	err := db.q(ctx).QueryRow(ctx, sqlGetSubjectKey, subject).Scan(&k.KeyID, &k.Wrapped)
 	if err != nil {
 		return broker.WrappedKey{}, Translate(err)
 	}
@@ -72,7 +72,7 @@ func (db *DB) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.Wr
 	q := db.q(ctx)
 	for range putSubjectKeyAttempts {
 		won := broker.WrappedKey{Subject: k.Subject}
-		err := q.QueryRow(ctx, insertSubjectKeySQL, k.Subject, k.KeyID, k.Wrapped).Scan(&won.KeyID, &won.Wrapped)
+		err := q.QueryRow(ctx, sqlInsertSubjectKey, k.Subject, k.KeyID, k.Wrapped).Scan(&won.KeyID, &won.Wrapped)
 		if err == nil {
 			return won, nil
 		}
@@ -95,7 +95,7 @@ func (db *DB) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.Wr
 // DeleteSubjectKey destroys the subject's wrapped data key. A subject without
 // a key is no error, so that erasure can be retried.
 func (db *DB) DeleteSubjectKey(ctx context.Context, subject string) error {
-	_, err := db.q(ctx).Exec(ctx, deleteSubjectKeySQL, subject)
+	_, err := db.q(ctx).Exec(ctx, sqlDeleteSubjectKey, subject)
 	return Translate(err)
 }
 
@@ -106,7 +106,7 @@ func (db *DB) SubjectKeysNotWrappedTo(ctx context.Context, keyID, after string, 
 	if limit <= 0 {
 		return nil, broker.Errorf(broker.EInvalid, "limit must be positive")
 	}
-	rows, err := db.q(ctx).Query(ctx, subjectKeysNotWrappedToSQL, keyID, after, limit)
+	rows, err := db.q(ctx).Query(ctx, sqlSubjectKeysNotWrappedTo, keyID, after, limit)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -140,13 +140,13 @@ func (db *DB) ReplaceSubjectKeys(ctx context.Context, keys []broker.WrappedKey) 
 		seen[k.Subject] = struct{}{}
 		subjects[i], ids[i], wrapped[i] = k.Subject, k.KeyID, k.Wrapped
 	}
-	_, err := db.q(ctx).Exec(ctx, replaceSubjectKeysSQL, subjects, ids, wrapped)
+	_, err := db.q(ctx).Exec(ctx, sqlReplaceSubjectKeys, subjects, ids, wrapped)
 	return Translate(err)
 }
 
 // CountSubjectKeys counts the stored keys by the identity that wraps them.
 func (db *DB) CountSubjectKeys(ctx context.Context) (map[string]int64, error) {
-	rows, err := db.q(ctx).Query(ctx, countSubjectKeysSQL)
+	rows, err := db.q(ctx).Query(ctx, sqlCountSubjectKeys)
 	if err != nil {
 		return nil, Translate(err)
 	}
