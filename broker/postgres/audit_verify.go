@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -138,14 +137,9 @@ func auditPartCopy(size uint64, k, parts int) (uint64, string) {
 type auditVerifyPlan struct {
 	head   auditHead
 	size   uint64
-	bounds []auditBound      // signed (size, root), increasing
+	bounds []audit.Bound     // signed (size, root), increasing
 	nodes  map[uint64][]byte // stored level-8 node hashes by index
 	latest audit.Checkpoint
-}
-
-type auditBound struct {
-	size uint64
-	root []byte
 }
 
 func loadAuditVerifyPlan(ctx context.Context, tx pgx.Tx, keys []audit.PublicKey) (*auditVerifyPlan, error) {
@@ -201,7 +195,7 @@ func loadAuditVerifyPlan(ctx context.Context, tx pgx.Tx, keys []audit.PublicKey)
 			return fmt.Errorf("%w: checkpoint row of size %d holds a note of size %d", audit.ErrBadSignature, s, cp.Size)
 		}
 		if cp.Size > 0 {
-			p.bounds = append(p.bounds, auditBound{cp.Size, cp.Root})
+			p.bounds = append(p.bounds, audit.Bound{Size: cp.Size, Root: cp.Root})
 		}
 		p.latest = cp
 		return nil
@@ -257,13 +251,14 @@ func startAuditProgress(progress func(done, total uint64), done, total *atomic.U
 }
 
 // auditRowVerifier checks a run of consecutive rows, from idx begin, and
-// builds their compact range. It is fed the raw fields of binary COPY
-// tuples and stops at the first bad row.
+// feeds their leaves to an audit.Run (the verifier core joins the runs).
+// It is fed the raw fields of binary COPY tuples and stops at the first
+// bad row.
 type auditRowVerifier struct {
 	plan     *auditVerifyPlan
 	begin    uint64
 	next     uint64
-	rng      *audit.Range
+	run      *audit.Run
 	lh       *audit.LeafHasher
 	view     audit.LeafView
 	done     *atomic.Uint64
@@ -278,24 +273,14 @@ type auditRowVerifier struct {
 	firstTime int64
 	maxLag    int64
 
-	snaps     []auditRangeSnap // ranges at the signed sizes this run passes
-	nextBound int              // index in plan.bounds of the next signed size ahead
-	visitFn   audit.Visitor    // v.visit, bound once (a method value allocates)
-	nodeErr   error
-}
-
-type auditRangeSnap struct {
-	size uint64
-	rng  *audit.Range
+	visitFn audit.Visitor // v.visit, bound once (a method value allocates)
+	nodeErr error
 }
 
 func newAuditRowVerifier(plan *auditVerifyPlan, done *atomic.Uint64, begin uint64) *auditRowVerifier {
 	v := &auditRowVerifier{plan: plan, lh: audit.NewLeafHasher(), done: done, begin: begin, next: begin,
-		rng: audit.NewRange(begin)}
+		run: audit.NewRun(begin, plan.bounds)}
 	v.visitFn = v.visit
-	v.nextBound, _ = slices.BinarySearchFunc(plan.bounds, begin+1, func(b auditBound, size uint64) int {
-		return cmp.Compare(b.size, size)
-	})
 	return v
 }
 
@@ -358,17 +343,13 @@ func (v *auditRowVerifier) row(f [][]byte) error {
 		v.maxLag = max(v.maxLag, v.hwm-t)
 	}
 	v.hwm = hwm
-	if err := v.rng.Append(h, v.visitFn); err != nil {
+	if err := v.run.Append(h, v.visitFn); err != nil {
 		return err
 	}
 	if v.nodeErr != nil {
 		return v.nodeErr
 	}
 	v.next++
-	if v.nextBound < len(v.plan.bounds) && v.plan.bounds[v.nextBound].size == v.next {
-		v.snaps = append(v.snaps, auditRangeSnap{v.next, v.rng.Clone()})
-		v.nextBound++
-	}
 	if v.pending++; v.pending == 4096 {
 		v.done.Add(v.pending)
 		v.pending = 0
@@ -453,16 +434,15 @@ func (v *auditRowVerifier) flushProgress() {
 }
 
 // finishAuditVerify joins the runs (consecutive idx ranges, the first from
-// 0) in order and checks what needs the rows before: time_hwm and lag
-// across runs, subtrees spanning two runs, the signed roots, and the
-// stored tree head. A run that stopped at a bad row ends the walk; the
+// 0) in order with the verifier core (audit.Joiner, which checks the signed
+// roots) and checks what needs the rows before: time_hwm and lag across
+// runs, subtrees spanning two runs, and the stored tree head. A run that stopped at a bad row ends the walk; the
 // error reported is the one with the lowest index among those found up to
 // there.
 func finishAuditVerify(plan *auditVerifyPlan, runs []*auditRowVerifier, errs []error) (uint64, []byte, error) {
-	tree := audit.NewTree()
+	join := audit.NewJoiner()
 	hwm := int64(-1 << 63)
 	var maxLag int64
-	prev := uint64(0) // the last signed size passed
 	var first *audit.VerifyError
 	note := func(err error) error {
 		var ve *audit.VerifyError
@@ -487,27 +467,14 @@ func finishAuditVerify(plan *auditVerifyPlan, runs []*auditRowVerifier, errs []e
 			maxLag = max(maxLag, r.maxLag)
 			hwm = r.hwm
 		}
-		for _, s := range r.snaps {
-			t := tree.Clone()
-			if err := t.AppendRange(s.rng, nil); err != nil {
-				return 0, nil, err
-			}
-			if err := checkAuditBound(plan, s.size, t.Root(), prev); err != nil {
-				if err := note(err); err != nil {
-					return 0, nil, err
-				}
-				break
-			}
-			prev = s.size
-		}
 		// Subtrees that span two runs are completed by the merge.
 		var nodeErr error
-		err := tree.AppendRange(r.rng, func(id compact.NodeID, h []byte) {
+		err := join.Join(r.run, func(id compact.NodeID, h []byte) {
 			if nodeErr == nil {
 				nodeErr = checkAuditNode(plan, id, h)
 			}
 		})
-		if err != nil {
+		if err := note(err); err != nil {
 			return 0, nil, err
 		}
 		if nodeErr != nil {
@@ -522,15 +489,16 @@ func finishAuditVerify(plan *auditVerifyPlan, runs []*auditRowVerifier, errs []e
 			return 0, nil, first
 		}
 	}
-	n := tree.Size()
+	n := join.Size()
+	prev := join.Verified()
 	if n < plan.size {
 		return 0, nil, &audit.VerifyError{Index: n, Reason: fmt.Sprintf("missing: %d rows, the tree head says %d", n, plan.size)}
 	}
 	if n > plan.size {
 		return 0, nil, &audit.VerifyError{Index: plan.size, Reason: fmt.Sprintf("%d rows beyond the tree head's size %d", n-plan.size, plan.size)}
 	}
-	root := tree.Root()
-	if !bytes.Equal(root, plan.head.root) || !bytes.Equal(bytes.Join(tree.State(), nil), plan.head.state) {
+	root := join.Root()
+	if !bytes.Equal(root, plan.head.root) || !bytes.Equal(bytes.Join(join.State(), nil), plan.head.state) {
 		mismatch := &audit.MismatchError{Err: audit.ErrRootMismatch, What: fmt.Sprintf("root of tree size %d", n),
 			Expected: plan.head.root, Computed: root}
 		if prev == n { // every entry is under a verified signed root
@@ -544,16 +512,4 @@ func finishAuditVerify(plan *auditVerifyPlan, runs []*auditRowVerifier, errs []e
 			plan.head.maxLagMicros, maxLag)
 	}
 	return n, root, nil
-}
-
-func checkAuditBound(plan *auditVerifyPlan, size uint64, root []byte, prev uint64) error {
-	for _, b := range plan.bounds {
-		if b.size == size && !bytes.Equal(b.root, root) {
-			return &audit.VerifyError{Index: prev, End: size,
-				Reason: fmt.Sprintf("the root of tree size %d differs from the signed checkpoint: an entry in this range was altered", size),
-				Err: &audit.MismatchError{Err: audit.ErrRootMismatch, What: fmt.Sprintf("root of tree size %d", size),
-					Expected: b.root, Computed: root}}
-		}
-	}
-	return nil
 }
