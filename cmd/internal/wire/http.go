@@ -18,7 +18,7 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	d := httpapi.Deps{
 		Log:      s.Log,
 		DB:       s.DB,
-		Auth:     &Authenticator{Issuer: s.Issuer, Store: s.DB},
+		Auth:     &token.Authenticator{Issuer: s.Issuer, Store: s.DB},
 		OAuth:    s.oauth,
 		JWKS:     s.SignKeys.JWKS,
 		WhatsApp: s.Receiver,
