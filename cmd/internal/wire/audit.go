@@ -28,35 +28,12 @@ func (s *System) sequencerConfig() postgres.SequencerConfig {
 // rotated (by brokerctl, in another process) or a handover ends; it also
 // picks up JWT key rotations.
 func (s *System) RunAuditSequencer(ctx context.Context) error {
-	for ctx.Err() == nil {
-		kid := s.logSigners()
-		run, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.DB.RunAuditSequencer(run, s.sequencerConfig()) }()
-		tick := time.NewTicker(5 * time.Second)
-	watch:
-		for {
-			select {
-			case err := <-done:
-				tick.Stop()
-				cancel()
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			case <-tick.C:
-				_ = s.SignKeys.Reload() // JWT keys: nothing to restart
-				if s.LogKeys.Reload() == nil && s.logSigners() != kid {
-					s.Log.Info("log keys changed; restarting the audit sequencer")
-					break watch
-				}
-			}
-		}
-		tick.Stop()
-		cancel()
-		<-done
+	keys := func() string {
+		_ = s.SignKeys.Reload() // JWT keys: nothing to restart
+		_ = s.LogKeys.Reload()  // a failed reload keeps the keys in force
+		return s.logSigners()
 	}
-	return nil
+	return s.DB.RunAuditSequencerRestarting(ctx, s.sequencerConfig, keys, 5*time.Second)
 }
 
 // IntegrateAudit integrates pending entries and publishes a checkpoint now
