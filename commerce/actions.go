@@ -81,10 +81,9 @@ func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
 	if err := a.s.notifyWithdrawal(ctx, a.subject, prev, c); err != nil {
 		return err
 	}
-	return a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-		Actor: "shopper:chat", Action: "consent", Purpose: consentPurposes(c),
-		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
-		Reason: "consent recorded", PolicyRevision: a.s.Releaser.Policy().Revision()})
+	return a.s.record(ctx, broker.Event{Actor: "shopper:chat", Action: "consent", Purpose: broker.Purpose(consentPurposes(c)),
+		Subject: a.subject, Outcome: audit.OutcomeDone,
+		Reason: "consent recorded"})
 }
 
 func consentPurposes(c broker.Consent) string {

@@ -158,3 +158,10 @@ func (s *Service) ForgetSubject(subject string) {
 }
 
 func (s *Service) now() time.Time { return time.Now() }
+
+// record appends an audit entry through the broker's Recorder (the only
+// builder of audit entries).
+func (s *Service) record(ctx context.Context, ev broker.Event) error {
+	_, err := s.Releaser.Recorder().Record(ctx, ev)
+	return err
+}

@@ -25,8 +25,9 @@ type AuditAPI interface {
 	Inclusion(ctx context.Context, index, size uint64) (any, error)
 	Consistency(ctx context.Context, from, to uint64) (any, error)
 	Entries(ctx context.Context, f AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
-	// Record appends an entry for an officer's or partner's own action.
-	Record(ctx context.Context, e audit.Entry) error
+	// Record appends the entry of an officer's or partner's own action
+	// (the broker's Recorder builds it).
+	Record(ctx context.Context, ev broker.Event) error
 }
 
 // Reports builds the reports an auditor asks for.
@@ -220,13 +221,9 @@ func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (st
 		return id, nil
 	}
 	actor := actorOf(c)
-	pseudo := ""
-	if subject != "" {
-		pseudo = s.deps.Shop.Releaser.Pseudonyms().Audit(subject)
-	}
-	err := s.deps.Audit.Record(c.UserContext(), audit.Entry{Time: time.Now(), DecisionID: id, Actor: actor.Actor(),
-		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.deps.Shop.Releaser.Policy().Revision()})
+	err := s.deps.Audit.Record(c.UserContext(), broker.Event{DecisionID: id, Actor: actor.Actor(),
+		Action: action, Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: "subject",
+		Outcome: audit.OutcomeDone, Reason: reason})
 	if err != nil {
 		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 	}

@@ -256,11 +256,18 @@ func (l *memLog) publish(t *testing.T) {
 // add appends entries directly (as the broker's releases would).
 func (l *memLog) add(es ...audit.Entry) {
 	for _, e := range es {
-		_ = l.Record(context.Background(), e)
+		_ = l.Append(context.Background(), e)
 	}
 }
 
-func (l *memLog) Record(_ context.Context, e audit.Entry) error {
+// Record builds the entry with the broker's Recorder, as the real log does.
+func (l *memLog) Record(ctx context.Context, ev broker.Event) error {
+	_, err := broker.NewRecorder(l, nil, nil).Record(ctx, ev)
+	return err
+}
+
+// Append implements broker.AuditAppender.
+func (l *memLog) Append(_ context.Context, e audit.Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e.Index = uint64(len(l.entries))

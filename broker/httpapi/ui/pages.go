@@ -264,7 +264,7 @@ func (u *UI) filterOptions(names map[string]string) filterOptions {
 	}
 	// And the purposes of entries that are not releases: consent changes,
 	// erasures, officers' own actions.
-	purposes = append(purposes, "notice", "erasure", purposeDSR, purposeAccess, purposeReview)
+	purposes = append(purposes, "notice", "erasure", string(purposeDSR), string(purposeAccess), string(purposeReview))
 	for _, p := range purposes {
 		fo.Purposes = append(fo.Purposes, option{p, strings.ReplaceAll(p, "_", " ")})
 	}

@@ -55,7 +55,7 @@ func TestPagesRender(t *testing.T) {
 	s.log.counts = []Count{
 		{Bucket: s.clock.Now().Add(-2 * time.Hour).Truncate(time.Hour), Actor: "retailer:cli_fresh", Purpose: "order_fulfilment", Outcome: "released", N: 7},
 		{Bucket: s.clock.Now().Add(-time.Hour).Truncate(time.Hour), Actor: "logistics:cli_couriers", Purpose: "delivery", Outcome: "denied", N: 2},
-		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: purposeAccess, Outcome: "done", N: 1},
+		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: string(purposeAccess), Outcome: "done", N: 1},
 	}
 	s.log.flows = []Flow{
 		{Actor: "retailer:cli_fresh", Field: "order.id", Purpose: "order_fulfilment", N: 7, First: entryTime, Last: entryTime},

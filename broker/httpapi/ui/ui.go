@@ -114,8 +114,9 @@ type AuditLog interface {
 	Flows(ctx context.Context) ([]Flow, error)
 	// ExportCSV writes the entries matching f as CSV, oldest first.
 	ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error
-	// Record durably appends an entry for an officer's own action.
-	Record(ctx context.Context, e audit.Entry) error
+	// Record durably appends the entry of an officer's own action (the
+	// broker's Recorder builds it, with the policy revision in force).
+	Record(ctx context.Context, ev broker.Event) error
 }
 
 // Deps are what the dashboard needs. Officers, Passwords, Audit and
@@ -494,31 +495,21 @@ func query(kv ...string) string {
 	return "?" + v.Encode()
 }
 
-// revision is the policy revision for the dashboard's own audit entries.
-func (u *UI) revision() string {
-	if u.d.Rights != nil && u.d.Rights.Service != nil && u.d.Rights.Service.Releaser != nil {
-		return u.d.Rights.Service.Releaser.Policy().Revision()
-	}
-	if u.d.Policy != nil {
-		return u.d.Policy().Revision
-	}
-	return ""
-}
-
 // Purposes of the dashboard's own audit entries.
 const (
-	purposeAccess = "officer_access"       // sign-in, sign-out
-	purposeDSR    = "data_subject_request" // look-up, export (erasure: Rights writes "erasure")
-	purposeReview = "compliance_review"    // audit log exports
+	purposeAccess = broker.PurposeOfficerAccess      // sign-in, sign-out
+	purposeDSR    = broker.PurposeDataSubjectRequest // look-up, export (erasure: Rights writes "erasure")
+	purposeReview = broker.PurposeComplianceReview   // audit log exports
 )
 
 // record appends an audit entry for an officer's action and returns its
 // decision id.
-func (u *UI) record(ctx context.Context, actor, action, purpose, subject, resource, outcome, reason string) (string, error) {
+// subject is the shopper's audit pseudonym (the dashboard never holds the
+// id).
+func (u *UI) record(ctx context.Context, actor, action string, purpose broker.Purpose, subject, resource, outcome, reason string) (string, error) {
 	id := broker.NewID("dec")
-	err := u.d.Audit.Record(ctx, audit.Entry{Time: u.d.Now(), DecisionID: id, Actor: actor, Action: action,
-		Purpose: purpose, Subject: subject, Resource: resource, Outcome: outcome, Reason: reason,
-		PolicyRevision: u.revision()})
+	err := u.d.Audit.Record(ctx, broker.Event{Time: u.d.Now(), DecisionID: id, Actor: actor, Action: action,
+		Purpose: purpose, SubjectPseudonym: subject, Resource: resource, Outcome: outcome, Reason: reason})
 	if err != nil {
 		return "", broker.Wrap(broker.EUnavailable, err, "the audit log is unavailable")
 	}

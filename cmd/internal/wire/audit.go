@@ -73,13 +73,10 @@ func (s *System) VerifyAudit(ctx context.Context, progress func(done, total uint
 // RecordOfficerAction appends an audit entry for an officer's own action
 // (exports, erasures through the desk, logins).
 func (s *System) RecordOfficerAction(ctx context.Context, actor broker.Party, action, subject, reason string) error {
-	pseudo := ""
-	if subject != "" {
-		pseudo = s.Pseudo.Audit(subject)
-	}
-	return s.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
-		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Policy.Revision()})
+	_, err := s.Releaser.Recorder().Record(ctx, broker.Event{Actor: actor.Actor(), Action: action,
+		Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: "subject", Outcome: audit.OutcomeDone,
+		Reason: reason})
+	return err
 }
 
 // auditAPI adapts the store to the HTTP layer.
@@ -103,4 +100,7 @@ func (a *auditAPI) Entries(ctx context.Context, f httpapi.AuditFilter, cursor st
 	return a.s.ReadDB().AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
 }
 
-func (a *auditAPI) Record(ctx context.Context, e audit.Entry) error { return a.s.DB.Append(ctx, e) }
+func (a *auditAPI) Record(ctx context.Context, ev broker.Event) error {
+	_, err := a.s.Releaser.Recorder().Record(ctx, ev)
+	return err
+}

@@ -71,9 +71,9 @@ func (s *System) RotateLogKey(ctx context.Context) (keydir.Key, error) {
 			return err
 		}
 		actor := broker.Party{Kind: broker.KindSystem, ID: "keys"}
-		if err := s.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
-			Action: ActionLogKeyAnnounced, Purpose: "log_integrity", Resource: vkey, Outcome: audit.OutcomeDone,
-			Reason: "rotation", PolicyRevision: s.Policy.Revision()}); err != nil {
+		if _, err := s.Releaser.Recorder().Record(ctx, broker.Event{Actor: actor.Actor(),
+			Action: ActionLogKeyAnnounced, Purpose: broker.PurposeLogIntegrity, Resource: vkey, Outcome: audit.OutcomeDone,
+			Reason: "rotation"}); err != nil {
 			return fmt.Errorf("announce the new log key in the audit log: %w", err)
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/httpapi/ui"
 	"github.com/sieve-broker/sieve/broker/postgres"
@@ -39,7 +40,7 @@ func (s *System) uiDeps() ui.Deps {
 	return ui.Deps{
 		Officers:       officerStore{s.DB},
 		Passwords:      argonPasswords{},
-		Audit:          uiAudit{db: s.ReadDB(), primary: s.DB},
+		Audit:          uiAudit{db: s.ReadDB(), rec: s.Releaser.Recorder()},
 		CheckpointKeys: s.CheckpointKeys,
 		Rights:         s.Rights,
 		Desk:           s.Desk,
@@ -166,7 +167,10 @@ func (o officerStore) ClearLoginFailures(ctx context.Context, key []byte) error 
 
 // uiAudit adapts the PostgreSQL audit log to ui.AuditLog. Reads may go to
 // a streaming replica (db); the officer's own entries go to the primary.
-type uiAudit struct{ db, primary *postgres.DB }
+type uiAudit struct {
+	db  *postgres.DB
+	rec *broker.Recorder
+}
 
 var _ ui.AuditLog = uiAudit{}
 
@@ -233,7 +237,10 @@ func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilt
 }
 
 // Record implements ui.AuditLog.
-func (a uiAudit) Record(ctx context.Context, e audit.Entry) error { return a.primary.Append(ctx, e) }
+func (a uiAudit) Record(ctx context.Context, ev broker.Event) error {
+	_, err := a.rec.Record(ctx, ev)
+	return err
+}
 
 // policyView is the policy in force, for the dashboard's policies page.
 func (s *System) policyView() ui.PolicyView {
