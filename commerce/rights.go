@@ -343,7 +343,7 @@ func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
 	if err != nil {
 		return Export{}, err
 	}
-	ex := Export{Subject: subject, WaID: ident.WaID, BSUID: ident.BSUID, Name: ident.Name,
+	ex := Export{Subject: s.Releaser.Pseudonyms().Audit(subject), WaID: ident.WaID, BSUID: ident.BSUID, Name: ident.Name,
 		Consent: row.Consent, CreatedAt: row.CreatedAt, LastSeen: row.LastInteraction, Orders: []ExportOrder{}}
 	orders, err := s.Store.OrdersOfSubject(ctx, subject)
 	if err != nil {
