@@ -5,14 +5,9 @@ package wire
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sieve-broker/sieve/audit"
@@ -125,7 +120,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
 	s.Tokens = token.NewServer(s.DB, s.Issuer)
-	key, err := PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
+	key, err := keydir.PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
 	if err != nil {
 		return fail(err)
 	}
@@ -237,38 +232,4 @@ func (s *System) Close() {
 	if s.DB != nil {
 		s.DB.Close()
 	}
-}
-
-// PseudonymKey loads the 32-byte pseudonym key from dir/pseudonym.key,
-// creating it when allowed.
-func PseudonymKey(dir string, create bool) ([]byte, error) {
-	path := filepath.Join(dir, "pseudonym.key")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && create {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
-			os.Remove(tmp)
-			return nil, err
-		}
-		os.Remove(tmp)
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("pseudonym key %s is missing (run brokerctl keys init)", path)
-		}
-		return nil, err
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) < 32 {
-		return nil, fmt.Errorf("pseudonym key %s is malformed", path)
-	}
-	return key, nil
 }
