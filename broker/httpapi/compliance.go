@@ -13,18 +13,12 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// AuditFilter selects audit entries.
-type AuditFilter struct {
-	Subject, Actor, Purpose, Outcome, Action string
-	From, To                                 time.Time
-}
-
 // AuditAPI serves the audit log: entries, signed checkpoints and proofs.
 type AuditAPI interface {
 	Checkpoint(ctx context.Context) (string, error)
 	Inclusion(ctx context.Context, index, size uint64) (any, error)
 	Consistency(ctx context.Context, from, to uint64) (any, error)
-	Entries(ctx context.Context, f AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
 	// Record appends the entry of an officer's or partner's own action
 	// (the broker's Recorder builds it).
 	Record(ctx context.Context, ev broker.Event) error
@@ -101,8 +95,8 @@ func (s *Server) complianceRoutes() {
 }
 
 // ParseAuditFilter reads the audit filter from a query string.
-func ParseAuditFilter(c *fiber.Ctx) (AuditFilter, error) {
-	f := AuditFilter{Subject: c.Query("subject"), Actor: c.Query("partner"), Purpose: c.Query("purpose"),
+func ParseAuditFilter(c *fiber.Ctx) (broker.AuditFilter, error) {
+	f := broker.AuditFilter{Subject: c.Query("subject"), Actor: c.Query("partner"), Purpose: c.Query("purpose"),
 		Outcome: c.Query("outcome"), Action: c.Query("action")}
 	for _, v := range []string{f.Subject, f.Actor, f.Purpose, f.Outcome, f.Action} {
 		if len(v) > 100 {

@@ -32,7 +32,7 @@ const (
 // jsonl export is EConflict. A stored leaf that is not canonical, or missing
 // from a complete export, stops the export with an error (run VerifyAudit
 // to locate it): an export never papers over damage.
-func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter, format string) error {
+func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f broker.AuditFilter, format string) error {
 	if format != ExportJSONL && format != ExportCSV {
 		return broker.Errorf(broker.EInvalid, "unknown export format %q (want jsonl or csv)", format)
 	}

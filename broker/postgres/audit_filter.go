@@ -15,39 +15,6 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// AuditFilter selects entries. Empty fields do not filter; From is
-// inclusive and To exclusive.
-type AuditFilter struct {
-	Subject string // the subject's audit pseudonym ("sub_…")
-	Actor   string // e.g. "retailer:<client id>"
-	Purpose string
-	Outcome string
-	Action  string
-	From    time.Time
-	To      time.Time
-}
-
-// IsZero reports whether f selects every entry.
-func (f AuditFilter) IsZero() bool { return f == AuditFilter{} }
-
-// Fields returns the filter as name → value, for export headers.
-func (f AuditFilter) Fields() map[string]string {
-	m := map[string]string{}
-	for k, v := range map[string]string{"subject": f.Subject, "actor": f.Actor, "purpose": f.Purpose,
-		"outcome": f.Outcome, "action": f.Action} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	if !f.From.IsZero() {
-		m["from"] = f.From.UTC().Format(time.RFC3339Nano)
-	}
-	if !f.To.IsZero() {
-		m["to"] = f.To.UTC().Format(time.RFC3339Nano)
-	}
-	return m
-}
-
 // MaxAuditPage bounds the limit of AuditEntries.
 const MaxAuditPage = 1000
 
@@ -55,7 +22,7 @@ const MaxAuditPage = 1000
 // index) first, after the position cursor ("" for the first page), and the
 // cursor of the next page ("" after the last). limit ≤ 0 means 50. A bad
 // cursor is EInvalid.
-func (db *DB) AuditEntries(ctx context.Context, f AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+func (db *DB) AuditEntries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
 	if limit <= 0 {
 		limit = 50
 	}
@@ -152,7 +119,7 @@ func (w *auditConds) sql() string {
 // is older than the time_hwm before it by more than audit_tree.max_lag_us,
 // so entries with From <= time < To lie within
 // [first idx with time_hwm >= From, first idx with time_hwm >= To + max_lag].
-func (db *DB) auditWhere(ctx context.Context, f AuditFilter) (*auditConds, error) {
+func (db *DB) auditWhere(ctx context.Context, f broker.AuditFilter) (*auditConds, error) {
 	w := &auditConds{}
 	for _, c := range []struct{ col, v string }{{"subject", f.Subject}, {"actor", f.Actor},
 		{"purpose", f.Purpose}, {"outcome", f.Outcome}, {"action", f.Action}} {

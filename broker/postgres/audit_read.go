@@ -222,7 +222,7 @@ func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.D
 	if bucket%time.Hour == 0 {
 		rows, err = db.q(ctx).Query(ctx, sqlAuditCountsHourly, from.UTC().Truncate(time.Hour), to, bucket.Microseconds())
 	} else {
-		w, werr := db.auditWhere(ctx, AuditFilter{From: from, To: to})
+		w, werr := db.auditWhere(ctx, broker.AuditFilter{From: from, To: to})
 		if werr != nil || w.empty {
 			return nil, werr
 		}

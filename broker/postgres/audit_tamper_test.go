@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/postgres"
 )
 
@@ -60,7 +61,7 @@ func TestAuditTamperKnownAnswers(t *testing.T) {
 
 			t.Run("export", func(t *testing.T) {
 				var buf bytes.Buffer
-				if err := db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
+				if err := db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 					t.Fatal(err)
 				}
 				_, _, err := audit.VerifyExport(bytes.NewReader(tamperExport(t, buf.Bytes(), tc)), key, nil)

@@ -213,7 +213,7 @@ type memLog struct {
 	counts  []Count
 	flows   []Flow
 	// lastFilter is the filter of the last Entries or ExportCSV call.
-	lastFilter httpapi.AuditFilter
+	lastFilter broker.AuditFilter
 }
 
 func newMemLog(t *testing.T) *memLog {
@@ -281,7 +281,7 @@ func (l *memLog) Append(_ context.Context, e audit.Entry) error {
 	return nil
 }
 
-func (l *memLog) matching(f httpapi.AuditFilter) []audit.Entry {
+func (l *memLog) matching(f broker.AuditFilter) []audit.Entry {
 	var out []audit.Entry
 	for _, e := range l.entries {
 		if (f.Subject == "" || e.Subject == f.Subject) && (f.Actor == "" || e.Actor == f.Actor) &&
@@ -294,7 +294,7 @@ func (l *memLog) matching(f httpapi.AuditFilter) []audit.Entry {
 	return out
 }
 
-func (l *memLog) Entries(_ context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+func (l *memLog) Entries(_ context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lastFilter = f
@@ -390,7 +390,7 @@ func (l *memLog) Counts(context.Context, time.Time, time.Time, time.Duration) ([
 
 func (l *memLog) Flows(context.Context) ([]Flow, error) { return l.flows, nil }
 
-func (l *memLog) ExportCSV(_ context.Context, w io.Writer, f httpapi.AuditFilter) error {
+func (l *memLog) ExportCSV(_ context.Context, w io.Writer, f broker.AuditFilter) error {
 	l.mu.Lock()
 	l.lastFilter = f
 	rows := l.matching(f)

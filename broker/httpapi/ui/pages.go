@@ -16,7 +16,6 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/httpapi"
 )
 
 // option is an <option> of a filter's <select>.
@@ -204,11 +203,11 @@ func parseTime(s string) (time.Time, bool) {
 // parseFilter reads the audit filter from the query string. Values that
 // are not what the field holds are refused and not echoed back: a phone
 // number typed into the subject box must go no further.
-func parseFilter(c *fiber.Ctx) (httpapi.AuditFilter, filterForm, error) {
+func parseFilter(c *fiber.Ctx) (broker.AuditFilter, filterForm, error) {
 	ff := filterForm{Partner: strings.TrimSpace(c.Query("partner")), Purpose: strings.TrimSpace(c.Query("purpose")),
 		Outcome: strings.TrimSpace(c.Query("outcome")), Subject: strings.TrimSpace(c.Query("subject")),
 		From: strings.TrimSpace(c.Query("from")), To: strings.TrimSpace(c.Query("to"))}
-	f := httpapi.AuditFilter{Actor: ff.Partner, Purpose: ff.Purpose, Outcome: ff.Outcome, Subject: ff.Subject}
+	f := broker.AuditFilter{Actor: ff.Partner, Purpose: ff.Purpose, Outcome: ff.Outcome, Subject: ff.Subject}
 	switch {
 	case ff.Partner != "" && !reActor.MatchString(ff.Partner):
 		ff.Partner = ""

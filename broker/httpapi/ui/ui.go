@@ -98,7 +98,7 @@ type Flow struct {
 // AuditLog is what the dashboard reads from, and appends to, the audit log.
 type AuditLog interface {
 	// Entries returns a page of entries, newest first, and the next cursor.
-	Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
 	// Entry returns the entry at index, or ENotFound.
 	Entry(ctx context.Context, index uint64) (audit.Entry, error)
 	// Checkpoint returns the latest signed checkpoint note, or ENotFound
@@ -113,7 +113,7 @@ type AuditLog interface {
 	// Flows is what was actually released: actor × field × purpose.
 	Flows(ctx context.Context) ([]Flow, error)
 	// ExportCSV writes the entries matching f as CSV, oldest first.
-	ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error
+	ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error
 	// Record durably appends the entry of an officer's own action (the
 	// broker's Recorder builds it, with the policy revision in force).
 	Record(ctx context.Context, ev broker.Event) error

@@ -96,8 +96,8 @@ func (a *auditAPI) Consistency(ctx context.Context, from, to uint64) (any, error
 	return a.s.ReadDB().ConsistencyProof(ctx, from, to)
 }
 
-func (a *auditAPI) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.s.ReadDB().AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
+func (a *auditAPI) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.s.ReadDB().AuditEntries(ctx, f, cursor, limit)
 }
 
 func (a *auditAPI) Record(ctx context.Context, ev broker.Event) error {

@@ -174,14 +174,9 @@ type uiAudit struct {
 
 var _ ui.AuditLog = uiAudit{}
 
-func pgFilter(f httpapi.AuditFilter) postgres.AuditFilter {
-	return postgres.AuditFilter{Subject: f.Subject, Actor: f.Actor, Purpose: f.Purpose, Outcome: f.Outcome,
-		Action: f.Action, From: f.From, To: f.To}
-}
-
 // Entries implements ui.AuditLog.
-func (a uiAudit) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.db.AuditEntries(ctx, pgFilter(f), cursor, limit)
+func (a uiAudit) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.db.AuditEntries(ctx, f, cursor, limit)
 }
 
 // Entry implements ui.AuditLog.
@@ -232,8 +227,8 @@ func (a uiAudit) Flows(ctx context.Context) ([]ui.Flow, error) {
 }
 
 // ExportCSV implements ui.AuditLog.
-func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error {
-	return a.db.ExportAudit(ctx, w, pgFilter(f), postgres.ExportCSV)
+func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error {
+	return a.db.ExportAudit(ctx, w, f, postgres.ExportCSV)
 }
 
 // Record implements ui.AuditLog.
