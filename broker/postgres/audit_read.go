@@ -198,22 +198,12 @@ func (db *DB) auditEntryBy(ctx context.Context, sql string, arg any) (audit.Entr
 	return e, nil
 }
 
-// AuditCount is the number of entries of one actor, purpose and outcome in
-// one time bucket.
-type AuditCount struct {
-	Bucket  time.Time // start of the bucket
-	Actor   string
-	Purpose string
-	Outcome string // audit.OutcomeReleased, OutcomeDenied, ...
-	Count   int64
-}
-
 // AuditCounts counts entries per bucket (starting at from), actor, purpose
 // and outcome, over [from, to). Whole-hour buckets are read from counters
 // kept at integration, so the range is widened to whole hours (from rounded
 // down, to up); shorter buckets are counted exactly from the entries of
 // the range.
-func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]AuditCount, error) {
+func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
 	if bucket <= 0 || !from.Before(to) {
 		return nil, broker.Errorf(broker.EInvalid, "need a positive bucket and from before to")
 	}
@@ -235,8 +225,8 @@ func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.D
 	if err != nil {
 		return nil, Translate(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditCount, error) {
-		var c AuditCount
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.AuditCount, error) {
+		var c broker.AuditCount
 		err := r.Scan(&c.Bucket, &c.Actor, &c.Purpose, &c.Outcome, &c.Count)
 		c.Bucket = c.Bucket.UTC()
 		return c, err
@@ -244,26 +234,15 @@ func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.D
 	return out, Translate(err)
 }
 
-// ReleasedCell is one cell of the release matrix: how often a field was
-// released to an actor for a purpose, and when first and last.
-type ReleasedCell struct {
-	Actor   string
-	Field   string
-	Purpose string
-	Count   int64
-	First   time.Time
-	Last    time.Time
-}
-
 // ReleasedMatrix returns what was actually released: actor × field ×
 // purpose, from counters kept at integration.
-func (db *DB) ReleasedMatrix(ctx context.Context) ([]ReleasedCell, error) {
+func (db *DB) ReleasedMatrix(ctx context.Context) ([]broker.ReleasedCell, error) {
 	rows, err := db.q(ctx).Query(ctx, sqlAuditReleasedMatrix)
 	if err != nil {
 		return nil, Translate(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReleasedCell, error) {
-		var c ReleasedCell
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.ReleasedCell, error) {
+		var c broker.ReleasedCell
 		err := r.Scan(&c.Actor, &c.Field, &c.Purpose, &c.Count, &c.First, &c.Last)
 		c.First, c.Last = c.First.UTC(), c.Last.UTC()
 		return c, err

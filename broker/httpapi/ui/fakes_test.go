@@ -210,8 +210,8 @@ type memLog struct {
 	lie string
 	// badLeaf makes Inclusion report another leaf hash for that index.
 	badLeaf map[uint64]bool
-	counts  []Count
-	flows   []Flow
+	counts  []broker.AuditCount
+	flows   []broker.ReleasedCell
 	// lastFilter is the filter of the last Entries or ExportCSV call.
 	lastFilter broker.AuditFilter
 }
@@ -384,11 +384,11 @@ func (l *memLog) Consistency(ctx context.Context, from, to uint64) (audit.Consis
 	return audit.ConsistencyProof{From: from, To: to, Hashes: hashes}, nil
 }
 
-func (l *memLog) Counts(context.Context, time.Time, time.Time, time.Duration) ([]Count, error) {
+func (l *memLog) Counts(context.Context, time.Time, time.Time, time.Duration) ([]broker.AuditCount, error) {
 	return l.counts, nil
 }
 
-func (l *memLog) Flows(context.Context) ([]Flow, error) { return l.flows, nil }
+func (l *memLog) Flows(context.Context) ([]broker.ReleasedCell, error) { return l.flows, nil }
 
 func (l *memLog) ExportCSV(_ context.Context, w io.Writer, f broker.AuditFilter) error {
 	l.mu.Lock()

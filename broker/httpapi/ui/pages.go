@@ -125,17 +125,17 @@ func (u *UI) overview(c *fiber.Ctx) error {
 		}
 		switch ct.Outcome {
 		case audit.OutcomeReleased:
-			bars[i].Released += ct.N
-			a.totals.Released += ct.N
-			a.up[i] += ct.N
+			bars[i].Released += ct.Count
+			a.totals.Released += ct.Count
+			a.up[i] += ct.Count
 		case audit.OutcomePartial:
-			bars[i].Partial += ct.N
-			a.totals.Partial += ct.N
-			a.up[i] += ct.N
+			bars[i].Partial += ct.Count
+			a.totals.Partial += ct.Count
+			a.up[i] += ct.Count
 		case audit.OutcomeDenied:
-			bars[i].Denied += ct.N
-			a.totals.Denied += ct.N
-			a.down[i] += ct.N
+			bars[i].Denied += ct.Count
+			a.totals.Denied += ct.Count
+			a.down[i] += ct.Count
 		}
 	}
 	names := u.actorNames(ctx)
@@ -433,12 +433,12 @@ func (u *UI) flows(c *fiber.Ctx) error {
 	}
 	fieldSet := map[string]bool{}
 	type key struct{ actor, purpose string }
-	rows := map[key]map[string]Flow{}
+	rows := map[key]map[string]broker.ReleasedCell{}
 	for _, f := range cells {
 		fieldSet[f.Field] = true
 		k := key{f.Actor, f.Purpose}
 		if rows[k] == nil {
-			rows[k] = map[string]Flow{}
+			rows[k] = map[string]broker.ReleasedCell{}
 		}
 		rows[k][f.Field] = f
 	}
@@ -454,14 +454,14 @@ func (u *UI) flows(c *fiber.Ctx) error {
 				r.Cells = append(r.Cells, flowCell{})
 				continue
 			}
-			cell := flowCell{N: f.N, First: f.First, Last: f.Last}
+			cell := flowCell{N: f.Count, First: f.First, Last: f.Last}
 			if allowed != nil {
 				if _, ok := allowed[kindOf(k.actor)][k.purpose][field]; !ok {
 					cell.Outside = true
 					body.Outside++
 				}
 			}
-			r.Total += f.N
+			r.Total += f.Count
 			r.Cells = append(r.Cells, cell)
 		}
 		body.Rows = append(body.Rows, r)

@@ -52,14 +52,14 @@ func TestPagesRender(t *testing.T) {
 	s.log.add(entry("retailer:cli_fresh", "release", "order_fulfilment", "sub_A", "released"),
 		entry("logistics:cli_couriers", "release", "delivery", "sub_A", "denied"))
 	s.log.publish(t)
-	s.log.counts = []Count{
-		{Bucket: s.clock.Now().Add(-2 * time.Hour).Truncate(time.Hour), Actor: "retailer:cli_fresh", Purpose: "order_fulfilment", Outcome: "released", N: 7},
-		{Bucket: s.clock.Now().Add(-time.Hour).Truncate(time.Hour), Actor: "logistics:cli_couriers", Purpose: "delivery", Outcome: "denied", N: 2},
-		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: string(purposeAccess), Outcome: "done", N: 1},
+	s.log.counts = []broker.AuditCount{
+		{Bucket: s.clock.Now().Add(-2 * time.Hour).Truncate(time.Hour), Actor: "retailer:cli_fresh", Purpose: "order_fulfilment", Outcome: "released", Count: 7},
+		{Bucket: s.clock.Now().Add(-time.Hour).Truncate(time.Hour), Actor: "logistics:cli_couriers", Purpose: "delivery", Outcome: "denied", Count: 2},
+		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: string(purposeAccess), Outcome: "done", Count: 1},
 	}
-	s.log.flows = []Flow{
-		{Actor: "retailer:cli_fresh", Field: "order.id", Purpose: "order_fulfilment", N: 7, First: entryTime, Last: entryTime},
-		{Actor: "retailer:cli_fresh", Field: "customer.phone", Purpose: "order_fulfilment", N: 1, First: entryTime, Last: entryTime},
+	s.log.flows = []broker.ReleasedCell{
+		{Actor: "retailer:cli_fresh", Field: "order.id", Purpose: "order_fulfilment", Count: 7, First: entryTime, Last: entryTime},
+		{Actor: "retailer:cli_fresh", Field: "customer.phone", Purpose: "order_fulfilment", Count: 1, First: entryTime, Last: entryTime},
 	}
 	tests := []struct {
 		path string

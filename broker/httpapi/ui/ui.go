@@ -74,27 +74,6 @@ type Passwords interface {
 	Check(hash, password string) bool
 }
 
-// Count is the number of audit entries of one actor, purpose and outcome in
-// one time bucket.
-type Count struct {
-	Bucket  time.Time
-	Actor   string
-	Purpose string
-	Outcome string
-	N       int64
-}
-
-// Flow is one cell of the release matrix: how often a field was released
-// to an actor for a purpose, first and last.
-type Flow struct {
-	Actor   string
-	Field   string
-	Purpose string
-	N       int64
-	First   time.Time
-	Last    time.Time
-}
-
 // AuditLog is what the dashboard reads from, and appends to, the audit log.
 type AuditLog interface {
 	// Entries returns a page of entries, newest first, and the next cursor.
@@ -109,9 +88,9 @@ type AuditLog interface {
 	// Counts counts entries per bucket, actor, purpose and outcome over
 	// [from, to); hour-multiple buckets start at from truncated to the hour,
 	// others at from.
-	Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]Count, error)
+	Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error)
 	// Flows is what was actually released: actor × field × purpose.
-	Flows(ctx context.Context) ([]Flow, error)
+	Flows(ctx context.Context) ([]broker.ReleasedCell, error)
 	// ExportCSV writes the entries matching f as CSV, oldest first.
 	ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error
 	// Record durably appends the entry of an officer's own action (the

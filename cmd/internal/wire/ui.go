@@ -201,29 +201,13 @@ func (a uiAudit) Consistency(ctx context.Context, from, to uint64) (audit.Consis
 }
 
 // Counts implements ui.AuditLog.
-func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]ui.Count, error) {
-	rows, err := a.db.AuditCounts(ctx, from, to, bucket)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ui.Count, len(rows))
-	for i, r := range rows {
-		out[i] = ui.Count{Bucket: r.Bucket, Actor: r.Actor, Purpose: r.Purpose, Outcome: r.Outcome, N: r.Count}
-	}
-	return out, nil
+func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
+	return a.db.AuditCounts(ctx, from, to, bucket)
 }
 
 // Flows implements ui.AuditLog.
-func (a uiAudit) Flows(ctx context.Context) ([]ui.Flow, error) {
-	cells, err := a.db.ReleasedMatrix(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ui.Flow, len(cells))
-	for i, c := range cells {
-		out[i] = ui.Flow{Actor: c.Actor, Field: c.Field, Purpose: c.Purpose, N: c.Count, First: c.First, Last: c.Last}
-	}
-	return out, nil
+func (a uiAudit) Flows(ctx context.Context) ([]broker.ReleasedCell, error) {
+	return a.db.ReleasedMatrix(ctx)
 }
 
 // ExportCSV implements ui.AuditLog.

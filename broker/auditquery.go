@@ -1,5 +1,8 @@
 package broker
 
+// The questions asked of the audit log and their answers, shared by the
+// store (broker/postgres), the compliance API and the dashboard.
+
 import "time"
 
 // AuditFilter selects entries. Empty fields do not filter; From is
@@ -33,4 +36,25 @@ func (f AuditFilter) Fields() map[string]string {
 		m["to"] = f.To.UTC().Format(time.RFC3339Nano)
 	}
 	return m
+}
+
+// AuditCount is the number of entries of one actor, purpose and outcome in
+// one time bucket.
+type AuditCount struct {
+	Bucket  time.Time // start of the bucket
+	Actor   string
+	Purpose string
+	Outcome string // audit.OutcomeReleased, OutcomeDenied, ...
+	Count   int64
+}
+
+// ReleasedCell is one cell of the release matrix: how often a field was
+// released to an actor for a purpose, and when first and last.
+type ReleasedCell struct {
+	Actor   string
+	Field   string
+	Purpose string
+	Count   int64
+	First   time.Time
+	Last    time.Time
 }
