@@ -19,39 +19,16 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// Officer is a compliance officer's account as the dashboard sees it.
-type Officer struct {
-	ID           string // off_…; the audit log names the officer "officer:<ID>"
-	Name         string
-	PasswordHash string // argon2id PHC string
-	Disabled     bool
-	// MustChangePassword: the password was issued by the operator (one
-	// time); until the officer chooses their own, the session opens only
-	// the password page.
-	MustChangePassword bool
-}
-
-// Session is a signed-in officer's session. The cookie holds a secret whose
-// SHA-256 is IDHash; the secret itself is never stored.
-type Session struct {
-	IDHash    []byte
-	OfficerID string
-	CSRF      string
-	CreatedAt time.Time
-	LastSeen  time.Time
-	ExpiresAt time.Time
-}
-
 // OfficerStore keeps officer accounts, their sessions and the counts of
 // failed sign-ins. Not-found is a broker.ENotFound error.
 type OfficerStore interface {
-	OfficerByName(ctx context.Context, name string) (Officer, error)
-	CreateSession(ctx context.Context, s Session) error
+	OfficerByName(ctx context.Context, name string) (broker.Officer, error)
+	CreateSession(ctx context.Context, s broker.OfficerSession) error
 	// Session returns the session with the given id hash and its officer;
 	// validity is judged by the caller.
-	Session(ctx context.Context, idHash []byte) (Session, Officer, error)
+	Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error)
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
-	// ChangePassword sets the password the officer chose (MustChangePassword
+	// ChangePassword sets the password the officer chose (PasswordTemporary
 	// becomes false) and ends every other session of theirs, keeping the
 	// session with id hash keep.
 	ChangePassword(ctx context.Context, officerID, passwordHash string, keep []byte) error
@@ -426,7 +403,7 @@ type pageData struct {
 	Title     string
 	Nav       string
 	StoreName string
-	Officer   *Officer // nil on the sign-in and error pages of anonymous visitors
+	Officer   *broker.Officer // nil on the sign-in and error pages of anonymous visitors
 	CSRF      string
 	Now       time.Time
 	Body      any

@@ -105,28 +105,19 @@ type officerStore struct{ db *postgres.DB }
 
 var _ ui.OfficerStore = officerStore{}
 
-func uiOfficer(o postgres.Officer) ui.Officer {
-	return ui.Officer{ID: o.ID, Name: o.Name, PasswordHash: o.PasswordHash, Disabled: o.Disabled,
-		MustChangePassword: o.PasswordTemporary}
-}
-
 // OfficerByName implements ui.OfficerStore.
-func (o officerStore) OfficerByName(ctx context.Context, name string) (ui.Officer, error) {
-	off, err := o.db.OfficerByName(ctx, name)
-	return uiOfficer(off), err
+func (o officerStore) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
+	return o.db.OfficerByName(ctx, name)
 }
 
 // CreateSession implements ui.OfficerStore.
-func (o officerStore) CreateSession(ctx context.Context, s ui.Session) error {
-	return o.db.CreateOfficerSession(ctx, postgres.OfficerSession{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF,
-		CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt})
+func (o officerStore) CreateSession(ctx context.Context, s broker.OfficerSession) error {
+	return o.db.CreateOfficerSession(ctx, s)
 }
 
 // Session implements ui.OfficerStore.
-func (o officerStore) Session(ctx context.Context, idHash []byte) (ui.Session, ui.Officer, error) {
-	s, off, err := o.db.OfficerSession(ctx, idHash)
-	return ui.Session{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF, CreatedAt: s.CreatedAt,
-		LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt}, uiOfficer(off), err
+func (o officerStore) Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
+	return o.db.OfficerSession(ctx, idHash)
 }
 
 // ChangePassword implements ui.OfficerStore.
