@@ -148,12 +148,6 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// boundary is a tree size with a trusted (signed) root.
-type boundary struct {
-	size uint64
-	root []byte
-}
-
 // VerifyExport checks a complete JSONL export offline: the header's
 // checkpoint (and any history) must be signed by key (a PublicKey, or a
 // KeySet of current and retired keys); then every line must
@@ -198,8 +192,8 @@ func verifyExport(r io.Reader, key CheckpointVerifier, p *Policy, progress func(
 
 // historyBounds verifies the history checkpoints and returns every signed
 // (size, root) to check, by increasing size, ending with cp.
-func historyBounds(history []string, key CheckpointVerifier, cp Checkpoint) ([]boundary, error) {
-	var out []boundary
+func historyBounds(history []string, key CheckpointVerifier, cp Checkpoint) ([]Bound, error) {
+	var out []Bound
 	for i, n := range history {
 		h, err := key.VerifyCheckpoint([]byte(n))
 		if err != nil {
@@ -208,7 +202,7 @@ func historyBounds(history []string, key CheckpointVerifier, cp Checkpoint) ([]b
 		if h.Origin != cp.Origin {
 			return nil, fmt.Errorf("%w: history checkpoint %d has origin %q", ErrMalformedExport, i, h.Origin)
 		}
-		if h.Size > cp.Size || (len(out) > 0 && h.Size <= out[len(out)-1].size) {
+		if h.Size > cp.Size || (len(out) > 0 && h.Size <= out[len(out)-1].Size) {
 			return nil, fmt.Errorf("%w: history checkpoints not in increasing size below the checkpoint", ErrMalformedExport)
 		}
 		if h.Size == cp.Size && !bytes.Equal(h.Root, cp.Root) {
@@ -216,11 +210,11 @@ func historyBounds(history []string, key CheckpointVerifier, cp Checkpoint) ([]b
 				Expected: cp.Root, Computed: h.Root}
 		}
 		if h.Size > 0 {
-			out = append(out, boundary{h.Size, h.Root})
+			out = append(out, Bound{h.Size, h.Root})
 		}
 	}
-	if len(out) == 0 || out[len(out)-1].size != cp.Size {
-		out = append(out, boundary{cp.Size, cp.Root})
+	if len(out) == 0 || out[len(out)-1].Size != cp.Size {
+		out = append(out, Bound{cp.Size, cp.Root})
 	}
 	if cp.Size == 0 {
 		out = nil

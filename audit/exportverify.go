@@ -2,11 +2,9 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"runtime"
-	"sort"
 	"sync"
 )
 
@@ -31,21 +29,14 @@ type leafBatch struct {
 	stop  error  // why reading stopped after these lines, if it did for an error
 	last  bool   // no lines follow
 
-	rng   Range
-	snaps []rangeSnap // the range at each signed size inside the batch
-	err   error       // the first bad line
-	done  chan struct{}
-}
-
-type rangeSnap struct {
-	b   boundary
-	rng *Range
+	run  Run   // the lines' leaves, for the Joiner
+	err  error // the first bad line
+	done chan struct{}
 }
 
 // check checks the batch's lines: the work of one worker.
-func (b *leafBatch) check(bounds []boundary, lh *LeafHasher, view *LeafView) {
-	b.rng = Range{begin: b.begin, end: b.begin}
-	next := sort.Search(len(bounds), func(k int) bool { return bounds[k].size > b.begin })
+func (b *leafBatch) check(bounds []Bound, lh *LeafHasher, view *LeafView) {
+	b.run.Reset(b.begin, bounds)
 	var h [HashSize]byte
 	start := 0
 	for j, end := range b.ends {
@@ -64,13 +55,9 @@ func (b *leafBatch) check(bounds []boundary, lh *LeafHasher, view *LeafView) {
 			}
 			return
 		}
-		if err := b.rng.Append(lh.Sum(h[:0], leaf), nil); err != nil {
+		if err := b.run.Append(lh.Sum(h[:0], leaf), nil); err != nil {
 			b.err = err
 			return
-		}
-		if next < len(bounds) && bounds[next].size == i+1 {
-			b.snaps = append(b.snaps, rangeSnap{bounds[next], b.rng.Clone()})
-			next++
 		}
 	}
 }
@@ -89,7 +76,7 @@ func readBatches(br *bufio.Reader, size uint64, free <-chan *leafBatch, work, or
 		default:
 			b = &leafBatch{}
 		}
-		*b = leafBatch{begin: next, buf: b.buf[:0], ends: b.ends[:0], snaps: b.snaps[:0], done: make(chan struct{})}
+		*b = leafBatch{begin: next, buf: b.buf[:0], ends: b.ends[:0], run: b.run, done: make(chan struct{})}
 		for len(b.ends) < exportBatchLines {
 			line, err := readLine(br, MaxLeafSize)
 			if err == io.EOF {
@@ -127,7 +114,7 @@ func readBatches(br *bufio.Reader, size uint64, free <-chan *leafBatch, work, or
 
 // verifyLeaves checks the leaf lines of a complete export of size entries
 // against the signed roots in bounds (increasing, the last at size).
-func verifyLeaves(br *bufio.Reader, size uint64, bounds []boundary, progress func(done, total uint64)) (uint64, []byte, error) {
+func verifyLeaves(br *bufio.Reader, size uint64, bounds []Bound, progress func(done, total uint64)) (uint64, []byte, error) {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	free := make(chan *leafBatch, 2*workers+2)
 	work := make(chan *leafBatch)
@@ -152,34 +139,21 @@ func verifyLeaves(br *bufio.Reader, size uint64, bounds []boundary, progress fun
 		wg.Wait()
 	}()
 
-	tree := NewTree()
-	prev := uint64(0) // the last signed size passed
+	join := NewJoiner()
 	shown := uint64(0)
 	for b := range order {
 		<-b.done
-		for _, s := range b.snaps {
-			t := tree.Clone()
-			if err := t.AppendRange(s.rng, nil); err != nil {
-				return 0, nil, err
-			}
-			if root := t.Root(); !bytes.Equal(root, s.b.root) {
-				return 0, nil, &VerifyError{Index: prev, End: s.b.size,
-					Reason: fmt.Sprintf("the root of tree size %d differs from the signed one: an entry in this range was altered", s.b.size),
-					Err:    &MismatchError{Err: ErrRootMismatch, What: fmt.Sprintf("root of tree size %d", s.b.size), Expected: s.b.root, Computed: root}}
-			}
-			prev = s.b.size
+		if err := join.Join(&b.run, nil); err != nil {
+			return 0, nil, err
 		}
 		if b.err != nil {
 			return 0, nil, b.err
 		}
-		if err := tree.AppendRange(&b.rng, nil); err != nil {
-			return 0, nil, err
-		}
 		if b.stop != nil {
 			return 0, nil, b.stop
 		}
-		if progress != nil && tree.Size()-shown >= 1<<16 {
-			shown = tree.Size()
+		if progress != nil && join.Size()-shown >= 1<<16 {
+			shown = join.Size()
 			progress(shown, size)
 		}
 		select {
@@ -187,11 +161,11 @@ func verifyLeaves(br *bufio.Reader, size uint64, bounds []boundary, progress fun
 		default:
 		}
 	}
-	if n := tree.Size(); n < size {
+	if n := join.Size(); n < size {
 		return 0, nil, &VerifyError{Index: n, Reason: fmt.Sprintf("missing: the export ends after %d of %d entries", n, size)}
 	}
 	if progress != nil {
 		progress(size, size)
 	}
-	return size, tree.Root(), nil
+	return size, join.Root(), nil
 }

@@ -185,6 +185,7 @@ type Releaser struct {
 	plans map[string]*plan
 
 	gate atomic.Pointer[Gate]
+	rec  *Recorder
 }
 
 // Gate is a check every release passes before policy: a non-empty answer
@@ -208,7 +209,8 @@ const maxPlans = 8192
 // NewReleaser returns a pipeline over the given engine, pseudonymizer and
 // audit log. audit may be nil only for Decide-only use (benchmarks, previews).
 func NewReleaser(policy PolicyEngine, pseudo *Pseudonymizer, log AuditAppender) *Releaser {
-	return &Releaser{policy: policy, pseudo: pseudo, audit: log, now: time.Now, plans: make(map[string]*plan)}
+	return &Releaser{policy: policy, pseudo: pseudo, audit: log, now: time.Now, plans: make(map[string]*plan),
+		rec: NewRecorder(log, policy, pseudo)}
 }
 
 // Policy returns the engine in use.
@@ -240,39 +242,8 @@ func (r *Releaser) Release(ctx context.Context, req Request) (Decision, error) {
 	return d, nil
 }
 
-// Entry builds the audit entry of a decision.
-func (r *Releaser) Entry(req Request, d Decision) audit.Entry {
-	action := req.Action
-	if action == "" {
-		action = "release"
-	}
-	released := make([]string, 0, len(d.Released))
-	for f := range d.Released {
-		released = append(released, f)
-	}
-	subject := ""
-	if req.Subject != "" {
-		subject = r.pseudo.Audit(req.Subject)
-	}
-	return audit.Entry{
-		Time:           d.Time,
-		DecisionID:     d.ID,
-		Actor:          req.Party.Actor(),
-		Action:         action,
-		Purpose:        string(req.Purpose),
-		Subject:        subject,
-		Resource:       req.Resource,
-		Released:       released,
-		Withheld:       d.WithheldFields(),
-		Outcome:        d.Outcome,
-		Reason:         d.Reason,
-		PolicyRevision: d.PolicyRevision,
-		RetainUntil:    d.RetainUntil,
-		RecipientRole:  req.Party.Legal.Role,
-		Jurisdiction:   req.Party.Legal.Jurisdiction,
-		TransferBasis:  req.Party.Legal.TransferBasis,
-	}
-}
+// Entry builds the audit entry of a decision (the Recorder builds it).
+func (r *Releaser) Entry(req Request, d Decision) audit.Entry { return r.rec.release(req, d) }
 
 // Decide evaluates policy and minimises the record, without auditing. It
 // never fails open: a missing purpose or a policy error is a denial.
@@ -575,6 +546,10 @@ func (rec Record) SortedFields() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Recorder returns the recorder of the broker's other audit entries, over
+// the same log, policy and pseudonyms as the releases.
+func (r *Releaser) Recorder() *Recorder { return r.rec }
 
 // Audit returns the audit log the pipeline writes to.
 func (r *Releaser) Audit() AuditAppender { return r.audit }

@@ -266,9 +266,9 @@ func (w *Workbench) now() time.Time {
 
 func (w *Workbench) record(ctx context.Context, actor, action, subject, resource, outcome, reason string) error {
 	s := w.Service
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: w.now(), DecisionID: broker.NewID("dec"), Actor: actor,
-		Action: action, Purpose: "breach_notification", Subject: subject, Resource: resource,
-		Outcome: outcome, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+	return s.record(ctx, broker.Event{Time: w.now(), Actor: actor,
+		Action: action, Purpose: broker.PurposeBreachNotification, SubjectPseudonym: subject, Resource: resource,
+		Outcome: outcome, Reason: reason})
 }
 
 // ErrLogUnverified is returned when the audit log fails verification: the

@@ -39,7 +39,7 @@ const (
 
 // PurposeParentalConsent is the purpose id of a parent's approval in an
 // artefact: processing a child's order (DPDP Act s. 9(1)).
-const PurposeParentalConsent = "parental_consent"
+const PurposeParentalConsent = broker.PurposeParentalConsent
 
 // PaymentRefusedNoParent refuses a minor's payment without a parent's
 // approval in force.

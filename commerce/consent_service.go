@@ -115,10 +115,9 @@ func (s *Service) auditArtefact(ctx context.Context, subject string, c broker.Co
 	if art.Reason != "" {
 		reason += ": " + art.Reason
 	}
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: broker.NewID("dec"),
-		Actor: "shopper:chat", Action: "consent", Purpose: consentPurposes(c),
-		Subject: s.Releaser.Pseudonyms().Audit(subject), Resource: "consent:" + art.ID, Outcome: audit.OutcomeDone,
-		Reason: reason, PolicyRevision: s.Releaser.Policy().Revision(),
+	return s.record(ctx, broker.Event{Time: s.now(), Actor: "shopper:chat", Action: "consent", Purpose: broker.Purpose(consentPurposes(c)),
+		Subject: subject, Resource: "consent:" + art.ID, Outcome: audit.OutcomeDone,
+		Reason:       reason,
 		NoticeSHA256: art.NoticeSHA256, Lang: art.Lang})
 }
 
@@ -153,10 +152,9 @@ func (a *actions) AskParent(ctx context.Context, digits, lang string) error {
 	if err := a.s.Consents.CreateGuardian(ctx, g); err != nil {
 		return err
 	}
-	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: a.s.now(), DecisionID: broker.NewID("dec"),
-		Actor: "shopper:chat", Action: "parental consent requested", Purpose: PurposeParentalConsent,
-		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Resource: "guardian:" + g.ID, Outcome: audit.OutcomeDone,
-		Reason: "minor", PolicyRevision: a.s.Releaser.Policy().Revision(), Lang: langOr(lang)}); err != nil {
+	if err := a.s.record(ctx, broker.Event{Time: a.s.now(), Actor: "shopper:chat", Action: "parental consent requested", Purpose: PurposeParentalConsent,
+		Subject: a.subject, Resource: "guardian:" + g.ID, Outcome: audit.OutcomeDone,
+		Reason: "minor", Lang: langOr(lang)}); err != nil {
 		return err
 	}
 	store := a.s.Conv.StoreName
@@ -200,7 +198,7 @@ func (a *actions) ParentAnswer(ctx context.Context, id, status string) error {
 		return err
 	}
 	art := ConsentArtefact{ID: broker.NewID("cna"), Subject: g.Subject, NoticeSHA256: child.NoticeSHA, Lang: langOr(child.Lang),
-		Purposes: []string{PurposeParentalConsent}, Status: ArtefactGiven, At: a.s.now().UTC(),
+		Purposes: []string{string(PurposeParentalConsent)}, Status: ArtefactGiven, At: a.s.now().UTC(),
 		Evidence: a.s.providerKey(g.Subject, a.in.ID), Method: MethodParent}
 	if status != GuardianApproved {
 		art.Status, art.Reason = ArtefactWithdrawn, "parent_"+status

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
@@ -16,7 +15,7 @@ const StateCorrectAddress = "correct_address"
 
 // Audit codes of a correction.
 const (
-	PurposeRectification  = "rectification"
+	PurposeRectification  = broker.PurposeRectification
 	CorrectReasonAddress  = "address_corrected"
 	CorrectReasonNoRecord = "no_open_order"
 )
@@ -125,10 +124,9 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 		if len(ids) == 0 {
 			reason = CorrectReasonNoRecord
 		}
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-			Actor: by.Actor(), Action: "correct", Purpose: PurposeRectification,
-			Subject: s.Releaser.Pseudonyms().Audit(subject), Resource: "subject", Outcome: audit.OutcomeDone,
-			Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Actor: by.Actor(), Action: "correct", Purpose: PurposeRectification,
+			Subject: subject, Resource: "subject", Outcome: audit.OutcomeDone,
+			Reason: reason}); err != nil {
 			return broker.Wrap(broker.EUnavailable, err, "audit log unavailable; nothing was corrected")
 		}
 		orders = len(ids)

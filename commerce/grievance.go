@@ -171,9 +171,9 @@ func (d *Desk) contact() string {
 // pseudonym, the ticket id as the resource (it holds no personal data).
 func (d *Desk) record(ctx context.Context, actor, action, subject, resource, reason string, at time.Time) error {
 	s := d.Service
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: at, DecisionID: broker.NewID("dec"), Actor: actor,
-		Action: action, Purpose: "grievance", Subject: s.Releaser.Pseudonyms().Audit(subject), Resource: resource,
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+	return s.record(ctx, broker.Event{Time: at, Actor: actor,
+		Action: action, Purpose: broker.PurposeGrievance, Subject: subject, Resource: resource,
+		Outcome: audit.OutcomeDone, Reason: reason})
 }
 
 // MaxGrievanceText bounds a complaint's text.

@@ -21,10 +21,10 @@ var KeyCategories = []string{KeyContact, KeyFulfilment, KeyInvoice}
 
 // Audit codes of holds.
 const (
-	HoldReasonHeld  = "legal_hold" // an erasure kept a category under its legal minimum
-	HoldReasonEnded = "hold_ended" // the hold ended: the category is shredded
-	PurposeHold     = "retention"  // the purpose of hold entries
-	invoiceDataCat  = "invoice"    // the policy data retention category of invoices
+	HoldReasonHeld  = "legal_hold"            // an erasure kept a category under its legal minimum
+	HoldReasonEnded = "hold_ended"            // the hold ended: the category is shredded
+	PurposeHold     = broker.PurposeRetention // the purpose of hold entries
+	invoiceDataCat  = "invoice"               // the policy data retention category of invoices
 	invoiceColumn   = "sealed_invoice"
 	ordersTable     = "orders"
 	maxHoldsATurn   = 256
@@ -178,10 +178,9 @@ func (h *Holds) shred(ctx context.Context, subject string, hasInvoices bool, act
 		Until: now.Add(life)}); err != nil {
 		return err
 	}
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
-		Action: "hold", Purpose: PurposeHold, Subject: s.Releaser.Pseudonyms().Audit(subject),
-		Resource: "category:" + KeyInvoice, Outcome: audit.OutcomeDone, Reason: HoldReasonHeld,
-		PolicyRevision: s.Releaser.Policy().Revision()})
+	return s.record(ctx, broker.Event{Time: now, Actor: actor.Actor(),
+		Action: "hold", Purpose: PurposeHold, Subject: subject,
+		Resource: "category:" + KeyInvoice, Outcome: audit.OutcomeDone, Reason: HoldReasonHeld})
 }
 
 // Sweep shreds every held category whose hold has ended, in batches, each
@@ -213,10 +212,9 @@ func (h *Holds) Sweep(ctx context.Context) (int, error) {
 						return err
 					}
 				}
-				if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"),
-					Actor: "system:retention", Action: "shred", Purpose: PurposeHold,
-					Subject: s.Releaser.Pseudonyms().Audit(hd.Subject), Resource: "category:" + hd.Category,
-					Outcome: audit.OutcomeDone, Reason: HoldReasonEnded, PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+				if err := s.record(ctx, broker.Event{Time: now, Actor: "system:retention", Action: "shred", Purpose: PurposeHold,
+					Subject: hd.Subject, Resource: "category:" + hd.Category,
+					Outcome: audit.OutcomeDone, Reason: HoldReasonEnded}); err != nil {
 					return err
 				}
 				done = append(done, hd.Subject)
@@ -257,7 +255,7 @@ func (h *Holds) Run(ctx context.Context, every time.Duration) {
 
 // PurposeLegalObligation is the one purpose a held record is released
 // for (SPEC §10 Retention).
-const PurposeLegalObligation = "legal_obligation"
+const PurposeLegalObligation = string(broker.PurposeLegalObligation)
 
 // Reasons of a release of a held record.
 const (
@@ -285,15 +283,14 @@ func (h *Holds) ReleaseHeld(ctx context.Context, officer broker.Party, orderID, 
 		return Invoice{}, "", err
 	}
 	dec := broker.NewID("dec")
-	e := audit.Entry{Time: h.now(), DecisionID: dec, Actor: officer.Actor(), Action: "release held",
-		Purpose: purpose, Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + orderID,
-		PolicyRevision: s.Releaser.Policy().Revision()}
+	e := broker.Event{Time: h.now(), DecisionID: dec, Actor: officer.Actor(), Action: "release held",
+		Purpose: broker.Purpose(purpose), Subject: row.Subject, Resource: "order:" + orderID}
 	if purpose != PurposeLegalObligation {
-		e.Purpose, e.Withheld, e.Outcome, e.Reason = "invalid", []string{"invoice"}, audit.OutcomeDenied, HeldReasonWrongPurpose
+		e.Purpose, e.Withheld, e.Outcome, e.Reason = broker.PurposeInvalid, []string{"invoice"}, audit.OutcomeDenied, HeldReasonWrongPurpose
 		if purpose == "" || len(purpose) <= 64 && FieldName(purpose) {
-			e.Purpose = purpose
+			e.Purpose = broker.Purpose(purpose)
 		}
-		if err := s.Releaser.Audit().Append(ctx, e); err != nil {
+		if err := s.record(ctx, e); err != nil {
 			return Invoice{}, "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 		}
 		return Invoice{}, dec, broker.Errorf(broker.EDenied, "a held record is released only for purpose %s", PurposeLegalObligation)
@@ -303,7 +300,7 @@ func (h *Holds) ReleaseHeld(ctx context.Context, officer broker.Party, orderID, 
 		return Invoice{}, "", err
 	}
 	e.Released, e.Outcome, e.Reason = []string{"invoice"}, audit.OutcomeReleased, HeldReasonApproved
-	if err := s.Releaser.Audit().Append(ctx, e); err != nil {
+	if err := s.record(ctx, e); err != nil {
 		return Invoice{}, "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable; nothing was released")
 	}
 	return inv, dec, nil

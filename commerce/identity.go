@@ -266,10 +266,9 @@ func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, 
 }
 
 func (s *Service) auditIdentity(ctx context.Context, subject, action, reason string) error {
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-		Actor: "whatsapp", Action: action, Purpose: "identity",
-		Subject: s.Releaser.Pseudonyms().Audit(subject), Outcome: audit.OutcomeDone,
-		Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+	return s.record(ctx, broker.Event{Actor: "whatsapp", Action: action, Purpose: broker.PurposeIdentity,
+		Subject: subject, Outcome: audit.OutcomeDone,
+		Reason: reason})
 }
 
 // moveIdentity applies a user_changed_number / user_changed_user_id system

@@ -423,9 +423,9 @@ func (s *Service) auditOffer(ctx context.Context, actor, action string, o *Order
 // auditOfferID appends an offer decision's entry and returns its id.
 func (s *Service) auditOfferID(ctx context.Context, actor, action string, o *Order, reason string) (string, error) {
 	id := broker.NewID("dec")
-	return id, s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: id, Actor: actor,
-		Action: action, Purpose: string(broker.PurposeOrderFulfilment), Subject: s.Releaser.Pseudonyms().Audit(o.Subject),
-		Resource: "order:" + o.ID, Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+	return id, s.record(ctx, broker.Event{Time: s.now(), DecisionID: id, Actor: actor,
+		Action: action, Purpose: broker.PurposeOrderFulfilment, Subject: o.Subject,
+		Resource: "order:" + o.ID, Outcome: audit.OutcomeDone, Reason: reason})
 }
 
 // loadOrder reads and unseals an order.

@@ -76,9 +76,9 @@ func (n *Nominees) now() time.Time {
 
 func (n *Nominees) record(ctx context.Context, actor, action, subject, resource, reason string) error {
 	s := n.Service
-	return s.Releaser.Audit().Append(ctx, audit.Entry{Time: n.now(), DecisionID: broker.NewID("dec"), Actor: actor,
-		Action: action, Purpose: "data_subject_request", Subject: s.Releaser.Pseudonyms().Audit(subject), Resource: resource,
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()})
+	return s.record(ctx, broker.Event{Time: n.now(), Actor: actor,
+		Action: action, Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: resource,
+		Outcome: audit.OutcomeDone, Reason: reason})
 }
 
 // Nominate records the nominee's number for the shopper and asks the

@@ -35,7 +35,7 @@ const ReasonUnacknowledgedNotice = "unacknowledged_notice"
 
 // Audit codes of the notice lifecycle (fixed lists, SPEC §5.4).
 const (
-	PurposeRecipientNotice = "recipient_notice" // the purpose of the notice entries
+	PurposeRecipientNotice = broker.PurposeRecipientNotice // the purpose of the notice entries
 	NoticeReasonSent       = "notice_sent"
 	NoticeReasonAcked      = "acknowledged"
 	NoticeReasonAckSigned  = "acknowledged_signed"
@@ -227,10 +227,8 @@ func (n *Notices) Notify(ctx context.Context, subject, typ string, only func(Rec
 		if err := n.Store.InsertNotice(ctx, nt); err != nil {
 			return sent, err
 		}
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"),
-			Actor: PartnerParty(p).Actor(), Action: "notice " + typ, Purpose: PurposeRecipientNotice, Subject: pseudonym,
-			Resource: "notice:" + ev.ID, Outcome: audit.OutcomeDone, Reason: NoticeReasonSent,
-			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Time: now, Actor: PartnerParty(p).Actor(), Action: "notice " + typ, Purpose: PurposeRecipientNotice, SubjectPseudonym: pseudonym,
+			Resource: "notice:" + ev.ID, Outcome: audit.OutcomeDone, Reason: NoticeReasonSent}); err != nil {
 			return sent, broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 		}
 		sent++
@@ -349,9 +347,9 @@ func (n *Notices) Acknowledge(ctx context.Context, p broker.Partner, a Ack) (Ack
 			reason = NoticeReasonAckSigned
 		}
 		dec := broker.NewID("dec")
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: dec, Actor: PartnerParty(p).Actor(),
-			Action: "ack " + nt.Type, Purpose: PurposeRecipientNotice, Subject: nt.Subject, Resource: "notice:" + nt.ID,
-			Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Time: now, DecisionID: dec, Actor: PartnerParty(p).Actor(),
+			Action: "ack " + nt.Type, Purpose: PurposeRecipientNotice, SubjectPseudonym: nt.Subject, Resource: "notice:" + nt.ID,
+			Outcome: audit.OutcomeDone, Reason: reason}); err != nil {
 			return broker.Wrap(broker.EUnavailable, err, "audit log unavailable; nothing was recorded")
 		}
 		res = AckResult{EventID: nt.ID, Status: AckStatusDone, AcknowledgedAt: now, Signed: sig != nil, DecisionID: dec}
@@ -428,9 +426,9 @@ func (n *Notices) Refresh(ctx context.Context) error {
 			if p, err := s.Partners.GetPartner(ctx, nt.Partner); err == nil {
 				actor = PartnerParty(p).Actor()
 			}
-			if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"), Actor: actor,
-				Action: "notice overdue", Purpose: PurposeRecipientNotice, Subject: nt.Subject, Resource: "notice:" + nt.ID,
-				Outcome: audit.OutcomeFailed, Reason: NoticeReasonOverdue, PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+			if err := s.record(ctx, broker.Event{Time: now, Actor: actor,
+				Action: "notice overdue", Purpose: PurposeRecipientNotice, SubjectPseudonym: nt.Subject, Resource: "notice:" + nt.ID,
+				Outcome: audit.OutcomeFailed, Reason: NoticeReasonOverdue}); err != nil {
 				return err
 			}
 		}

@@ -85,7 +85,7 @@ var RefusalReasons = []string{RefusedNoSuchOrder, RefusedNotVisible, RefusedNotD
 // not exist.
 type NotFound struct {
 	DecisionID string
-	pending    *audit.Entry
+	pending    *broker.Event
 }
 
 func (e *NotFound) Error() string { return "not found" }
@@ -93,9 +93,8 @@ func (e *NotFound) Error() string { return "not found" }
 // notFound returns an ENotFound error carrying the refusal's entry, still
 // to be written by settle.
 func (s *Service) notFound(p broker.Partner, purpose broker.Purpose, resource, reason string) error {
-	e := audit.Entry{Time: s.now(), DecisionID: broker.NewID("dec"), Actor: PartnerParty(p).Actor(),
-		Action: "release", Purpose: string(purpose), Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason,
-		PolicyRevision: s.Releaser.Policy().Revision()}
+	e := broker.Event{Time: s.now(), Actor: PartnerParty(p).Actor(),
+		Action: "release", Purpose: purpose, Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason}
 	return &broker.Error{Code: broker.ENotFound, Message: "order not found", Err: &NotFound{pending: &e}}
 }
 
@@ -108,12 +107,13 @@ func (s *Service) settle(ctx context.Context, err error) error {
 	if err == nil || !errors.As(err, &nf) || nf.pending == nil {
 		return err
 	}
-	e := *nf.pending
+	ev := *nf.pending
 	nf.pending = nil
-	if aerr := s.Releaser.Audit().Append(ctx, e); aerr != nil {
+	id, aerr := s.Releaser.Recorder().Record(ctx, ev)
+	if aerr != nil {
 		return broker.Wrap(broker.EUnavailable, aerr, "audit log unavailable")
 	}
-	nf.DecisionID = e.DecisionID
+	nf.DecisionID = id
 	return err
 }
 
@@ -244,10 +244,10 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		if len(released) == 0 {
 			outcome = audit.OutcomeDenied
 		}
-		return s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: listID,
-			Actor: PartnerParty(p).Actor(), Action: "list", Purpose: string(broker.PurposeOrderFulfilment),
+		return s.record(ctx, broker.Event{Time: s.now(), DecisionID: listID,
+			Actor: PartnerParty(p).Actor(), Action: "list", Purpose: broker.PurposeOrderFulfilment,
 			Resource: fmt.Sprintf("orders:%d", len(released)), Outcome: outcome,
-			Released: slices.Clone(OrderFieldsReleasedToRetailer), PolicyRevision: s.Releaser.Policy().Revision()})
+			Released: slices.Clone(OrderFieldsReleasedToRetailer)})
 	})
 	return views, next, listID, err
 }
@@ -415,11 +415,10 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 			return broker.Errorf(broker.EConflict, "order is %s: the chat is closed", row.Status)
 		}
 		decision = broker.NewID("dec")
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: decision,
-			Actor: PartnerParty(p).Actor(), Action: "relay message", Purpose: string(purpose),
-			Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + row.ID,
-			Outcome: audit.OutcomeDone, Reason: "relayed",
-			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Time: s.now(), DecisionID: decision,
+			Actor: PartnerParty(p).Actor(), Action: "relay message", Purpose: purpose,
+			Subject: row.Subject, Resource: "order:" + row.ID,
+			Outcome: audit.OutcomeDone, Reason: "relayed"}); err != nil {
 			return err
 		}
 		who := "the store"
@@ -475,10 +474,10 @@ func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 			return err
 		}
 		decision := broker.NewID("dec")
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: s.now(), DecisionID: decision,
-			Actor: PartnerParty(p).Actor(), Action: "dispatch", Purpose: string(broker.PurposeDelivery),
-			Subject: s.Releaser.Pseudonyms().Audit(row.Subject), Resource: "order:" + row.ID,
-			Outcome: audit.OutcomeDone, Reason: "dispatched", PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Time: s.now(), DecisionID: decision,
+			Actor: PartnerParty(p).Actor(), Action: "dispatch", Purpose: broker.PurposeDelivery,
+			Subject: row.Subject, Resource: "order:" + row.ID,
+			Outcome: audit.OutcomeDone, Reason: "dispatched"}); err != nil {
 			return broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 		}
 		res = DispatchResult{OrderID: row.ID, Logistics: c.ID, Decision: decision}

@@ -106,10 +106,9 @@ func (a *actions) RefusePayment(ctx context.Context, o *Order, reason string) er
 		resource = "order:" + o.ID
 	}
 	a.s.inc("sieve_payments_refused_total", reason)
-	err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-		Actor: "whatsapp:payments", Action: "payment", Purpose: string(broker.PurposeOrderFulfilment),
-		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Resource: resource, Outcome: audit.OutcomeDenied,
-		Reason: reason, PolicyRevision: a.s.Releaser.Policy().Revision()})
+	err := a.s.record(ctx, broker.Event{Actor: "whatsapp:payments", Action: "payment", Purpose: broker.PurposeOrderFulfilment,
+		Subject: a.subject, Resource: resource, Outcome: audit.OutcomeDenied,
+		Reason: reason})
 	if err != nil {
 		return broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 	}

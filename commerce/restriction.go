@@ -3,7 +3,6 @@ package commerce
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
@@ -129,10 +128,9 @@ func (a *actions) SetRestricted(ctx context.Context, on bool) error {
 		reason = ReasonPaused
 	}
 	a.s.inc("sieve_restrictions_total", reason)
-	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-		Actor: "shopper:chat", Action: ActionRestriction,
-		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
-		Reason: reason, PolicyRevision: a.s.Releaser.Policy().Revision()}); err != nil {
+	if err := a.s.record(ctx, broker.Event{Actor: "shopper:chat", Action: ActionRestriction,
+		Subject: a.subject, Outcome: audit.OutcomeDone,
+		Reason: reason}); err != nil {
 		return err
 	}
 	// Every partner that already holds the shopper's data is told to stop
@@ -153,10 +151,9 @@ func (a *actions) Object(ctx context.Context, c broker.Consent, purpose string) 
 		return err
 	}
 	a.prev = c
-	if err := a.s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-		Actor: "shopper:chat", Action: "consent", Purpose: purpose,
-		Subject: a.s.Releaser.Pseudonyms().Audit(a.subject), Outcome: audit.OutcomeDone,
-		Reason: ReasonObjection, PolicyRevision: a.s.Releaser.Policy().Revision()}); err != nil {
+	if err := a.s.record(ctx, broker.Event{Actor: "shopper:chat", Action: "consent", Purpose: broker.Purpose(purpose),
+		Subject: a.subject, Outcome: audit.OutcomeDone,
+		Reason: ReasonObjection}); err != nil {
 		return err
 	}
 	// Recipients of the purpose objected to are told, as for "stop".

@@ -196,10 +196,8 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 		} else if err := s.Sealer.Shred(ctx, subject); err != nil {
 			return err
 		}
-		if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
-			Actor: actor.Actor(), Action: "erase", Purpose: "erasure", Subject: s.Releaser.Pseudonyms().Audit(subject),
-			Resource: "subject", Outcome: audit.OutcomeDone, Reason: reason,
-			PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+		if err := s.record(ctx, broker.Event{Actor: actor.Actor(), Action: "erase", Purpose: broker.PurposeErasure, Subject: subject,
+			Resource: "subject", Outcome: audit.OutcomeDone, Reason: reason}); err != nil {
 			return err
 		}
 		return r.Store.NotifyErasure(ctx, subject)

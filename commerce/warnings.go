@@ -21,7 +21,7 @@ const ErasureWarningTemplate = "erasure_warning"
 const (
 	WarnReasonSent      = "inactivity_warning_sent"
 	WarnReasonCancelled = "inactivity_warning_cancelled"
-	PurposeWarning      = "retention"
+	PurposeWarning      = broker.PurposeRetention
 )
 
 // Warning is a pending warning before an erasure for inactivity.
@@ -69,10 +69,9 @@ func (w *Warnings) Sweep(ctx context.Context, now time.Time) (warned, cancelled 
 			return warned, cancelled, err
 		}
 		for _, id := range ids {
-			if err := s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"),
-				Actor: "system:retention", Action: "warning cancelled", Purpose: PurposeWarning,
-				Subject: s.Releaser.Pseudonyms().Audit(id), Resource: "subject", Outcome: audit.OutcomeDone,
-				Reason: WarnReasonCancelled, PolicyRevision: s.Releaser.Policy().Revision()}); err != nil {
+			if err := s.record(ctx, broker.Event{Time: now, Actor: "system:retention", Action: "warning cancelled", Purpose: PurposeWarning,
+				Subject: id, Resource: "subject", Outcome: audit.OutcomeDone,
+				Reason: WarnReasonCancelled}); err != nil {
 				return warned, cancelled, err
 			}
 			cancelled++
@@ -110,10 +109,9 @@ func (w *Warnings) Sweep(ctx context.Context, now time.Time) (warned, cancelled 
 			if err := s.SendToShopper(ctx, id, store, Reply{Kind: "template", Template: ErasureWarningTemplate, Body: body}); err != nil {
 				return err
 			}
-			return s.Releaser.Audit().Append(ctx, audit.Entry{Time: now, DecisionID: broker.NewID("dec"),
-				Actor: "system:retention", Action: "warning", Purpose: PurposeWarning,
-				Subject: s.Releaser.Pseudonyms().Audit(id), Resource: "subject", Outcome: audit.OutcomeDone,
-				Reason: WarnReasonSent, PolicyRevision: s.Releaser.Policy().Revision()})
+			return s.record(ctx, broker.Event{Time: now, Actor: "system:retention", Action: "warning", Purpose: PurposeWarning,
+				Subject: id, Resource: "subject", Outcome: audit.OutcomeDone,
+				Reason: WarnReasonSent})
 		})
 		if err != nil {
 			return warned, cancelled, err

@@ -434,3 +434,13 @@ func (d Data) validatePurpose(name broker.Purpose, p Purpose, bad func(string, .
 		}
 	}
 }
+
+// RetentionPeriods is every category's retention period, as the retention
+// sweeper takes them (category → period).
+func (d Data) RetentionPeriods() map[string]time.Duration {
+	out := make(map[string]time.Duration, len(d.Retention))
+	for name, r := range d.Retention {
+		out[name] = r.Period()
+	}
+	return out
+}

@@ -13,20 +13,15 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// AuditFilter selects audit entries.
-type AuditFilter struct {
-	Subject, Actor, Purpose, Outcome, Action string
-	From, To                                 time.Time
-}
-
 // AuditAPI serves the audit log: entries, signed checkpoints and proofs.
 type AuditAPI interface {
 	Checkpoint(ctx context.Context) (string, error)
 	Inclusion(ctx context.Context, index, size uint64) (any, error)
 	Consistency(ctx context.Context, from, to uint64) (any, error)
-	Entries(ctx context.Context, f AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
-	// Record appends an entry for an officer's or partner's own action.
-	Record(ctx context.Context, e audit.Entry) error
+	Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	// Record appends the entry of an officer's or partner's own action
+	// (the broker's Recorder builds it).
+	Record(ctx context.Context, ev broker.Event) error
 }
 
 // Reports builds the reports an auditor asks for.
@@ -118,8 +113,8 @@ func (s *Server) complianceRoutes() {
 }
 
 // ParseAuditFilter reads the audit filter from a query string.
-func ParseAuditFilter(c *fiber.Ctx) (AuditFilter, error) {
-	f := AuditFilter{Subject: c.Query("subject"), Actor: c.Query("partner"), Purpose: c.Query("purpose"),
+func ParseAuditFilter(c *fiber.Ctx) (broker.AuditFilter, error) {
+	f := broker.AuditFilter{Subject: c.Query("subject"), Actor: c.Query("partner"), Purpose: c.Query("purpose"),
 		Outcome: c.Query("outcome"), Action: c.Query("action")}
 	for _, v := range []string{f.Subject, f.Actor, f.Purpose, f.Outcome, f.Action} {
 		if len(v) > 100 {
@@ -238,25 +233,13 @@ func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (st
 		return id, nil
 	}
 	actor := actorOf(c)
-	pseudo := ""
-	if subject != "" {
-		pseudo = s.deps.Pseudonyms.Audit(subject)
-	}
-	err := s.deps.Audit.Record(c.UserContext(), audit.Entry{Time: time.Now(), DecisionID: id, Actor: actor.Actor(),
-		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.policyRevision()})
+	err := s.deps.Audit.Record(c.UserContext(), broker.Event{DecisionID: id, Actor: actor.Actor(),
+		Action: action, Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: "subject",
+		Outcome: audit.OutcomeDone, Reason: reason})
 	if err != nil {
 		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 	}
 	return id, nil
-}
-
-// policyRevision names the policy in force for an officer's own entry.
-func (s *Server) policyRevision() string {
-	if s.deps.Policy != nil {
-		return s.deps.Policy.Revision()
-	}
-	return ""
 }
 
 // subjectFromWaID resolves the shopper by wa_id or by user_id (a BSUID):

@@ -28,8 +28,8 @@ type fakeAudit struct {
 	CheckpointFn  func() (string, error)
 	InclusionFn   func(index, size uint64) (any, error)
 	ConsistencyFn func(from, to uint64) (any, error)
-	EntriesFn     func(f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
-	RecordFn      func(e audit.Entry) error
+	EntriesFn     func(f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	RecordFn      func(ev broker.Event) error
 }
 
 func (a *fakeAudit) Checkpoint(context.Context) (string, error) { return a.CheckpointFn() }
@@ -39,10 +39,10 @@ func (a *fakeAudit) Inclusion(_ context.Context, index, size uint64) (any, error
 func (a *fakeAudit) Consistency(_ context.Context, from, to uint64) (any, error) {
 	return a.ConsistencyFn(from, to)
 }
-func (a *fakeAudit) Entries(_ context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+func (a *fakeAudit) Entries(_ context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
 	return a.EntriesFn(f, cursor, limit)
 }
-func (a *fakeAudit) Record(_ context.Context, e audit.Entry) error { return a.RecordFn(e) }
+func (a *fakeAudit) Record(_ context.Context, ev broker.Event) error { return a.RecordFn(ev) }
 
 type fakeRights struct {
 	ResolveFn       func(waID, userID string) (commerce.SubjectRow, error)
@@ -165,10 +165,10 @@ func TestAuditEntries(t *testing.T) {
 	})
 	t.Run("filter, cursor and limit reach the port", func(t *testing.T) {
 		s := newComplianceServer(t)
-		var got httpapi.AuditFilter
+		var got broker.AuditFilter
 		var cursor string
 		var limit int
-		s.audit.EntriesFn = func(f httpapi.AuditFilter, c string, l int) ([]audit.Entry, string, error) {
+		s.audit.EntriesFn = func(f broker.AuditFilter, c string, l int) ([]audit.Entry, string, error) {
 			got, cursor, limit = f, c, l
 			return []audit.Entry{{DecisionID: "dec_1", Outcome: audit.OutcomeReleased}}, "next-2", nil
 		}
@@ -192,7 +192,7 @@ func TestAuditEntries(t *testing.T) {
 	})
 	t.Run("an empty page is a list and no cursor", func(t *testing.T) {
 		s := newComplianceServer(t)
-		s.audit.EntriesFn = func(httpapi.AuditFilter, string, int) ([]audit.Entry, string, error) { return nil, "", nil }
+		s.audit.EntriesFn = func(broker.AuditFilter, string, int) ([]audit.Entry, string, error) { return nil, "", nil }
 		a := s.do(t, "GET", "/v1/audit/entries", "asha", "")
 		if a.status != 200 || !strings.Contains(a.body, `"entries":[]`) || !strings.Contains(a.body, `"next_cursor":null`) {
 			t.Fatalf("%d %s", a.status, a.body)
@@ -209,13 +209,13 @@ func TestAuditEntries(t *testing.T) {
 	}
 	t.Run("errors map through the one table, internal text never leaks", func(t *testing.T) {
 		s := newComplianceServer(t)
-		s.audit.EntriesFn = func(httpapi.AuditFilter, string, int) ([]audit.Entry, string, error) {
+		s.audit.EntriesFn = func(broker.AuditFilter, string, int) ([]audit.Entry, string, error) {
 			return nil, "", broker.Errorf(broker.EUnavailable, "database unavailable")
 		}
 		if a := s.do(t, "GET", "/v1/audit/entries", "asha", ""); a.status != 503 || a.errorCode(t) != broker.EUnavailable {
 			t.Fatalf("%d %s", a.status, a.body)
 		}
-		s.audit.EntriesFn = func(httpapi.AuditFilter, string, int) ([]audit.Entry, string, error) {
+		s.audit.EntriesFn = func(broker.AuditFilter, string, int) ([]audit.Entry, string, error) {
 			return nil, "", errors.New(`pq: relation "audit_log" does not exist`)
 		}
 		a := s.do(t, "GET", "/v1/audit/entries", "asha", "")
@@ -272,8 +272,8 @@ func TestSubjectRoutes(t *testing.T) {
 			}
 			return nil, nil
 		}
-		var entries []audit.Entry
-		s.audit.RecordFn = func(e audit.Entry) error { entries = append(entries, e); return nil }
+		var entries []broker.Event
+		s.audit.RecordFn = func(ev broker.Event) error { entries = append(entries, ev); return nil }
 		a := s.do(t, "GET", "/v1/subjects/disclosures?wa_id=919811112222", "asha", "")
 		if a.status != 200 {
 			t.Fatalf("%d %s", a.status, a.body)
@@ -286,8 +286,9 @@ func TestSubjectRoutes(t *testing.T) {
 			t.Fatalf("%d entries", len(entries))
 		}
 		e := entries[0]
-		if e.Actor != "officer:asha" || e.Action != "disclosures" || e.Subject != pseudo || e.Reason != "access_request" ||
-			e.PolicyRevision != "rev-7" || e.Outcome != audit.OutcomeDone || a.header.Get("X-Decision-Id") != e.DecisionID {
+		// The Recorder pseudonymises the subject and stamps the policy revision.
+		if e.Actor != "officer:asha" || e.Action != "disclosures" || e.Subject != "shp_1" || e.Reason != "access_request" ||
+			e.Purpose != broker.PurposeDataSubjectRequest || e.Outcome != audit.OutcomeDone || a.header.Get("X-Decision-Id") != e.DecisionID {
 			t.Fatalf("entry %+v, header %q", e, a.header.Get("X-Decision-Id"))
 		}
 		// The same by POST, with a BSUID.
@@ -310,7 +311,7 @@ func TestSubjectRoutes(t *testing.T) {
 		s.rights.DisclosuresFn = func(string) ([]commerce.Disclosure, error) {
 			return []commerce.Disclosure{{Party: "logistics:c1", Purpose: "order_fulfilment"}}, nil
 		}
-		s.audit.RecordFn = func(audit.Entry) error { return errors.New("disk full") }
+		s.audit.RecordFn = func(broker.Event) error { return errors.New("disk full") }
 		a := s.do(t, "GET", "/v1/subjects/disclosures?wa_id=919811112222", "asha", "")
 		if a.status != 503 || strings.Contains(a.body, "logistics:c1") {
 			t.Fatalf("%d %s", a.status, a.body)

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/migrations"
@@ -235,7 +236,7 @@ func BenchmarkAuditVerifyExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := db.ExportAudit(ctx, f, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
+	if err := db.ExportAudit(ctx, f, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -290,25 +291,25 @@ func BenchmarkAuditExplorer(b *testing.B) {
 	day := func(d int) time.Time { return time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
 	queries := []struct {
 		name string
-		f    postgres.AuditFilter
+		f    broker.AuditFilter
 	}{
-		{"all", postgres.AuditFilter{}},
-		{"subject", postgres.AuditFilter{Subject: auditBenchEntry(4242).Subject}},
-		{"partner", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor}},
-		{"purpose", postgres.AuditFilter{Purpose: "marketing"}},
-		{"outcome", postgres.AuditFilter{Outcome: audit.OutcomeDenied}},
-		{"recent day", postgres.AuditFilter{From: day(29), To: day(30)}},
-		{"old day", postgres.AuditFilter{From: day(2), To: day(3)}},
-		{"first half", postgres.AuditFilter{From: day(0), To: day(15)}},
-		{"partner+purpose", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "support"}},
-		{"partner+outcome", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Outcome: audit.OutcomeDenied}},
-		{"purpose+outcome", postgres.AuditFilter{Purpose: "payment", Outcome: audit.OutcomePartial}},
-		{"rare purpose+outcome", postgres.AuditFilter{Purpose: "marketing", Outcome: audit.OutcomeReleased}},
-		{"rare partner+purpose+outcome", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "marketing",
+		{"all", broker.AuditFilter{}},
+		{"subject", broker.AuditFilter{Subject: auditBenchEntry(4242).Subject}},
+		{"partner", broker.AuditFilter{Actor: auditBenchEntry(17).Actor}},
+		{"purpose", broker.AuditFilter{Purpose: "marketing"}},
+		{"outcome", broker.AuditFilter{Outcome: audit.OutcomeDenied}},
+		{"recent day", broker.AuditFilter{From: day(29), To: day(30)}},
+		{"old day", broker.AuditFilter{From: day(2), To: day(3)}},
+		{"first half", broker.AuditFilter{From: day(0), To: day(15)}},
+		{"partner+purpose", broker.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "support"}},
+		{"partner+outcome", broker.AuditFilter{Actor: auditBenchEntry(17).Actor, Outcome: audit.OutcomeDenied}},
+		{"purpose+outcome", broker.AuditFilter{Purpose: "payment", Outcome: audit.OutcomePartial}},
+		{"rare purpose+outcome", broker.AuditFilter{Purpose: "marketing", Outcome: audit.OutcomeReleased}},
+		{"rare partner+purpose+outcome", broker.AuditFilter{Actor: auditBenchEntry(17).Actor, Purpose: "marketing",
 			Outcome: audit.OutcomePartial}},
-		{"subject+old week", postgres.AuditFilter{Subject: auditBenchEntry(4242).Subject, From: day(1), To: day(8)}},
-		{"partner+old day", postgres.AuditFilter{Actor: auditBenchEntry(17).Actor, From: day(3), To: day(4)}},
-		{"outcome+old day", postgres.AuditFilter{Outcome: audit.OutcomeDenied, From: day(5), To: day(6)}},
+		{"subject+old week", broker.AuditFilter{Subject: auditBenchEntry(4242).Subject, From: day(1), To: day(8)}},
+		{"partner+old day", broker.AuditFilter{Actor: auditBenchEntry(17).Actor, From: day(3), To: day(4)}},
+		{"outcome+old day", broker.AuditFilter{Outcome: audit.OutcomeDenied, From: day(5), To: day(6)}},
 	}
 	// Warm up (plans, cache), then time each query with a second page.
 	for _, q := range queries {

@@ -982,30 +982,30 @@ func TestAuditEntriesFilters(t *testing.T) {
 	at := func(ms int) time.Time { return auditBase.Add(time.Duration(ms) * time.Millisecond) }
 	tests := []struct {
 		name  string
-		f     postgres.AuditFilter
+		f     broker.AuditFilter
 		match func(audit.Entry) bool
 	}{
-		{"none", postgres.AuditFilter{}, func(audit.Entry) bool { return true }},
-		{"subject", postgres.AuditFilter{Subject: "sub_0007"}, func(e audit.Entry) bool { return e.Subject == "sub_0007" }},
-		{"actor", postgres.AuditFilter{Actor: auditActors[1]}, func(e audit.Entry) bool { return e.Actor == auditActors[1] }},
-		{"purpose", postgres.AuditFilter{Purpose: "delivery"}, func(e audit.Entry) bool { return e.Purpose == "delivery" }},
-		{"outcome", postgres.AuditFilter{Outcome: audit.OutcomeDenied}, func(e audit.Entry) bool { return e.Outcome == audit.OutcomeDenied }},
-		{"actor and purpose", postgres.AuditFilter{Actor: auditActors[0], Purpose: "analytics"},
+		{"none", broker.AuditFilter{}, func(audit.Entry) bool { return true }},
+		{"subject", broker.AuditFilter{Subject: "sub_0007"}, func(e audit.Entry) bool { return e.Subject == "sub_0007" }},
+		{"actor", broker.AuditFilter{Actor: auditActors[1]}, func(e audit.Entry) bool { return e.Actor == auditActors[1] }},
+		{"purpose", broker.AuditFilter{Purpose: "delivery"}, func(e audit.Entry) bool { return e.Purpose == "delivery" }},
+		{"outcome", broker.AuditFilter{Outcome: audit.OutcomeDenied}, func(e audit.Entry) bool { return e.Outcome == audit.OutcomeDenied }},
+		{"actor and purpose", broker.AuditFilter{Actor: auditActors[0], Purpose: "analytics"},
 			func(e audit.Entry) bool { return e.Actor == auditActors[0] && e.Purpose == "analytics" }},
-		{"actor and outcome", postgres.AuditFilter{Actor: auditActors[2], Outcome: audit.OutcomePartial},
+		{"actor and outcome", broker.AuditFilter{Actor: auditActors[2], Outcome: audit.OutcomePartial},
 			func(e audit.Entry) bool { return e.Actor == auditActors[2] && e.Outcome == audit.OutcomePartial }},
-		{"time range", postgres.AuditFilter{From: at(100), To: at(400)},
+		{"time range", broker.AuditFilter{From: at(100), To: at(400)},
 			func(e audit.Entry) bool { return !e.Time.Before(at(100)) && e.Time.Before(at(400)) }},
-		{"time range holding the late entry", postgres.AuditFilter{From: auditBase.Add(-2 * time.Hour), To: at(5)},
+		{"time range holding the late entry", broker.AuditFilter{From: auditBase.Add(-2 * time.Hour), To: at(5)},
 			func(e audit.Entry) bool { return !e.Time.Before(auditBase.Add(-2*time.Hour)) && e.Time.Before(at(5)) }},
-		{"from only", postgres.AuditFilter{From: at(850)}, func(e audit.Entry) bool { return !e.Time.Before(at(850)) }},
-		{"to only", postgres.AuditFilter{To: at(3)}, func(e audit.Entry) bool { return e.Time.Before(at(3)) }},
-		{"subject and time", postgres.AuditFilter{Subject: "sub_0003", From: at(200), To: at(700)},
+		{"from only", broker.AuditFilter{From: at(850)}, func(e audit.Entry) bool { return !e.Time.Before(at(850)) }},
+		{"to only", broker.AuditFilter{To: at(3)}, func(e audit.Entry) bool { return e.Time.Before(at(3)) }},
+		{"subject and time", broker.AuditFilter{Subject: "sub_0003", From: at(200), To: at(700)},
 			func(e audit.Entry) bool {
 				return e.Subject == "sub_0003" && !e.Time.Before(at(200)) && e.Time.Before(at(700))
 			}},
-		{"range after the log", postgres.AuditFilter{From: at(5000)}, func(audit.Entry) bool { return false }},
-		{"no match", postgres.AuditFilter{Actor: "retailer:cli_nobody"}, func(audit.Entry) bool { return false }},
+		{"range after the log", broker.AuditFilter{From: at(5000)}, func(audit.Entry) bool { return false }},
+		{"no match", broker.AuditFilter{Actor: "retailer:cli_nobody"}, func(audit.Entry) bool { return false }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1039,11 +1039,11 @@ func TestAuditEntriesFilters(t *testing.T) {
 		})
 	}
 	for _, c := range []string{"nope", "YTE6LTE", "!!"} {
-		if _, _, err := f.db.AuditEntries(ctx, postgres.AuditFilter{}, c, 10); broker.ErrorCode(err) != broker.EInvalid {
+		if _, _, err := f.db.AuditEntries(ctx, broker.AuditFilter{}, c, 10); broker.ErrorCode(err) != broker.EInvalid {
 			t.Errorf("cursor %q: err = %v, want invalid", c, err)
 		}
 	}
-	if _, _, err := f.db.AuditEntries(ctx, postgres.AuditFilter{From: at(5), To: at(5)}, "", 10); broker.ErrorCode(err) != broker.EInvalid {
+	if _, _, err := f.db.AuditEntries(ctx, broker.AuditFilter{From: at(5), To: at(5)}, "", 10); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("empty time range: err = %v, want invalid", err)
 	}
 }
@@ -1130,7 +1130,7 @@ func TestAuditExport(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	var empty bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &empty, postgres.AuditFilter{}, postgres.ExportJSONL); broker.ErrorCode(err) != broker.EConflict {
+	if err := f.db.ExportAudit(ctx, &empty, broker.AuditFilter{}, postgres.ExportJSONL); broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("export before any checkpoint: %v", err)
 	}
 	for _, upto := range []int{100, 250, 400} {
@@ -1149,7 +1149,7 @@ func TestAuditExport(t *testing.T) {
 
 	t.Run("jsonl verifies offline", func(t *testing.T) {
 		var buf bytes.Buffer
-		if err := f.db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
+		if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 			t.Fatal(err)
 		}
 		size, root, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), f.key, nil)
@@ -1168,7 +1168,7 @@ func TestAuditExport(t *testing.T) {
 	})
 	t.Run("filtered jsonl", func(t *testing.T) {
 		var buf bytes.Buffer
-		flt := postgres.AuditFilter{Actor: auditActors[0], Outcome: audit.OutcomeDenied}
+		flt := broker.AuditFilter{Actor: auditActors[0], Outcome: audit.OutcomeDenied}
 		if err := f.db.ExportAudit(ctx, &buf, flt, postgres.ExportJSONL); err != nil {
 			t.Fatal(err)
 		}
@@ -1194,7 +1194,7 @@ func TestAuditExport(t *testing.T) {
 	})
 	t.Run("csv", func(t *testing.T) {
 		var buf bytes.Buffer
-		flt := postgres.AuditFilter{Subject: "sub_0001"}
+		flt := broker.AuditFilter{Subject: "sub_0001"}
 		if err := f.db.ExportAudit(ctx, &buf, flt, postgres.ExportCSV); err != nil {
 			t.Fatal(err)
 		}
@@ -1212,7 +1212,7 @@ func TestAuditExport(t *testing.T) {
 		}
 	})
 	t.Run("unknown format", func(t *testing.T) {
-		if err := f.db.ExportAudit(ctx, &bytes.Buffer{}, postgres.AuditFilter{}, "xml"); broker.ErrorCode(err) != broker.EInvalid {
+		if err := f.db.ExportAudit(ctx, &bytes.Buffer{}, broker.AuditFilter{}, "xml"); broker.ErrorCode(err) != broker.EInvalid {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -1228,7 +1228,7 @@ func TestAuditCSVDefusesFormulas(t *testing.T) {
 	}
 	auditIntegrate(t, f)
 	var buf bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportCSV); err != nil {
+	if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportCSV); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&buf).ReadAll()
@@ -1265,7 +1265,7 @@ func TestAuditKeyRotation(t *testing.T) {
 		t.Fatalf("VerifyAuditKeys with both keys = %d, %v", size, err)
 	}
 	var buf bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL); err != nil {
+	if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 		t.Fatal(err)
 	}
 	export := buf.Bytes()

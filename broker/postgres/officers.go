@@ -11,30 +11,6 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// Officer is a compliance officer's account on the dashboard.
-type Officer struct {
-	ID            string // off_…; how the audit log names the officer
-	Name          string // the sign-in name, unique
-	PasswordHash  string // argon2id PHC string
-	CreatedAt     time.Time
-	PasswordSetAt time.Time
-	Disabled      bool
-	// PasswordTemporary marks a password the operator issued (create or
-	// reset): the officer must choose a new one at the next sign-in.
-	PasswordTemporary bool
-}
-
-// OfficerSession is a signed-in officer's dashboard session. Only the
-// SHA-256 of the cookie's secret is stored.
-type OfficerSession struct {
-	IDHash    []byte // SHA-256 of the session secret, 32 bytes
-	OfficerID string
-	CSRF      string // the session's anti-CSRF token
-	CreatedAt time.Time
-	LastSeen  time.Time
-	ExpiresAt time.Time // absolute end of the session
-}
-
 const officerCols = `id, name, password_hash, created_at, password_set_at, disabled, password_temporary`
 
 const (
@@ -102,39 +78,39 @@ const constraintOfficerName = "officers_name_key"
 // CreateOfficer registers o (ID, Name and PasswordHash, a temporary password
 // the officer must change at the first sign-in; the times are set
 // by the database and returned in the result). A taken name is EConflict.
-func (db *DB) CreateOfficer(ctx context.Context, o Officer) (Officer, error) {
+func (db *DB) CreateOfficer(ctx context.Context, o broker.Officer) (broker.Officer, error) {
 	err := db.q(ctx).QueryRow(ctx, sqlInsertOfficer, o.ID, o.Name, o.PasswordHash).Scan(&o.CreatedAt, &o.PasswordSetAt)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraintOfficerName {
-			return Officer{}, broker.Wrap(broker.EConflict, err, "an officer with that name exists")
+			return broker.Officer{}, broker.Wrap(broker.EConflict, err, "an officer with that name exists")
 		}
-		return Officer{}, Translate(err)
+		return broker.Officer{}, Translate(err)
 	}
 	o.Disabled, o.PasswordTemporary = false, true
 	return o, nil
 }
 
 // GetOfficer returns the officer with the given id, or ENotFound.
-func (db *DB) GetOfficer(ctx context.Context, id string) (Officer, error) {
+func (db *DB) GetOfficer(ctx context.Context, id string) (broker.Officer, error) {
 	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlGetOfficer, id))
 	return o, Translate(err)
 }
 
 // OfficerByName returns the officer with the given sign-in name, or
 // ENotFound.
-func (db *DB) OfficerByName(ctx context.Context, name string) (Officer, error) {
+func (db *DB) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
 	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlOfficerByName, name))
 	return o, Translate(err)
 }
 
 // ListOfficers returns every officer, oldest first.
-func (db *DB) ListOfficers(ctx context.Context) ([]Officer, error) {
+func (db *DB) ListOfficers(ctx context.Context) ([]broker.Officer, error) {
 	rows, err := db.q(ctx).Query(ctx, sqlListOfficers)
 	if err != nil {
 		return nil, Translate(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Officer, error) { return scanOfficer(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.Officer, error) { return scanOfficer(r) })
 	return out, Translate(err)
 }
 
@@ -183,23 +159,23 @@ func (db *DB) ChangeOfficerPassword(ctx context.Context, id, passwordHash string
 }
 
 // CreateOfficerSession stores a new session.
-func (db *DB) CreateOfficerSession(ctx context.Context, s OfficerSession) error {
+func (db *DB) CreateOfficerSession(ctx context.Context, s broker.OfficerSession) error {
 	_, err := db.q(ctx).Exec(ctx, sqlInsertOfficerSession, s.IDHash, s.OfficerID, s.CSRF,
 		s.CreatedAt, s.LastSeen, s.ExpiresAt)
 	return Translate(err)
 }
 
-// OfficerSession returns the session with the given id hash and its
+// broker.OfficerSession returns the session with the given id hash and its
 // officer, or ENotFound. Whether it is still valid (expiry, idleness, a
 // disabled officer) is the caller's judgement, made with its own clock.
-func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (OfficerSession, Officer, error) {
-	var s OfficerSession
-	var o Officer
+func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
+	var s broker.OfficerSession
+	var o broker.Officer
 	err := db.q(ctx).QueryRow(ctx, sqlOfficerSession, idHash).Scan(&s.IDHash, &s.OfficerID, &s.CSRF,
 		&s.CreatedAt, &s.LastSeen, &s.ExpiresAt,
 		&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled, &o.PasswordTemporary)
 	if err != nil {
-		return OfficerSession{}, Officer{}, Translate(err)
+		return broker.OfficerSession{}, broker.Officer{}, Translate(err)
 	}
 	return s, o, nil
 }
@@ -268,8 +244,8 @@ func (db *DB) ClearLoginFailures(ctx context.Context, key []byte) error {
 	return Translate(err)
 }
 
-func scanOfficer(row pgx.Row) (Officer, error) {
-	var o Officer
+func scanOfficer(row pgx.Row) (broker.Officer, error) {
+	var o broker.Officer
 	err := row.Scan(&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled, &o.PasswordTemporary)
 	return o, err
 }

@@ -15,9 +15,9 @@ import (
 
 const testPHC = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 
-func mustOfficer(t *testing.T, db *postgres.DB, id, name string) postgres.Officer {
+func mustOfficer(t *testing.T, db *postgres.DB, id, name string) broker.Officer {
 	t.Helper()
-	o, err := db.CreateOfficer(context.Background(), postgres.Officer{ID: id, Name: name, PasswordHash: testPHC})
+	o, err := db.CreateOfficer(context.Background(), broker.Officer{ID: id, Name: name, PasswordHash: testPHC})
 	if err != nil {
 		t.Fatalf("CreateOfficer(%s): %v", name, err)
 	}
@@ -29,9 +29,9 @@ func sessionHash(s string) []byte {
 	return h[:]
 }
 
-func mustSession(t *testing.T, db *postgres.DB, secret, officer string, at time.Time) postgres.OfficerSession {
+func mustSession(t *testing.T, db *postgres.DB, secret, officer string, at time.Time) broker.OfficerSession {
 	t.Helper()
-	s := postgres.OfficerSession{IDHash: sessionHash(secret), OfficerID: officer, CSRF: "csrf-" + secret,
+	s := broker.OfficerSession{IDHash: sessionHash(secret), OfficerID: officer, CSRF: "csrf-" + secret,
 		CreatedAt: at, LastSeen: at, ExpiresAt: at.Add(8 * time.Hour)}
 	if err := db.CreateOfficerSession(context.Background(), s); err != nil {
 		t.Fatalf("CreateOfficerSession: %v", err)
@@ -55,19 +55,19 @@ func TestOfficerAccounts(t *testing.T) {
 		wantCode string
 	}{
 		{"duplicate name", func() error {
-			_, err := db.CreateOfficer(ctx, postgres.Officer{ID: "off_c", Name: "asha", PasswordHash: testPHC})
+			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_c", Name: "asha", PasswordHash: testPHC})
 			return err
 		}(), broker.EConflict},
 		{"duplicate id", func() error {
-			_, err := db.CreateOfficer(ctx, postgres.Officer{ID: "off_a", Name: "chitra", PasswordHash: testPHC})
+			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_a", Name: "chitra", PasswordHash: testPHC})
 			return err
 		}(), broker.EConflict},
 		{"empty name", func() error {
-			_, err := db.CreateOfficer(ctx, postgres.Officer{ID: "off_d", Name: "", PasswordHash: testPHC})
+			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_d", Name: "", PasswordHash: testPHC})
 			return err
 		}(), broker.EInvalid},
 		{"empty password hash", func() error {
-			_, err := db.CreateOfficer(ctx, postgres.Officer{ID: "off_e", Name: "dev", PasswordHash: ""})
+			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_e", Name: "dev", PasswordHash: ""})
 			return err
 		}(), broker.EInvalid},
 		{"unknown id", func() error { _, err := db.GetOfficer(ctx, "off_none"); return err }(), broker.ENotFound},
@@ -185,7 +185,7 @@ func TestPruneOfficerAuth(t *testing.T) {
 	ctx := context.Background()
 	mustOfficer(t, db, "off_a", "asha")
 	now := time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
-	for _, s := range []postgres.OfficerSession{
+	for _, s := range []broker.OfficerSession{
 		{IDHash: sessionHash("fresh"), CreatedAt: now.Add(-time.Hour), LastSeen: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)},
 		{IDHash: sessionHash("idle"), CreatedAt: now.Add(-time.Hour), LastSeen: now.Add(-31 * time.Minute), ExpiresAt: now.Add(time.Hour)},
 		{IDHash: sessionHash("expired"), CreatedAt: now.Add(-9 * time.Hour), LastSeen: now.Add(-time.Minute), ExpiresAt: now},

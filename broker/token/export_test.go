@@ -41,3 +41,9 @@ func FillArgonPool(s *Server) (release func()) {
 		}
 	}
 }
+
+// SetAuthNow replaces the clock of the authenticator's partner cache.
+func SetAuthNow(a *Authenticator, now func() time.Time) { a.now = now }
+
+// RetryAfterHeader is retryAfterHeader.
+var RetryAfterHeader = retryAfterHeader

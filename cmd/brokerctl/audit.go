@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/audit"
-	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/cmd/internal/wire"
 )
 
@@ -229,7 +229,7 @@ func cmdAuditKey(ctx context.Context, c *cli, args []string) error {
 
 func cmdAuditExport(ctx context.Context, c *cli, args []string) error {
 	fs := flags("audit export")
-	var f postgres.AuditFilter
+	var f broker.AuditFilter
 	fs.StringVar(&f.Subject, "subject", "", "subject pseudonym (sub_…)")
 	fs.StringVar(&f.Actor, "partner", "", "actor, e.g. retailer:cli_…")
 	fs.StringVar(&f.Purpose, "purpose", "", "purpose")

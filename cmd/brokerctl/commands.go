@@ -13,6 +13,7 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/keydir"
 	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/wire"
@@ -99,7 +100,7 @@ func cmdKeysInit(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := wire.PseudonymKey(dir, true); err != nil {
+	if _, err := keydir.PseudonymKey(dir, true); err != nil {
 		return err
 	}
 	kid, _ := sk.Current()

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/broker/keydir"
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/broker/token"
@@ -31,7 +32,7 @@ func missingKeys(dir string) (missing, ageIDs []string) {
 	if _, err := token.LoadKeyring(dir, false); err != nil {
 		missing = append(missing, "signing key")
 	}
-	if _, err := wire.PseudonymKey(dir, false); err != nil {
+	if _, err := keydir.PseudonymKey(dir, false); err != nil {
 		missing = append(missing, "pseudonym key")
 	}
 	return missing, ageIDs

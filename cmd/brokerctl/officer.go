@@ -10,7 +10,6 @@ import (
 	"unicode"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 )
 
@@ -101,7 +100,7 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 		}
 		status = "reset"
 	case broker.IsNotFound(err):
-		_, err = db.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
+		_, err = db.CreateOfficer(ctx, broker.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
 		if broker.ErrorCode(err) == broker.EConflict && *reset {
 			// Created by a concurrent run in between: reset that one.
 			if existing, err = db.OfficerByName(ctx, *name); err == nil {

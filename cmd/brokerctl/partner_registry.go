@@ -173,10 +173,10 @@ func applyRegistry(ctx context.Context, db *postgres.DB, log broker.AuditAppende
 			return broker.Errorf(broker.EInvalid, "--agreement-expires needs --agreement REF")
 		}
 		// The reason lists flag names, from the fixed set above.
-		return log.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
+		_, err = broker.NewRecorder(log, nil, nil).Record(ctx, broker.Event{Actor: actor.Actor(),
 			Action: "partner update", Resource: "partner:" + id, Outcome: audit.OutcomeDone,
-			Reason:        "changed " + strings.Join(changed, " "),
-			RecipientRole: p.Legal.Role, Jurisdiction: p.Legal.Jurisdiction, TransferBasis: p.Legal.TransferBasis})
+			Reason: "changed " + strings.Join(changed, " "), Legal: p.Legal})
+		return err
 	})
 }
 

@@ -292,7 +292,7 @@ func TestMinorNeedsParentFromTheirOwnNumber(t *testing.T) {
 	ex := h.consents(dpo, kid)
 	var approvals, withdrawals int
 	for _, a := range ex.Artefacts {
-		if strings.Join(a.Purposes, ",") == commerce.PurposeParentalConsent && a.Method == commerce.MethodParent {
+		if strings.Join(a.Purposes, ",") == string(commerce.PurposeParentalConsent) && a.Method == commerce.MethodParent {
 			if a.Status == "given" {
 				approvals++
 			} else if a.Reason == "parent_withdrawn" {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/commerce"
 )
@@ -35,7 +34,7 @@ func (h *harness) officerUI() *officerUI {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), postgres.Officer{ID: broker.NewID("off"), Name: "meena",
+	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: "meena",
 		PasswordHash: hash}); err != nil {
 		h.t.Fatal(err)
 	}

@@ -279,7 +279,7 @@ func (h *harness) verifyOfflineHas(t *testing.T, id, action, reason string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var buf bytes.Buffer
-		err := h.m.Sys.DB.ExportAudit(ctx, &buf, postgres.AuditFilter{}, postgres.ExportJSONL)
+		err := h.m.Sys.DB.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL)
 		if err == nil {
 			if _, _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), h.m.Sys.CurrentCheckpointKey(), nil); err != nil {
 				t.Fatalf("the export does not verify offline: %v", err)
@@ -511,7 +511,7 @@ func (h *harness) officerSession(name string) (*http.Cookie, string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(ctx, postgres.Officer{ID: broker.NewID("off"), Name: name, PasswordHash: hash}); err != nil {
+	if _, err := h.m.Sys.DB.CreateOfficer(ctx, broker.Officer{ID: broker.NewID("off"), Name: name, PasswordHash: hash}); err != nil {
 		h.t.Fatal(err)
 	}
 	// The operator's password is temporary; this officer chose theirs.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
@@ -361,7 +360,7 @@ func officerSession(t *testing.T, h *harness) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), postgres.Officer{ID: broker.NewID("off"), Name: name,
+	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: name,
 		PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}

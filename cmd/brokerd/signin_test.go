@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/config"
 )
@@ -67,7 +67,7 @@ func TestOfficerSignInBehindProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"asha", "bala"} {
-		if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), postgres.Officer{ID: "off_" + name, Name: name, PasswordHash: hash}); err != nil {
+		if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: "off_" + name, Name: name, PasswordHash: hash}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/broker/token"
 )
@@ -80,7 +79,7 @@ func TestRestoredBackupShowsTampering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sys.DB.CreateOfficer(ctx, postgres.Officer{ID: "off_aud", Name: "auditor", PasswordHash: hash}); err != nil {
+	if _, err := sys.DB.CreateOfficer(ctx, broker.Officer{ID: "off_aud", Name: "auditor", PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sys.DB.Pool.Exec(ctx, `UPDATE officers SET password_temporary = false`); err != nil {

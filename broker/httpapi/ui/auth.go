@@ -40,8 +40,8 @@ const keySession localKey = 1
 
 // current is the signed-in officer of a request.
 type current struct {
-	session Session
-	officer Officer
+	session broker.OfficerSession
+	officer broker.Officer
 }
 
 // randomToken returns 32 random bytes in URL-safe base64 (43 characters).
@@ -140,7 +140,7 @@ func (u *UI) Officer(c *fiber.Ctx, mutating bool) (broker.Party, bool) {
 	if !ok {
 		return broker.Party{}, false
 	}
-	if cur.officer.MustChangePassword { // a one-time password opens nothing but /ui/password
+	if cur.officer.PasswordTemporary { // a one-time password opens nothing but /ui/password
 		return broker.Party{}, false
 	}
 	if mutating && !equalTokens(c.Get(CSRFHeader), cur.session.CSRF) {
@@ -166,7 +166,7 @@ func (u *UI) officer(h handler) handler {
 			return c.Redirect("/ui/login?expired=1", fiber.StatusSeeOther)
 		}
 		get := c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
-		if cur.officer.MustChangePassword && c.Path() != passwordPath && c.Path() != "/ui/logout" {
+		if cur.officer.PasswordTemporary && c.Path() != passwordPath && c.Path() != "/ui/logout" {
 			if get {
 				return c.Redirect(passwordPath+query("next", c.Path()), fiber.StatusSeeOther)
 			}
@@ -369,14 +369,14 @@ func (u *UI) login(c *fiber.Ctx) error {
 	}
 	secret := randomToken()
 	idHash, _ := hashSecret(secret)
-	s := Session{IDHash: idHash, OfficerID: o.ID, CSRF: randomToken(), CreatedAt: now, LastSeen: now,
+	s := broker.OfficerSession{IDHash: idHash, OfficerID: o.ID, CSRF: randomToken(), CreatedAt: now, LastSeen: now,
 		ExpiresAt: now.Add(lim.SessionTTL)}
 	if err := u.d.Officers.CreateSession(ctx, s); err != nil {
 		return err
 	}
 	u.cookie(c, loginCookie, "", "/ui/login", -1)
 	u.cookie(c, SessionCookie, secret, "/", 0)
-	if o.MustChangePassword {
+	if o.PasswordTemporary {
 		return c.Redirect(passwordPath+query("next", body.Next), fiber.StatusSeeOther)
 	}
 	return c.Redirect(body.Next, fiber.StatusSeeOther)

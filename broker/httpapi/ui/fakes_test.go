@@ -59,8 +59,8 @@ func (plainPasswords) Check(hash, pw string) bool {
 // memStore is an in-memory OfficerStore.
 type memStore struct {
 	mu       sync.Mutex
-	officers map[string]Officer // by name
-	sessions map[string]Session // by string(idHash)
+	officers map[string]broker.Officer        // by name
+	sessions map[string]broker.OfficerSession // by string(idHash)
 	failures map[string]struct {
 		n    int
 		last time.Time // the run's last failure
@@ -68,43 +68,43 @@ type memStore struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{officers: map[string]Officer{}, sessions: map[string]Session{},
+	return &memStore{officers: map[string]broker.Officer{}, sessions: map[string]broker.OfficerSession{},
 		failures: map[string]struct {
 			n    int
 			last time.Time
 		}{}}
 }
 
-func (m *memStore) OfficerByName(_ context.Context, name string) (Officer, error) {
+func (m *memStore) OfficerByName(_ context.Context, name string) (broker.Officer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.officers[name]
 	if !ok {
-		return Officer{}, broker.ErrNotFound
+		return broker.Officer{}, broker.ErrNotFound
 	}
 	return o, nil
 }
 
-func (m *memStore) CreateSession(_ context.Context, s Session) error {
+func (m *memStore) CreateSession(_ context.Context, s broker.OfficerSession) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sessions[string(s.IDHash)] = s
 	return nil
 }
 
-func (m *memStore) Session(_ context.Context, idHash []byte) (Session, Officer, error) {
+func (m *memStore) Session(_ context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[string(idHash)]
 	if !ok {
-		return Session{}, Officer{}, broker.ErrNotFound
+		return broker.OfficerSession{}, broker.Officer{}, broker.ErrNotFound
 	}
 	for _, o := range m.officers {
 		if o.ID == s.OfficerID {
 			return s, o, nil
 		}
 	}
-	return Session{}, Officer{}, broker.ErrNotFound
+	return broker.OfficerSession{}, broker.Officer{}, broker.ErrNotFound
 }
 
 func (m *memStore) TouchSession(_ context.Context, idHash []byte, at time.Time) error {
@@ -122,7 +122,7 @@ func (m *memStore) ChangePassword(_ context.Context, officerID, passwordHash str
 	defer m.mu.Unlock()
 	for name, o := range m.officers {
 		if o.ID == officerID {
-			o.PasswordHash, o.MustChangePassword = passwordHash, false
+			o.PasswordHash, o.PasswordTemporary = passwordHash, false
 			m.officers[name] = o
 			for k, s := range m.sessions {
 				if s.OfficerID == officerID && k != string(keep) {
@@ -210,10 +210,10 @@ type memLog struct {
 	lie string
 	// badLeaf makes Inclusion report another leaf hash for that index.
 	badLeaf map[uint64]bool
-	counts  []Count
-	flows   []Flow
+	counts  []broker.AuditCount
+	flows   []broker.ReleasedCell
 	// lastFilter is the filter of the last Entries or ExportCSV call.
-	lastFilter httpapi.AuditFilter
+	lastFilter broker.AuditFilter
 }
 
 func newMemLog(t *testing.T) *memLog {
@@ -256,11 +256,18 @@ func (l *memLog) publish(t *testing.T) {
 // add appends entries directly (as the broker's releases would).
 func (l *memLog) add(es ...audit.Entry) {
 	for _, e := range es {
-		_ = l.Record(context.Background(), e)
+		_ = l.Append(context.Background(), e)
 	}
 }
 
-func (l *memLog) Record(_ context.Context, e audit.Entry) error {
+// Record builds the entry with the broker's Recorder, as the real log does.
+func (l *memLog) Record(ctx context.Context, ev broker.Event) error {
+	_, err := broker.NewRecorder(l, nil, nil).Record(ctx, ev)
+	return err
+}
+
+// Append implements broker.AuditAppender.
+func (l *memLog) Append(_ context.Context, e audit.Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e.Index = uint64(len(l.entries))
@@ -274,7 +281,7 @@ func (l *memLog) Record(_ context.Context, e audit.Entry) error {
 	return nil
 }
 
-func (l *memLog) matching(f httpapi.AuditFilter) []audit.Entry {
+func (l *memLog) matching(f broker.AuditFilter) []audit.Entry {
 	var out []audit.Entry
 	for _, e := range l.entries {
 		if (f.Subject == "" || e.Subject == f.Subject) && (f.Actor == "" || e.Actor == f.Actor) &&
@@ -287,7 +294,7 @@ func (l *memLog) matching(f httpapi.AuditFilter) []audit.Entry {
 	return out
 }
 
-func (l *memLog) Entries(_ context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+func (l *memLog) Entries(_ context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lastFilter = f
@@ -377,13 +384,13 @@ func (l *memLog) Consistency(ctx context.Context, from, to uint64) (audit.Consis
 	return audit.ConsistencyProof{From: from, To: to, Hashes: hashes}, nil
 }
 
-func (l *memLog) Counts(context.Context, time.Time, time.Time, time.Duration) ([]Count, error) {
+func (l *memLog) Counts(context.Context, time.Time, time.Time, time.Duration) ([]broker.AuditCount, error) {
 	return l.counts, nil
 }
 
-func (l *memLog) Flows(context.Context) ([]Flow, error) { return l.flows, nil }
+func (l *memLog) Flows(context.Context) ([]broker.ReleasedCell, error) { return l.flows, nil }
 
-func (l *memLog) ExportCSV(_ context.Context, w io.Writer, f httpapi.AuditFilter) error {
+func (l *memLog) ExportCSV(_ context.Context, w io.Writer, f broker.AuditFilter) error {
 	l.mu.Lock()
 	l.lastFilter = f
 	rows := l.matching(f)
@@ -454,8 +461,8 @@ func newHarness(t *testing.T, tweak ...func(*Deps)) *harness {
 	t.Helper()
 	h := &harness{t: t, store: newMemStore(), log: newMemLog(t),
 		clock: &clock{now: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}}
-	h.store.officers[testOfficer] = Officer{ID: "off_asha", Name: testOfficer, PasswordHash: "plain:" + testPassword}
-	h.store.officers["ravi"] = Officer{ID: "off_ravi", Name: "ravi", PasswordHash: "plain:" + testPassword, Disabled: true}
+	h.store.officers[testOfficer] = broker.Officer{ID: "off_asha", Name: testOfficer, PasswordHash: "plain:" + testPassword}
+	h.store.officers["ravi"] = broker.Officer{ID: "off_ravi", Name: "ravi", PasswordHash: "plain:" + testPassword, Disabled: true}
 	d := Deps{Officers: h.store, Passwords: plainPasswords{}, Audit: h.log, CheckpointKeys: h.log.publicKeys,
 		Partners: partners{}, Now: h.clock.Now, Policy: testPolicy, StoreName: "Test Store",
 		Processing: func(context.Context) (ProcessingRecord, error) { return testRecord(), nil }}

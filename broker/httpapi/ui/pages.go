@@ -16,7 +16,6 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/httpapi"
 )
 
 // option is an <option> of a filter's <select>.
@@ -126,17 +125,17 @@ func (u *UI) overview(c *fiber.Ctx) error {
 		}
 		switch ct.Outcome {
 		case audit.OutcomeReleased:
-			bars[i].Released += ct.N
-			a.totals.Released += ct.N
-			a.up[i] += ct.N
+			bars[i].Released += ct.Count
+			a.totals.Released += ct.Count
+			a.up[i] += ct.Count
 		case audit.OutcomePartial:
-			bars[i].Partial += ct.N
-			a.totals.Partial += ct.N
-			a.up[i] += ct.N
+			bars[i].Partial += ct.Count
+			a.totals.Partial += ct.Count
+			a.up[i] += ct.Count
 		case audit.OutcomeDenied:
-			bars[i].Denied += ct.N
-			a.totals.Denied += ct.N
-			a.down[i] += ct.N
+			bars[i].Denied += ct.Count
+			a.totals.Denied += ct.Count
+			a.down[i] += ct.Count
 		}
 	}
 	names := u.actorNames(ctx)
@@ -204,11 +203,11 @@ func parseTime(s string) (time.Time, bool) {
 // parseFilter reads the audit filter from the query string. Values that
 // are not what the field holds are refused and not echoed back: a phone
 // number typed into the subject box must go no further.
-func parseFilter(c *fiber.Ctx) (httpapi.AuditFilter, filterForm, error) {
+func parseFilter(c *fiber.Ctx) (broker.AuditFilter, filterForm, error) {
 	ff := filterForm{Partner: strings.TrimSpace(c.Query("partner")), Purpose: strings.TrimSpace(c.Query("purpose")),
 		Outcome: strings.TrimSpace(c.Query("outcome")), Subject: strings.TrimSpace(c.Query("subject")),
 		From: strings.TrimSpace(c.Query("from")), To: strings.TrimSpace(c.Query("to"))}
-	f := httpapi.AuditFilter{Actor: ff.Partner, Purpose: ff.Purpose, Outcome: ff.Outcome, Subject: ff.Subject}
+	f := broker.AuditFilter{Actor: ff.Partner, Purpose: ff.Purpose, Outcome: ff.Outcome, Subject: ff.Subject}
 	switch {
 	case ff.Partner != "" && !reActor.MatchString(ff.Partner):
 		ff.Partner = ""
@@ -264,7 +263,7 @@ func (u *UI) filterOptions(names map[string]string) filterOptions {
 	}
 	// And the purposes of entries that are not releases: consent changes,
 	// erasures, officers' own actions.
-	purposes = append(purposes, "notice", "erasure", purposeDSR, purposeAccess, purposeReview)
+	purposes = append(purposes, "notice", "erasure", string(purposeDSR), string(purposeAccess), string(purposeReview))
 	for _, p := range purposes {
 		fo.Purposes = append(fo.Purposes, option{p, strings.ReplaceAll(p, "_", " ")})
 	}
@@ -434,12 +433,12 @@ func (u *UI) flows(c *fiber.Ctx) error {
 	}
 	fieldSet := map[string]bool{}
 	type key struct{ actor, purpose string }
-	rows := map[key]map[string]Flow{}
+	rows := map[key]map[string]broker.ReleasedCell{}
 	for _, f := range cells {
 		fieldSet[f.Field] = true
 		k := key{f.Actor, f.Purpose}
 		if rows[k] == nil {
-			rows[k] = map[string]Flow{}
+			rows[k] = map[string]broker.ReleasedCell{}
 		}
 		rows[k][f.Field] = f
 	}
@@ -455,14 +454,14 @@ func (u *UI) flows(c *fiber.Ctx) error {
 				r.Cells = append(r.Cells, flowCell{})
 				continue
 			}
-			cell := flowCell{N: f.N, First: f.First, Last: f.Last}
+			cell := flowCell{N: f.Count, First: f.First, Last: f.Last}
 			if allowed != nil {
 				if _, ok := allowed[kindOf(k.actor)][k.purpose][field]; !ok {
 					cell.Outside = true
 					body.Outside++
 				}
 			}
-			r.Total += f.N
+			r.Total += f.Count
 			r.Cells = append(r.Cells, cell)
 		}
 		body.Rows = append(body.Rows, r)

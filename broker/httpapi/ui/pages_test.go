@@ -12,7 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sieve-broker/sieve/audit"
-	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/broker"
 )
 
 var entryTime = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
@@ -52,14 +52,14 @@ func TestPagesRender(t *testing.T) {
 	s.log.add(entry("retailer:cli_fresh", "release", "order_fulfilment", "sub_A", "released"),
 		entry("logistics:cli_couriers", "release", "delivery", "sub_A", "denied"))
 	s.log.publish(t)
-	s.log.counts = []Count{
-		{Bucket: s.clock.Now().Add(-2 * time.Hour).Truncate(time.Hour), Actor: "retailer:cli_fresh", Purpose: "order_fulfilment", Outcome: "released", N: 7},
-		{Bucket: s.clock.Now().Add(-time.Hour).Truncate(time.Hour), Actor: "logistics:cli_couriers", Purpose: "delivery", Outcome: "denied", N: 2},
-		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: purposeAccess, Outcome: "done", N: 1},
+	s.log.counts = []broker.AuditCount{
+		{Bucket: s.clock.Now().Add(-2 * time.Hour).Truncate(time.Hour), Actor: "retailer:cli_fresh", Purpose: "order_fulfilment", Outcome: "released", Count: 7},
+		{Bucket: s.clock.Now().Add(-time.Hour).Truncate(time.Hour), Actor: "logistics:cli_couriers", Purpose: "delivery", Outcome: "denied", Count: 2},
+		{Bucket: s.clock.Now().Truncate(time.Hour), Actor: "officer:off_asha", Purpose: string(purposeAccess), Outcome: "done", Count: 1},
 	}
-	s.log.flows = []Flow{
-		{Actor: "retailer:cli_fresh", Field: "order.id", Purpose: "order_fulfilment", N: 7, First: entryTime, Last: entryTime},
-		{Actor: "retailer:cli_fresh", Field: "customer.phone", Purpose: "order_fulfilment", N: 1, First: entryTime, Last: entryTime},
+	s.log.flows = []broker.ReleasedCell{
+		{Actor: "retailer:cli_fresh", Field: "order.id", Purpose: "order_fulfilment", Count: 7, First: entryTime, Last: entryTime},
+		{Actor: "retailer:cli_fresh", Field: "customer.phone", Purpose: "order_fulfilment", Count: 1, First: entryTime, Last: entryTime},
 	}
 	tests := []struct {
 		path string
@@ -179,7 +179,7 @@ func TestExplorerFilters(t *testing.T) {
 		name    string
 		query   string
 		status  int
-		want    httpapi.AuditFilter
+		want    broker.AuditFilter
 		rows    []string // data-index values shown
 		absent  []string // text the page must not show
 		message string
@@ -187,12 +187,12 @@ func TestExplorerFilters(t *testing.T) {
 		// Entry 0 is the officer's sign-in, at 10:00.
 		{name: "no filter", query: "", status: 200, rows: []string{"3", "2", "1", "0"}},
 		{name: "partner", query: "partner=retailer:cli_fresh", status: 200,
-			want: httpapi.AuditFilter{Actor: "retailer:cli_fresh"}, rows: []string{"2", "1"}},
+			want: broker.AuditFilter{Actor: "retailer:cli_fresh"}, rows: []string{"2", "1"}},
 		{name: "purpose and outcome", query: "purpose=marketing&outcome=denied", status: 200,
-			want: httpapi.AuditFilter{Purpose: "marketing", Outcome: "denied"}, rows: []string{"2"}},
-		{name: "subject", query: "subject=sub_A", status: 200, want: httpapi.AuditFilter{Subject: "sub_A"}, rows: []string{"3", "1"}},
+			want: broker.AuditFilter{Purpose: "marketing", Outcome: "denied"}, rows: []string{"2"}},
+		{name: "subject", query: "subject=sub_A", status: 200, want: broker.AuditFilter{Subject: "sub_A"}, rows: []string{"3", "1"}},
 		{name: "time range", query: "from=2026-11-21T09:00&to=2026-11-21T10:00:00Z", status: 200,
-			want: httpapi.AuditFilter{From: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)},
+			want: broker.AuditFilter{From: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)},
 			rows: []string{"3", "2", "1"}},
 		{name: "a phone number as subject is refused and not echoed", query: "subject=%2B919811112222", status: 400,
 			absent: []string{"919811112222"}, message: "use the Subject desk"},
@@ -203,7 +203,7 @@ func TestExplorerFilters(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s.log.lastFilter = httpapi.AuditFilter{Action: "unset"}
+			s.log.lastFilter = broker.AuditFilter{Action: "unset"}
 			r := s.get("/ui/audit?" + tc.query)
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d\n%s", r.status, tc.status, r.body)
@@ -397,7 +397,7 @@ func TestAuditCSV(t *testing.T) {
 		!strings.HasPrefix(r.header.Get("Content-Disposition"), `attachment; filename="sieve-audit-`) {
 		t.Fatalf("%d %v", r.status, r.header)
 	}
-	if s.log.lastFilter != (httpapi.AuditFilter{Outcome: "denied", Subject: "sub_B"}) {
+	if s.log.lastFilter != (broker.AuditFilter{Outcome: "denied", Subject: "sub_B"}) {
 		t.Errorf("filter %+v", s.log.lastFilter)
 	}
 	if !strings.Contains(r.body, "retailer:cli_fresh,release,sub_B,denied") || strings.Contains(r.body, "sub_A") {

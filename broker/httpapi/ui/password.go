@@ -26,7 +26,7 @@ type passwordBody struct {
 // by every other page until the password is changed.
 func (u *UI) passwordPage(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
-	return u.showPassword(c, fiber.StatusOK, passwordBody{Next: safeNext(c.Query("next")), Forced: cur.officer.MustChangePassword})
+	return u.showPassword(c, fiber.StatusOK, passwordBody{Next: safeNext(c.Query("next")), Forced: cur.officer.PasswordTemporary})
 }
 
 func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
@@ -42,7 +42,7 @@ func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
 // officer's name, so a borrowed session cannot be used to guess it.
 func (u *UI) changePassword(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
-	body := passwordBody{Next: safeNext(formValue(c, "next")), Forced: cur.officer.MustChangePassword}
+	body := passwordBody{Next: safeNext(formValue(c, "next")), Forced: cur.officer.PasswordTemporary}
 	old, pw, again := formValue(c, "current"), formValue(c, "password"), formValue(c, "again")
 	switch {
 	case old == "" || pw == "":

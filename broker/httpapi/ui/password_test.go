@@ -21,7 +21,7 @@ func (h *harness) signInRaw(name, password string) response {
 func TestOneTimePassword(t *testing.T) {
 	h := newHarness(t)
 	o := h.store.officers[testOfficer]
-	o.MustChangePassword = true
+	o.PasswordTemporary = true
 	h.store.officers[testOfficer] = o
 
 	r := h.signInRaw(testOfficer, testPassword)
@@ -93,7 +93,7 @@ func TestOneTimePassword(t *testing.T) {
 	if r.status != fiber.StatusSeeOther || r.header.Get("Location") != "/ui/audit" {
 		t.Fatalf("change: %d to %q\n%s", r.status, r.header.Get("Location"), r.body)
 	}
-	if got := h.store.officers[testOfficer]; got.MustChangePassword || got.PasswordHash != "plain:"+fresh {
+	if got := h.store.officers[testOfficer]; got.PasswordTemporary || got.PasswordHash != "plain:"+fresh {
 		t.Errorf("after the change the officer is %+v", got)
 	}
 	acts := h.log.actions()

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // The subject page shows whether the shopper paused processing ("pause
@@ -13,7 +15,7 @@ func TestSubjectPageShowsRestriction(t *testing.T) {
 	p := mustParsePages()
 	for _, restricted := range []bool{true, false} {
 		var buf bytes.Buffer
-		d := &pageData{Title: "Subject sub_x", Nav: "subjects", Officer: &Officer{}, Now: time.Now(),
+		d := &pageData{Title: "Subject sub_x", Nav: "subjects", Officer: &broker.Officer{}, Now: time.Now(),
 			Body: subjectBody{Pseudonym: "sub_x", Masked: "+91 98•••••222", Restricted: restricted}}
 		if err := p.execute(&buf, "subject", d); err != nil {
 			t.Fatal(err)

@@ -19,39 +19,16 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// Officer is a compliance officer's account as the dashboard sees it.
-type Officer struct {
-	ID           string // off_…; the audit log names the officer "officer:<ID>"
-	Name         string
-	PasswordHash string // argon2id PHC string
-	Disabled     bool
-	// MustChangePassword: the password was issued by the operator (one
-	// time); until the officer chooses their own, the session opens only
-	// the password page.
-	MustChangePassword bool
-}
-
-// Session is a signed-in officer's session. The cookie holds a secret whose
-// SHA-256 is IDHash; the secret itself is never stored.
-type Session struct {
-	IDHash    []byte
-	OfficerID string
-	CSRF      string
-	CreatedAt time.Time
-	LastSeen  time.Time
-	ExpiresAt time.Time
-}
-
 // OfficerStore keeps officer accounts, their sessions and the counts of
 // failed sign-ins. Not-found is a broker.ENotFound error.
 type OfficerStore interface {
-	OfficerByName(ctx context.Context, name string) (Officer, error)
-	CreateSession(ctx context.Context, s Session) error
+	OfficerByName(ctx context.Context, name string) (broker.Officer, error)
+	CreateSession(ctx context.Context, s broker.OfficerSession) error
 	// Session returns the session with the given id hash and its officer;
 	// validity is judged by the caller.
-	Session(ctx context.Context, idHash []byte) (Session, Officer, error)
+	Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error)
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
-	// ChangePassword sets the password the officer chose (MustChangePassword
+	// ChangePassword sets the password the officer chose (PasswordTemporary
 	// becomes false) and ends every other session of theirs, keeping the
 	// session with id hash keep.
 	ChangePassword(ctx context.Context, officerID, passwordHash string, keep []byte) error
@@ -74,31 +51,10 @@ type Passwords interface {
 	Check(hash, password string) bool
 }
 
-// Count is the number of audit entries of one actor, purpose and outcome in
-// one time bucket.
-type Count struct {
-	Bucket  time.Time
-	Actor   string
-	Purpose string
-	Outcome string
-	N       int64
-}
-
-// Flow is one cell of the release matrix: how often a field was released
-// to an actor for a purpose, first and last.
-type Flow struct {
-	Actor   string
-	Field   string
-	Purpose string
-	N       int64
-	First   time.Time
-	Last    time.Time
-}
-
 // AuditLog is what the dashboard reads from, and appends to, the audit log.
 type AuditLog interface {
 	// Entries returns a page of entries, newest first, and the next cursor.
-	Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
+	Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error)
 	// Entry returns the entry at index, or ENotFound.
 	Entry(ctx context.Context, index uint64) (audit.Entry, error)
 	// Checkpoint returns the latest signed checkpoint note, or ENotFound
@@ -109,13 +65,14 @@ type AuditLog interface {
 	// Counts counts entries per bucket, actor, purpose and outcome over
 	// [from, to); hour-multiple buckets start at from truncated to the hour,
 	// others at from.
-	Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]Count, error)
+	Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error)
 	// Flows is what was actually released: actor × field × purpose.
-	Flows(ctx context.Context) ([]Flow, error)
+	Flows(ctx context.Context) ([]broker.ReleasedCell, error)
 	// ExportCSV writes the entries matching f as CSV, oldest first.
-	ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error
-	// Record durably appends an entry for an officer's own action.
-	Record(ctx context.Context, e audit.Entry) error
+	ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error
+	// Record durably appends the entry of an officer's own action (the
+	// broker's Recorder builds it, with the policy revision in force).
+	Record(ctx context.Context, ev broker.Event) error
 }
 
 // Deps are what the dashboard needs. Officers, Passwords, Audit and
@@ -446,7 +403,7 @@ type pageData struct {
 	Title     string
 	Nav       string
 	StoreName string
-	Officer   *Officer // nil on the sign-in and error pages of anonymous visitors
+	Officer   *broker.Officer // nil on the sign-in and error pages of anonymous visitors
 	CSRF      string
 	Now       time.Time
 	Body      any
@@ -494,31 +451,21 @@ func query(kv ...string) string {
 	return "?" + v.Encode()
 }
 
-// revision is the policy revision for the dashboard's own audit entries.
-func (u *UI) revision() string {
-	if u.d.Rights != nil && u.d.Rights.Service != nil && u.d.Rights.Service.Releaser != nil {
-		return u.d.Rights.Service.Releaser.Policy().Revision()
-	}
-	if u.d.Policy != nil {
-		return u.d.Policy().Revision
-	}
-	return ""
-}
-
 // Purposes of the dashboard's own audit entries.
 const (
-	purposeAccess = "officer_access"       // sign-in, sign-out
-	purposeDSR    = "data_subject_request" // look-up, export (erasure: Rights writes "erasure")
-	purposeReview = "compliance_review"    // audit log exports
+	purposeAccess = broker.PurposeOfficerAccess      // sign-in, sign-out
+	purposeDSR    = broker.PurposeDataSubjectRequest // look-up, export (erasure: Rights writes "erasure")
+	purposeReview = broker.PurposeComplianceReview   // audit log exports
 )
 
 // record appends an audit entry for an officer's action and returns its
 // decision id.
-func (u *UI) record(ctx context.Context, actor, action, purpose, subject, resource, outcome, reason string) (string, error) {
+// subject is the shopper's audit pseudonym (the dashboard never holds the
+// id).
+func (u *UI) record(ctx context.Context, actor, action string, purpose broker.Purpose, subject, resource, outcome, reason string) (string, error) {
 	id := broker.NewID("dec")
-	err := u.d.Audit.Record(ctx, audit.Entry{Time: u.d.Now(), DecisionID: id, Actor: actor, Action: action,
-		Purpose: purpose, Subject: subject, Resource: resource, Outcome: outcome, Reason: reason,
-		PolicyRevision: u.revision()})
+	err := u.d.Audit.Record(ctx, broker.Event{Time: u.d.Now(), DecisionID: id, Actor: actor, Action: action,
+		Purpose: purpose, SubjectPseudonym: subject, Resource: resource, Outcome: outcome, Reason: reason})
 	if err != nil {
 		return "", broker.Wrap(broker.EUnavailable, err, "the audit log is unavailable")
 	}

@@ -28,35 +28,12 @@ func (s *System) sequencerConfig() postgres.SequencerConfig {
 // rotated (by brokerctl, in another process) or a handover ends; it also
 // picks up JWT key rotations.
 func (s *System) RunAuditSequencer(ctx context.Context) error {
-	for ctx.Err() == nil {
-		kid := s.logSigners()
-		run, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.DB.RunAuditSequencer(run, s.sequencerConfig()) }()
-		tick := time.NewTicker(5 * time.Second)
-	watch:
-		for {
-			select {
-			case err := <-done:
-				tick.Stop()
-				cancel()
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			case <-tick.C:
-				_ = s.SignKeys.Reload() // JWT keys: nothing to restart
-				if s.LogKeys.Reload() == nil && s.logSigners() != kid {
-					s.Log.Info("log keys changed; restarting the audit sequencer")
-					break watch
-				}
-			}
-		}
-		tick.Stop()
-		cancel()
-		<-done
+	keys := func() string {
+		_ = s.SignKeys.Reload() // JWT keys: nothing to restart
+		_ = s.LogKeys.Reload()  // a failed reload keeps the keys in force
+		return s.logSigners()
 	}
-	return nil
+	return s.DB.RunAuditSequencerRestarting(ctx, s.sequencerConfig, keys, 5*time.Second)
 }
 
 // IntegrateAudit integrates pending entries and publishes a checkpoint now
@@ -96,13 +73,10 @@ func (s *System) VerifyAudit(ctx context.Context, progress func(done, total uint
 // RecordOfficerAction appends an audit entry for an officer's own action
 // (exports, erasures through the desk, logins).
 func (s *System) RecordOfficerAction(ctx context.Context, actor broker.Party, action, subject, reason string) error {
-	pseudo := ""
-	if subject != "" {
-		pseudo = s.Pseudo.Audit(subject)
-	}
-	return s.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
-		Action: action, Purpose: "data_subject_request", Subject: pseudo, Resource: "subject",
-		Outcome: audit.OutcomeDone, Reason: reason, PolicyRevision: s.Policy.Revision()})
+	_, err := s.Releaser.Recorder().Record(ctx, broker.Event{Actor: actor.Actor(), Action: action,
+		Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: "subject", Outcome: audit.OutcomeDone,
+		Reason: reason})
+	return err
 }
 
 // auditAPI adapts the store to the HTTP layer.
@@ -122,8 +96,11 @@ func (a *auditAPI) Consistency(ctx context.Context, from, to uint64) (any, error
 	return a.s.ReadDB().ConsistencyProof(ctx, from, to)
 }
 
-func (a *auditAPI) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.s.ReadDB().AuditEntries(ctx, postgres.AuditFilter(f), cursor, limit)
+func (a *auditAPI) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.s.ReadDB().AuditEntries(ctx, f, cursor, limit)
 }
 
-func (a *auditAPI) Record(ctx context.Context, e audit.Entry) error { return a.s.DB.Append(ctx, e) }
+func (a *auditAPI) Record(ctx context.Context, ev broker.Event) error {
+	_, err := a.s.Releaser.Recorder().Record(ctx, ev)
+	return err
+}

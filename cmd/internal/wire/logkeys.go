@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -71,43 +68,14 @@ func (s *System) RotateLogKey(ctx context.Context) (keydir.Key, error) {
 			return err
 		}
 		actor := broker.Party{Kind: broker.KindSystem, ID: "keys"}
-		if err := s.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"), Actor: actor.Actor(),
-			Action: ActionLogKeyAnnounced, Purpose: "log_integrity", Resource: vkey, Outcome: audit.OutcomeDone,
-			Reason: "rotation", PolicyRevision: s.Policy.Revision()}); err != nil {
+		if _, err := s.Releaser.Recorder().Record(ctx, broker.Event{Actor: actor.Actor(),
+			Action: ActionLogKeyAnnounced, Purpose: broker.PurposeLogIntegrity, Resource: vkey, Outcome: audit.OutcomeDone,
+			Reason: "rotation"}); err != nil {
 			return fmt.Errorf("announce the new log key in the audit log: %w", err)
 		}
 		return nil
 	})
 }
-
-// fileTrust keeps the last verified checkpoint in a file outside the
-// database (BROKER_TRUSTED_CHECKPOINT), written atomically.
-type fileTrust struct{ path string }
-
-var _ ui.TrustStore = fileTrust{}
-
-// Load implements ui.TrustStore.
-func (f fileTrust) Load() (string, error) {
-	fh, err := os.Open(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, audit.MaxCheckpointSize+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > audit.MaxCheckpointSize {
-		return "", fmt.Errorf("%s is larger than a checkpoint", f.path)
-	}
-	return string(b), nil
-}
-
-// Save implements ui.TrustStore.
-func (f fileTrust) Save(note string) error { return keydir.WriteFileAtomic(f.path, []byte(note)) }
 
 // TrustedCheckpointPath is where brokerd keeps the last checkpoint it
 // verified: BROKER_TRUSTED_CHECKPOINT, else <BROKER_KEY_DIR>/trusted-checkpoint.
@@ -151,7 +119,7 @@ func (s *System) RunAuditWitness(ctx context.Context) error {
 // withTrust wires the dashboard's witness to the trusted checkpoint file
 // and, when reg is set, to the mismatch gauge.
 func (s *System) withTrust(d *ui.Deps, reg *prometheus.Registry) {
-	d.Trusted = fileTrust{path: s.TrustedCheckpointPath()}
+	d.Trusted = keydir.TrustFile{Path: s.TrustedCheckpointPath()}
 	if reg == nil {
 		return
 	}

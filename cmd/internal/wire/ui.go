@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sieve-broker/sieve/audit"
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/httpapi/ui"
 	"github.com/sieve-broker/sieve/broker/postgres"
@@ -39,7 +40,7 @@ func (s *System) uiDeps() ui.Deps {
 	return ui.Deps{
 		Officers:       officerStore{s.DB},
 		Passwords:      argonPasswords{},
-		Audit:          uiAudit{db: s.ReadDB(), primary: s.DB},
+		Audit:          uiAudit{db: s.ReadDB(), rec: s.Releaser.Recorder()},
 		CheckpointKeys: s.CheckpointKeys,
 		Rights:         s.Rights,
 		Desk:           s.Desk,
@@ -104,28 +105,19 @@ type officerStore struct{ db *postgres.DB }
 
 var _ ui.OfficerStore = officerStore{}
 
-func uiOfficer(o postgres.Officer) ui.Officer {
-	return ui.Officer{ID: o.ID, Name: o.Name, PasswordHash: o.PasswordHash, Disabled: o.Disabled,
-		MustChangePassword: o.PasswordTemporary}
-}
-
 // OfficerByName implements ui.OfficerStore.
-func (o officerStore) OfficerByName(ctx context.Context, name string) (ui.Officer, error) {
-	off, err := o.db.OfficerByName(ctx, name)
-	return uiOfficer(off), err
+func (o officerStore) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
+	return o.db.OfficerByName(ctx, name)
 }
 
 // CreateSession implements ui.OfficerStore.
-func (o officerStore) CreateSession(ctx context.Context, s ui.Session) error {
-	return o.db.CreateOfficerSession(ctx, postgres.OfficerSession{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF,
-		CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt})
+func (o officerStore) CreateSession(ctx context.Context, s broker.OfficerSession) error {
+	return o.db.CreateOfficerSession(ctx, s)
 }
 
 // Session implements ui.OfficerStore.
-func (o officerStore) Session(ctx context.Context, idHash []byte) (ui.Session, ui.Officer, error) {
-	s, off, err := o.db.OfficerSession(ctx, idHash)
-	return ui.Session{IDHash: s.IDHash, OfficerID: s.OfficerID, CSRF: s.CSRF, CreatedAt: s.CreatedAt,
-		LastSeen: s.LastSeen, ExpiresAt: s.ExpiresAt}, uiOfficer(off), err
+func (o officerStore) Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
+	return o.db.OfficerSession(ctx, idHash)
 }
 
 // ChangePassword implements ui.OfficerStore.
@@ -166,18 +158,16 @@ func (o officerStore) ClearLoginFailures(ctx context.Context, key []byte) error 
 
 // uiAudit adapts the PostgreSQL audit log to ui.AuditLog. Reads may go to
 // a streaming replica (db); the officer's own entries go to the primary.
-type uiAudit struct{ db, primary *postgres.DB }
+type uiAudit struct {
+	db  *postgres.DB
+	rec *broker.Recorder
+}
 
 var _ ui.AuditLog = uiAudit{}
 
-func pgFilter(f httpapi.AuditFilter) postgres.AuditFilter {
-	return postgres.AuditFilter{Subject: f.Subject, Actor: f.Actor, Purpose: f.Purpose, Outcome: f.Outcome,
-		Action: f.Action, From: f.From, To: f.To}
-}
-
 // Entries implements ui.AuditLog.
-func (a uiAudit) Entries(ctx context.Context, f httpapi.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.db.AuditEntries(ctx, pgFilter(f), cursor, limit)
+func (a uiAudit) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+	return a.db.AuditEntries(ctx, f, cursor, limit)
 }
 
 // Entry implements ui.AuditLog.
@@ -202,38 +192,25 @@ func (a uiAudit) Consistency(ctx context.Context, from, to uint64) (audit.Consis
 }
 
 // Counts implements ui.AuditLog.
-func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]ui.Count, error) {
-	rows, err := a.db.AuditCounts(ctx, from, to, bucket)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ui.Count, len(rows))
-	for i, r := range rows {
-		out[i] = ui.Count{Bucket: r.Bucket, Actor: r.Actor, Purpose: r.Purpose, Outcome: r.Outcome, N: r.Count}
-	}
-	return out, nil
+func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
+	return a.db.AuditCounts(ctx, from, to, bucket)
 }
 
 // Flows implements ui.AuditLog.
-func (a uiAudit) Flows(ctx context.Context) ([]ui.Flow, error) {
-	cells, err := a.db.ReleasedMatrix(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ui.Flow, len(cells))
-	for i, c := range cells {
-		out[i] = ui.Flow{Actor: c.Actor, Field: c.Field, Purpose: c.Purpose, N: c.Count, First: c.First, Last: c.Last}
-	}
-	return out, nil
+func (a uiAudit) Flows(ctx context.Context) ([]broker.ReleasedCell, error) {
+	return a.db.ReleasedMatrix(ctx)
 }
 
 // ExportCSV implements ui.AuditLog.
-func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f httpapi.AuditFilter) error {
-	return a.db.ExportAudit(ctx, w, pgFilter(f), postgres.ExportCSV)
+func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error {
+	return a.db.ExportAudit(ctx, w, f, postgres.ExportCSV)
 }
 
 // Record implements ui.AuditLog.
-func (a uiAudit) Record(ctx context.Context, e audit.Entry) error { return a.primary.Append(ctx, e) }
+func (a uiAudit) Record(ctx context.Context, ev broker.Event) error {
+	_, err := a.rec.Record(ctx, ev)
+	return err
+}
 
 // policyView is the policy in force, for the dashboard's policies page.
 func (s *System) policyView() ui.PolicyView {

@@ -5,15 +5,9 @@ package wire
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/sieve-broker/sieve/audit"
@@ -126,7 +120,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
 	s.Tokens = token.NewServer(s.DB, s.Issuer)
-	key, err := PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
+	key, err := keydir.PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
 	if err != nil {
 		return fail(err)
 	}
@@ -238,101 +232,4 @@ func (s *System) Close() {
 	if s.DB != nil {
 		s.DB.Close()
 	}
-}
-
-// PseudonymKey loads the 32-byte pseudonym key from dir/pseudonym.key,
-// creating it when allowed.
-func PseudonymKey(dir string, create bool) ([]byte, error) {
-	path := filepath.Join(dir, "pseudonym.key")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && create {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
-			os.Remove(tmp)
-			return nil, err
-		}
-		os.Remove(tmp)
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("pseudonym key %s is missing (run brokerctl keys init)", path)
-		}
-		return nil, err
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) < 32 {
-		return nil, fmt.Errorf("pseudonym key %s is malformed", path)
-	}
-	return key, nil
-}
-
-// Authenticator verifies bearer tokens and checks the partner still exists,
-// is enabled (a disabled partner's tokens die at once) and has not revoked
-// the token (issued before the partner's NotBefore).
-type Authenticator struct {
-	Issuer *token.Issuer
-	Store  broker.PartnerStore
-	mu     sync.Mutex
-	cache  map[string]cachedPartner
-}
-
-type cachedPartner struct {
-	p   broker.Partner
-	exp time.Time
-}
-
-// partnerTTL bounds how long a disable takes to bite in other processes.
-const partnerTTL = 2 * time.Second
-
-// Authenticate implements httpapi.Authenticator.
-func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (broker.Partner, []broker.Scope, error) {
-	claims, err := a.Issuer.Verify(bearer)
-	if err != nil {
-		return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
-	}
-	now := time.Now()
-	a.mu.Lock()
-	c, ok := a.cache[claims.ClientID]
-	a.mu.Unlock()
-	if !ok || now.After(c.exp) {
-		p, err := a.Store.GetPartner(ctx, claims.ClientID)
-		if err != nil {
-			if broker.ErrorCode(err) == broker.EUnavailable {
-				return broker.Partner{}, nil, err
-			}
-			return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
-		}
-		c = cachedPartner{p: p, exp: now.Add(partnerTTL)}
-		a.mu.Lock()
-		if a.cache == nil || len(a.cache) > 10000 {
-			a.cache = map[string]cachedPartner{}
-		}
-		a.cache[claims.ClientID] = c
-		a.mu.Unlock()
-	}
-	// A token issued before the partner's not-before (set on disable and
-	// on rotate-secret --revoke-tokens) is dead even once the partner is
-	// enabled again. The cached partner carries it, so a revocation bites
-	// here within partnerTTL, like a disable.
-	if c.p.Disabled || claims.IssuedAt.Before(c.p.NotBefore) {
-		return broker.Partner{}, nil, broker.Errorf(broker.EUnauthorized, "invalid token")
-	}
-	// The token's scopes, narrowed to what the partner holds now.
-	var scopes []broker.Scope
-	for _, s := range claims.Scopes {
-		for _, g := range c.p.Scopes {
-			if s == g {
-				scopes = append(scopes, s)
-			}
-		}
-	}
-	return c.p, scopes, nil
 }

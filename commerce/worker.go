@@ -1,0 +1,187 @@
+package commerce
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker"
+)
+
+// RunWorkers processes stored events with n workers until ctx ends. One
+// loop hands groups of shoppers with pending events to the workers, never
+// the same shopper to two at once in this process (other processes are kept
+// apart by the per-shopper advisory lock). The workers are latency-bound
+// (round trips to the database), so several overlap.
+//
+// The shoppers come from two places. Events this process stores are queued
+// in memory as they commit ([Service.Ingest]), so a busy inbox costs no
+// query to find its work. The database is asked too (pending events of
+// other processes, of a previous run, of turns that failed or were left
+// unfinished): at start, after the memory queue overflowed, while the
+// answer fills a page, and otherwise every [pendingPoll].
+func (s *Service) RunWorkers(ctx context.Context, n int) error {
+	s.init()
+	if n < 1 {
+		n = 1
+	}
+	q := s.ready
+	jobs := make(chan []string)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for group := range jobs {
+				again, err := s.processGroup(ctx, group)
+				if err != nil && ctx.Err() == nil {
+					s.Log.Warn("inbox worker", "err", err)
+				}
+				q.release(group, again)
+				s.WakeWorker()
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	var lastPoll time.Time
+	pollNow := true
+	for {
+		if pollNow || q.overflowed() || time.Since(lastPoll) >= pendingPoll {
+			subjects, err := s.Store.PendingSubjects(ctx, pendingPage)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("inbox worker", "err", err)
+			}
+			lastPoll = time.Now()
+			// A full page may hide more: ask again at once, unless the page
+			// held nothing the queue did not know (then the oldest pending
+			// shoppers are being served, and the rest come up in time).
+			added := q.push(subjects)
+			pollNow = err == nil && len(subjects) == pendingPage && added > 0
+		}
+		fresh := q.take(pendingPage)
+		for len(fresh) > 0 {
+			group := fresh[:min(len(fresh), subjectsPerTx)]
+			fresh = fresh[len(group):]
+			select {
+			case jobs <- group:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		wait := pendingPoll - time.Since(lastPoll)
+		if pollNow {
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wakeWorker:
+		case <-time.After(max(wait, time.Millisecond)):
+		}
+	}
+}
+
+// pendingPoll is how often the workers ask the database for pending events
+// that the memory queue does not know of; pendingPage is how many shoppers
+// one question (and one hand-out) takes at most.
+const (
+	pendingPoll = time.Second
+	pendingPage = 256
+)
+
+// subjectsPerTx is how many shoppers one worker transaction serves: their
+// effects share one COMMIT (one WAL flush), while a savepoint per shopper
+// keeps one shopper's failure from touching the others.
+const subjectsPerTx = 16
+
+// processGroup handles several shoppers' pending events in one transaction.
+// The fast path uses no savepoints; if any shopper's turn fails for a reason
+// other than the database being away, the group is rolled back and run
+// carefully: each shopper in a savepoint, each event in a savepoint, and a
+// shopper whose turn still fails has its events marked failed (never
+// retried forever).
+func (s *Service) processGroup(ctx context.Context, subjects []string) (more []string, err error) {
+	sent := false
+	// serve runs one shopper's turn and notes what the group needs to know
+	// of it: whether it has events left over, and whether it queued sends.
+	serve := func(ctx context.Context, sub string, st TurnState, careful bool) (*TurnWrite, error) {
+		if len(st.Items) == turnEvents {
+			more = append(more, sub)
+		}
+		w, err := s.processSubject(ctx, sub, st, careful)
+		if w != nil && len(w.Out) > 0 {
+			sent = true
+		}
+		return w, err
+	}
+	run := func(careful bool) error {
+		return s.Store.InTx(ctx, func(ctx context.Context) error {
+			more, sent = more[:0], false
+			if !careful {
+				// The whole group's turns are read, and written, with one
+				// statement per table.
+				states, err := s.Store.LoadTurns(ctx, subjects, turnEvents)
+				if err != nil {
+					return err
+				}
+				var writes []TurnWrite
+				for i, sub := range subjects {
+					w, err := serve(ctx, sub, states[i], false)
+					if err != nil {
+						return err
+					}
+					if w != nil {
+						writes = append(writes, *w)
+					}
+				}
+				return s.Store.SaveTurns(ctx, writes)
+			}
+			for _, sub := range subjects {
+				err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+					states, err := s.Store.LoadTurns(ctx, []string{sub}, turnEvents)
+					if err != nil {
+						return err
+					}
+					w, err := serve(ctx, sub, states[0], true)
+					if err != nil || w == nil {
+						return err
+					}
+					return s.Store.SaveTurns(ctx, []TurnWrite{*w})
+				})
+				if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
+					err = s.failSubject(ctx, sub, err)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err = run(false)
+	if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
+		err = run(true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sent {
+		s.WakeSender()
+	}
+	return more, nil
+}
+
+// failSubject marks a shopper's pending events failed after its turn
+// failed even event by event (e.g. a record that no longer opens).
+func (s *Service) failSubject(ctx context.Context, subject string, cause error) error {
+	s.Log.Error("shopper's events set aside", "subject", s.Releaser.Pseudonyms().Audit(subject), "err", cause)
+	s.inc("sieve_inbox_failed_total")
+	items, err := s.Store.PendingInbox(ctx, subject, turnEvents)
+	if err != nil {
+		return err
+	}
+	return s.Store.MarkInboxMany(ctx, inboxIDs(items), "processing failed: "+broker.ErrorCode(cause))
+}

@@ -1,0 +1,26 @@
+package policies_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sieve-broker/sieve/policies"
+)
+
+func TestRetentionPeriods(t *testing.T) {
+	e, err := policies.Default(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Data()
+	got := d.RetentionPeriods()
+	if len(got) == 0 || len(got) != len(d.Retention) {
+		t.Fatalf("%d periods for %d categories", len(got), len(d.Retention))
+	}
+	for name, r := range d.Retention {
+		if want := time.Duration(r.Days) * 24 * time.Hour; got[name] != want {
+			t.Errorf("%s: %v, want %v (%d days)", name, got[name], want, r.Days)
+		}
+	}
+}
