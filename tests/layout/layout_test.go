@@ -200,7 +200,6 @@ func rel(p string) string {
 var debt = map[string]bool{
 	"broker-not-commerce: broker/httpapi → commerce":    true,
 	"broker-not-commerce: broker/httpapi/ui → commerce": true,
-	"broker-not-commerce: broker/postgres → commerce":   true,
 }
 
 func TestImportRules(t *testing.T) {
