@@ -553,3 +553,12 @@ func (r *Releaser) Recorder() *Recorder { return r.rec }
 
 // Audit returns the audit log the pipeline writes to.
 func (r *Releaser) Audit() AuditAppender { return r.audit }
+
+// ReleaseGroup is what the audit log says of one (subject, recipient,
+// released fields) combination in a window: how many releases.
+type ReleaseGroup struct {
+	Subject  string // the audit pseudonym
+	Actor    string // kind:id of the recipient
+	Released string // the released field names, as JSON
+	Count    int
+}

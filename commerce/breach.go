@@ -88,12 +88,7 @@ type BreachFilter struct {
 
 // ReleaseGroup is what the log says of one (subject, recipient, released
 // fields) combination in a window: how many releases.
-type ReleaseGroup struct {
-	Subject  string // the audit pseudonym
-	Actor    string // kind:id of the recipient
-	Released string // the released field names, as JSON
-	Count    int
-}
+type ReleaseGroup = broker.ReleaseGroup
 
 // BreachRecipient is one recipient the breach touched.
 type BreachRecipient struct {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/postgres"
 	"github.com/sieve-broker/sieve/policies"
 )
 
@@ -36,7 +36,7 @@ func noErase(context.Context, string, broker.Party, string) error { return nil }
 // The sweeper fails closed at start: every category the policy data names
 // must be one it applies, and every one it applies must have a period.
 func TestNewRetentionChecksEveryCategory(t *testing.T) {
-	db := pgtest.New(t)
+	db := postgres.New(pgtest.New(t))
 	shipped := shippedPeriods(t)
 	if _, err := commerce.NewRetention(db, noErase, shipped, 0); err != nil {
 		t.Fatalf("the shipped policy data: %v", err)
@@ -75,7 +75,7 @@ func TestNewRetentionChecksEveryCategory(t *testing.T) {
 // shopper decides.
 func TestRetentionSweepErasesInBatches(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
+	db := postgres.New(pgtest.New(t))
 	periods := shippedPeriods(t)
 	periods["orders"] = 400 * day // shorter than identity: it decides
 	var mu sync.Mutex
@@ -129,4 +129,4 @@ func TestRetentionSweepErasesInBatches(t *testing.T) {
 	}
 }
 
-var _ commerce.RetentionStore = (*postgres.DB)(nil)
+var _ commerce.RetentionStore = (*postgres.Store)(nil)

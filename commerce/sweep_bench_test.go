@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/broker/seal"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/postgres"
 	"github.com/sieve-broker/sieve/policies"
 )
 
@@ -20,7 +20,7 @@ const sweepShoppers = 500
 
 // seedExpired creates n shoppers silent for four years, each with a sealed
 // identity under their own contact key, as the ingest would.
-func seedExpired(b *testing.B, db *postgres.DB, sealer broker.Sealer, n int) []string {
+func seedExpired(b *testing.B, db *postgres.Store, sealer broker.Sealer, n int) []string {
 	b.Helper()
 	ctx := context.Background()
 	ids := make([]string, n)
@@ -50,7 +50,7 @@ func seedExpired(b *testing.B, db *postgres.DB, sealer broker.Sealer, n int) []s
 // rows blanked, recipients told, the signed audit entry). Its same-run
 // baseline is BenchmarkRetentionDeleteBaseline.
 func BenchmarkRetentionSweep(b *testing.B) {
-	db := pgtest.New(b)
+	db := postgres.New(pgtest.New(b))
 	kr, err := seal.LoadKeyring(b.TempDir(), true)
 	if err != nil {
 		b.Fatal(err)
@@ -100,7 +100,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 // and the key row deleted, by plain SQL. It is what the sweep's crypto,
 // notices and audit cost on top of.
 func BenchmarkRetentionDeleteBaseline(b *testing.B) {
-	db := pgtest.New(b)
+	db := postgres.New(pgtest.New(b))
 	kr, err := seal.LoadKeyring(b.TempDir(), true)
 	if err != nil {
 		b.Fatal(err)

@@ -28,12 +28,9 @@ type DB struct {
 	// stay synchronous, so a database crash never makes a message go twice.
 	relaxed *pgxpool.Pool
 
-	// Per-handle state, made on first use: the group committers of
-	// inbox.go and the audit log's (audit.go).
-	groupsOnce sync.Once
-	groupsV    *groupCommits
-	auditOnce  sync.Once
-	auditV     *auditState
+	// Per-handle state, made on first use: the audit log's (audit.go).
+	auditOnce sync.Once
+	auditV    *auditState
 }
 
 var _ broker.Transactor = (*DB)(nil)
@@ -90,9 +87,10 @@ func (db *DB) Close() {
 	}
 }
 
-// bookkeeping returns the caller's transaction, else the relaxed pool (see
-// DB.relaxed), else the main pool.
-func (db *DB) bookkeeping(ctx context.Context) querier {
+// Bookkeeping returns the caller's transaction, else a pool whose commits
+// do not wait for the WAL flush, else the main pool: for writes whose loss
+// in a database crash is harmless (see DB.relaxed).
+func (db *DB) Bookkeeping(ctx context.Context) Querier {
 	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
 		return tx
 	}
@@ -110,8 +108,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.Pool.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
-// querier is what both a pool and a transaction can do.
-type querier interface {
+// Querier is what both a pool and a transaction can do.
+type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -119,10 +117,16 @@ type querier interface {
 	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
 }
 
+type querier = Querier
+
 type txKey struct{}
 
 // q returns the transaction carried by ctx, or the pool.
-func (db *DB) q(ctx context.Context) querier {
+func (db *DB) q(ctx context.Context) querier { return db.Q(ctx) }
+
+// Q returns the transaction carried by ctx, or the pool: the handle every
+// statement of a store runs on, so that it joins the caller's InTx.
+func (db *DB) Q(ctx context.Context) Querier {
 	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
 		return tx
 	}
@@ -145,12 +149,12 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			d := &deferredStock{}
-			tctx := context.WithValue(context.WithValue(ctx, txKey{}, tx), deferKey{}, d)
+			h := &commitHooks{}
+			tctx := context.WithValue(context.WithValue(ctx, txKey{}, tx), hooksKey{}, h)
 			if err := fn(tctx); err != nil {
 				return err
 			}
-			return db.takeDeferredStock(tctx, d)
+			return h.run(tctx)
 		})
 		if !retryable(err) {
 			break
@@ -158,6 +162,80 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 	}
 	return Translate(err)
+}
+
+// commitHooks is the work a transaction begun by InTx does just before
+// its COMMIT, in the order it was asked for (see BeforeCommit).
+type commitHooks struct {
+	keys   []any
+	states []any
+	runs   []func(ctx context.Context, state any) error
+}
+
+type hooksKey struct{}
+
+func (h *commitHooks) run(ctx context.Context) error {
+	for i, run := range h.runs {
+		if err := run(ctx, h.states[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BeforeCommit returns the state kept under key by the transaction of ctx,
+// making it with mk on the first call and arranging for run(ctx, state) to
+// be called once just before COMMIT. It returns nil when ctx carries no
+// transaction begun by InTx, or is inside a savepoint: the caller must then
+// do its work at once. A store uses it to hold hot rows locked for only the
+// end of a transaction (commerce's stock reservations).
+func BeforeCommit(ctx context.Context, key any, mk func() any, run func(ctx context.Context, state any) error) any {
+	h, _ := ctx.Value(hooksKey{}).(*commitHooks)
+	if h == nil {
+		return nil
+	}
+	for i, k := range h.keys {
+		if k == key {
+			return h.states[i]
+		}
+	}
+	st := mk()
+	h.keys = append(h.keys, key)
+	h.states = append(h.states, st)
+	h.runs = append(h.runs, run)
+	return st
+}
+
+// InSavepoint runs fn in a savepoint of the transaction carried by ctx, so
+// that a failing statement in fn does not abort the whole transaction.
+func (db *DB) InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error {
+	tx, ok := TxFrom(ctx)
+	if !ok {
+		return db.InTx(ctx, fn)
+	}
+	// Within a savepoint no work is left for COMMIT (BeforeCommit): a
+	// caller that rolls a savepoint back on failure must see a failure
+	// where it happens.
+	return Translate(pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		return fn(context.WithValue(context.WithValue(ctx, txKey{}, sp), hooksKey{}, (*commitHooks)(nil)))
+	}))
+}
+
+// Exec1 runs a statement that must change a row: ENotFound when it
+// changed none.
+func (db *DB) Exec1(ctx context.Context, sql string, args ...any) error {
+	tag, err := db.q(ctx).Exec(ctx, sql, args...)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return broker.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) exec1(ctx context.Context, sql string, args ...any) error {
+	return db.Exec1(ctx, sql, args...)
 }
 
 func retryable(err error) bool {

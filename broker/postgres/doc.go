@@ -1,10 +1,11 @@
-// Package postgres is the PostgreSQL adapter: every SQL statement of the
-// broker, its transactions, and the translation of database errors into
-// broker error codes. A server error is translated by its SQLSTATE alone.
-// Lost connections carry no SQLSTATE: they are recognised by pgconn's
-// error types and, last, by the few fixed texts pgx and the network stack
-// use for them ("closed pool", "conn closed", "broken pipe", …), which
-// never contain data.
+// Package postgres is the PostgreSQL adapter of the broker's ports: its
+// SQL, its transactions and the base other stores join (Q, InTx,
+// BeforeCommit, GroupCommit; commerce/postgres is one), and the
+// translation of database errors into broker error codes. A server error
+// is translated by its SQLSTATE alone. Lost connections carry no SQLSTATE:
+// they are recognised by pgconn's error types and, last, by the few fixed
+// texts pgx and the network stack use for them ("closed pool", "conn
+// closed", "broken pipe", …), which never contain data.
 //
 // Transactions travel in the context: InTx starts one and passes a context
 // carrying it, and every method called with that context joins it. That is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+	cpg "github.com/sieve-broker/sieve/commerce/postgres"
 )
 
 // partner create|update --ack-key registers a partner's Ed25519 ack key;
@@ -58,7 +59,7 @@ func TestPartnerAckKey(t *testing.T) {
 	}
 	defer db.Close()
 	key := func() []byte {
-		k, err := db.PartnerAckKey(context.Background(), id)
+		k, err := cpg.New(db).PartnerAckKey(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}

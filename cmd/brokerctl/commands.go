@@ -18,6 +18,7 @@ import (
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/cmd/internal/wire"
 	"github.com/sieve-broker/sieve/commerce"
+	cpg "github.com/sieve-broker/sieve/commerce/postgres"
 )
 
 func init() {
@@ -243,7 +244,7 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		if ackKey != nil {
-			if err := sys.DB.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+			if err := sys.Store.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 				return err
 			}
 		}
@@ -478,7 +479,7 @@ func cmdCatalogImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := db.UpsertProducts(ctx, products)
+	n, err := cpg.New(db).UpsertProducts(ctx, products)
 	if err != nil {
 		return err
 	}
@@ -496,7 +497,7 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := db.Products(ctx)
+	ps, err := cpg.New(db).Products(ctx)
 	if err != nil {
 		return err
 	}
@@ -630,7 +631,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sys.DB.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
+	if _, err := sys.Store.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
 		return err
 	}
 	type creds struct {

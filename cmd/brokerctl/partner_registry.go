@@ -15,6 +15,7 @@ import (
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/commerce"
+	cpg "github.com/sieve-broker/sieve/commerce/postgres"
 )
 
 // registryFlags are the legal registry and service area flags that
@@ -268,7 +269,7 @@ func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, pr
 					stock[p.SKU] = ds.stock
 				}
 			}
-			if err := db.SetStoreStock(ctx, id, stock); err != nil {
+			if err := cpg.New(db).SetStoreStock(ctx, id, stock); err != nil {
 				return err
 			}
 			out[ds.name] = map[string]string{"client_id": id, "client_secret": secret, "serves": strings.Join(ds.serves, " ")}

@@ -5,9 +5,10 @@ import (
 	"testing"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
+	bpg "github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/postgres"
 	"github.com/sieve-broker/sieve/migrations"
 )
 
@@ -17,11 +18,12 @@ import (
 // keeps none for erased shoppers, and leaves wa_index unused.
 func TestMigration0019CarriesIndexesOver(t *testing.T) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, pgtest.NewURL(t), postgres.Options{})
+	bdb, err := bpg.Open(ctx, pgtest.NewURL(t), bpg.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer bdb.Close()
+	db := postgres.New(bdb)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
@@ -48,7 +50,7 @@ func TestMigration0019CarriesIndexesOver(t *testing.T) {
 	exec(`INSERT INTO subjects (id, wa_index) VALUES ('shp_phone', $1), ('shp_bsuid', $2)`, phone, bsuid)
 	exec(`INSERT INTO subjects (id, erased_at) VALUES ('shp_gone', now())`)
 
-	if _, err := postgres.MigrateFS(ctx, db.Pool, migrations.FS); err != nil {
+	if _, err := bpg.MigrateFS(ctx, db.Pool, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
 	for ix, want := range map[string]string{string(phone): "shp_phone", string(bsuid): "shp_bsuid"} {

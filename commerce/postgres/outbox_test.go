@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -15,7 +14,7 @@ import (
 // is in exactly one lane, and all items of one shopper (and partner) are in
 // the same lane, so nobody's messages are reordered.
 func TestOutboxLanesPartitionByShopper(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	type key struct{ subject, partner string }
 	want := map[int64]key{}
@@ -78,7 +77,7 @@ func TestOutboxLanesPartitionByShopper(t *testing.T) {
 
 // Sent marks written concurrently are group-committed and each one lands.
 func TestOutboxSentMarksGroupCommit(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	var ids []int64
 	for i := range 50 {
@@ -115,7 +114,7 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 // each message at its highest status (failed is final), a status never
 // moves back, and batches that share messages do not deadlock.
 func TestMessageStatusesGroupCommit(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	const messages = 40
 	st := func(i int, s string) commerce.MessageStatus {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sieve-broker/sieve/broker"
+	bpg "github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -48,7 +49,7 @@ const (
 
 // EnsureSubject returns the shopper with the blind index, creating it
 // with that one identifier (of kind unknown).
-func (db *DB) EnsureSubject(ctx context.Context, index []byte, newID string) (commerce.SubjectRow, bool, error) {
+func (db *Store) EnsureSubject(ctx context.Context, index []byte, newID string) (commerce.SubjectRow, bool, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := db.SubjectByIndex(ctx, index)
 		if !broker.IsNotFound(err) {
@@ -64,9 +65,9 @@ func (db *DB) EnsureSubject(ctx context.Context, index []byte, newID string) (co
 
 // CreateSubject creates a shopper with all its identifiers; EConflict
 // when one of them already belongs to a shopper (nothing is written).
-func (db *DB) CreateSubject(ctx context.Context, id string, ids []commerce.IdentifierIndex) (commerce.SubjectRow, error) {
+func (db *Store) CreateSubject(ctx context.Context, id string, ids []commerce.IdentifierIndex) (commerce.SubjectRow, error) {
 	ix, kinds := identifierColumns(ids)
-	s, err := scanSubject(db.q(ctx).QueryRow(ctx, sqlCreateSubject, id, ix, kinds))
+	s, err := scanSubject(db.Q(ctx).QueryRow(ctx, sqlCreateSubject, id, ix, kinds))
 	if broker.IsNotFound(err) {
 		return s, broker.Errorf(broker.EConflict, "identifier already indexed")
 	}
@@ -75,8 +76,8 @@ func (db *DB) CreateSubject(ctx context.Context, id string, ids []commerce.Ident
 
 // SubjectsByIndexes maps each known blind index (as a string) to the
 // shopper it points to, with one query.
-func (db *DB) SubjectsByIndexes(ctx context.Context, indexes [][]byte) (map[string]string, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlSubjectsByIndexes, indexes)
+func (db *Store) SubjectsByIndexes(ctx context.Context, indexes [][]byte) (map[string]string, error) {
+	rows, err := db.Q(ctx).Query(ctx, sqlSubjectsByIndexes, indexes)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -92,9 +93,9 @@ func (db *DB) SubjectsByIndexes(ctx context.Context, indexes [][]byte) (map[stri
 
 // LinkIdentifiers points the identifiers to the shopper; those already
 // pointing anywhere are left as they are. It returns how many it added.
-func (db *DB) LinkIdentifiers(ctx context.Context, subject string, ids []commerce.IdentifierIndex) (int, error) {
+func (db *Store) LinkIdentifiers(ctx context.Context, subject string, ids []commerce.IdentifierIndex) (int, error) {
 	ix, kinds := identifierColumns(ids)
-	tag, err := db.q(ctx).Exec(ctx, sqlLinkIdentifiers, subject, ix, kinds)
+	tag, err := db.Q(ctx).Exec(ctx, sqlLinkIdentifiers, subject, ix, kinds)
 	if err != nil {
 		return 0, Translate(err)
 	}
@@ -102,8 +103,8 @@ func (db *DB) LinkIdentifiers(ctx context.Context, subject string, ids []commerc
 }
 
 // UnlinkIdentifiers removes those of the indexes that point to subject.
-func (db *DB) UnlinkIdentifiers(ctx context.Context, subject string, indexes [][]byte) (int, error) {
-	tag, err := db.q(ctx).Exec(ctx, sqlUnlinkIdentifiers, subject, indexes)
+func (db *Store) UnlinkIdentifiers(ctx context.Context, subject string, indexes [][]byte) (int, error) {
+	tag, err := db.Q(ctx).Exec(ctx, sqlUnlinkIdentifiers, subject, indexes)
 	if err != nil {
 		return 0, Translate(err)
 	}
@@ -111,9 +112,9 @@ func (db *DB) UnlinkIdentifiers(ctx context.Context, subject string, indexes [][
 }
 
 // CountIdentifiers returns how many identifiers point to the shopper.
-func (db *DB) CountIdentifiers(ctx context.Context, subject string) (int, error) {
+func (db *Store) CountIdentifiers(ctx context.Context, subject string) (int, error) {
 	var n int
-	err := db.q(ctx).QueryRow(ctx, `SELECT count(*) FROM subject_identifiers WHERE subject_id = $1`, subject).Scan(&n)
+	err := db.Q(ctx).QueryRow(ctx, `SELECT count(*) FROM subject_identifiers WHERE subject_id = $1`, subject).Scan(&n)
 	return n, Translate(err)
 }
 
@@ -126,41 +127,30 @@ func identifierColumns(ids []commerce.IdentifierIndex) ([][]byte, []string) {
 }
 
 // SubjectByIndex finds a shopper by blind index.
-func (db *DB) SubjectByIndex(ctx context.Context, index []byte) (commerce.SubjectRow, error) {
-	return scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByIndex, index))
+func (db *Store) SubjectByIndex(ctx context.Context, index []byte) (commerce.SubjectRow, error) {
+	return scanSubject(db.Q(ctx).QueryRow(ctx, sqlSubjectByIndex, index))
 }
 
 // GetSubject finds a shopper by id.
-func (db *DB) GetSubject(ctx context.Context, id string) (commerce.SubjectRow, error) {
-	return scanSubject(db.q(ctx).QueryRow(ctx, sqlSubjectByID, id))
-}
-
-func (db *DB) exec1(ctx context.Context, sql string, args ...any) error {
-	tag, err := db.q(ctx).Exec(ctx, sql, args...)
-	if err != nil {
-		return Translate(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return broker.ErrNotFound
-	}
-	return nil
+func (db *Store) GetSubject(ctx context.Context, id string) (commerce.SubjectRow, error) {
+	return scanSubject(db.Q(ctx).QueryRow(ctx, sqlSubjectByID, id))
 }
 
 // SetSubjectIdentity stores the shopper's sealed identity.
-func (db *DB) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error {
-	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
+func (db *Store) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) error {
+	return db.Exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
 }
 
 // SetRestricted pauses (on) or resumes (off) the processing of the
 // shopper's data (GDPR Art. 18).
-func (db *DB) SetRestricted(ctx context.Context, id string, on bool) error {
-	return db.exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
+func (db *Store) SetRestricted(ctx context.Context, id string, on bool) error {
+	return db.Exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
 		WHERE id = $1 AND erased_at IS NULL`, id, on)
 }
 
 // SetConsent stores the shopper's consent state.
-func (db *DB) SetConsent(ctx context.Context, id string, c broker.Consent) error {
-	return db.exec1(ctx, `UPDATE subjects SET consent_notice = $2, consent_marketing = $3, consent_analytics = $4,
+func (db *Store) SetConsent(ctx context.Context, id string, c broker.Consent) error {
+	return db.Exec1(ctx, `UPDATE subjects SET consent_notice = $2, consent_marketing = $3, consent_analytics = $4,
 		consent_updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, c.Notice, c.Marketing, c.Analytics)
 }
 
@@ -172,11 +162,11 @@ const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, s
 //
 // Outside a transaction the rows are group-committed with those of
 // concurrent callers; either way they are durable when it returns.
-func (db *DB) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int, error) {
-	if _, ok := TxFrom(ctx); !ok {
+func (db *Store) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	if _, ok := bpg.TxFrom(ctx); !ok {
 		return db.insertInboxGrouped(ctx, items)
 	}
-	tag, err := db.q(ctx).Exec(ctx, sqlInsertInbox, inboxColumns(items)...)
+	tag, err := db.Q(ctx).Exec(ctx, sqlInsertInbox, inboxColumns(items)...)
 	if err != nil {
 		return 0, Translate(err)
 	}
@@ -184,8 +174,8 @@ func (db *DB) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int,
 }
 
 // PendingSubjects lists shoppers with unprocessed events, oldest first.
-func (db *DB) PendingSubjects(ctx context.Context, limit int) ([]string, error) {
-	rows, err := db.q(ctx).Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL
+func (db *Store) PendingSubjects(ctx context.Context, limit int) ([]string, error) {
+	rows, err := db.Q(ctx).Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL
 		GROUP BY subject_id ORDER BY min(id) LIMIT $1`, limit)
 	if err != nil {
 		return nil, Translate(err)
@@ -195,8 +185,8 @@ func (db *DB) PendingSubjects(ctx context.Context, limit int) ([]string, error) 
 }
 
 // PendingInbox returns a shopper's unprocessed events in arrival order.
-func (db *DB) PendingInbox(ctx context.Context, subject string, limit int) ([]commerce.InboxItem, error) {
-	rows, err := db.q(ctx).Query(ctx, `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
+func (db *Store) PendingInbox(ctx context.Context, subject string, limit int) ([]commerce.InboxItem, error) {
+	rows, err := db.Q(ctx).Query(ctx, `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
 		FROM inbox WHERE subject_id = $1 AND processed_at IS NULL ORDER BY id LIMIT $2`, subject, limit)
 	if err != nil {
 		return nil, Translate(err)
@@ -211,8 +201,8 @@ func (db *DB) PendingInbox(ctx context.Context, subject string, limit int) ([]co
 
 // MarkInbox marks an event processed; errText, when set, records why it
 // could not be (it is then not retried).
-func (db *DB) MarkInbox(ctx context.Context, id int64, errText string) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+func (db *Store) MarkInbox(ctx context.Context, id int64, errText string) error {
+	_, err := db.Q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
 		last_error = nullif($2, '') WHERE id = $1`, id, errText)
 	return Translate(err)
 }
@@ -229,11 +219,11 @@ func inboxColumns(items []commerce.InboxItem) []any {
 }
 
 // MarkInboxMany marks several events processed.
-func (db *DB) MarkInboxMany(ctx context.Context, ids []int64, errText string) error {
+func (db *Store) MarkInboxMany(ctx context.Context, ids []int64, errText string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+	_, err := db.Q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
 		last_error = nullif($2, '') WHERE id = ANY($1)`, ids, errText)
 	return Translate(err)
 }
@@ -249,8 +239,8 @@ func scanOrder(row pgx.Row) (commerce.OrderRow, error) {
 }
 
 // CreateOrder stores a new order.
-func (db *DB) CreateOrder(ctx context.Context, o commerce.OrderRow) error {
-	_, err := db.q(ctx).Exec(ctx, `INSERT INTO orders (id, subject_id, store, retailer_id, status, payment_status,
+func (db *Store) CreateOrder(ctx context.Context, o commerce.OrderRow) error {
+	_, err := db.Q(ctx).Exec(ctx, `INSERT INTO orders (id, subject_id, store, retailer_id, status, payment_status,
 		reference_id, subtotal, tax, shipping, total, created_at, sealed)
 		VALUES ($1, $2, $3, nullif($4, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		o.ID, o.Subject, o.Store, o.RetailerID, o.Status, o.PaymentStatus, o.ReferenceID, o.Subtotal, o.Tax,
@@ -259,41 +249,41 @@ func (db *DB) CreateOrder(ctx context.Context, o commerce.OrderRow) error {
 }
 
 // GetOrder finds an order by id.
-func (db *DB) GetOrder(ctx context.Context, id string) (commerce.OrderRow, error) {
-	o, err := scanOrder(db.q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
+func (db *Store) GetOrder(ctx context.Context, id string) (commerce.OrderRow, error) {
+	o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
 	return o, Translate(err)
 }
 
 // OrderByReference finds an order by payment reference.
-func (db *DB) OrderByReference(ctx context.Context, ref string) (commerce.OrderRow, error) {
-	o, err := scanOrder(db.q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE reference_id = $1`, ref))
+func (db *Store) OrderByReference(ctx context.Context, ref string) (commerce.OrderRow, error) {
+	o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE reference_id = $1`, ref))
 	return o, Translate(err)
 }
 
 // UpdateOrderStatus sets an order's status and payment status (and its
 // sealed part when given).
-func (db *DB) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
-	return db.exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
+func (db *Store) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
+	return db.Exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
 		updated_at = now(), placed_at = CASE WHEN $2 = 'placed' THEN now() ELSE placed_at END
 		WHERE id = $1 AND erased_at IS NULL`, id, status, payment, sealed)
 }
 
 // SetOrderRetailer records which retailer receives an order.
-func (db *DB) SetOrderRetailer(ctx context.Context, id, retailer string) error {
-	return db.exec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
+func (db *Store) SetOrderRetailer(ctx context.Context, id, retailer string) error {
+	return db.Exec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
 }
 
 // SetOrderLogistics dispatches an order to a logistics partner.
-func (db *DB) SetOrderLogistics(ctx context.Context, id, logistics string) error {
-	return db.exec1(ctx, `UPDATE orders SET logistics_id = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`,
+func (db *Store) SetOrderLogistics(ctx context.Context, id, logistics string) error {
+	return db.Exec1(ctx, `UPDATE orders SET logistics_id = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`,
 		id, logistics)
 }
 
 // BindDefaultCourier dispatches an order not yet dispatched to its
 // retailer's default courier, when the retailer has one that is an enabled
 // logistics partner; otherwise it changes nothing.
-func (db *DB) BindDefaultCourier(ctx context.Context, id string) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE orders o SET logistics_id = r.default_courier
+func (db *Store) BindDefaultCourier(ctx context.Context, id string) error {
+	_, err := db.Q(ctx).Exec(ctx, `UPDATE orders o SET logistics_id = r.default_courier
 		FROM partners r JOIN partners c ON c.id = r.default_courier
 		WHERE o.id = $1 AND o.logistics_id IS NULL AND r.id = o.retailer_id
 		  AND c.kind = 'logistics' AND NOT c.disabled`, id)
@@ -301,7 +291,7 @@ func (db *DB) BindDefaultCourier(ctx context.Context, id string) error {
 }
 
 // ListOrders lists a retailer's orders, newest first, with a cursor.
-func (db *DB) ListOrders(ctx context.Context, f commerce.OrderFilter) ([]commerce.OrderRow, string, error) {
+func (db *Store) ListOrders(ctx context.Context, f commerce.OrderFilter) ([]commerce.OrderRow, string, error) {
 	if f.Limit <= 0 || f.Limit > 100 {
 		f.Limit = 50
 	}
@@ -326,7 +316,7 @@ func (db *DB) ListOrders(ctx context.Context, f commerce.OrderFilter) ([]commerc
 	args = append(args, f.Limit+1)
 	sql := `SELECT ` + orderCols + ` FROM orders WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY created_at DESC, id DESC LIMIT $` + itoa(len(args))
-	rows, err := db.q(ctx).Query(ctx, sql, args...)
+	rows, err := db.Q(ctx).Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", Translate(err)
 	}
@@ -344,8 +334,8 @@ func (db *DB) ListOrders(ctx context.Context, f commerce.OrderFilter) ([]commerc
 }
 
 // OrdersOfSubject lists a shopper's orders.
-func (db *DB) OrdersOfSubject(ctx context.Context, subject string) ([]commerce.OrderRow, error) {
-	rows, err := db.q(ctx).Query(ctx, `SELECT `+orderCols+` FROM orders WHERE subject_id = $1 ORDER BY created_at`, subject)
+func (db *Store) OrdersOfSubject(ctx context.Context, subject string) ([]commerce.OrderRow, error) {
+	rows, err := db.Q(ctx).Query(ctx, `SELECT `+orderCols+` FROM orders WHERE subject_id = $1 ORDER BY created_at`, subject)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -377,9 +367,9 @@ func decodeCursor(c string) (time.Time, string, error) {
 }
 
 // Enqueue adds a message to the outbox.
-func (db *DB) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error) {
+func (db *Store) Enqueue(ctx context.Context, it commerce.OutboxItem) (int64, error) {
 	var id int64
-	err := db.q(ctx).QueryRow(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
+	err := db.Q(ctx).QueryRow(ctx, `INSERT INTO outbox (ref, kind, subject_id, partner_id, vault_sealed, sealed)
 		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6) RETURNING id`,
 		it.Ref, it.Kind, it.Subject, it.Partner, it.VaultSealed, it.Sealed).Scan(&id)
 	return id, Translate(err)
@@ -397,12 +387,12 @@ const sqlEnqueueMany = `INSERT INTO outbox (ref, kind, subject_id, partner_id, v
 //
 // A lane is chosen by hashtext of "subject|partner" (the pair whose order
 // the sender keeps), masked to be non-negative.
-func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration, lane commerce.OutboxLane) ([]commerce.OutboxItem, error) {
+func (db *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration, lane commerce.OutboxLane) ([]commerce.OutboxItem, error) {
 	of, index := max(lane.Of, 1), lane.Index
 	if index < 0 || index >= of {
 		return nil, broker.Errorf(broker.EInvalid, "outbox lane %d of %d", index, of)
 	}
-	rows, err := db.q(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
+	rows, err := db.Q(ctx).Query(ctx, `UPDATE outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
 			AND ($3 = 1 OR (hashtext(coalesce(subject_id, '') || '|' || coalesce(partner_id, '')) & 2147483647) % $3 = $4)
 			ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -423,50 +413,36 @@ func (db *DB) ClaimOutbox(ctx context.Context, limit int, lease time.Duration, l
 }
 
 // OutboxRetry schedules another attempt.
-func (db *DB) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)
+func (db *Store) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
+	_, err := db.Q(ctx).Exec(ctx, `UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, at, reason)
 	return Translate(err)
 }
 
 // OutboxDead gives up on an item, recording why.
-func (db *DB) OutboxDead(ctx context.Context, id int64, reason string) error {
-	_, err := db.q(ctx).Exec(ctx, `UPDATE outbox SET status = 'dead', last_error = $2,
+func (db *Store) OutboxDead(ctx context.Context, id int64, reason string) error {
+	_, err := db.Q(ctx).Exec(ctx, `UPDATE outbox SET status = 'dead', last_error = $2,
 		sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END WHERE id = $1`, id, reason)
 	return Translate(err)
 }
 
 // ApplyMessageStatus records a delivery status, never moving backwards:
 // sent < delivered < read, and failed is final.
-func (db *DB) ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error {
-	return applyStatuses(ctx, db.bookkeeping(ctx),
+func (db *Store) ApplyMessageStatus(ctx context.Context, providerID, subject, status string, errCode int) error {
+	return applyStatuses(ctx, db.Bookkeeping(ctx),
 		[]commerce.MessageStatus{{ProviderID: providerID, Subject: subject, Status: status, ErrCode: errCode}})
 }
 
-// InSavepoint runs fn in a savepoint of the transaction carried by ctx, so
-// that a failing statement in fn does not abort the whole transaction.
-func (db *DB) InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error {
-	tx, ok := TxFrom(ctx)
-	if !ok {
-		return db.InTx(ctx, fn)
-	}
-	// Within a savepoint stock is reserved at once: a caller that rolls a
-	// savepoint back on failure must see a shortage where it happens.
-	return Translate(pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		return fn(context.WithValue(context.WithValue(ctx, txKey{}, sp), deferKey{}, (*deferredStock)(nil)))
-	}))
-}
-
 // RememberPartnerRef records that partner knows subject as ref.
-func (db *DB) RememberPartnerRef(ctx context.Context, partner, ref, subject string) error {
-	_, err := db.q(ctx).Exec(ctx, `INSERT INTO partner_refs (partner_id, ref, subject_id) VALUES ($1, $2, $3)
+func (db *Store) RememberPartnerRef(ctx context.Context, partner, ref, subject string) error {
+	_, err := db.Q(ctx).Exec(ctx, `INSERT INTO partner_refs (partner_id, ref, subject_id) VALUES ($1, $2, $3)
 		ON CONFLICT DO NOTHING`, partner, ref, subject)
 	return Translate(err)
 }
 
 // SubjectOfPartnerRef resolves a partner's customer_ref.
-func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error) {
+func (db *Store) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error) {
 	var s string
-	err := db.q(ctx).QueryRow(ctx, `SELECT subject_id FROM partner_refs WHERE partner_id = $1 AND ref = $2`,
+	err := db.Q(ctx).QueryRow(ctx, `SELECT subject_id FROM partner_refs WHERE partner_id = $1 AND ref = $2`,
 		partner, ref).Scan(&s)
 	return s, Translate(err)
 }
@@ -489,18 +465,18 @@ const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_
 // a transaction they are group-committed with those of concurrent callers
 // (webhook requests carry few statuses each, and they are most of the
 // traffic); either way they are durable when it returns.
-func (db *DB) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
+func (db *Store) ApplyMessageStatuses(ctx context.Context, sts []commerce.MessageStatus) error {
 	if len(sts) == 0 {
 		return nil
 	}
-	if _, ok := TxFrom(ctx); !ok {
-		_, err := db.groups().statuses.do(ctx, sts, "message status write")
+	if _, ok := bpg.TxFrom(ctx); !ok {
+		_, err := db.groups().statuses.Do(ctx, sts, "message status write")
 		return err
 	}
-	return applyStatuses(ctx, db.q(ctx), sts)
+	return applyStatuses(ctx, db.Q(ctx), sts)
 }
 
-func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, error) {
+func (db *Store) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, error) {
 	all := slices.Concat(reqs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -513,7 +489,7 @@ func (db *DB) writeStatusBatch(reqs [][]commerce.MessageStatus) ([]struct{}, err
 // applyStatuses writes statuses with one statement. Several statuses of one
 // message are folded to the highest first: one statement may not update a
 // row twice.
-func applyStatuses(ctx context.Context, q querier, sts []commerce.MessageStatus) error {
+func applyStatuses(ctx context.Context, q bpg.Querier, sts []commerce.MessageStatus) error {
 	best := make(map[string]commerce.MessageStatus, len(sts))
 	for _, st := range sts {
 		cur, ok := best[st.ProviderID]
@@ -537,11 +513,11 @@ func applyStatuses(ctx context.Context, q querier, sts []commerce.MessageStatus)
 
 // GetOrderWithSubject reads an order and its shopper in one round trip (the
 // partner read path needs both: the order, and the consent policy sees).
-func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.OrderRow, commerce.SubjectRow, error) {
+func (db *Store) GetOrderWithSubject(ctx context.Context, id string) (commerce.OrderRow, commerce.SubjectRow, error) {
 	var o commerce.OrderRow
 	var sub commerce.SubjectRow
 	var subID *string
-	err := db.q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
+	err := db.Q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
 		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
 		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
 		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false), coalesce(s.jurisdiction, '')
@@ -562,8 +538,8 @@ func (db *DB) GetOrderWithSubject(ctx context.Context, id string) (commerce.Orde
 
 // SubjectWindows returns the window of each existing shopper among ids;
 // absent shoppers are left out of the map.
-func (db *DB) SubjectWindows(ctx context.Context, ids []string) (map[string]commerce.Window, error) {
-	rows, err := db.q(ctx).Query(ctx, `SELECT id, coalesce(last_inbound_at, 'epoch'), erased_at IS NOT NULL
+func (db *Store) SubjectWindows(ctx context.Context, ids []string) (map[string]commerce.Window, error) {
+	rows, err := db.Q(ctx).Query(ctx, `SELECT id, coalesce(last_inbound_at, 'epoch'), erased_at IS NOT NULL
 		FROM subjects WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, Translate(err)

@@ -9,12 +9,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sieve-broker/sieve/broker"
+	bpg "github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
 var (
-	_ commerce.Catalog   = (*DB)(nil)
-	_ commerce.Inventory = (*DB)(nil)
+	_ commerce.Catalog   = (*Store)(nil)
+	_ commerce.Inventory = (*Store)(nil)
 )
 
 const productCols = `sku, name, price_paise, category, stock`
@@ -68,8 +69,8 @@ func scanProduct(row pgx.CollectableRow) (commerce.Product, error) {
 }
 
 // Products returns every product, ordered by category, then name, then SKU.
-func (db *DB) Products(ctx context.Context) ([]commerce.Product, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlProducts)
+func (db *Store) Products(ctx context.Context) ([]commerce.Product, error) {
+	rows, err := db.Q(ctx).Query(ctx, sqlProducts)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -79,12 +80,12 @@ func (db *DB) Products(ctx context.Context) ([]commerce.Product, error) {
 
 // ProductsBySKU returns the products with the given SKUs, keyed by SKU;
 // unknown SKUs are absent from the map.
-func (db *DB) ProductsBySKU(ctx context.Context, skus []string) (map[string]commerce.Product, error) {
+func (db *Store) ProductsBySKU(ctx context.Context, skus []string) (map[string]commerce.Product, error) {
 	out := make(map[string]commerce.Product, len(skus))
 	if len(skus) == 0 {
 		return out, nil
 	}
-	rows, err := db.q(ctx).Query(ctx, sqlProductsBySKU, skus)
+	rows, err := db.Q(ctx).Query(ctx, sqlProductsBySKU, skus)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -99,8 +100,8 @@ func (db *DB) ProductsBySKU(ctx context.Context, skus []string) (map[string]comm
 }
 
 // Categories returns the distinct categories of the catalog, sorted.
-func (db *DB) Categories(ctx context.Context) ([]string, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlCategories)
+func (db *Store) Categories(ctx context.Context) ([]string, error) {
+	rows, err := db.Q(ctx).Query(ctx, sqlCategories)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -112,7 +113,7 @@ func (db *DB) Categories(ctx context.Context) ([]string, error) {
 // when anything is wrong; nothing is stored) and inserts or updates them in
 // one statement, inside the transaction of ctx if there is one. It returns
 // how many products were inserted or changed.
-func (db *DB) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, error) {
+func (db *Store) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, error) {
 	if err := commerce.ValidateProducts(ps); err != nil {
 		return 0, err
 	}
@@ -131,7 +132,7 @@ func (db *DB) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, e
 	}
 	var n int64
 	err := db.InTx(ctx, func(ctx context.Context) error {
-		tag, err := db.q(ctx).Exec(ctx, sqlUpsertProducts, skus, names, prices, cats, stocks)
+		tag, err := db.Q(ctx).Exec(ctx, sqlUpsertProducts, skus, names, prices, cats, stocks)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -156,12 +157,12 @@ func (db *DB) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, e
 // that must see it at the call (a savepoint, or no transaction) get the
 // rows locked at once. Either way the rows are locked in SKU order, so
 // concurrent orders never oversell nor deadlock.
-func (db *DB) ReserveStock(ctx context.Context, qty map[string]int) error {
+func (db *Store) ReserveStock(ctx context.Context, qty map[string]int) error {
 	skus, qs, err := stockArgs(qty)
 	if err != nil || len(skus) == 0 {
 		return err
 	}
-	if d := deferredFrom(ctx); d != nil {
+	if d := db.deferredFrom(ctx); d != nil {
 		stock, err := db.readStock(ctx, sqlReadStock, skus)
 		if err != nil {
 			return Translate(err)
@@ -183,7 +184,7 @@ func (db *DB) ReserveStock(ctx context.Context, qty map[string]int) error {
 }
 
 // takeStock locks skus, checks that qs are there, and takes them.
-func (db *DB) takeStock(ctx context.Context, skus []string, qs []int32) error {
+func (db *Store) takeStock(ctx context.Context, skus []string, qs []int32) error {
 	stock, err := db.readStock(ctx, sqlLockStock, skus)
 	if err != nil {
 		return err
@@ -191,7 +192,7 @@ func (db *DB) takeStock(ctx context.Context, skus []string, qs []int32) error {
 	if err := shortages(skus, qs, stock, nil); err != nil {
 		return err
 	}
-	_, err = db.q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
+	_, err = db.Q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
 	return err
 }
 
@@ -212,18 +213,19 @@ func shortages(skus []string, qs []int32, stock, held map[string]int) error {
 // (qty is made on the first reservation: most transactions make none).
 type deferredStock struct{ qty map[string]int }
 
-type deferKey struct{}
+type stockKey struct{}
 
 // deferredFrom returns the reservations ctx's transaction takes at COMMIT,
 // or nil when reservations must be taken at once.
-func deferredFrom(ctx context.Context) *deferredStock {
-	d, _ := ctx.Value(deferKey{}).(*deferredStock)
+func (db *Store) deferredFrom(ctx context.Context) *deferredStock {
+	d, _ := bpg.BeforeCommit(ctx, stockKey{}, func() any { return &deferredStock{} },
+		func(ctx context.Context, d any) error { return db.takeDeferredStock(ctx, d.(*deferredStock)) }).(*deferredStock)
 	return d
 }
 
 // takeDeferredStock takes a transaction's deferred reservations, just
 // before its COMMIT.
-func (db *DB) takeDeferredStock(ctx context.Context, d *deferredStock) error {
+func (db *Store) takeDeferredStock(ctx context.Context, d *deferredStock) error {
 	if len(d.qty) == 0 {
 		return nil
 	}
@@ -237,7 +239,7 @@ func (db *DB) takeDeferredStock(ctx context.Context, d *deferredStock) error {
 // ReleaseStock puts qty (SKU to units) back into stock, all or nothing, in
 // the transaction of ctx (or its own); an unknown SKU or a quantity < 1 is
 // EInvalid. It is the inverse of ReserveStock and, like it, not idempotent.
-func (db *DB) ReleaseStock(ctx context.Context, qty map[string]int) error {
+func (db *Store) ReleaseStock(ctx context.Context, qty map[string]int) error {
 	skus, qs, err := stockArgs(qty)
 	if err != nil || len(skus) == 0 {
 		return err
@@ -246,7 +248,7 @@ func (db *DB) ReleaseStock(ctx context.Context, qty map[string]int) error {
 		if _, err := db.readStock(ctx, sqlLockStock, skus); err != nil {
 			return err
 		}
-		_, err := db.q(ctx).Exec(ctx, sqlReturnStock, skus, qs)
+		_, err := db.Q(ctx).Exec(ctx, sqlReturnStock, skus, qs)
 		return err
 	}))
 }
@@ -254,8 +256,8 @@ func (db *DB) ReleaseStock(ctx context.Context, qty map[string]int) error {
 // readStock returns the stock of skus (sorted) with sqlLockStock, which
 // locks them for the transaction in ctx, or sqlReadStock, which does not;
 // it is EInvalid when one is not in the catalog.
-func (db *DB) readStock(ctx context.Context, sql string, skus []string) (map[string]int, error) {
-	rows, err := db.q(ctx).Query(ctx, sql, skus)
+func (db *Store) readStock(ctx context.Context, sql string, skus []string) (map[string]int, error) {
+	rows, err := db.Q(ctx).Query(ctx, sql, skus)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
+	bpg "github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+	"github.com/sieve-broker/sieve/commerce/postgres"
 	"github.com/sieve-broker/sieve/migrations"
 )
 
@@ -69,7 +70,7 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 		('msg_gone', 'whatsapp', 'shp_gone', 'sent', $2, false),
 		('msg_last', 'whatsapp', 'shp_live', 'sent', $3, true)`, wamidSent, wamidGone, wamidRecent)
 
-	if _, err := postgres.MigrateFS(ctx, pool, migrations.FS); err != nil {
+	if _, err := bpg.MigrateFS(ctx, pool, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
 	// What needed no key is done.
@@ -90,11 +91,12 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := postgres.Open(ctx, url, postgres.Options{MaxConns: 2})
+	bdb, err := bpg.Open(ctx, url, bpg.Options{MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer bdb.Close()
+	db := postgres.New(bdb)
 	resealed := map[string]string{}
 	reseal := func(_ context.Context, subject, oldKey, newKey string, sealed []byte) ([]byte, error) {
 		if subject == "shp_gone" {

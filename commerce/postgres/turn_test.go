@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -18,7 +17,7 @@ import (
 // session; a shopper another worker holds is skipped; and the writes land
 // per shopper, outbox items in order.
 func TestTurnsReadAndWriteAGroup(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	subs := []string{"sub_a", "sub_b", "sub_held"}
 	for i, s := range subs {

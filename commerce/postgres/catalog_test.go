@@ -11,9 +11,8 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/postgres"
-	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/commerce/postgres"
 )
 
 // catalogSorted returns ps in the order Products lists them.
@@ -32,7 +31,7 @@ func catalogSorted(ps []commerce.Product) []commerce.Product {
 }
 
 // catalogStock returns the stock of each SKU.
-func catalogStock(t *testing.T, db *postgres.DB, skus ...string) map[string]int {
+func catalogStock(t *testing.T, db *postgres.Store, skus ...string) map[string]int {
 	t.Helper()
 	ps, err := db.ProductsBySKU(context.Background(), skus)
 	if err != nil {
@@ -46,7 +45,7 @@ func catalogStock(t *testing.T, db *postgres.DB, skus ...string) map[string]int 
 }
 
 // catalogSeed stores products with the given SKUs and stock levels.
-func catalogSeed(t *testing.T, db *postgres.DB, stock map[string]int) {
+func catalogSeed(t *testing.T, db *postgres.Store, stock map[string]int) {
 	t.Helper()
 	var ps []commerce.Product
 	for sku, n := range stock {
@@ -58,7 +57,7 @@ func catalogSeed(t *testing.T, db *postgres.DB, stock map[string]int) {
 }
 
 func TestCatalogUpsertIsIdempotent(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	demo := commerce.DemoCatalog()
 
@@ -95,7 +94,7 @@ func TestCatalogUpsertIsIdempotent(t *testing.T) {
 }
 
 func TestCatalogEmpty(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	if ps, err := db.Products(ctx); err != nil || len(ps) != 0 {
 		t.Errorf("Products = %v, %v", ps, err)
@@ -112,7 +111,7 @@ func TestCatalogEmpty(t *testing.T) {
 }
 
 func TestCatalogUpsertUpdatesPrice(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	if _, err := db.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
@@ -148,7 +147,7 @@ func TestCatalogUpsertUpdatesPrice(t *testing.T) {
 }
 
 func TestCatalogUpsertIsAllOrNothing(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	good := commerce.Product{SKU: "SKU-A", Name: "A", Price: broker.INR(100), Category: "Test", Stock: 1}
 	bad := good
@@ -188,7 +187,7 @@ func TestCatalogUpsertIsAllOrNothing(t *testing.T) {
 }
 
 func TestCatalogReserveAndReleaseStock(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	catalogSeed(t, db, map[string]int{"SKU-A": 5, "SKU-B": 2, "SKU-C": 0})
 	want := func(wantStock map[string]int) {
@@ -272,7 +271,7 @@ func TestCatalogReserveAndReleaseStock(t *testing.T) {
 }
 
 func TestCatalogConcurrentReservationsDoNotOversell(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	const stock, buyers = 10, 40
 	catalogSeed(t, db, map[string]int{"SKU-HOT": stock, "SKU-X": stock * buyers, "SKU-Y": stock * buyers})
@@ -330,7 +329,7 @@ func TestCatalogConcurrentReservationsDoNotOversell(t *testing.T) {
 // second order of the same SKU goes through while the first transaction is
 // still open, and the first then fails at COMMIT if the units are gone.
 func TestCatalogReservationLocksRowsOnlyAtCommit(t *testing.T) {
-	db := pgtest.New(t)
+	db := newStore(t)
 	ctx := context.Background()
 	catalogSeed(t, db, map[string]int{"SKU-MILK": 3})
 

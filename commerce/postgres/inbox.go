@@ -3,126 +3,42 @@ package postgres
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sieve-broker/sieve/broker"
+	bpg "github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// groupCommit coalesces concurrent writes of one kind into one statement
-// and one COMMIT (one fsync): each caller is answered only after that
-// COMMIT, so what it was told is written is durable. Like the audit
-// appender it has no goroutine of its own: a caller that finds too few
-// flushers running starts one, and flushers exit when the queue is empty.
-type groupCommit[T, R any] struct {
-	maxFlushers int
-	maxBatch    int                    // units per statement (see size)
-	size        func(T) int            // units of one request
-	write       func([]T) ([]R, error) // one result per request, in order
-
-	mu       sync.Mutex
-	queue    []*groupReq[T, R]
-	flushers int
-}
-
-type groupReq[T, R any] struct {
-	in   T
-	done chan groupRes[R]
-}
-
-type groupRes[R any] struct {
-	out R
-	err error
-}
-
-// do queues in for the next group commit and waits for it. A cancelled
-// caller still waits (up to 10 s) for a batch that may already be in
-// flight rather than guess its outcome.
-func (g *groupCommit[T, R]) do(ctx context.Context, in T, what string) (R, error) {
-	req := &groupReq[T, R]{in: in, done: make(chan groupRes[R], 1)}
-	g.mu.Lock()
-	g.queue = append(g.queue, req)
-	if g.flushers < g.maxFlushers {
-		g.flushers++
-		go g.flush()
-	}
-	g.mu.Unlock()
-	select {
-	case r := <-req.done:
-		return r.out, r.err
-	case <-ctx.Done():
-		select {
-		case r := <-req.done:
-			return r.out, r.err
-		case <-time.After(10 * time.Second):
-			var zero R
-			return zero, broker.Wrap(broker.EUnavailable, ctx.Err(), what+" timed out")
-		}
-	}
-}
-
-func (g *groupCommit[T, R]) flush() {
-	for {
-		g.mu.Lock()
-		if len(g.queue) == 0 {
-			g.flushers--
-			g.mu.Unlock()
-			return
-		}
-		var batch []*groupReq[T, R]
-		var ins []T
-		for units := 0; len(g.queue) > 0; g.queue = g.queue[1:] {
-			n := g.size(g.queue[0].in)
-			if units > 0 && units+n > g.maxBatch {
-				break
-			}
-			units += n
-			batch = append(batch, g.queue[0])
-			ins = append(ins, g.queue[0].in)
-		}
-		g.mu.Unlock()
-		outs, err := g.write(ins)
-		for i, r := range batch {
-			var out R
-			if err == nil {
-				out = outs[i]
-			}
-			r.done <- groupRes[R]{out, err}
-		}
-	}
-}
-
 // groupCommits are a DB handle's group committers.
 type groupCommits struct {
-	inbox    *groupCommit[[]commerce.InboxItem, int]
-	sent     *groupCommit[sentMark, struct{}]
-	statuses *groupCommit[[]commerce.MessageStatus, struct{}]
+	inbox    *bpg.GroupCommit[[]commerce.InboxItem, int]
+	sent     *bpg.GroupCommit[sentMark, struct{}]
+	statuses *bpg.GroupCommit[[]commerce.MessageStatus, struct{}]
 }
 
-func (db *DB) groups() *groupCommits {
+func (db *Store) groups() *groupCommits {
 	db.groupsOnce.Do(func() { db.groupsV = db.newGroupCommits() })
 	return db.groupsV
 }
 
-func (db *DB) newGroupCommits() *groupCommits {
+func (db *Store) newGroupCommits() *groupCommits {
 	return &groupCommits{
-		inbox: &groupCommit[[]commerce.InboxItem, int]{
-			maxFlushers: 8, maxBatch: 2000,
-			size:  func(items []commerce.InboxItem) int { return len(items) },
-			write: db.writeInboxBatch,
+		inbox: &bpg.GroupCommit[[]commerce.InboxItem, int]{
+			MaxFlushers: 8, MaxBatch: 2000,
+			Size:  func(items []commerce.InboxItem) int { return len(items) },
+			Write: db.writeInboxBatch,
 		},
-		sent: &groupCommit[sentMark, struct{}]{
-			maxFlushers: 4, maxBatch: 1000,
-			size:  func(sentMark) int { return 1 },
-			write: db.writeSentBatch,
+		sent: &bpg.GroupCommit[sentMark, struct{}]{
+			MaxFlushers: 4, MaxBatch: 1000,
+			Size:  func(sentMark) int { return 1 },
+			Write: db.writeSentBatch,
 		},
-		statuses: &groupCommit[[]commerce.MessageStatus, struct{}]{
-			maxFlushers: 4, maxBatch: 2000,
-			size:  func(sts []commerce.MessageStatus) int { return len(sts) },
-			write: db.writeStatusBatch,
+		statuses: &bpg.GroupCommit[[]commerce.MessageStatus, struct{}]{
+			MaxFlushers: 4, MaxBatch: 2000,
+			Size:  func(sts []commerce.MessageStatus) int { return len(sts) },
+			Write: db.writeStatusBatch,
 		},
 	}
 }
@@ -131,11 +47,11 @@ const sqlInsertInboxReturning = sqlInsertInbox + ` RETURNING dedup_key`
 
 // insertInboxGrouped group-commits inbox rows with those of concurrent
 // webhook requests, so an acknowledged webhook is always durable.
-func (db *DB) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem) (int, error) {
-	return db.groups().inbox.do(ctx, items, "inbox write")
+func (db *Store) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	return db.groups().inbox.Do(ctx, items, "inbox write")
 }
 
-func (db *DB) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
+func (db *Store) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
 	all := slices.Concat(reqs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,16 +101,16 @@ const sqlOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(),
 // Outside a transaction the mark is group-committed with those of
 // concurrent senders; either way it is durable when it returns, so what a
 // crash can send twice stays what it was with a statement per mark.
-func (db *DB) OutboxSent(ctx context.Context, id int64, providerID string) error {
-	if _, ok := TxFrom(ctx); !ok {
-		_, err := db.groups().sent.do(ctx, sentMark{id, providerID}, "outbox sent mark")
+func (db *Store) OutboxSent(ctx context.Context, id int64, providerID string) error {
+	if _, ok := bpg.TxFrom(ctx); !ok {
+		_, err := db.groups().sent.Do(ctx, sentMark{id, providerID}, "outbox sent mark")
 		return err
 	}
-	_, err := db.q(ctx).Exec(ctx, sqlOutboxSent, []int64{id}, []string{providerID})
+	_, err := db.Q(ctx).Exec(ctx, sqlOutboxSent, []int64{id}, []string{providerID})
 	return Translate(err)
 }
 
-func (db *DB) writeSentBatch(marks []sentMark) ([]struct{}, error) {
+func (db *Store) writeSentBatch(marks []sentMark) ([]struct{}, error) {
 	ids := make([]int64, len(marks))
 	pids := make([]string, len(marks))
 	for i, m := range marks {
@@ -242,12 +158,12 @@ const (
 // inbox row is bound to its dedup key, so reseal re-binds it to the new key
 // (nil: the shopper is erased, drop the row); processed rows are never
 // opened again and keep theirs. It returns how many values it converted.
-func (db *DB) UpgradeProviderIDs(ctx context.Context, hash func(subject, id string) string,
+func (db *Store) UpgradeProviderIDs(ctx context.Context, hash func(subject, id string) string,
 	reseal func(ctx context.Context, subject, oldKey, newKey string, sealed []byte) ([]byte, error)) (int, error) {
 	var n int
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		n = 0
-		q := db.q(ctx)
+		q := db.Q(ctx)
 		if _, err := q.Exec(ctx, sqlUpgradeLock, ProviderIDUpgrade); err != nil {
 			return err
 		}

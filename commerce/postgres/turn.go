@@ -9,7 +9,7 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-var _ commerce.TurnStore = (*DB)(nil)
+var _ commerce.TurnStore = (*Store)(nil)
 
 // SQL of the worker's turns: each statement serves a whole group of
 // shoppers, so a group costs the same number of statements as one shopper.
@@ -38,7 +38,7 @@ const (
 // trip of four statements. A shopper whose lock is held elsewhere gets a
 // TurnState with Locked false (its reads are discarded). subjects must be
 // distinct.
-func (db *DB) LoadTurns(ctx context.Context, subjects []string, limit int) ([]commerce.TurnState, error) {
+func (db *Store) LoadTurns(ctx context.Context, subjects []string, limit int) ([]commerce.TurnState, error) {
 	out := make([]commerce.TurnState, len(subjects))
 	at := make(map[string]int, len(subjects))
 	for i, s := range subjects {
@@ -94,7 +94,7 @@ func (db *DB) LoadTurns(ctx context.Context, subjects []string, limit int) ([]co
 		}
 		return rows.Err()
 	})
-	if err := db.q(ctx).SendBatch(ctx, b).Close(); err != nil {
+	if err := db.Q(ctx).SendBatch(ctx, b).Close(); err != nil {
 		return nil, Translate(err)
 	}
 	for i := range out {
@@ -108,7 +108,7 @@ func (db *DB) LoadTurns(ctx context.Context, subjects []string, limit int) ([]co
 // SaveTurns writes the effects of several shoppers' turns in one
 // pipelined round trip, a statement per table; each shopper's outbox items
 // keep their order.
-func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
+func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	var inSubs []string
 	var inAt []time.Time
 	var refs, kinds, subs, parts []string
@@ -147,5 +147,5 @@ func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	return Translate(db.q(ctx).SendBatch(ctx, b).Close())
+	return Translate(db.Q(ctx).SendBatch(ctx, b).Close())
 }
