@@ -166,7 +166,7 @@ func (db *DB) SetConsent(ctx context.Context, id string, c broker.Consent) error
 
 const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
-	ON CONFLICT (dedup_key) DO NOTHING`
+	ON CONFLICT (subject_id, dedup_key) DO NOTHING`
 
 // InsertInbox stores inbound events, skipping known dedup keys.
 //
@@ -478,9 +478,9 @@ func (db *DB) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (str
 // provider id of theirs and none may come back.
 const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
 	SELECT p, nullif(s, ''), st, nullif(c, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS t(p, s, st, c)
-	WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.id = t.s AND x.erased_at IS NOT NULL)
+	WHERE NOT (coalesce(t.s, '') = ANY (ARRAY(SELECT id FROM subjects WHERE id = ANY($2::text[]) AND erased_at IS NOT NULL)))
 	ORDER BY p
-	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
+	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = EXCLUDED.updated_at
 	WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
 		(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
 		(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`

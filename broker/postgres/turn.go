@@ -16,10 +16,13 @@ var _ commerce.TurnStore = (*DB)(nil)
 const (
 	sqlTurnLocks = `SELECT pg_try_advisory_xact_lock(hashtextextended(s, 7))
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n`
-	sqlTurnInbox = `SELECT i.id, i.dedup_key, i.subject_id, i.kind, i.store, i.sealed, i.received_at, i.attempts
-		FROM unnest($1::text[]) AS u(s) CROSS JOIN LATERAL (
-			SELECT * FROM inbox WHERE subject_id = u.s AND processed_at IS NULL ORDER BY id LIMIT $2) i
-		ORDER BY i.id`
+	// Each shopper's first $2 pending events: a window partitioned by the
+	// shopper rather than a LATERAL … LIMIT, which Citus cannot push down
+	// to the shards.
+	sqlTurnInbox = `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
+		FROM (SELECT i.*, row_number() OVER (PARTITION BY subject_id ORDER BY id) AS n
+			FROM inbox i WHERE subject_id = ANY($1::text[]) AND processed_at IS NULL) i
+		WHERE n <= $2 ORDER BY id`
 	sqlTurnSubjects = `SELECT ` + subjectCols + ` FROM subjects WHERE id = ANY($1)`
 	sqlTurnSessions = `SELECT subject_id, sealed FROM sessions WHERE subject_id = ANY($1)`
 
@@ -30,7 +33,7 @@ const (
 	sqlTurnSessionsPut = `INSERT INTO sessions (subject_id, store, state, sealed)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 		ON CONFLICT (subject_id) DO UPDATE SET store = EXCLUDED.store, state = EXCLUDED.state,
-			sealed = EXCLUDED.sealed, updated_at = now()`
+			sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at`
 )
 
 // LoadTurns takes each shopper's processing lock and reads the pending
