@@ -29,7 +29,10 @@ const (
 	sqlTurnLastInbound = `UPDATE subjects s SET last_inbound_at = greatest(s.last_inbound_at, t.at),
 		last_interaction_at = greatest(s.last_interaction_at, t.at)
 		FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id`
-	sqlTurnDone        = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1)`
+	// The shoppers as well as the ids: on Citus the inbox is distributed by
+	// the shopper, and a group's shoppers name its shards.
+	sqlTurnDone = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL
+		WHERE subject_id = ANY($2) AND id = ANY($1)`
 	sqlTurnSessionsPut = `INSERT INTO sessions (subject_id, store, state, sealed)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 		ON CONFLICT (subject_id) DO UPDATE SET store = EXCLUDED.store, state = EXCLUDED.state,
@@ -118,6 +121,7 @@ func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	var vault []bool
 	var sealed [][]byte
 	var done []int64
+	var doneSubs []string
 	var sessSubs, sessStores, sessStates []string
 	var sessSealed [][]byte
 	for _, w := range ws {
@@ -129,6 +133,9 @@ func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 			vault, sealed = append(vault, it.VaultSealed), append(sealed, it.Sealed)
 		}
 		done = append(done, w.Done...)
+		if len(w.Done) > 0 {
+			doneSubs = append(doneSubs, w.Subject)
+		}
 		if w.Session != nil {
 			sessSubs, sessStores, sessStates = append(sessSubs, w.Subject), append(sessStores, w.Store), append(sessStates, w.State)
 			sessSealed = append(sessSealed, w.Session)
@@ -142,7 +149,7 @@ func (db *DB) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 		b.Queue(sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
 	}
 	if len(done) > 0 {
-		b.Queue(sqlTurnDone, done)
+		b.Queue(sqlTurnDone, done, doneSubs)
 	}
 	if len(sessSubs) > 0 {
 		b.Queue(sqlTurnSessionsPut, sessSubs, sessStores, sessStates, sessSealed)
