@@ -6,7 +6,7 @@
 --   distributed by the shopper, co-located with subjects (one shard holds a
 --   shopper's rows of all of them, so a shopper's statements are router
 --   queries and a transaction over one shopper stays on one worker):
---     subjects (id), orders, inbox, consent_artefacts, guardians
+--     subjects (id), orders, inbox, consent_artefacts, guardians, erasure_warnings
 --   lookup tables distributed by their own key (a lookup by the key is a
 --   router query; the shopper is found there, then the shopper's shard):
 --     subject_identifiers (blind_index), partner_refs (ref)
@@ -25,8 +25,7 @@
 --   they can reference reference tables and join distributed ones): for now,
 --   the tables whose sweeps lease rows with FOR
 --   UPDATE [SKIP LOCKED] across shoppers, which Citus runs only on one shard
---   (sessions, outbox, message_status, subject_keys, subject_holds,
---   erasure_warnings), the officer desk and partner notices, and offers.
+--   (sessions, outbox, message_status, subject_keys, subject_holds), the officer desk and partner notices, and offers.
 --
 -- Citus requires every unique constraint of a distributed table to contain
 -- its distribution column: the keys below become (subject_id, …). The
@@ -50,11 +49,11 @@ DECLARE
     t text;
     fk record;
     fks text[] := '{}';
-    shopper text[] := ARRAY['orders', 'inbox', 'consent_artefacts', 'guardians'];
+    shopper text[] := ARRAY['orders', 'inbox', 'consent_artefacts', 'guardians', 'erasure_warnings'];
     reference text[] := ARRAY['settings', 'partners', 'products', 'app_upgrades', 'officers',
                               'store_stock', 'officer_sessions'];
     coordinator text[] := ARRAY['sessions', 'outbox',
-                                'message_status', 'subject_keys', 'subject_holds', 'erasure_warnings',
+                                'message_status', 'subject_keys', 'subject_holds',
                                 'partner_notices', 'offers', 'grievances', 'nominations',
                                 'breaches', 'breach_subjects'];
 BEGIN
@@ -64,6 +63,13 @@ BEGIN
     -- DDL over shards of tables joined by foreign keys, in one transaction:
     -- one connection per worker, or Citus refuses the later statements.
     PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- And in every transaction of the broker: a transaction that read
+    -- several shards in parallel may not then write a reference table with
+    -- foreign keys (the stock of products after reading an order by id), so
+    -- each transaction uses one connection per worker. (A database copied
+    -- from this one as a template does not inherit it: scripts/citus.sh
+    -- sets it for the whole test cluster.)
+    EXECUTE format('ALTER DATABASE %I SET citus.multi_shard_modify_mode TO sequential', current_database());
 
     -- Foreign keys Citus cannot keep.
     ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_subject_id_fkey;

@@ -220,8 +220,13 @@ CONF
 
 start_node() {
   local n=$1 b p; b=$(bindir); p=$(node_port "$n")
-  printf '# Written by scripts/citus.sh at every start.\nport = %s\n' "$p" | as_pg tee "$dir/$n/sieve.conf" >/dev/null
-  running_node "$n" && return 0
+  # multi_shard_modify_mode: one connection per worker in every transaction;
+  # after a parallel read of several shards Citus refuses a write to a
+  # reference table with foreign keys in the same transaction (migration
+  # 0022 sets it on the database too; copies made from a template lose that).
+  printf "# Written by scripts/citus.sh at every start.\nport = %s\ncitus.multi_shard_modify_mode = 'sequential'\n" "$p" |
+    as_pg tee "$dir/$n/sieve.conf" >/dev/null
+  if running_node "$n"; then as_pg "$b/pg_ctl" -D "$dir/$n" reload >/dev/null; return 0; fi
   if listening "$p"; then log "port $p ($n) is in use by another server; set SIEVE_CITUS_PORT or run clean"; exit 1; fi
   as_pg "$b/pg_ctl" -D "$dir/$n" -l "$run/$n.log" -w -t 60 start >/dev/null || {
     log "the $n server did not start; its log:"; tail -n 30 "$run/$n.log" >&2; exit 1; }

@@ -44,7 +44,7 @@ func TestCitusLayout(t *testing.T) {
 	if !ok || subjects.kind != "distributed" || subjects.column != "id" {
 		t.Fatalf("subjects: %+v, want distributed by id", subjects)
 	}
-	for _, table := range []string{"orders", "inbox", "consent_artefacts", "guardians"} {
+	for _, table := range []string{"orders", "inbox", "consent_artefacts", "guardians", "erasure_warnings"} {
 		if l := got[table]; l.kind != "distributed" || l.column != "subject_id" || l.group != subjects.group {
 			t.Errorf("%s: %+v, want distributed by subject_id in subjects' colocation group %d", table, l, subjects.group)
 		}

@@ -274,7 +274,7 @@ func (db *DB) OrderByReference(ctx context.Context, ref string) (commerce.OrderR
 // sealed part when given).
 func (db *DB) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
 	return db.exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
-		updated_at = now(), placed_at = CASE WHEN $2 = 'placed' THEN now() ELSE placed_at END
+		updated_at = now(), placed_at = GREATEST(placed_at, now() + CASE WHEN $2 = 'placed' THEN interval '0' END)
 		WHERE id = $1 AND erased_at IS NULL`, id, status, payment, sealed)
 }
 
