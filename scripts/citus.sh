@@ -10,6 +10,7 @@
 #   scripts/citus.sh status   exit 0 when all three are running
 #   scripts/citus.sh worker-stop N | worker-start N   stop or start worker N (1 or 2): fault tests
 #   scripts/citus.sh available  exit 0 when the extension is installed or can be built
+#   scripts/citus.sh setup-db NAME | drop-db NAME   a database on every node (sievebench)
 #
 # The extension: when PostgreSQL already lists it (pg_available_extensions:
 # Citus's packages, a managed image), it is used as is. Otherwise it is
@@ -200,6 +201,9 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
 shared_preload_libraries = 'citus'
 max_connections = 400
+# Citus runs a maintenance worker in every database that has the extension
+# (the tests' templates and throwaway databases).
+max_worker_processes = 128
 # Multi-shard writes commit with two-phase commit on the workers.
 max_prepared_transactions = 400
 # Shard moves (citus_rebalance_start) use logical replication.
@@ -291,8 +295,9 @@ case "${1:-}" in
   clean) clean ;;
   status) for n in "${nodes[@]}"; do running_node "$n" || exit 1; done ;;
   setup-db) setup_db "$2" ;;
+  drop-db) for n in "${nodes[@]}"; do psql_node "$n" -d postgres -c "drop database if exists $2 with (force)" >/dev/null; done ;;
   worker-stop) worker stop "$2" ;;
   worker-start) worker start "$2" ;;
   available) have_extension || [ -r "$source_tgz" ] ;;
-  *) echo "usage: $0 start|url|stop|clean|status|available|setup-db NAME|worker-stop N|worker-start N" >&2; exit 2 ;;
+  *) echo "usage: $0 start|url|stop|clean|status|available|setup-db NAME|drop-db NAME|worker-stop N|worker-start N" >&2; exit 2 ;;
 esac
