@@ -154,7 +154,10 @@ func (db *DB) SetSubjectIdentity(ctx context.Context, id string, sealed []byte) 
 // SetRestricted pauses (on) or resumes (off) the processing of the
 // shopper's data (GDPR Art. 18).
 func (db *DB) SetRestricted(ctx context.Context, id string, on bool) error {
-	return db.exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
+	// LEAST keeps the first restriction's time (NULL is ignored); the CASE
+	// makes it NULL when resuming. now() stays outside CASE and COALESCE,
+	// which Citus refuses.
+	return db.exec1(ctx, `UPDATE subjects SET restricted_at = LEAST(restricted_at, now()) + CASE WHEN $2 THEN interval '0' END
 		WHERE id = $1 AND erased_at IS NULL`, id, on)
 }
 
