@@ -14,6 +14,21 @@ out=.data/bench
 mkdir -p "$out"
 micro="$out/micro.txt"
 : >"$micro"
+# bench_citus runs the order flow and partner reads again on the Citus
+# cluster (scripts/citus.sh; SPEC §12) and prints both with the ratio. On two
+# cores the cluster is slower: the point is the cost of the distributed path.
+bench_citus() {
+  local curl rc=0
+  curl=$(scripts/citus.sh start) || rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "== Citus: not available (scripts/citus.sh start exited $rc, see above); skipped"
+    return 0
+  fi
+  echo "== order flow and partner reads on the Citus cluster ($curl) beside plain PostgreSQL"
+  SIEVE_TEST_DATABASE_URL=$curl bin/sievebench --citus scripts/citus.sh --phases flow,reads \
+    --json "$out/results-citus.json" "$@" >"$out/citus.txt"
+  bin/sievebench compare postgres "$out/results.json" citus "$out/results-citus.json"
+}
 run() { echo "\$ go test $*" | tee -a "$micro"; go test "$@" 2>&1 | tee -a "$micro"; }
 
 echo "== release decision (policy + minimisation) beside plain OPA evaluation"
@@ -33,3 +48,4 @@ echo "== breach open over the same 1,000,000 entries: verify, then the affected 
 run -run '^$' -bench '^BenchmarkBreachOpen$' -benchtime 1x -count 1 -timeout 30m ./broker/postgres/
 echo "== end to end: ingest, order flows, partner reads, memory"
 bin/sievebench --micro "$micro" --json "$out/results.json" "$@"
+bench_citus "$@"

@@ -153,6 +153,19 @@ CONF
     fi
     as_pg "$bindir/pg_ctl" -D "$data" -l "$run/postgres.log" -w -t 60 start >/dev/null || {
       log "PostgreSQL did not start; its log:"; tail -n 30 "$run/postgres.log" >&2; exit 1; }
+  else
+    # A package upgrade (scripts/citus.sh installs the server headers, which
+    # can bring a newer minor release) replaces the binaries and libraries
+    # under a running server, whose next backend then fails to load
+    # plpgsql. Restart a server older than its binaries.
+    local have want
+    have=$(as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "show server_version" 2>/dev/null | awk '{print $1}')
+    want=$("$bindir/postgres" --version | awk '{print $3}')
+    if [ -n "$have" ] && [ "$have" != "$want" ]; then
+      log "PostgreSQL was upgraded from $have to $want under the running server: restarting it"
+      as_pg "$bindir/pg_ctl" -D "$data" -l "$run/postgres.log" -m fast -w -t 60 restart >/dev/null || {
+        log "PostgreSQL did not restart; its log:"; tail -n 30 "$run/postgres.log" >&2; exit 1; }
+    fi
   fi
   if ! as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \
       "select 1 from pg_database where datname = '$db'" | grep -q 1; then

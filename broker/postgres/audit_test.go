@@ -532,27 +532,9 @@ func auditPopulatedTemplate(t *testing.T) (name string) {
 
 func auditCloneDB(t *testing.T, template string) *postgres.DB {
 	t.Helper()
-	admin := pgtest.URL(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("%s_c%d", template, time.Now().UnixNano()%1e9)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err == nil {
-			c.Exec(context.Background(), fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
-			c.Close(context.Background())
-		}
-	})
-	pu, _ := url.Parse(admin)
-	pu.Path = "/" + name
-	db, err := postgres.Open(ctx, pu.String(), postgres.Options{MaxConns: 8})
+	u := pgtest.Clone(t, template)
+	db, err := postgres.Open(ctx, u, postgres.Options{MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -261,6 +261,11 @@ func Translate(err error) error {
 		switch {
 		case pe.Code == "23505": // unique_violation
 			return broker.Wrap(broker.EConflict, err, "already exists")
+		// Citus relays a worker's unique violation in the rows an INSERT …
+		// SELECT copies to the shards as internal_error, with the worker's
+		// message (shopper creation racing on a blind index, on Citus).
+		case pe.Code == "XX000" && strings.HasPrefix(pe.Message, "duplicate key value violates unique constraint"):
+			return broker.Wrap(broker.EConflict, err, "already exists")
 		// 22021: text with a NUL or invalid UTF-8, which no stored value
 		// holds; it comes from the caller's input.
 		case pe.Code == "23503" || pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22P02" || pe.Code == "22021":

@@ -22,7 +22,7 @@ const partnerCols = `id, name, kind, scopes, store, webhook_url, disabled, creat
 const (
 	sqlInsertPartner = `INSERT INTO partners (id, name, kind, scopes, store, webhook_url, disabled,
 	created_at, secret_hash, sealed_secret)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), $7, COALESCE($8, now()), $9, $10)`
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), $7, (array_remove(ARRAY[$8::timestamptz, now()], NULL))[1], $9, $10)`
 
 	sqlGetPartner = `SELECT ` + partnerCols + ` FROM partners WHERE id = $1`
 
@@ -30,9 +30,11 @@ VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), $7, COALESCE($8, now()),
 
 	// Disabling also revokes the tokens issued so far (not_before), so
 	// that enabling again does not bring them back; GREATEST never moves
-	// it back (and ignores NULL).
+	// it back (and ignores NULL). now() stays outside CASE and COALESCE
+	// here and in the insert (COALESCE($8, now()) spelled with an array):
+	// Citus evaluates it on the coordinator, and refuses it in either.
 	sqlSetPartnerDisabled = `UPDATE partners SET disabled = $2,
-	not_before = CASE WHEN $2 THEN GREATEST(not_before, now()) ELSE not_before END
+	not_before = GREATEST(not_before, now() + CASE WHEN $2 THEN interval '0' END)
 WHERE id = $1`
 
 	sqlRevokePartnerTokens = `UPDATE partners SET not_before = GREATEST(not_before, now()) WHERE id = $1

@@ -31,7 +31,7 @@ type PartnerRegistry struct {
 const sqlUpdateRegistry = `UPDATE partners SET
 	role = CASE WHEN $2 THEN NULLIF($3, '') ELSE role END,
 	agreement_ref = CASE WHEN $4 THEN NULLIF($5, '') ELSE agreement_ref END,
-	agreement_expires = CASE WHEN $6 THEN NULLIF($7, '')::date ELSE agreement_expires END,
+	agreement_expires = CASE WHEN $6 THEN $7::date ELSE agreement_expires END,
 	jurisdiction = CASE WHEN $8 THEN NULLIF($9, '') ELSE jurisdiction END,
 	transfer_basis = CASE WHEN $10 THEN NULLIF($11, '') ELSE transfer_basis END,
 	serves = CASE WHEN $12 THEN $13::text[] ELSE serves END,
@@ -56,6 +56,12 @@ func (db *DB) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerReg
 	roleSet, role := str(r.Role)
 	agrSet, agr := str(r.Agreement)
 	expSet, exp := str(r.AgreementExpires)
+	// A date parameter rather than text cast to date in the statement: the
+	// cast is STABLE, which Citus refuses inside CASE. '' clears it.
+	var expArg any
+	if exp != "" {
+		expArg = exp
+	}
 	jurSet, jur := str(r.Jurisdiction)
 	basisSet, basis := str(r.TransferBasis)
 	var serves []string
@@ -81,7 +87,7 @@ func (db *DB) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerReg
 	}
 	sdSet, sd := b(r.SelfDelivery)
 	aaSet, aa := b(r.AutoAccept)
-	tag, err := db.q(ctx).Exec(ctx, sqlUpdateRegistry, id, roleSet, role, agrSet, agr, expSet, exp, jurSet, jur,
+	tag, err := db.q(ctx).Exec(ctx, sqlUpdateRegistry, id, roleSet, role, agrSet, agr, expSet, expArg, jurSet, jur,
 		basisSet, basis, r.Serves != nil, serves, r.Location != nil, lat, r.ClearLocation, lon,
 		r.RadiusKm != nil, radius, sdSet, sd, aaSet, aa)
 	if err != nil {

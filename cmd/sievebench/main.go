@@ -35,6 +35,13 @@ func main() {
 		serveStatic(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "compare" {
+		if err := compare(os.Stdout, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sievebench compare:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	fs := flag.NewFlagSet("sievebench", flag.ExitOnError)
 	bin := fs.String("bin", "bin", "directory with brokerd, brokerctl and wasim")
 	out := fs.String("json", "", "also write the results as JSON to this file")
@@ -45,6 +52,7 @@ func main() {
 	micro := fs.String("micro", "", "go test -bench output to include in the table")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
 		" (without flow, a few orders are placed unmeasured for the reads)")
+	citusSh := fs.String("citus", "", "scripts/citus.sh: the server is a Citus coordinator, and this script makes and drops the database on every node")
 	port := fs.Int("port", 18080, "brokerd's loopback port (the static baseline uses port+1, wasim port+10)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck
 
@@ -59,7 +67,7 @@ func main() {
 	setPorts(*port)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	r := &runner{bin: *bin, dur: *dur, ingestRate: *ingestRate, conc: *conc, flowRate: *flowRate, phases: chosen}
+	r := &runner{bin: *bin, dur: *dur, ingestRate: *ingestRate, conc: *conc, flowRate: *flowRate, phases: chosen, citusSh: *citusSh}
 	res, err := r.run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sievebench:", err)

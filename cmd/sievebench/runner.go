@@ -54,6 +54,7 @@ const floodGuessers = 64
 
 type runner struct {
 	bin        string
+	citusSh    string // scripts/citus.sh when the server is a Citus coordinator
 	dur        time.Duration
 	ingestRate float64
 	flowRate   float64
@@ -275,7 +276,13 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+r.dbName); err != nil {
+	if r.citusSh != "" {
+		// A database on Citus must exist on every node with the extension
+		// and the workers registered: scripts/citus.sh makes it.
+		if out, err := exec.CommandContext(ctx, r.citusSh, "setup-db", r.dbName).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s setup-db: %v: %s", r.citusSh, err, out)
+		}
+	} else if _, err := conn.Exec(ctx, "CREATE DATABASE "+r.dbName); err != nil {
 		return err
 	}
 	u.Path = "/" + r.dbName
@@ -549,7 +556,9 @@ func (r *runner) cleanup() {
 		defer cancel()
 		u, _ := url.Parse(r.admin)
 		u.Path = "/postgres"
-		if conn, err := pgx.Connect(ctx, u.String()); err == nil {
+		if r.citusSh != "" {
+			exec.CommandContext(ctx, r.citusSh, "drop-db", r.dbName).Run() //nolint:errcheck
+		} else if conn, err := pgx.Connect(ctx, u.String()); err == nil {
 			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+r.dbName+" WITH (FORCE)") //nolint:errcheck
 			conn.Close(ctx)
 		}

@@ -35,9 +35,10 @@ const (
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::integer[])
 ON CONFLICT (sku) DO UPDATE
    SET name = EXCLUDED.name, price_paise = EXCLUDED.price_paise, category = EXCLUDED.category,
-       stock = EXCLUDED.stock, updated_at = now()
+       stock = EXCLUDED.stock, updated_at = EXCLUDED.updated_at
  WHERE (p.name, p.price_paise, p.category, p.stock)
-       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.price_paise, EXCLUDED.category, EXCLUDED.stock)`
+       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.price_paise, EXCLUDED.category, EXCLUDED.stock)
+RETURNING 1` // Citus counts every selected row in an INSERT … SELECT's tag unless it returns rows
 
 	// sqlLockStock locks the rows of a reservation in SKU order, so that two
 	// orders sharing SKUs queue rather than deadlock, and reads their stock

@@ -144,7 +144,10 @@ func (db *Store) SetSubjectIdentity(ctx context.Context, id string, sealed []byt
 // SetRestricted pauses (on) or resumes (off) the processing of the
 // shopper's data (GDPR Art. 18).
 func (db *Store) SetRestricted(ctx context.Context, id string, on bool) error {
-	return db.Exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, now()) END
+	// LEAST keeps the first restriction's time (NULL is ignored); the CASE
+	// makes it NULL when resuming. now() stays outside CASE and COALESCE,
+	// which Citus refuses.
+	return db.Exec1(ctx, `UPDATE subjects SET restricted_at = LEAST(restricted_at, now()) + CASE WHEN $2 THEN interval '0' END
 		WHERE id = $1 AND erased_at IS NULL`, id, on)
 }
 
@@ -156,7 +159,7 @@ func (db *Store) SetConsent(ctx context.Context, id string, c broker.Consent) er
 
 const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
-	ON CONFLICT (dedup_key) DO NOTHING`
+	ON CONFLICT (subject_id, dedup_key) DO NOTHING`
 
 // InsertInbox stores inbound events, skipping known dedup keys.
 //
@@ -264,7 +267,7 @@ func (db *Store) OrderByReference(ctx context.Context, ref string) (commerce.Ord
 // sealed part when given).
 func (db *Store) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
 	return db.Exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
-		updated_at = now(), placed_at = CASE WHEN $2 = 'placed' THEN now() ELSE placed_at END
+		updated_at = now(), placed_at = GREATEST(placed_at, now() + CASE WHEN $2 = 'placed' THEN interval '0' END)
 		WHERE id = $1 AND erased_at IS NULL`, id, status, payment, sealed)
 }
 
@@ -454,9 +457,9 @@ func (db *Store) SubjectOfPartnerRef(ctx context.Context, partner, ref string) (
 // provider id of theirs and none may come back.
 const sqlApplyStatuses = `INSERT INTO message_status AS m (provider_id, subject_id, status, error_code)
 	SELECT p, nullif(s, ''), st, nullif(c, 0) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS t(p, s, st, c)
-	WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.id = t.s AND x.erased_at IS NOT NULL)
+	WHERE NOT (coalesce(t.s, '') = ANY (ARRAY(SELECT id FROM subjects WHERE id = ANY($2::text[]) AND erased_at IS NOT NULL)))
 	ORDER BY p
-	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = now()
+	ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code, updated_at = EXCLUDED.updated_at
 	WHERE m.status <> 'failed' AND (EXCLUDED.status = 'failed' OR
 		(CASE EXCLUDED.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END) >
 		(CASE m.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 0 END))`

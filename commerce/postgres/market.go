@@ -38,8 +38,14 @@ func scanOffer(row pgx.Row) (commerce.Offer, error) {
 // open already or the order stopped routing.
 func (db *Store) OpenNextOffer(ctx context.Context, orderID string, ttl time.Duration) (commerce.Offer, bool, bool, error) {
 	var off commerce.Offer
-	var status string
-	err := db.Q(ctx).QueryRow(ctx, `SELECT status FROM orders WHERE id = $1 FOR UPDATE`, orderID).Scan(&status)
+	var status, subject string
+	// The lock names the shopper as well: on Citus orders are distributed by
+	// the shopper, and Citus takes row locks only in a single-shard query.
+	err := db.Q(ctx).QueryRow(ctx, `SELECT subject_id FROM orders WHERE id = $1`, orderID).Scan(&subject)
+	if err == nil {
+		err = db.Q(ctx).QueryRow(ctx, `SELECT status FROM orders WHERE subject_id = $2 AND id = $1 FOR UPDATE`,
+			orderID, subject).Scan(&status)
+	}
 	if err != nil {
 		return off, false, false, Translate(err)
 	}
@@ -165,7 +171,7 @@ func (db *Store) SetStoreStock(ctx context.Context, partner string, stock map[st
 	}
 	_, err := db.Q(ctx).Exec(ctx, `INSERT INTO store_stock (partner_id, sku, stock)
 		SELECT $1, sku, n FROM unnest($2::text[], $3::int[]) AS t(sku, n)
-		ON CONFLICT (partner_id, sku) DO UPDATE SET stock = excluded.stock, updated_at = now()`, partner, skus, ns)
+		ON CONFLICT (partner_id, sku) DO UPDATE SET stock = excluded.stock, updated_at = excluded.updated_at`, partner, skus, ns)
 	return Translate(err)
 }
 

@@ -31,9 +31,11 @@ const (
 		SELECT ctid FROM message_status WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	// processed_at < cutoff lets the inbox_processed index find the rows
 	// (processing follows receipt, so it implies received_at < cutoff too).
-	sqlPurgeInbox = `DELETE FROM inbox WHERE ctid IN (
-		SELECT ctid FROM inbox WHERE processed_at < $1 AND received_at < $1
-		LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	// By key and without SKIP LOCKED: on Citus the inbox is distributed,
+	// and Citus neither locks rows nor knows ctid across shards. One process
+	// sweeps (the retention lock); the condition is checked again on delete.
+	sqlPurgeInbox = `DELETE FROM inbox WHERE processed_at < $1 AND received_at < $1 AND (subject_id, id) IN (
+		SELECT subject_id, id FROM inbox WHERE processed_at < $1 AND received_at < $1 LIMIT $2)`
 )
 
 // ClaimExpiredSubject locks the shopper's row for the transaction in ctx and

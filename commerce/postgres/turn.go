@@ -16,21 +16,27 @@ var _ commerce.TurnStore = (*Store)(nil)
 const (
 	sqlTurnLocks = `SELECT pg_try_advisory_xact_lock(hashtextextended(s, 7))
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n`
-	sqlTurnInbox = `SELECT i.id, i.dedup_key, i.subject_id, i.kind, i.store, i.sealed, i.received_at, i.attempts
-		FROM unnest($1::text[]) AS u(s) CROSS JOIN LATERAL (
-			SELECT * FROM inbox WHERE subject_id = u.s AND processed_at IS NULL ORDER BY id LIMIT $2) i
-		ORDER BY i.id`
+	// Each shopper's first $2 pending events: a window partitioned by the
+	// shopper rather than a LATERAL … LIMIT, which Citus cannot push down
+	// to the shards.
+	sqlTurnInbox = `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
+		FROM (SELECT i.*, row_number() OVER (PARTITION BY subject_id ORDER BY id) AS n
+			FROM inbox i WHERE subject_id = ANY($1::text[]) AND processed_at IS NULL) i
+		WHERE n <= $2 ORDER BY id`
 	sqlTurnSubjects = `SELECT ` + subjectCols + ` FROM subjects WHERE id = ANY($1)`
 	sqlTurnSessions = `SELECT subject_id, sealed FROM sessions WHERE subject_id = ANY($1)`
 
 	sqlTurnLastInbound = `UPDATE subjects s SET last_inbound_at = greatest(s.last_inbound_at, t.at),
 		last_interaction_at = greatest(s.last_interaction_at, t.at)
 		FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id`
-	sqlTurnDone        = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1)`
+	// The shoppers as well as the ids: on Citus the inbox is distributed by
+	// the shopper, and a group's shoppers name its shards.
+	sqlTurnDone = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL
+		WHERE subject_id = ANY($2) AND id = ANY($1)`
 	sqlTurnSessionsPut = `INSERT INTO sessions (subject_id, store, state, sealed)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 		ON CONFLICT (subject_id) DO UPDATE SET store = EXCLUDED.store, state = EXCLUDED.state,
-			sealed = EXCLUDED.sealed, updated_at = now()`
+			sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at`
 )
 
 // LoadTurns takes each shopper's processing lock and reads the pending
@@ -115,6 +121,7 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	var vault []bool
 	var sealed [][]byte
 	var done []int64
+	var doneSubs []string
 	var sessSubs, sessStores, sessStates []string
 	var sessSealed [][]byte
 	for _, w := range ws {
@@ -126,6 +133,9 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 			vault, sealed = append(vault, it.VaultSealed), append(sealed, it.Sealed)
 		}
 		done = append(done, w.Done...)
+		if len(w.Done) > 0 {
+			doneSubs = append(doneSubs, w.Subject)
+		}
 		if w.Session != nil {
 			sessSubs, sessStores, sessStates = append(sessSubs, w.Subject), append(sessStores, w.Store), append(sessStates, w.State)
 			sessSealed = append(sessSealed, w.Session)
@@ -139,7 +149,7 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 		b.Queue(sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
 	}
 	if len(done) > 0 {
-		b.Queue(sqlTurnDone, done)
+		b.Queue(sqlTurnDone, done, doneSubs)
 	}
 	if len(sessSubs) > 0 {
 		b.Queue(sqlTurnSessionsPut, sessSubs, sessStores, sessStates, sessSealed)

@@ -38,11 +38,16 @@ func (db *Store) PutWarning(ctx context.Context, subject string, warnedAt, erase
 // message after the warning) and those of erased shoppers; it returns the
 // answered ones, each to one caller.
 func (db *Store) TakeCancelledWarnings(ctx context.Context, limit int) ([]string, error) {
+	// Without SKIP LOCKED (on Citus both tables are distributed by the
+	// shopper, and Citus takes row locks only on one shard): the DELETE
+	// itself gives each row to one caller, and the condition is checked
+	// again on the rows it deletes.
 	rows, err := db.Q(ctx).Query(ctx, `DELETE FROM erasure_warnings w USING subjects s
-		WHERE s.id = w.subject_id AND w.subject_id IN (SELECT w2.subject_id FROM erasure_warnings w2
+		WHERE s.id = w.subject_id AND (s.last_interaction_at > w.warned_at OR s.erased_at IS NOT NULL)
+			AND w.subject_id IN (SELECT w2.subject_id FROM erasure_warnings w2
 			JOIN subjects s2 ON s2.id = w2.subject_id
 			WHERE s2.last_interaction_at > w2.warned_at OR s2.erased_at IS NOT NULL
-			LIMIT $1 FOR UPDATE OF w2 SKIP LOCKED)
+			LIMIT $1)
 		RETURNING w.subject_id, s.erased_at IS NOT NULL`, limit)
 	if err != nil {
 		return nil, Translate(err)

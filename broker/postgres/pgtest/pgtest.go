@@ -154,6 +154,9 @@ func NewURL(t testing.TB) string {
 	}
 	defer conn.Close(ctx)
 	tpl := "sieve_tpl_" + migrationsHash()
+	if c := cluster(t); c != nil {
+		return c.newURL(ctx, t, admin, tpl)
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLock); err != nil {
 		t.Fatalf("pgtest: lock: %v", err)
 	}
@@ -169,12 +172,16 @@ func NewURL(t testing.TB) string {
 	return withDB(admin, name)
 }
 
+func randomSuffix() string {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	return hex.EncodeToString(rnd[:])
+}
+
 // throwawayDB creates a database named prefix + random from template and
 // drops it when the test ends.
 func throwawayDB(ctx context.Context, t testing.TB, conn *pgx.Conn, admin, prefix, template string) (string, error) {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := prefix + hex.EncodeToString(rnd[:])
+	name := prefix + randomSuffix()
 	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
 		return "", err
 	}
