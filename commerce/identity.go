@@ -165,7 +165,14 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 		// The country of the phone, for the transfer rules (SPEC §5.10),
 		// goes in with the sealed identity: one statement, not two, on
 		// the ingest path of every new shopper.
-		sealed, err := s.sealedIdentity(ctx, row.ID, id)
+		b, _ := json.Marshal(id)
+		bind := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}
+		var sealed []byte
+		if ns, ok := s.Sealer.(newSubjectSealer); ok {
+			sealed, err = ns.SealNew(ctx, row.ID, bind, b) // no key to look for yet
+		} else {
+			sealed, err = s.Sealer.Seal(ctx, row.ID, bind, b)
+		}
 		if err != nil {
 			return err
 		}
@@ -181,6 +188,13 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 	}
 	s.inc("sieve_identity_events_total", "created")
 	return row.ID, nil
+}
+
+// newSubjectSealer is what a Sealer may offer for a shopper created in the
+// transaction at hand: sealing without first looking for their key (see
+// seal.Sealer.SealNew), a round trip less on the path of every new shopper.
+type newSubjectSealer interface {
+	SealNew(ctx context.Context, subject string, b broker.Binding, plaintext []byte) ([]byte, error)
 }
 
 func (s *Service) sealIdentity(ctx context.Context, subject string, id Identity) error {

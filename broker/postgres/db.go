@@ -148,14 +148,20 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
+		h := &commitHooks{}
 		err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			h := &commitHooks{}
 			tctx := context.WithValue(context.WithValue(ctx, txKey{}, tx), hooksKey{}, h)
 			if err := fn(tctx); err != nil {
 				return err
 			}
 			return h.run(tctx)
 		})
+		if err == nil {
+			for _, fn := range h.after {
+				fn()
+			}
+			return nil
+		}
 		if !retryable(err) {
 			break
 		}
@@ -170,6 +176,7 @@ type commitHooks struct {
 	keys   []any
 	states []any
 	runs   []func(ctx context.Context, state any) error
+	after  []func() // once committed (see AfterCommit)
 }
 
 type hooksKey struct{}
@@ -204,6 +211,21 @@ func BeforeCommit(ctx context.Context, key any, mk func() any, run func(ctx cont
 	h.states = append(h.states, st)
 	h.runs = append(h.runs, run)
 	return st
+}
+
+// AfterCommit arranges for fn to run once the transaction of ctx, begun by
+// InTx, has committed (never if it rolls back or is retried: a retry runs
+// its own fn again). It reports false, and does nothing, outside such a
+// transaction or inside a savepoint. fn must be quick and must not touch
+// the database: the Sealer uses it to share a data key a transaction
+// created with everyone from its commit on.
+func (db *DB) AfterCommit(ctx context.Context, fn func()) bool {
+	h, _ := ctx.Value(hooksKey{}).(*commitHooks)
+	if h == nil {
+		return false
+	}
+	h.after = append(h.after, fn)
+	return true
 }
 
 // InSavepoint runs fn in a savepoint of the transaction carried by ctx, so

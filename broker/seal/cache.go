@@ -128,17 +128,18 @@ func (c *keyCache) generation() uint64 {
 // put caches key for subject unless an erasure happened since gen was read
 // or the subject was erased recently. tx is the transaction the key was
 // seen in (nil: committed), w what was seen. The cache keeps its own copy:
-// the caller still owns (and clears) key.
-func (c *keyCache) put(subject string, key *[dekSize]byte, gen uint64, tx any, w broker.WrappedKey) {
+// the caller still owns (and clears) key. It returns the entry, or nil when
+// the key was not cached.
+func (c *keyCache) put(subject string, key *[dekSize]byte, gen uint64, tx any, w broker.WrappedKey) *cacheEntry {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pruneTombsLocked(now)
 	if c.closed || gen != c.gen {
-		return
+		return nil
 	}
 	if _, erased := c.tombs[subject]; erased {
-		return
+		return nil
 	}
 	if old := c.entries[subject]; old != nil {
 		c.removeLocked(old)
@@ -159,6 +160,7 @@ func (c *keyCache) put(subject string, key *[dekSize]byte, gen uint64, tx any, w
 	}
 	c.newest = e
 	c.armLocked(now)
+	return e
 }
 
 // remove drops e if it is still cached.

@@ -89,6 +89,14 @@ func (c *CategorySealer) Seal(ctx context.Context, subject string, b broker.Bind
 	return c.Sealer.Seal(ctx, CategoryKey(subject, CategoryOf(b)), b, plaintext)
 }
 
+// SealNew is Seal for a subject just created (see Sealer.SealNew).
+func (c *CategorySealer) SealNew(ctx context.Context, subject string, b broker.Binding, plaintext []byte) ([]byte, error) {
+	if err := checkShopper(subject); err != nil {
+		return nil, err
+	}
+	return c.Sealer.SealNew(ctx, CategoryKey(subject, CategoryOf(b)), b, plaintext)
+}
+
 // Open opens a record under the subject's key of b's category, falling
 // back to the contact key for a record sealed before the split.
 func (c *CategorySealer) Open(ctx context.Context, subject string, b broker.Binding, sealed []byte) ([]byte, error) {

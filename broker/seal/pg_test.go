@@ -294,3 +294,101 @@ func TestRewrapAllResumes(t *testing.T) {
 }
 
 var _ broker.SubjectKeyStore = (*postgres.DB)(nil)
+
+// countingStore counts the key reads a Sealer makes of a real store; the
+// embedded *postgres.DB still says which transaction a context is in and
+// when it commits.
+type countingStore struct {
+	*postgres.DB
+	mu         sync.Mutex
+	gets, puts int
+}
+
+func (c *countingStore) GetSubjectKey(ctx context.Context, subject string) (broker.WrappedKey, error) {
+	c.mu.Lock()
+	c.gets++
+	c.mu.Unlock()
+	return c.DB.GetSubjectKey(ctx, subject)
+}
+
+func (c *countingStore) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.WrappedKey, error) {
+	c.mu.Lock()
+	c.puts++
+	c.mu.Unlock()
+	return c.DB.PutSubjectKey(ctx, k)
+}
+
+func (c *countingStore) counts() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets, c.puts
+}
+
+var _ seal.CommitNotifier = (*postgres.DB)(nil)
+
+func TestSealNewSkipsTheLookupAndKeepsAnEarlierKey(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	cs := &countingStore{DB: db}
+	s := newSealer(t, kr, cs, seal.Options{})
+	pt := []byte("hello")
+	sealed, err := s.SealNew(ctx, "shp_new", addr, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gets, puts := cs.counts(); gets != 0 || puts != 1 {
+		t.Fatalf("SealNew of a new subject: %d reads, %d writes of its key; want 0 and 1", gets, puts)
+	}
+	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_new", addr, sealed, pt)
+
+	// The hint is wrong: another process created the subject's key first.
+	// The stored key wins, and what SealNew sealed opens everywhere.
+	other := newSealer(t, kr, db, seal.Options{})
+	earlier := mustSeal(t, other, "shp_old", addr, []byte("first"))
+	late, err := s.SealNew(ctx, "shp_old", addr, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, other, "shp_old", addr, late, pt)
+	mustOpen(t, s, "shp_old", addr, earlier, []byte("first"))
+}
+
+func TestKeyCreatedInATransactionIsEveryonesAtCommit(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	cs := &countingStore{DB: db}
+	s := newSealer(t, kr, cs, seal.Options{})
+	var inside []byte
+	if err := db.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		inside, err = s.Seal(ctx, "shp_tx", addr, []byte("in"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gets, _ := cs.counts()
+	// Committed: the cached key needs no second look at the store.
+	outside := mustSeal(t, s, "shp_tx", addr, []byte("out"))
+	mustOpen(t, s, "shp_tx", addr, inside, []byte("in"))
+	if after, _ := cs.counts(); after != gets {
+		t.Fatalf("%d key reads after the commit, want none", after-gets)
+	}
+	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_tx", addr, outside, []byte("out"))
+
+	// Rolled back: the key is gone, and the cache must not keep using it.
+	rollback := errors.New("roll back")
+	if err := db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.Seal(ctx, "shp_rb", addr, []byte("x")); err != nil {
+			return err
+		}
+		return rollback
+	}); !errors.Is(err, rollback) {
+		t.Fatalf("InTx = %v", err)
+	}
+	gets, _ = cs.counts()
+	again := mustSeal(t, s, "shp_rb", addr, []byte("y"))
+	if after, _ := cs.counts(); after == gets {
+		t.Fatal("a key from a rolled-back transaction was used without a look at the store")
+	}
+	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_rb", addr, again, []byte("y"))
+}

@@ -75,6 +75,16 @@ type TxIdentifier interface {
 	TxIdentity(ctx context.Context) any
 }
 
+// CommitNotifier is what a store that is a TxIdentifier may also implement:
+// AfterCommit arranges for fn to run once the transaction of ctx has
+// committed, and reports false when it cannot (no transaction, or one whose
+// commit it does not see). A key a transaction created or read is then
+// everyone's from its commit on, instead of being checked against the store
+// again on its first use outside the transaction.
+type CommitNotifier interface {
+	AfterCommit(ctx context.Context, fn func()) bool
+}
+
 // Options tune a Sealer. Zero values take the defaults.
 type Options struct {
 	// CacheSize bounds the unwrapped data keys held in memory.
@@ -111,10 +121,11 @@ func (o Options) Validate() error {
 // secrets under the system key. It is safe for concurrent use; several
 // Sealers, in one process or many, may share one store.
 type Sealer struct {
-	kr    *Keyring
-	store broker.SubjectKeyStore
-	txs   TxIdentifier // nil if the store does not say
-	cache *keyCache
+	kr      *Keyring
+	store   broker.SubjectKeyStore
+	txs     TxIdentifier   // nil if the store does not say
+	commits CommitNotifier // nil if the store does not say
+	cache   *keyCache
 
 	mu      sync.Mutex
 	flights map[flightKey]*flight
@@ -129,9 +140,18 @@ var (
 // that transaction sees, so they are not shared with others.
 type flightKey struct {
 	subject string
-	create  bool
+	mode    keyMode
 	tx      any
 }
+
+// keyMode is what a key load may do when the store has no key.
+type keyMode uint8
+
+const (
+	loadKey   keyMode = iota // read it; ErrErased when there is none
+	createKey                // read it, else create one
+	newKey                   // create one without reading first (a new subject)
+)
 
 // flight is a key load in progress that others wait for instead of paying
 // for the same age unwrap (or creating the same key) again.
@@ -157,6 +177,9 @@ func NewSealer(kr *Keyring, store broker.SubjectKeyStore, opts Options) (*Sealer
 		flights: make(map[flightKey]*flight),
 	}
 	s.txs, _ = store.(TxIdentifier)
+	if s.txs != nil {
+		s.commits, _ = store.(CommitNotifier)
+	}
 	return s, nil
 }
 
@@ -171,6 +194,26 @@ func (s *Sealer) Seal(ctx context.Context, subject string, b broker.Binding, pla
 		return nil, err
 	}
 	return s.seal(ctx, subject, b, plaintext)
+}
+
+// SealNew is Seal for a subject this caller has just created (in the
+// transaction of ctx): the data key is created without first being looked
+// for, which saves a round trip on the path of every new shopper. It is a
+// hint, never a risk: when the subject has a key after all (another caller
+// created it first), the store keeps that one and the record is sealed
+// under it.
+func (s *Sealer) SealNew(ctx context.Context, subject string, b broker.Binding, plaintext []byte) ([]byte, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	if err := checkBinding(b); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.withAEAD(ctx, subject, newKey, func(aead cipher.AEAD) {
+		out = sealRecord(aead, subject, b, plaintext)
+	})
+	return out, err
 }
 
 // Open decrypts a record sealed by Seal for the same subject and binding.
@@ -232,7 +275,7 @@ func (s *Sealer) seal(ctx context.Context, subject string, b broker.Binding, pla
 		return nil, err
 	}
 	var out []byte
-	err := s.withAEAD(ctx, subject, true, func(aead cipher.AEAD) {
+	err := s.withAEAD(ctx, subject, createKey, func(aead cipher.AEAD) {
 		out = sealRecord(aead, subject, b, plaintext)
 	})
 	return out, err
@@ -253,7 +296,7 @@ func (s *Sealer) open(ctx context.Context, subject string, b broker.Binding, sea
 		plaintext []byte
 		openErr   error
 	)
-	err := s.withAEAD(ctx, subject, false, func(aead cipher.AEAD) {
+	err := s.withAEAD(ctx, subject, loadKey, func(aead cipher.AEAD) {
 		plaintext, openErr = openRecord(aead, subject, b, sealed)
 	})
 	if err != nil {
@@ -330,14 +373,14 @@ func checkSubject(subject string) error {
 // one, else one built from the key in the store (unwrapped, and cached for
 // next time), else, if create, from a new key stored unless another caller
 // stored one first. Concurrent misses for one subject share a single load.
-func (s *Sealer) withAEAD(ctx context.Context, subject string, create bool, fn func(cipher.AEAD)) error {
+func (s *Sealer) withAEAD(ctx context.Context, subject string, mode keyMode, fn func(cipher.AEAD)) error {
 	tx := s.txOf(ctx)
 	if ok, err := s.fromCache(ctx, subject, tx, fn); err != nil || ok {
 		return err
 	}
 	// Loads inside a transaction see what only that transaction sees, so
 	// they are shared only within it.
-	fk := flightKey{subject: subject, create: create, tx: tx}
+	fk := flightKey{subject: subject, mode: mode, tx: tx}
 	s.mu.Lock()
 	if f := s.flights[fk]; f != nil {
 		s.mu.Unlock()
@@ -354,7 +397,7 @@ func (s *Sealer) withAEAD(ctx context.Context, subject string, create bool, fn f
 		}
 		// The leader gave up on its own context, or its key could not be
 		// cached (an erasure meanwhile): load for ourselves.
-		return s.fetchAndUse(ctx, subject, create, tx, fn)
+		return s.fetchAndUse(ctx, subject, mode, tx, fn)
 	}
 	f := &flight{done: make(chan struct{})}
 	s.flights[fk] = f
@@ -365,7 +408,7 @@ func (s *Sealer) withAEAD(ctx context.Context, subject string, create bool, fn f
 		s.mu.Unlock()
 		close(f.done)
 	}()
-	f.err = s.fetchAndUse(ctx, subject, create, tx, fn)
+	f.err = s.fetchAndUse(ctx, subject, mode, tx, fn)
 	return f.err
 }
 
@@ -400,10 +443,10 @@ func (s *Sealer) fromCache(ctx context.Context, subject string, tx any, fn func(
 }
 
 // fetchAndUse loads the key (see fetch) and calls fn with an AEAD under it.
-func (s *Sealer) fetchAndUse(ctx context.Context, subject string, create bool, tx any, fn func(cipher.AEAD)) error {
+func (s *Sealer) fetchAndUse(ctx context.Context, subject string, mode keyMode, tx any, fn func(cipher.AEAD)) error {
 	var key [dekSize]byte
 	defer clear(key[:])
-	if err := s.fetch(ctx, subject, create, tx, &key); err != nil {
+	if err := s.fetch(ctx, subject, mode, tx, &key); err != nil {
 		return err
 	}
 	aead := newAEAD(&key)
@@ -412,11 +455,16 @@ func (s *Sealer) fetchAndUse(ctx context.Context, subject string, create bool, t
 	return nil
 }
 
-// fetch reads (or creates) the key in the store, unwraps it into dst and
-// caches it.
-func (s *Sealer) fetch(ctx context.Context, subject string, create bool, tx any, dst *[dekSize]byte) error {
+// fetch reads (or, by mode, creates) the key in the store, unwraps it into
+// dst and caches it. A key seen inside a transaction is cached for that
+// transaction, and for everyone once it commits (when the store tells).
+func (s *Sealer) fetch(ctx context.Context, subject string, mode keyMode, tx any, dst *[dekSize]byte) error {
 	gen := s.cache.generation()
-	stored, err := s.store.GetSubjectKey(ctx, subject)
+	var stored broker.WrappedKey
+	var err error = broker.ErrNotFound
+	if mode != newKey {
+		stored, err = s.store.GetSubjectKey(ctx, subject)
+	}
 	switch {
 	case err == nil:
 		if err := s.unwrapInto(stored, subject, dst); err != nil {
@@ -424,7 +472,7 @@ func (s *Sealer) fetch(ctx context.Context, subject string, create bool, tx any,
 		}
 	case !broker.IsNotFound(err):
 		return err
-	case !create:
+	case mode == loadKey:
 		return ErrErased
 	default:
 		var fresh [dekSize]byte
@@ -444,7 +492,12 @@ func (s *Sealer) fetch(ctx context.Context, subject string, create bool, tx any,
 			return err
 		}
 	}
-	s.cache.put(subject, dst, gen, tx, stored)
+	e := s.cache.put(subject, dst, gen, tx, stored)
+	if e != nil && tx != nil && s.commits != nil {
+		// Committed, the key is what the store holds for everyone (an
+		// erasure meanwhile drops the entry, and confirm then does nothing).
+		s.commits.AfterCommit(ctx, func() { s.cache.confirm(e) })
+	}
 	return nil
 }
 
