@@ -125,3 +125,20 @@ type Sealer interface {
 	// erased the subject).
 	Forget(subject string)
 }
+
+// PendingKey is a data key made for a subject whose rows are not written
+// yet, so that its first records can be sealed first and the wrapped key
+// stored in the same statement as the subject (a new shopper's path: one
+// round trip instead of a transaction of four). Keep it once that statement
+// succeeded; Discard it in any case when done.
+type PendingKey interface {
+	// Wrapped is the key as the store keeps it.
+	Wrapped() WrappedKey
+	// Seal encrypts plaintext for the subject under this key, bound to b.
+	Seal(b Binding, plaintext []byte) ([]byte, error)
+	// Keep caches the key, now stored by the transaction of ctx (or
+	// committed, outside one).
+	Keep(ctx context.Context)
+	// Discard zeroes the key; a kept key stays cached.
+	Discard()
+}

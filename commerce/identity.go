@@ -151,6 +151,11 @@ func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
 // sealed identity in one transaction (one WAL flush, and never a subject
 // without its key); EConflict when a concurrent message took one.
 func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIndex) (string, error) {
+	if ks, ok := s.Sealer.(newSubjectKeyer); ok {
+		if cs, ok := s.Store.(sealedSubjectCreator); ok {
+			return s.createSealedSubject(ctx, e, ids, ks, cs)
+		}
+	}
 	var row SubjectRow
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -158,14 +163,10 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 		if err != nil {
 			return err
 		}
-		id := Identity{WaID: e.WaID, BSUID: e.BSUID, Parent: e.ParentBSUID, Name: e.Name}
-		if id.WaID == "" && e.Opaque != "" {
-			id.WaID = e.Opaque // addressed as given
-		}
 		// The country of the phone, for the transfer rules (SPEC §5.10),
 		// goes in with the sealed identity: one statement, not two, on
 		// the ingest path of every new shopper.
-		b, _ := json.Marshal(id)
+		b := identityOf(e)
 		bind := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: row.ID}
 		var sealed []byte
 		if ns, ok := s.Sealer.(newSubjectSealer); ok {
@@ -188,6 +189,45 @@ func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIn
 	}
 	s.inc("sieve_identity_events_total", "created")
 	return row.ID, nil
+}
+
+// newSubjectKeyer is what a Sealer may offer for a shopper not yet stored:
+// a data key to seal their identity under before their row is written.
+type newSubjectKeyer interface {
+	NewSubjectKey(subject string) (broker.PendingKey, error)
+}
+
+// createSealedSubject creates a shopper, their identifiers, data key,
+// sealed identity and jurisdiction in one statement: the path of every new
+// shopper's first message, at one round trip and one commit.
+func (s *Service) createSealedSubject(ctx context.Context, e Event, ids []IdentifierIndex, ks newSubjectKeyer, cs sealedSubjectCreator) (string, error) {
+	id := broker.NewID("shp")
+	k, err := ks.NewSubjectKey(id)
+	if err != nil {
+		return "", err
+	}
+	defer k.Discard()
+	sealed, err := k.Seal(broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: id}, identityOf(e))
+	if err != nil {
+		return "", err
+	}
+	if err := cs.CreateSealedSubject(ctx, NewSubject{ID: id, Identifiers: ids, Key: k.Wrapped(), SealedIdentity: sealed,
+		Jurisdiction: JurisdictionOfPhone(e.WaID)}); err != nil {
+		return "", err
+	}
+	k.Keep(ctx)
+	s.inc("sieve_identity_events_total", "created")
+	return id, nil
+}
+
+// identityOf is the identity record of a new shopper, as sealed.
+func identityOf(e Event) []byte {
+	id := Identity{WaID: e.WaID, BSUID: e.BSUID, Parent: e.ParentBSUID, Name: e.Name}
+	if id.WaID == "" && e.Opaque != "" {
+		id.WaID = e.Opaque // addressed as given
+	}
+	b, _ := json.Marshal(id)
+	return b
 }
 
 // newSubjectSealer is what a Sealer may offer for a shopper created in the

@@ -43,6 +43,26 @@ type SubjectRow struct {
 }
 
 // IdentifierIndex is the blind index of one of a shopper's identifiers.
+// NewSubject is a shopper created with everything it starts with, in one
+// statement: its identifiers, its wrapped data key, its sealed identity
+// and its jurisdiction ("" when unknown).
+type NewSubject struct {
+	ID             string
+	Identifiers    []IdentifierIndex
+	Key            broker.WrappedKey
+	SealedIdentity []byte
+	Jurisdiction   string
+}
+
+// sealedSubjectCreator is implemented by stores that create a shopper with
+// its key and sealed identity in one statement (PostgreSQL does):
+// EConflict, and nothing written, when one of the identifiers is taken.
+// Optional, like identityJurisdictionStore: without it a new shopper takes
+// the transaction of CreateSubject, the key and the identity.
+type sealedSubjectCreator interface {
+	CreateSealedSubject(ctx context.Context, s NewSubject) error
+}
+
 type IdentifierIndex struct {
 	Kind  string // IDPhone | IDBSUID | IDParent | IDOpaque
 	Index []byte

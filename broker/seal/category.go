@@ -97,6 +97,29 @@ func (c *CategorySealer) SealNew(ctx context.Context, subject string, b broker.B
 	return c.Sealer.SealNew(ctx, CategoryKey(subject, CategoryOf(b)), b, plaintext)
 }
 
+// NewSubjectKey makes the contact key of a shopper not yet stored (see
+// Sealer.NewSubjectKey): what a new shopper's first records are sealed under.
+func (c *CategorySealer) NewSubjectKey(subject string) (broker.PendingKey, error) {
+	if err := checkShopper(subject); err != nil {
+		return nil, err
+	}
+	k, err := c.Sealer.NewSubjectKey(CategoryKey(subject, CategoryContact))
+	if err != nil {
+		return nil, err
+	}
+	return contactKey{k}, nil
+}
+
+// contactKey seals only what belongs under the contact key.
+type contactKey struct{ broker.PendingKey }
+
+func (k contactKey) Seal(b broker.Binding, plaintext []byte) ([]byte, error) {
+	if cat := CategoryOf(b); cat != CategoryContact {
+		return nil, broker.Errorf(broker.EInternal, "a new shopper's contact key cannot seal a %s record", cat)
+	}
+	return k.PendingKey.Seal(b, plaintext)
+}
+
 // Open opens a record under the subject's key of b's category, falling
 // back to the contact key for a record sealed before the split.
 func (c *CategorySealer) Open(ctx context.Context, subject string, b broker.Binding, sealed []byte) ([]byte, error) {

@@ -392,3 +392,48 @@ func TestKeyCreatedInATransactionIsEveryonesAtCommit(t *testing.T) {
 	}
 	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_rb", addr, again, []byte("y"))
 }
+
+func TestNewSubjectKeySealsBeforeTheSubjectIsStored(t *testing.T) {
+	db := pgtest.New(t)
+	kr := newKeyring(t)
+	cs := &countingStore{DB: db}
+	s := newSealer(t, kr, cs, seal.Options{})
+	ident := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_p"}
+	k, err := s.NewSubjectKey("shp_p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Discard()
+	sealed, err := k.Seal(ident, []byte("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the new shopper's statement does with the wrapped key.
+	if _, err := db.PutSubjectKey(ctx, k.Wrapped()); err != nil {
+		t.Fatal(err)
+	}
+	k.Keep(ctx)
+	mustOpen(t, s, "shp_p", ident, sealed, []byte("me"))
+	more := mustSeal(t, s, "shp_p", addr, []byte("more"))
+	if gets, puts := cs.counts(); gets != 0 || puts != 0 {
+		t.Fatalf("%d reads and %d writes of a kept key, want none", gets, puts)
+	}
+	cold := newSealer(t, kr, db, seal.Options{})
+	mustOpen(t, cold, "shp_p", ident, sealed, []byte("me"))
+	mustOpen(t, cold, "shp_p", addr, more, []byte("more"))
+
+	// The category sealer's pending key is the contact key, and seals
+	// nothing of another category.
+	c := seal.NewCategorySealer(newSealer(t, kr, db, seal.Options{}))
+	ck, err := c.NewSubjectKey("shp_q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Discard()
+	if _, err := ck.Seal(broker.Binding{Table: "orders", Column: "sealed", RowID: "ord_1"}, []byte("x")); err == nil {
+		t.Fatal("a fulfilment record sealed under the contact key")
+	}
+	if ck.Wrapped().Subject != "shp_q" {
+		t.Fatalf("contact key stored under %q", ck.Wrapped().Subject)
+	}
+}

@@ -216,6 +216,54 @@ func (s *Sealer) SealNew(ctx context.Context, subject string, b broker.Binding, 
 	return out, err
 }
 
+// NewSubjectKey makes a data key for a subject whose rows are not written
+// yet (see broker.PendingKey). The caller stores Wrapped with the subject,
+// in one statement, and then calls Keep.
+func (s *Sealer) NewSubjectKey(subject string) (broker.PendingKey, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	k := &pendingKey{s: s, subject: subject, gen: s.cache.generation()}
+	_, _ = rand.Read(k.key[:]) // never fails (crypto/rand.Read)
+	w, err := s.kr.Wrap(subject, k.key[:])
+	if err != nil {
+		clear(k.key[:])
+		return nil, err
+	}
+	k.wrapped = w
+	return k, nil
+}
+
+// pendingKey is a Sealer's broker.PendingKey.
+type pendingKey struct {
+	s       *Sealer
+	subject string
+	gen     uint64 // the cache's erasure generation when it was made
+	key     [dekSize]byte
+	wrapped broker.WrappedKey
+}
+
+func (k *pendingKey) Wrapped() broker.WrappedKey { return k.wrapped }
+
+func (k *pendingKey) Seal(b broker.Binding, plaintext []byte) ([]byte, error) {
+	if err := checkBinding(b); err != nil {
+		return nil, err
+	}
+	aead := newAEAD(&k.key)
+	defer zeroAEAD(aead)
+	return sealRecord(aead, k.subject, b, plaintext), nil
+}
+
+func (k *pendingKey) Keep(ctx context.Context) {
+	tx := k.s.txOf(ctx)
+	e := k.s.cache.put(k.subject, &k.key, k.gen, tx, k.wrapped)
+	if e != nil && tx != nil && k.s.commits != nil {
+		k.s.commits.AfterCommit(ctx, func() { k.s.cache.confirm(e) })
+	}
+}
+
+func (k *pendingKey) Discard() { clear(k.key[:]) }
+
 // Open decrypts a record sealed by Seal for the same subject and binding.
 // It fails with ErrErased after the subject was shredded, and with
 // ErrCorrupt when the record does not authenticate.

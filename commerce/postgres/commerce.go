@@ -39,6 +39,19 @@ const (
 			RETURNING ` + subjectCols + `),
 		i AS (INSERT INTO subject_identifiers (blind_index, subject_id, kind) SELECT ids.ix, s.id, ids.kind FROM ids, s)
 		SELECT * FROM s`
+	// sqlCreateSealedSubject is sqlCreateSubject with the rest of what a
+	// new shopper starts with, the sealed identity, the jurisdiction and the
+	// wrapped data key: a new shopper's first message costs one statement
+	// and one commit. subject_keys has no foreign key to subjects (keys
+	// outlive nothing: erasure deletes them), so the order of the CTEs is
+	// free; all or nothing is written.
+	sqlCreateSealedSubject = `WITH ids AS (SELECT * FROM unnest($2::bytea[], $3::text[]) AS t(ix, kind)),
+		s AS (INSERT INTO subjects (id, sealed_identity, jurisdiction) SELECT $1, $4, NULLIF($5, '')
+			WHERE NOT EXISTS (SELECT 1 FROM subject_identifiers WHERE blind_index IN (SELECT ix FROM ids))
+			RETURNING id),
+		i AS (INSERT INTO subject_identifiers (blind_index, subject_id, kind) SELECT ids.ix, s.id, ids.kind FROM ids, s),
+		k AS (INSERT INTO subject_keys (subject_id, key_id, wrapped) SELECT s.id, $6, $7 FROM s)
+		SELECT count(*) FROM s`
 	sqlSubjectsByIndexes = `SELECT blind_index, subject_id FROM subject_identifiers WHERE blind_index = ANY($1)`
 	sqlLinkIdentifiers   = `INSERT INTO subject_identifiers (blind_index, subject_id, kind)
 		SELECT t.ix, $1, t.kind FROM unnest($2::bytea[], $3::text[]) AS t(ix, kind)
@@ -72,6 +85,25 @@ func (db *Store) CreateSubject(ctx context.Context, id string, ids []commerce.Id
 		return s, broker.Errorf(broker.EConflict, "identifier already indexed")
 	}
 	return s, err
+}
+
+// CreateSealedSubject creates a shopper with its identifiers, wrapped data
+// key, sealed identity and jurisdiction in one statement; EConflict when one
+// of the identifiers already belongs to a shopper (nothing is written).
+func (db *Store) CreateSealedSubject(ctx context.Context, n commerce.NewSubject) error {
+	if n.Key.Subject != n.ID || n.Key.KeyID == "" || len(n.Key.Wrapped) == 0 {
+		return broker.Errorf(broker.EInternal, "a new shopper's key must be theirs and wrapped")
+	}
+	ix, kinds := identifierColumns(n.Identifiers)
+	var created int
+	if err := db.Q(ctx).QueryRow(ctx, sqlCreateSealedSubject, n.ID, ix, kinds, n.SealedIdentity, n.Jurisdiction,
+		n.Key.KeyID, n.Key.Wrapped).Scan(&created); err != nil {
+		return Translate(err)
+	}
+	if created == 0 {
+		return broker.Errorf(broker.EConflict, "identifier already indexed")
+	}
+	return nil
 }
 
 // SubjectsByIndexes maps each known blind index (as a string) to the

@@ -84,3 +84,54 @@ func TestMigration0019CarriesIndexesOver(t *testing.T) {
 		t.Errorf("an identifier linked to an erased shopper: %d %v", n, err)
 	}
 }
+
+// TestCreateSealedSubject: a new shopper, their identifiers, key, sealed
+// identity and jurisdiction are written by one statement, all or nothing.
+func TestCreateSealedSubject(t *testing.T) {
+	ctx := context.Background()
+	db := newStore(t)
+	phone := commerce.IdentifierIndex{Kind: commerce.IDPhone, Index: []byte("phone-index-0000000000000000001")}
+	bsuid := commerce.IdentifierIndex{Kind: commerce.IDBSUID, Index: []byte("bsuid-index-0000000000000000001")}
+	key := broker.WrappedKey{Subject: "shp_a", KeyID: "age-test", Wrapped: []byte("wrapped-a")}
+	if err := db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_a", Identifiers: []commerce.IdentifierIndex{phone, bsuid},
+		Key: key, SealedIdentity: []byte("sealed-a"), Jurisdiction: "GB"}); err != nil {
+		t.Fatal(err)
+	}
+	row, err := db.GetSubject(ctx, "shp_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(row.SealedIdentity) != "sealed-a" || row.Jurisdiction != "GB" || row.Erased {
+		t.Fatalf("row %+v", row)
+	}
+	got, err := db.SubjectsByIndexes(ctx, [][]byte{phone.Index, bsuid.Index})
+	if err != nil || got[string(phone.Index)] != "shp_a" || got[string(bsuid.Index)] != "shp_a" {
+		t.Fatalf("indexes %v, %v", got, err)
+	}
+	if k, err := db.GetSubjectKey(ctx, "shp_a"); err != nil || k.KeyID != "age-test" || string(k.Wrapped) != "wrapped-a" {
+		t.Fatalf("key %+v, %v", k, err)
+	}
+
+	// One identifier taken: a conflict, and not a row of the second shopper.
+	other := commerce.IdentifierIndex{Kind: commerce.IDPhone, Index: []byte("phone-index-0000000000000000002")}
+	err = db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_b", Identifiers: []commerce.IdentifierIndex{other, bsuid},
+		Key: broker.WrappedKey{Subject: "shp_b", KeyID: "age-test", Wrapped: []byte("wrapped-b")}, SealedIdentity: []byte("sealed-b")})
+	if broker.ErrorCode(err) != broker.EConflict {
+		t.Fatalf("taken identifier: %v, want EConflict", err)
+	}
+	if _, err := db.GetSubject(ctx, "shp_b"); !broker.IsNotFound(err) {
+		t.Fatalf("shopper written on conflict: %v", err)
+	}
+	if _, err := db.GetSubjectKey(ctx, "shp_b"); !broker.IsNotFound(err) {
+		t.Fatalf("key written on conflict: %v", err)
+	}
+	if got, _ := db.SubjectsByIndexes(ctx, [][]byte{other.Index}); len(got) != 0 {
+		t.Fatalf("identifier written on conflict: %v", got)
+	}
+	// A key that is not the shopper's is refused before anything is sent.
+	err = db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_c", Identifiers: []commerce.IdentifierIndex{other},
+		Key: key, SealedIdentity: []byte("sealed-c")})
+	if err == nil {
+		t.Fatal("another shopper's key accepted")
+	}
+}
