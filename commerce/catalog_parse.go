@@ -162,22 +162,10 @@ func parseJSON(data []byte) ([]Product, error) {
 		for _, np := range nps {
 			ps.add(Problem{Where: where, SKU: skuOf(p.SKU), Field: np.field, Message: np.msg})
 		}
-		if p.SKU != "" {
-			if j, dup := first[p.SKU]; dup {
-				ps.add(Problem{Where: where, SKU: skuOf(p.SKU), Field: "sku", Message: fmt.Sprintf("duplicate of element %d", j)})
-			} else {
-				first[p.SKU] = i
-			}
-		}
+		ps.noteSKU(first, p.SKU, where, "element", i)
 		out = append(out, p)
 	}
-	if len(out) == 0 && len(ps.list) == 0 {
-		ps.add(Problem{Message: "the catalog has no products"})
-	}
-	if err := ps.err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return ps.result(out, "the catalog has no products")
 }
 
 // namedProblem is a problem with a field named as the file spells it.
@@ -440,22 +428,10 @@ func parseCSV(data []byte) ([]Product, error) {
 				report(fp.f, fp.msg)
 			}
 		}
-		if p.SKU != "" {
-			if j, dup := first[p.SKU]; dup {
-				ps.add(Problem{Where: where, SKU: skuOf(p.SKU), Field: "sku", Message: fmt.Sprintf("duplicate of line %d", j)})
-			} else {
-				first[p.SKU] = lineNo
-			}
-		}
+		ps.noteSKU(first, p.SKU, where, "line", lineNo)
 		out = append(out, p)
 	}
-	if len(out) == 0 && len(ps.list) == 0 {
-		ps.add(Problem{Message: "the catalog has no products (only a header)"})
-	}
-	if err := ps.err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return ps.result(out, "the catalog has no products (only a header)")
 }
 
 func catalogCSVInt(s, unit string) (int64, string) {
@@ -478,4 +454,29 @@ func describeCatalogCSVError(err error) string {
 		return fmt.Sprintf("invalid CSV at line %d, column %d: %v", pe.Line, pe.Column, pe.Err)
 	}
 	return "invalid CSV: " + err.Error()
+}
+
+// noteSKU records where sku first appeared (element or line n), and a
+// problem where it appears again.
+func (ps *catalogProblems) noteSKU(first map[string]int, sku, where, unit string, n int) {
+	if sku == "" {
+		return
+	}
+	if j, dup := first[sku]; dup {
+		ps.add(Problem{Where: where, SKU: skuOf(sku), Field: "sku", Message: fmt.Sprintf("duplicate of %s %d", unit, j)})
+		return
+	}
+	first[sku] = n
+}
+
+// result is the parsed catalog, or the problems found; an empty catalog
+// with no other problem is one (empty says why).
+func (ps *catalogProblems) result(out []Product, empty string) ([]Product, error) {
+	if len(out) == 0 && len(ps.list) == 0 {
+		ps.add(Problem{Message: empty})
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

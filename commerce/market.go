@@ -619,18 +619,11 @@ func (s *Service) RunOfferSweeper(ctx context.Context) error {
 	}
 	tick := s.offerTTL() / 10
 	tick = min(max(tick, 100*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return broker.Every(ctx, tick, tick, func(ctx context.Context) {
 		if _, err := s.ExpireOffers(ctx); err != nil && ctx.Err() == nil {
 			s.Log.Warn("offer sweep failed", "error", broker.ErrorCode(err))
 		}
-	}
+	})
 }
 
 // pushEvent sends a partner event to its webhook through the outbox,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // Run sweeps (Sweep) after first and then every interval until ctx ends.
@@ -14,14 +16,7 @@ func (r *Retention) Run(ctx context.Context, first, every time.Duration, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return broker.Every(ctx, first, every, func(ctx context.Context) {
 		res, err := r.Sweep(ctx, time.Now())
 		switch {
 		case err != nil:
@@ -29,6 +24,5 @@ func (r *Retention) Run(ctx context.Context, first, every time.Duration, log *sl
 		case res.Erased > 0 || len(res.Purged) > 0:
 			log.Info("retention sweep", "erased", res.Erased, "purged", res.Purged)
 		}
-		t.Reset(every)
-	}
+	})
 }

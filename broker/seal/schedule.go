@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/sieve-broker/sieve/broker"
 )
 
 // CheckInterval is how often a process looks whether a rotation or a
@@ -24,14 +26,7 @@ func (r *Rotation) RunSchedule(ctx context.Context, first time.Duration, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return broker.Every(ctx, first, CheckInterval(r.Every), func(ctx context.Context) {
 		res, err := r.Run(ctx, false)
 		switch {
 		case err != nil:
@@ -40,6 +35,5 @@ func (r *Rotation) RunSchedule(ctx context.Context, first time.Duration, log *sl
 			// Key ids are public (a hash of the recipient).
 			log.Info("age key rotation", "rotated", res.Rotated, "rewrapped", res.Rewrapped, "retired", res.Retired)
 		}
-		t.Reset(CheckInterval(r.Every))
-	}
+	})
 }

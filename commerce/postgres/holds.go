@@ -38,15 +38,7 @@ func (db *Store) TakeDueHolds(ctx context.Context, now time.Time, limit int) ([]
 	rows, err := db.Q(ctx).Query(ctx, `DELETE FROM subject_holds WHERE (subject_id, category) IN (
 		SELECT subject_id, category FROM subject_holds WHERE hold_until < $1 ORDER BY hold_until LIMIT $2
 		FOR UPDATE SKIP LOCKED) RETURNING subject_id, category, basis, held_at, hold_until`, now, limit)
-	if err != nil {
-		return nil, Translate(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.Hold, error) {
-		var h commerce.Hold
-		err := r.Scan(&h.Subject, &h.Category, &h.Basis, &h.HeldAt, &h.Until)
-		return h, err
-	})
-	return out, Translate(err)
+	return collectHolds(rows, err)
 }
 
 // DropInvoices blanks the invoice records of a shopper whose hold ended.
@@ -59,6 +51,20 @@ func (db *Store) DropInvoices(ctx context.Context, subject string) error {
 func (db *Store) ListHolds(ctx context.Context, limit int) ([]commerce.Hold, error) {
 	rows, err := db.Q(ctx).Query(ctx, `SELECT subject_id, category, basis, held_at, hold_until FROM subject_holds
 		ORDER BY hold_until LIMIT $1`, limit)
+	return collectHolds(rows, err)
+}
+
+// HoldOf returns the hold of a shopper's category, or ENotFound.
+func (db *Store) HoldOf(ctx context.Context, subject, category string) (commerce.Hold, error) {
+	var h commerce.Hold
+	err := db.Q(ctx).QueryRow(ctx, `SELECT subject_id, category, basis, held_at, hold_until FROM subject_holds
+		WHERE subject_id = $1 AND category = $2`, subject, category).Scan(&h.Subject, &h.Category, &h.Basis, &h.HeldAt, &h.Until)
+	return h, Translate(err)
+}
+
+// collectHolds reads holds as (subject_id, category, basis, held_at,
+// hold_until) rows.
+func collectHolds(rows pgx.Rows, err error) ([]commerce.Hold, error) {
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -68,12 +74,4 @@ func (db *Store) ListHolds(ctx context.Context, limit int) ([]commerce.Hold, err
 		return h, err
 	})
 	return out, Translate(err)
-}
-
-// HoldOf returns the hold of a shopper's category, or ENotFound.
-func (db *Store) HoldOf(ctx context.Context, subject, category string) (commerce.Hold, error) {
-	var h commerce.Hold
-	err := db.Q(ctx).QueryRow(ctx, `SELECT subject_id, category, basis, held_at, hold_until FROM subject_holds
-		WHERE subject_id = $1 AND category = $2`, subject, category).Scan(&h.Subject, &h.Category, &h.Basis, &h.HeldAt, &h.Until)
-	return h, Translate(err)
 }

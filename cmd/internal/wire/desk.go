@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 	"github.com/sieve-broker/sieve/policies"
 )
@@ -13,14 +14,7 @@ import (
 // Several processes may run it: each ticket is escalated once (its row is
 // locked and skipped by the others).
 func (s *System) RunDesk(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return broker.Every(ctx, every, every, func(ctx context.Context) {
 		n, err := s.Desk.Escalate(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -28,7 +22,7 @@ func (s *System) RunDesk(ctx context.Context, every time.Duration) error {
 		case n > 0:
 			s.Log.Info("grievances escalated", "count", n)
 		}
-	}
+	})
 }
 
 // verifiedSize verifies the audit log (every pending entry integrated
