@@ -72,14 +72,22 @@ RETURNING failures, last_failure`
 	sqlClearLoginFailures = `DELETE FROM officer_login_failures WHERE key = $1`
 )
 
+// Officers is the store of compliance officers, their sessions and their
+// failed sign-ins (it implements ui.OfficerStore): a narrow part of the
+// database rather than more methods on DB.
+type Officers struct{ db *DB }
+
+// Officers returns the officers' store.
+func (db *DB) Officers() *Officers { return &Officers{db} }
+
 // constraintOfficerName is the unique constraint on officers.name.
 const constraintOfficerName = "officers_name_key"
 
-// CreateOfficer registers o (ID, Name and PasswordHash, a temporary password
+// Create registers o (ID, Name and PasswordHash, a temporary password
 // the officer must change at the first sign-in; the times are set
 // by the database and returned in the result). A taken name is EConflict.
-func (db *DB) CreateOfficer(ctx context.Context, o broker.Officer) (broker.Officer, error) {
-	err := db.q(ctx).QueryRow(ctx, sqlInsertOfficer, o.ID, o.Name, o.PasswordHash).Scan(&o.CreatedAt, &o.PasswordSetAt)
+func (st *Officers) Create(ctx context.Context, o broker.Officer) (broker.Officer, error) {
+	err := st.db.q(ctx).QueryRow(ctx, sqlInsertOfficer, o.ID, o.Name, o.PasswordHash).Scan(&o.CreatedAt, &o.PasswordSetAt)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraintOfficerName {
@@ -91,22 +99,22 @@ func (db *DB) CreateOfficer(ctx context.Context, o broker.Officer) (broker.Offic
 	return o, nil
 }
 
-// GetOfficer returns the officer with the given id, or ENotFound.
-func (db *DB) GetOfficer(ctx context.Context, id string) (broker.Officer, error) {
-	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlGetOfficer, id))
+// Get returns the officer with the given id, or ENotFound.
+func (st *Officers) Get(ctx context.Context, id string) (broker.Officer, error) {
+	o, err := scanOfficer(st.db.q(ctx).QueryRow(ctx, sqlGetOfficer, id))
 	return o, Translate(err)
 }
 
 // OfficerByName returns the officer with the given sign-in name, or
 // ENotFound.
-func (db *DB) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
-	o, err := scanOfficer(db.q(ctx).QueryRow(ctx, sqlOfficerByName, name))
+func (st *Officers) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
+	o, err := scanOfficer(st.db.q(ctx).QueryRow(ctx, sqlOfficerByName, name))
 	return o, Translate(err)
 }
 
-// ListOfficers returns every officer, oldest first.
-func (db *DB) ListOfficers(ctx context.Context) ([]broker.Officer, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlListOfficers)
+// List returns every officer, oldest first.
+func (st *Officers) List(ctx context.Context) ([]broker.Officer, error) {
+	rows, err := st.db.q(ctx).Query(ctx, sqlListOfficers)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -114,53 +122,53 @@ func (db *DB) ListOfficers(ctx context.Context) ([]broker.Officer, error) {
 	return out, Translate(err)
 }
 
-// SetOfficerPassword replaces an officer's password hash with one the
+// SetPassword replaces an officer's password hash with one the
 // operator issued (temporary: the officer must change it at the next
 // sign-in) and ends every session of theirs, in one transaction: whoever
 // held the old password (or a session opened with it) is out. ENotFound
 // when there is no such officer.
-func (db *DB) SetOfficerPassword(ctx context.Context, id, passwordHash string) error {
-	return db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.exec1(ctx, sqlSetOfficerPassword, id, passwordHash); err != nil {
+func (st *Officers) SetPassword(ctx context.Context, id, passwordHash string) error {
+	return st.db.InTx(ctx, func(ctx context.Context) error {
+		if err := st.db.exec1(ctx, sqlSetOfficerPassword, id, passwordHash); err != nil {
 			return err
 		}
-		_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
+		_, err := st.db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
 		return Translate(err)
 	})
 }
 
-// SetOfficerDisabled disables or re-enables an officer; disabling ends
+// SetDisabled disables or re-enables an officer; disabling ends
 // their sessions at once. ENotFound when there is no such officer.
-func (db *DB) SetOfficerDisabled(ctx context.Context, id string, disabled bool) error {
-	return db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.exec1(ctx, sqlSetOfficerDisabled, id, disabled); err != nil {
+func (st *Officers) SetDisabled(ctx context.Context, id string, disabled bool) error {
+	return st.db.InTx(ctx, func(ctx context.Context) error {
+		if err := st.db.exec1(ctx, sqlSetOfficerDisabled, id, disabled); err != nil {
 			return err
 		}
 		if !disabled {
 			return nil
 		}
-		_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
+		_, err := st.db.q(ctx).Exec(ctx, sqlDeleteOfficerSessions, id)
 		return Translate(err)
 	})
 }
 
-// ChangeOfficerPassword sets the password an officer chose (no longer
+// ChangePassword sets the password an officer chose (no longer
 // temporary) and ends every other session of theirs, keeping the one with
 // id hash keep (the session that made the change), in one transaction.
 // ENotFound when there is no such officer.
-func (db *DB) ChangeOfficerPassword(ctx context.Context, id, passwordHash string, keep []byte) error {
-	return db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.exec1(ctx, sqlChangeOfficerPassword, id, passwordHash); err != nil {
+func (st *Officers) ChangePassword(ctx context.Context, id, passwordHash string, keep []byte) error {
+	return st.db.InTx(ctx, func(ctx context.Context) error {
+		if err := st.db.exec1(ctx, sqlChangeOfficerPassword, id, passwordHash); err != nil {
 			return err
 		}
-		_, err := db.q(ctx).Exec(ctx, sqlDeleteOtherOfficerSessions, id, keep)
+		_, err := st.db.q(ctx).Exec(ctx, sqlDeleteOtherOfficerSessions, id, keep)
 		return Translate(err)
 	})
 }
 
-// CreateOfficerSession stores a new session.
-func (db *DB) CreateOfficerSession(ctx context.Context, s broker.OfficerSession) error {
-	_, err := db.q(ctx).Exec(ctx, sqlInsertOfficerSession, s.IDHash, s.OfficerID, s.CSRF,
+// CreateSession stores a new session.
+func (st *Officers) CreateSession(ctx context.Context, s broker.OfficerSession) error {
+	_, err := st.db.q(ctx).Exec(ctx, sqlInsertOfficerSession, s.IDHash, s.OfficerID, s.CSRF,
 		s.CreatedAt, s.LastSeen, s.ExpiresAt)
 	return Translate(err)
 }
@@ -168,10 +176,10 @@ func (db *DB) CreateOfficerSession(ctx context.Context, s broker.OfficerSession)
 // broker.OfficerSession returns the session with the given id hash and its
 // officer, or ENotFound. Whether it is still valid (expiry, idleness, a
 // disabled officer) is the caller's judgement, made with its own clock.
-func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
+func (st *Officers) Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
 	var s broker.OfficerSession
 	var o broker.Officer
-	err := db.q(ctx).QueryRow(ctx, sqlOfficerSession, idHash).Scan(&s.IDHash, &s.OfficerID, &s.CSRF,
+	err := st.db.q(ctx).QueryRow(ctx, sqlOfficerSession, idHash).Scan(&s.IDHash, &s.OfficerID, &s.CSRF,
 		&s.CreatedAt, &s.LastSeen, &s.ExpiresAt,
 		&o.ID, &o.Name, &o.PasswordHash, &o.CreatedAt, &o.PasswordSetAt, &o.Disabled, &o.PasswordTemporary)
 	if err != nil {
@@ -180,41 +188,38 @@ func (db *DB) OfficerSession(ctx context.Context, idHash []byte) (broker.Officer
 	return s, o, nil
 }
 
-// TouchOfficerSession records activity on a session at time at (never
+// TouchSession records activity on a session at time at (never
 // moving it backwards). A session that is gone is no error.
-func (db *DB) TouchOfficerSession(ctx context.Context, idHash []byte, at time.Time) error {
-	_, err := db.q(ctx).Exec(ctx, sqlTouchOfficerSession, idHash, at)
+func (st *Officers) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
+	_, err := st.db.q(ctx).Exec(ctx, sqlTouchOfficerSession, idHash, at)
 	return Translate(err)
 }
 
-// DeleteOfficerSession ends a session (sign-out). A session that is gone
+// DeleteSession ends a session (sign-out). A session that is gone
 // is no error.
-func (db *DB) DeleteOfficerSession(ctx context.Context, idHash []byte) error {
-	_, err := db.q(ctx).Exec(ctx, sqlDeleteOfficerSession, idHash)
+func (st *Officers) DeleteSession(ctx context.Context, idHash []byte) error {
+	_, err := st.db.q(ctx).Exec(ctx, sqlDeleteOfficerSession, idHash)
 	return Translate(err)
 }
 
-// PruneOfficerAuth deletes the sessions that expired by now or have been
+// Prune deletes the sessions that expired by now or have been
 // idle since idleSince, and the runs of sign-in failures whose last failure was at or
-// before failuresSince. It returns how many sessions it deleted.
-func (db *DB) PruneOfficerAuth(ctx context.Context, now, idleSince, failuresSince time.Time) (int64, error) {
-	tag, err := db.q(ctx).Exec(ctx, sqlPruneOfficerSessions, now, idleSince)
-	if err != nil {
-		return 0, Translate(err)
+// before failuresSince.
+func (st *Officers) Prune(ctx context.Context, now, idleSince, failuresSince time.Time) error {
+	if _, err := st.db.q(ctx).Exec(ctx, sqlPruneOfficerSessions, now, idleSince); err != nil {
+		return Translate(err)
 	}
-	if _, err := db.q(ctx).Exec(ctx, sqlPruneLoginFailures, failuresSince); err != nil {
-		return 0, Translate(err)
-	}
-	return tag.RowsAffected(), nil
+	_, err := st.db.q(ctx).Exec(ctx, sqlPruneLoginFailures, failuresSince)
+	return Translate(err)
 }
 
 // LoginFailures returns the failed sign-ins of the run counted under key
 // (a run lasts until window passes without a failure) and when the last of
 // them was (zero when there is none).
-func (db *DB) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+func (st *Officers) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
 	var n int
 	var start time.Time
-	err := db.q(ctx).QueryRow(ctx, sqlLoginFailures, key, now, window.Microseconds()).Scan(&n, &start)
+	err := st.db.q(ctx).QueryRow(ctx, sqlLoginFailures, key, now, window.Microseconds()).Scan(&n, &start)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, time.Time{}, nil
 	}
@@ -227,10 +232,10 @@ func (db *DB) LoginFailures(ctx context.Context, key []byte, now time.Time, wind
 // RecordLoginFailure counts one failed sign-in under key at now (a new run
 // starts when window has passed since the last failure) and returns the
 // failures of the run and when the last of them was.
-func (db *DB) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
+func (st *Officers) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
 	var n int
 	var start time.Time
-	err := db.q(ctx).QueryRow(ctx, sqlRecordLoginFailure, key, now, window.Microseconds()).Scan(&n, &start)
+	err := st.db.q(ctx).QueryRow(ctx, sqlRecordLoginFailure, key, now, window.Microseconds()).Scan(&n, &start)
 	if err != nil {
 		return 0, time.Time{}, Translate(err)
 	}
@@ -239,8 +244,8 @@ func (db *DB) RecordLoginFailure(ctx context.Context, key []byte, now time.Time,
 
 // ClearLoginFailures forgets the failures counted under key (after a
 // successful sign-in).
-func (db *DB) ClearLoginFailures(ctx context.Context, key []byte) error {
-	_, err := db.q(ctx).Exec(ctx, sqlClearLoginFailures, key)
+func (st *Officers) ClearLoginFailures(ctx context.Context, key []byte) error {
+	_, err := st.db.q(ctx).Exec(ctx, sqlClearLoginFailures, key)
 	return Translate(err)
 }
 

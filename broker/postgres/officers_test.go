@@ -17,7 +17,7 @@ const testPHC = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc
 
 func mustOfficer(t *testing.T, db *postgres.DB, id, name string) broker.Officer {
 	t.Helper()
-	o, err := db.CreateOfficer(context.Background(), broker.Officer{ID: id, Name: name, PasswordHash: testPHC})
+	o, err := db.Officers().Create(context.Background(), broker.Officer{ID: id, Name: name, PasswordHash: testPHC})
 	if err != nil {
 		t.Fatalf("CreateOfficer(%s): %v", name, err)
 	}
@@ -33,7 +33,7 @@ func mustSession(t *testing.T, db *postgres.DB, secret, officer string, at time.
 	t.Helper()
 	s := broker.OfficerSession{IDHash: sessionHash(secret), OfficerID: officer, CSRF: "csrf-" + secret,
 		CreatedAt: at, LastSeen: at, ExpiresAt: at.Add(8 * time.Hour)}
-	if err := db.CreateOfficerSession(context.Background(), s); err != nil {
+	if err := db.Officers().CreateSession(context.Background(), s); err != nil {
 		t.Fatalf("CreateOfficerSession: %v", err)
 	}
 	return s
@@ -55,25 +55,25 @@ func TestOfficerAccounts(t *testing.T) {
 		wantCode string
 	}{
 		{"duplicate name", func() error {
-			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_c", Name: "asha", PasswordHash: testPHC})
+			_, err := db.Officers().Create(ctx, broker.Officer{ID: "off_c", Name: "asha", PasswordHash: testPHC})
 			return err
 		}(), broker.EConflict},
 		{"duplicate id", func() error {
-			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_a", Name: "chitra", PasswordHash: testPHC})
+			_, err := db.Officers().Create(ctx, broker.Officer{ID: "off_a", Name: "chitra", PasswordHash: testPHC})
 			return err
 		}(), broker.EConflict},
 		{"empty name", func() error {
-			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_d", Name: "", PasswordHash: testPHC})
+			_, err := db.Officers().Create(ctx, broker.Officer{ID: "off_d", Name: "", PasswordHash: testPHC})
 			return err
 		}(), broker.EInvalid},
 		{"empty password hash", func() error {
-			_, err := db.CreateOfficer(ctx, broker.Officer{ID: "off_e", Name: "dev", PasswordHash: ""})
+			_, err := db.Officers().Create(ctx, broker.Officer{ID: "off_e", Name: "dev", PasswordHash: ""})
 			return err
 		}(), broker.EInvalid},
-		{"unknown id", func() error { _, err := db.GetOfficer(ctx, "off_none"); return err }(), broker.ENotFound},
-		{"unknown name", func() error { _, err := db.OfficerByName(ctx, "nobody"); return err }(), broker.ENotFound},
-		{"password of unknown", db.SetOfficerPassword(ctx, "off_none", testPHC), broker.ENotFound},
-		{"disable unknown", db.SetOfficerDisabled(ctx, "off_none", true), broker.ENotFound},
+		{"unknown id", func() error { _, err := db.Officers().Get(ctx, "off_none"); return err }(), broker.ENotFound},
+		{"unknown name", func() error { _, err := db.Officers().OfficerByName(ctx, "nobody"); return err }(), broker.ENotFound},
+		{"password of unknown", db.Officers().SetPassword(ctx, "off_none", testPHC), broker.ENotFound},
+		{"disable unknown", db.Officers().SetDisabled(ctx, "off_none", true), broker.ENotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,11 +83,11 @@ func TestOfficerAccounts(t *testing.T) {
 		})
 	}
 
-	got, err := db.OfficerByName(ctx, "asha")
+	got, err := db.Officers().OfficerByName(ctx, "asha")
 	if err != nil || got.ID != "off_a" || got.PasswordHash != testPHC {
 		t.Errorf("OfficerByName(asha) = %+v, %v", got, err)
 	}
-	list, err := db.ListOfficers(ctx)
+	list, err := db.Officers().List(ctx)
 	if err != nil || len(list) != 2 || list[0].ID != "off_a" || list[1].ID != "off_b" {
 		t.Errorf("ListOfficers = %+v, %v: want off_a, off_b", list, err)
 	}
@@ -103,7 +103,7 @@ func TestOfficerSessions(t *testing.T) {
 	mustSession(t, db, "a2", "off_a", t0)
 	mustSession(t, db, "b1", "off_b", t0)
 
-	s, o, err := db.OfficerSession(ctx, sa.IDHash)
+	s, o, err := db.Officers().Session(ctx, sa.IDHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,29 +112,29 @@ func TestOfficerSessions(t *testing.T) {
 	}
 
 	// Touch moves last_seen forward only.
-	if err := db.TouchOfficerSession(ctx, sa.IDHash, t0.Add(10*time.Minute)); err != nil {
+	if err := db.Officers().TouchSession(ctx, sa.IDHash, t0.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.TouchOfficerSession(ctx, sa.IDHash, t0.Add(5*time.Minute)); err != nil {
+	if err := db.Officers().TouchSession(ctx, sa.IDHash, t0.Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if s, _, _ := db.OfficerSession(ctx, sa.IDHash); !s.LastSeen.Equal(t0.Add(10 * time.Minute)) {
+	if s, _, _ := db.Officers().Session(ctx, sa.IDHash); !s.LastSeen.Equal(t0.Add(10 * time.Minute)) {
 		t.Errorf("last_seen = %v, want %v", s.LastSeen, t0.Add(10*time.Minute))
 	}
 
 	// A duplicate session id is refused.
-	if err := db.CreateOfficerSession(ctx, sa); broker.ErrorCode(err) != broker.EConflict {
+	if err := db.Officers().CreateSession(ctx, sa); broker.ErrorCode(err) != broker.EConflict {
 		t.Errorf("duplicate session: %v, want conflict", err)
 	}
 	// A session of an unknown officer is refused.
 	bad := sa
 	bad.IDHash, bad.OfficerID = sessionHash("x"), "off_none"
-	if err := db.CreateOfficerSession(ctx, bad); broker.ErrorCode(err) != broker.EInvalid {
+	if err := db.Officers().CreateSession(ctx, bad); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("session of unknown officer: %v, want invalid", err)
 	}
 
 	// A new password ends every session of that officer, and only theirs.
-	if err := db.SetOfficerPassword(ctx, "off_a", "$argon2id$new"); err != nil {
+	if err := db.Officers().SetPassword(ctx, "off_a", "$argon2id$new"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -143,39 +143,39 @@ func TestOfficerSessions(t *testing.T) {
 		alive  bool
 	}{{"first session of a", "a1", false}, {"second session of a", "a2", false}, {"session of b", "b1", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := db.OfficerSession(ctx, sessionHash(tc.secret))
+			_, _, err := db.Officers().Session(ctx, sessionHash(tc.secret))
 			if alive := err == nil; alive != tc.alive || (err != nil && !broker.IsNotFound(err)) {
 				t.Errorf("after password reset: err = %v, want alive %v", err, tc.alive)
 			}
 		})
 	}
-	if o, _ := db.GetOfficer(ctx, "off_a"); o.PasswordHash != "$argon2id$new" {
+	if o, _ := db.Officers().Get(ctx, "off_a"); o.PasswordHash != "$argon2id$new" {
 		t.Errorf("password hash = %q after reset", o.PasswordHash)
 	}
 
 	// Disabling ends sessions; re-enabling does not bring them back.
-	if err := db.SetOfficerDisabled(ctx, "off_b", true); err != nil {
+	if err := db.Officers().SetDisabled(ctx, "off_b", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.OfficerSession(ctx, sessionHash("b1")); !broker.IsNotFound(err) {
+	if _, _, err := db.Officers().Session(ctx, sessionHash("b1")); !broker.IsNotFound(err) {
 		t.Errorf("session of a disabled officer: %v, want not found", err)
 	}
-	if o, _ := db.GetOfficer(ctx, "off_b"); !o.Disabled {
+	if o, _ := db.Officers().Get(ctx, "off_b"); !o.Disabled {
 		t.Error("officer b is not disabled")
 	}
-	if err := db.SetOfficerDisabled(ctx, "off_b", false); err != nil {
+	if err := db.Officers().SetDisabled(ctx, "off_b", false); err != nil {
 		t.Fatal(err)
 	}
 
 	// Sign-out.
 	mustSession(t, db, "b2", "off_b", t0)
-	if err := db.DeleteOfficerSession(ctx, sessionHash("b2")); err != nil {
+	if err := db.Officers().DeleteSession(ctx, sessionHash("b2")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.OfficerSession(ctx, sessionHash("b2")); !broker.IsNotFound(err) {
+	if _, _, err := db.Officers().Session(ctx, sessionHash("b2")); !broker.IsNotFound(err) {
 		t.Errorf("signed-out session: %v, want not found", err)
 	}
-	if err := db.DeleteOfficerSession(ctx, sessionHash("b2")); err != nil {
+	if err := db.Officers().DeleteSession(ctx, sessionHash("b2")); err != nil {
 		t.Errorf("second sign-out: %v, want no error", err)
 	}
 }
@@ -191,23 +191,19 @@ func TestPruneOfficerAuth(t *testing.T) {
 		{IDHash: sessionHash("expired"), CreatedAt: now.Add(-9 * time.Hour), LastSeen: now.Add(-time.Minute), ExpiresAt: now},
 	} {
 		s.OfficerID, s.CSRF = "off_a", "c"
-		if err := db.CreateOfficerSession(ctx, s); err != nil {
+		if err := db.Officers().CreateSession(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
 	oldKey, newKey := sessionHash("old failures"), sessionHash("new failures")
-	if _, _, err := db.RecordLoginFailure(ctx, oldKey, now.Add(-time.Hour), 15*time.Minute); err != nil {
+	if _, _, err := db.Officers().RecordLoginFailure(ctx, oldKey, now.Add(-time.Hour), 15*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.RecordLoginFailure(ctx, newKey, now.Add(-time.Minute), 15*time.Minute); err != nil {
+	if _, _, err := db.Officers().RecordLoginFailure(ctx, newKey, now.Add(-time.Minute), 15*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	n, err := db.PruneOfficerAuth(ctx, now, now.Add(-30*time.Minute), now.Add(-15*time.Minute))
-	if err != nil {
+	if err := db.Officers().Prune(ctx, now, now.Add(-30*time.Minute), now.Add(-15*time.Minute)); err != nil {
 		t.Fatal(err)
-	}
-	if n != 2 {
-		t.Errorf("pruned %d sessions, want 2 (idle and expired)", n)
 	}
 	tests := []struct {
 		name   string
@@ -216,7 +212,7 @@ func TestPruneOfficerAuth(t *testing.T) {
 	}{{"fresh session kept", "fresh", true}, {"idle session pruned", "idle", false}, {"expired session pruned", "expired", false}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := db.OfficerSession(ctx, sessionHash(tc.secret))
+			_, _, err := db.Officers().Session(ctx, sessionHash(tc.secret))
 			if (err == nil) != tc.alive {
 				t.Errorf("err = %v, want alive %v", err, tc.alive)
 			}
@@ -224,10 +220,10 @@ func TestPruneOfficerAuth(t *testing.T) {
 	}
 	// The failure rows themselves: the old window is gone even when asked
 	// with a window long enough to still cover it.
-	if n, _, _ := db.LoginFailures(ctx, oldKey, now, 24*time.Hour); n != 0 {
+	if n, _, _ := db.Officers().LoginFailures(ctx, oldKey, now, 24*time.Hour); n != 0 {
 		t.Errorf("old failure window kept: %d failures", n)
 	}
-	if n, _, _ := db.LoginFailures(ctx, newKey, now, 15*time.Minute); n != 1 {
+	if n, _, _ := db.Officers().LoginFailures(ctx, newKey, now, 15*time.Minute); n != 1 {
 		t.Errorf("new failure window: %d failures, want 1", n)
 	}
 }
@@ -261,9 +257,9 @@ func TestLoginFailureWindows(t *testing.T) {
 			var start time.Time
 			var err error
 			if st.record {
-				n, start, err = db.RecordLoginFailure(ctx, key, st.at, window)
+				n, start, err = db.Officers().RecordLoginFailure(ctx, key, st.at, window)
 			} else {
-				n, start, err = db.LoginFailures(ctx, key, st.at, window)
+				n, start, err = db.Officers().LoginFailures(ctx, key, st.at, window)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -279,20 +275,20 @@ func TestLoginFailureWindows(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			if _, _, err := db.RecordLoginFailure(ctx, other, t0, window); err != nil {
+			if _, _, err := db.Officers().RecordLoginFailure(ctx, other, t0, window); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if n, _, _ := db.LoginFailures(ctx, other, t0.Add(time.Minute), window); n != 20 {
+	if n, _, _ := db.Officers().LoginFailures(ctx, other, t0.Add(time.Minute), window); n != 20 {
 		t.Errorf("20 concurrent failures counted as %d", n)
 	}
 
-	if err := db.ClearLoginFailures(ctx, key); err != nil {
+	if err := db.Officers().ClearLoginFailures(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, _ := db.LoginFailures(ctx, key, t0.Add(22*time.Minute), window); n != 0 {
+	if n, _, _ := db.Officers().LoginFailures(ctx, key, t0.Add(22*time.Minute), window); n != 0 {
 		t.Errorf("after clearing: %d failures", n)
 	}
 }
@@ -310,37 +306,37 @@ func TestOfficerChoosesPassword(t *testing.T) {
 	mine := mustSession(t, db, "a1", "off_a", t0)
 	mustSession(t, db, "a2", "off_a", t0)
 	mustSession(t, db, "b1", "off_b", t0)
-	if _, o, err := db.OfficerSession(ctx, mine.IDHash); err != nil || !o.PasswordTemporary {
+	if _, o, err := db.Officers().Session(ctx, mine.IDHash); err != nil || !o.PasswordTemporary {
 		t.Fatalf("the session's officer: %+v, %v; want a temporary password", o, err)
 	}
 
-	if err := db.ChangeOfficerPassword(ctx, "off_a", "$argon2id$chosen", mine.IDHash); err != nil {
+	if err := db.Officers().ChangePassword(ctx, "off_a", "$argon2id$chosen", mine.IDHash); err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := db.GetOfficer(ctx, "off_a"); o.PasswordTemporary || o.PasswordHash != "$argon2id$chosen" {
+	if o, _ := db.Officers().Get(ctx, "off_a"); o.PasswordTemporary || o.PasswordHash != "$argon2id$chosen" {
 		t.Errorf("after the change: %+v", o)
 	}
 	for _, tc := range []struct {
 		secret string
 		alive  bool
 	}{{"a1", true}, {"a2", false}, {"b1", true}} {
-		_, _, err := db.OfficerSession(ctx, sessionHash(tc.secret))
+		_, _, err := db.Officers().Session(ctx, sessionHash(tc.secret))
 		if alive := err == nil; alive != tc.alive {
 			t.Errorf("session %s after the change: err = %v, want alive %v", tc.secret, err, tc.alive)
 		}
 	}
-	if err := db.ChangeOfficerPassword(ctx, "off_none", "$argon2id$x", mine.IDHash); !broker.IsNotFound(err) {
+	if err := db.Officers().ChangePassword(ctx, "off_none", "$argon2id$x", mine.IDHash); !broker.IsNotFound(err) {
 		t.Errorf("change for an unknown officer: %v, want not found", err)
 	}
 
 	// A reset by the operator makes it temporary again.
-	if err := db.SetOfficerPassword(ctx, "off_a", "$argon2id$issued"); err != nil {
+	if err := db.Officers().SetPassword(ctx, "off_a", "$argon2id$issued"); err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := db.GetOfficer(ctx, "off_a"); !o.PasswordTemporary {
+	if o, _ := db.Officers().Get(ctx, "off_a"); !o.PasswordTemporary {
 		t.Error("a reset password is not temporary")
 	}
-	if list, _ := db.ListOfficers(ctx); len(list) != 2 || !list[0].PasswordTemporary || !list[1].PasswordTemporary {
+	if list, _ := db.Officers().List(ctx); len(list) != 2 || !list[0].PasswordTemporary || !list[1].PasswordTemporary {
 		t.Errorf("ListOfficers = %+v: want both temporary", list)
 	}
 }

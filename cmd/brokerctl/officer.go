@@ -90,21 +90,21 @@ func cmdOfficerCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	status := "created"
-	existing, err := db.OfficerByName(ctx, *name)
+	existing, err := db.Officers().OfficerByName(ctx, *name)
 	switch {
 	case err == nil && !*reset:
 		return fmt.Errorf("officer %s exists (use --reset to issue a new password)", *name)
 	case err == nil:
-		if err := db.SetOfficerPassword(ctx, existing.ID, hash); err != nil {
+		if err := db.Officers().SetPassword(ctx, existing.ID, hash); err != nil {
 			return err
 		}
 		status = "reset"
 	case broker.IsNotFound(err):
-		_, err = db.CreateOfficer(ctx, broker.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
+		_, err = db.Officers().Create(ctx, broker.Officer{ID: broker.NewID("off"), Name: *name, PasswordHash: hash})
 		if broker.ErrorCode(err) == broker.EConflict && *reset {
 			// Created by a concurrent run in between: reset that one.
-			if existing, err = db.OfficerByName(ctx, *name); err == nil {
-				err = db.SetOfficerPassword(ctx, existing.ID, hash)
+			if existing, err = db.Officers().OfficerByName(ctx, *name); err == nil {
+				err = db.Officers().SetPassword(ctx, existing.ID, hash)
 				status = "reset"
 			}
 		}
@@ -140,7 +140,7 @@ func cmdOfficerList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	officers, err := db.ListOfficers(ctx)
+	officers, err := db.Officers().List(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,14 +193,14 @@ func setOfficerDisabled(ctx context.Context, c *cli, args []string, disabled boo
 	if err != nil {
 		return err
 	}
-	o, err := db.OfficerByName(ctx, name)
+	o, err := db.Officers().OfficerByName(ctx, name)
 	if broker.IsNotFound(err) {
 		return fmt.Errorf("no officer is named %s (brokerctl officer list shows them)", name)
 	}
 	if err != nil {
 		return err
 	}
-	if err := db.SetOfficerDisabled(ctx, o.ID, disabled); err != nil {
+	if err := db.Officers().SetDisabled(ctx, o.ID, disabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "officer %s %s\n", name, map[bool]string{true: "disabled", false: "enabled"}[disabled])

@@ -34,7 +34,7 @@ func (h *harness) officerUI() *officerUI {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: "meena",
+	if _, err := h.m.Sys.DB.Officers().Create(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: "meena",
 		PasswordHash: hash}); err != nil {
 		h.t.Fatal(err)
 	}

@@ -511,7 +511,7 @@ func (h *harness) officerSession(name string) (*http.Cookie, string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(ctx, broker.Officer{ID: broker.NewID("off"), Name: name, PasswordHash: hash}); err != nil {
+	if _, err := h.m.Sys.DB.Officers().Create(ctx, broker.Officer{ID: broker.NewID("off"), Name: name, PasswordHash: hash}); err != nil {
 		h.t.Fatal(err)
 	}
 	// The operator's password is temporary; this officer chose theirs.

@@ -360,7 +360,7 @@ func officerSession(t *testing.T, h *harness) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: name,
+	if _, err := h.m.Sys.DB.Officers().Create(context.Background(), broker.Officer{ID: broker.NewID("off"), Name: name,
 		PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}

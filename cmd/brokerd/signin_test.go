@@ -67,7 +67,7 @@ func TestOfficerSignInBehindProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"asha", "bala"} {
-		if _, err := h.m.Sys.DB.CreateOfficer(context.Background(), broker.Officer{ID: "off_" + name, Name: name, PasswordHash: hash}); err != nil {
+		if _, err := h.m.Sys.DB.Officers().Create(context.Background(), broker.Officer{ID: "off_" + name, Name: name, PasswordHash: hash}); err != nil {
 			t.Fatal(err)
 		}
 	}

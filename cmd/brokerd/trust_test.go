@@ -79,7 +79,7 @@ func TestRestoredBackupShowsTampering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sys.DB.CreateOfficer(ctx, broker.Officer{ID: "off_aud", Name: "auditor", PasswordHash: hash}); err != nil {
+	if _, err := sys.DB.Officers().Create(ctx, broker.Officer{ID: "off_aud", Name: "auditor", PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sys.DB.Pool.Exec(ctx, `UPDATE officers SET password_temporary = false`); err != nil {

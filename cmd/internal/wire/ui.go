@@ -38,7 +38,7 @@ func (s *System) UI() func(*httpapi.Deps) {
 // uiDeps adapts the system's stores to what the dashboard consumes.
 func (s *System) uiDeps() ui.Deps {
 	return ui.Deps{
-		Officers:       officerStore{s.DB},
+		Officers:       s.DB.Officers(),
 		Passwords:      argonPasswords{},
 		Audit:          uiAudit{db: s.ReadDB(), rec: s.Releaser.Recorder()},
 		CheckpointKeys: s.CheckpointKeys,
@@ -99,62 +99,6 @@ func (argonPasswords) Hash(pw string) (string, error) { return token.HashSecret(
 
 // Check implements ui.Passwords.
 func (argonPasswords) Check(hash, pw string) bool { return token.CheckSecret(hash, pw) }
-
-// officerStore adapts the PostgreSQL officer tables to ui.OfficerStore.
-type officerStore struct{ db *postgres.DB }
-
-var _ ui.OfficerStore = officerStore{}
-
-// OfficerByName implements ui.OfficerStore.
-func (o officerStore) OfficerByName(ctx context.Context, name string) (broker.Officer, error) {
-	return o.db.OfficerByName(ctx, name)
-}
-
-// CreateSession implements ui.OfficerStore.
-func (o officerStore) CreateSession(ctx context.Context, s broker.OfficerSession) error {
-	return o.db.CreateOfficerSession(ctx, s)
-}
-
-// Session implements ui.OfficerStore.
-func (o officerStore) Session(ctx context.Context, idHash []byte) (broker.OfficerSession, broker.Officer, error) {
-	return o.db.OfficerSession(ctx, idHash)
-}
-
-// ChangePassword implements ui.OfficerStore.
-func (o officerStore) ChangePassword(ctx context.Context, officerID, passwordHash string, keep []byte) error {
-	return o.db.ChangeOfficerPassword(ctx, officerID, passwordHash, keep)
-}
-
-// TouchSession implements ui.OfficerStore.
-func (o officerStore) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
-	return o.db.TouchOfficerSession(ctx, idHash, at)
-}
-
-// DeleteSession implements ui.OfficerStore.
-func (o officerStore) DeleteSession(ctx context.Context, idHash []byte) error {
-	return o.db.DeleteOfficerSession(ctx, idHash)
-}
-
-// Prune implements ui.OfficerStore.
-func (o officerStore) Prune(ctx context.Context, now, idleSince, failuresSince time.Time) error {
-	_, err := o.db.PruneOfficerAuth(ctx, now, idleSince, failuresSince)
-	return err
-}
-
-// LoginFailures implements ui.OfficerStore.
-func (o officerStore) LoginFailures(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
-	return o.db.LoginFailures(ctx, key, now, window)
-}
-
-// RecordLoginFailure implements ui.OfficerStore.
-func (o officerStore) RecordLoginFailure(ctx context.Context, key []byte, now time.Time, window time.Duration) (int, time.Time, error) {
-	return o.db.RecordLoginFailure(ctx, key, now, window)
-}
-
-// ClearLoginFailures implements ui.OfficerStore.
-func (o officerStore) ClearLoginFailures(ctx context.Context, key []byte) error {
-	return o.db.ClearLoginFailures(ctx, key)
-}
 
 // uiAudit adapts the PostgreSQL audit log to ui.AuditLog. Reads may go to
 // a streaming replica (db); the officer's own entries go to the primary.
