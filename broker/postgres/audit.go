@@ -98,12 +98,16 @@ const (
 
 // auditState is what a DB handle keeps for its audit log.
 type auditState struct {
-	gc   auditGroupCommitter
+	gc   *auditGroupCommitter
 	wake chan struct{} // signalled after each group commit, for in-process sequencers
 }
 
 func (db *DB) auditState() *auditState {
-	db.auditOnce.Do(func() { db.auditV = &auditState{wake: make(chan struct{}, 1)} })
+	db.auditOnce.Do(func() {
+		st := &auditState{wake: make(chan struct{}, 1)}
+		st.gc = db.newAuditGroupCommitter(st)
+		db.auditV = st
+	})
 	return db.auditV
 }
 

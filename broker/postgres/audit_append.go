@@ -27,7 +27,7 @@ func (db *DB) Append(ctx context.Context, e audit.Entry) error {
 		_, err := tx.Exec(ctx, sqlAuditInsertPending, e.DecisionID, leaf)
 		return translateAuditAppend(err)
 	}
-	return db.appendAuditGrouped(ctx, &auditAppendReq{decisionID: e.DecisionID, leaf: leaf, done: make(chan error, 1)})
+	return db.appendAuditGrouped(ctx, auditAppendReq{decisionID: e.DecisionID, leaf: leaf})
 }
 
 func translateAuditAppend(err error) error {

@@ -4,30 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/sieve-broker/sieve/broker"
 )
 
-// auditGroupCommitter batches the appends of concurrent callers. It keeps no
-// goroutine of its own: an append that finds fewer than auditMaxFlushers
-// flushers running starts one, and a flusher exits when the queue is empty.
-// Several flushers overlap one batch's COMMIT (fsync) with the next COPY.
-type auditGroupCommitter struct {
-	mu       sync.Mutex
-	queue    []*auditAppendReq
-	flushers int
-}
+// auditGroupCommitter batches the appends of concurrent callers into one
+// COPY and one COMMIT (GroupCommit): up to auditMaxFlushers overlap one
+// batch's COMMIT (fsync) with the next COPY. Each request's result is its
+// own error: a duplicate decision id fails only its caller.
+type auditGroupCommitter = GroupCommit[auditAppendReq, error]
 
 type auditAppendReq struct {
 	decisionID string
 	leaf       []byte
-	done       chan error // receives the outcome exactly once
-	taken      bool       // in a batch being written (guarded by mu)
 }
 
 const (
@@ -36,32 +26,26 @@ const (
 	auditFlushTimeout  = 30 * time.Second
 )
 
-func (db *DB) appendAuditGrouped(ctx context.Context, req *auditAppendReq) error {
-	st := db.auditState()
-	g := &st.gc
-	g.mu.Lock()
-	g.queue = append(g.queue, req)
-	if g.flushers < auditMaxFlushers {
-		g.flushers++
-		go db.flushAudit(st)
+func (db *DB) newAuditGroupCommitter(st *auditState) *auditGroupCommitter {
+	return &auditGroupCommitter{
+		MaxFlushers: auditMaxFlushers, MaxBatch: auditMaxGroupBatch,
+		Size: func(auditAppendReq) int { return 1 },
+		Write: func(batch []auditAppendReq) ([]error, error) {
+			errs := db.writeAuditPending(batch)
+			st.signal()
+			return errs, nil
+		},
+		// Already being written: its outcome decides (bounded by
+		// auditFlushTimeout in writeAuditPending).
 	}
-	g.mu.Unlock()
-	select {
-	case err := <-req.done:
+}
+
+func (db *DB) appendAuditGrouped(ctx context.Context, req auditAppendReq) error {
+	res, err := db.auditState().gc.Do(ctx, req, "audit append")
+	if err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	g.mu.Lock()
-	if !req.taken {
-		if i := slices.Index(g.queue, req); i >= 0 {
-			g.queue = slices.Delete(g.queue, i, i+1)
-		}
-		g.mu.Unlock()
-		return broker.Wrap(broker.EUnavailable, ctx.Err(), "audit append cancelled")
-	}
-	g.mu.Unlock()
-	// Already being written: its outcome decides (bounded by auditFlushTimeout).
-	return <-req.done
+	return res
 }
 
 // DrainAudit waits until every entry handed to the group committer has been
@@ -70,52 +54,14 @@ func (db *DB) appendAuditGrouped(ctx context.Context, req *auditAppendReq) error
 // call this in an ordered shutdown after the last Append and before
 // closing the pool.
 func (db *DB) DrainAudit(ctx context.Context) error {
-	g := &db.auditState().gc
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for {
-		g.mu.Lock()
-		idle := g.flushers == 0 && len(g.queue) == 0
-		g.mu.Unlock()
-		if idle {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return db.auditState().gc.Drain(ctx)
 }
 
-// flushAudit writes batches until the queue is empty.
-func (db *DB) flushAudit(st *auditState) {
-	g := &st.gc
-	for {
-		g.mu.Lock()
-		n := min(len(g.queue), auditMaxGroupBatch)
-		if n == 0 {
-			g.queue = nil
-			g.flushers--
-			g.mu.Unlock()
-			return
-		}
-		batch := slices.Clone(g.queue[:n])
-		for _, r := range batch {
-			r.taken = true
-		}
-		g.queue = g.queue[n:]
-		g.mu.Unlock()
-
-		db.writeAuditPending(batch)
-		st.signal()
-	}
-}
-
-// writeAuditPending writes a batch in one COPY (one transaction) and acks each
-// request. When a duplicate decision id fails the batch, the rows are
-// written one by one so that only the duplicate's caller gets the error.
-func (db *DB) writeAuditPending(batch []*auditAppendReq) {
+// writeAuditPending writes a batch in one COPY (one transaction) and
+// returns each request's outcome. When a duplicate decision id fails the
+// batch, the rows are written one by one so that only the duplicate's
+// caller gets the error.
+func (db *DB) writeAuditPending(batch []auditAppendReq) []error {
 	ctx, cancel := context.WithTimeout(context.Background(), auditFlushTimeout)
 	defer cancel()
 	buf := binCopyHeader(make([]byte, 0, 64+len(batch)*400))
@@ -126,18 +72,20 @@ func (db *DB) writeAuditPending(batch []*auditAppendReq) {
 	}
 	buf = binCopyTrailer(buf)
 	err := db.auditCopyIn(ctx, sqlAuditCopyPending, buf)
+	errs := make([]error, len(batch))
 	var pe *pgconn.PgError
 	if err != nil && len(batch) > 1 && errors.As(err, &pe) && pe.Code == "23505" {
-		for _, r := range batch {
+		for i, r := range batch {
 			_, err := db.Pool.Exec(ctx, sqlAuditInsertPending, r.decisionID, r.leaf)
-			r.done <- translateAuditAppend(err)
+			errs[i] = translateAuditAppend(err)
 		}
-		return
+		return errs
 	}
 	err = translateAuditAppend(err)
-	for _, r := range batch {
-		r.done <- err
+	for i := range errs {
+		errs[i] = err
 	}
+	return errs
 }
 
 // auditCopyIn runs COPY ... FROM STDIN with the binary data in buf, on the

@@ -29,16 +29,19 @@ func (db *Store) newGroupCommits() *groupCommits {
 			MaxFlushers: 8, MaxBatch: 2000,
 			Size:  func(items []commerce.InboxItem) int { return len(items) },
 			Write: db.writeInboxBatch,
+			Wait:  10 * time.Second,
 		},
 		sent: &bpg.GroupCommit[sentMark, struct{}]{
 			MaxFlushers: 4, MaxBatch: 1000,
 			Size:  func(sentMark) int { return 1 },
 			Write: db.writeSentBatch,
+			Wait:  10 * time.Second,
 		},
 		statuses: &bpg.GroupCommit[[]commerce.MessageStatus, struct{}]{
 			MaxFlushers: 4, MaxBatch: 2000,
 			Size:  func(sts []commerce.MessageStatus) int { return len(sts) },
 			Write: db.writeStatusBatch,
+			Wait:  10 * time.Second,
 		},
 	}
 }
