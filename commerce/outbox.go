@@ -18,16 +18,30 @@ type outMessage struct {
 	Store string `json:"store"`
 	To    string `json:"to"`
 	Reply Reply  `json:"reply"`
+	// InboundAt is when the shopper's message this answers was sent (zero
+	// for messages that answer none). The customer service window is
+	// counted from the later of it and the shopper's last inbound message
+	// as the sender reads it: on Citus the sender may read the shopper's
+	// row before the turn's update of it shows on that row's worker (a
+	// two-phase commit is not a distributed snapshot), and a reply to a
+	// message just received must not be refused for it.
+	InboundAt time.Time `json:"inbound_at,omitzero"`
 }
 
 // sealReply seals a reply as an outbox item: under the shopper's key, or
 // under the vault when the shopper has just been erased (the last words).
 func (s *Service) sealReply(ctx context.Context, subject, store, to string, r Reply, vault bool) (OutboxItem, error) {
+	return s.sealAnswer(ctx, subject, store, to, r, vault, time.Time{})
+}
+
+// sealAnswer is sealReply for a reply to the shopper's message sent at
+// inbound (see outMessage.InboundAt).
+func (s *Service) sealAnswer(ctx context.Context, subject, store, to string, r Reply, vault bool, inbound time.Time) (OutboxItem, error) {
 	if to == "" {
 		return OutboxItem{}, nil
 	}
 	ref := broker.NewID("msg")
-	b, _ := json.Marshal(outMessage{Store: store, To: to, Reply: r})
+	b, _ := json.Marshal(outMessage{Store: store, To: to, Reply: r, InboundAt: inbound})
 	var sealed []byte
 	var err error
 	if vault {
@@ -312,6 +326,9 @@ func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, p
 		var m outMessage
 		if err := json.Unmarshal(b, &m); err != nil {
 			return &DeliveryError{Permanent: true, Reason: "corrupt outbox payload"}
+		}
+		if m.InboundAt.After(lastInbound) {
+			lastInbound = m.InboundAt
 		}
 		if !it.VaultSealed && time.Since(lastInbound) > 24*time.Hour {
 			switch {

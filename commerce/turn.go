@@ -152,7 +152,7 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 	langs := s.Conv.languages()
 	for _, r := range replies {
 		r = langs.Localize(langOr(sh.Lang), r)
-		item, err := s.sealReply(ctx, it.Subject, it.Store, ident.Address(), r, act.erased)
+		item, err := s.sealAnswer(ctx, it.Subject, it.Store, ident.Address(), r, act.erased, t.lastInbound)
 		if err != nil {
 			return false, err
 		}
