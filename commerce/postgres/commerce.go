@@ -176,11 +176,11 @@ func (db *Store) SetSubjectIdentity(ctx context.Context, id string, sealed []byt
 // SetRestricted pauses (on) or resumes (off) the processing of the
 // shopper's data (GDPR Art. 18).
 func (db *Store) SetRestricted(ctx context.Context, id string, on bool) error {
-	// LEAST keeps the first restriction's time (NULL is ignored); the CASE
-	// makes it NULL when resuming. now() stays outside CASE and COALESCE,
-	// which Citus refuses.
-	return db.Exec1(ctx, `UPDATE subjects SET restricted_at = LEAST(restricted_at, now()) + CASE WHEN $2 THEN interval '0' END
-		WHERE id = $1 AND erased_at IS NULL`, id, on)
+	// COALESCE keeps the first restriction's time; the CASE makes it NULL
+	// when resuming. The time is a parameter, not now(): Citus refuses a
+	// STABLE function beside a column reference in an UPDATE.
+	return db.Exec1(ctx, `UPDATE subjects SET restricted_at = CASE WHEN $2 THEN coalesce(restricted_at, $3::timestamptz) END
+		WHERE id = $1 AND erased_at IS NULL`, id, on, time.Now())
 }
 
 // SetConsent stores the shopper's consent state.
