@@ -24,7 +24,7 @@ export GOFLAGS ?= -buildvcs=false
 # status updates, erasure, retention, audit verify and tampering), and
 # three brokerd on one database from tests/faults.
 CITUS_PKGS   ?= ./broker/postgres/... ./commerce/postgres/... ./cmd/brokerd
-CITUS_FAULTS ?= TestThreeBrokersOneDatabase
+CITUS_FAULTS ?= TestThreeBrokersOneDatabase|TestCitusWorkerOutage
 # Tests to skip on Citus (a -skip pattern): none; set it to rule one out while
 # diagnosing it.
 CITUS_SKIP   ?=

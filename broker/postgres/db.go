@@ -295,6 +295,11 @@ func Translate(err error) error {
 		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
 			pe.Code == "57P03" || pe.Code == "53300":
 			return broker.Wrap(broker.EUnavailable, err, "database unavailable")
+		// Citus reports a worker lost in the middle of a transaction as
+		// internal_error (io_error for a COPY to a shard) with one of these
+		// fixed texts (TestCitusWorkerOutage).
+		case (pe.Code == "XX000" || pe.Code == "58030") && citusNodeLost(pe.Message):
+			return broker.Wrap(broker.EUnavailable, err, "database unavailable")
 		}
 		return err
 	}
@@ -302,6 +307,17 @@ func Translate(err error) error {
 		return broker.Wrap(broker.EUnavailable, err, "database unavailable")
 	}
 	return err
+}
+
+// citusNodeLost recognises Citus's messages for a worker it lost.
+func citusNodeLost(msg string) bool {
+	for _, p := range []string{"failure on connection marked as essential", "connection to the remote node",
+		"could not establish any connections to the node", "connection not open", "failed to COPY to shard"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func isConnErr(err error) bool {

@@ -2,7 +2,8 @@
 // SQL, its transactions and the base other stores join (Q, InTx,
 // BeforeCommit, GroupCommit; commerce/postgres is one), and the
 // translation of database errors into broker error codes. A server error
-// is translated by its SQLSTATE alone. Lost connections carry no SQLSTATE:
+// is translated by its SQLSTATE, and Citus's internal_error (XX000) by the
+// fixed texts Citus gives a relayed unique violation or a lost worker. Lost connections carry no SQLSTATE:
 // they are recognised by pgconn's error types and, last, by the few fixed
 // texts pgx and the network stack use for them ("closed pool", "conn
 // closed", "broken pipe", …), which never contain data.

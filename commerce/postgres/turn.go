@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -31,8 +33,13 @@ const (
 		FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id`
 	// The shoppers as well as the ids: on Citus the inbox is distributed by
 	// the shopper, and a group's shoppers name its shards.
+	// Only rows still pending: SaveTurns checks that it marked every one,
+	// else the turn read events another turn had already processed (on
+	// Citus, whose commit on a worker that failed mid-way shows only once
+	// its prepared transaction is recovered), and must not commit again.
 	sqlTurnDone = `UPDATE inbox SET processed_at = now(), attempts = attempts + 1, last_error = NULL
-		WHERE subject_id = ANY($2) AND id = ANY($1)`
+		WHERE subject_id = ANY($2) AND id = ANY($1) AND processed_at IS NULL`
+	sqlTurnProcessed   = `SELECT count(*) FROM inbox WHERE subject_id = ANY($2) AND id = ANY($1) AND processed_at IS NOT NULL`
 	sqlTurnSessionsPut = `INSERT INTO sessions (subject_id, store, state, sealed)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 		ON CONFLICT (subject_id) DO UPDATE SET store = EXCLUDED.store, state = EXCLUDED.state,
@@ -148,8 +155,12 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	if len(refs) > 0 {
 		b.Queue(sqlEnqueueMany, refs, kinds, subs, parts, vault, sealed)
 	}
+	marked := int64(len(done))
 	if len(done) > 0 {
-		b.Queue(sqlTurnDone, done, doneSubs)
+		b.Queue(sqlTurnDone, done, doneSubs).Exec(func(tag pgconn.CommandTag) error {
+			marked = tag.RowsAffected()
+			return nil
+		})
 	}
 	if len(sessSubs) > 0 {
 		b.Queue(sqlTurnSessionsPut, sessSubs, sessStores, sessStates, sessSealed)
@@ -157,5 +168,22 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	return Translate(db.Q(ctx).SendBatch(ctx, b).Close())
+	if err := db.Q(ctx).SendBatch(ctx, b).Close(); err != nil {
+		return Translate(err)
+	}
+	if marked == int64(len(done)) {
+		return nil
+	}
+	// Fewer marked than read: the turn erased the shopper (and deleted
+	// their events), or another turn processed some of them meanwhile,
+	// whose effects must not be committed a second time.
+	var processed int64
+	if err := db.Q(ctx).QueryRow(ctx, sqlTurnProcessed, done, doneSubs).Scan(&processed); err != nil {
+		return Translate(err)
+	}
+	if other := processed - marked; other > 0 {
+		// Transient: the next turn will not see them.
+		return broker.Errorf(broker.EUnavailable, "%d of the turn's %d inbox events were processed meanwhile", other, len(done))
+	}
+	return nil
 }

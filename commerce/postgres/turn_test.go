@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
 )
 
@@ -127,5 +128,58 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 	var bLast *time.Time
 	if err := db.Pool.QueryRow(ctx, `SELECT last_inbound_at FROM subjects WHERE id = 'sub_b'`).Scan(&bLast); err != nil || bLast != nil {
 		t.Fatalf("sub_b had no inbound message, but last inbound = %v, %v", bLast, err)
+	}
+}
+
+// A turn that read events another turn processed meanwhile (on Citus, a
+// commit on a lost worker shows only once recovered) does not commit its
+// effects a second time; a turn that deleted its events (an erasure) does.
+func TestSaveTurnsRefusesEventsProcessedMeanwhile(t *testing.T) {
+	db := newStore(t)
+	ctx := context.Background()
+	if _, _, err := db.EnsureSubject(ctx, []byte("index-twice"), "sub_t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.InsertInbox(ctx, []commerce.InboxItem{{DedupKey: "m:1", Subject: "sub_t", Kind: "message",
+		Store: "store-1", Sealed: []byte("hi")}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	if err := db.InTx(ctx, func(ctx context.Context) error {
+		states, err := db.LoadTurns(ctx, []string{"sub_t"}, 10)
+		for _, it := range states[0].Items {
+			ids = append(ids, it.ID)
+		}
+		return err
+	}); err != nil || len(ids) != 1 {
+		t.Fatalf("LoadTurns: %v, %d items", err, len(ids))
+	}
+	reply := func(ref string) commerce.TurnWrite {
+		return commerce.TurnWrite{Subject: "sub_t", Done: ids,
+			Out: []commerce.OutboxItem{{Ref: ref, Kind: "whatsapp", Subject: "sub_t", Sealed: []byte("notice")}}}
+	}
+	if err := db.InTx(ctx, func(ctx context.Context) error { return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_first")}) }); err != nil {
+		t.Fatal(err)
+	}
+	err := db.InTx(ctx, func(ctx context.Context) error { return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_again")}) })
+	if broker.ErrorCode(err) != broker.EUnavailable {
+		t.Fatalf("second turn over the same events = %v, want EUnavailable", err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject_id = 'sub_t'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d outbox items (%v), want the first turn's one", n, err)
+	}
+	// Deleted by the turn itself (an erasure): nothing to refuse.
+	if err := db.InTx(ctx, func(ctx context.Context) error {
+		q := db.Q(ctx)
+		if _, err := q.Exec(ctx, `UPDATE inbox SET processed_at = NULL WHERE subject_id = 'sub_t'`); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM inbox WHERE subject_id = 'sub_t'`); err != nil {
+			return err
+		}
+		return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_erased")})
+	}); err != nil {
+		t.Fatalf("a turn that deleted its own events: %v", err)
 	}
 }

@@ -1,0 +1,140 @@
+package faults
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
+)
+
+// citusScript runs scripts/citus.sh with args and returns its output.
+func citusScript(t *testing.T, args ...string) string {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "citus.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(script, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scripts/citus.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestCitusWorkerOutage stops one of the two Citus workers while webhooks
+// stream in, and starts it again (SPEC §12). While it is down, a webhook
+// whose shopper lives on its shards must not be acknowledged (503: the
+// Cloud API redelivers), never a false 200; shoppers on the other worker
+// go on being served; when it is back the broker recovers by itself, and
+// nothing it acknowledged is lost or processed twice.
+//
+// Not parallel: it stops a worker of the cluster every Citus test shares,
+// so it runs before the parallel tests of its package start.
+func TestCitusWorkerOutage(t *testing.T) {
+	pgtest.RequireCitus(t)
+	requireBinaries(t)
+	dbURL := pgtest.NewURL(t)
+	// The worker stopped must be one of this test server's cluster.
+	coord, err := url.Parse(citusScript(t, "url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if coord.Host != mine.Host {
+		if os.Getenv("SIEVE_REQUIRE_CITUS") != "" {
+			t.Fatalf("the test server %s is not scripts/citus.sh's cluster (%s): its workers cannot be stopped here", mine.Host, coord.Host)
+		}
+		t.Skipf("the test server %s is not scripts/citus.sh's cluster (%s)", mine.Host, coord.Host)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if stopped {
+			citusScript(t, "worker-start", "1")
+		}
+	})
+
+	w := newWorld(t, dbURL)
+	b := w.startBroker("brokerd", "")
+	w.seedRetailer("")
+	st := openStore(t, dbURL)
+	hp := newHookProxy(t, b.url)
+	// One message per webhook, so that each answer concerns one shopper.
+	ingest := w.wasimLoad("--shoppers", "120", "--rate", "50", "--duration", "14s", "--batch", "1",
+		"--dup-rate", "0.1", "--seed", "401", "--webhook-url", hp.URL)
+	waitFor(t, "100 messages acknowledged before the outage", 60*time.Second, func() (bool, string) {
+		n := len(hp.acked())
+		return n >= 100, fmt.Sprintf("%d acknowledged", n)
+	})
+
+	citusScript(t, "worker-stop", "1")
+	stopped = true
+	downAt := time.Now()
+	waitFor(t, "webhooks to meet a 3-second worker outage", 60*time.Second, func() (bool, string) {
+		n := 0
+		for _, r := range hp.records() {
+			if r.Start.After(downAt) {
+				n++
+			}
+		}
+		return n >= 40 && time.Since(downAt) >= 3*time.Second, fmt.Sprintf("%d webhooks since the stop", n)
+	})
+	upAt := time.Now()
+	citusScript(t, "worker-start", "1")
+	stopped = false
+	t.Logf("worker 1 was down for %s", upAt.Sub(downAt).Round(time.Millisecond))
+	if !b.running() {
+		t.Fatalf("brokerd exited during the worker outage (%v): it must ride it out", b.err)
+	}
+	rep := ingest()
+	t.Logf("ingest: %d requests, %d acknowledged, %d failed, codes %v", rep.Requests, rep.Acknowledged, rep.Failed, rep.StatusCodes)
+	// Around the stop and the start as well: a lost worker is unavailability
+	// (503, redelivered), never an internal error.
+	for code, n := range rep.StatusCodes {
+		if code != "200" && code != "503" {
+			t.Errorf("%d webhooks answered %s during the load; want only 200 and 503", n, code)
+		}
+	}
+
+	// New work is taken in and completed end to end once the worker is back.
+	order := w.wasimShop(hp.URL, "919700000401", 60*time.Second)
+	st.waitDrained("the inbox, the outbox and the audit log to drain after the worker outage", 180*time.Second)
+
+	// While down: every answer 503 or 200 (a 200 for a shopper whose
+	// shards were away would be checked as lost below), some of each.
+	codes := map[int]int{}
+	for _, r := range hp.records() {
+		if r.Start.After(downAt) && r.End.Before(upAt) {
+			codes[r.Status]++
+		}
+	}
+	if codes[http.StatusServiceUnavailable] == 0 || codes[http.StatusOK] == 0 ||
+		codes[http.StatusOK]+codes[http.StatusServiceUnavailable] != sumCodes(codes) {
+		t.Errorf("webhooks during the worker outage answered %v; want 503 for the shoppers on the stopped worker, 200 for the others, nothing else", codes)
+	}
+	if hp.acknowledgedAfter(upAt) == 0 {
+		t.Errorf("no webhook was acknowledged after the worker came back")
+	}
+	his := checkHisOnce(t, w, st, hp, "9198", nil)
+	size := checkAuditClean(t, w, st)
+	t.Logf("%d Hi acknowledged, %d stored, %d notices; during the outage %v; order %s; audit ok at %d",
+		his.Acked, his.Stored, his.Notices, codes, order, size)
+	b.terminate(t)
+}
+
+func sumCodes(codes map[int]int) int {
+	n := 0
+	for _, c := range codes {
+		n += c
+	}
+	return n
+}
