@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sieve-broker/sieve/broker/postgres"
@@ -133,6 +135,33 @@ func quiesce(ctx context.Context, conn *pgx.Conn, db string) error {
 	return err
 }
 
+// quiesced runs stmt (a copy or a rename of db) once db has no other
+// sessions. Citus's maintenance daemon reconnects to a database with the
+// extension on its own schedule, so it can slip in between the quiesce and
+// the statement ("being accessed by other users", SQLSTATE 55006): then
+// the pair is tried again, a few times.
+func quiesced(ctx context.Context, conn *pgx.Conn, db, stmt string) error {
+	var err error
+	for attempt := 1; attempt <= 20; attempt++ {
+		if err = quiesce(ctx, conn, db); err != nil {
+			return err
+		}
+		if _, err = conn.Exec(ctx, stmt); err == nil {
+			return nil
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "55006" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 func (c *citusCluster) newURL(ctx context.Context, t testing.TB, admin, tpl string) string {
 	t.Helper()
 	coord, err := pgx.Connect(ctx, c.nodes[0])
@@ -163,11 +192,7 @@ func (c *citusCluster) copyDB(ctx context.Context, t testing.TB, admin, src, nam
 		})
 	})
 	err := c.each(ctx, func(_ int, conn *pgx.Conn) error {
-		if err := quiesce(ctx, conn, src); err != nil {
-			return err
-		}
-		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, src))
-		return err
+		return quiesced(ctx, conn, src, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, src))
 	})
 	if err != nil {
 		t.Fatalf("pgtest: create database on Citus: %v", err)
@@ -278,10 +303,7 @@ func (c *citusCluster) ensureTemplate(ctx context.Context, admin, tpl string) er
 		if err != nil {
 			return err
 		}
-		err = quiesce(ctx, conn, building)
-		if err == nil {
-			_, err = conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, tpl))
-		}
+		err = quiesced(ctx, conn, building, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, tpl))
 		conn.Close(ctx)
 		if err != nil {
 			return err
