@@ -90,6 +90,10 @@ type NotFound struct {
 
 func (e *NotFound) Error() string { return "not found" }
 
+// Decision is the audit entry of the refusal ("" before it is written);
+// the HTTP layer answers it as X-Decision-Id.
+func (e *NotFound) Decision() string { return e.DecisionID }
+
 // notFound returns an ENotFound error carrying the refusal's entry, still
 // to be written by settle.
 func (s *Service) notFound(p broker.Partner, purpose broker.Purpose, resource, reason string) error {

@@ -13,7 +13,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 )
 
 // Body limits per route family (SPEC §4).
@@ -97,21 +96,16 @@ type Deps struct {
 	OAuth    OAuthFunc
 	JWKS     func() []byte
 	WhatsApp WebhookReceiver
-	Shop     *commerce.Service
-	Rights   *commerce.Rights
-	// Subjects serves the compliance API's subject routes; nil: Rights.
-	Subjects SubjectRights
-	// Pseudonyms names shoppers in answers and officers' audit entries
-	// by their audit pseudonym; nil: the Shop's.
-	Pseudonyms *broker.Pseudonymizer
-	Desk       *commerce.Desk
-	Breaches   BreachAPI
-	Audit      AuditAPI
-	Reports    Reports
-	Officers   OfficerAuth
+	Breaches BreachAPI
+	Audit    AuditAPI
+	Reports  Reports
+	Officers OfficerAuth
+	// Routes mount the routes of the domains served beside the broker's
+	// own (commerce/httpapi: the partner orders API and the rights desk),
+	// with the Server's Partner, Compliance, OfficerAction and DecodeJSON.
+	// They run in order, before UI.
+	Routes     []func(app *fiber.App, s *Server)
 	UI         func(app *fiber.App, s *Server)
-	Partners   broker.PartnerStore
-	Policy     broker.PolicyEngine
 	OpenAPI    []byte
 	Metrics    *Metrics
 	StartedAt  time.Time
@@ -141,15 +135,6 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
-	}
-	if d.Subjects == nil && d.Rights != nil {
-		d.Subjects = d.Rights
-	}
-	if d.Pseudonyms == nil && d.Shop != nil && d.Shop.Releaser != nil {
-		d.Pseudonyms = d.Shop.Releaser.Pseudonyms()
-	}
-	if d.Policy == nil && d.Shop != nil && d.Shop.Releaser != nil {
-		d.Policy = d.Shop.Releaser.Policy()
 	}
 	app := fiber.New(fiber.Config{
 		Immutable:             true,
@@ -266,21 +251,11 @@ func (s *Server) routes() {
 			return c.Send(s.deps.JWKS())
 		})
 	}
-	if s.deps.Shop != nil && s.deps.Auth != nil {
-		v1 := app.Group("/v1")
-		v1.Get("/orders", s.partner(broker.ScopeOrdersRead), s.listOrders)
-		v1.Get("/orders/:id", s.partner(broker.ScopeOrdersRead), s.getOrder)
-		v1.Post("/orders/:id/status", s.partner(broker.ScopeOrdersWrite), s.updateStatus)
-		v1.Post("/orders/:id/dispatch", s.partner(broker.ScopeOrdersWrite), s.dispatchOrder)
-		v1.Get("/orders/:id/delivery", s.partner(broker.ScopeDeliveryRead), s.getDelivery)
-		v1.Post("/orders/:id/messages", s.partner(broker.ScopeDeliveryMessage), s.relayMessage)
-		v1.Post("/data-requests", s.partner(broker.ScopeDataRequest), s.dataRequest)
-		v1.Get("/events", s.partner(""), s.listEvents)
-		v1.Post("/acks", s.partner(""), s.postAck)
-		s.offerRoutes(v1)
-	}
 	s.complianceRoutes()
-	s.consentRoutes()
+	s.privacyRoutes()
+	for _, mount := range s.deps.Routes {
+		mount(app, s)
+	}
 	if s.deps.UI != nil {
 		s.deps.UI(app, s)
 	}

@@ -3,14 +3,12 @@ package httpapi
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 )
 
 // AuditAPI serves the audit log: entries, signed checkpoints and proofs.
@@ -30,24 +28,6 @@ type Reports interface {
 	Processing(ctx context.Context) (any, error)
 }
 
-// SubjectRights is what the compliance API asks of the rights desk: find a
-// shopper by identifier, list their disclosures, release their export and
-// erase them. *commerce.Rights implements it; tests use a fake.
-type SubjectRights interface {
-	// Resolve finds the shopper by wa_id or by user_id (a BSUID), exactly
-	// one of them; ENotFound when there is none.
-	Resolve(ctx context.Context, waID, userID string) (commerce.SubjectRow, error)
-	// Disclosures lists who received what about the shopper.
-	Disclosures(ctx context.Context, subject string) ([]commerce.Disclosure, error)
-	// ReleaseExport releases the shopper's data to party through the
-	// pipeline; the decision names the audit entry, even on error.
-	ReleaseExport(ctx context.Context, subject string, party broker.Party) (commerce.Export, broker.Decision, error)
-	// Erase crypto-shreds the shopper, audited with reason (a code).
-	Erase(ctx context.Context, subject string, actor broker.Party, reason string) error
-}
-
-var _ SubjectRights = (*commerce.Rights)(nil)
-
 // OfficerAuth recognises a logged-in compliance officer from the session
 // cookie (and, for state-changing requests, a valid CSRF token).
 type OfficerAuth interface {
@@ -56,9 +36,10 @@ type OfficerAuth interface {
 
 const keyActor ctxKey = 10
 
-// compliance authorises an officer session or a bearer token with scope.
-func (s *Server) compliance(scope broker.Scope) fiber.Handler {
-	partnerAuth := s.partner(scope)
+// Compliance authorises an officer session or a bearer token with scope;
+// the handlers after it read who acts with ActorOf.
+func (s *Server) Compliance(scope broker.Scope) fiber.Handler {
+	partnerAuth := s.Partner(scope)
 	return func(c *fiber.Ctx) error {
 		if s.deps.Officers != nil {
 			// HEAD has GET's meaning (RFC 9110 §9.3.2): no CSRF token.
@@ -79,37 +60,35 @@ func readOnly(method string) bool {
 	return method == fiber.MethodGet || method == fiber.MethodHead
 }
 
-func actorOf(c *fiber.Ctx) broker.Party {
+// ActorOf is who Compliance admitted: the signed-in officer, or the
+// compliance client with its scopes.
+func ActorOf(c *fiber.Ctx) broker.Party {
 	if p, ok := c.Locals(keyActor).(broker.Party); ok {
 		return p
 	}
-	p := partnerOf(c)
+	p := PartnerOf(c)
 	return broker.Party{ID: p.ID, Kind: p.Kind, Scopes: p.Scopes}
 }
 
 func (s *Server) complianceRoutes() {
 	app := s.App
 	if s.deps.Audit != nil {
-		app.Get("/v1/audit/entries", s.compliance(broker.ScopeAuditRead), s.auditEntries)
+		app.Get("/v1/audit/entries", s.Compliance(broker.ScopeAuditRead), s.auditEntries)
 		// The transparency endpoints too (SPEC §4): the checkpoint's tree
 		// size and timing tell outsiders how much the broker releases.
-		app.Get("/v1/audit/checkpoint", s.compliance(broker.ScopeAuditRead), s.auditCheckpoint)
-		app.Get("/v1/audit/proof/inclusion", s.compliance(broker.ScopeAuditRead), s.auditInclusion)
-		app.Get("/v1/audit/proof/consistency", s.compliance(broker.ScopeAuditRead), s.auditConsistency)
+		app.Get("/v1/audit/checkpoint", s.Compliance(broker.ScopeAuditRead), s.auditCheckpoint)
+		app.Get("/v1/audit/proof/inclusion", s.Compliance(broker.ScopeAuditRead), s.auditInclusion)
+		app.Get("/v1/audit/proof/consistency", s.Compliance(broker.ScopeAuditRead), s.auditConsistency)
 		if _, ok := s.deps.Audit.(AuditTiles); ok {
-			app.Get("/v1/audit/tile/*", s.compliance(broker.ScopeAuditRead), s.auditTile)
+			app.Get("/v1/audit/tile/*", s.Compliance(broker.ScopeAuditRead), s.auditTile)
 		}
 	}
 	if s.deps.Reports != nil {
-		app.Get("/v1/reports/processing", s.compliance(broker.ScopeAuditRead), s.reportProcessing)
+		app.Get("/v1/reports/processing", s.Compliance(broker.ScopeAuditRead), s.reportProcessing)
 	}
-	if s.deps.Subjects != nil && s.deps.Pseudonyms != nil {
-		app.Get("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
-		app.Post("/v1/subjects/disclosures", s.compliance(broker.ScopeAuditRead), s.disclosures)
-		app.Post("/v1/subjects/export", s.compliance(broker.ScopeSubjectsWrite), s.subjectExport)
-		app.Post("/v1/subjects/erase", s.compliance(broker.ScopeSubjectsWrite), s.subjectErase)
+	if s.deps.Breaches != nil {
+		app.Get("/v1/breaches", s.Compliance(broker.ScopeAuditRead), s.breaches)
 	}
-	s.deskRoutes()
 }
 
 // ParseAuditFilter reads the audit filter from a query string.
@@ -226,13 +205,16 @@ func (s *Server) reportProcessing(c *fiber.Ctx) error {
 	return c.JSON(r)
 }
 
-// officerAction audits an officer's (or compliance client's) own action.
-func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (string, error) {
+// OfficerAction audits an officer's (or compliance client's) own action
+// on a shopper (a data-subject request) and returns the entry's decision
+// id; EUnavailable when the log cannot take it, so the caller answers
+// nothing it could not record.
+func (s *Server) OfficerAction(c *fiber.Ctx, action, subject, reason string) (string, error) {
 	id := broker.NewID("dec")
 	if s.deps.Audit == nil {
 		return id, nil
 	}
-	actor := actorOf(c)
+	actor := ActorOf(c)
 	err := s.deps.Audit.Record(c.UserContext(), broker.Event{DecisionID: id, Actor: actor.Actor(),
 		Action: action, Purpose: broker.PurposeDataSubjectRequest, Subject: subject, Resource: "subject",
 		Outcome: audit.OutcomeDone, Reason: reason})
@@ -240,98 +222,4 @@ func (s *Server) officerAction(c *fiber.Ctx, action, subject, reason string) (st
 		return "", broker.Wrap(broker.EUnavailable, err, "audit log unavailable")
 	}
 	return id, nil
-}
-
-// subjectFromWaID resolves the shopper by wa_id or by user_id (a BSUID):
-// exactly one of them.
-func (s *Server) subjectFromWaID(c *fiber.Ctx, wa, userID string) (commerce.SubjectRow, error) {
-	row, err := s.deps.Subjects.Resolve(c.UserContext(), wa, userID)
-	if broker.IsNotFound(err) {
-		return row, broker.Errorf(broker.ENotFound, "no shopper with that identifier")
-	}
-	return row, err
-}
-
-func (s *Server) disclosures(c *fiber.Ctx) error {
-	var b subjectBody
-	if c.Method() == fiber.MethodPost {
-		if err := decodeJSON(c, &b, true); err != nil {
-			return err
-		}
-	} else {
-		b.WaID, b.UserID = c.Query("wa_id"), c.Query("user_id")
-	}
-	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
-	if err != nil {
-		return err
-	}
-	ds, err := s.deps.Subjects.Disclosures(c.UserContext(), row.ID)
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []commerce.Disclosure{} // the documented shape is a list, never null
-	}
-	id, err := s.officerAction(c, "disclosures", row.ID, "access_request")
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", id)
-	return c.JSON(fiber.Map{"subject": s.deps.Pseudonyms.Audit(row.ID), "disclosures": ds})
-}
-
-type subjectBody struct {
-	WaID    string `json:"wa_id"`
-	UserID  string `json:"user_id"` // a BSUID, instead of wa_id
-	Confirm bool   `json:"confirm"`
-	Reason  string `json:"reason"`
-}
-
-func (s *Server) subjectExport(c *fiber.Ctx) error {
-	var b subjectBody
-	if err := decodeJSON(c, &b, true); err != nil {
-		return err
-	}
-	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
-	if err != nil {
-		return err
-	}
-	// The export is a release to the caller through the pipeline: its
-	// entry is the answer's decision and the shopper's disclosures list it.
-	ex, d, err := s.deps.Subjects.ReleaseExport(c.UserContext(), row.ID, actorOf(c))
-	if d.ID != "" {
-		c.Set("X-Decision-Id", d.ID)
-	}
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentDisposition, `attachment; filename="subject-export.json"`)
-	return c.JSON(ex)
-}
-
-func (s *Server) subjectErase(c *fiber.Ctx) error {
-	var b subjectBody
-	if err := decodeJSON(c, &b, true); err != nil {
-		return err
-	}
-	if !b.Confirm {
-		return broker.Errorf(broker.EInvalid, "erasure needs \"confirm\": true")
-	}
-	// The reason is a code from a fixed list (commerce.EraseReasons),
-	// never text: it goes into the immutable log.
-	reason := b.Reason
-	if reason == "" {
-		reason = commerce.EraseRequest
-	}
-	if !commerce.ValidEraseReason(reason) {
-		return broker.Errorf(broker.EInvalid, "reason must be one of %s", strings.Join(commerce.EraseReasons, ", "))
-	}
-	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
-	if err != nil {
-		return err
-	}
-	if err := s.deps.Subjects.Erase(c.UserContext(), row.ID, actorOf(c), reason); err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"status": "erased", "subject": s.deps.Pseudonyms.Audit(row.ID)})
 }

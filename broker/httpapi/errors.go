@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 )
 
 // statusOf is the one table from error codes to HTTP statuses.
@@ -74,9 +73,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			if s, ok := statusOf[be.Code]; ok {
 				status = s
 			}
-			var nf *commerce.NotFound
-			if errors.As(err, &nf) && nf.DecisionID != "" {
-				c.Set("X-Decision-Id", nf.DecisionID)
+			// A refusal that was audited (a partner asking for an order
+			// not its own) names its entry.
+			var dec interface{ Decision() string }
+			if errors.As(err, &dec) && dec.Decision() != "" {
+				c.Set("X-Decision-Id", dec.Decision())
 			}
 			if status >= 500 {
 				log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "code", code, "err", be.Err)

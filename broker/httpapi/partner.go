@@ -14,7 +14,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 )
 
 type ctxKey int
@@ -41,13 +40,17 @@ func bearer(c *fiber.Ctx) (string, error) {
 	return strings.TrimSpace(tok), nil
 }
 
-// partner authenticates the bearer token, checks the scope and the
-// partner's rate limit.
-func (s *Server) partner(scope broker.Scope) fiber.Handler {
+// Partner authenticates the bearer token, checks the scope and the
+// partner's rate limit; the handlers after it read the partner with
+// PartnerOf. Scope "" admits any partner token.
+func (s *Server) Partner(scope broker.Scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		tok, err := bearer(c)
 		if err != nil {
 			return err
+		}
+		if s.deps.Auth == nil {
+			return broker.Errorf(broker.EUnauthorized, "partner tokens are not accepted here")
 		}
 		p, scopes, err := s.deps.Auth.Authenticate(c.UserContext(), tok)
 		if err != nil {
@@ -74,7 +77,9 @@ func (s *Server) partner(scope broker.Scope) fiber.Handler {
 	}
 }
 
-func partnerOf(c *fiber.Ctx) broker.Partner {
+// PartnerOf is the partner Partner authenticated for this request (the
+// zero Partner when none was).
+func PartnerOf(c *fiber.Ctx) broker.Partner {
 	p, _ := c.Locals(keyPartner).(broker.Partner)
 	return p
 }
@@ -90,10 +95,10 @@ const (
 	MaxJSONMembers = 256
 )
 
-// decodeJSON reads a JSON body strictly: the right content type, valid
+// DecodeJSON reads a JSON body strictly: the right content type, valid
 // UTF-8, bounded depth and member count (both checked before decoding),
 // one value, no unknown fields (when strict).
-func decodeJSON(c *fiber.Ctx, v any, strict bool) error {
+func DecodeJSON(c *fiber.Ctx, v any, strict bool) error {
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	if !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
 		return broker.Errorf(broker.EUnsupported, "content type must be application/json")
@@ -187,142 +192,4 @@ func jsonShape(b []byte, maxDepth, maxMembers int) (tooDeep, tooMany bool) {
 		}
 	}
 	return false, false
-}
-
-func (s *Server) listOrders(c *fiber.Ctx) error {
-	f := commerce.OrderFilter{Status: c.Query("status"), Cursor: c.Query("cursor")}
-	if f.Status != "" && !slices.Contains(append([]string{commerce.StatusPlaced}, commerce.PartnerStatuses...), f.Status) {
-		return broker.Errorf(broker.EInvalid, "unknown status")
-	}
-	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return broker.Errorf(broker.EInvalid, "since must be an RFC 3339 time")
-		}
-		f.Since = t
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return broker.Errorf(broker.EInvalid, "limit must be 1 to 100")
-		}
-		f.Limit = n
-	}
-	if len(f.Cursor) > 200 {
-		return broker.Errorf(broker.EInvalid, "invalid cursor")
-	}
-	views, next, decision, err := s.deps.Shop.PartnerOrders(c.UserContext(), partnerOf(c), f)
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", decision)
-	if views == nil {
-		views = []commerce.RetailerView{}
-	}
-	var nextCursor any
-	if next != "" {
-		nextCursor = next
-	}
-	return c.JSON(fiber.Map{"orders": views, "next_cursor": nextCursor})
-}
-
-func (s *Server) getOrder(c *fiber.Ctx) error {
-	return s.orderView(c, broker.PurposeOrderFulfilment)
-}
-
-func (s *Server) getDelivery(c *fiber.Ctx) error {
-	return s.orderView(c, broker.PurposeDelivery)
-}
-
-func (s *Server) orderView(c *fiber.Ctx, purpose broker.Purpose) error {
-	view, d, err := s.deps.Shop.PartnerOrder(c.UserContext(), partnerOf(c), c.Params("id"), purpose)
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", d.ID)
-	if d.Outcome == "denied" {
-		return broker.Errorf(broker.EDenied, "release denied: %s", d.Reason)
-	}
-	return c.JSON(view)
-}
-
-func (s *Server) updateStatus(c *fiber.Ctx) error {
-	var body map[string]any
-	if err := decodeJSON(c, &body, false); err != nil {
-		return err
-	}
-	st, ok := body["status"].(string)
-	if !ok {
-		return broker.Errorf(broker.EInvalid, "status is required")
-	}
-	delete(body, "status")
-	res, err := s.deps.Shop.UpdateStatus(c.UserContext(), partnerOf(c), c.Params("id"),
-		commerce.StatusUpdate{Status: st, Extra: body})
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", res.Decision)
-	return c.JSON(res)
-}
-
-func (s *Server) dispatchOrder(c *fiber.Ctx) error {
-	var body struct {
-		Logistics string `json:"logistics"`
-	}
-	if err := decodeJSON(c, &body, true); err != nil {
-		return err
-	}
-	res, err := s.deps.Shop.Dispatch(c.UserContext(), partnerOf(c), c.Params("id"), body.Logistics)
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", res.Decision)
-	return c.JSON(res)
-}
-
-func (s *Server) relayMessage(c *fiber.Ctx) error {
-	var body struct {
-		Text string `json:"text"`
-	}
-	if err := decodeJSON(c, &body, true); err != nil {
-		return err
-	}
-	id, err := s.deps.Shop.Relay(c.UserContext(), partnerOf(c), c.Params("id"), body.Text)
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", id)
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "queued", "decision_id": id})
-}
-
-func (s *Server) dataRequest(c *fiber.Ctx) error {
-	var body struct {
-		Subject string   `json:"subject"`
-		Purpose string   `json:"purpose"`
-		Fields  []string `json:"fields"`
-	}
-	if err := decodeJSON(c, &body, true); err != nil {
-		return err
-	}
-	if body.Subject == "" || body.Purpose == "" {
-		return broker.Errorf(broker.EInvalid, "subject and purpose are required")
-	}
-	d, err := s.deps.Shop.DataRequest(c.UserContext(), partnerOf(c), body.Subject, broker.Purpose(body.Purpose), body.Fields)
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", d.ID)
-	released := d.Released
-	if released == nil {
-		released = broker.Record{}
-	}
-	denied := d.Withheld
-	if denied == nil {
-		denied = []broker.Withheld{}
-	}
-	privacy := fiber.Map{"decision_id": d.ID, "purpose": string(d.Purpose)}
-	if !d.RetainUntil.IsZero() {
-		privacy["retain_until"] = d.RetainUntil
-	}
-	return c.JSON(fiber.Map{"released": released, "denied": denied, "decision_id": d.ID, "privacy": privacy})
 }

@@ -11,14 +11,11 @@ import (
 // langParam is an ISO 639 language code, as the notice files are named.
 var langParam = regexp.MustCompile(`^[a-z]{2,3}$`)
 
-// consentRoutes serves the privacy notice's full text (public: the chat
-// summary links to it) and the compliance export of consent artefacts.
-func (s *Server) consentRoutes() {
+// privacyRoutes serves the privacy notice's full text (public: the chat
+// summary links to it).
+func (s *Server) privacyRoutes() {
 	if s.deps.Privacy != nil {
 		s.App.Get("/privacy/:lang", s.privacyPage)
-	}
-	if s.deps.Rights != nil && s.deps.Shop != nil && s.deps.Shop.Consents != nil {
-		s.App.Post("/v1/subjects/consents", s.complianceAny(broker.ScopeAuditRead, broker.ScopeSubjectsWrite), s.subjectConsents)
 	}
 }
 
@@ -40,41 +37,18 @@ func (s *Server) privacyPage(c *fiber.Ctx) error {
 	return c.Send(page)
 }
 
-// complianceAny admits an officer or a compliance client holding any one
+// ComplianceAny admits an officer or a compliance client holding any one
 // of the scopes.
-func (s *Server) complianceAny(scopes ...broker.Scope) fiber.Handler {
-	first := s.compliance(scopes[0])
+func (s *Server) ComplianceAny(scopes ...broker.Scope) fiber.Handler {
+	first := s.Compliance(scopes[0])
 	return func(c *fiber.Ctx) error {
 		err := first(c)
 		for _, sc := range scopes[1:] {
 			if broker.ErrorCode(err) != broker.EForbidden || c.Locals(keyPartner) != nil {
 				break
 			}
-			err = s.partner(sc)(c)
+			err = s.Partner(sc)(c)
 		}
 		return err
 	}
-}
-
-// subjectConsents answers POST /v1/subjects/consents {"wa_id"} with the
-// shopper's consent artefacts (SPEC §10), itself an audited access.
-func (s *Server) subjectConsents(c *fiber.Ctx) error {
-	var b subjectBody
-	if err := decodeJSON(c, &b, true); err != nil {
-		return err
-	}
-	row, err := s.subjectFromWaID(c, b.WaID, b.UserID)
-	if err != nil {
-		return err
-	}
-	ex, err := s.deps.Shop.ConsentsOf(c.UserContext(), row.ID)
-	if err != nil {
-		return err
-	}
-	id, err := s.officerAction(c, "consents", row.ID, "access_request")
-	if err != nil {
-		return err
-	}
-	c.Set("X-Decision-Id", id)
-	return c.JSON(ex)
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/broker/token"
+	shopapi "github.com/sieve-broker/sieve/commerce/httpapi"
 )
 
 // HTTP builds the HTTP application over the system.
@@ -16,18 +17,21 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		OAuth:    s.Tokens.Endpoint(s.Log),
 		JWKS:     s.SignKeys.JWKS,
 		WhatsApp: s.Receiver,
-		Shop:     s.Shop,
-		Rights:   s.Rights,
-		Desk:     s.Desk,
 		Breaches: &breachAPI{s: s},
 		Audit:    &auditAPI{s: s},
 		Reports:  &Reports{s: s},
-		Partners: s.DB,
-		Policy:   s.Policy,
 		OpenAPI:  httpapi.OpenAPI(),
 		Metrics:  metrics,
 		Privacy:  s.notices.page,
 	}
+	shop := shopapi.Deps{Orders: s.Shop, Offers: s.Shop, Subjects: s.Rights, Grievances: s.Desk, Pseudonyms: s.Pseudo}
+	if s.Shop.Notices != nil {
+		shop.Notices = s.Shop.Notices
+	}
+	if s.Shop.Consents != nil {
+		shop.Consents = s.Shop
+	}
+	d.Routes = append(d.Routes, shopapi.Mount(shop))
 	s.UI()(&d)
 	if extra != nil {
 		extra(&d)

@@ -12,9 +12,9 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/broker/httpapi/ui"
 	"github.com/sieve-broker/sieve/broker/keydir"
 	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce/httpapi/ui"
 )
 
 // ActionLogKeyAnnounced is the audit action that publishes a new log key in

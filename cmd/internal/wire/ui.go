@@ -13,9 +13,9 @@ import (
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
-	"github.com/sieve-broker/sieve/broker/httpapi/ui"
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
+	"github.com/sieve-broker/sieve/commerce/httpapi/ui"
 )
 
 // UI returns the option that mounts the compliance officer's dashboard at
