@@ -3,6 +3,7 @@ package commerce
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,33 @@ func TestReadyQueueOverflow(t *testing.T) {
 	}
 	if got := q.take(readyQueueMax + 5); len(got) != readyQueueMax {
 		t.Fatalf("queue held %d shoppers, want its bound %d", len(got), readyQueueMax)
+	}
+}
+
+func TestGroupByKey(t *testing.T) {
+	ids := []string{"a", "b", "c", "d", "e", "f", "g"}
+	cases := []struct {
+		name string
+		keys map[string]int64
+		size int
+		want string
+	}{
+		{"no keys: consecutive chunks", nil, 3, "abc def g"},
+		{"one shard each", map[string]int64{"a": 1, "b": 2, "c": 1, "d": 2, "e": 1, "f": 3, "g": 2}, 16, "ace bdg f"},
+		{"a full group opens another", map[string]int64{"a": 1, "b": 1, "c": 1, "d": 2, "e": 1, "f": 1, "g": 1}, 2, "ab ce d fg"},
+		{"unknown shoppers go together", map[string]int64{"a": 1, "c": 1}, 16, "ac bdefg"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			n := 0
+			for _, g := range groupByKey(ids, c.keys, c.size) {
+				got = append(got, strings.Join(g, ""))
+				n += len(g)
+			}
+			if strings.Join(got, " ") != c.want || n != len(ids) {
+				t.Fatalf("got %q, want %q", strings.Join(got, " "), c.want)
+			}
+		})
 	}
 }

@@ -61,10 +61,7 @@ func (s *Service) RunWorkers(ctx context.Context, n int) error {
 			added := q.push(subjects)
 			pollNow = err == nil && len(subjects) == pendingPage && added > 0
 		}
-		fresh := q.take(pendingPage)
-		for len(fresh) > 0 {
-			group := fresh[:min(len(fresh), subjectsPerTx)]
-			fresh = fresh[len(group):]
+		for _, group := range s.groups(ctx, q.take(pendingPage)) {
 			select {
 			case jobs <- group:
 			case <-ctx.Done():
@@ -96,6 +93,51 @@ const (
 // effects share one COMMIT (one WAL flush), while a savepoint per shopper
 // keeps one shopper's failure from touching the others.
 const subjectsPerTx = 16
+
+// ShardKeys is an optional port of the Store: on a database that spreads
+// shoppers over shards (Citus), a key per shopper, equal for shoppers on
+// one shard; nil where there is one database. The workers then group
+// shoppers of one shard, so that a group's statements are router queries
+// and its transaction commits on one node.
+type ShardKeys interface {
+	ShardKeys(ctx context.Context, subjects []string) (map[string]int64, error)
+}
+
+// groups cuts the shoppers taken from the ready queue into worker groups
+// of up to subjectsPerTx, in queue order; shoppers of one shard together
+// when the store tells shards apart (a failure to tell only costs speed).
+func (s *Service) groups(ctx context.Context, fresh []string) [][]string {
+	var keys map[string]int64
+	if sk, ok := s.Store.(ShardKeys); ok && len(fresh) > 1 {
+		var err error
+		if keys, err = sk.ShardKeys(ctx, fresh); err != nil && ctx.Err() == nil {
+			s.Log.Warn("inbox worker: shard keys", "err", err)
+		}
+	}
+	return groupByKey(fresh, keys, subjectsPerTx)
+}
+
+// groupByKey cuts ids into groups of at most size that share a key,
+// keeping the order of ids within a key and ordering the groups by their
+// first id; with no keys, plain consecutive chunks.
+func groupByKey(ids []string, keys map[string]int64, size int) [][]string {
+	var out [][]string
+	open := map[int64]int{} // key → index in out of its group still filling
+	for _, id := range ids {
+		k, ok := keys[id]
+		if !ok {
+			k = -1 // unknown: grouped among themselves
+		}
+		i, ok := open[k]
+		if !ok || len(out[i]) == size {
+			out = append(out, make([]string, 0, size))
+			i = len(out) - 1
+			open[k] = i
+		}
+		out[i] = append(out[i], id)
+	}
+	return out
+}
 
 // processGroup handles several shoppers' pending events in one transaction.
 // The fast path uses no savepoints; if any shopper's turn fails for a reason

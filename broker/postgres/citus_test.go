@@ -47,7 +47,7 @@ func TestCitusLayout(t *testing.T) {
 			t.Errorf("%s: %+v, want distributed by subject_id in subjects' colocation group %d", table, l, subjects.group)
 		}
 	}
-	for table, col := range map[string]string{"subject_identifiers": "blind_index", "partner_refs": "ref"} {
+	for table, col := range map[string]string{"subject_identifiers": "blind_index", "partner_refs": "ref", "order_index": "order_id"} {
 		if l := got[table]; l.kind != "distributed" || l.column != col {
 			t.Errorf("%s: %+v, want distributed by %s", table, l, col)
 		}

@@ -3,12 +3,14 @@ package postgres
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sieve-broker/sieve/broker"
 	bpg "github.com/sieve-broker/sieve/broker/postgres"
@@ -275,16 +277,77 @@ func scanOrder(row pgx.Row) (commerce.OrderRow, error) {
 
 // CreateOrder stores a new order.
 func (db *Store) CreateOrder(ctx context.Context, o commerce.OrderRow) error {
-	_, err := db.Q(ctx).Exec(ctx, `INSERT INTO orders (id, subject_id, store, retailer_id, status, payment_status,
+	q := db.Q(ctx)
+	_, err := q.Exec(ctx, `INSERT INTO orders (id, subject_id, store, retailer_id, status, payment_status,
 		reference_id, subtotal, tax, shipping, total, created_at, sealed)
 		VALUES ($1, $2, $3, nullif($4, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		o.ID, o.Subject, o.Store, o.RetailerID, o.Status, o.PaymentStatus, o.ReferenceID, o.Subtotal, o.Tax,
 		o.Shipping, o.Total, o.CreatedAt, o.Sealed)
+	if err == nil {
+		_, err = q.Exec(ctx, sqlIndexOrder, o.ID, o.Subject)
+	}
 	return Translate(err)
+}
+
+// The order index (migration 0023): an order's shopper by the order's id.
+const (
+	sqlIndexOrder = `INSERT INTO order_index (order_id, subject_id) VALUES ($1, $2)`
+	sqlOrderIndex = `SELECT subject_id FROM order_index WHERE order_id = $1`
+)
+
+// orderExec runs a statement on one order, named by $1, whose SQL ends
+// with its WHERE clause (alias is the orders table's alias there, or "").
+// On Citus the shopper is looked up in the order index first and added to
+// the clause, so that the statement runs on that shopper's shard instead of
+// on every shard in turn; an order the index does not know touches no row,
+// as the statement would. On one PostgreSQL it runs as written.
+func (db *Store) orderExec(ctx context.Context, alias, sql string, args ...any) (pgconn.CommandTag, error) {
+	if db.spread(ctx) {
+		subject, err := db.orderShopper(ctx, args[0].(string))
+		if broker.IsNotFound(err) {
+			return pgconn.CommandTag{}, nil
+		}
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		if alias != "" {
+			alias += "."
+		}
+		sql += fmt.Sprintf(" AND %ssubject_id = $%d", alias, len(args)+1)
+		args = append(args, subject)
+	}
+	tag, err := db.Q(ctx).Exec(ctx, sql, args...)
+	return tag, Translate(err)
+}
+
+// orderExec1 is orderExec for a statement that must change the order:
+// broker.ErrNotFound when it changed nothing.
+func (db *Store) orderExec1(ctx context.Context, sql string, args ...any) error {
+	tag, err := db.orderExec(ctx, "", sql, args...)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = broker.ErrNotFound
+	}
+	return err
+}
+
+// orderShopper is the shopper of order id from the order index, for a
+// statement that then names both and stays on that shopper's shard.
+func (db *Store) orderShopper(ctx context.Context, id string) (string, error) {
+	var subject string
+	err := db.Q(ctx).QueryRow(ctx, sqlOrderIndex, id).Scan(&subject)
+	return subject, Translate(err)
 }
 
 // GetOrder finds an order by id.
 func (db *Store) GetOrder(ctx context.Context, id string) (commerce.OrderRow, error) {
+	if db.spread(ctx) {
+		subject, err := db.orderShopper(ctx, id)
+		if err != nil {
+			return commerce.OrderRow{}, err
+		}
+		o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE subject_id = $2 AND id = $1`, id, subject))
+		return o, Translate(err)
+	}
 	o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
 	return o, Translate(err)
 }
@@ -298,19 +361,19 @@ func (db *Store) OrderByReference(ctx context.Context, ref string) (commerce.Ord
 // UpdateOrderStatus sets an order's status and payment status (and its
 // sealed part when given).
 func (db *Store) UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error {
-	return db.Exec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
+	return db.orderExec1(ctx, `UPDATE orders SET status = $2, payment_status = $3, sealed = coalesce($4, sealed),
 		updated_at = now(), placed_at = GREATEST(placed_at, now() + CASE WHEN $2 = 'placed' THEN interval '0' END)
 		WHERE id = $1 AND erased_at IS NULL`, id, status, payment, sealed)
 }
 
 // SetOrderRetailer records which retailer receives an order.
 func (db *Store) SetOrderRetailer(ctx context.Context, id, retailer string) error {
-	return db.Exec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
+	return db.orderExec1(ctx, `UPDATE orders SET retailer_id = $2 WHERE id = $1`, id, retailer)
 }
 
 // SetOrderLogistics dispatches an order to a logistics partner.
 func (db *Store) SetOrderLogistics(ctx context.Context, id, logistics string) error {
-	return db.Exec1(ctx, `UPDATE orders SET logistics_id = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`,
+	return db.orderExec1(ctx, `UPDATE orders SET logistics_id = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`,
 		id, logistics)
 }
 
@@ -318,11 +381,11 @@ func (db *Store) SetOrderLogistics(ctx context.Context, id, logistics string) er
 // retailer's default courier, when the retailer has one that is an enabled
 // logistics partner; otherwise it changes nothing.
 func (db *Store) BindDefaultCourier(ctx context.Context, id string) error {
-	_, err := db.Q(ctx).Exec(ctx, `UPDATE orders o SET logistics_id = r.default_courier
+	_, err := db.orderExec(ctx, "o", `UPDATE orders o SET logistics_id = r.default_courier
 		FROM partners r JOIN partners c ON c.id = r.default_courier
 		WHERE o.id = $1 AND o.logistics_id IS NULL AND r.id = o.retailer_id
 		  AND c.kind = 'logistics' AND NOT c.disabled`, id)
-	return Translate(err)
+	return err
 }
 
 // ListOrders lists a retailer's orders, newest first, with a cursor.
@@ -546,17 +609,32 @@ func applyStatuses(ctx context.Context, q bpg.Querier, sts []commerce.MessageSta
 	return Translate(err)
 }
 
+// sqlOrderWithSubject reads an order and its shopper; the caller adds the
+// WHERE clause.
+const sqlOrderWithSubject = `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
+		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
+		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
+		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false), coalesce(s.jurisdiction, '')
+		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id`
+
 // GetOrderWithSubject reads an order and its shopper in one round trip (the
 // partner read path needs both: the order, and the consent policy sees).
 func (db *Store) GetOrderWithSubject(ctx context.Context, id string) (commerce.OrderRow, commerce.SubjectRow, error) {
 	var o commerce.OrderRow
 	var sub commerce.SubjectRow
 	var subID *string
-	err := db.Q(ctx).QueryRow(ctx, `SELECT o.id, o.subject_id, o.store, coalesce(o.retailer_id, ''), o.status,
-		o.payment_status, o.reference_id, o.subtotal, o.tax, o.shipping, o.total, o.created_at, o.updated_at, o.sealed,
-		o.erased_at IS NOT NULL, s.id, s.consent_notice, s.consent_marketing, s.consent_analytics, s.erased_at IS NOT NULL,
-		coalesce(o.logistics_id, ''), coalesce(s.consent_child, false), coalesce(s.restricted_at IS NOT NULL, false), coalesce(s.jurisdiction, '')
-		FROM orders o LEFT JOIN subjects s ON s.id = o.subject_id WHERE o.id = $1`, id).Scan(
+	// On Citus the shopper comes from the order index first, so that both
+	// statements are router queries; on one PostgreSQL the order's primary
+	// key finds it in one.
+	sql, args := sqlOrderWithSubject+` WHERE o.id = $1`, []any{id}
+	if db.spread(ctx) {
+		subject, err := db.orderShopper(ctx, id)
+		if err != nil {
+			return o, sub, err
+		}
+		sql, args = sqlOrderWithSubject+` WHERE o.subject_id = $2 AND o.id = $1`, []any{id, subject}
+	}
+	err := db.Q(ctx).QueryRow(ctx, sql, args...).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
 		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child, &sub.Restricted, &sub.Jurisdiction)

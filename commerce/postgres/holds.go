@@ -13,7 +13,7 @@ var _ commerce.HoldStore = (*Store)(nil)
 
 // SetOrderInvoice stores an order's sealed invoice record.
 func (db *Store) SetOrderInvoice(ctx context.Context, id string, sealed []byte) error {
-	return db.Exec1(ctx, `UPDATE orders SET sealed_invoice = $2 WHERE id = $1`, id, sealed)
+	return db.orderExec1(ctx, `UPDATE orders SET sealed_invoice = $2 WHERE id = $1`, id, sealed)
 }
 
 // OrderInvoice returns an order's sealed invoice record (nil when none).

@@ -41,7 +41,7 @@ func (db *Store) OpenNextOffer(ctx context.Context, orderID string, ttl time.Dur
 	var status, subject string
 	// The lock names the shopper as well: on Citus orders are distributed by
 	// the shopper, and Citus takes row locks only in a single-shard query.
-	err := db.Q(ctx).QueryRow(ctx, `SELECT subject_id FROM orders WHERE id = $1`, orderID).Scan(&subject)
+	subject, err := db.orderShopper(ctx, orderID)
 	if err == nil {
 		err = db.Q(ctx).QueryRow(ctx, `SELECT status FROM orders WHERE subject_id = $2 AND id = $1 FOR UPDATE`,
 			orderID, subject).Scan(&status)
@@ -89,10 +89,10 @@ func (db *Store) DecideOffer(ctx context.Context, id, status string) error {
 // AssignOrder gives a routing order to the partner: a conditional UPDATE,
 // so of two acceptances exactly one finds the order still routing.
 func (db *Store) AssignOrder(ctx context.Context, orderID, partner string) (bool, error) {
-	tag, err := db.Q(ctx).Exec(ctx, `UPDATE orders SET status = 'pending_payment', retailer_id = $2, updated_at = now()
+	tag, err := db.orderExec(ctx, "", `UPDATE orders SET status = 'pending_payment', retailer_id = $2, updated_at = now()
 		WHERE id = $1 AND status = 'routing'`, orderID, partner)
 	if err != nil {
-		return false, Translate(err)
+		return false, err
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -106,10 +106,10 @@ func (db *Store) WithdrawOffers(ctx context.Context, orderID string) error {
 
 // SetOrderStatusIf moves an order from one status to another, only from.
 func (db *Store) SetOrderStatusIf(ctx context.Context, orderID, from, to string) (bool, error) {
-	tag, err := db.Q(ctx).Exec(ctx, `UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = $2`,
+	tag, err := db.orderExec(ctx, "", `UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = $2`,
 		orderID, from, to)
 	if err != nil {
-		return false, Translate(err)
+		return false, err
 	}
 	return tag.RowsAffected() == 1, nil
 }

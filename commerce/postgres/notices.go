@@ -178,5 +178,5 @@ func partnerKinds() []string {
 // ResealOrder replaces the sealed part of an order not erased (a
 // correction of the shopper's data); status and times are left alone.
 func (db *Store) ResealOrder(ctx context.Context, id string, sealed []byte) error {
-	return db.Exec1(ctx, `UPDATE orders SET sealed = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, sealed)
+	return db.orderExec1(ctx, `UPDATE orders SET sealed = $2, updated_at = now() WHERE id = $1 AND erased_at IS NULL`, id, sealed)
 }
