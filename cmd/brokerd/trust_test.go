@@ -146,12 +146,22 @@ func TestRestoredBackupShowsTampering(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	page := uiGet(t, uiOfficer(t, base, "auditor", "correct horse battery staple"), base+"/ui/overview")
-	want := "shrank from " + strconv.FormatUint(cp.Size, 10) + " to "
-	if !strings.Contains(page, "✗ verification failed") || !strings.Contains(page, "(tampering)") || !strings.Contains(page, want) {
-		t.Fatalf("/ui on the restored database does not show the tampering (want %q):\n%s", want, page)
+	// The first brokerd may have kept a later checkpoint than the one read
+	// above (the officer's sign-in is itself an entry): the page names the
+	// size it compared with, at least that one's.
+	shrank := regexp.MustCompile(`shrank from (\d+) to (\d+) entries`).FindStringSubmatch(page)
+	if !strings.Contains(page, "✗ verification failed") || !strings.Contains(page, "(tampering)") || shrank == nil {
+		t.Fatalf("/ui on the restored database does not show the tampering:\n%s", page)
+	}
+	if from, _ := strconv.ParseUint(shrank[1], 10, 64); from < cp.Size {
+		t.Fatalf("the page compares with a checkpoint of %d entries, older than the kept one of %d", from, cp.Size)
 	}
 	// The kept checkpoint is not replaced by the shorter log's.
-	if after, _ := os.ReadFile(trusted); string(after) != string(note) {
-		t.Fatal("the restored log's checkpoint replaced the trusted one")
+	after, err := os.ReadFile(trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := sys.CurrentCheckpointKey().VerifyCheckpoint(after); err != nil || kept.Size < cp.Size {
+		t.Fatalf("the restored log's checkpoint replaced the trusted one: %+v %v", kept, err)
 	}
 }
