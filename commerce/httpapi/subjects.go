@@ -28,6 +28,15 @@ func (h *handlers) subject(c *fiber.Ctx, b subjectBody) (commerce.SubjectRow, er
 	return row, err
 }
 
+// bodySubject reads a JSON body naming a shopper and resolves them.
+func (h *handlers) bodySubject(c *fiber.Ctx) (commerce.SubjectRow, error) {
+	var b subjectBody
+	if err := brokerapi.DecodeJSON(c, &b, true); err != nil {
+		return commerce.SubjectRow{}, err
+	}
+	return h.subject(c, b)
+}
+
 func (h *handlers) disclosures(c *fiber.Ctx) error {
 	var b subjectBody
 	if c.Method() == fiber.MethodPost {
@@ -57,11 +66,7 @@ func (h *handlers) disclosures(c *fiber.Ctx) error {
 }
 
 func (h *handlers) subjectExport(c *fiber.Ctx) error {
-	var b subjectBody
-	if err := brokerapi.DecodeJSON(c, &b, true); err != nil {
-		return err
-	}
-	row, err := h.subject(c, b)
+	row, err := h.bodySubject(c)
 	if err != nil {
 		return err
 	}
@@ -108,11 +113,7 @@ func (h *handlers) subjectErase(c *fiber.Ctx) error {
 // subjectConsents answers POST /v1/subjects/consents {"wa_id"} with the
 // shopper's consent artefacts (SPEC §10), itself an audited access.
 func (h *handlers) subjectConsents(c *fiber.Ctx) error {
-	var b subjectBody
-	if err := brokerapi.DecodeJSON(c, &b, true); err != nil {
-		return err
-	}
-	row, err := h.subject(c, b)
+	row, err := h.bodySubject(c)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ var RouterQueries = map[string]struct {
 	"erase: shopper's rows":  {sqlEraseSubject, func(s string, _ []byte) []any { return []any{s} }},
 	"erase: orders":          {sqlEraseOrders, func(s string, _ []byte) []any { return []any{s} }},
 	"order index lookup":     {sqlOrderIndex, func(_ string, _ []byte) []any { return []any{"ord_x"} }},
-	"order with its shopper": {sqlOrderWithSubject + ` WHERE o.subject_id = $2 AND o.id = $1`, func(s string, _ []byte) []any { return []any{"ord_x", s} }},
+	"order with its shopper": {sqlOrderWithSubject + ` WHERE o.id = $1 AND o.subject_id = $2`, func(s string, _ []byte) []any { return []any{"ord_x", s} }},
 	"order update with its shopper": {`UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = $2 AND subject_id = $4`,
 		func(s string, _ []byte) []any { return []any{"ord_x", "routing", "placed", s} }},
 	"order lock": {`SELECT status FROM orders WHERE subject_id = $2 AND id = $1 FOR UPDATE`, func(s string, _ []byte) []any { return []any{"ord_x", s} }},

@@ -295,26 +295,35 @@ const (
 	sqlOrderIndex = `SELECT subject_id FROM order_index WHERE order_id = $1`
 )
 
-// orderExec runs a statement on one order, named by $1, whose SQL ends
-// with its WHERE clause (alias is the orders table's alias there, or "").
-// On Citus the shopper is looked up in the order index first and added to
-// the clause, so that the statement runs on that shopper's shard instead of
-// on every shard in turn; an order the index does not know touches no row,
-// as the statement would. On one PostgreSQL it runs as written.
+// routeOrder prepares a statement on one order, named by $1, whose SQL
+// ends with its WHERE clause (alias is the orders table's alias there, or
+// ""). On Citus the shopper is looked up in the order index first and
+// added to the clause, so that the statement runs on that shopper's shard
+// instead of on every shard; an order the index does not know is
+// broker.ErrNotFound. On one PostgreSQL the statement is left as written.
+func (db *Store) routeOrder(ctx context.Context, alias, sql string, args []any) (string, []any, error) {
+	if !db.spread(ctx) {
+		return sql, args, nil
+	}
+	subject, err := db.orderShopper(ctx, args[0].(string))
+	if err != nil {
+		return sql, args, err
+	}
+	if alias != "" {
+		alias += "."
+	}
+	return sql + fmt.Sprintf(" AND %ssubject_id = $%d", alias, len(args)+1), append(args, subject), nil
+}
+
+// orderExec runs a statement on one order (see routeOrder); an order the
+// order index does not know touches no row, as the statement would.
 func (db *Store) orderExec(ctx context.Context, alias, sql string, args ...any) (pgconn.CommandTag, error) {
-	if db.spread(ctx) {
-		subject, err := db.orderShopper(ctx, args[0].(string))
-		if broker.IsNotFound(err) {
-			return pgconn.CommandTag{}, nil
-		}
-		if err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		if alias != "" {
-			alias += "."
-		}
-		sql += fmt.Sprintf(" AND %ssubject_id = $%d", alias, len(args)+1)
-		args = append(args, subject)
+	sql, args, err := db.routeOrder(ctx, alias, sql, args)
+	if broker.IsNotFound(err) {
+		return pgconn.CommandTag{}, nil
+	}
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	tag, err := db.Q(ctx).Exec(ctx, sql, args...)
 	return tag, Translate(err)
@@ -340,15 +349,11 @@ func (db *Store) orderShopper(ctx context.Context, id string) (string, error) {
 
 // GetOrder finds an order by id.
 func (db *Store) GetOrder(ctx context.Context, id string) (commerce.OrderRow, error) {
-	if db.spread(ctx) {
-		subject, err := db.orderShopper(ctx, id)
-		if err != nil {
-			return commerce.OrderRow{}, err
-		}
-		o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE subject_id = $2 AND id = $1`, id, subject))
-		return o, Translate(err)
+	sql, args, err := db.routeOrder(ctx, "", `SELECT `+orderCols+` FROM orders WHERE id = $1`, []any{id})
+	if err != nil {
+		return commerce.OrderRow{}, err
 	}
-	o, err := scanOrder(db.Q(ctx).QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
+	o, err := scanOrder(db.Q(ctx).QueryRow(ctx, sql, args...))
 	return o, Translate(err)
 }
 
@@ -626,15 +631,11 @@ func (db *Store) GetOrderWithSubject(ctx context.Context, id string) (commerce.O
 	// On Citus the shopper comes from the order index first, so that both
 	// statements are router queries; on one PostgreSQL the order's primary
 	// key finds it in one.
-	sql, args := sqlOrderWithSubject+` WHERE o.id = $1`, []any{id}
-	if db.spread(ctx) {
-		subject, err := db.orderShopper(ctx, id)
-		if err != nil {
-			return o, sub, err
-		}
-		sql, args = sqlOrderWithSubject+` WHERE o.subject_id = $2 AND o.id = $1`, []any{id, subject}
+	sql, args, err := db.routeOrder(ctx, "o", sqlOrderWithSubject+` WHERE o.id = $1`, []any{id})
+	if err != nil {
+		return o, sub, err
 	}
-	err := db.Q(ctx).QueryRow(ctx, sql, args...).Scan(
+	err = db.Q(ctx).QueryRow(ctx, sql, args...).Scan(
 		&o.ID, &o.Subject, &o.Store, &o.RetailerID, &o.Status, &o.PaymentStatus, &o.ReferenceID, &o.Subtotal, &o.Tax,
 		&o.Shipping, &o.Total, &o.CreatedAt, &o.UpdatedAt, &o.Sealed, &o.Erased, &subID, &sub.Consent.Notice,
 		&sub.Consent.Marketing, &sub.Consent.Analytics, &sub.Erased, &o.LogisticsID, &sub.Consent.Child, &sub.Restricted, &sub.Jurisdiction)

@@ -7,9 +7,7 @@ import (
 
 	"github.com/sieve-broker/sieve/broker"
 	bpg "github.com/sieve-broker/sieve/broker/postgres"
-	"github.com/sieve-broker/sieve/broker/postgres/pgtest"
 	"github.com/sieve-broker/sieve/commerce"
-	"github.com/sieve-broker/sieve/commerce/postgres"
 	"github.com/sieve-broker/sieve/migrations"
 )
 
@@ -19,12 +17,7 @@ import (
 // RouterQueries EXPLAINs them), on one PostgreSQL the same calls answer.
 func TestOrderIndex(t *testing.T) {
 	ctx := context.Background()
-	bdb, err := bpg.Open(ctx, pgtest.NewURL(t), bpg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	db := postgres.New(bdb)
+	db := newStore(t)
 	for _, id := range []string{"shp_a", "shp_b"} {
 		if _, err := db.CreateSubject(ctx, id, nil); err != nil {
 			t.Fatal(err)

@@ -43,19 +43,7 @@ func TestShardKeys(t *testing.T) {
 	}
 	tasks := func(group []string) string {
 		t.Helper()
-		rows, err := db.Pool.Query(ctx, "EXPLAIN SELECT id FROM subjects WHERE id = ANY($1)", group)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, line)
-		}
-		return strings.Join(plan, "\n")
+		return explain(t, db.Pool, "SELECT id FROM subjects WHERE id = ANY($1)", group)
 	}
 	var mixed []string
 	for _, group := range byKey {
