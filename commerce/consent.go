@@ -172,7 +172,7 @@ func (c *Conversation) consentTurn(ctx context.Context, sh *Shopper, s *Session,
 		r, err := c.parentAnswer(ctx, in.ReplyID, act)
 		return r, true, err
 	case in.ReplyID == IDLangChoose || cmd == "language":
-		return []Reply{c.languageReply(sh.Lang)}, true, nil
+		return []Reply{languageReply(c.languages(), sh.Lang)}, true, nil
 	case in.Kind == InReply && strings.HasPrefix(in.ReplyID, LangPrefix):
 		r, err := c.setLanguage(ctx, sh, s, strings.TrimPrefix(in.ReplyID, LangPrefix), act)
 		return r, true, err
@@ -204,8 +204,7 @@ func (c *Conversation) consentTurn(ctx context.Context, sh *Shopper, s *Session,
 }
 
 // languageReply offers every chat language that has a notice.
-func (c *Conversation) languageReply(current string) Reply {
-	ls := c.languages()
+func languageReply(ls *Languages, current string) Reply {
 	var rows []Row
 	for _, code := range ls.Codes() {
 		rows = append(rows, Row{ID: LangPrefix + code, Title: truncate(ls.Name(code), 24)})
@@ -222,7 +221,7 @@ func (c *Conversation) languageReply(current string) Reply {
 // have consented) and answers in it.
 func (c *Conversation) setLanguage(ctx context.Context, sh *Shopper, s *Session, lang string, act Actions) ([]Reply, error) {
 	if !c.languages().Has(lang) {
-		return []Reply{c.languageReply(sh.Lang)}, nil
+		return []Reply{languageReply(c.languages(), sh.Lang)}, nil
 	}
 	sh.Lang = lang
 	if err := act.SetConsent(ctx, sh.Consent); err != nil {
@@ -361,16 +360,17 @@ func rightsAnswer(in Inbound, stateBefore string) bool {
 	return stateBefore == StateEraseConfirm
 }
 
-// withContact appends the DPO contact to the last reply's body.
-func (c *Conversation) withContact(replies []Reply) []Reply {
-	if len(replies) == 0 || c.Contact == "" {
+// withContact appends the DPO contact to the last reply's body, in the
+// reply's language when it is localized.
+func withContact(ls *Languages, contact string, replies []Reply) []Reply {
+	if len(replies) == 0 || contact == "" {
 		return replies
 	}
 	last := &replies[len(replies)-1]
-	line := "Data Protection Officer: " + c.Contact
+	line := "Data Protection Officer: " + contact
 	if last.Localized {
-		line = c.languages().T(last.Lang, "Data Protection Officer: {contact}")
-		line = strings.Replace(line, "{contact}", c.Contact, 1)
+		line = ls.T(last.Lang, "Data Protection Officer: {contact}")
+		line = strings.Replace(line, "{contact}", contact, 1)
 	}
 	last.Body = strings.TrimRightFunc(last.Body, unicode.IsSpace) + "\n\n" + line
 	return replies
@@ -383,7 +383,7 @@ func (c *Conversation) Handle(ctx context.Context, sh *Shopper, s *Session, in I
 	before := s.State
 	out, err := c.handle(ctx, sh, s, in, act)
 	if err == nil && rightsAnswer(in, before) {
-		out = c.withContact(out)
+		out = withContact(c.languages(), c.Contact, out)
 	}
 	return out, err
 }

@@ -182,7 +182,7 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 	}
 	switch cmd {
 	case "correct address":
-		return c.askCorrectAddress(s), nil
+		return askCorrectAddress(s), nil
 	case "help":
 		return []Reply{helpReply()}, nil
 	case "cancel":
@@ -269,7 +269,7 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 			loc := *in.Loc
 			s.Address = &loc
 			s.State = StateSlot
-			return []Reply{c.slotReply()}, nil
+			return []Reply{slotReply(c.now())}, nil
 		case InText:
 			addr := strings.TrimSpace(in.Text)
 			if len([]rune(addr)) < 10 || PostalCodeOf(addr) == "" {
@@ -278,19 +278,19 @@ func (c *Conversation) handle(ctx context.Context, sh *Shopper, s *Session, in I
 			}
 			s.Address = &Location{Address: addr}
 			s.State = StateSlot
-			return []Reply{c.slotReply()}, nil
+			return []Reply{slotReply(c.now())}, nil
 		}
 		return []Reply{addressReply()}, nil
 	case StateSlot:
 		if in.Kind == InReply && strings.HasPrefix(in.ReplyID, SlotPrefix) {
-			if label, ok := c.slotLabel(in.ReplyID); ok {
+			if label, ok := offeredSlot(in.ReplyID, c.now()); ok {
 				return c.checkout(ctx, sh, s, in, in.ReplyID, label, act)
 			}
 		}
 		if in.Kind == InOrder {
 			return c.cart(ctx, s, in.Lines, act)
 		}
-		return []Reply{c.slotReply()}, nil
+		return []Reply{slotReply(c.now())}, nil
 	case StateRouting:
 		return c.routingWait(ctx, s, act)
 	case StatePayment:
@@ -561,9 +561,10 @@ func (c *Conversation) now() time.Time {
 	return time.Now()
 }
 
-func (c *Conversation) slotReply() Reply {
+// slotReply offers the delivery slots open at now.
+func slotReply(now time.Time) Reply {
 	var rows []Row
-	for _, s := range Slots(c.now()) {
+	for _, s := range Slots(now) {
 		day, hours, _ := strings.Cut(s.Label, ", ")
 		rows = append(rows, Row{ID: s.ID, Title: truncate(hours, 24), Description: day})
 	}
@@ -571,11 +572,11 @@ func (c *Conversation) slotReply() Reply {
 		Sections: []Section{{Title: "Available slots", Rows: rows}}}
 }
 
-// slotLabel validates a slot id against the slots on offer now (or just
+// offeredSlot validates a slot id against the slots on offer now (or just
 // before: the shopper may answer a list sent a little earlier).
-func (c *Conversation) slotLabel(id string) (string, bool) {
+func offeredSlot(id string, now time.Time) (string, bool) {
 	for _, back := range []time.Duration{0, -2 * time.Hour} {
-		for _, s := range Slots(c.now().Add(back)) {
+		for _, s := range Slots(now.Add(back)) {
 			if s.ID == id {
 				return s.Label, true
 			}

@@ -31,7 +31,7 @@ type AddressCorrector interface {
 }
 
 // askCorrectAddress starts a correction: the next message is the address.
-func (c *Conversation) askCorrectAddress(s *Session) []Reply {
+func askCorrectAddress(s *Session) []Reply {
 	if s.State != StateCorrectAddress {
 		s.Return, s.State = s.State, StateCorrectAddress
 	}
@@ -48,11 +48,11 @@ func (c *Conversation) correctAddress(ctx context.Context, s *Session, in Inboun
 	case in.Kind == InText:
 		addr := strings.TrimSpace(in.Text)
 		if len([]rune(addr)) < 10 || PostalCodeOf(addr) == "" {
-			return c.askCorrectAddress(s), nil
+			return askCorrectAddress(s), nil
 		}
 		loc = Location{Address: clipText(addr, 300)}
 	default:
-		return c.askCorrectAddress(s), nil
+		return askCorrectAddress(s), nil
 	}
 	ac, ok := act.(AddressCorrector)
 	if !ok {

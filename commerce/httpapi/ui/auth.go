@@ -216,7 +216,7 @@ func (u *UI) cookie(c *fiber.Ctx, name, value, path string, maxAge int) {
 }
 
 // loginPage shows the sign-in form with a fresh double-submit token.
-func (u *UI) loginPage(c *fiber.Ctx) error {
+func (u authPages) loginPage(c *fiber.Ctx) error {
 	if _, ok := u.current(c); ok {
 		return c.Redirect(safeNext(c.Query("next")), fiber.StatusSeeOther)
 	}
@@ -230,7 +230,7 @@ func (u *UI) loginPage(c *fiber.Ctx) error {
 	return u.showLogin(c, fiber.StatusOK, body)
 }
 
-func (u *UI) showLogin(c *fiber.Ctx, status int, body loginBody) error {
+func (u authPages) showLogin(c *fiber.Ctx, status int, body loginBody) error {
 	body.Token = randomToken()
 	u.cookie(c, loginCookie, body.Token, "/ui/login", 3600)
 	d := u.data(c, "login", "Sign in")
@@ -255,7 +255,7 @@ const (
 
 // clientIP is the address sign-in failures count under: behind the
 // proxies of BROKER_TRUSTED_PROXIES, the client's, not the proxy's.
-func (u *UI) clientIP(c *fiber.Ctx) string {
+func (u authPages) clientIP(c *fiber.Ctx) string {
 	if u.http != nil {
 		return u.http.ClientIP(c)
 	}
@@ -270,7 +270,7 @@ type throttle struct {
 	limit time.Duration
 }
 
-func (u *UI) throttles(name, addr string) []throttle {
+func (u authPages) throttles(name, addr string) []throttle {
 	// One host commonly holds a whole IPv6 /64: count it as one address.
 	if a, err := netip.ParseAddr(addr); err == nil && a.Unmap().Is6() {
 		p, _ := a.Prefix(64)
@@ -285,7 +285,7 @@ func (u *UI) throttles(name, addr string) []throttle {
 // audited; throttled ones are not, so that hammering the form cannot grow
 // the log. A throttled attempt is not checked and not counted: it only
 // learns how long to wait, after which the right password signs in.
-func (u *UI) login(c *fiber.Ctx) error {
+func (u authPages) login(c *fiber.Ctx) error {
 	body := loginBody{Next: safeNext(formValue(c, "next"))}
 	if !equalTokens(formValue(c, csrfField), c.Cookies(loginCookie)) {
 		body.Error = "The sign-in form expired. Please try again."
@@ -385,7 +385,7 @@ func (u *UI) login(c *fiber.Ctx) error {
 // throttled checks the failures counted under k: while the wait they call
 // for lasts, it sets Retry-After and returns when the wait ends, else the
 // zero time.
-func (u *UI) throttled(c *fiber.Ctx, now time.Time, k throttle) (time.Time, error) {
+func (u authPages) throttled(c *fiber.Ctx, now time.Time, k throttle) (time.Time, error) {
 	lim := u.d.Limits
 	n, last, err := u.d.Officers.LoginFailures(c.UserContext(), k.key, now, lim.FailureWindow)
 	if err != nil {
@@ -420,7 +420,7 @@ func retryAfter(until, now time.Time) string {
 }
 
 // logout ends the session (the officer guard has checked its CSRF token).
-func (u *UI) logout(c *fiber.Ctx) error {
+func (u authPages) logout(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	ctx := c.UserContext()
 	if err := u.d.Officers.DeleteSession(ctx, cur.session.IDHash); err != nil {

@@ -16,7 +16,7 @@ import (
 // the officer and audits the reading. Breach pages show counts and
 // pseudonymous recipients only.
 
-func (u *UI) registerDesk(app *fiber.App) {
+func (u deskPages) registerDesk(app *fiber.App) {
 	if u.d.Desk != nil {
 		u.route(app, fiber.MethodGet, "/ui/grievances", u.officer(u.grievances))
 		u.route(app, fiber.MethodGet, "/ui/grievances/:id", u.officer(u.grievance))
@@ -69,7 +69,7 @@ type grievancesBody struct {
 	SLA     commerce.SLAReport
 }
 
-func (u *UI) grievances(c *fiber.Ctx) error {
+func (u deskPages) grievances(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	status := c.Query("status")
 	gs, err := u.d.Desk.List(ctx, status, 500)
@@ -110,7 +110,7 @@ type grievanceBody struct {
 	Outcomes  []option
 }
 
-func (u *UI) grievance(c *fiber.Ctx) error {
+func (u deskPages) grievance(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !strings.HasPrefix(id, "grv_") || len(id) > 64 {
 		return broker.Errorf(broker.ENotFound, "There is no such ticket.")
@@ -138,7 +138,7 @@ func (u *UI) grievance(c *fiber.Ctx) error {
 	return u.render(c, "grievance", d)
 }
 
-func (u *UI) resolveGrievance(c *fiber.Ctx) error {
+func (u deskPages) resolveGrievance(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !strings.HasPrefix(id, "grv_") || len(id) > 64 {
 		return broker.Errorf(broker.ENotFound, "There is no such ticket.")
@@ -166,7 +166,7 @@ type breachesBody struct {
 	Error      string
 }
 
-func (u *UI) breachesBody(c *fiber.Ctx) (breachesBody, error) {
+func (u deskPages) breachesBody(c *fiber.Ctx) (breachesBody, error) {
 	ctx := c.UserContext()
 	bs, err := u.d.Breaches.List(ctx)
 	if err != nil {
@@ -203,7 +203,7 @@ func (u *UI) breachesBody(c *fiber.Ctx) (breachesBody, error) {
 	return body, nil
 }
 
-func (u *UI) breaches(c *fiber.Ctx) error {
+func (u deskPages) breaches(c *fiber.Ctx) error {
 	body, err := u.breachesBody(c)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func parseLocal(v string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("bad time")
 }
 
-func (u *UI) openBreach(c *fiber.Ctx) error {
+func (u deskPages) openBreach(c *fiber.Ctx) error {
 	from, err1 := parseLocal(c.FormValue("from"))
 	to, err2 := parseLocal(c.FormValue("to"))
 	f := commerce.BreachFilter{From: from, To: to, Partner: c.FormValue("partner"), Category: c.FormValue("category")}
@@ -261,7 +261,7 @@ type breachBody struct {
 	Notified int
 }
 
-func (u *UI) loadBreach(c *fiber.Ctx) (commerce.Breach, error) {
+func (u deskPages) loadBreach(c *fiber.Ctx) (commerce.Breach, error) {
 	id := c.Params("id")
 	if !strings.HasPrefix(id, "brc_") || len(id) > 64 {
 		return commerce.Breach{}, broker.Errorf(broker.ENotFound, "There is no such breach.")
@@ -273,7 +273,7 @@ func (u *UI) loadBreach(c *fiber.Ctx) (commerce.Breach, error) {
 	return b, err
 }
 
-func (u *UI) breach(c *fiber.Ctx) error {
+func (u deskPages) breach(c *fiber.Ctx) error {
 	b, err := u.loadBreach(c)
 	if err != nil {
 		return err
@@ -289,7 +289,7 @@ func (u *UI) breach(c *fiber.Ctx) error {
 	return u.render(c, "breach", d)
 }
 
-func (u *UI) notifyBreach(c *fiber.Ctx) error {
+func (u deskPages) notifyBreach(c *fiber.Ctx) error {
 	b, err := u.loadBreach(c)
 	if err != nil {
 		return err
@@ -302,7 +302,7 @@ func (u *UI) notifyBreach(c *fiber.Ctx) error {
 
 // breachReport serves the standalone HTML report (the Board intimation,
 // the 72-hour report and the Art. 33 variant) to print or file.
-func (u *UI) breachReport(c *fiber.Ctx) error {
+func (u deskPages) breachReport(c *fiber.Ctx) error {
 	b, err := u.loadBreach(c)
 	if err != nil {
 		return err

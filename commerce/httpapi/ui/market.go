@@ -41,7 +41,7 @@ type offerView struct {
 
 // market is the map-free view of the marketplace (SPEC §9): the stores
 // with their service areas, and the offers of the last day.
-func (u *UI) market(c *fiber.Ctx) error {
+func (u auditPages) market(c *fiber.Ctx) error {
 	if u.d.Partners == nil {
 		return broker.Errorf(broker.ENotFound, "The partner registry is not configured.")
 	}

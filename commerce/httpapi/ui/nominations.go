@@ -14,7 +14,7 @@ import (
 // after which the nominee's access or erasure request can be answered
 // (brokerctl nominee access|erase). No number is shown or unsealed here.
 
-func (u *UI) registerNominations(app *fiber.App) {
+func (u deskPages) registerNominations(app *fiber.App) {
 	if u.d.Nominees == nil {
 		return
 	}
@@ -30,7 +30,7 @@ type nominationBody struct {
 	Events    []option
 }
 
-func (u *UI) nominationPage(c *fiber.Ctx, id string) error {
+func (u deskPages) nominationPage(c *fiber.Ctx, id string) error {
 	body := nominationBody{ID: id}
 	for _, e := range commerce.NominationEvents {
 		body.Events = append(body.Events, option{Value: e, Label: e})
@@ -53,9 +53,9 @@ func (u *UI) nominationPage(c *fiber.Ctx, id string) error {
 	return u.render(c, "nomination", d)
 }
 
-func (u *UI) nomination(c *fiber.Ctx) error { return u.nominationPage(c, c.Query("id")) }
+func (u deskPages) nomination(c *fiber.Ctx) error { return u.nominationPage(c, c.Query("id")) }
 
-func (u *UI) nominationEvent(c *fiber.Ctx) error {
+func (u deskPages) nominationEvent(c *fiber.Ctx) error {
 	id := c.FormValue("id")
 	if !strings.HasPrefix(id, "nom_") || len(id) > 64 {
 		return broker.Errorf(broker.ENotFound, "There is no such nomination.")

@@ -64,7 +64,7 @@ type WarningRow struct {
 
 // notices lists the outstanding and overdue acknowledgements per partner:
 // an overdue partner gets no release until it acknowledges.
-func (u *UI) notices(c *fiber.Ctx) error {
+func (u subjectPages) notices(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	body := noticesBody{Configured: u.d.Notices != nil}
 	if body.Configured {
@@ -134,7 +134,7 @@ type heldBody struct {
 
 // releaseHeld is the officer's approved release of a held invoice, for
 // purpose legal_obligation only; the answer names its audit entry.
-func (u *UI) releaseHeld(c *fiber.Ctx) error {
+func (u subjectPages) releaseHeld(c *fiber.Ctx) error {
 	if u.d.ReleaseHeld == nil {
 		return broker.Errorf(broker.ENotFound, "holds are not configured")
 	}
@@ -153,7 +153,7 @@ func (u *UI) releaseHeld(c *fiber.Ctx) error {
 // Art. 16, DPDP §12): the open orders are re-sealed, nothing is released,
 // every recipient of the old address gets subject.corrected. The address
 // itself never reaches the audit log.
-func (u *UI) correct(c *fiber.Ctx) error {
+func (u subjectPages) correct(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	row, wa, ok, err := u.resolve(c, cur, "correct")
 	if !ok {

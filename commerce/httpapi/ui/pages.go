@@ -90,7 +90,7 @@ type slotRow struct {
 	stack
 }
 
-func (u *UI) overview(c *fiber.Ctx) error {
+func (u auditPages) overview(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	r := findRange(c.Query("range"))
 	now := u.d.Now()
@@ -250,7 +250,7 @@ type filterOptions struct {
 	Outcomes []option
 }
 
-func (u *UI) filterOptions(names map[string]string) filterOptions {
+func (u auditPages) filterOptions(names map[string]string) filterOptions {
 	var fo filterOptions
 	for actor, name := range names {
 		fo.Actors = append(fo.Actors, option{actor, name + " (" + kindOf(actor) + ")"})
@@ -294,7 +294,7 @@ type explorerBody struct {
 
 const pageSize = 50
 
-func (u *UI) explorer(c *fiber.Ctx) error {
+func (u auditPages) explorer(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	names := u.actorNames(ctx)
 	f, ff, ferr := parseFilter(c)
@@ -343,7 +343,7 @@ type entryBody struct {
 	Decision string
 }
 
-func (u *UI) entry(c *fiber.Ctx) error {
+func (u auditPages) entry(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	idx, err := strconv.ParseUint(c.Params("index"), 10, 63)
 	if err != nil {
@@ -418,7 +418,7 @@ func allowedBy(pv PolicyView) map[string]map[string]map[string]string {
 	return m
 }
 
-func (u *UI) flows(c *fiber.Ctx) error {
+func (u auditPages) flows(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	cells, err := u.d.Audit.Flows(ctx)
 	if err != nil {
@@ -509,7 +509,7 @@ type policyRow struct {
 // policies shows the policy as one matrix — fields down, purpose and party
 // kind across, the transform in each cell — and the purposes' lawful
 // bases, consent, states and retention beside it.
-func (u *UI) policies(c *fiber.Ctx) error {
+func (u auditPages) policies(c *fiber.Ctx) error {
 	if u.d.Policy == nil {
 		return broker.Errorf(broker.ENotFound, "No policy is configured.")
 	}
@@ -561,7 +561,7 @@ type reportsBody struct {
 	Error   string
 }
 
-func (u *UI) reports(c *fiber.Ctx) error {
+func (u auditPages) reports(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	body := reportsBody{Options: u.filterOptions(u.actorNames(ctx))}
 	if u.d.Processing != nil {
@@ -578,7 +578,7 @@ func (u *UI) reports(c *fiber.Ctx) error {
 
 // auditCSV exports the audit log as CSV, the explorer's filters applied.
 // The export is itself audited before a byte of it is sent.
-func (u *UI) auditCSV(c *fiber.Ctx) error {
+func (u auditPages) auditCSV(c *fiber.Ctx) error {
 	f, ff, err := parseFilter(c)
 	if err != nil {
 		return err

@@ -24,12 +24,12 @@ type passwordBody struct {
 // passwordPage shows the form to choose a new password. An officer whose
 // password was issued by the operator is sent here after signing in, and
 // by every other page until the password is changed.
-func (u *UI) passwordPage(c *fiber.Ctx) error {
+func (u authPages) passwordPage(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	return u.showPassword(c, fiber.StatusOK, passwordBody{Next: safeNext(c.Query("next")), Forced: cur.officer.PasswordTemporary})
 }
 
-func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
+func (u authPages) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
 	body.Min = minPasswordLen
 	d := u.data(c, "password", "Choose a password")
 	d.Body = body
@@ -40,7 +40,7 @@ func (u *UI) showPassword(c *fiber.Ctx, status int, body passwordBody) error {
 // token): the current password, and a new one typed twice. Failed checks
 // of the current password count towards the sign-in throttle of the
 // officer's name, so a borrowed session cannot be used to guess it.
-func (u *UI) changePassword(c *fiber.Ctx) error {
+func (u authPages) changePassword(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	body := passwordBody{Next: safeNext(formValue(c, "next")), Forced: cur.officer.PasswordTemporary}
 	old, pw, again := formValue(c, "current"), formValue(c, "password"), formValue(c, "again")

@@ -25,7 +25,7 @@ type deskBody struct {
 	NotFound bool
 }
 
-func (u *UI) desk(c *fiber.Ctx) error {
+func (u subjectPages) desk(c *fiber.Ctx) error {
 	d := u.data(c, "subjects", "Subject desk")
 	d.Body = deskBody{}
 	return u.render(c, "desk", d)
@@ -73,7 +73,7 @@ func maskNumber(wa string) string {
 
 // resolve finds the shopper of the posted number. A number nobody has is
 // audited as a failed look-up (without the number) and shown as such.
-func (u *UI) resolve(c *fiber.Ctx, cur *current, action string) (commerce.SubjectRow, string, bool, error) {
+func (u subjectPages) resolve(c *fiber.Ctx, cur *current, action string) (commerce.SubjectRow, string, bool, error) {
 	if u.d.Rights == nil {
 		return commerce.SubjectRow{}, "", false, broker.Errorf(broker.ENotFound, "The subject desk is not configured.")
 	}
@@ -106,7 +106,7 @@ func (u *UI) pseudonym(subject string) string {
 
 // subjectPage gathers what the pages about one shopper show: no personal
 // data beyond the masked number (orders are listed by id, status, total).
-func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string) (subjectBody, error) {
+func (u subjectPages) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string) (subjectBody, error) {
 	pseudo := u.pseudonym(row.ID)
 	b := subjectBody{WaID: wa, Masked: maskNumber(wa), Pseudonym: pseudo, Consent: row.Consent, CreatedAt: row.CreatedAt,
 		LastSeen: row.LastInteraction, AuditLink: "/ui/audit" + query("subject", pseudo)}
@@ -151,7 +151,7 @@ func (u *UI) subjectPage(ctx context.Context, row commerce.SubjectRow, wa string
 // lookup answers an access request (GDPR Art. 15, DPDP §11): every
 // disclosure of the shopper's data. The look-up is audited before the page
 // is shown.
-func (u *UI) lookup(c *fiber.Ctx) error {
+func (u subjectPages) lookup(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	row, wa, ok, err := u.resolve(c, cur, "disclosures")
 	if !ok {
@@ -173,7 +173,7 @@ func (u *UI) lookup(c *fiber.Ctx) error {
 
 // export answers a portability request (GDPR Art. 20): everything held
 // about the shopper as a JSON download.
-func (u *UI) export(c *fiber.Ctx) error {
+func (u subjectPages) export(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	row, _, ok, err := u.resolve(c, cur, "export")
 	if !ok {
@@ -225,7 +225,7 @@ type erasedBody struct {
 // erase answers an erasure request (GDPR Art. 17) in two steps: without
 // confirm=yes it shows what will happen and asks; with it, commerce.Rights
 // crypto-shreds the shopper and appends the signed erasure entry.
-func (u *UI) erase(c *fiber.Ctx) error {
+func (u subjectPages) erase(c *fiber.Ctx) error {
 	cur, _ := u.current(c)
 	row, wa, ok, err := u.resolve(c, cur, "erase")
 	if !ok {

@@ -229,35 +229,46 @@ func New(d Deps) *UI {
 // here instead.
 func (u *UI) Register(app *fiber.App, s *httpapi.Server) {
 	u.http = s
+	auth, audit, subjects, desk := authPages{u}, auditPages{u}, subjectPages{u}, deskPages{u}
 	app.Use("/ui", u.headers)
 	u.route(app, fiber.MethodGet, "/ui/static/:file", u.static)
 	u.route(app, fiber.MethodGet, "/ui", u.home)
-	u.route(app, fiber.MethodGet, "/ui/login", u.loginPage)
-	u.route(app, fiber.MethodPost, "/ui/login", u.login)
-	u.route(app, fiber.MethodPost, "/ui/logout", u.officer(u.logout))
-	u.route(app, fiber.MethodGet, "/ui/password", u.officer(u.passwordPage))
-	u.route(app, fiber.MethodPost, "/ui/password", u.officer(u.changePassword))
-	u.route(app, fiber.MethodGet, "/ui/overview", u.officer(u.overview))
-	u.route(app, fiber.MethodGet, "/ui/audit", u.officer(u.explorer))
-	u.route(app, fiber.MethodGet, "/ui/audit/:index", u.officer(u.entry))
-	u.route(app, fiber.MethodGet, "/ui/flows", u.officer(u.flows))
-	u.route(app, fiber.MethodGet, "/ui/policies", u.officer(u.policies))
-	u.route(app, fiber.MethodGet, "/ui/market", u.officer(u.market))
-	u.route(app, fiber.MethodGet, "/ui/subjects", u.officer(u.desk))
-	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(u.lookup))
-	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(u.export))
-	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(u.erase))
-	u.route(app, fiber.MethodPost, "/ui/subjects/correct", u.officer(u.correct))
-	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(u.reports))
-	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(u.notices))
-	u.route(app, fiber.MethodPost, "/ui/holds/release", u.officer(u.releaseHeld))
-	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(u.auditCSV))
-	u.registerDesk(app)
+	u.route(app, fiber.MethodGet, "/ui/login", auth.loginPage)
+	u.route(app, fiber.MethodPost, "/ui/login", auth.login)
+	u.route(app, fiber.MethodPost, "/ui/logout", u.officer(auth.logout))
+	u.route(app, fiber.MethodGet, "/ui/password", u.officer(auth.passwordPage))
+	u.route(app, fiber.MethodPost, "/ui/password", u.officer(auth.changePassword))
+	u.route(app, fiber.MethodGet, "/ui/overview", u.officer(audit.overview))
+	u.route(app, fiber.MethodGet, "/ui/audit", u.officer(audit.explorer))
+	u.route(app, fiber.MethodGet, "/ui/audit/:index", u.officer(audit.entry))
+	u.route(app, fiber.MethodGet, "/ui/flows", u.officer(audit.flows))
+	u.route(app, fiber.MethodGet, "/ui/policies", u.officer(audit.policies))
+	u.route(app, fiber.MethodGet, "/ui/market", u.officer(audit.market))
+	u.route(app, fiber.MethodGet, "/ui/reports", u.officer(audit.reports))
+	u.route(app, fiber.MethodGet, "/ui/reports/audit.csv", u.officer(audit.auditCSV))
+	u.route(app, fiber.MethodGet, "/ui/subjects", u.officer(subjects.desk))
+	u.route(app, fiber.MethodPost, "/ui/subjects/lookup", u.officer(subjects.lookup))
+	u.route(app, fiber.MethodPost, "/ui/subjects/export", u.officer(subjects.export))
+	u.route(app, fiber.MethodPost, "/ui/subjects/erase", u.officer(subjects.erase))
+	u.route(app, fiber.MethodPost, "/ui/subjects/correct", u.officer(subjects.correct))
+	u.route(app, fiber.MethodGet, "/ui/notices", u.officer(subjects.notices))
+	u.route(app, fiber.MethodPost, "/ui/holds/release", u.officer(subjects.releaseHeld))
+	desk.registerDesk(app)
 	if u.d.Rights != nil {
-		u.registerNominations(app)
+		desk.registerNominations(app)
 	}
 	app.Use("/ui", u.unmatched)
 }
+
+// The handlers are grouped by what they serve, each group a view of the
+// UI: sign-in and passwords; the audit log, flows, policies and reports;
+// the data-subject desk; grievances, breaches and nominations.
+type (
+	authPages    struct{ *UI }
+	auditPages   struct{ *UI }
+	subjectPages struct{ *UI }
+	deskPages    struct{ *UI }
+)
 
 // route registers one route and remembers it for 405 answers.
 func (u *UI) route(app *fiber.App, method, path string, h handler) {
