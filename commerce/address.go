@@ -130,7 +130,7 @@ func (a *actions) UseAddressForm(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
-	stores, err := a.s.routingStores(ctx, m)
+	stores, err := (&Market{Service: a.s}).routingStores(ctx, m)
 	if err != nil || len(stores) == 0 {
 		return false
 	}

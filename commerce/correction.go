@@ -108,7 +108,7 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 				return err
 			}
 			o.Address, o.PostalCode = loc, PostalCodeOf(loc.Address)
-			sealed, err := s.sealOrderRow(ctx, o)
+			sealed, err := (&Orders{Service: s}).sealOrderRow(ctx, o)
 			if err != nil {
 				return err
 			}

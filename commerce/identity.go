@@ -29,10 +29,17 @@ const (
 	ReasonIdentifierTaken = "identifier_moved_away"
 )
 
+// identities is the Service's shopper-identity job: it resolves an
+// event's identifiers (phone number, BSUID, username) to one shopper
+// through a short cache and the blind indexes, creates shoppers, and keeps
+// their sealed identity and identifier links current. A view of the
+// Service, not a copy: the cache lives in Service.subjects.
+type identities struct{ *Service }
+
 // identifiers returns the blind index of every identifier e names for its
 // sender, most stable first: the phone, the BSUID, the parent BSUID, an
 // opaque id.
-func (s *Service) identifiers(e Event) []IdentifierIndex {
+func (s identities) identifiers(e Event) []IdentifierIndex {
 	var out []IdentifierIndex
 	out = s.addIdentifier(out, IDPhone, e.WaID)
 	out = s.addIdentifier(out, IDBSUID, e.BSUID)
@@ -40,7 +47,7 @@ func (s *Service) identifiers(e Event) []IdentifierIndex {
 	return s.addIdentifier(out, IDOpaque, e.Opaque)
 }
 
-func (s *Service) addIdentifier(out []IdentifierIndex, kind, value string) []IdentifierIndex {
+func (s identities) addIdentifier(out []IdentifierIndex, kind, value string) []IdentifierIndex {
 	if value == "" {
 		return out
 	}
@@ -57,7 +64,7 @@ func indexesOf(ids []IdentifierIndex) [][]byte {
 
 // cachedFor returns the shopper every one of ids points to, when the cache
 // knows them all (the hot path of ingest: no round trip).
-func (s *Service) cachedFor(ids []IdentifierIndex) (string, bool) {
+func (s identities) cachedFor(ids []IdentifierIndex) (string, bool) {
 	sub, now := "", time.Now()
 	for _, id := range ids {
 		c, ok := s.subjects.Load(string(id.Index))
@@ -72,7 +79,7 @@ func (s *Service) cachedFor(ids []IdentifierIndex) (string, bool) {
 	return sub, sub != ""
 }
 
-func (s *Service) cacheIndexes(subject string, ids []IdentifierIndex) {
+func (s identities) cacheIndexes(subject string, ids []IdentifierIndex) {
 	exp := time.Now().Add(subjectCacheTTL)
 	for _, id := range ids {
 		s.subjects.Store(string(id.Index), cachedSubject{subject, exp})
@@ -85,7 +92,7 @@ func (s *Service) cacheIndexes(subject string, ids []IdentifierIndex) {
 // shopper the others name (the first message with a phone and a BSUID
 // joins them). Two identifiers of two shoppers are a conflict: the most
 // stable one (the phone) decides, nothing is moved, and it is counted.
-func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
+func (s identities) resolveSubject(ctx context.Context, e Event) (string, error) {
 	ids := s.identifiers(e)
 	if len(ids) == 0 {
 		return "", nil
@@ -150,7 +157,7 @@ func (s *Service) resolveSubject(ctx context.Context, e Event) (string, error) {
 // createSubject creates a shopper with its identifiers, data key and
 // sealed identity in one transaction (one WAL flush, and never a subject
 // without its key); EConflict when a concurrent message took one.
-func (s *Service) createSubject(ctx context.Context, e Event, ids []IdentifierIndex) (string, error) {
+func (s identities) createSubject(ctx context.Context, e Event, ids []IdentifierIndex) (string, error) {
 	if ks, ok := s.Sealer.(newSubjectKeyer); ok {
 		if cs, ok := s.Store.(sealedSubjectCreator); ok {
 			return s.createSealedSubject(ctx, e, ids, ks, cs)
@@ -200,7 +207,7 @@ type newSubjectKeyer interface {
 // createSealedSubject creates a shopper, their identifiers, data key,
 // sealed identity and jurisdiction in one statement: the path of every new
 // shopper's first message, at one round trip and one commit.
-func (s *Service) createSealedSubject(ctx context.Context, e Event, ids []IdentifierIndex, ks newSubjectKeyer, cs sealedSubjectCreator) (string, error) {
+func (s identities) createSealedSubject(ctx context.Context, e Event, ids []IdentifierIndex, ks newSubjectKeyer, cs sealedSubjectCreator) (string, error) {
 	id := broker.NewID("shp")
 	k, err := ks.NewSubjectKey(id)
 	if err != nil {
@@ -237,7 +244,7 @@ type newSubjectSealer interface {
 	SealNew(ctx context.Context, subject string, b broker.Binding, plaintext []byte) ([]byte, error)
 }
 
-func (s *Service) sealIdentity(ctx context.Context, subject string, id Identity) error {
+func (s identities) sealIdentity(ctx context.Context, subject string, id Identity) error {
 	sealed, err := s.sealedIdentity(ctx, subject, id)
 	if err != nil {
 		return err
@@ -246,14 +253,14 @@ func (s *Service) sealIdentity(ctx context.Context, subject string, id Identity)
 }
 
 // sealedIdentity seals the shopper's identity record.
-func (s *Service) sealedIdentity(ctx context.Context, subject string, id Identity) ([]byte, error) {
+func (s identities) sealedIdentity(ctx context.Context, subject string, id Identity) ([]byte, error) {
 	b, _ := json.Marshal(id)
 	return s.Sealer.Seal(ctx, subject, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: subject}, b)
 }
 
 // rewriteIdentity unseals the shopper's identity, lets fn change it, and
 // seals it again.
-func (s *Service) rewriteIdentity(ctx context.Context, subject string, fn func(*Identity)) error {
+func (s identities) rewriteIdentity(ctx context.Context, subject string, fn func(*Identity)) error {
 	row, err := s.Store.GetSubject(ctx, subject)
 	if err != nil {
 		return err
@@ -298,7 +305,7 @@ func eventValue(e Event, kind string) string {
 // shopper, records them in the sealed identity (so replies can go to a
 // phone learned later) and audits it, in one transaction; it returns how
 // many it linked.
-func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) (int, error) {
+func (s identities) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) (int, error) {
 	var n int
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -319,7 +326,7 @@ func (s *Service) linkIdentifiers(ctx context.Context, subject string, e Event, 
 	return n, err
 }
 
-func (s *Service) auditIdentity(ctx context.Context, subject, action, reason string) error {
+func (s identities) auditIdentity(ctx context.Context, subject, action, reason string) error {
 	return s.record(ctx, broker.Event{Actor: "whatsapp", Action: action, Purpose: broker.PurposeIdentity,
 		Subject: subject, Outcome: audit.OutcomeDone,
 		Reason: reason})
@@ -332,7 +339,7 @@ func (s *Service) auditIdentity(ctx context.Context, subject, action, reason str
 // this person's now), the sealed identity follows, and an
 // identity.relinked entry (the change type as reason, no identifier) is
 // appended, all in one transaction. A replay finds the move done.
-func (s *Service) moveIdentity(ctx context.Context, e Event) error {
+func (s identities) moveIdentity(ctx context.Context, e Event) error {
 	if e.Change != IdentityChangedNumber && e.Change != IdentityChangedUserID {
 		return nil
 	}

@@ -28,12 +28,12 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		if e.Class == EventIdentity {
 			// Moved here, before the events after it in the same webhook
 			// (a message from the new number) are resolved.
-			if err := s.moveIdentity(ctx, e); err != nil {
+			if err := (identities{s}).moveIdentity(ctx, e); err != nil {
 				return err
 			}
 			continue
 		}
-		subject, err := s.resolveSubject(ctx, e)
+		subject, err := (identities{s}).resolveSubject(ctx, e)
 		if err != nil {
 			return err
 		}

@@ -103,14 +103,23 @@ type Router interface {
 	RouteOrder(ctx context.Context, o *Order) (RouteResult, error)
 }
 
+// Market is the marketplace (SPEC §9): it routes a paid order to the
+// nearest eligible stores, offers it to them in turn, takes a store's
+// acceptance or refusal, expires offers nobody answered and tells the
+// shopper and the stores what became of it. Its state lives in the
+// Service's store (MarketStore); without one there is no marketplace and
+// the retailer serves every order.
+type Market struct{ Service *Service }
+
+// market is the Service's MarketStore, if its store has one.
 func (s *Service) market() (MarketStore, bool) {
 	m, ok := s.Store.(MarketStore)
 	return m, ok
 }
 
-func (s *Service) offerTTL() time.Duration {
-	if s.OfferTTL > 0 {
-		return s.OfferTTL
+func (mk *Market) offerTTL() time.Duration {
+	if mk.Service.OfferTTL > 0 {
+		return mk.Service.OfferTTL
 	}
 	return DefaultOfferTTL
 }
@@ -125,11 +134,8 @@ type storesCache struct {
 
 const storesTTL = 2 * time.Second
 
-var routingStores sync.Map // *Service -> *storesCache
-
-func (s *Service) routingStores(ctx context.Context, m MarketStore) ([]broker.Partner, error) {
-	v, _ := routingStores.LoadOrStore(s, &storesCache{})
-	c := v.(*storesCache)
+func (mk *Market) routingStores(ctx context.Context, m MarketStore) ([]broker.Partner, error) {
+	c := &mk.Service.stores
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stores != nil && time.Since(c.at) < storesTTL {
@@ -198,15 +204,15 @@ func distanceKm(lat1, lon1, lat2, lon2 float64) float64 {
 // RouteOrder implements Router for the conversation: within the turn's
 // transaction, it offers a new order to its first candidate store.
 func (a *actions) RouteOrder(ctx context.Context, o *Order) (RouteResult, error) {
-	return a.s.routeOrder(ctx, o)
+	return (&Market{Service: a.s}).routeOrder(ctx, o)
 }
 
-func (s *Service) routeOrder(ctx context.Context, o *Order) (RouteResult, error) {
-	m, ok := s.market()
+func (mk *Market) routeOrder(ctx context.Context, o *Order) (RouteResult, error) {
+	m, ok := mk.Service.market()
 	if !ok {
 		return RouteNone, nil
 	}
-	stores, err := s.routingStores(ctx, m)
+	stores, err := mk.routingStores(ctx, m)
 	if err != nil || len(stores) == 0 {
 		return RouteNone, err
 	}
@@ -216,7 +222,7 @@ func (s *Service) routeOrder(ctx context.Context, o *Order) (RouteResult, error)
 	}
 	o.Status = StatusRouting
 	if len(cands) == 0 {
-		if err := s.unserved(ctx, o, false); err != nil {
+		if err := mk.unserved(ctx, o, false); err != nil {
 			return RouteNone, err
 		}
 		return RouteUnserved, nil
@@ -228,7 +234,7 @@ func (s *Service) routeOrder(ctx context.Context, o *Order) (RouteResult, error)
 	if err := m.CreateOffers(ctx, o.ID, ids); err != nil {
 		return RouteNone, err
 	}
-	res, err := s.advance(ctx, m, o, false)
+	res, err := mk.advance(ctx, m, o, false)
 	if err != nil {
 		return RouteNone, err
 	}
@@ -240,9 +246,9 @@ func (s *Service) routeOrder(ctx context.Context, o *Order) (RouteResult, error)
 // once for an auto-accept store whose stock covers the cart. With no
 // candidate left the order ends unserved. notify says whether the shopper
 // must be messaged here (outside the conversation's own turn).
-func (s *Service) advance(ctx context.Context, m MarketStore, o *Order, notify bool) (RouteResult, error) {
+func (mk *Market) advance(ctx context.Context, m MarketStore, o *Order, notify bool) (RouteResult, error) {
 	for {
-		off, ok, left, err := m.OpenNextOffer(ctx, o.ID, s.offerTTL())
+		off, ok, left, err := m.OpenNextOffer(ctx, o.ID, mk.offerTTL())
 		if err != nil {
 			return RouteNone, err
 		}
@@ -250,20 +256,20 @@ func (s *Service) advance(ctx context.Context, m MarketStore, o *Order, notify b
 			if left {
 				return RoutePending, nil // already open elsewhere, or no longer routing
 			}
-			if err := s.unserved(ctx, o, notify); err != nil {
+			if err := mk.unserved(ctx, o, notify); err != nil {
 				return RouteNone, err
 			}
 			return RouteUnserved, nil
 		}
-		p, err := s.Partners.GetPartner(ctx, off.PartnerID)
+		p, err := mk.Service.Partners.GetPartner(ctx, off.PartnerID)
 		if err != nil {
 			return RouteNone, err
 		}
-		row, err := s.Store.GetSubject(ctx, o.Subject)
+		row, err := mk.Service.Store.GetSubject(ctx, o.Subject)
 		if err != nil {
 			return RouteNone, err
 		}
-		d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
+		d, err := mk.Service.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 			Action: "offer", Subject: o.Subject, Resource: "order:" + o.ID, State: StatusRouting, Consent: row.Consent,
 			Jurisdiction: ShopperJurisdiction(row), Fields: OfferFields, Record: o.Record()})
 		if err != nil {
@@ -283,16 +289,16 @@ func (s *Service) advance(ctx context.Context, m MarketStore, o *Order, notify b
 				return RouteNone, err
 			}
 			if took {
-				if err := s.accepted(ctx, m, o, p, off, "auto_accept", notify); err != nil {
+				if err := mk.accepted(ctx, m, o, p, off, "auto_accept", notify); err != nil {
 					return RouteNone, err
 				}
 				return RouteAccepted, nil
 			}
 		}
-		if err := s.pushEvent(ctx, p, o.Subject, "order.offered", OfferView(off, d)); err != nil {
+		if err := mk.pushEvent(ctx, p, o.Subject, "order.offered", OfferView(off, d)); err != nil {
 			return RouteNone, err
 		}
-		s.inc("sieve_offers_total", "offered")
+		mk.Service.inc("sieve_offers_total", "offered")
 		return RoutePending, nil
 	}
 }
@@ -334,7 +340,7 @@ func withheldNames(d broker.Decision) []string {
 // accepted gives the order to the store whose offer was taken: the order
 // waits for the shopper's payment, every other offer is withdrawn, the
 // acceptance is audited, and the shopper gets the payment request.
-func (s *Service) accepted(ctx context.Context, m MarketStore, o *Order, p broker.Partner, off Offer, how string, notify bool) error {
+func (mk *Market) accepted(ctx context.Context, m MarketStore, o *Order, p broker.Partner, off Offer, how string, notify bool) error {
 	ok, err := m.AssignOrder(ctx, o.ID, p.ID)
 	if err != nil {
 		return err
@@ -349,24 +355,24 @@ func (s *Service) accepted(ctx context.Context, m MarketStore, o *Order, p broke
 		return err
 	}
 	o.Status, o.RetailerID = StatusPendingPayment, p.ID
-	dec, err := s.auditOfferID(ctx, PartnerParty(p).Actor(), "offer accept", o, how)
+	dec, err := mk.auditOfferID(ctx, PartnerParty(p).Actor(), "offer accept", o, how)
 	if err != nil {
 		return err
 	}
 	if d, ok := ctx.Value(decisionKey{}).(*string); ok {
 		*d = dec
 	}
-	s.inc("sieve_offers_total", "accepted")
+	mk.Service.inc("sieve_offers_total", "accepted")
 	if notify {
-		return s.SendToShopper(ctx, o.Subject, o.Store, orderDetailsReply(o))
+		return mk.Service.SendToShopper(ctx, o.Subject, o.Store, orderDetailsReply(o))
 	}
 	return nil
 }
 
 // unserved ends an order no store took: nothing is charged (it never
 // reached payment), its stock is released, and the shopper is told.
-func (s *Service) unserved(ctx context.Context, o *Order, notify bool) error {
-	m, _ := s.market()
+func (mk *Market) unserved(ctx context.Context, o *Order, notify bool) error {
+	m, _ := mk.Service.market()
 	ok, err := m.SetOrderStatusIf(ctx, o.ID, StatusRouting, StatusUnserved)
 	if err != nil || !ok {
 		return err
@@ -375,15 +381,15 @@ func (s *Service) unserved(ctx context.Context, o *Order, notify bool) error {
 	if err := m.WithdrawOffers(ctx, o.ID); err != nil {
 		return err
 	}
-	if err := s.Store.ReleaseStock(ctx, cartQuantities(o)); err != nil {
+	if err := mk.Service.Store.ReleaseStock(ctx, cartQuantities(o)); err != nil {
 		return err
 	}
-	if err := s.auditOffer(ctx, "system:router", "route unserved", o, "no_store"); err != nil {
+	if err := mk.auditOffer(ctx, "system:router", "route unserved", o, "no_store"); err != nil {
 		return err
 	}
-	s.inc("sieve_orders_total", StatusUnserved)
+	mk.Service.inc("sieve_orders_total", StatusUnserved)
 	if notify {
-		return s.SendToShopper(ctx, o.Subject, o.Store, UnservedReply(o))
+		return mk.Service.SendToShopper(ctx, o.Subject, o.Store, UnservedReply(o))
 	}
 	return nil
 }
@@ -415,26 +421,26 @@ const (
 	OfferReasonExpired  = "expired"
 )
 
-func (s *Service) auditOffer(ctx context.Context, actor, action string, o *Order, reason string) error {
-	_, err := s.auditOfferID(ctx, actor, action, o, reason)
+func (mk *Market) auditOffer(ctx context.Context, actor, action string, o *Order, reason string) error {
+	_, err := mk.auditOfferID(ctx, actor, action, o, reason)
 	return err
 }
 
 // auditOfferID appends an offer decision's entry and returns its id.
-func (s *Service) auditOfferID(ctx context.Context, actor, action string, o *Order, reason string) (string, error) {
+func (mk *Market) auditOfferID(ctx context.Context, actor, action string, o *Order, reason string) (string, error) {
 	id := broker.NewID("dec")
-	return id, s.record(ctx, broker.Event{Time: s.now(), DecisionID: id, Actor: actor,
+	return id, mk.Service.record(ctx, broker.Event{Time: mk.Service.now(), DecisionID: id, Actor: actor,
 		Action: action, Purpose: broker.PurposeOrderFulfilment, Subject: o.Subject,
 		Resource: "order:" + o.ID, Outcome: audit.OutcomeDone, Reason: reason})
 }
 
 // loadOrder reads and unseals an order.
-func (s *Service) loadOrder(ctx context.Context, id string) (*Order, error) {
-	row, _, err := s.Store.GetOrderWithSubject(ctx, id)
+func (mk *Market) loadOrder(ctx context.Context, id string) (*Order, error) {
+	row, _, err := mk.Service.Store.GetOrderWithSubject(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.OpenOrder(ctx, &row); err != nil {
+	if err := mk.Service.OpenOrder(ctx, &row); err != nil {
 		return nil, err
 	}
 	return &row.Order, nil
@@ -443,7 +449,7 @@ func (s *Service) loadOrder(ctx context.Context, id string) (*Order, error) {
 // decideOffer locks the partner's offer and checks it is still open: an
 // unknown offer or another store's is 404; one already decided or past
 // its expiry is 409, and nothing changes.
-func (s *Service) decideOffer(ctx context.Context, m MarketStore, p broker.Partner, id string) (Offer, error) {
+func (mk *Market) decideOffer(ctx context.Context, m MarketStore, p broker.Partner, id string) (Offer, error) {
 	if !offerIDRe.MatchString(id) {
 		return Offer{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
@@ -459,7 +465,7 @@ func (s *Service) decideOffer(ctx context.Context, m MarketStore, p broker.Partn
 		return Offer{}, broker.Errorf(broker.ENotFound, "no such offer")
 	case off.Status != OfferOpen:
 		return Offer{}, broker.Errorf(broker.EConflict, "the offer is %s", off.Status)
-	case !s.now().Before(off.ExpiresAt):
+	case !mk.Service.now().Before(off.ExpiresAt):
 		return Offer{}, broker.Errorf(broker.EConflict, "the offer is expired")
 	}
 	return off, nil
@@ -478,71 +484,71 @@ type OfferResult struct {
 }
 
 // AcceptOffer takes an open offer for the store: first acceptance wins.
-func (s *Service) AcceptOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
-	m, ok := s.market()
+func (mk *Market) AcceptOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
+	m, ok := mk.Service.market()
 	if !ok {
 		return OfferResult{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
 	var orderID, dec string
 	ctx = context.WithValue(ctx, decisionKey{}, &dec)
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		off, err := s.decideOffer(ctx, m, p, id)
+	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		off, err := mk.decideOffer(ctx, m, p, id)
 		if err != nil {
 			return err
 		}
-		o, err := s.loadOrder(ctx, off.OrderID)
+		o, err := mk.loadOrder(ctx, off.OrderID)
 		if err != nil {
 			return err
 		}
 		orderID = o.ID
-		return s.accepted(ctx, m, o, p, off, OfferReasonAccepted, true)
+		return mk.accepted(ctx, m, o, p, off, OfferReasonAccepted, true)
 	})
 	if err != nil {
 		return OfferResult{}, err
 	}
-	s.WakeSender()
+	mk.Service.WakeSender()
 	return OfferResult{OfferID: id, OrderID: orderID, Status: OfferAccepted, Decision: dec}, nil
 }
 
 // DeclineOffer declines an open offer; the next candidate gets it.
-func (s *Service) DeclineOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
-	m, ok := s.market()
+func (mk *Market) DeclineOffer(ctx context.Context, p broker.Partner, id string) (OfferResult, error) {
+	m, ok := mk.Service.market()
 	if !ok {
 		return OfferResult{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
 	var orderID, dec string
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		off, err := s.decideOffer(ctx, m, p, id)
+	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		off, err := mk.decideOffer(ctx, m, p, id)
 		if err != nil {
 			return err
 		}
 		if err := m.DecideOffer(ctx, off.ID, OfferDeclined); err != nil {
 			return err
 		}
-		o, err := s.loadOrder(ctx, off.OrderID)
+		o, err := mk.loadOrder(ctx, off.OrderID)
 		if err != nil {
 			return err
 		}
 		orderID = o.ID
-		if dec, err = s.auditOfferID(ctx, PartnerParty(p).Actor(), "offer decline", o, OfferReasonDeclined); err != nil {
+		if dec, err = mk.auditOfferID(ctx, PartnerParty(p).Actor(), "offer decline", o, OfferReasonDeclined); err != nil {
 			return err
 		}
-		s.inc("sieve_offers_total", "declined")
-		_, err = s.advance(ctx, m, o, true)
+		mk.Service.inc("sieve_offers_total", "declined")
+		_, err = mk.advance(ctx, m, o, true)
 		return err
 	})
 	if err != nil {
 		return OfferResult{}, err
 	}
-	s.WakeSender()
+	mk.Service.WakeSender()
 	return OfferResult{OfferID: id, OrderID: orderID, Status: OfferDeclined, Decision: dec}, nil
 }
 
 // OpenOffers lists the store's open offers, each released (and audited)
 // through the pipeline as the offer view.
-func (s *Service) OpenOffers(ctx context.Context, p broker.Partner) ([]map[string]any, error) {
+func (mk *Market) OpenOffers(ctx context.Context, p broker.Partner) ([]map[string]any, error) {
 	out := []map[string]any{}
-	m, ok := s.market()
+	m, ok := mk.Service.market()
 	if !ok {
 		return out, nil
 	}
@@ -551,14 +557,14 @@ func (s *Service) OpenOffers(ctx context.Context, p broker.Partner) ([]map[strin
 		return nil, err
 	}
 	for _, off := range offs {
-		row, subj, err := s.Store.GetOrderWithSubject(ctx, off.OrderID)
+		row, subj, err := mk.Service.Store.GetOrderWithSubject(ctx, off.OrderID)
 		if err != nil || row.Status != StatusRouting || subj.Erased {
 			continue
 		}
-		if err := s.OpenOrder(ctx, &row); err != nil {
+		if err := mk.Service.OpenOrder(ctx, &row); err != nil {
 			continue
 		}
-		d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
+		d, err := mk.Service.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 			Action: "offer", Subject: row.Subject, Resource: "order:" + row.ID, State: StatusRouting, Consent: subj.Consent,
 			Jurisdiction: ShopperJurisdiction(subj), Fields: OfferFields, Record: row.Record()})
 		if err != nil {
@@ -574,13 +580,13 @@ func (s *Service) OpenOffers(ctx context.Context, p broker.Partner) ([]map[strin
 
 // ExpireOffers expires the offers past their time and moves each order on
 // to its next candidate (or unserved); it returns how many it expired.
-func (s *Service) ExpireOffers(ctx context.Context) (int, error) {
-	m, ok := s.market()
+func (mk *Market) ExpireOffers(ctx context.Context) (int, error) {
+	m, ok := mk.Service.market()
 	if !ok {
 		return 0, nil
 	}
 	n := 0
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
 		due, err := m.DueOffers(ctx, 50)
 		if err != nil {
 			return err
@@ -589,18 +595,18 @@ func (s *Service) ExpireOffers(ctx context.Context) (int, error) {
 			if err := m.DecideOffer(ctx, off.ID, OfferExpired); err != nil {
 				return err
 			}
-			o, err := s.loadOrder(ctx, off.OrderID)
+			o, err := mk.loadOrder(ctx, off.OrderID)
 			if err != nil {
 				if broker.IsNotFound(err) {
 					continue // erased meanwhile
 				}
 				return err
 			}
-			if err := s.auditOffer(ctx, "system:router", "offer expire", o, OfferReasonExpired); err != nil {
+			if err := mk.auditOffer(ctx, "system:router", "offer expire", o, OfferReasonExpired); err != nil {
 				return err
 			}
-			s.inc("sieve_offers_total", "expired")
-			if _, err := s.advance(ctx, m, o, true); err != nil {
+			mk.Service.inc("sieve_offers_total", "expired")
+			if _, err := mk.advance(ctx, m, o, true); err != nil {
 				return err
 			}
 			n++
@@ -612,34 +618,34 @@ func (s *Service) ExpireOffers(ctx context.Context) (int, error) {
 
 // RunOfferSweeper expires offers until ctx ends. Several brokers may run
 // it: each locks the offers it expires, skipping those another holds.
-func (s *Service) RunOfferSweeper(ctx context.Context) error {
-	if _, ok := s.market(); !ok {
+func (mk *Market) RunOfferSweeper(ctx context.Context) error {
+	if _, ok := mk.Service.market(); !ok {
 		<-ctx.Done()
 		return nil
 	}
-	tick := s.offerTTL() / 10
+	tick := mk.offerTTL() / 10
 	tick = min(max(tick, 100*time.Millisecond), time.Second)
 	return broker.Every(ctx, tick, tick, func(ctx context.Context) {
-		if _, err := s.ExpireOffers(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("offer sweep failed", "error", broker.ErrorCode(err))
+		if _, err := mk.ExpireOffers(ctx); err != nil && ctx.Err() == nil {
+			mk.Service.Log.Warn("offer sweep failed", "error", broker.ErrorCode(err))
 		}
 	})
 }
 
 // pushEvent sends a partner event to its webhook through the outbox,
 // sealed under the shopper's key (it carries released data).
-func (s *Service) pushEvent(ctx context.Context, p broker.Partner, subject, event string, data any) error {
+func (mk *Market) pushEvent(ctx context.Context, p broker.Partner, subject, event string, data any) error {
 	if p.WebhookURL == "" || p.Disabled {
 		return nil
 	}
 	body, _ := json.Marshal(map[string]any{"type": event, "id": broker.NewID("evt"), "created_at": time.Now().UTC(), "data": data})
 	ref := broker.NewID("msg")
 	payload := append([]byte(event+"\n"), body...)
-	sealed, err := s.Sealer.Seal(ctx, subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref}, payload)
+	sealed, err := mk.Service.Sealer.Seal(ctx, subject, broker.Binding{Table: "outbox", Column: "sealed", RowID: ref}, payload)
 	if err != nil {
 		return err
 	}
-	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: subject, Partner: p.ID, Sealed: sealed})
+	_, err = mk.Service.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: subject, Partner: p.ID, Sealed: sealed})
 	return err
 }
 

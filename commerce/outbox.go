@@ -88,10 +88,18 @@ func (s *Service) SendToShopper(ctx context.Context, subject, store string, r Re
 	return s.enqueueReply(ctx, subject, store, ident.Address(), r, false)
 }
 
+// sender is the Service's outbox sender: one goroutine per lane claims
+// due messages, delivers them to the Send API or a partner's webhook, and
+// records the outcome. A view of the Service.
+type sender struct{ *Service }
+
 // RunSender delivers the outbox until ctx ends, in senderLanes lanes that
 // run concurrently: a lane waits for its slowest send before claiming
 // more, and the lanes keep the others busy meanwhile.
-func (s *Service) RunSender(ctx context.Context) error {
+func (s *Service) RunSender(ctx context.Context) error { return sender{s}.run(ctx) }
+
+// run is RunSender.
+func (s sender) run(ctx context.Context) error {
 	s.init()
 	wake := make([]chan struct{}, senderLanes)
 	var wg sync.WaitGroup
@@ -122,7 +130,7 @@ func (s *Service) RunSender(ctx context.Context) error {
 // senderLanes is how many outbox lanes one process sends at once.
 const senderLanes = 4
 
-func (s *Service) runSenderLane(ctx context.Context, lane OutboxLane, wake <-chan struct{}) {
+func (s sender) runSenderLane(ctx context.Context, lane OutboxLane, wake <-chan struct{}) {
 	for {
 		n, err := s.sendDue(ctx, lane)
 		if err != nil && ctx.Err() == nil {
@@ -158,7 +166,7 @@ func Backoff(attempts int, retryAfter time.Duration) time.Duration {
 
 // sendDue delivers the due outbox items of lane, concurrently across shoppers and in
 // order for each one; it returns how many it attempted.
-func (s *Service) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
+func (s sender) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
 	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease, lane)
 	if err != nil || len(items) == 0 {
 		return 0, err
@@ -220,7 +228,7 @@ type sendRound struct {
 	statuses []MessageStatus // "sent", written once per round
 }
 
-func (s *Service) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
+func (s sender) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 	var providerID string
 	err := s.deliverOne(ctx, it, r, &providerID)
 	// The wamid holds the phone number: only its keyed hash is stored, and
@@ -270,7 +278,7 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 // would run out and the item be sent a second time. So an unavailable
 // database is waited for, within half the lease (the send itself took at
 // most its client timeout of it).
-func (s *Service) markSent(ctx context.Context, id int64, providerID string) error {
+func (s sender) markSent(ctx context.Context, id int64, providerID string) error {
 	give := time.Now().Add(outboxLease / 2)
 	wait := 100 * time.Millisecond
 	for {
@@ -299,7 +307,7 @@ func errText(err error) string {
 	return "transient error"
 }
 
-func (s *Service) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, providerID *string) error {
+func (s sender) deliverOne(ctx context.Context, it OutboxItem, r *sendRound, providerID *string) error {
 	var b []byte
 	var err error
 	var lastInbound time.Time

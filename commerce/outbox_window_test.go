@@ -76,7 +76,7 @@ func TestDeliveryWindowCountsTheAnsweredMessage(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pid string
-			err = s.deliverOne(ctx, item, &sendRound{windows: map[string]Window{"shp_w": stale}}, &pid)
+			err = sender{s}.deliverOne(ctx, item, &sendRound{windows: map[string]Window{"shp_w": stale}}, &pid)
 			if tc.wantSent != (err == nil) {
 				t.Fatalf("deliverOne = %v, want sent %v", err, tc.wantSent)
 			}

@@ -15,6 +15,13 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
+// Orders is the partner side of the shop: the orders a store, courier or
+// payment provider may read, the status moves they make, the messages
+// they relay to the shopper and the data they ask for, each decided by
+// the broker's release pipeline and audited. The partner orders API
+// (commerce/httpapi) serves it.
+type Orders struct{ Service *Service }
+
 // refSet remembers (partner, customer_ref) pairs this service has already
 // recorded, so a repeated read does not write. It belongs to one Service
 // (one database): a set shared by every Service of the process would skip
@@ -44,19 +51,19 @@ func (r *refSet) add(key string) {
 	r.seen[key] = struct{}{}
 }
 
-func (s *Service) rememberRef(ctx context.Context, partner string, d broker.Decision, subject string) error {
+func (po *Orders) rememberRef(ctx context.Context, partner string, d broker.Decision, subject string) error {
 	ref, ok := d.Released["customer.ref"].(string)
 	if !ok {
 		return nil
 	}
 	key := partner + "|" + ref
-	if s.refs.has(key) {
+	if po.Service.refs.has(key) {
 		return nil
 	}
-	if err := s.Store.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
+	if err := po.Service.Store.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
 		return err
 	}
-	s.refs.add(key)
+	po.Service.refs.add(key)
 	return nil
 }
 
@@ -96,8 +103,8 @@ func (e *NotFound) Decision() string { return e.DecisionID }
 
 // notFound returns an ENotFound error carrying the refusal's entry, still
 // to be written by settle.
-func (s *Service) notFound(p broker.Partner, purpose broker.Purpose, resource, reason string) error {
-	e := broker.Event{Time: s.now(), Actor: PartnerParty(p).Actor(),
+func (po *Orders) notFound(p broker.Partner, purpose broker.Purpose, resource, reason string) error {
+	e := broker.Event{Time: po.Service.now(), Actor: PartnerParty(p).Actor(),
 		Action: "release", Purpose: purpose, Resource: resource, Outcome: audit.OutcomeDenied, Reason: reason}
 	return &broker.Error{Code: broker.ENotFound, Message: "order not found", Err: &NotFound{pending: &e}}
 }
@@ -106,14 +113,14 @@ func (s *Service) notFound(p broker.Partner, purpose broker.Purpose, resource, r
 // caller's own context, not a transaction's: the entry then commits on its
 // own, whatever became of the transaction. If it cannot be written the
 // answer is 503, never a not-found naming a missing entry.
-func (s *Service) settle(ctx context.Context, err error) error {
+func (po *Orders) settle(ctx context.Context, err error) error {
 	var nf *NotFound
 	if err == nil || !errors.As(err, &nf) || nf.pending == nil {
 		return err
 	}
 	ev := *nf.pending
 	nf.pending = nil
-	id, aerr := s.Releaser.Recorder().Record(ctx, ev)
+	id, aerr := po.Service.Releaser.Recorder().Record(ctx, ev)
 	if aerr != nil {
 		return broker.Wrap(broker.EUnavailable, aerr, "audit log unavailable")
 	}
@@ -138,15 +145,15 @@ func orderResource(id string) string {
 // audited not-found (see settle). A logistics partner sees an order only
 // while it is out for delivery and dispatched to it, for delivery or
 // support; a retailer only its own orders.
-func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (*OrderRow, SubjectRow, error) {
+func (po *Orders) loadPartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (*OrderRow, SubjectRow, error) {
 	res := orderResource(id)
 	if res == "order:invalid" {
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
-	row, subj, err := s.Store.GetOrderWithSubject(ctx, id)
+	row, subj, err := po.Service.Store.GetOrderWithSubject(ctx, id)
 	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment ||
 		row.Status == StatusRouting || row.Status == StatusUnserved)) {
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNoSuchOrder)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
 	if err != nil {
 		return nil, SubjectRow{}, err
@@ -154,26 +161,26 @@ func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 	switch {
 	case p.Kind == broker.KindLogistics && (purpose == broker.PurposeDelivery || purpose == broker.PurposeSupport):
 		if row.LogisticsID == "" || row.LogisticsID != p.ID {
-			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotDispatched)
+			return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNotDispatched)
 		}
 		if row.Status != StatusOutForDelivery {
-			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotOutForDeliv)
+			return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNotOutForDeliv)
 		}
 	case purpose == broker.PurposeDelivery:
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotDispatched)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNotDispatched)
 	case p.Kind != broker.KindRetailer || row.RetailerID != p.ID:
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedNotVisible)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNotVisible)
 	}
 	if subj.Erased {
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedSubjectErased)
 	}
 	if subj.Restricted {
 		// Paused (SPEC §5.11): to partners the order does not exist.
-		return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectRestricted)
+		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedSubjectRestricted)
 	}
-	if err := s.OpenOrder(ctx, &row); err != nil {
+	if err := po.Service.OpenOrder(ctx, &row); err != nil {
 		if broker.IsNotFound(err) {
-			return nil, SubjectRow{}, s.notFound(p, purpose, res, RefusedSubjectErased)
+			return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedSubjectErased)
 		}
 		return nil, SubjectRow{}, err
 	}
@@ -182,21 +189,21 @@ func (s *Service) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 
 // PartnerOrder releases one order to a partner for a purpose (the retailer
 // for order_fulfilment, logistics for delivery).
-func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (RetailerView, broker.Decision, error) {
+func (po *Orders) PartnerOrder(ctx context.Context, p broker.Partner, id string, purpose broker.Purpose) (RetailerView, broker.Decision, error) {
 	// A read changes nothing but the audit log, so it needs no transaction
 	// of its own: the release's entry is group-committed with concurrent
 	// ones, and Release returns only once it is durable.
-	row, subj, err := s.loadPartnerOrder(ctx, p, id, purpose)
+	row, subj, err := po.loadPartnerOrder(ctx, p, id, purpose)
 	if err != nil {
-		return RetailerView{}, broker.Decision{}, s.settle(ctx, err)
+		return RetailerView{}, broker.Decision{}, po.settle(ctx, err)
 	}
-	d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
+	d, err := po.Service.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose,
 		Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj),
 		Fields: OrderFieldsFor(p), Record: row.Record()})
 	if err != nil {
 		return RetailerView{}, broker.Decision{}, err
 	}
-	if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
+	if err := po.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
 		return RetailerView{}, broker.Decision{}, err
 	}
 	return NewRetailerView(row.ID, d), d, nil
@@ -204,16 +211,16 @@ func (s *Service) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 
 // PartnerOrders lists a retailer's orders, each released (and audited) on
 // its own; the list itself gets one more entry naming the page.
-func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFilter) ([]RetailerView, string, string, error) {
+func (po *Orders) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFilter) ([]RetailerView, string, string, error) {
 	var views []RetailerView
 	var next, listID string
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
 		views = views[:0]
 		f.Retailer = p.ID
 		if p.Kind != broker.KindRetailer {
 			f.Retailer = "\x00none"
 		}
-		rows, n, err := s.Store.ListOrders(ctx, f)
+		rows, n, err := po.Service.Store.ListOrders(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -221,14 +228,14 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		var released []string
 		for i := range rows {
 			row := &rows[i]
-			subj, err := s.Store.GetSubject(ctx, row.Subject)
+			subj, err := po.Service.Store.GetSubject(ctx, row.Subject)
 			if err != nil || subj.Erased || subj.Restricted {
 				continue
 			}
-			if err := s.OpenOrder(ctx, row); err != nil {
+			if err := po.Service.OpenOrder(ctx, row); err != nil {
 				continue
 			}
-			d, err := s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
+			d, err := po.Service.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: broker.PurposeOrderFulfilment,
 				Subject: row.Subject, Resource: "order:" + row.ID, State: row.Status, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj),
 				Fields: OrderFieldsFor(p), Record: row.Record()})
 			if err != nil {
@@ -237,7 +244,7 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 			if d.Outcome == audit.OutcomeDenied {
 				continue
 			}
-			if err := s.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
+			if err := po.rememberRef(ctx, p.ID, d, row.Subject); err != nil {
 				return err
 			}
 			views = append(views, NewRetailerView(row.ID, d))
@@ -248,7 +255,7 @@ func (s *Service) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		if len(released) == 0 {
 			outcome = audit.OutcomeDenied
 		}
-		return s.record(ctx, broker.Event{Time: s.now(), DecisionID: listID,
+		return po.Service.record(ctx, broker.Event{Time: po.Service.now(), DecisionID: listID,
 			Actor: PartnerParty(p).Actor(), Action: "list", Purpose: broker.PurposeOrderFulfilment,
 			Resource: fmt.Sprintf("orders:%d", len(released)), Outcome: outcome,
 			Released: slices.Clone(OrderFieldsReleasedToRetailer)})
@@ -281,13 +288,13 @@ type StatusResult struct {
 // UpdateStatus applies a retailer's status update and relays to the shopper
 // only what policy releases to the messaging side (status, ETA, a note to
 // the customer) — never the retailer's internal fields.
-func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string, u StatusUpdate) (StatusResult, error) {
+func (po *Orders) UpdateStatus(ctx context.Context, p broker.Partner, id string, u StatusUpdate) (StatusResult, error) {
 	if !slices.Contains(PartnerStatuses, u.Status) {
 		return StatusResult{}, broker.Errorf(broker.EInvalid, "status must be one of %s", strings.Join(PartnerStatuses, ", "))
 	}
 	var res StatusResult
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		row, subj, err := s.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
+	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		row, subj, err := po.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
 		if err != nil {
 			return err
 		}
@@ -301,7 +308,7 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		if eta != "" {
 			row.ETA = clipText(eta, 60)
 		}
-		sealed, err := s.sealOrderRow(ctx, row)
+		sealed, err := po.sealOrderRow(ctx, row)
 		if err != nil {
 			return err
 		}
@@ -310,22 +317,22 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 			for _, l := range row.Lines {
 				qty[l.SKU] += l.Quantity
 			}
-			if err := s.Store.ReleaseStock(ctx, qty); err != nil {
+			if err := po.Service.Store.ReleaseStock(ctx, qty); err != nil {
 				return err
 			}
 		}
-		if err := s.Store.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
+		if err := po.Service.Store.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
 			return err
 		}
 		if u.Status == StatusOutForDelivery && row.LogisticsID == "" {
 			// Not dispatched explicitly: the store's default courier, if
 			// it has one, gets this order (and only this one).
-			if err := s.Store.BindDefaultCourier(ctx, row.ID); err != nil {
+			if err := po.Service.Store.BindDefaultCourier(ctx, row.ID); err != nil {
 				return err
 			}
 		}
 		row.Status = u.Status
-		s.inc("sieve_orders_total", u.Status)
+		po.Service.inc("sieve_orders_total", u.Status)
 		// The messaging-side release: the shopper's chat is the party.
 		rec := broker.Record{"status": u.Status}
 		fields := []string{"status"}
@@ -340,7 +347,7 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 			fields = append(fields, k)
 		}
 		slices.Sort(fields[1:])
-		d, err := s.Releaser.Release(ctx, broker.Request{Party: broker.Party{ID: "chat", Kind: broker.KindShopper},
+		d, err := po.Service.Releaser.Release(ctx, broker.Request{Party: broker.Party{ID: "chat", Kind: broker.KindShopper},
 			Purpose: broker.PurposeOrderFulfilment, Action: "relay status", Subject: row.Subject,
 			Resource: "order:" + row.ID, State: u.Status, Consent: subj.Consent, Restricted: subj.Restricted, Fields: fields, Record: rec})
 		if err != nil {
@@ -351,17 +358,17 @@ func (s *Service) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		if res.Withheld == nil {
 			res.Withheld = []string{}
 		}
-		return s.SendToShopper(ctx, row.Subject, row.Store, statusReply(&row.Order, d.Released))
+		return po.Service.SendToShopper(ctx, row.Subject, row.Store, statusReply(&row.Order, d.Released))
 	})
 	if err == nil {
-		s.WakeSender()
+		po.Service.WakeSender()
 	}
-	return res, s.settle(ctx, err)
+	return res, po.settle(ctx, err)
 }
 
-func (s *Service) sealOrderRow(ctx context.Context, row *OrderRow) ([]byte, error) {
+func (po *Orders) sealOrderRow(ctx context.Context, row *OrderRow) ([]byte, error) {
 	b, _ := json.Marshal(row.Private())
-	return s.Sealer.Seal(ctx, row.Subject, broker.Binding{Table: "orders", Column: "sealed", RowID: row.ID}, b)
+	return po.Service.Sealer.Seal(ctx, row.Subject, broker.Binding{Table: "orders", Column: "sealed", RowID: row.ID}, b)
 }
 
 // statusReply renders what was released to the shopper as an order_status
@@ -400,7 +407,7 @@ func clipText(s string, n int) string {
 // Relay sends a partner's text to the shopper of an order through the
 // broker: the partner never learns the phone number. The retailer of the
 // order may relay at any time before delivery; logistics while it is out.
-func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) (string, error) {
+func (po *Orders) Relay(ctx context.Context, p broker.Partner, id, text string) (string, error) {
 	text = strings.TrimSpace(text)
 	if text == "" || utf8.RuneCountInString(text) > 1000 || !utf8.ValidString(text) {
 		return "", broker.Errorf(broker.EInvalid, "text must be 1 to 1000 characters")
@@ -410,8 +417,8 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 		purpose = broker.PurposeDelivery
 	}
 	var decision string
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		row, _, err := s.loadPartnerOrder(ctx, p, id, purpose)
+	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		row, _, err := po.loadPartnerOrder(ctx, p, id, purpose)
 		if err != nil {
 			return err
 		}
@@ -419,7 +426,7 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 			return broker.Errorf(broker.EConflict, "order is %s: the chat is closed", row.Status)
 		}
 		decision = broker.NewID("dec")
-		if err := s.record(ctx, broker.Event{Time: s.now(), DecisionID: decision,
+		if err := po.Service.record(ctx, broker.Event{Time: po.Service.now(), DecisionID: decision,
 			Actor: PartnerParty(p).Actor(), Action: "relay message", Purpose: purpose,
 			Subject: row.Subject, Resource: "order:" + row.ID,
 			Outcome: audit.OutcomeDone, Reason: "relayed"}); err != nil {
@@ -429,13 +436,13 @@ func (s *Service) Relay(ctx context.Context, p broker.Partner, id, text string) 
 		if p.Kind == broker.KindLogistics {
 			who = "your delivery partner"
 		}
-		return s.SendToShopper(ctx, row.Subject, row.Store, Reply{Kind: ReplyText,
+		return po.Service.SendToShopper(ctx, row.Subject, row.Store, Reply{Kind: ReplyText,
 			Body: fmt.Sprintf("Message from %s about order %s:\n%s", who, row.ID, clipText(text, 1000))})
 	})
 	if err == nil {
-		s.WakeSender()
+		po.Service.WakeSender()
 	}
-	return decision, s.settle(ctx, err)
+	return decision, po.settle(ctx, err)
 }
 
 // DispatchResult says which logistics partner an order was handed to.
@@ -451,13 +458,13 @@ type DispatchResult struct {
 // of the order may dispatch it (others get an audited 404); the target
 // must be an enabled logistics partner. A later dispatch replaces the
 // earlier one.
-func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics string) (DispatchResult, error) {
+func (po *Orders) Dispatch(ctx context.Context, p broker.Partner, id, logistics string) (DispatchResult, error) {
 	if logistics == "" || len(logistics) > 128 || !utf8.ValidString(logistics) {
 		return DispatchResult{}, broker.Errorf(broker.EInvalid, "logistics must be the client id of an enabled logistics partner")
 	}
 	var res DispatchResult
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		row, _, err := s.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
+	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		row, _, err := po.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
 		if err != nil {
 			return err
 		}
@@ -466,7 +473,7 @@ func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		}
 		// One answer for an unknown id, a disabled partner and another
 		// kind: a retailer learns nothing about other partners here.
-		c, err := s.Partners.GetPartner(ctx, logistics)
+		c, err := po.Service.Partners.GetPartner(ctx, logistics)
 		switch {
 		case broker.IsNotFound(err) || broker.ErrorCode(err) == broker.EInvalid ||
 			(err == nil && (c.Kind != broker.KindLogistics || c.Disabled)):
@@ -474,11 +481,11 @@ func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		case err != nil:
 			return err
 		}
-		if err := s.Store.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
+		if err := po.Service.Store.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
 			return err
 		}
 		decision := broker.NewID("dec")
-		if err := s.record(ctx, broker.Event{Time: s.now(), DecisionID: decision,
+		if err := po.Service.record(ctx, broker.Event{Time: po.Service.now(), DecisionID: decision,
 			Actor: PartnerParty(p).Actor(), Action: "dispatch", Purpose: broker.PurposeDelivery,
 			Subject: row.Subject, Resource: "order:" + row.ID,
 			Outcome: audit.OutcomeDone, Reason: "dispatched"}); err != nil {
@@ -487,12 +494,12 @@ func (s *Service) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		res = DispatchResult{OrderID: row.ID, Logistics: c.ID, Decision: decision}
 		return nil
 	})
-	return res, s.settle(ctx, err)
+	return res, po.settle(ctx, err)
 }
 
 // DataRequest releases scoped data about a shopper the partner names by its
 // own customer_ref, for a declared purpose; policy and consent decide.
-func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string, purpose broker.Purpose, fields []string) (broker.Decision, error) {
+func (po *Orders) DataRequest(ctx context.Context, p broker.Partner, ref string, purpose broker.Purpose, fields []string) (broker.Decision, error) {
 	if len(fields) == 0 || len(fields) > 32 {
 		return broker.Decision{}, broker.Errorf(broker.EInvalid, "fields must list 1 to 32 field names")
 	}
@@ -505,22 +512,22 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 		return broker.Decision{}, broker.Errorf(broker.EInvalid, "unknown purpose")
 	}
 	var d broker.Decision
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		subject, err := s.Store.SubjectOfPartnerRef(ctx, p.ID, ref)
+	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+		subject, err := po.Service.Store.SubjectOfPartnerRef(ctx, p.ID, ref)
 		if broker.IsNotFound(err) {
-			return s.notFound(p, purpose, "subject", RefusedUnknownRef)
+			return po.notFound(p, purpose, "subject", RefusedUnknownRef)
 		}
 		if err != nil {
 			return err
 		}
-		subj, err := s.Store.GetSubject(ctx, subject)
+		subj, err := po.Service.Store.GetSubject(ctx, subject)
 		if err != nil || subj.Erased {
-			return s.notFound(p, purpose, "subject", RefusedSubjectErased)
+			return po.notFound(p, purpose, "subject", RefusedSubjectErased)
 		}
 		if subj.Restricted {
-			return s.notFound(p, purpose, "subject", RefusedSubjectRestricted)
+			return po.notFound(p, purpose, "subject", RefusedSubjectRestricted)
 		}
-		rec, state, found, err := s.subjectRecord(ctx, subj, p, purpose)
+		rec, state, found, err := po.subjectRecord(ctx, subj, p, purpose)
 		if err != nil {
 			return err
 		}
@@ -528,13 +535,13 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 			// A courier (or anyone asking for delivery) learns nothing
 			// through a customer_ref it kept: only the order dispatched
 			// to it, while it is out for delivery.
-			return s.notFound(p, purpose, "subject", RefusedNoDeliveryOrder)
+			return po.notFound(p, purpose, "subject", RefusedNoDeliveryOrder)
 		}
-		d, err = s.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
+		d, err = po.Service.Releaser.Release(ctx, broker.Request{Party: PartnerParty(p), Purpose: purpose, Action: "data request",
 			Subject: subject, Resource: "subject", State: state, Consent: subj.Consent, Restricted: subj.Restricted, Jurisdiction: ShopperJurisdiction(subj), Fields: fields, Record: rec})
 		return err
 	})
-	return d, s.settle(ctx, err)
+	return d, po.settle(ctx, err)
 }
 
 // subjectRecord is the shopper's data as a record for a data request by p:
@@ -543,8 +550,8 @@ func (s *Service) DataRequest(ctx context.Context, p broker.Partner, ref string,
 // for purpose delivery, only the order out for delivery and dispatched to
 // p (found is false when there is none); for a retailer, its own latest
 // order; for others, the latest order.
-func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow, p broker.Partner, purpose broker.Purpose) (broker.Record, string, bool, error) {
-	orders, err := s.Store.OrdersOfSubject(ctx, subj.ID)
+func (po *Orders) subjectRecord(ctx context.Context, subj SubjectRow, p broker.Partner, purpose broker.Purpose) (broker.Record, string, bool, error) {
+	orders, err := po.Service.Store.OrdersOfSubject(ctx, subj.ID)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -562,7 +569,7 @@ func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow, p broker.P
 		case p.Kind == broker.KindRetailer && row.RetailerID != p.ID:
 			continue
 		}
-		if s.OpenOrder(ctx, &row) != nil {
+		if po.Service.OpenOrder(ctx, &row) != nil {
 			continue
 		}
 		rec = row.Record()
@@ -574,7 +581,7 @@ func (s *Service) subjectRecord(ctx context.Context, subj SubjectRow, p broker.P
 		return nil, "", false, nil
 	}
 	rec["customer.ref"] = subj.ID
-	ident, err := s.identity(ctx, subj)
+	ident, err := po.Service.identity(ctx, subj)
 	if err != nil {
 		return nil, "", false, err
 	}

@@ -112,6 +112,7 @@ type Service struct {
 	subjects   sync.Map // blind index (string) -> cachedSubject
 	refs       refSet   // (partner, customer_ref) pairs already recorded
 	catalog    catalogCache
+	stores     storesCache // the marketplace's routing stores
 	once       sync.Once
 }
 

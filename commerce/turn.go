@@ -15,7 +15,7 @@ const turnEvents = 100
 // the group's transaction (ctx carries it). careful runs each event in its
 // own savepoint. It returns the turn's writes for the caller to save (nil
 // if there are none).
-func (s *Service) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (*TurnWrite, error) {
+func (s worker) processSubject(ctx context.Context, subject string, st TurnState, careful bool) (*TurnWrite, error) {
 	if !st.Locked || len(st.Items) == 0 {
 		return nil, nil // another worker has this shopper, or nothing is pending
 	}
@@ -58,7 +58,7 @@ type turn struct {
 }
 
 // runTurn handles the events and returns the turn's writes.
-func (s *Service) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident Identity, items []InboxItem, careful bool) (*TurnWrite, error) {
+func (s worker) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident Identity, items []InboxItem, careful bool) (*TurnWrite, error) {
 	t := &turn{}
 	erased := false
 	for _, it := range items {
@@ -124,7 +124,7 @@ func (s *Service) identity(ctx context.Context, row SubjectRow) (Identity, error
 }
 
 // handleItem applies one event; erased reports that the shopper is gone.
-func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, ident Identity, it InboxItem, t *turn) (bool, error) {
+func (s worker) handleItem(ctx context.Context, sh *Shopper, sess *Session, ident Identity, it InboxItem, t *turn) (bool, error) {
 	b, err := s.Sealer.Open(ctx, it.Subject, broker.Binding{Table: "inbox", Column: "sealed", RowID: it.DedupKey}, it.Sealed)
 	if err != nil {
 		return false, err
@@ -142,7 +142,7 @@ func (s *Service) handleItem(ctx context.Context, sh *Shopper, sess *Session, id
 			t.lastInbound = ev.Time
 		}
 	}
-	act := &actions{s: s, subject: it.Subject, store: it.Store, sh: sh, in: ev.Inbound, ident: ident,
+	act := &actions{s: s.Service, subject: it.Subject, store: it.Store, sh: sh, in: ev.Inbound, ident: ident,
 		prev: sh.Consent, prevLang: sh.Lang, prevSHA: sh.NoticeSHA}
 	replies, err := s.Conv.Handle(ctx, sh, sess, ev.Inbound, act)
 	if err != nil {

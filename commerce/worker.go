@@ -8,6 +8,12 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
+// worker is the Service's worker pool: it takes shoppers with pending
+// inbox events from the ready queue (or the database), groups them by
+// shard, and runs each shopper's turn in a transaction. A view of the
+// Service.
+type worker struct{ *Service }
+
 // RunWorkers processes stored events with n workers until ctx ends. One
 // loop hands groups of shoppers with pending events to the workers, never
 // the same shopper to two at once in this process (other processes are kept
@@ -20,7 +26,10 @@ import (
 // other processes, of a previous run, of turns that failed or were left
 // unfinished): at start, after the memory queue overflowed, while the
 // answer fills a page, and otherwise every [pendingPoll].
-func (s *Service) RunWorkers(ctx context.Context, n int) error {
+func (s *Service) RunWorkers(ctx context.Context, n int) error { return worker{s}.run(ctx, n) }
+
+// run is RunWorkers.
+func (s worker) run(ctx context.Context, n int) error {
 	s.init()
 	if n < 1 {
 		n = 1
@@ -106,7 +115,7 @@ type ShardKeys interface {
 // groups cuts the shoppers taken from the ready queue into worker groups
 // of up to subjectsPerTx, in queue order; shoppers of one shard together
 // when the store tells shards apart (a failure to tell only costs speed).
-func (s *Service) groups(ctx context.Context, fresh []string) [][]string {
+func (s worker) groups(ctx context.Context, fresh []string) [][]string {
 	var keys map[string]int64
 	if sk, ok := s.Store.(ShardKeys); ok && len(fresh) > 1 {
 		var err error
@@ -145,7 +154,7 @@ func groupByKey(ids []string, keys map[string]int64, size int) [][]string {
 // carefully: each shopper in a savepoint, each event in a savepoint, and a
 // shopper whose turn still fails has its events marked failed (never
 // retried forever).
-func (s *Service) processGroup(ctx context.Context, subjects []string) (more []string, err error) {
+func (s worker) processGroup(ctx context.Context, subjects []string) (more []string, err error) {
 	sent := false
 	// serve runs one shopper's turn and notes what the group needs to know
 	// of it: whether it has events left over, and whether it queued sends.
@@ -218,7 +227,7 @@ func (s *Service) processGroup(ctx context.Context, subjects []string) (more []s
 
 // failSubject marks a shopper's pending events failed after its turn
 // failed even event by event (e.g. a record that no longer opens).
-func (s *Service) failSubject(ctx context.Context, subject string, cause error) error {
+func (s worker) failSubject(ctx context.Context, subject string, cause error) error {
 	s.Log.Error("shopper's events set aside", "subject", s.Releaser.Pseudonyms().Audit(subject), "err", cause)
 	s.inc("sieve_inbox_failed_total")
 	items, err := s.Store.PendingInbox(ctx, subject, turnEvents)

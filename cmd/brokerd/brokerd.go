@@ -58,7 +58,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return sys.Shop.RunWorkers(ctx, m.Config.Workers.Workers)
 	})
 	m.start(bg, "outbox sender", sys.Shop.RunSender)
-	m.start(bg, "offer sweeper", sys.Shop.RunOfferSweeper)
+	m.start(bg, "offer sweeper", sys.Market.RunOfferSweeper)
 	m.start(bg, "erasure listener", func(ctx context.Context) error {
 		sys.Store.ListenErasures(ctx, sys.Shop.ForgetSubject)
 		return nil

@@ -98,7 +98,7 @@ func TestOfferRaces(t *testing.T) {
 	}
 	errs := make(chan error, 6)
 	for range 6 {
-		go func() { _, err := h.m.Sys.Shop.ExpireOffers(t.Context()); errs <- err }()
+		go func() { _, err := h.m.Sys.Market.ExpireOffers(t.Context()); errs <- err }()
 	}
 	for range 6 {
 		if err := <-errs; err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// Orders is what the partner orders API asks of the shop. *commerce.Service
+// Orders is what the partner orders API asks of the shop. *commerce.Orders
 // implements it. Every method decides the release through the broker's
 // pipeline and returns the audited decision; a refusal of an order that is
 // not the partner's is ENotFound carrying its decision (commerce.NotFound).
@@ -34,7 +34,8 @@ type Orders interface {
 	DataRequest(ctx context.Context, p broker.Partner, ref string, purpose broker.Purpose, fields []string) (broker.Decision, error)
 }
 
-// Offers is a store's side of the marketplace (SPEC §9).
+// Offers is a store's side of the marketplace (SPEC §9). *commerce.Market
+// implements it.
 type Offers interface {
 	OpenOffers(ctx context.Context, p broker.Partner) ([]map[string]any, error)
 	AcceptOffer(ctx context.Context, p broker.Partner, id string) (commerce.OfferResult, error)
@@ -82,8 +83,8 @@ type Grievances interface {
 }
 
 var (
-	_ Orders        = (*commerce.Service)(nil)
-	_ Offers        = (*commerce.Service)(nil)
+	_ Orders        = (*commerce.Orders)(nil)
+	_ Offers        = (*commerce.Market)(nil)
 	_ Consents      = (*commerce.Service)(nil)
 	_ Notices       = (*commerce.Notices)(nil)
 	_ SubjectRights = (*commerce.Rights)(nil)

@@ -24,7 +24,7 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		Metrics:  metrics,
 		Privacy:  s.notices.page,
 	}
-	shop := shopapi.Deps{Orders: s.Shop, Offers: s.Shop, Subjects: s.Rights, Grievances: s.Desk, Pseudonyms: s.Pseudo}
+	shop := shopapi.Deps{Orders: s.Orders, Offers: s.Market, Subjects: s.Rights, Grievances: s.Desk, Pseudonyms: s.Pseudo}
 	if s.Shop.Notices != nil {
 		shop.Notices = s.Shop.Notices
 	}

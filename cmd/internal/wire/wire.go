@@ -46,6 +46,8 @@ type System struct {
 	Pseudo   *broker.Pseudonymizer
 	Releaser *broker.Releaser
 	Shop     *commerce.Service
+	Market   *commerce.Market // the marketplace: offers to stores
+	Orders   *commerce.Orders // the partner side of orders
 	Rights   *commerce.Rights
 	WAClient *whatsapp.Client
 	Receiver *whatsapp.Receiver
@@ -161,6 +163,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Consents: s.Store,
 	}
 	s.Shop.OfferTTL = cfg.Workers.OfferTTL
+	s.Market, s.Orders = &commerce.Market{Service: s.Shop}, &commerce.Orders{Service: s.Shop}
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
