@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,31 +74,43 @@ func TestCitusWorkerOutage(t *testing.T) {
 	// a loaded machine the broker may take longer than a fixed-length load
 	// to acknowledge its first hundred messages, and the outage would then
 	// meet no webhooks at all. Each load is bounded by a request count; its
-	// duration is only a ceiling.
-	load := func(phase string, requests int, seed string) loadReport {
+	// duration is only a ceiling. The 40 shoppers are spread over both
+	// workers' shards. 15 webhooks a second is what a two-core machine
+	// running the three servers, brokerd and wasim sustains on Citus with
+	// room to spare; at 50 the webhooks queued for 2 s at the median here,
+	// and past wasim's 10 s client timeout on a busier machine.
+	load := func(phase string, rate, requests int, seed string, allowed ...string) loadReport {
 		t.Helper()
-		rep := w.wasimLoad("--shoppers", "120", "--rate", "50", "--duration", "60s",
+		rep := w.wasimLoad("--shoppers", "40", "--rate", fmt.Sprint(rate), "--duration", "60s",
 			"--max-requests", fmt.Sprint(requests), "--batch", "1", "--dup-rate", "0.1",
 			"--seed", seed, "--webhook-url", hp.URL)()
-		t.Logf("ingest %s: %d requests, %d acknowledged, %d failed, codes %v",
-			phase, rep.Requests, rep.Acknowledged, rep.Failed, rep.StatusCodes)
+		t.Logf("ingest %s: %d requests, %d acknowledged, %d failed, codes %v; latency of 200 p50 %.0f ms, p99 %.0f ms, max %.0f ms",
+			phase, rep.Requests, rep.Acknowledged, rep.Failed, rep.StatusCodes, rep.LatencyMs.P50, rep.LatencyMs.P99, rep.LatencyMs.Max)
 		// Around the stop and the start as well: a lost worker is
 		// unavailability (503, redelivered), never an internal error.
 		for code, n := range rep.StatusCodes {
-			if code != "200" && code != "503" {
+			if code != "200" && code != "503" && !slices.Contains(allowed, code) {
 				t.Errorf("%s: %d webhooks answered %s; want only 200 and 503", phase, n, code)
 			}
 		}
 		return rep
 	}
-	if rep := load("before the outage", 150, "401"); rep.Acknowledged < 100 {
+	// The shoppers' first messages, at a shopper's pace: creating a shopper
+	// on a cold cluster (each pooled session opening its connections to the
+	// workers) is the slowest step. A timeout here is slowness of the
+	// set-up, not of the outage: it is redelivered like a 503, and the
+	// checks at the end still find every acknowledged message stored once.
+	if rep := load("of the shoppers' first messages", 10, 60, "400", "network_error"); rep.Acknowledged < 30 {
+		t.Fatalf("the shoppers' first messages: %d of %d webhooks acknowledged; want at least 30", rep.Acknowledged, rep.Requests)
+	}
+	if rep := load("before the outage", 15, 150, "401"); rep.Acknowledged < 100 {
 		t.Fatalf("before the outage: %d of %d webhooks acknowledged; want at least 100", rep.Acknowledged, rep.Requests)
 	}
 
 	citusScript(t, "worker-stop", "1")
 	stopped = true
 	downAt := time.Now()
-	during := load("during the outage", 150, "402")
+	during := load("during the outage", 15, 150, "402")
 	if wait := 3*time.Second - time.Since(downAt); wait > 0 {
 		time.Sleep(wait)
 	}
@@ -111,7 +124,7 @@ func TestCitusWorkerOutage(t *testing.T) {
 	if !b.running() {
 		t.Fatalf("brokerd exited during the worker outage (%v): it must ride it out", b.err)
 	}
-	load("after the outage", 150, "403")
+	load("after the outage", 15, 150, "403")
 
 	// New work is taken in and completed end to end once the worker is back.
 	order := w.wasimShop(hp.URL, "919700000401", 60*time.Second)

@@ -393,6 +393,11 @@ type loadReport struct {
 	Orders        int            `json:"orders"`
 	FlowErrors    []string       `json:"flow_errors"`
 	StatusCodes   map[string]int `json:"status_codes"`
+	LatencyMs     struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
 }
 
 // wasimLoad runs `wasim load` with args (plus --json) in the background;
