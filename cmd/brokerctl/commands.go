@@ -244,7 +244,7 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		if ackKey != nil {
-			if err := sys.Store.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+			if err := sys.Stores.Notices.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 				return err
 			}
 		}
@@ -479,7 +479,7 @@ func cmdCatalogImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := cpg.New(db).UpsertProducts(ctx, products)
+	n, err := cpg.New(db).Catalog.UpsertProducts(ctx, products)
 	if err != nil {
 		return err
 	}
@@ -497,7 +497,7 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := cpg.New(db).Products(ctx)
+	ps, err := cpg.New(db).Catalog.Products(ctx)
 	if err != nil {
 		return err
 	}
@@ -631,7 +631,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sys.Store.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
+	if _, err := sys.Stores.Catalog.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
 		return err
 	}
 	type creds struct {

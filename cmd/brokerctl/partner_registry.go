@@ -269,7 +269,7 @@ func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, pr
 					stock[p.SKU] = ds.stock
 				}
 			}
-			if err := cpg.New(db).SetStoreStock(ctx, id, stock); err != nil {
+			if err := cpg.New(db).Market.SetStoreStock(ctx, id, stock); err != nil {
 				return err
 			}
 			out[ds.name] = map[string]string{"client_id": id, "client_secret": secret, "serves": strings.Join(ds.serves, " ")}

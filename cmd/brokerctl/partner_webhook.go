@@ -89,7 +89,7 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	if ackChange {
-		if err := sys.Store.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+		if err := sys.Stores.Notices.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 			return err
 		}
 		if ackKey == nil {

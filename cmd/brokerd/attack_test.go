@@ -77,7 +77,7 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 			t.Errorf("close: %v", err)
 		}
 	})
-	if _, err := m.Sys.Store.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
+	if _, err := m.Sys.Stores.Catalog.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}

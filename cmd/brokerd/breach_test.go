@@ -27,7 +27,7 @@ func (h *harness) seedShoppers(n int) (ids, numbers []string) {
 	for i := 0; i < n; i++ {
 		wa := fmt.Sprintf("9198%08d", i)
 		err := sys.DB.InTx(ctx, func(ctx context.Context) error {
-			row, _, err := sys.Store.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", wa), broker.NewID("shp"))
+			row, _, err := sys.Stores.Subjects.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", wa), broker.NewID("shp"))
 			if err != nil {
 				return err
 			}
@@ -37,7 +37,7 @@ func (h *harness) seedShoppers(n int) (ids, numbers []string) {
 				return err
 			}
 			ids = append(ids, row.ID)
-			return sys.Store.SetSubjectIdentity(ctx, row.ID, sealed)
+			return sys.Stores.Subjects.SetSubjectIdentity(ctx, row.ID, sealed)
 		})
 		if err != nil {
 			h.t.Fatal(err)

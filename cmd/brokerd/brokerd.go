@@ -60,7 +60,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.start(bg, "outbox sender", sys.Shop.RunSender)
 	m.start(bg, "offer sweeper", sys.Market.RunOfferSweeper)
 	m.start(bg, "erasure listener", func(ctx context.Context) error {
-		sys.Store.ListenErasures(ctx, sys.Shop.ForgetSubject)
+		sys.Stores.Rights.ListenErasures(ctx, sys.Shop.ForgetSubject)
 		return nil
 	})
 	m.start(bg, "age key rotation", sys.RunKeyRotation)

@@ -362,7 +362,7 @@ func TestAutoAcceptStoreStock(t *testing.T) {
 	yes := true
 	xID, xTok := h.store("Short Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(12.972, 77.595), AutoAccept: &yes})
 	yID, _ := h.store("Full Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(13.1, 77.7), AutoAccept: &yes})
-	db := h.m.Sys.Store
+	db := h.m.Sys.Stores.Market
 	if err := db.SetStoreStock(t.Context(), xID, map[string]int{"SKU-ATTA-5KG": 9}); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (s *System) uiDeps() ui.Deps {
 			return uiRecord(rec), err
 		},
 		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
-			list, err := s.Store.OpenNotices(ctx, 1000)
+			list, err := s.Stores.Notices.OpenNotices(ctx, 1000)
 			out := make([]ui.NoticeRow, 0, len(list))
 			for _, n := range list {
 				r := ui.NoticeRow{EventID: n.ID, Partner: n.Partner, Type: n.Type, Created: n.CreatedAt, Deadline: n.Deadline}
@@ -65,7 +65,7 @@ func (s *System) uiDeps() ui.Deps {
 			return out, err
 		},
 		Holds: func(ctx context.Context) ([]ui.HoldRow, error) {
-			list, err := s.Store.ListHolds(ctx, 1000)
+			list, err := s.Stores.Holds.ListHolds(ctx, 1000)
 			retention := s.Policy.Data().Retention
 			out := make([]ui.HoldRow, 0, len(list))
 			for _, h := range list {
@@ -75,7 +75,7 @@ func (s *System) uiDeps() ui.Deps {
 			return out, err
 		},
 		Warnings: func(ctx context.Context) ([]ui.WarningRow, error) {
-			list, err := s.Store.ListWarnings(ctx, 1000)
+			list, err := s.Stores.Warnings.ListWarnings(ctx, 1000)
 			out := make([]ui.WarningRow, 0, len(list))
 			for _, w := range list {
 				out = append(out, ui.WarningRow{Subject: s.Pseudo.Audit(w.Subject), WarnedAt: w.WarnedAt, EraseAfter: w.EraseAfter})
@@ -216,7 +216,7 @@ func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 
 // recentOffers adapts the store's offers to the dashboard's rows.
 func (s *System) recentOffers(ctx context.Context, since time.Time) ([]ui.OfferRow, error) {
-	recs, err := s.Store.RecentOffers(ctx, since)
+	recs, err := s.Stores.Market.RecentOffers(ctx, since)
 	if err != nil {
 		return nil, err
 	}
