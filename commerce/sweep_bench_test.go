@@ -55,7 +55,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	}
 	pseudo, _ := broker.NewPseudonymizer(make([]byte, 32))
 	s := &commerce.Service{Store: db, Sealer: seal.NewCategorySealer(plain), Vault: plain,
-		Releaser: broker.NewReleaser(pol, pseudo, db), Partners: db}
+		Releaser: broker.NewReleaser(pol, pseudo, db.Audit()), Partners: db.Partners()}
 	s.Notices = &commerce.Notices{Service: s, Store: db}
 	rights := &commerce.Rights{Service: s, Store: db}
 	periods := map[string]time.Duration{}
@@ -105,7 +105,7 @@ func BenchmarkRetentionDeleteBaseline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

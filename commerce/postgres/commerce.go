@@ -175,6 +175,19 @@ func (db *Store) SetSubjectIdentity(ctx context.Context, id string, sealed []byt
 	return db.Exec1(ctx, `UPDATE subjects SET sealed_identity = $2 WHERE id = $1 AND erased_at IS NULL`, id, sealed)
 }
 
+// SetSubjectJurisdiction stores the shopper's country (from the phone's
+// calling code), once; ENotFound when the shopper is gone.
+func (db *Store) SetSubjectJurisdiction(ctx context.Context, id, country string) error {
+	return db.Exec1(ctx, `UPDATE subjects SET jurisdiction = $2 WHERE id = $1 AND erased_at IS NULL`, id, country)
+}
+
+// SetSubjectIdentityJurisdiction stores a new shopper's sealed identity
+// and jurisdiction together: one statement on the ingest path.
+func (db *Store) SetSubjectIdentityJurisdiction(ctx context.Context, id string, sealed []byte, country string) error {
+	return db.Exec1(ctx, `UPDATE subjects SET sealed_identity = $2, jurisdiction = $3 WHERE id = $1 AND erased_at IS NULL`,
+		id, sealed, country)
+}
+
 // SetRestricted pauses (on) or resumes (off) the processing of the
 // shopper's data (GDPR Art. 18).
 func (db *Store) SetRestricted(ctx context.Context, id string, on bool) error {

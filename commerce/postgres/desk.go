@@ -87,9 +87,9 @@ func (db *Store) EscalateOverdue(ctx context.Context, now time.Time, limit int) 
 var _ commerce.BreachStore = (*Store)(nil)
 
 // ReleaseGroups implements commerce.BreachStore with the broker's read of
-// the audit log (bpg.DB.AuditReleaseGroups).
+// the audit log (bpg.AuditReports.AuditReleaseGroups).
 func (db *Store) ReleaseGroups(ctx context.Context, f commerce.BreachFilter, size uint64) ([]commerce.ReleaseGroup, error) {
-	return db.AuditReleaseGroups(ctx, f.From, f.To, f.Actor, size)
+	return db.DB.AuditReports().AuditReleaseGroups(ctx, f.From, f.To, f.Actor, size)
 }
 
 const breachCols = `id, aware_at, window_from, window_to, partner_id, category, summary_code, opened_by, log_size,

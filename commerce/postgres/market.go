@@ -13,6 +13,12 @@ import (
 
 var _ commerce.MarketStore = (*Store)(nil)
 
+// RoutingStores implements commerce.MarketStore with the broker's partner
+// registry (bpg.Partners.RoutingStores).
+func (db *Store) RoutingStores(ctx context.Context) ([]broker.Partner, error) {
+	return db.DB.Partners().RoutingStores(ctx)
+}
+
 // CreateOffers records an order's candidates, pending, in rank order.
 func (db *Store) CreateOffers(ctx context.Context, orderID string, partners []string) error {
 	ids := make([]string, len(partners))
