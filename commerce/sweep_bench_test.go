@@ -55,7 +55,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db.DB, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.DB.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	s := &commerce.Service{Tx: db.DB, Catalog: db.Catalog, Stock: db.Catalog, Subjects: db.Subjects, Inbox: db.Inbox,
 		Turns: db.Turns, OrderStore: db.Orders, Outbox: db.Outbox, Offers: db.Market,
 		Sealer: seal.NewCategorySealer(plain), Vault: plain,
-		Releaser: broker.NewReleaser(pol, pseudo, db.DB), Partners: db.DB}
+		Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}
 	s.Notices = &commerce.Notices{Service: s, Store: db.Notices}
 	rights := &commerce.Rights{Service: s, Store: db.Rights}
 	periods := map[string]time.Duration{}
@@ -107,7 +107,7 @@ func BenchmarkRetentionDeleteBaseline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db.DB, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.DB.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestBreachDrill(t *testing.T) {
 		kind broker.PartyKind
 	}{{"Fresh Mart", broker.KindRetailer}, {"Speedy Couriers", broker.KindLogistics}, {"Pay Co", broker.KindPayments}} {
 		id, _ := h.partner(p.name, p.kind, "", "orders:read")
-		pt, err := sys.DB.GetPartner(ctx, id)
+		pt, err := sys.DB.Partners().GetPartner(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -132,7 +132,7 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.Sys != nil {
 		// Group-committed audit entries in flight finish before the pool
 		// closes: their callers were answered, so they must land.
-		if err := m.Sys.DB.DrainAudit(ctx); err != nil {
+		if err := m.Sys.DB.Audit().DrainAudit(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		m.Sys.Close()

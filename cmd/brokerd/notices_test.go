@@ -279,7 +279,7 @@ func (h *harness) verifyOfflineHas(t *testing.T, id, action, reason string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var buf bytes.Buffer
-		err := h.m.Sys.DB.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL)
+		err := h.m.Sys.DB.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL)
 		if err == nil {
 			if _, _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), h.m.Sys.CurrentCheckpointKey(), nil); err != nil {
 				t.Fatalf("the export does not verify offline: %v", err)

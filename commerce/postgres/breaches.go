@@ -16,9 +16,9 @@ type Breaches struct{ *base }
 var _ commerce.BreachStore = (*Breaches)(nil)
 
 // ReleaseGroups implements commerce.BreachStore with the broker's read of
-// the audit log (bpg.DB.AuditReleaseGroups).
+// the audit log (bpg.AuditReports.AuditReleaseGroups).
 func (db *Breaches) ReleaseGroups(ctx context.Context, f commerce.BreachFilter, size uint64) ([]commerce.ReleaseGroup, error) {
-	return db.pg.AuditReleaseGroups(ctx, f.From, f.To, f.Actor, size)
+	return db.pg.AuditReports().AuditReleaseGroups(ctx, f.From, f.To, f.Actor, size)
 }
 
 const breachCols = `id, aware_at, window_from, window_to, partner_id, category, summary_code, opened_by, log_size,

@@ -108,7 +108,7 @@ func TestCreateSealedSubject(t *testing.T) {
 	if err != nil || got[string(phone.Index)] != "shp_a" || got[string(bsuid.Index)] != "shp_a" {
 		t.Fatalf("indexes %v, %v", got, err)
 	}
-	if k, err := db.DB.GetSubjectKey(ctx, "shp_a"); err != nil || k.KeyID != "age-test" || string(k.Wrapped) != "wrapped-a" {
+	if k, err := db.DB.SubjectKeys().GetSubjectKey(ctx, "shp_a"); err != nil || k.KeyID != "age-test" || string(k.Wrapped) != "wrapped-a" {
 		t.Fatalf("key %+v, %v", k, err)
 	}
 
@@ -122,7 +122,7 @@ func TestCreateSealedSubject(t *testing.T) {
 	if _, err := db.Subjects.GetSubject(ctx, "shp_b"); !broker.IsNotFound(err) {
 		t.Fatalf("shopper written on conflict: %v", err)
 	}
-	if _, err := db.DB.GetSubjectKey(ctx, "shp_b"); !broker.IsNotFound(err) {
+	if _, err := db.DB.SubjectKeys().GetSubjectKey(ctx, "shp_b"); !broker.IsNotFound(err) {
 		t.Fatalf("key written on conflict: %v", err)
 	}
 	if got, _ := db.Subjects.SubjectsByIndexes(ctx, [][]byte{other.Index}); len(got) != 0 {

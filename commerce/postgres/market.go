@@ -204,7 +204,7 @@ func (db *Market) RecentOffers(ctx context.Context, since time.Time) ([]OfferRec
 }
 
 // RoutingStores returns the enabled retailers that declare a service area,
-// in creation order (see bpg.DB.RoutingStores).
+// in creation order (see bpg.Partners.RoutingStores).
 func (db *Market) RoutingStores(ctx context.Context) ([]broker.Partner, error) {
-	return db.pg.RoutingStores(ctx)
+	return db.pg.Partners().RoutingStores(ctx)
 }

@@ -208,5 +208,6 @@ func (db *Subjects) SubjectOfPartnerRef(ctx context.Context, partner, ref string
 // SetSubjectIdentityJurisdiction stores a new shopper's sealed identity
 // with their jurisdiction in one statement (see bpg.DB).
 func (db *Subjects) SetSubjectIdentityJurisdiction(ctx context.Context, id string, sealed []byte, country string) error {
-	return db.pg.SetSubjectIdentityJurisdiction(ctx, id, sealed, country)
+	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2, jurisdiction = $3 WHERE id = $1 AND erased_at IS NULL`,
+		id, sealed, country)
 }

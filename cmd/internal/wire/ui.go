@@ -46,7 +46,7 @@ func (s *System) uiDeps() ui.Deps {
 		Desk:           s.Desk,
 		Breaches:       s.Breaches,
 		Nominees:       s.Nominees,
-		Partners:       s.DB,
+		Partners:       s.DB.Partners(),
 		Policy:         s.policyView,
 		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
 			rec, err := (&Reports{}).With(s).Record(ctx)
@@ -111,43 +111,43 @@ var _ ui.AuditLog = uiAudit{}
 
 // Entries implements ui.AuditLog.
 func (a uiAudit) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.db.AuditEntries(ctx, f, cursor, limit)
+	return a.db.AuditReports().AuditEntries(ctx, f, cursor, limit)
 }
 
 // Entry implements ui.AuditLog.
 func (a uiAudit) Entry(ctx context.Context, index uint64) (audit.Entry, error) {
-	return a.db.AuditEntry(ctx, index)
+	return a.db.AuditTree().AuditEntry(ctx, index)
 }
 
 // Checkpoint implements ui.AuditLog.
 func (a uiAudit) Checkpoint(ctx context.Context) (string, error) {
-	note, _, err := a.db.LatestCheckpoint(ctx)
+	note, _, err := a.db.AuditTree().LatestCheckpoint(ctx)
 	return note, err
 }
 
 // Inclusion implements ui.AuditLog.
 func (a uiAudit) Inclusion(ctx context.Context, index, size uint64) (audit.InclusionProof, error) {
-	return a.db.InclusionProof(ctx, index, size)
+	return a.db.AuditTree().InclusionProof(ctx, index, size)
 }
 
 // Consistency implements ui.AuditLog.
 func (a uiAudit) Consistency(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
-	return a.db.ConsistencyProof(ctx, from, to)
+	return a.db.AuditTree().ConsistencyProof(ctx, from, to)
 }
 
 // Counts implements ui.AuditLog.
 func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
-	return a.db.AuditCounts(ctx, from, to, bucket)
+	return a.db.AuditReports().AuditCounts(ctx, from, to, bucket)
 }
 
 // Flows implements ui.AuditLog.
 func (a uiAudit) Flows(ctx context.Context) ([]broker.ReleasedCell, error) {
-	return a.db.ReleasedMatrix(ctx)
+	return a.db.AuditReports().ReleasedMatrix(ctx)
 }
 
 // ExportCSV implements ui.AuditLog.
 func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error {
-	return a.db.ExportAudit(ctx, w, f, postgres.ExportCSV)
+	return a.db.AuditReports().ExportAudit(ctx, w, f, postgres.ExportCSV)
 }
 
 // Record implements ui.AuditLog.

@@ -109,7 +109,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.AgeKeys, err = seal.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
 		return fail(err)
 	}
-	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB, seal.Options{}); err != nil {
+	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB.SubjectKeys(), seal.Options{}); err != nil {
 		return fail(err)
 	}
 	// The log keys first: on an existing deployment they adopt the JWT
@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		}
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
-	s.Tokens = token.NewServer(s.DB, s.Issuer)
+	s.Tokens = token.NewServer(s.DB.Partners(), s.Issuer)
 	key, err := keydir.PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
 	if err != nil {
 		return fail(err)
@@ -145,7 +145,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.notices, err = newNoticeBook(s.Policy, cfg.Desk.Contact, cfg.Server.Issuer); err != nil {
 		return fail(fmt.Errorf("privacy notice: %w", err))
 	}
-	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
+	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB.Audit())
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
 	st := s.Stores
 	s.Shop = &commerce.Service{
@@ -163,10 +163,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Sealer:   seal.NewCategorySealer(s.Sealer),
 		Vault:    s.Sealer,
 		Releaser: s.Releaser,
-		Partners: s.DB,
+		Partners: s.DB.Partners(),
 		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
 			PaymentConfig: cfg.WhatsApp.PaymentConfig},
-		Hooks: partnerhook.New(s.DB, s.Sealer, cfg.WebhookGuard(), 10*time.Second),
+		Hooks: partnerhook.New(s.DB.Partners(), s.Sealer, cfg.WebhookGuard(), 10*time.Second),
 		Conv: &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName, Notices: s.notices,
 			Contact: cfg.Desk.Contact},
 		Log:      log,
