@@ -50,7 +50,7 @@ func (s *Service) products(ctx context.Context) ([]Product, error) {
 		return p, nil
 	}
 	c.mu.Unlock()
-	p, err := s.Store.Products(ctx)
+	p, err := s.Catalog.Products(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func (s *Service) products(ctx context.Context) ([]Product, error) {
 }
 
 func (a *actions) ProductsBySKU(ctx context.Context, skus []string) (map[string]Product, error) {
-	return a.s.Store.ProductsBySKU(ctx, skus)
+	return a.s.Catalog.ProductsBySKU(ctx, skus)
 }
 
 func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
@@ -74,7 +74,7 @@ func (a *actions) SetConsent(ctx context.Context, c broker.Consent) error {
 		}
 		return a.s.notifyWithdrawal(ctx, a.subject, prev, c)
 	}
-	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
+	if err := a.s.Subjects.SetConsent(ctx, a.subject, c); err != nil {
 		return err
 	}
 	a.prev = c
@@ -115,18 +115,18 @@ func (a *actions) CreateOrder(ctx context.Context, o *Order) error {
 	for _, l := range o.Lines {
 		qty[l.SKU] += l.Quantity
 	}
-	if err := a.s.Store.ReserveStock(ctx, qty); err != nil {
+	if err := a.s.Stock.ReserveStock(ctx, qty); err != nil {
 		return err
 	}
 	sealed, err := a.sealOrder(ctx, o)
 	if err != nil {
 		return err
 	}
-	return a.s.Store.CreateOrder(ctx, OrderRow{Order: *o, Sealed: sealed})
+	return a.s.OrderStore.CreateOrder(ctx, OrderRow{Order: *o, Sealed: sealed})
 }
 
 func (a *actions) OrderByReference(ctx context.Context, ref string) (*Order, error) {
-	row, err := a.s.Store.OrderByReference(ctx, ref)
+	row, err := a.s.OrderStore.OrderByReference(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 		return err
 	}
 	o.Status, o.PaymentStatus = StatusPlaced, PaymentCaptured
-	if err := s.Store.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
+	if err := s.OrderStore.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
 		return err
 	}
 	if s.Holds != nil {
@@ -208,7 +208,7 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 		return nil
 	}
 	o.RetailerID = retailer.ID
-	if err := s.Store.SetOrderRetailer(ctx, o.ID, retailer.ID); err != nil {
+	if err := s.OrderStore.SetOrderRetailer(ctx, o.ID, retailer.ID); err != nil {
 		return err
 	}
 	return s.pushOrder(ctx, retailer, o, "order.placed")
@@ -224,7 +224,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	if p.WebhookURL == "" || p.Disabled {
 		return nil
 	}
-	row, err := s.Store.GetSubject(ctx, o.Subject)
+	row, err := s.Subjects.GetSubject(ctx, o.Subject)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 		return nil
 	}
 	if ref, ok := d.Released["customer.ref"].(string); ok {
-		if err := s.Store.RememberPartnerRef(ctx, p.ID, ref, o.Subject); err != nil {
+		if err := s.Subjects.RememberPartnerRef(ctx, p.ID, ref, o.Subject); err != nil {
 			return err
 		}
 	}
@@ -265,7 +265,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 	if err != nil {
 		return err
 	}
-	_, err = s.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: o.Subject, Partner: p.ID,
+	_, err = s.Outbox.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: o.Subject, Partner: p.ID,
 		VaultSealed: vault, Sealed: sealed})
 	return err
 }
@@ -274,14 +274,14 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 func (s *Service) cancelOrder(ctx context.Context, o *Order, by broker.Party, reason string) error {
 	prev := o.Status
 	o.Status = StatusCancelled
-	if err := s.Store.UpdateOrderStatus(ctx, o.ID, StatusCancelled, o.PaymentStatus, nil); err != nil {
+	if err := s.OrderStore.UpdateOrderStatus(ctx, o.ID, StatusCancelled, o.PaymentStatus, nil); err != nil {
 		return err
 	}
 	qty := map[string]int{}
 	for _, l := range o.Lines {
 		qty[l.SKU] += l.Quantity
 	}
-	if err := s.Store.ReleaseStock(ctx, qty); err != nil {
+	if err := s.Stock.ReleaseStock(ctx, qty); err != nil {
 		return err
 	}
 	s.inc("sieve_orders_total", "cancelled")

@@ -134,6 +134,6 @@ func (a *actions) UseAddressForm(ctx context.Context) bool {
 	if err != nil || len(stores) == 0 {
 		return false
 	}
-	row, err := a.s.Store.GetSubject(ctx, a.subject)
+	row, err := a.s.Subjects.GetSubject(ctx, a.subject)
 	return err == nil && ShopperJurisdiction(row) == "IN"
 }

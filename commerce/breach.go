@@ -455,7 +455,7 @@ func (w *Workbench) Notify(ctx context.Context, id string, actor broker.Party) (
 // the shopper has no address any more.
 func (w *Workbench) send(ctx context.Context, subject, body string) (string, error) {
 	s := w.Service
-	row, err := s.Store.GetSubject(ctx, subject)
+	row, err := s.Subjects.GetSubject(ctx, subject)
 	if broker.IsNotFound(err) || (err == nil && row.Erased) {
 		return "", nil
 	}
@@ -470,7 +470,7 @@ func (w *Workbench) send(ctx context.Context, subject, body string) (string, err
 	if err != nil || item.Sealed == nil {
 		return "", err
 	}
-	if _, err := s.Store.Enqueue(ctx, item); err != nil {
+	if _, err := s.Outbox.Enqueue(ctx, item); err != nil {
 		return "", err
 	}
 	return item.Ref, nil

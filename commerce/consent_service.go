@@ -193,7 +193,7 @@ func (a *actions) ParentAnswer(ctx context.Context, id, status string) error {
 	if err := a.s.Consents.SetGuardianStatus(ctx, id, from, status); err != nil {
 		return err
 	}
-	child, err := a.s.Store.GetSubject(ctx, g.Subject)
+	child, err := a.s.Subjects.GetSubject(ctx, g.Subject)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ type ConsentExport struct {
 
 // ConsentsOf exports a shopper's consent artefacts.
 func (s *Service) ConsentsOf(ctx context.Context, subject string) (ConsentExport, error) {
-	row, err := s.Store.GetSubject(ctx, subject)
+	row, err := s.Subjects.GetSubject(ctx, subject)
 	if err != nil {
 		return ConsentExport{}, err
 	}

@@ -92,9 +92,9 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 	if strings.TrimSpace(loc.Address) == "" && loc.Lat == 0 && loc.Long == 0 {
 		return 0, 0, broker.Errorf(broker.EInvalid, "the corrected address is empty")
 	}
-	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+	err = s.Tx.InTx(ctx, func(ctx context.Context) error {
 		orders, told = 0, 0
-		rows, err := s.Store.OrdersOfSubject(ctx, subject)
+		rows, err := s.OrderStore.OrdersOfSubject(ctx, subject)
 		if err != nil {
 			return err
 		}

@@ -132,7 +132,7 @@ func (h *Holds) prepare(ctx context.Context, subject string) (bool, error) {
 	if _, held := h.Held[KeyInvoice]; !held {
 		return false, nil
 	}
-	orders, err := h.Service.Store.OrdersOfSubject(ctx, subject)
+	orders, err := h.Service.OrderStore.OrdersOfSubject(ctx, subject)
 	if err != nil {
 		return false, err
 	}
@@ -196,7 +196,7 @@ func (h *Holds) Sweep(ctx context.Context) (int, error) {
 	for {
 		var n int
 		var done []string
-		err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		err := s.Tx.InTx(ctx, func(ctx context.Context) error {
 			now := h.now()
 			due, err := h.Store.TakeDueHolds(ctx, now, maxHoldsATurn)
 			if err != nil {
@@ -275,7 +275,7 @@ func (h *Holds) ReleaseHeld(ctx context.Context, officer broker.Party, orderID, 
 	if officer.Kind != broker.KindOfficer {
 		return Invoice{}, "", broker.Errorf(broker.EForbidden, "only an officer may approve the release of a held record")
 	}
-	row, _, err := s.Store.GetOrderWithSubject(ctx, orderID)
+	row, _, err := s.OrderStore.GetOrderWithSubject(ctx, orderID)
 	if err != nil {
 		return Invoice{}, "", err
 	}

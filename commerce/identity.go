@@ -101,7 +101,7 @@ func (s identities) resolveSubject(ctx context.Context, e Event) (string, error)
 		return sub, nil
 	}
 	for attempt := 0; ; attempt++ {
-		found, err := s.Store.SubjectsByIndexes(ctx, indexesOf(ids))
+		found, err := s.Subjects.SubjectsByIndexes(ctx, indexesOf(ids))
 		if err != nil {
 			return "", err
 		}
@@ -159,14 +159,14 @@ func (s identities) resolveSubject(ctx context.Context, e Event) (string, error)
 // without its key); EConflict when a concurrent message took one.
 func (s identities) createSubject(ctx context.Context, e Event, ids []IdentifierIndex) (string, error) {
 	if ks, ok := s.Sealer.(newSubjectKeyer); ok {
-		if cs, ok := s.Store.(sealedSubjectCreator); ok {
+		if cs, ok := s.Subjects.(sealedSubjectCreator); ok {
 			return s.createSealedSubject(ctx, e, ids, ks, cs)
 		}
 	}
 	var row SubjectRow
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		row, err = s.Store.CreateSubject(ctx, broker.NewID("shp"), ids)
+		row, err = s.Subjects.CreateSubject(ctx, broker.NewID("shp"), ids)
 		if err != nil {
 			return err
 		}
@@ -185,11 +185,11 @@ func (s identities) createSubject(ctx context.Context, e Event, ids []Identifier
 			return err
 		}
 		if cc := JurisdictionOfPhone(e.WaID); cc != "" {
-			if js, ok := s.Store.(identityJurisdictionStore); ok {
+			if js, ok := s.Subjects.(identityJurisdictionStore); ok {
 				return js.SetSubjectIdentityJurisdiction(ctx, row.ID, sealed, cc)
 			}
 		}
-		return s.Store.SetSubjectIdentity(ctx, row.ID, sealed)
+		return s.Subjects.SetSubjectIdentity(ctx, row.ID, sealed)
 	})
 	if err != nil {
 		return "", err
@@ -249,7 +249,7 @@ func (s identities) sealIdentity(ctx context.Context, subject string, id Identit
 	if err != nil {
 		return err
 	}
-	return s.Store.SetSubjectIdentity(ctx, subject, sealed)
+	return s.Subjects.SetSubjectIdentity(ctx, subject, sealed)
 }
 
 // sealedIdentity seals the shopper's identity record.
@@ -261,7 +261,7 @@ func (s identities) sealedIdentity(ctx context.Context, subject string, id Ident
 // rewriteIdentity unseals the shopper's identity, lets fn change it, and
 // seals it again.
 func (s identities) rewriteIdentity(ctx context.Context, subject string, fn func(*Identity)) error {
-	row, err := s.Store.GetSubject(ctx, subject)
+	row, err := s.Subjects.GetSubject(ctx, subject)
 	if err != nil {
 		return err
 	}
@@ -307,9 +307,9 @@ func eventValue(e Event, kind string) string {
 // many it linked.
 func (s identities) linkIdentifiers(ctx context.Context, subject string, e Event, ids []IdentifierIndex) (int, error) {
 	var n int
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		n, err = s.Store.LinkIdentifiers(ctx, subject, ids)
+		n, err = s.Subjects.LinkIdentifiers(ctx, subject, ids)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -354,7 +354,7 @@ func (s identities) moveIdentity(ctx context.Context, e Event) error {
 		s.inc("sieve_identity_events_total", "change_ignored")
 		return nil
 	}
-	found, err := s.Store.SubjectsByIndexes(ctx, append(indexesOf(old), indexesOf(fresh)...))
+	found, err := s.Subjects.SubjectsByIndexes(ctx, append(indexesOf(old), indexesOf(fresh)...))
 	if err != nil {
 		return err
 	}
@@ -388,13 +388,13 @@ func (s identities) moveIdentity(ctx context.Context, e Event) error {
 	if done {
 		return nil // a redelivery: the move was applied
 	}
-	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+	err = s.Tx.InTx(ctx, func(ctx context.Context) error {
 		for _, id := range fresh {
 			other, ok := found[string(id.Index)]
 			if !ok || other == subject {
 				continue
 			}
-			if _, err := s.Store.UnlinkIdentifiers(ctx, other, [][]byte{id.Index}); err != nil {
+			if _, err := s.Subjects.UnlinkIdentifiers(ctx, other, [][]byte{id.Index}); err != nil {
 				return err
 			}
 			kind := id.Kind
@@ -405,10 +405,10 @@ func (s identities) moveIdentity(ctx context.Context, e Event) error {
 				return err
 			}
 		}
-		if _, err := s.Store.UnlinkIdentifiers(ctx, subject, drop); err != nil {
+		if _, err := s.Subjects.UnlinkIdentifiers(ctx, subject, drop); err != nil {
 			return err
 		}
-		if _, err := s.Store.LinkIdentifiers(ctx, subject, fresh); err != nil {
+		if _, err := s.Subjects.LinkIdentifiers(ctx, subject, fresh); err != nil {
 			return err
 		}
 		if err := s.rewriteIdentity(ctx, subject, func(x *Identity) {

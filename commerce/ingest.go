@@ -63,14 +63,14 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		items = append(items, InboxItem{DedupKey: key, Subject: subject, Kind: e.Class, Store: e.Store, Sealed: sealed})
 	}
 	if len(statuses) > 0 {
-		if err := s.Store.ApplyMessageStatuses(ctx, statuses); err != nil {
+		if err := s.Outbox.ApplyMessageStatuses(ctx, statuses); err != nil {
 			return err
 		}
 	}
 	if len(items) == 0 {
 		return nil
 	}
-	n, err := s.Store.InsertInbox(ctx, items)
+	n, err := s.Inbox.InsertInbox(ctx, items)
 	if err != nil {
 		return err
 	}

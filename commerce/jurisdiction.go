@@ -51,7 +51,7 @@ func ShopperJurisdiction(row SubjectRow) string {
 	return StoreJurisdiction
 }
 
-// identityJurisdictionStore is implemented by stores that keep the
+// identityJurisdictionStore is implemented by subject stores that keep the
 // shopper's jurisdiction (PostgreSQL does), stored with a new shopper's
 // sealed identity in one statement. It is optional so that a store
 // without it keeps working, every shopper then being in the store's

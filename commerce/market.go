@@ -49,8 +49,9 @@ type Offer struct {
 	ExpiresAt                      time.Time
 }
 
-// MarketStore keeps offers and per-store stock. PostgreSQL implements it;
-// a Store without it has no marketplace (every order goes as before).
+// MarketStore keeps offers and per-store stock (Service.Offers). PostgreSQL
+// implements it; a Service without it has no marketplace (every order goes
+// as before).
 type MarketStore interface {
 	// RoutingStores returns the enabled retailers that declare a service
 	// area, in creation order.
@@ -107,14 +108,13 @@ type Router interface {
 // nearest eligible stores, offers it to them in turn, takes a store's
 // acceptance or refusal, expires offers nobody answered and tells the
 // shopper and the stores what became of it. Its state lives in the
-// Service's store (MarketStore); without one there is no marketplace and
+// Service's Offers (MarketStore); without one there is no marketplace and
 // the retailer serves every order.
 type Market struct{ Service *Service }
 
-// market is the Service's MarketStore, if its store has one.
+// market is the Service's MarketStore, if it has one.
 func (s *Service) market() (MarketStore, bool) {
-	m, ok := s.Store.(MarketStore)
-	return m, ok
+	return s.Offers, s.Offers != nil
 }
 
 func (mk *Market) offerTTL() time.Duration {
@@ -265,7 +265,7 @@ func (mk *Market) advance(ctx context.Context, m MarketStore, o *Order, notify b
 		if err != nil {
 			return RouteNone, err
 		}
-		row, err := mk.Service.Store.GetSubject(ctx, o.Subject)
+		row, err := mk.Service.Subjects.GetSubject(ctx, o.Subject)
 		if err != nil {
 			return RouteNone, err
 		}
@@ -381,7 +381,7 @@ func (mk *Market) unserved(ctx context.Context, o *Order, notify bool) error {
 	if err := m.WithdrawOffers(ctx, o.ID); err != nil {
 		return err
 	}
-	if err := mk.Service.Store.ReleaseStock(ctx, cartQuantities(o)); err != nil {
+	if err := mk.Service.Stock.ReleaseStock(ctx, cartQuantities(o)); err != nil {
 		return err
 	}
 	if err := mk.auditOffer(ctx, "system:router", "route unserved", o, "no_store"); err != nil {
@@ -436,7 +436,7 @@ func (mk *Market) auditOfferID(ctx context.Context, actor, action string, o *Ord
 
 // loadOrder reads and unseals an order.
 func (mk *Market) loadOrder(ctx context.Context, id string) (*Order, error) {
-	row, _, err := mk.Service.Store.GetOrderWithSubject(ctx, id)
+	row, _, err := mk.Service.OrderStore.GetOrderWithSubject(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -491,7 +491,7 @@ func (mk *Market) AcceptOffer(ctx context.Context, p broker.Partner, id string) 
 	}
 	var orderID, dec string
 	ctx = context.WithValue(ctx, decisionKey{}, &dec)
-	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := mk.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		off, err := mk.decideOffer(ctx, m, p, id)
 		if err != nil {
 			return err
@@ -517,7 +517,7 @@ func (mk *Market) DeclineOffer(ctx context.Context, p broker.Partner, id string)
 		return OfferResult{}, broker.Errorf(broker.ENotFound, "no such offer")
 	}
 	var orderID, dec string
-	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := mk.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		off, err := mk.decideOffer(ctx, m, p, id)
 		if err != nil {
 			return err
@@ -557,7 +557,7 @@ func (mk *Market) OpenOffers(ctx context.Context, p broker.Partner) ([]map[strin
 		return nil, err
 	}
 	for _, off := range offs {
-		row, subj, err := mk.Service.Store.GetOrderWithSubject(ctx, off.OrderID)
+		row, subj, err := mk.Service.OrderStore.GetOrderWithSubject(ctx, off.OrderID)
 		if err != nil || row.Status != StatusRouting || subj.Erased {
 			continue
 		}
@@ -586,7 +586,7 @@ func (mk *Market) ExpireOffers(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	err := mk.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := mk.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		due, err := m.DueOffers(ctx, 50)
 		if err != nil {
 			return err
@@ -645,7 +645,7 @@ func (mk *Market) pushEvent(ctx context.Context, p broker.Partner, subject, even
 	if err != nil {
 		return err
 	}
-	_, err = mk.Service.Store.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: subject, Partner: p.ID, Sealed: sealed})
+	_, err = mk.Service.Outbox.Enqueue(ctx, OutboxItem{Ref: ref, Kind: "partner", Subject: subject, Partner: p.ID, Sealed: sealed})
 	return err
 }
 

@@ -118,7 +118,7 @@ func (n *Nominees) Nominate(ctx context.Context, subject, store, number string) 
 	if err != nil {
 		return Reply{}, err
 	}
-	if _, err := s.Store.Enqueue(ctx, item); err != nil {
+	if _, err := s.Outbox.Enqueue(ctx, item); err != nil {
 		return Reply{}, err
 	}
 	return Reply{Kind: ReplyText, Body: fmt.Sprintf("We have asked your nominee to confirm from their own number "+

@@ -219,7 +219,7 @@ func (n *Notices) Notify(ctx context.Context, subject, typ string, only func(Rec
 			if err != nil {
 				return sent, err
 			}
-			if _, err := s.Store.Enqueue(ctx, OutboxItem{Ref: nt.OutboxRef, Kind: OutboxPartner, Partner: p.ID,
+			if _, err := s.Outbox.Enqueue(ctx, OutboxItem{Ref: nt.OutboxRef, Kind: OutboxPartner, Partner: p.ID,
 				VaultSealed: true, Sealed: sealed}); err != nil {
 				return sent, err
 			}
@@ -304,7 +304,7 @@ func (n *Notices) Acknowledge(ctx context.Context, p broker.Partner, a Ack) (Ack
 	}
 	s := n.Service
 	var res AckResult
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
 		nt, err := n.Store.GetNotice(ctx, p.ID, a.EventID)
 		if broker.IsNotFound(err) {
 			return broker.Errorf(broker.ENotFound, "no such event")
@@ -416,7 +416,7 @@ func (n *Notices) Refresh(ctx context.Context) error {
 	defer n.mu.Unlock()
 	s := n.Service
 	now := n.now()
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
 		late, err := n.Store.MarkOverdue(ctx, now)
 		if err != nil {
 			return err

@@ -66,14 +66,14 @@ func (s *Service) enqueueReply(ctx context.Context, subject, store, to string, r
 	if err != nil || item.Sealed == nil {
 		return err
 	}
-	_, err = s.Store.Enqueue(ctx, item)
+	_, err = s.Outbox.Enqueue(ctx, item)
 	return err
 }
 
 // SendToShopper enqueues a reply to a shopper outside a conversation turn
 // (status updates, relayed partner messages).
 func (s *Service) SendToShopper(ctx context.Context, subject, store string, r Reply) error {
-	row, err := s.Store.GetSubject(ctx, subject)
+	row, err := s.Subjects.GetSubject(ctx, subject)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func Backoff(attempts int, retryAfter time.Duration) time.Duration {
 // sendDue delivers the due outbox items of lane, concurrently across shoppers and in
 // order for each one; it returns how many it attempted.
 func (s sender) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
-	items, err := s.Store.ClaimOutbox(ctx, 64, outboxLease, lane)
+	items, err := s.Outbox.ClaimOutbox(ctx, 64, outboxLease, lane)
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
@@ -195,7 +195,7 @@ func (s sender) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
 	}
 	r := &sendRound{}
 	if len(subjects) > 0 {
-		if r.windows, err = s.Store.SubjectWindows(ctx, subjects); err != nil {
+		if r.windows, err = s.Outbox.SubjectWindows(ctx, subjects); err != nil {
 			return 0, err
 		}
 	}
@@ -214,7 +214,7 @@ func (s sender) sendDue(ctx context.Context, lane OutboxLane) (int, error) {
 	}
 	wg.Wait()
 	if len(r.statuses) > 0 {
-		if err := s.Store.ApplyMessageStatuses(ctx, r.statuses); err != nil {
+		if err := s.Outbox.ApplyMessageStatuses(ctx, r.statuses); err != nil {
 			s.Log.Warn("outbox: record sent statuses", "err", err)
 		}
 	}
@@ -255,7 +255,7 @@ func (s sender) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 		if de != nil && de.Permanent {
 			reason = de.Reason
 		}
-		if e := s.Store.OutboxDead(ctx, it.ID, reason); e != nil {
+		if e := s.Outbox.OutboxDead(ctx, it.ID, reason); e != nil {
 			s.Log.Warn("outbox: mark dead", "err", e)
 		}
 		s.inc("sieve_outbox_total", it.Kind, "dead")
@@ -266,7 +266,7 @@ func (s sender) deliver(ctx context.Context, it OutboxItem, r *sendRound) {
 			after = de.RetryAfter
 		}
 		next := time.Now().Add(Backoff(it.Attempts, after))
-		if e := s.Store.OutboxRetry(ctx, it.ID, next, errText(err)); e != nil {
+		if e := s.Outbox.OutboxRetry(ctx, it.ID, next, errText(err)); e != nil {
 			s.Log.Warn("outbox: schedule retry", "err", e)
 		}
 		s.inc("sieve_outbox_total", it.Kind, "retry")
@@ -282,7 +282,7 @@ func (s sender) markSent(ctx context.Context, id int64, providerID string) error
 	give := time.Now().Add(outboxLease / 2)
 	wait := 100 * time.Millisecond
 	for {
-		err := s.Store.OutboxSent(ctx, id, providerID)
+		err := s.Outbox.OutboxSent(ctx, id, providerID)
 		if err == nil || broker.ErrorCode(err) != broker.EUnavailable || time.Now().Add(wait).After(give) {
 			return err
 		}

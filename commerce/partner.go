@@ -60,7 +60,7 @@ func (po *Orders) rememberRef(ctx context.Context, partner string, d broker.Deci
 	if po.Service.refs.has(key) {
 		return nil
 	}
-	if err := po.Service.Store.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
+	if err := po.Service.Subjects.RememberPartnerRef(ctx, partner, ref, subject); err != nil {
 		return err
 	}
 	po.Service.refs.add(key)
@@ -150,7 +150,7 @@ func (po *Orders) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 	if res == "order:invalid" {
 		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
-	row, subj, err := po.Service.Store.GetOrderWithSubject(ctx, id)
+	row, subj, err := po.Service.OrderStore.GetOrderWithSubject(ctx, id)
 	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment ||
 		row.Status == StatusRouting || row.Status == StatusUnserved)) {
 		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
@@ -214,13 +214,13 @@ func (po *Orders) PartnerOrder(ctx context.Context, p broker.Partner, id string,
 func (po *Orders) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFilter) ([]RetailerView, string, string, error) {
 	var views []RetailerView
 	var next, listID string
-	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := po.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		views = views[:0]
 		f.Retailer = p.ID
 		if p.Kind != broker.KindRetailer {
 			f.Retailer = "\x00none"
 		}
-		rows, n, err := po.Service.Store.ListOrders(ctx, f)
+		rows, n, err := po.Service.OrderStore.ListOrders(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -228,7 +228,7 @@ func (po *Orders) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		var released []string
 		for i := range rows {
 			row := &rows[i]
-			subj, err := po.Service.Store.GetSubject(ctx, row.Subject)
+			subj, err := po.Service.Subjects.GetSubject(ctx, row.Subject)
 			if err != nil || subj.Erased || subj.Restricted {
 				continue
 			}
@@ -293,7 +293,7 @@ func (po *Orders) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 		return StatusResult{}, broker.Errorf(broker.EInvalid, "status must be one of %s", strings.Join(PartnerStatuses, ", "))
 	}
 	var res StatusResult
-	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := po.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		row, subj, err := po.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
 		if err != nil {
 			return err
@@ -317,17 +317,17 @@ func (po *Orders) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 			for _, l := range row.Lines {
 				qty[l.SKU] += l.Quantity
 			}
-			if err := po.Service.Store.ReleaseStock(ctx, qty); err != nil {
+			if err := po.Service.Stock.ReleaseStock(ctx, qty); err != nil {
 				return err
 			}
 		}
-		if err := po.Service.Store.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
+		if err := po.Service.OrderStore.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
 			return err
 		}
 		if u.Status == StatusOutForDelivery && row.LogisticsID == "" {
 			// Not dispatched explicitly: the store's default courier, if
 			// it has one, gets this order (and only this one).
-			if err := po.Service.Store.BindDefaultCourier(ctx, row.ID); err != nil {
+			if err := po.Service.OrderStore.BindDefaultCourier(ctx, row.ID); err != nil {
 				return err
 			}
 		}
@@ -417,7 +417,7 @@ func (po *Orders) Relay(ctx context.Context, p broker.Partner, id, text string) 
 		purpose = broker.PurposeDelivery
 	}
 	var decision string
-	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := po.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		row, _, err := po.loadPartnerOrder(ctx, p, id, purpose)
 		if err != nil {
 			return err
@@ -463,7 +463,7 @@ func (po *Orders) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		return DispatchResult{}, broker.Errorf(broker.EInvalid, "logistics must be the client id of an enabled logistics partner")
 	}
 	var res DispatchResult
-	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
+	err := po.Service.Tx.InTx(ctx, func(ctx context.Context) error {
 		row, _, err := po.loadPartnerOrder(ctx, p, id, broker.PurposeOrderFulfilment)
 		if err != nil {
 			return err
@@ -481,7 +481,7 @@ func (po *Orders) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		case err != nil:
 			return err
 		}
-		if err := po.Service.Store.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
+		if err := po.Service.OrderStore.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
 			return err
 		}
 		decision := broker.NewID("dec")
@@ -512,15 +512,15 @@ func (po *Orders) DataRequest(ctx context.Context, p broker.Partner, ref string,
 		return broker.Decision{}, broker.Errorf(broker.EInvalid, "unknown purpose")
 	}
 	var d broker.Decision
-	err := po.Service.Store.InTx(ctx, func(ctx context.Context) error {
-		subject, err := po.Service.Store.SubjectOfPartnerRef(ctx, p.ID, ref)
+	err := po.Service.Tx.InTx(ctx, func(ctx context.Context) error {
+		subject, err := po.Service.Subjects.SubjectOfPartnerRef(ctx, p.ID, ref)
 		if broker.IsNotFound(err) {
 			return po.notFound(p, purpose, "subject", RefusedUnknownRef)
 		}
 		if err != nil {
 			return err
 		}
-		subj, err := po.Service.Store.GetSubject(ctx, subject)
+		subj, err := po.Service.Subjects.GetSubject(ctx, subject)
 		if err != nil || subj.Erased {
 			return po.notFound(p, purpose, "subject", RefusedSubjectErased)
 		}
@@ -551,7 +551,7 @@ func (po *Orders) DataRequest(ctx context.Context, p broker.Partner, ref string,
 // p (found is false when there is none); for a retailer, its own latest
 // order; for others, the latest order.
 func (po *Orders) subjectRecord(ctx context.Context, subj SubjectRow, p broker.Partner, purpose broker.Purpose) (broker.Record, string, bool, error) {
-	orders, err := po.Service.Store.OrdersOfSubject(ctx, subj.ID)
+	orders, err := po.Service.OrderStore.OrdersOfSubject(ctx, subj.ID)
 	if err != nil {
 		return nil, "", false, err
 	}

@@ -7,11 +7,11 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// refStore records RememberPartnerRef calls; every other Store method is
-// left to the nil interface, so the test fails loudly if rememberRef
-// reaches for one.
+// refStore records RememberPartnerRef calls; every other SubjectStore
+// method is left to the nil interface, so the test fails loudly if
+// rememberRef reaches for one.
 type refStore struct {
-	Store
+	SubjectStore
 	calls int
 }
 
@@ -27,7 +27,7 @@ func TestRememberRefIsPerService(t *testing.T) {
 	ctx := context.Background()
 	d := broker.Decision{Released: broker.Record{"customer.ref": "cref_1"}}
 	a, b := &refStore{}, &refStore{}
-	sa, sb := &Orders{&Service{Store: a}}, &Orders{&Service{Store: b}}
+	sa, sb := &Orders{&Service{Subjects: a}}, &Orders{&Service{Subjects: b}}
 	for range 3 {
 		if err := sa.rememberRef(ctx, "logistics", d, "shp_1"); err != nil {
 			t.Fatal(err)

@@ -120,7 +120,7 @@ func isExportCommand(text string) bool {
 
 // SetRestricted pauses or resumes the shopper's processing and audits it.
 func (a *actions) SetRestricted(ctx context.Context, on bool) error {
-	if err := a.s.Store.SetRestricted(ctx, a.subject, on); err != nil {
+	if err := a.s.Subjects.SetRestricted(ctx, a.subject, on); err != nil {
 		return err
 	}
 	reason := ReasonResumed
@@ -147,7 +147,7 @@ func (a *actions) SetRestricted(ctx context.Context, on bool) error {
 // audits it as a consent entry with reason objection.
 func (a *actions) Object(ctx context.Context, c broker.Consent, purpose string) error {
 	prev := a.prev // the consent last stored, loaded with the turn
-	if err := a.s.Store.SetConsent(ctx, a.subject, c); err != nil {
+	if err := a.s.Subjects.SetConsent(ctx, a.subject, c); err != nil {
 		return err
 	}
 	a.prev = c

@@ -38,7 +38,7 @@ func noErase(context.Context, string, broker.Party, string) error { return nil }
 func TestNewRetentionChecksEveryCategory(t *testing.T) {
 	db := postgres.New(pgtest.New(t))
 	shipped := shippedPeriods(t)
-	if _, err := commerce.NewRetention(db, noErase, shipped, 0); err != nil {
+	if _, err := commerce.NewRetention(db.Retention, noErase, shipped, 0); err != nil {
 		t.Fatalf("the shipped policy data: %v", err)
 	}
 	with := func(change func(m map[string]time.Duration)) map[string]time.Duration {
@@ -59,7 +59,7 @@ func TestNewRetentionChecksEveryCategory(t *testing.T) {
 		{"no periods at all", map[string]time.Duration{}, `"identity"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := commerce.NewRetention(db, noErase, tc.periods, 0)
+			_, err := commerce.NewRetention(db.Retention, noErase, tc.periods, 0)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewRetention = %v, want an error naming %s", err, tc.want)
 			}
@@ -87,10 +87,10 @@ func TestRetentionSweepErasesInBatches(t *testing.T) {
 		mu.Lock()
 		calls[subject]++
 		mu.Unlock()
-		_, err := db.EraseSubjectRows(ctx, subject)
+		_, err := db.Rights.EraseSubjectRows(ctx, subject)
 		return err
 	}
-	r, err := commerce.NewRetention(db, erase, periods, 2)
+	r, err := commerce.NewRetention(db.Retention, erase, periods, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestRetentionSweepErasesInBatches(t *testing.T) {
 	subjects := map[string]time.Duration{"shp_a": 401 * day, "shp_b": 500 * day, "shp_c": 2000 * day,
 		"shp_d": 450 * day, "shp_e": 1000 * day, "shp_recent": 399 * day}
 	for id, ago := range subjects {
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO subjects (id, last_interaction_at) VALUES ($1, $2)`, id, now.Add(-ago)); err != nil {
+		if _, err := db.DB.Pool.Exec(ctx, `INSERT INTO subjects (id, last_interaction_at) VALUES ($1, $2)`, id, now.Add(-ago)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestRetentionSweepErasesInBatches(t *testing.T) {
 		}
 	}
 	// While another process holds the lock, a sweep does nothing.
-	release, ok, err := db.TryLock(ctx, commerce.RetentionLock)
+	release, ok, err := db.DB.TryLock(ctx, commerce.RetentionLock)
 	if err != nil || !ok {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
@@ -129,4 +129,4 @@ func TestRetentionSweepErasesInBatches(t *testing.T) {
 	}
 }
 
-var _ commerce.RetentionStore = (*postgres.Store)(nil)
+var _ commerce.RetentionStore = (*postgres.Retention)(nil)

@@ -40,7 +40,7 @@ func (r *Rights) ResolveWaID(ctx context.Context, waID string) (SubjectRow, erro
 	if digits == "" {
 		return SubjectRow{}, broker.Errorf(broker.EInvalid, "wa_id must be a phone number with country code")
 	}
-	row, err := r.Service.Store.SubjectByIndex(ctx, r.Service.Releaser.Pseudonyms().BlindIndex("wa", digits))
+	row, err := r.Service.Subjects.SubjectByIndex(ctx, r.Service.Releaser.Pseudonyms().BlindIndex("wa", digits))
 	if err != nil {
 		return row, err
 	}
@@ -57,9 +57,9 @@ func (r *Rights) ResolveUserID(ctx context.Context, userID string) (SubjectRow, 
 		return SubjectRow{}, broker.Errorf(broker.EInvalid, "user_id must be a business-scoped user id (CC.digits)")
 	}
 	p := r.Service.Releaser.Pseudonyms()
-	row, err := r.Service.Store.SubjectByIndex(ctx, p.BlindIndex(IDBSUID, userID))
+	row, err := r.Service.Subjects.SubjectByIndex(ctx, p.BlindIndex(IDBSUID, userID))
 	if broker.IsNotFound(err) {
-		row, err = r.Service.Store.SubjectByIndex(ctx, p.BlindIndex(IDParent, userID))
+		row, err = r.Service.Subjects.SubjectByIndex(ctx, p.BlindIndex(IDParent, userID))
 	}
 	if err != nil {
 		return row, err
@@ -152,8 +152,8 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 		return broker.Errorf(broker.EInvalid, "reason must be one of %s", strings.Join(EraseReasons, ", "))
 	}
 	s := r.Service
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		orders, err := s.Store.OrdersOfSubject(ctx, subject)
+	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
+		orders, err := s.OrderStore.OrdersOfSubject(ctx, subject)
 		if err != nil {
 			return err
 		}
@@ -332,7 +332,7 @@ type ExportOrder struct {
 // Export assembles everything held about the shopper.
 func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
 	s := r.Service
-	row, err := s.Store.GetSubject(ctx, subject)
+	row, err := s.Subjects.GetSubject(ctx, subject)
 	if err != nil {
 		return Export{}, err
 	}
@@ -345,7 +345,7 @@ func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
 	}
 	ex := Export{Subject: s.Releaser.Pseudonyms().Audit(subject), WaID: ident.WaID, BSUID: ident.BSUID, Name: ident.Name,
 		Consent: row.Consent, CreatedAt: row.CreatedAt, LastSeen: row.LastInteraction, Orders: []ExportOrder{}}
-	orders, err := s.Store.OrdersOfSubject(ctx, subject)
+	orders, err := s.OrderStore.OrdersOfSubject(ctx, subject)
 	if err != nil {
 		return Export{}, err
 	}

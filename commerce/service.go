@@ -69,7 +69,23 @@ type Metrics interface {
 // Service runs the shopping side: durable ingest, the conversation worker,
 // the outbox, and the partner-facing order operations.
 type Service struct {
-	Store    Store
+	// Tx opens the transactions the stores below join.
+	Tx TxRunner
+	// Catalog and Stock are the products and their stock.
+	Catalog Catalog
+	Stock   Inventory
+	// Subjects, Inbox, Turns, OrderStore and Outbox keep the shoppers,
+	// the inbound events, the workers' turns, the orders and the
+	// messages to send.
+	Subjects   SubjectStore
+	Inbox      InboxStore
+	Turns      TurnStore
+	OrderStore OrderStore
+	Outbox     OutboxStore
+	// Offers keeps the marketplace's offers and per-store stock; nil:
+	// there is no marketplace and the retailer serves every order.
+	Offers MarketStore
+
 	Sealer   broker.Sealer
 	Vault    broker.Vault
 	Releaser *broker.Releaser

@@ -54,7 +54,7 @@ type NewSubject struct {
 	Jurisdiction   string
 }
 
-// sealedSubjectCreator is implemented by stores that create a shopper with
+// sealedSubjectCreator is implemented by subject stores that create a shopper with
 // its key and sealed identity in one statement (PostgreSQL does):
 // EConflict, and nothing written, when one of the identifiers is taken.
 // Optional, like identityJurisdictionStore: without it a new shopper takes
@@ -127,15 +127,22 @@ type OrderFilter struct {
 	Limit    int
 }
 
-// Store is what the shopping service persists. Every method joins the
-// transaction carried by ctx (broker.Transactor).
-type Store interface {
-	broker.Transactor
-	Catalog
-	TurnStore
-	ReserveStock(ctx context.Context, qty map[string]int) error
-	ReleaseStock(ctx context.Context, qty map[string]int) error
+// The shopping service persists through the narrow ports below, one per
+// job, each a field of Service (openfga's storage: a consumer takes only
+// the backend it uses). Every method joins the transaction carried by ctx
+// (see TxRunner).
 
+// TxRunner runs work in one database transaction carried by the context
+// it passes, and a part of it in a savepoint of that transaction.
+type TxRunner interface {
+	broker.Transactor
+	// InSavepoint runs fn in a savepoint of ctx's transaction.
+	InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// SubjectStore keeps the shoppers: their rows, the blind indexes of their
+// identifiers, their consent flags and the partners' references to them.
+type SubjectStore interface {
 	// EnsureSubject returns the shopper with the blind index, creating it
 	// with newID if absent.
 	EnsureSubject(ctx context.Context, index []byte, newID string) (s SubjectRow, created bool, err error)
@@ -156,7 +163,13 @@ type Store interface {
 	// SetRestricted pauses (on) or resumes the processing of the
 	// shopper's data ("pause my data", GDPR Art. 18).
 	SetRestricted(ctx context.Context, id string, on bool) error
+	RememberPartnerRef(ctx context.Context, partner, ref, subject string) error
+	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
+}
 
+// InboxStore keeps the inbound events stored before a webhook is
+// acknowledged, until a worker has processed them.
+type InboxStore interface {
 	// InsertInbox stores items, skipping those whose dedup key is known;
 	// it returns how many were new.
 	InsertInbox(ctx context.Context, items []InboxItem) (int, error)
@@ -166,7 +179,10 @@ type Store interface {
 	MarkInbox(ctx context.Context, id int64, errText string) error
 	// MarkInboxMany marks several events processed with one statement.
 	MarkInboxMany(ctx context.Context, ids []int64, errText string) error
+}
 
+// OrderStore keeps the shop's orders.
+type OrderStore interface {
 	CreateOrder(ctx context.Context, o OrderRow) error
 	GetOrder(ctx context.Context, id string) (OrderRow, error)
 	// GetOrderWithSubject reads an order and its shopper together.
@@ -175,7 +191,17 @@ type Store interface {
 	UpdateOrderStatus(ctx context.Context, id, status, payment string, sealed []byte) error
 	ListOrders(ctx context.Context, f OrderFilter) ([]OrderRow, string, error)
 	OrdersOfSubject(ctx context.Context, subject string) ([]OrderRow, error)
+	SetOrderRetailer(ctx context.Context, id, retailer string) error
+	// SetOrderLogistics dispatches an order to a logistics partner.
+	SetOrderLogistics(ctx context.Context, id, logistics string) error
+	// BindDefaultCourier dispatches an order not yet dispatched to its
+	// retailer's default courier, if it has one.
+	BindDefaultCourier(ctx context.Context, id string) error
+}
 
+// OutboxStore keeps the durable messages to send, to shoppers and to
+// partners, and the delivery statuses WhatsApp reports for them.
+type OutboxStore interface {
 	Enqueue(ctx context.Context, it OutboxItem) (int64, error)
 	// ClaimOutbox leases up to limit due items of lane for lease; others
 	// skip them.
@@ -183,16 +209,6 @@ type Store interface {
 	OutboxSent(ctx context.Context, id int64, providerID string) error
 	OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error
 	OutboxDead(ctx context.Context, id int64, reason string) error
-	// InSavepoint runs fn in a savepoint of ctx's transaction.
-	InSavepoint(ctx context.Context, fn func(ctx context.Context) error) error
-	SetOrderRetailer(ctx context.Context, id, retailer string) error
-	// SetOrderLogistics dispatches an order to a logistics partner.
-	SetOrderLogistics(ctx context.Context, id, logistics string) error
-	// BindDefaultCourier dispatches an order not yet dispatched to its
-	// retailer's default courier, if it has one.
-	BindDefaultCourier(ctx context.Context, id string) error
-	RememberPartnerRef(ctx context.Context, partner, ref, subject string) error
-	SubjectOfPartnerRef(ctx context.Context, partner, ref string) (string, error)
 	// SubjectWindows returns the window of each existing shopper among ids.
 	SubjectWindows(ctx context.Context, ids []string) (map[string]Window, error)
 	// ApplyMessageStatuses records delivery statuses monotonically, durably,

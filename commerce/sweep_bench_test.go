@@ -20,7 +20,7 @@ const sweepShoppers = 500
 
 // seedExpired creates n shoppers silent for four years, each with a sealed
 // identity under their own contact key, as the ingest would.
-func seedExpired(b *testing.B, db *postgres.Store, sealer broker.Sealer, n int) []string {
+func seedExpired(b *testing.B, db *postgres.Stores, sealer broker.Sealer, n int) []string {
 	b.Helper()
 	ctx := context.Background()
 	ids := make([]string, n)
@@ -28,7 +28,7 @@ func seedExpired(b *testing.B, db *postgres.Store, sealer broker.Sealer, n int) 
 		id := broker.NewID("shp")
 		idx := make([]byte, 32)
 		_, _ = rand.Read(idx)
-		if _, _, err := db.EnsureSubject(ctx, idx, id); err != nil {
+		if _, _, err := db.Subjects.EnsureSubject(ctx, idx, id); err != nil {
 			b.Fatal(err)
 		}
 		sealed, err := sealer.Seal(ctx, id, broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: id},
@@ -36,7 +36,7 @@ func seedExpired(b *testing.B, db *postgres.Store, sealer broker.Sealer, n int) 
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.Pool.Exec(ctx, `UPDATE subjects SET sealed_identity = $2, last_interaction_at = now() - interval '4 years'
+		if _, err := db.DB.Pool.Exec(ctx, `UPDATE subjects SET sealed_identity = $2, last_interaction_at = now() - interval '4 years'
 			WHERE id = $1`, id, sealed); err != nil {
 			b.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.DB.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,15 +65,17 @@ func BenchmarkRetentionSweep(b *testing.B) {
 		b.Fatal(err)
 	}
 	pseudo, _ := broker.NewPseudonymizer(make([]byte, 32))
-	s := &commerce.Service{Store: db, Sealer: seal.NewCategorySealer(plain), Vault: plain,
-		Releaser: broker.NewReleaser(pol, pseudo, db), Partners: db}
-	s.Notices = &commerce.Notices{Service: s, Store: db}
-	rights := &commerce.Rights{Service: s, Store: db}
+	s := &commerce.Service{Tx: db.DB, Catalog: db.Catalog, Stock: db.Catalog, Subjects: db.Subjects, Inbox: db.Inbox,
+		Turns: db.Turns, OrderStore: db.Orders, Outbox: db.Outbox, Offers: db.Market,
+		Sealer: seal.NewCategorySealer(plain), Vault: plain,
+		Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}
+	s.Notices = &commerce.Notices{Service: s, Store: db.Notices}
+	rights := &commerce.Rights{Service: s, Store: db.Rights}
 	periods := map[string]time.Duration{}
 	for name, r := range pol.Data().Retention {
 		periods[name] = r.Period()
 	}
-	ret, err := commerce.NewRetention(db, rights.Erase, periods, 100)
+	ret, err := commerce.NewRetention(db.Retention, rights.Erase, periods, 100)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func BenchmarkRetentionDeleteBaseline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain, err := seal.NewSealer(kr, db, seal.Options{})
+	plain, err := seal.NewSealer(kr, db.DB.SubjectKeys(), seal.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func BenchmarkRetentionDeleteBaseline(b *testing.B) {
 		for i := 0; i < len(ids); i += 100 {
 			batch := ids[i:min(i+100, len(ids))]
 			for _, id := range batch {
-				if _, err := db.Pool.Exec(ctx, `WITH s AS (UPDATE subjects SET wa_index = NULL, sealed_identity = NULL,
+				if _, err := db.DB.Pool.Exec(ctx, `WITH s AS (UPDATE subjects SET wa_index = NULL, sealed_identity = NULL,
 					erased_at = now() WHERE id = $1 AND erased_at IS NULL RETURNING id)
 					DELETE FROM subject_keys WHERE subject_id IN (SELECT id FROM s)`, id); err != nil {
 					b.Fatal(err)

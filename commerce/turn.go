@@ -20,7 +20,7 @@ func (s worker) processSubject(ctx context.Context, subject string, st TurnState
 		return nil, nil // another worker has this shopper, or nothing is pending
 	}
 	if !st.Found || st.Subject.Erased {
-		return nil, s.Store.MarkInboxMany(ctx, inboxIDs(st.Items), "subject erased")
+		return nil, s.Inbox.MarkInboxMany(ctx, inboxIDs(st.Items), "subject erased")
 	}
 	ident, err := s.identity(ctx, st.Subject)
 	if err != nil {
@@ -63,7 +63,7 @@ func (s worker) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident I
 	erased := false
 	for _, it := range items {
 		if erased {
-			if err := s.Store.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
+			if err := s.Inbox.MarkInbox(ctx, it.ID, "subject erased"); err != nil {
 				return nil, err
 			}
 			continue
@@ -78,7 +78,7 @@ func (s worker) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident I
 			continue
 		}
 		mark, snap, shSnap := len(t.out), *sess, *sh
-		err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
+		err := s.Tx.InSavepoint(ctx, func(ctx context.Context) error {
 			e, err := s.handleItem(ctx, sh, sess, ident, it, t)
 			erased = e
 			return err
@@ -91,7 +91,7 @@ func (s worker) runTurn(ctx context.Context, sh *Shopper, sess *Session, ident I
 			s.Log.Error("inbox event failed", "subject", s.Releaser.Pseudonyms().Audit(sh.Subject),
 				"kind", it.Kind, "err", err)
 			s.inc("sieve_inbox_failed_total")
-			if err := s.Store.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
+			if err := s.Inbox.MarkInbox(ctx, it.ID, "processing failed: "+broker.ErrorCode(err)); err != nil {
 				return nil, err
 			}
 			continue
@@ -136,7 +136,7 @@ func (s worker) handleItem(ctx context.Context, sh *Shopper, sess *Session, iden
 	switch it.Kind {
 	case EventStatus:
 		s.inc("sieve_message_status_total", ev.Status)
-		return false, s.Store.ApplyMessageStatus(ctx, s.providerKey(it.Subject, ev.StatusID), it.Subject, ev.Status, ev.ErrCode)
+		return false, s.Outbox.ApplyMessageStatus(ctx, s.providerKey(it.Subject, ev.StatusID), it.Subject, ev.Status, ev.ErrCode)
 	case EventMessage:
 		if ev.Time.After(t.lastInbound) {
 			t.lastInbound = ev.Time

@@ -85,8 +85,8 @@ func (w *Warnings) Sweep(ctx context.Context, now time.Time) (warned, cancelled 
 		return warned, cancelled, err
 	}
 	for _, id := range ids {
-		err := s.Store.InTx(ctx, func(ctx context.Context) error {
-			row, err := s.Store.GetSubject(ctx, id)
+		err := s.Tx.InTx(ctx, func(ctx context.Context) error {
+			row, err := s.Subjects.GetSubject(ctx, id)
 			if err != nil || row.Erased {
 				return err
 			}
@@ -103,7 +103,7 @@ func (w *Warnings) Sweep(ctx context.Context, now time.Time) (warned, cancelled 
 				"(invoices are kept as the tax law requires). Send any message before then to keep it.",
 				after.In(ist).Format("2 Jan 2006 15:04 MST"))
 			store := w.DefaultStore
-			if orders, err := s.Store.OrdersOfSubject(ctx, id); err == nil && len(orders) > 0 && orders[len(orders)-1].Store != "" {
+			if orders, err := s.OrderStore.OrdersOfSubject(ctx, id); err == nil && len(orders) > 0 && orders[len(orders)-1].Store != "" {
 				store = orders[len(orders)-1].Store
 			}
 			if err := s.SendToShopper(ctx, id, store, Reply{Kind: "template", Template: ErasureWarningTemplate, Body: body}); err != nil {

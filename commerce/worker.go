@@ -59,7 +59,7 @@ func (s worker) run(ctx context.Context, n int) error {
 	pollNow := true
 	for {
 		if pollNow || q.overflowed() || time.Since(lastPoll) >= pendingPoll {
-			subjects, err := s.Store.PendingSubjects(ctx, pendingPage)
+			subjects, err := s.Inbox.PendingSubjects(ctx, pendingPage)
 			if err != nil && ctx.Err() == nil {
 				s.Log.Warn("inbox worker", "err", err)
 			}
@@ -103,7 +103,7 @@ const (
 // keeps one shopper's failure from touching the others.
 const subjectsPerTx = 16
 
-// ShardKeys is an optional port of the Store: on a database that spreads
+// ShardKeys is an optional port of the Service.Turns store: on a database that spreads
 // shoppers over shards (Citus), a key per shopper, equal for shoppers on
 // one shard; nil where there is one database. The workers then group
 // shoppers of one shard, so that a group's statements are router queries
@@ -117,7 +117,7 @@ type ShardKeys interface {
 // when the store tells shards apart (a failure to tell only costs speed).
 func (s worker) groups(ctx context.Context, fresh []string) [][]string {
 	var keys map[string]int64
-	if sk, ok := s.Store.(ShardKeys); ok && len(fresh) > 1 {
+	if sk, ok := s.Turns.(ShardKeys); ok && len(fresh) > 1 {
 		var err error
 		if keys, err = sk.ShardKeys(ctx, fresh); err != nil && ctx.Err() == nil {
 			s.Log.Warn("inbox worker: shard keys", "err", err)
@@ -169,12 +169,12 @@ func (s worker) processGroup(ctx context.Context, subjects []string) (more []str
 		return w, err
 	}
 	run := func(careful bool) error {
-		return s.Store.InTx(ctx, func(ctx context.Context) error {
+		return s.Tx.InTx(ctx, func(ctx context.Context) error {
 			more, sent = more[:0], false
 			if !careful {
 				// The whole group's turns are read, and written, with one
 				// statement per table.
-				states, err := s.Store.LoadTurns(ctx, subjects, turnEvents)
+				states, err := s.Turns.LoadTurns(ctx, subjects, turnEvents)
 				if err != nil {
 					return err
 				}
@@ -188,11 +188,11 @@ func (s worker) processGroup(ctx context.Context, subjects []string) (more []str
 						writes = append(writes, *w)
 					}
 				}
-				return s.Store.SaveTurns(ctx, writes)
+				return s.Turns.SaveTurns(ctx, writes)
 			}
 			for _, sub := range subjects {
-				err := s.Store.InSavepoint(ctx, func(ctx context.Context) error {
-					states, err := s.Store.LoadTurns(ctx, []string{sub}, turnEvents)
+				err := s.Tx.InSavepoint(ctx, func(ctx context.Context) error {
+					states, err := s.Turns.LoadTurns(ctx, []string{sub}, turnEvents)
 					if err != nil {
 						return err
 					}
@@ -200,7 +200,7 @@ func (s worker) processGroup(ctx context.Context, subjects []string) (more []str
 					if err != nil || w == nil {
 						return err
 					}
-					return s.Store.SaveTurns(ctx, []TurnWrite{*w})
+					return s.Turns.SaveTurns(ctx, []TurnWrite{*w})
 				})
 				if err != nil && broker.ErrorCode(err) != broker.EUnavailable && ctx.Err() == nil {
 					err = s.failSubject(ctx, sub, err)
@@ -230,9 +230,9 @@ func (s worker) processGroup(ctx context.Context, subjects []string) (more []str
 func (s worker) failSubject(ctx context.Context, subject string, cause error) error {
 	s.Log.Error("shopper's events set aside", "subject", s.Releaser.Pseudonyms().Audit(subject), "err", cause)
 	s.inc("sieve_inbox_failed_total")
-	items, err := s.Store.PendingInbox(ctx, subject, turnEvents)
+	items, err := s.Inbox.PendingInbox(ctx, subject, turnEvents)
 	if err != nil {
 		return err
 	}
-	return s.Store.MarkInboxMany(ctx, inboxIDs(items), "processing failed: "+broker.ErrorCode(cause))
+	return s.Inbox.MarkInboxMany(ctx, inboxIDs(items), "processing failed: "+broker.ErrorCode(cause))
 }

@@ -14,13 +14,17 @@ import (
 // processes on one database keep one total order and one tree, and a
 // crashed process releases the lock with its connection.
 //
-// The store is split by job: audit_append.go and audit_groupcommit.go write
-// pending entries, audit_copy.go is the binary COPY codec both directions
-// use, audit_sequencer.go integrates and checkpoints, audit_read.go and
-// audit_filter.go answer queries, audit_verify.go re-checks the stored log
-// and audit_export.go writes it out. This file holds what they share.
+// The store is split by job, into three types that share a DB and its
+// transactions. AuditLog writes: audit_append.go and audit_groupcommit.go
+// write pending entries, audit_copy.go is the binary COPY codec both
+// directions use, audit_sequencer.go integrates and checkpoints. AuditTree
+// serves the log as a verifiable tree (audit_read.go, tiles.go,
+// witness.go). AuditReports answers officers and auditors
+// (audit_filter.go, audit_reports.go, releases.go), re-checks the stored
+// log (audit_verify.go) and writes it out (audit_export.go). This file
+// holds what they share.
 
-var _ broker.AuditAppender = (*DB)(nil)
+var _ broker.AuditAppender = (*AuditLog)(nil)
 
 const (
 	// auditLock serialises integration and checkpoint publication.
@@ -93,22 +97,32 @@ const (
 	nAuditCols   = 6
 )
 
-// ---------------------------------------------------------------------------
-// Per-handle state
+// AuditLog is the write side of the audit log on a DB: it owns appending
+// entries (in the caller's transaction, or through the group committer),
+// integrating them into the Merkle tree and publishing checkpoints (the
+// sequencer). It keeps the per-handle state of the log, so there is one
+// AuditLog per DB: get it with DB.Audit.
+type AuditLog struct {
+	db *DB
+	st *auditState
+}
 
-// auditState is what a DB handle keeps for its audit log.
+// Audit returns the audit log's writer on db, made on first use: every
+// call returns the same one, whose group committer batches the appends of
+// every caller on db.
+func (db *DB) Audit() *AuditLog {
+	db.auditOnce.Do(func() {
+		lg := &AuditLog{db: db, st: &auditState{wake: make(chan struct{}, 1)}}
+		lg.st.gc = lg.newAuditGroupCommitter(lg.st)
+		db.auditV = lg
+	})
+	return db.auditV
+}
+
+// auditState is what an AuditLog keeps between calls.
 type auditState struct {
 	gc   *auditGroupCommitter
 	wake chan struct{} // signalled after each group commit, for in-process sequencers
-}
-
-func (db *DB) auditState() *auditState {
-	db.auditOnce.Do(func() {
-		st := &auditState{wake: make(chan struct{}, 1)}
-		st.gc = db.newAuditGroupCommitter(st)
-		db.auditV = st
-	})
-	return db.auditV
 }
 
 func (st *auditState) signal() {

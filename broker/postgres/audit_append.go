@@ -17,7 +17,7 @@ import (
 // normalised and its Index ignored (the sequencer assigns it). A missing
 // decision id is EInvalid, a decision id appended before is EConflict, and
 // any database failure is an error: the caller must not release anything.
-func (db *DB) Append(ctx context.Context, e audit.Entry) error {
+func (lg *AuditLog) Append(ctx context.Context, e audit.Entry) error {
 	e.Index = 0
 	leaf, err := e.ValidLeaf()
 	if err != nil {
@@ -27,7 +27,7 @@ func (db *DB) Append(ctx context.Context, e audit.Entry) error {
 		_, err := tx.Exec(ctx, sqlAuditInsertPending, e.DecisionID, leaf)
 		return translateAuditAppend(err)
 	}
-	return db.appendAuditGrouped(ctx, auditAppendReq{decisionID: e.DecisionID, leaf: leaf})
+	return lg.appendAuditGrouped(ctx, auditAppendReq{decisionID: e.DecisionID, leaf: leaf})
 }
 
 func translateAuditAppend(err error) error {

@@ -108,7 +108,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 			n := seq.Add(1)
 			e := templates[n%int64(len(templates))]
 			e.DecisionID = "dec_a" + strconv.FormatInt(n, 10)
-			if err := db.Append(ctx, e); err != nil {
+			if err := db.Audit().Append(ctx, e); err != nil {
 				b.Error(err)
 				return
 			}
@@ -206,7 +206,7 @@ func BenchmarkAuditVerify(b *testing.B) {
 	db, _, key := auditBenchLog(b)
 	ctx := context.Background()
 	rate := auditEntriesRate(b, func() (uint64, error) {
-		size, _, err := db.VerifyAudit(ctx, key, nil)
+		size, _, err := db.AuditReports().VerifyAudit(ctx, key, nil)
 		return size, err
 	})
 	auditVerifyRate.Store(uint64(rate))
@@ -236,7 +236,7 @@ func BenchmarkAuditVerifyExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := db.ExportAudit(ctx, f, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
+	if err := db.AuditReports().ExportAudit(ctx, f, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -262,7 +262,7 @@ func BenchmarkAuditVerifyExport(b *testing.B) {
 func BenchmarkPgbenchRead(b *testing.B) {
 	bin := auditPgBinary(b, "pgbench")
 	db, _, _ := auditBenchLog(b)
-	st, err := db.AuditStatus(context.Background())
+	st, err := db.AuditTree().AuditStatus(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func BenchmarkAuditExplorer(b *testing.B) {
 	}
 	// Warm up (plans, cache), then time each query with a second page.
 	for _, q := range queries {
-		if _, _, err := db.AuditEntries(ctx, q.f, "", 50); err != nil {
+		if _, _, err := db.AuditReports().AuditEntries(ctx, q.f, "", 50); err != nil {
 			b.Fatalf("%s: %v", q.name, err)
 		}
 	}
@@ -323,12 +323,12 @@ func BenchmarkAuditExplorer(b *testing.B) {
 	for range b.N {
 		for i, q := range queries {
 			t0 := time.Now()
-			page, next, err := db.AuditEntries(ctx, q.f, "", 50)
+			page, next, err := db.AuditReports().AuditEntries(ctx, q.f, "", 50)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if next != "" {
-				if _, _, err = db.AuditEntries(ctx, q.f, next, 50); err != nil {
+				if _, _, err = db.AuditReports().AuditEntries(ctx, q.f, next, 50); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -410,7 +410,7 @@ func ensureAuditBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, er
 	if exists && os.Getenv("SIEVE_BENCH_AUDIT_REBUILD") == "" {
 		db, err := postgres.Open(ctx, u, postgres.Options{})
 		if err == nil {
-			st, err := db.AuditStatus(ctx)
+			st, err := db.AuditTree().AuditStatus(ctx)
 			db.Close()
 			if err == nil && st.Size == auditBenchLogSize && st.CheckpointSize == auditBenchLogSize && st.Pending == 0 {
 				return u, nil
@@ -449,7 +449,7 @@ func ensureAuditBenchLog(b *testing.B, cfg postgres.SequencerConfig) (string, er
 		if _, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_pending"}, []string{"decision_id", "entry"}, pgx.CopyFromRows(rows)); err != nil {
 			return "", err
 		}
-		if _, err := db.IntegrateAudit(ctx, cfg); err != nil {
+		if _, err := db.Audit().IntegrateAudit(ctx, cfg); err != nil {
 			return "", err
 		}
 	}

@@ -60,8 +60,8 @@ func binCopyKeys(b []byte, e *audit.Entry) []byte {
 
 // auditCopyOutSnapshot runs a COPY TO on a pooled connection, in a
 // transaction that imports the exported snapshot.
-func (db *DB) auditCopyOutSnapshot(ctx context.Context, snapshotID, sql string, row func([][]byte) error) error {
-	conn, err := db.Pool.Acquire(ctx)
+func (rp *AuditReports) auditCopyOutSnapshot(ctx context.Context, snapshotID, sql string, row func([][]byte) error) error {
+	conn, err := rp.db.Pool.Acquire(ctx)
 	if err != nil {
 		return Translate(err)
 	}

@@ -32,11 +32,11 @@ const (
 // jsonl export is EConflict. A stored leaf that is not canonical, or missing
 // from a complete export, stops the export with an error (run VerifyAudit
 // to locate it): an export never papers over damage.
-func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f broker.AuditFilter, format string) error {
+func (rp *AuditReports) ExportAudit(ctx context.Context, w io.Writer, f broker.AuditFilter, format string) error {
 	if format != ExportJSONL && format != ExportCSV {
 		return broker.Errorf(broker.EInvalid, "unknown export format %q (want jsonl or csv)", format)
 	}
-	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := rp.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return Translate(err)
 	}
@@ -54,7 +54,7 @@ func (db *DB) ExportAudit(ctx context.Context, w io.Writer, f broker.AuditFilter
 	} else if err != nil {
 		return Translate(err)
 	}
-	wh, err := db.auditWhere(tctx, f)
+	wh, err := rp.auditWhere(tctx, f)
 	if err != nil {
 		return err
 	}

@@ -22,12 +22,12 @@ const MaxAuditPage = 1000
 // index) first, after the position cursor ("" for the first page), and the
 // cursor of the next page ("" after the last). limit ≤ 0 means 50. A bad
 // cursor is EInvalid.
-func (db *DB) AuditEntries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
+func (rp *AuditReports) AuditEntries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
 	if limit <= 0 {
 		limit = 50
 	}
 	limit = min(limit, MaxAuditPage)
-	w, err := db.auditWhere(ctx, f)
+	w, err := rp.auditWhere(ctx, f)
 	if err != nil || w.empty {
 		return nil, "", err
 	}
@@ -39,7 +39,7 @@ func (db *DB) AuditEntries(ctx context.Context, f broker.AuditFilter, cursor str
 		w.add("idx < $%d", before)
 	}
 	sql := "SELECT idx, leaf FROM audit_entries" + w.sql() + fmt.Sprintf(" ORDER BY idx DESC LIMIT %d", limit+1)
-	rows, err := db.q(ctx).Query(ctx, sql, w.customPlan()...)
+	rows, err := rp.db.q(ctx).Query(ctx, sql, w.customPlan()...)
 	if err != nil {
 		return nil, "", Translate(err)
 	}
@@ -119,7 +119,7 @@ func (w *auditConds) sql() string {
 // is older than the time_hwm before it by more than audit_tree.max_lag_us,
 // so entries with From <= time < To lie within
 // [first idx with time_hwm >= From, first idx with time_hwm >= To + max_lag].
-func (db *DB) auditWhere(ctx context.Context, f broker.AuditFilter) (*auditConds, error) {
+func (rp *AuditReports) auditWhere(ctx context.Context, f broker.AuditFilter) (*auditConds, error) {
 	w := &auditConds{}
 	for _, c := range []struct{ col, v string }{{"subject", f.Subject}, {"actor", f.Actor},
 		{"purpose", f.Purpose}, {"outcome", f.Outcome}, {"action", f.Action}} {
@@ -130,7 +130,7 @@ func (db *DB) auditWhere(ctx context.Context, f broker.AuditFilter) (*auditConds
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return nil, broker.Errorf(broker.EInvalid, "from must be before to")
 	}
-	q := db.q(ctx)
+	q := rp.db.q(ctx)
 	if !f.From.IsZero() {
 		var lo int64
 		err := q.QueryRow(ctx, sqlAuditHwmIndex, f.From).Scan(&lo)

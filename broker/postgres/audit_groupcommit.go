@@ -26,12 +26,12 @@ const (
 	auditFlushTimeout  = 30 * time.Second
 )
 
-func (db *DB) newAuditGroupCommitter(st *auditState) *auditGroupCommitter {
+func (lg *AuditLog) newAuditGroupCommitter(st *auditState) *auditGroupCommitter {
 	return &auditGroupCommitter{
 		MaxFlushers: auditMaxFlushers, MaxBatch: auditMaxGroupBatch,
 		Size: func(auditAppendReq) int { return 1 },
 		Write: func(batch []auditAppendReq) ([]error, error) {
-			errs := db.writeAuditPending(batch)
+			errs := lg.writeAuditPending(batch)
 			st.signal()
 			return errs, nil
 		},
@@ -40,8 +40,8 @@ func (db *DB) newAuditGroupCommitter(st *auditState) *auditGroupCommitter {
 	}
 }
 
-func (db *DB) appendAuditGrouped(ctx context.Context, req auditAppendReq) error {
-	res, err := db.auditState().gc.Do(ctx, req, "audit append")
+func (lg *AuditLog) appendAuditGrouped(ctx context.Context, req auditAppendReq) error {
+	res, err := lg.st.gc.Do(ctx, req, "audit append")
 	if err != nil {
 		return err
 	}
@@ -53,15 +53,15 @@ func (db *DB) appendAuditGrouped(ctx context.Context, req auditAppendReq) error 
 // committer keeps no goroutine when idle, so there is nothing to stop:
 // call this in an ordered shutdown after the last Append and before
 // closing the pool.
-func (db *DB) DrainAudit(ctx context.Context) error {
-	return db.auditState().gc.Drain(ctx)
+func (lg *AuditLog) DrainAudit(ctx context.Context) error {
+	return lg.st.gc.Drain(ctx)
 }
 
 // writeAuditPending writes a batch in one COPY (one transaction) and
 // returns each request's outcome. When a duplicate decision id fails the
 // batch, the rows are written one by one so that only the duplicate's
 // caller gets the error.
-func (db *DB) writeAuditPending(batch []auditAppendReq) []error {
+func (lg *AuditLog) writeAuditPending(batch []auditAppendReq) []error {
 	ctx, cancel := context.WithTimeout(context.Background(), auditFlushTimeout)
 	defer cancel()
 	buf := binCopyHeader(make([]byte, 0, 64+len(batch)*400))
@@ -71,12 +71,12 @@ func (db *DB) writeAuditPending(batch []auditAppendReq) []error {
 		buf = binCopyField(buf, r.leaf)
 	}
 	buf = binCopyTrailer(buf)
-	err := db.auditCopyIn(ctx, sqlAuditCopyPending, buf)
+	err := lg.auditCopyIn(ctx, sqlAuditCopyPending, buf)
 	errs := make([]error, len(batch))
 	var pe *pgconn.PgError
 	if err != nil && len(batch) > 1 && errors.As(err, &pe) && pe.Code == "23505" {
 		for i, r := range batch {
-			_, err := db.Pool.Exec(ctx, sqlAuditInsertPending, r.decisionID, r.leaf)
+			_, err := lg.db.Pool.Exec(ctx, sqlAuditInsertPending, r.decisionID, r.leaf)
 			errs[i] = translateAuditAppend(err)
 		}
 		return errs
@@ -90,12 +90,12 @@ func (db *DB) writeAuditPending(batch []auditAppendReq) []error {
 
 // auditCopyIn runs COPY ... FROM STDIN with the binary data in buf, on the
 // transaction in ctx or on a pooled connection (then it commits on its own).
-func (db *DB) auditCopyIn(ctx context.Context, sql string, buf []byte) error {
+func (lg *AuditLog) auditCopyIn(ctx context.Context, sql string, buf []byte) error {
 	if tx, ok := TxFrom(ctx); ok {
 		_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
 		return err
 	}
-	conn, err := db.Pool.Acquire(ctx)
+	conn, err := lg.db.Pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}

@@ -13,11 +13,22 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
+// AuditTree is the audit log as a verifiable tree (SPEC §4, §6), read
+// from a DB (a replica serves it as well as the primary): the signed
+// checkpoints and the witness cosignatures stored for them, the tree's
+// status, inclusion and consistency proofs, single entries, and the
+// tlog-tiles tiles and entry bundles (tiles.go, witness.go). It is what
+// the audit API, the dashboard and the witness cosigner read.
+type AuditTree struct{ db *DB }
+
+// AuditTree returns the audit log's tree on db.
+func (db *DB) AuditTree() *AuditTree { return &AuditTree{db} }
+
 // LatestCheckpoint returns the latest signed checkpoint note and its tree
 // size; ENotFound before the first checkpoint.
-func (db *DB) LatestCheckpoint(ctx context.Context) (note string, size uint64, err error) {
+func (tr *AuditTree) LatestCheckpoint(ctx context.Context) (note string, size uint64, err error) {
 	var s int64
-	if err := db.q(ctx).QueryRow(ctx, sqlAuditLatestCheckpoint).Scan(&note, &s); err != nil {
+	if err := tr.db.q(ctx).QueryRow(ctx, sqlAuditLatestCheckpoint).Scan(&note, &s); err != nil {
 		return "", 0, Translate(err)
 	}
 	return note, uint64(s), nil
@@ -34,10 +45,10 @@ type AuditStatus struct {
 }
 
 // AuditStatus returns the state of the log.
-func (db *DB) AuditStatus(ctx context.Context) (AuditStatus, error) {
+func (tr *AuditTree) AuditStatus(ctx context.Context) (AuditStatus, error) {
 	var s AuditStatus
 	var size, cpSize int64
-	err := db.q(ctx).QueryRow(ctx, sqlAuditStatus).Scan(&size, &s.Root, &cpSize, &s.CheckpointAt, &s.Pending, &s.Rejected)
+	err := tr.db.q(ctx).QueryRow(ctx, sqlAuditStatus).Scan(&size, &s.Root, &cpSize, &s.CheckpointAt, &s.Pending, &s.Rejected)
 	if err != nil {
 		return AuditStatus{}, Translate(err)
 	}
@@ -46,9 +57,9 @@ func (db *DB) AuditStatus(ctx context.Context) (AuditStatus, error) {
 	return s, nil
 }
 
-func (db *DB) auditTreeSize(ctx context.Context) (uint64, error) {
+func (tr *AuditTree) auditTreeSize(ctx context.Context) (uint64, error) {
 	var size int64
-	if err := db.q(ctx).QueryRow(ctx, sqlAuditTreeSize).Scan(&size); err != nil {
+	if err := tr.db.q(ctx).QueryRow(ctx, sqlAuditTreeSize).Scan(&size); err != nil {
 		return 0, Translate(err)
 	}
 	return uint64(size), nil
@@ -56,8 +67,8 @@ func (db *DB) auditTreeSize(ctx context.Context) (uint64, error) {
 
 // InclusionProof returns the proof that entry index is in the tree of the
 // given size (at most the current size). Bad ranges are EInvalid.
-func (db *DB) InclusionProof(ctx context.Context, index, size uint64) (audit.InclusionProof, error) {
-	cur, err := db.auditTreeSize(ctx)
+func (tr *AuditTree) InclusionProof(ctx context.Context, index, size uint64) (audit.InclusionProof, error) {
+	cur, err := tr.auditTreeSize(ctx)
 	if err != nil {
 		return audit.InclusionProof{}, err
 	}
@@ -65,7 +76,7 @@ func (db *DB) InclusionProof(ctx context.Context, index, size uint64) (audit.Inc
 		return audit.InclusionProof{}, broker.Errorf(broker.EInvalid,
 			"need index < size <= %d, got index %d and size %d", cur, index, size)
 	}
-	r := auditNodeReader{q: db.q(ctx)}
+	r := auditNodeReader{q: tr.db.q(ctx)}
 	hashes, err := audit.BuildInclusion(ctx, r, index, size)
 	if err != nil {
 		return audit.InclusionProof{}, Translate(err)
@@ -80,8 +91,8 @@ func (db *DB) InclusionProof(ctx context.Context, index, size uint64) (audit.Inc
 // ConsistencyProof returns the proof that the tree of size from is a prefix
 // of the tree of size to (to at most the current size). Bad ranges are
 // EInvalid.
-func (db *DB) ConsistencyProof(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
-	cur, err := db.auditTreeSize(ctx)
+func (tr *AuditTree) ConsistencyProof(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
+	cur, err := tr.auditTreeSize(ctx)
 	if err != nil {
 		return audit.ConsistencyProof{}, err
 	}
@@ -89,7 +100,7 @@ func (db *DB) ConsistencyProof(ctx context.Context, from, to uint64) (audit.Cons
 		return audit.ConsistencyProof{}, broker.Errorf(broker.EInvalid,
 			"need from <= to <= %d, got from %d and to %d", cur, from, to)
 	}
-	hashes, err := audit.BuildConsistency(ctx, auditNodeReader{q: db.q(ctx)}, from, to)
+	hashes, err := audit.BuildConsistency(ctx, auditNodeReader{q: tr.db.q(ctx)}, from, to)
 	if err != nil {
 		return audit.ConsistencyProof{}, Translate(err)
 	}
@@ -176,19 +187,19 @@ func (s auditNodeReader) ReadNodes(ctx context.Context, ids []compact.NodeID) ([
 }
 
 // AuditEntry returns the entry at index idx; ENotFound if there is none.
-func (db *DB) AuditEntry(ctx context.Context, idx uint64) (audit.Entry, error) {
-	return db.auditEntryBy(ctx, sqlAuditEntryByIndex, int64(idx))
+func (tr *AuditTree) AuditEntry(ctx context.Context, idx uint64) (audit.Entry, error) {
+	return tr.auditEntryBy(ctx, sqlAuditEntryByIndex, int64(idx))
 }
 
 // AuditEntryByDecision returns the logged entry of a decision; ENotFound
 // if it is not (or not yet) in the log.
-func (db *DB) AuditEntryByDecision(ctx context.Context, decisionID string) (audit.Entry, error) {
-	return db.auditEntryBy(ctx, sqlAuditEntryByDecision, decisionID)
+func (tr *AuditTree) AuditEntryByDecision(ctx context.Context, decisionID string) (audit.Entry, error) {
+	return tr.auditEntryBy(ctx, sqlAuditEntryByDecision, decisionID)
 }
 
-func (db *DB) auditEntryBy(ctx context.Context, sql string, arg any) (audit.Entry, error) {
+func (tr *AuditTree) auditEntryBy(ctx context.Context, sql string, arg any) (audit.Entry, error) {
 	var leaf []byte
-	if err := db.q(ctx).QueryRow(ctx, sql, arg).Scan(&leaf); err != nil {
+	if err := tr.db.q(ctx).QueryRow(ctx, sql, arg).Scan(&leaf); err != nil {
 		return audit.Entry{}, Translate(err)
 	}
 	e, err := audit.ParseEntry(leaf)
@@ -196,56 +207,4 @@ func (db *DB) auditEntryBy(ctx context.Context, sql string, arg any) (audit.Entr
 		return audit.Entry{}, fmt.Errorf("stored audit leaf: %w", err)
 	}
 	return e, nil
-}
-
-// AuditCounts counts entries per bucket (starting at from), actor, purpose
-// and outcome, over [from, to). Whole-hour buckets are read from counters
-// kept at integration, so the range is widened to whole hours (from rounded
-// down, to up); shorter buckets are counted exactly from the entries of
-// the range.
-func (db *DB) AuditCounts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
-	if bucket <= 0 || !from.Before(to) {
-		return nil, broker.Errorf(broker.EInvalid, "need a positive bucket and from before to")
-	}
-	var rows pgx.Rows
-	var err error
-	if bucket%time.Hour == 0 {
-		rows, err = db.q(ctx).Query(ctx, sqlAuditCountsHourly, from.UTC().Truncate(time.Hour), to, bucket.Microseconds())
-	} else {
-		w, werr := db.auditWhere(ctx, broker.AuditFilter{From: from, To: to})
-		if werr != nil || w.empty {
-			return nil, werr
-		}
-		w.args = append(w.args, from, bucket.Microseconds())
-		sql := fmt.Sprintf(`SELECT date_bin($%d::bigint * interval '1 microsecond', time, $%d) AS b, actor, purpose,
-			outcome, count(*) FROM audit_entries%s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
-			len(w.args), len(w.args)-1, w.sql())
-		rows, err = db.q(ctx).Query(ctx, sql, w.customPlan()...)
-	}
-	if err != nil {
-		return nil, Translate(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.AuditCount, error) {
-		var c broker.AuditCount
-		err := r.Scan(&c.Bucket, &c.Actor, &c.Purpose, &c.Outcome, &c.Count)
-		c.Bucket = c.Bucket.UTC()
-		return c, err
-	})
-	return out, Translate(err)
-}
-
-// ReleasedMatrix returns what was actually released: actor × field ×
-// purpose, from counters kept at integration.
-func (db *DB) ReleasedMatrix(ctx context.Context) ([]broker.ReleasedCell, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlAuditReleasedMatrix)
-	if err != nil {
-		return nil, Translate(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (broker.ReleasedCell, error) {
-		var c broker.ReleasedCell
-		err := r.Scan(&c.Actor, &c.Field, &c.Purpose, &c.Count, &c.First, &c.Last)
-		c.First, c.Last = c.First.UTC(), c.Last.UTC()
-		return c, err
-	})
-	return out, Translate(err)
 }

@@ -12,8 +12,8 @@ import (
 // or the end of a handover takes effect without a restart of the server.
 // keys is asked every interval; it may reload key files. A sequencer that
 // stops on its own ends this with its error.
-func (db *DB) RunAuditSequencerRestarting(ctx context.Context, config func() SequencerConfig, keys func() string, every time.Duration) error {
-	return runRestarting(ctx, func(ctx context.Context) error { return db.RunAuditSequencer(ctx, config()) }, keys, every)
+func (lg *AuditLog) RunAuditSequencerRestarting(ctx context.Context, config func() SequencerConfig, keys func() string, every time.Duration) error {
+	return runRestarting(ctx, func(ctx context.Context) error { return lg.RunAuditSequencer(ctx, config()) }, keys, every)
 }
 
 // runRestarting runs run until ctx ends, restarting it whenever version()

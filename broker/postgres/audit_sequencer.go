@@ -117,7 +117,7 @@ func readAuditHead(ctx context.Context, tx pgx.Tx) (auditHead, error) {
 // checkpoint if the tree grew past the latest one. It returns the number of
 // entries integrated. It is the synchronous form of RunAuditSequencer, for
 // tests and `brokerctl audit checkpoint`, and safe to run beside it.
-func (db *DB) IntegrateAudit(ctx context.Context, cfg SequencerConfig) (int, error) {
+func (lg *AuditLog) IntegrateAudit(ctx context.Context, cfg SequencerConfig) (int, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return 0, broker.Wrap(broker.EInvalid, err, "invalid audit sequencer configuration")
@@ -125,12 +125,12 @@ func (db *DB) IntegrateAudit(ctx context.Context, cfg SequencerConfig) (int, err
 	// Only what is pending now, so that busy appenders cannot keep this
 	// call going.
 	var upTo int64
-	if err := db.Pool.QueryRow(ctx, sqlAuditMaxPending).Scan(&upTo); err != nil {
+	if err := lg.db.Pool.QueryRow(ctx, sqlAuditMaxPending).Scan(&upTo); err != nil {
 		return 0, Translate(err)
 	}
 	total := 0
 	for upTo > 0 {
-		n, claimed, err := db.integrateAuditBatch(ctx, cfg, false, upTo)
+		n, claimed, err := lg.integrateAuditBatch(ctx, cfg, false, upTo)
 		total += n
 		if err != nil {
 			return total, err
@@ -139,7 +139,7 @@ func (db *DB) IntegrateAudit(ctx context.Context, cfg SequencerConfig) (int, err
 			break
 		}
 	}
-	if _, err := db.PublishCheckpoint(ctx, cfg); err != nil {
+	if _, err := lg.PublishCheckpoint(ctx, cfg); err != nil {
 		return total, err
 	}
 	return total, nil
@@ -164,9 +164,9 @@ type auditRejectedRow struct {
 // passed since the last checkpoint, signs one in the same transaction. It
 // returns the entries integrated and the pending rows claimed (integrated
 // or rejected).
-func (db *DB) integrateAuditBatch(ctx context.Context, cfg SequencerConfig, autoCheckpoint bool, upTo int64) (int, int, error) {
+func (lg *AuditLog) integrateAuditBatch(ctx context.Context, cfg SequencerConfig, autoCheckpoint bool, upTo int64) (int, int, error) {
 	var integrated, claimed int
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, lg.db.Pool, func(tx pgx.Tx) error {
 		integrated, claimed = 0, 0
 		if _, err := tx.Exec(ctx, sqlAuditLockAudit, int64(auditLock)); err != nil {
 			return err
@@ -483,12 +483,12 @@ func writeAuditSideTables(ctx context.Context, tx pgx.Tx, b *auditBatch, rejecte
 // unless the latest checkpoint already covers the tree. It returns the
 // latest checkpoint note afterwards ("" while the log is empty and none
 // was ever published).
-func (db *DB) PublishCheckpoint(ctx context.Context, cfg SequencerConfig) (string, error) {
+func (lg *AuditLog) PublishCheckpoint(ctx context.Context, cfg SequencerConfig) (string, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return "", broker.Wrap(broker.EInvalid, err, "invalid audit sequencer configuration")
 	}
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, lg.db.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlAuditLockAudit, int64(auditLock)); err != nil {
 			return err
 		}
@@ -504,7 +504,7 @@ func (db *DB) PublishCheckpoint(ctx context.Context, cfg SequencerConfig) (strin
 	if err != nil {
 		return "", Translate(err)
 	}
-	note, _, err := db.LatestCheckpoint(ctx)
+	note, _, err := lg.db.AuditTree().LatestCheckpoint(ctx)
 	if broker.IsNotFound(err) {
 		return "", nil
 	}
@@ -535,7 +535,7 @@ func publishAuditLocked(ctx context.Context, tx pgx.Tx, cfg SequencerConfig, siz
 // by a transaction-scoped advisory lock, which a crashed process releases
 // with its connection. Database errors are reported to cfg.OnError and
 // retried with backoff; it returns nil when ctx is done.
-func (db *DB) RunAuditSequencer(ctx context.Context, cfg SequencerConfig) error {
+func (lg *AuditLog) RunAuditSequencer(ctx context.Context, cfg SequencerConfig) error {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return broker.Wrap(broker.EInvalid, err, "invalid audit sequencer configuration")
@@ -544,11 +544,11 @@ func (db *DB) RunAuditSequencer(ctx context.Context, cfg SequencerConfig) error 
 	if report == nil {
 		report = func(err error) { slog.Warn("audit sequencer", "err", err) }
 	}
-	st := db.auditState()
+	st := lg.st
 	backoff := time.Duration(0)
 	first := true
 	for {
-		err := db.auditSequencerPass(ctx, cfg, first)
+		err := lg.auditSequencerPass(ctx, cfg, first)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -581,20 +581,20 @@ const auditWakeCoalesce = 5 * time.Millisecond
 
 // auditSequencerPass integrates what is pending and publishes a checkpoint when
 // one is due.
-func (db *DB) auditSequencerPass(ctx context.Context, cfg SequencerConfig, first bool) error {
+func (lg *AuditLog) auditSequencerPass(ctx context.Context, cfg SequencerConfig, first bool) error {
 	var size, cpSize int64
 	var cpAt time.Time
 	var pending bool
-	if err := db.Pool.QueryRow(ctx, sqlAuditSequencerPoll).Scan(&size, &cpSize, &cpAt, &pending); err != nil {
+	if err := lg.db.Pool.QueryRow(ctx, sqlAuditSequencerPoll).Scan(&size, &cpSize, &cpAt, &pending); err != nil {
 		return Translate(err)
 	}
 	if first && size > max(cpSize, 0) {
-		if _, err := db.PublishCheckpoint(ctx, cfg); err != nil {
+		if _, err := lg.PublishCheckpoint(ctx, cfg); err != nil {
 			return err
 		}
 	}
 	for pending {
-		_, claimed, err := db.integrateAuditBatch(ctx, cfg, true, math.MaxInt64)
+		_, claimed, err := lg.integrateAuditBatch(ctx, cfg, true, math.MaxInt64)
 		if err != nil {
 			return err
 		}
@@ -602,11 +602,11 @@ func (db *DB) auditSequencerPass(ctx context.Context, cfg SequencerConfig, first
 	}
 	// Entries integrated less than Interval after the last checkpoint wait
 	// for the next pass; this publishes them once Interval has passed.
-	if err := db.Pool.QueryRow(ctx, sqlAuditSequencerPoll).Scan(&size, &cpSize, &cpAt, &pending); err != nil {
+	if err := lg.db.Pool.QueryRow(ctx, sqlAuditSequencerPoll).Scan(&size, &cpSize, &cpAt, &pending); err != nil {
 		return Translate(err)
 	}
 	if size > cpSize && time.Since(cpAt) >= cfg.Interval {
-		if _, err := db.PublishCheckpoint(ctx, cfg); err != nil {
+		if _, err := lg.PublishCheckpoint(ctx, cfg); err != nil {
 			return err
 		}
 	}

@@ -61,7 +61,7 @@ func TestAuditTamperKnownAnswers(t *testing.T) {
 
 			t.Run("export", func(t *testing.T) {
 				var buf bytes.Buffer
-				if err := db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
+				if err := db.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 					t.Fatal(err)
 				}
 				_, _, err := audit.VerifyExport(bytes.NewReader(tamperExport(t, buf.Bytes(), tc)), key, nil)
@@ -69,7 +69,7 @@ func TestAuditTamperKnownAnswers(t *testing.T) {
 			})
 			t.Run("database", func(t *testing.T) {
 				tamperDB(t, db, tc)
-				_, _, err := db.VerifyAudit(ctx, key, nil)
+				_, _, err := db.AuditReports().VerifyAudit(ctx, key, nil)
 				want := tc.Want
 				if tc.WantDB != nil {
 					want = *tc.WantDB
@@ -143,7 +143,7 @@ func tamperDB(t *testing.T, db *postgres.DB, tc tamperCase) {
 	case "truncate":
 		auditTamper(t, db, fmt.Sprintf(`DELETE FROM audit_log WHERE idx >= %d`, tc.Index))
 	case "edit":
-		e, err := db.AuditEntry(context.Background(), tc.Index)
+		e, err := db.AuditTree().AuditEntry(context.Background(), tc.Index)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -94,7 +94,7 @@ func auditAppendRange(t testing.TB, db *postgres.DB, from, to int) {
 	for w := range workers {
 		go func() {
 			for i := from + w; i < to; i += workers {
-				if err := db.Append(ctx, auditTestEntry(i)); err != nil {
+				if err := db.Audit().Append(ctx, auditTestEntry(i)); err != nil {
 					errs <- fmt.Errorf("append %d: %w", i, err)
 					return
 				}
@@ -111,7 +111,7 @@ func auditAppendRange(t testing.TB, db *postgres.DB, from, to int) {
 
 func auditIntegrate(t testing.TB, f auditFixture) int {
 	t.Helper()
-	n, err := f.db.IntegrateAudit(context.Background(), f.cfg)
+	n, err := f.db.Audit().IntegrateAudit(context.Background(), f.cfg)
 	if err != nil {
 		t.Fatalf("IntegrateAudit: %v", err)
 	}
@@ -120,7 +120,7 @@ func auditIntegrate(t testing.TB, f auditFixture) int {
 
 func auditVerifyOK(t testing.TB, f auditFixture, wantSize uint64) []byte {
 	t.Helper()
-	size, root, err := f.db.VerifyAudit(context.Background(), f.key, nil)
+	size, root, err := f.db.AuditReports().VerifyAudit(context.Background(), f.key, nil)
 	if err != nil {
 		t.Fatalf("VerifyAudit: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	// The empty log verifies.
-	if size, root, err := f.db.VerifyAudit(ctx, f.key, nil); err != nil || size != 0 || !bytes.Equal(root, audit.EmptyRoot()) {
+	if size, root, err := f.db.AuditReports().VerifyAudit(ctx, f.key, nil); err != nil || size != 0 || !bytes.Equal(root, audit.EmptyRoot()) {
 		t.Fatalf("empty log: %d %x %v", size, root, err)
 	}
 	auditAppendRange(t, f.db, 0, 600)
@@ -148,7 +148,7 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 	tree := audit.NewTree()
 	seen := map[string]bool{}
 	for i := uint64(0); i < 600; i++ {
-		e, err := f.db.AuditEntry(ctx, i)
+		e, err := f.db.AuditTree().AuditEntry(ctx, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 		t.Fatalf("%d distinct decisions; root %x, want %x", len(seen), tree.Root(), root)
 	}
 	// The checkpoint covers the tree and is signed by the key.
-	note, size, err := f.db.LatestCheckpoint(ctx)
+	note, size, err := f.db.AuditTree().LatestCheckpoint(ctx)
 	if err != nil || size != 600 {
 		t.Fatalf("LatestCheckpoint = %d, %v", size, err)
 	}
@@ -171,19 +171,19 @@ func TestAuditAppendIntegrateVerify(t *testing.T) {
 	if err != nil || cp.Size != 600 || !bytes.Equal(cp.Root, root) || cp.Origin != f.cfg.Origin {
 		t.Fatalf("checkpoint %+v: %v", cp, err)
 	}
-	st, err := f.db.AuditStatus(ctx)
+	st, err := f.db.AuditTree().AuditStatus(ctx)
 	if err != nil || st.Size != 600 || st.CheckpointSize != 600 || st.Pending != 0 || st.CheckpointAt == nil {
 		t.Fatalf("AuditStatus = %+v, %v", st, err)
 	}
 	// By decision id; an unknown one is not found.
-	e, err := f.db.AuditEntryByDecision(ctx, auditTestEntry(123).DecisionID)
+	e, err := f.db.AuditTree().AuditEntryByDecision(ctx, auditTestEntry(123).DecisionID)
 	if err != nil || e.Resource != auditTestEntry(123).Resource {
 		t.Fatalf("AuditEntryByDecision = %+v, %v", e, err)
 	}
-	if _, err := f.db.AuditEntryByDecision(ctx, "dec_absent"); !broker.IsNotFound(err) {
+	if _, err := f.db.AuditTree().AuditEntryByDecision(ctx, "dec_absent"); !broker.IsNotFound(err) {
 		t.Fatalf("absent decision: err = %v", err)
 	}
-	if _, err := f.db.AuditEntry(ctx, 600); !broker.IsNotFound(err) {
+	if _, err := f.db.AuditTree().AuditEntry(ctx, 600); !broker.IsNotFound(err) {
 		t.Fatalf("entry beyond the log: err = %v", err)
 	}
 	// A second pass with nothing pending publishes nothing new.
@@ -208,7 +208,7 @@ func TestAuditAppendInTransaction(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := auditTestEntry(1000 + i)
 			err := f.db.InTx(ctx, func(ctx context.Context) error {
-				if err := f.db.Append(ctx, e); err != nil {
+				if err := f.db.Audit().Append(ctx, e); err != nil {
 					return err
 				}
 				return tc.fnErr
@@ -217,7 +217,7 @@ func TestAuditAppendInTransaction(t *testing.T) {
 				t.Fatalf("InTx = %v", err)
 			}
 			auditIntegrate(t, f)
-			_, err = f.db.AuditEntryByDecision(ctx, e.DecisionID)
+			_, err = f.db.AuditTree().AuditEntryByDecision(ctx, e.DecisionID)
 			if tc.visible && err != nil {
 				t.Fatalf("committed entry missing: %v", err)
 			}
@@ -232,7 +232,7 @@ func TestAuditAppendInTransaction(t *testing.T) {
 func TestAuditAppendRejects(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
-	if err := f.db.Append(ctx, auditTestEntry(1)); err != nil {
+	if err := f.db.Audit().Append(ctx, auditTestEntry(1)); err != nil {
 		t.Fatal(err)
 	}
 	noID := auditTestEntry(2)
@@ -253,9 +253,9 @@ func TestAuditAppendRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			if tc.inTx {
-				err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Append(ctx, tc.entry) })
+				err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Audit().Append(ctx, tc.entry) })
 			} else {
-				err = f.db.Append(ctx, tc.entry)
+				err = f.db.Audit().Append(ctx, tc.entry)
 			}
 			if got := broker.ErrorCode(err); got != tc.code {
 				t.Fatalf("code = %q (%v), want %q", got, err, tc.code)
@@ -265,16 +265,16 @@ func TestAuditAppendRejects(t *testing.T) {
 	// A duplicate that reaches the log only after the first was integrated
 	// is set aside by the sequencer, which carries on.
 	auditIntegrate(t, f)
-	if err := f.db.Append(ctx, auditTestEntry(1)); err != nil {
+	if err := f.db.Audit().Append(ctx, auditTestEntry(1)); err != nil {
 		t.Fatalf("re-append after integration: %v", err)
 	}
-	if err := f.db.Append(ctx, auditTestEntry(4)); err != nil {
+	if err := f.db.Audit().Append(ctx, auditTestEntry(4)); err != nil {
 		t.Fatal(err)
 	}
 	if n := auditIntegrate(t, f); n != 1 {
 		t.Fatalf("integrated %d, want only the new entry", n)
 	}
-	st, err := f.db.AuditStatus(ctx)
+	st, err := f.db.AuditTree().AuditStatus(ctx)
 	if err != nil || st.Rejected != 1 || st.Size != 2 || st.Pending != 0 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
@@ -299,7 +299,7 @@ func TestAuditSequencerSetsAsideBadPendingRows(t *testing.T) {
 	if n := auditIntegrate(t, f); n != 5 {
 		t.Fatalf("integrated %d, want 5", n)
 	}
-	st, _ := f.db.AuditStatus(ctx)
+	st, _ := f.db.AuditTree().AuditStatus(ctx)
 	if st.Rejected != 3 || st.Pending != 0 {
 		t.Fatalf("status = %+v", st)
 	}
@@ -320,9 +320,9 @@ func TestAuditConcurrentAppenders(t *testing.T) {
 				n := g*each + i
 				var err error
 				if n%5 == 0 { // some inside transactions, as releases do
-					err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Append(ctx, auditTestEntry(n)) })
+					err = f.db.InTx(ctx, func(ctx context.Context) error { return f.db.Audit().Append(ctx, auditTestEntry(n)) })
 				} else {
-					err = f.db.Append(ctx, auditTestEntry(n))
+					err = f.db.Audit().Append(ctx, auditTestEntry(n))
 				}
 				if err != nil {
 					errs <- err
@@ -348,7 +348,7 @@ func TestAuditDrain(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.db.Append(ctx, auditTestEntry(i)); err != nil {
+			if err := f.db.Audit().Append(ctx, auditTestEntry(i)); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -356,10 +356,10 @@ func TestAuditDrain(t *testing.T) {
 	wg.Wait()
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := f.db.DrainAudit(dctx); err != nil {
+	if err := f.db.Audit().DrainAudit(dctx); err != nil {
 		t.Fatalf("DrainAudit: %v", err)
 	}
-	st, err := f.db.AuditStatus(ctx)
+	st, err := f.db.AuditTree().AuditStatus(ctx)
 	if err != nil || st.Pending != 50 {
 		t.Fatalf("after drain: %+v, %v", st, err)
 	}
@@ -369,13 +369,13 @@ func TestAuditAppendFailsClosed(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	f.db.Pool.Close()
-	err := f.db.Append(ctx, auditTestEntry(1))
+	err := f.db.Audit().Append(ctx, auditTestEntry(1))
 	if code := broker.ErrorCode(err); code != broker.EUnavailable {
 		t.Fatalf("append on a closed pool: code %q (%v), want unavailable", code, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := f.db.Append(cctx, auditTestEntry(2)); err == nil {
+	if err := f.db.Audit().Append(cctx, auditTestEntry(2)); err == nil {
 		t.Fatal("append with a cancelled context succeeded")
 	}
 }
@@ -406,7 +406,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 			defer seqWG.Done()
 			c := cfg
 			c.OnError = func(err error) { t.Errorf("sequencer: %v", err) }
-			if err := db.RunAuditSequencer(ctx, c); err != nil {
+			if err := db.Audit().RunAuditSequencer(ctx, c); err != nil {
 				t.Errorf("RunAuditSequencer: %v", err)
 			}
 		}()
@@ -424,7 +424,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 	// Let the sequencers drain and publish, then stop them.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := dbs[0].AuditStatus(ctx)
+		st, err := dbs[0].AuditTree().AuditStatus(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -460,7 +460,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 	}
 	last := cps[len(cps)-1]
 	for _, cp := range cps[:len(cps)-1] {
-		p, err := dbs[1].ConsistencyProof(context.Background(), cp.Size, last.Size)
+		p, err := dbs[1].AuditTree().ConsistencyProof(context.Background(), cp.Size, last.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -475,18 +475,18 @@ func TestRunAuditSequencerPublishesWithinASecond(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- f.db.RunAuditSequencer(ctx, f.cfg) }()
+	go func() { done <- f.db.Audit().RunAuditSequencer(ctx, f.cfg) }()
 	// By design an entry is in a checkpoint within Interval (800ms) plus one
 	// integration; the bound leaves room for a loaded test machine.
 	const bound = 2500 * time.Millisecond
 	for round := range 3 {
 		e := auditTestEntry(round)
 		start := time.Now()
-		if err := f.db.Append(context.Background(), e); err != nil {
+		if err := f.db.Audit().Append(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
 		for {
-			_, size, err := f.db.LatestCheckpoint(context.Background())
+			_, size, err := f.db.AuditTree().LatestCheckpoint(context.Background())
 			if err == nil && size == uint64(round+1) {
 				break
 			}
@@ -502,7 +502,7 @@ func TestRunAuditSequencerPublishesWithinASecond(t *testing.T) {
 	}
 	bad := f.cfg
 	bad.Key = nil
-	if err := f.db.RunAuditSequencer(context.Background(), bad); broker.ErrorCode(err) != broker.EInvalid {
+	if err := f.db.Audit().RunAuditSequencer(context.Background(), bad); broker.ErrorCode(err) != broker.EInvalid {
 		t.Fatalf("sequencer without a key: %v", err)
 	}
 }
@@ -520,7 +520,7 @@ func auditPopulatedTemplate(t *testing.T) (name string) {
 	}
 	f := auditFixture{db: db, cfg: cfg, key: key}
 	for _, upto := range []int{300, 600, 900, 1000} {
-		prev, _ := f.db.AuditStatus(context.Background())
+		prev, _ := f.db.AuditTree().AuditStatus(context.Background())
 		auditAppendRange(t, db, int(prev.Size), upto)
 		auditIntegrate(t, f)
 	}
@@ -745,7 +745,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := auditCloneDB(t, tpl)
 			tc.tamper(t, db)
-			_, _, err := db.VerifyAudit(context.Background(), key, nil)
+			_, _, err := db.AuditReports().VerifyAudit(context.Background(), key, nil)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -764,14 +764,14 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	t.Run("another key", func(t *testing.T) {
 		db := auditCloneDB(t, tpl)
 		other := audit.PublicKey{Key: make(ed25519.PublicKey, ed25519.PublicKeySize)}
-		if _, _, err := db.VerifyAudit(context.Background(), other, nil); !errors.Is(err, audit.ErrBadSignature) {
+		if _, _, err := db.AuditReports().VerifyAudit(context.Background(), other, nil); !errors.Is(err, audit.ErrBadSignature) {
 			t.Fatalf("err = %v, want ErrBadSignature", err)
 		}
 	})
 	t.Run("untouched copy verifies", func(t *testing.T) {
 		db := auditCloneDB(t, tpl)
 		var calls int
-		size, _, err := db.VerifyAudit(context.Background(), key, func(done, total uint64) {
+		size, _, err := db.AuditReports().VerifyAudit(context.Background(), key, func(done, total uint64) {
 			calls++
 			if done > total || total != 1000 {
 				t.Errorf("progress %d/%d", done, total)
@@ -785,7 +785,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	// append) are no sign of tampering: verification reads in idx order.
 	t.Run("same rows stored out of order verify", func(t *testing.T) {
 		db := auditCloneDB(t, tpl)
-		size0, root0, err := db.VerifyAudit(context.Background(), key, nil)
+		size0, root0, err := db.AuditReports().VerifyAudit(context.Background(), key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -797,7 +797,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		if err := db.Pool.QueryRow(context.Background(), `SELECT idx FROM audit_log LIMIT 1`).Scan(&first); err != nil || first == 0 {
 			t.Fatalf("the first stored row has idx %d (%v): the rows were not reordered", first, err)
 		}
-		size, root, err := db.VerifyAudit(context.Background(), key, nil)
+		size, root, err := db.AuditReports().VerifyAudit(context.Background(), key, nil)
 		if err != nil || size != size0 || !bytes.Equal(root, root0) {
 			t.Fatalf("VerifyAudit = %d, %x, %v; want %d, %x", size, root, err, size0, root0)
 		}
@@ -843,7 +843,7 @@ func auditHTTPServer(t *testing.T, db *postgres.DB) *httptest.Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(audit.PathCheckpoint, func(w http.ResponseWriter, r *http.Request) {
-		note, _, err := db.LatestCheckpoint(r.Context())
+		note, _, err := db.AuditTree().LatestCheckpoint(r.Context())
 		if err != nil {
 			http.Error(w, "none", http.StatusNotFound)
 			return
@@ -852,11 +852,11 @@ func auditHTTPServer(t *testing.T, db *postgres.DB) *httptest.Server {
 		_, _ = w.Write([]byte(note))
 	})
 	mux.HandleFunc(audit.PathInclusionProof, func(w http.ResponseWriter, r *http.Request) {
-		p, err := db.InclusionProof(r.Context(), num(r, "index"), num(r, "size"))
+		p, err := db.AuditTree().InclusionProof(r.Context(), num(r, "index"), num(r, "size"))
 		writeJSON(w, p, err)
 	})
 	mux.HandleFunc(audit.PathConsistencyProof, func(w http.ResponseWriter, r *http.Request) {
-		p, err := db.ConsistencyProof(r.Context(), num(r, "from"), num(r, "to"))
+		p, err := db.AuditTree().ConsistencyProof(r.Context(), num(r, "from"), num(r, "to"))
 		writeJSON(w, p, err)
 	})
 	srv := httptest.NewServer(mux)
@@ -876,7 +876,7 @@ func TestAuditProofsFromTheStore(t *testing.T) {
 		t.Fatalf("Checkpoint = %+v, %v", cp1, err)
 	}
 	for _, i := range []uint64{0, 1, 255, 256, 257, 511, 512, 699} {
-		e, err := f.db.AuditEntry(ctx, i)
+		e, err := f.db.AuditTree().AuditEntry(ctx, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -896,14 +896,14 @@ func TestAuditProofsFromTheStore(t *testing.T) {
 	roots := map[uint64][]byte{0: tree.Root()}
 	hashes := make([][]byte, 1100)
 	for i := uint64(0); i < 1100; i++ {
-		e, _ := f.db.AuditEntry(ctx, i)
+		e, _ := f.db.AuditTree().AuditEntry(ctx, i)
 		leaf, _ := e.Canonical()
 		hashes[i] = audit.LeafHash(leaf)
 		_ = tree.Append(hashes[i], nil)
 		roots[i+1] = tree.Root()
 	}
 	for _, c := range []struct{ i, size uint64 }{{0, 1}, {3, 4}, {255, 256}, {300, 513}, {1023, 1024}, {1099, 1100}, {17, 1025}} {
-		p, err := f.db.InclusionProof(ctx, c.i, c.size)
+		p, err := f.db.AuditTree().InclusionProof(ctx, c.i, c.size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -915,7 +915,7 @@ func TestAuditProofsFromTheStore(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ from, to uint64 }{{0, 5}, {1, 1100}, {256, 512}, {300, 1024}, {700, 1100}, {1100, 1100}} {
-		p, err := f.db.ConsistencyProof(ctx, c.from, c.to)
+		p, err := f.db.AuditTree().ConsistencyProof(ctx, c.from, c.to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -927,11 +927,11 @@ func TestAuditProofsFromTheStore(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"inclusion index = size", func() error { _, err := f.db.InclusionProof(ctx, 5, 5); return err }()},
-		{"inclusion beyond the tree", func() error { _, err := f.db.InclusionProof(ctx, 5, 1101); return err }()},
-		{"inclusion in size 0", func() error { _, err := f.db.InclusionProof(ctx, 0, 0); return err }()},
-		{"consistency from > to", func() error { _, err := f.db.ConsistencyProof(ctx, 9, 8); return err }()},
-		{"consistency beyond the tree", func() error { _, err := f.db.ConsistencyProof(ctx, 8, 1101); return err }()},
+		{"inclusion index = size", func() error { _, err := f.db.AuditTree().InclusionProof(ctx, 5, 5); return err }()},
+		{"inclusion beyond the tree", func() error { _, err := f.db.AuditTree().InclusionProof(ctx, 5, 1101); return err }()},
+		{"inclusion in size 0", func() error { _, err := f.db.AuditTree().InclusionProof(ctx, 0, 0); return err }()},
+		{"consistency from > to", func() error { _, err := f.db.AuditTree().ConsistencyProof(ctx, 9, 8); return err }()},
+		{"consistency beyond the tree", func() error { _, err := f.db.AuditTree().ConsistencyProof(ctx, 8, 1101); return err }()},
 	}
 	for _, b := range bad {
 		if broker.ErrorCode(b.err) != broker.EInvalid {
@@ -949,13 +949,13 @@ func TestAuditEntriesFilters(t *testing.T) {
 	// it, as when a slow transaction commits late.
 	late := auditTestEntry(n)
 	late.Time = auditBase.Add(-time.Hour)
-	if err := f.db.Append(ctx, late); err != nil {
+	if err := f.db.Audit().Append(ctx, late); err != nil {
 		t.Fatal(err)
 	}
 	auditIntegrate(t, f)
 	all := make([]audit.Entry, 0, n+1)
 	for i := uint64(0); i <= n; i++ {
-		e, err := f.db.AuditEntry(ctx, i)
+		e, err := f.db.AuditTree().AuditEntry(ctx, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1000,7 +1000,7 @@ func TestAuditEntriesFilters(t *testing.T) {
 			var got []uint64
 			cursor := ""
 			for page := 0; ; page++ {
-				es, next, err := f.db.AuditEntries(ctx, tc.f, cursor, 37)
+				es, next, err := f.db.AuditReports().AuditEntries(ctx, tc.f, cursor, 37)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1021,11 +1021,11 @@ func TestAuditEntriesFilters(t *testing.T) {
 		})
 	}
 	for _, c := range []string{"nope", "YTE6LTE", "!!"} {
-		if _, _, err := f.db.AuditEntries(ctx, broker.AuditFilter{}, c, 10); broker.ErrorCode(err) != broker.EInvalid {
+		if _, _, err := f.db.AuditReports().AuditEntries(ctx, broker.AuditFilter{}, c, 10); broker.ErrorCode(err) != broker.EInvalid {
 			t.Errorf("cursor %q: err = %v, want invalid", c, err)
 		}
 	}
-	if _, _, err := f.db.AuditEntries(ctx, broker.AuditFilter{From: at(5), To: at(5)}, "", 10); broker.ErrorCode(err) != broker.EInvalid {
+	if _, _, err := f.db.AuditReports().AuditEntries(ctx, broker.AuditFilter{From: at(5), To: at(5)}, "", 10); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("empty time range: err = %v, want invalid", err)
 	}
 }
@@ -1041,7 +1041,7 @@ func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 	for i := n; i < n+9; i++ {
 		e := auditTestEntry(i)
 		e.Time = e.Time.Add(time.Hour)
-		if err := f.db.Append(ctx, e); err != nil {
+		if err := f.db.Audit().Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1064,7 +1064,7 @@ func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 	}
 	for _, bucket := range []time.Duration{time.Hour, 24 * time.Hour, time.Minute, 100 * time.Millisecond} {
 		t.Run(bucket.String(), func(t *testing.T) {
-			got, err := f.db.AuditCounts(ctx, auditBase, auditBase.Add(3*time.Hour), bucket)
+			got, err := f.db.AuditReports().AuditCounts(ctx, auditBase, auditBase.Add(3*time.Hour), bucket)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1083,10 +1083,10 @@ func TestAuditCountsAndReleasedMatrix(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.db.AuditCounts(ctx, auditBase, auditBase, time.Hour); broker.ErrorCode(err) != broker.EInvalid {
+	if _, err := f.db.AuditReports().AuditCounts(ctx, auditBase, auditBase, time.Hour); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("empty range: %v", err)
 	}
-	cells, err := f.db.ReleasedMatrix(ctx)
+	cells, err := f.db.AuditReports().ReleasedMatrix(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1112,26 +1112,26 @@ func TestAuditExport(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := context.Background()
 	var empty bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &empty, broker.AuditFilter{}, postgres.ExportJSONL); broker.ErrorCode(err) != broker.EConflict {
+	if err := f.db.AuditReports().ExportAudit(ctx, &empty, broker.AuditFilter{}, postgres.ExportJSONL); broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("export before any checkpoint: %v", err)
 	}
 	for _, upto := range []int{100, 250, 400} {
-		prev, _ := f.db.AuditStatus(ctx)
+		prev, _ := f.db.AuditTree().AuditStatus(ctx)
 		auditAppendRange(t, f.db, int(prev.Size), upto)
 		auditIntegrate(t, f)
 	}
 	// Entries integrated after the last checkpoint are not in the export.
-	if err := f.db.Append(ctx, auditTestEntry(400)); err != nil {
+	if err := f.db.Audit().Append(ctx, auditTestEntry(400)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.db.IntegrateAudit(ctx, f.cfg); err != nil {
+	if _, err := f.db.Audit().IntegrateAudit(ctx, f.cfg); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = f.db.Pool.Exec(ctx, `DELETE FROM audit_checkpoints WHERE size = 401`)
 
 	t.Run("jsonl verifies offline", func(t *testing.T) {
 		var buf bytes.Buffer
-		if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
+		if err := f.db.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 			t.Fatal(err)
 		}
 		size, root, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), f.key, nil)
@@ -1143,7 +1143,7 @@ func TestAuditExport(t *testing.T) {
 		if err := json.Unmarshal(first, &hdr); err != nil || len(hdr.History) != 2 {
 			t.Fatalf("header %+v: %v", hdr, err)
 		}
-		_, sizeDB, _ := f.db.LatestCheckpoint(ctx)
+		_, sizeDB, _ := f.db.AuditTree().LatestCheckpoint(ctx)
 		if sizeDB != 400 || len(root) != audit.HashSize {
 			t.Fatalf("latest checkpoint %d", sizeDB)
 		}
@@ -1151,7 +1151,7 @@ func TestAuditExport(t *testing.T) {
 	t.Run("filtered jsonl", func(t *testing.T) {
 		var buf bytes.Buffer
 		flt := broker.AuditFilter{Actor: auditActors[0], Outcome: audit.OutcomeDenied}
-		if err := f.db.ExportAudit(ctx, &buf, flt, postgres.ExportJSONL); err != nil {
+		if err := f.db.AuditReports().ExportAudit(ctx, &buf, flt, postgres.ExportJSONL); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), f.key, nil); !errors.Is(err, audit.ErrFilteredExport) {
@@ -1177,7 +1177,7 @@ func TestAuditExport(t *testing.T) {
 	t.Run("csv", func(t *testing.T) {
 		var buf bytes.Buffer
 		flt := broker.AuditFilter{Subject: "sub_0001"}
-		if err := f.db.ExportAudit(ctx, &buf, flt, postgres.ExportCSV); err != nil {
+		if err := f.db.AuditReports().ExportAudit(ctx, &buf, flt, postgres.ExportCSV); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := csv.NewReader(&buf).ReadAll()
@@ -1194,7 +1194,7 @@ func TestAuditExport(t *testing.T) {
 		}
 	})
 	t.Run("unknown format", func(t *testing.T) {
-		if err := f.db.ExportAudit(ctx, &bytes.Buffer{}, broker.AuditFilter{}, "xml"); broker.ErrorCode(err) != broker.EInvalid {
+		if err := f.db.AuditReports().ExportAudit(ctx, &bytes.Buffer{}, broker.AuditFilter{}, "xml"); broker.ErrorCode(err) != broker.EInvalid {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -1205,12 +1205,12 @@ func TestAuditCSVDefusesFormulas(t *testing.T) {
 	ctx := context.Background()
 	e := auditTestEntry(0)
 	e.Reason = "=HYPERLINK(\"x\")"
-	if err := f.db.Append(ctx, e); err != nil {
+	if err := f.db.Audit().Append(ctx, e); err != nil {
 		t.Fatal(err)
 	}
 	auditIntegrate(t, f)
 	var buf bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportCSV); err != nil {
+	if err := f.db.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportCSV); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&buf).ReadAll()
@@ -1234,20 +1234,20 @@ func TestAuditKeyRotation(t *testing.T) {
 	rotated.Key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x77}, ed25519.SeedSize))
 	newKey := audit.PublicKey{Name: rotated.Origin, Key: rotated.Key.Public().(ed25519.PublicKey)}
 	for _, upto := range []int{600, 900} {
-		prev, _ := f.db.AuditStatus(ctx)
+		prev, _ := f.db.AuditTree().AuditStatus(ctx)
 		auditAppendRange(t, f.db, int(prev.Size), upto)
-		if _, err := f.db.IntegrateAudit(ctx, rotated); err != nil {
+		if _, err := f.db.Audit().IntegrateAudit(ctx, rotated); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := f.db.VerifyAudit(ctx, newKey, nil); !errors.Is(err, audit.ErrBadSignature) {
+	if _, _, err := f.db.AuditReports().VerifyAudit(ctx, newKey, nil); !errors.Is(err, audit.ErrBadSignature) {
 		t.Fatalf("VerifyAudit with the new key only: %v, want ErrBadSignature", err)
 	}
-	if size, _, err := f.db.VerifyAuditKeys(ctx, []audit.PublicKey{newKey, f.key}, nil); err != nil || size != 900 {
+	if size, _, err := f.db.AuditReports().VerifyAuditKeys(ctx, []audit.PublicKey{newKey, f.key}, nil); err != nil || size != 900 {
 		t.Fatalf("VerifyAuditKeys with both keys = %d, %v", size, err)
 	}
 	var buf bytes.Buffer
-	if err := f.db.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
+	if err := f.db.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL); err != nil {
 		t.Fatal(err)
 	}
 	export := buf.Bytes()
@@ -1257,7 +1257,7 @@ func TestAuditKeyRotation(t *testing.T) {
 	if size, _, err := audit.VerifyExport(bytes.NewReader(export), audit.KeySet{newKey, f.key}, nil); err != nil || size != 900 {
 		t.Fatalf("VerifyExport with both keys = %d, %v", size, err)
 	}
-	if _, _, err := f.db.VerifyAuditKeys(ctx, nil, nil); broker.ErrorCode(err) != broker.EInvalid {
+	if _, _, err := f.db.AuditReports().VerifyAuditKeys(ctx, nil, nil); broker.ErrorCode(err) != broker.EInvalid {
 		t.Fatalf("no keys: %v", err)
 	}
 }
@@ -1280,7 +1280,7 @@ func TestAuditVerifyEscapedFields(t *testing.T) {
 		if i%4 == 1 {
 			odd[(i/4)%len(odd)](&e)
 		}
-		if err := f.db.Append(ctx, e); err != nil {
+		if err := f.db.Audit().Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1289,7 +1289,7 @@ func TestAuditVerifyEscapedFields(t *testing.T) {
 	}
 	auditVerifyOK(t, f, 40)
 	for i := range 40 {
-		e, err := f.db.AuditEntry(ctx, uint64(i))
+		e, err := f.db.AuditTree().AuditEntry(ctx, uint64(i))
 		if err != nil || (i%4 == 1) == (e.Resource == auditTestEntry(i).Resource && e.Actor == auditTestEntry(i).Actor &&
 			e.Subject == auditTestEntry(i).Subject && e.Purpose == auditTestEntry(i).Purpose) {
 			t.Fatalf("entry %d: %+v, %v", i, e, err)
@@ -1297,7 +1297,7 @@ func TestAuditVerifyEscapedFields(t *testing.T) {
 	}
 	// The row with the quoted resource gets another one.
 	auditTamper(t, f.db, `UPDATE audit_log SET `+auditSetKey(6, `'order:"other"'`)+` WHERE split_part(keys, E'\x1f', 6) = 'order:"quoted"'`)
-	_, _, err := f.db.VerifyAudit(ctx, f.key, nil)
+	_, _, err := f.db.AuditReports().VerifyAudit(ctx, f.key, nil)
 	var ve *audit.VerifyError
 	if !errors.As(err, &ve) || !strings.Contains(ve.Reason, "column resource differs") {
 		t.Fatalf("VerifyAudit after editing an escaped field: %v", err)

@@ -38,20 +38,20 @@ import (
 // parallel (binary COPY in idx order, one connection and one goroutine per
 // range) and joined as compact ranges, so the result is exactly that of a
 // single ordered pass.
-func (db *DB) VerifyAudit(ctx context.Context, key audit.PublicKey, progress func(done, total uint64)) (uint64, []byte, error) {
-	return db.VerifyAuditKeys(ctx, []audit.PublicKey{key}, progress)
+func (rp *AuditReports) VerifyAudit(ctx context.Context, key audit.PublicKey, progress func(done, total uint64)) (uint64, []byte, error) {
+	return rp.VerifyAuditKeys(ctx, []audit.PublicKey{key}, progress)
 }
 
 // VerifyAuditKeys is VerifyAudit with several trusted keys, for a log whose
 // signing key was rotated: every checkpoint checked must be signed by one
 // of them.
-func (db *DB) VerifyAuditKeys(ctx context.Context, keys []audit.PublicKey, progress func(done, total uint64)) (uint64, []byte, error) {
+func (rp *AuditReports) VerifyAuditKeys(ctx context.Context, keys []audit.PublicKey, progress func(done, total uint64)) (uint64, []byte, error) {
 	if len(keys) == 0 {
 		return 0, nil, broker.Errorf(broker.EInvalid, "no key to verify checkpoints with")
 	}
 	var done, total atomic.Uint64
 	stop := startAuditProgress(progress, &done, &total)
-	size, root, err := db.verifyAudit(ctx, keys, &done, &total)
+	size, root, err := rp.verifyAudit(ctx, keys, &done, &total)
 	stop(err == nil)
 	if err != nil {
 		return 0, nil, err
@@ -65,8 +65,8 @@ func auditVerifyParts(size uint64) int {
 	return int(max(1, min(uint64(runtime.GOMAXPROCS(0)), 4, size/minPart)))
 }
 
-func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, total *atomic.Uint64) (uint64, []byte, error) {
-	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+func (rp *AuditReports) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, total *atomic.Uint64) (uint64, []byte, error) {
+	tx, err := rp.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return 0, nil, Translate(err)
 	}
@@ -96,7 +96,7 @@ func (db *DB) verifyAudit(ctx context.Context, keys []audit.PublicKey, done, tot
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = db.auditCopyOutSnapshot(ctxs[k], snapshotID, sql, runs[k].row)
+			errs[k] = rp.auditCopyOutSnapshot(ctxs[k], snapshotID, sql, runs[k].row)
 			runs[k].flushProgress()
 			if errs[k] != nil { // later parts cannot hold the first bad index
 				for j := k + 1; j < parts; j++ {
@@ -512,4 +512,76 @@ func finishAuditVerify(plan *auditVerifyPlan, runs []*auditRowVerifier, errs []e
 			plan.head.maxLagMicros, maxLag)
 	}
 	return n, root, nil
+}
+
+// CosignGrace is how long a fresh checkpoint may go without its witness
+// quorum before VerifyAuditPolicy fails on it; until then the latest
+// checkpoint that has the quorum stands in for it (witnesses cosign within
+// moments, but a verify can start between the signature and the
+// cosignature).
+const CosignGrace = 15 * time.Second
+
+// VerifyAuditPolicy is VerifyAuditKeys that also requires the witness
+// quorum of p (SPEC §2 `audit verify --policy`): the latest checkpoint (or,
+// within CosignGrace of its signing, the latest one with the quorum) must
+// carry valid cosignatures of at least p's quorum, be signed by one of
+// keys, and be a prefix of the verified tree. A log that was forked, or cut
+// back and re-signed by the operator alone, has no such checkpoint. Errors
+// of the quorum wrap audit.ErrNoQuorum.
+func (rp *AuditReports) VerifyAuditPolicy(ctx context.Context, keys []audit.PublicKey, p *audit.Policy, progress func(done, total uint64)) (uint64, []byte, error) {
+	tree := rp.db.AuditTree()
+	note, cpSize, err := tree.CosignedCheckpoint(ctx, 0)
+	if broker.IsNotFound(err) {
+		return 0, nil, fmt.Errorf("%w: no checkpoint published yet", audit.ErrNoQuorum)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if qerr := p.CheckQuorum([]byte(note)); qerr != nil {
+		age, aerr := tree.LatestCheckpointAge(ctx)
+		if aerr != nil || age > CosignGrace {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, qerr)
+		}
+		if note, cpSize, err = tree.CosignedCheckpoint(ctx, max(p.Quorum, 1)); err != nil {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, qerr)
+		}
+		if err := p.CheckQuorum([]byte(note)); err != nil {
+			return 0, nil, fmt.Errorf("checkpoint of size %d: %w", cpSize, err)
+		}
+	}
+	cp, err := verifyNoteWithAnyKey([]byte(note), keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	size, root, err := rp.VerifyAuditKeys(ctx, keys, progress)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The tree just verified must extend the cosigned checkpoint. The proof
+	// comes from the database, but it is checked against the recomputed
+	// root, so it cannot lie.
+	if cp.Size > size {
+		return 0, nil, fmt.Errorf("%w: the cosigned checkpoint has size %d, the log only %d", audit.ErrInconsistent, cp.Size, size)
+	}
+	proof, err := tree.ConsistencyProof(ctx, cp.Size, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := proof.Verify(cp.Root, root); err != nil {
+		return 0, nil, fmt.Errorf("the cosigned checkpoint of size %d: %w", cp.Size, err)
+	}
+	return size, root, nil
+}
+
+// verifyNoteWithAnyKey verifies a checkpoint note with the first of keys
+// that signed it.
+func verifyNoteWithAnyKey(note []byte, keys []audit.PublicKey) (audit.Checkpoint, error) {
+	err := errors.New("no signing key to verify with")
+	for _, k := range keys {
+		var cp audit.Checkpoint
+		if cp, err = k.VerifyCheckpoint(note); err == nil {
+			return cp, nil
+		}
+	}
+	return audit.Checkpoint{}, err
 }

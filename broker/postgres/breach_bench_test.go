@@ -46,14 +46,14 @@ func BenchmarkBreachOpen(b *testing.B) {
 	var affectedN, everyone int
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		size, _, err := db.VerifyAudit(ctx, key, nil)
+		size, _, err := db.AuditReports().VerifyAudit(ctx, key, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		verify += time.Since(start)
 
 		start = time.Now()
-		groups, err := db.AuditReleaseGroups(ctx, day(3), day(13), "retailer:cli_00", size)
+		groups, err := db.AuditReports().AuditReleaseGroups(ctx, day(3), day(13), "retailer:cli_00", size)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func BenchmarkBreachOpen(b *testing.B) {
 		partner += time.Since(start)
 
 		start = time.Now()
-		groups, err = db.AuditReleaseGroups(ctx, day(0), day(31), "", size)
+		groups, err = db.AuditReports().AuditReleaseGroups(ctx, day(0), day(31), "", size)
 		if err != nil {
 			b.Fatal(err)
 		}

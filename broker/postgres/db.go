@@ -18,7 +18,13 @@ import (
 	"github.com/sieve-broker/sieve/migrations"
 )
 
-// DB is the broker's PostgreSQL store.
+// DB is the broker's PostgreSQL handle and the base its stores share: the
+// pools, transactions carried in the context (InTx, InSavepoint,
+// BeforeCommit, AfterCommit), Q and Exec1 for statements that join them,
+// error translation, migrations and named locks. Each job is a narrow
+// type on it, reached from it: Audit (the audit log's writer), AuditTree
+// and AuditReports (its reads), Partners, SubjectKeys and Officers.
+// commerce/postgres builds the shop's store on it the same way.
 type DB struct {
 	Pool *pgxpool.Pool
 	// relaxed is a small pool whose sessions commit without waiting for the
@@ -28,9 +34,10 @@ type DB struct {
 	// stay synchronous, so a database crash never makes a message go twice.
 	relaxed *pgxpool.Pool
 
-	// Per-handle state, made on first use: the audit log's (audit.go).
+	// The audit log's writer, which keeps per-handle state, made on first
+	// use (Audit, audit.go).
 	auditOnce sync.Once
-	auditV    *auditState
+	auditV    *AuditLog
 }
 
 var _ broker.Transactor = (*DB)(nil)

@@ -11,4 +11,11 @@
 // Transactions travel in the context: InTx starts one and passes a context
 // carrying it, and every method called with that context joins it. That is
 // how a release and its audit entry commit together.
+//
+// DB is that base. Each job of the broker's is a narrow type on it,
+// implementing only its ports: AuditLog (DB.Audit) appends and sequences
+// the audit log, AuditTree and AuditReports read it, Partners is the
+// partner registry, SubjectKeys the wrapped data keys and Officers the
+// dashboard's officers and sessions. A consumer takes only the type whose
+// port it uses.
 package postgres

@@ -36,7 +36,7 @@ func AuditReadHashFloor(ctx context.Context, db *DB) (uint64, error) {
 		wg.Go(func() {
 			lh := audit.NewLeafHasher()
 			var h [audit.HashSize]byte
-			errs[k] = db.auditCopyOutSnapshot(ctx, snapshotID, sql, func(f [][]byte) error {
+			errs[k] = db.AuditReports().auditCopyOutSnapshot(ctx, snapshotID, sql, func(f [][]byte) error {
 				return ranges[k].Append(lh.Sum(h[:0], f[5]), nil)
 			})
 		})

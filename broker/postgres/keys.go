@@ -9,10 +9,16 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// Wrapped per-shopper data keys (table subject_keys). Every method joins the
-// transaction carried by ctx, if any, through db.q.
+// SubjectKeys is the store of wrapped per-shopper data keys on a DB
+// (table subject_keys; broker.SubjectKeyStore), and what the Sealer asks
+// of it about transactions (TxIdentity, AfterCommit). Every method joins
+// the transaction carried by ctx, if any.
+type SubjectKeys struct{ db *DB }
 
-var _ broker.SubjectKeyStore = (*DB)(nil)
+// SubjectKeys returns the data-key store on db.
+func (db *DB) SubjectKeys() *SubjectKeys { return &SubjectKeys{db} }
+
+var _ broker.SubjectKeyStore = (*SubjectKeys)(nil)
 
 const (
 	sqlGetSubjectKey = `SELECT key_id, wrapped FROM subject_keys WHERE subject_id = $1`
@@ -53,9 +59,9 @@ WHERE k.subject_id = v.subject_id`
 const putSubjectKeyAttempts = 3
 
 // GetSubjectKey returns the subject's wrapped data key, or ENotFound.
-func (db *DB) GetSubjectKey(ctx context.Context, subject string) (broker.WrappedKey, error) {
+func (st *SubjectKeys) GetSubjectKey(ctx context.Context, subject string) (broker.WrappedKey, error) {
 	k := broker.WrappedKey{Subject: subject}
-	err := db.q(ctx).QueryRow(ctx, sqlGetSubjectKey, subject).Scan(&k.KeyID, &k.Wrapped)
+	err := st.db.q(ctx).QueryRow(ctx, sqlGetSubjectKey, subject).Scan(&k.KeyID, &k.Wrapped)
 	if err != nil {
 		return broker.WrappedKey{}, Translate(err)
 	}
@@ -65,11 +71,11 @@ func (db *DB) GetSubjectKey(ctx context.Context, subject string) (broker.Wrapped
 // PutSubjectKey stores k unless the subject already has a key, and returns
 // the key stored afterwards: k itself, or the one another caller (in this
 // process or another) stored first. Callers must use the returned key.
-func (db *DB) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.WrappedKey, error) {
+func (st *SubjectKeys) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.WrappedKey, error) {
 	if err := validWrappedKey(k); err != nil {
 		return broker.WrappedKey{}, err
 	}
-	q := db.q(ctx)
+	q := st.db.q(ctx)
 	for range putSubjectKeyAttempts {
 		won := broker.WrappedKey{Subject: k.Subject}
 		err := q.QueryRow(ctx, sqlInsertSubjectKey, k.Subject, k.KeyID, k.Wrapped).Scan(&won.KeyID, &won.Wrapped)
@@ -81,7 +87,7 @@ func (db *DB) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.Wr
 		}
 		// Lost the race. Under READ COMMITTED the INSERT waited for the
 		// winner to commit, so this new statement sees its row.
-		winner, err := db.GetSubjectKey(ctx, k.Subject)
+		winner, err := st.GetSubjectKey(ctx, k.Subject)
 		if err == nil {
 			return winner, nil
 		}
@@ -94,19 +100,19 @@ func (db *DB) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.Wr
 
 // DeleteSubjectKey destroys the subject's wrapped data key. A subject without
 // a key is no error, so that erasure can be retried.
-func (db *DB) DeleteSubjectKey(ctx context.Context, subject string) error {
-	_, err := db.q(ctx).Exec(ctx, sqlDeleteSubjectKey, subject)
+func (st *SubjectKeys) DeleteSubjectKey(ctx context.Context, subject string) error {
+	_, err := st.db.q(ctx).Exec(ctx, sqlDeleteSubjectKey, subject)
 	return Translate(err)
 }
 
 // SubjectKeysNotWrappedTo returns up to limit keys whose KeyID is not keyID,
 // after the subject `after` in subject order, locking them for the rest of
 // the caller's transaction.
-func (db *DB) SubjectKeysNotWrappedTo(ctx context.Context, keyID, after string, limit int) ([]broker.WrappedKey, error) {
+func (st *SubjectKeys) SubjectKeysNotWrappedTo(ctx context.Context, keyID, after string, limit int) ([]broker.WrappedKey, error) {
 	if limit <= 0 {
 		return nil, broker.Errorf(broker.EInvalid, "limit must be positive")
 	}
-	rows, err := db.q(ctx).Query(ctx, sqlSubjectKeysNotWrappedTo, keyID, after, limit)
+	rows, err := st.db.q(ctx).Query(ctx, sqlSubjectKeysNotWrappedTo, keyID, after, limit)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -120,7 +126,7 @@ func (db *DB) SubjectKeysNotWrappedTo(ctx context.Context, keyID, after string, 
 
 // ReplaceSubjectKeys swaps the wrapped form (and KeyID) of each given key in
 // one statement. Keys deleted meanwhile stay deleted.
-func (db *DB) ReplaceSubjectKeys(ctx context.Context, keys []broker.WrappedKey) error {
+func (st *SubjectKeys) ReplaceSubjectKeys(ctx context.Context, keys []broker.WrappedKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -140,13 +146,13 @@ func (db *DB) ReplaceSubjectKeys(ctx context.Context, keys []broker.WrappedKey) 
 		seen[k.Subject] = struct{}{}
 		subjects[i], ids[i], wrapped[i] = k.Subject, k.KeyID, k.Wrapped
 	}
-	_, err := db.q(ctx).Exec(ctx, sqlReplaceSubjectKeys, subjects, ids, wrapped)
+	_, err := st.db.q(ctx).Exec(ctx, sqlReplaceSubjectKeys, subjects, ids, wrapped)
 	return Translate(err)
 }
 
 // CountSubjectKeys counts the stored keys by the identity that wraps them.
-func (db *DB) CountSubjectKeys(ctx context.Context) (map[string]int64, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlCountSubjectKeys)
+func (st *SubjectKeys) CountSubjectKeys(ctx context.Context) (map[string]int64, error) {
+	rows, err := st.db.q(ctx).Query(ctx, sqlCountSubjectKeys)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -167,11 +173,17 @@ func (db *DB) CountSubjectKeys(ctx context.Context) (map[string]int64, error) {
 // ctx, or nil outside one. The seal package uses it to tell a data key that
 // may exist only in an uncommitted transaction from a committed one, so that
 // it never caches a key that a rollback takes back.
-func (db *DB) TxIdentity(ctx context.Context) any {
+func (st *SubjectKeys) TxIdentity(ctx context.Context) any {
 	if tx, ok := TxFrom(ctx); ok {
 		return tx
 	}
 	return nil
+}
+
+// AfterCommit is DB.AfterCommit, for the Sealer (seal.CommitNotifier): a
+// data key a transaction created is shared once that transaction commits.
+func (st *SubjectKeys) AfterCommit(ctx context.Context, fn func()) bool {
+	return st.db.AfterCommit(ctx, fn)
 }
 
 func validWrappedKey(k broker.WrappedKey) error {

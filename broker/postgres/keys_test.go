@@ -26,7 +26,7 @@ func sameKey(a, b broker.WrappedKey) bool {
 func mustPut(ctx context.Context, t *testing.T, db *postgres.DB, keys ...broker.WrappedKey) {
 	t.Helper()
 	for _, k := range keys {
-		got, err := db.PutSubjectKey(ctx, k)
+		got, err := db.SubjectKeys().PutSubjectKey(ctx, k)
 		if err != nil {
 			t.Fatalf("PutSubjectKey: %v", err)
 		}
@@ -55,7 +55,7 @@ func TestSubjectKeyPutGetDelete(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := db.PutSubjectKey(ctx, tc.put)
+			got, err := db.SubjectKeys().PutSubjectKey(ctx, tc.put)
 			if code := broker.ErrorCode(err); code != tc.wantCode {
 				t.Fatalf("PutSubjectKey error = %v, want code %q", err, tc.wantCode)
 			}
@@ -65,7 +65,7 @@ func TestSubjectKeyPutGetDelete(t *testing.T) {
 			if !sameKey(got, tc.want) {
 				t.Errorf("PutSubjectKey = %+v, want %+v", got, tc.want)
 			}
-			read, err := db.GetSubjectKey(ctx, tc.put.Subject)
+			read, err := db.SubjectKeys().GetSubjectKey(ctx, tc.put.Subject)
 			if err != nil || !sameKey(read, tc.want) {
 				t.Errorf("GetSubjectKey = %+v, %v; want %+v", read, err, tc.want)
 			}
@@ -73,20 +73,20 @@ func TestSubjectKeyPutGetDelete(t *testing.T) {
 	}
 
 	t.Run("get of an unknown subject is not found", func(t *testing.T) {
-		if _, err := db.GetSubjectKey(ctx, "shp_nobody"); !broker.IsNotFound(err) {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_nobody"); !broker.IsNotFound(err) {
 			t.Fatalf("GetSubjectKey error = %v, want not found", err)
 		}
 	})
 	t.Run("delete destroys the key and is idempotent", func(t *testing.T) {
 		for i := range 2 {
-			if err := db.DeleteSubjectKey(ctx, "shp_a"); err != nil {
+			if err := db.SubjectKeys().DeleteSubjectKey(ctx, "shp_a"); err != nil {
 				t.Fatalf("DeleteSubjectKey #%d: %v", i+1, err)
 			}
 		}
-		if _, err := db.GetSubjectKey(ctx, "shp_a"); !broker.IsNotFound(err) {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_a"); !broker.IsNotFound(err) {
 			t.Fatalf("GetSubjectKey after delete: %v, want not found", err)
 		}
-		if _, err := db.GetSubjectKey(ctx, "shp_b"); err != nil {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_b"); err != nil {
 			t.Fatalf("delete touched another subject: %v", err)
 		}
 	})
@@ -101,7 +101,7 @@ func TestPutSubjectKeyConcurrentFirstWriterWins(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i], errs[i] = db.PutSubjectKey(ctx, wk("shp_race", "k1", fmt.Sprintf("candidate-%d", i)))
+			results[i], errs[i] = db.SubjectKeys().PutSubjectKey(ctx, wk("shp_race", "k1", fmt.Sprintf("candidate-%d", i)))
 		})
 	}
 	wg.Wait()
@@ -113,7 +113,7 @@ func TestPutSubjectKeyConcurrentFirstWriterWins(t *testing.T) {
 			t.Fatalf("put %d saw %q, put 0 saw %q: callers disagree on the key", i, results[i].Wrapped, results[0].Wrapped)
 		}
 	}
-	stored, err := db.GetSubjectKey(ctx, "shp_race")
+	stored, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_race")
 	if err != nil || !sameKey(stored, results[0]) {
 		t.Fatalf("stored key %+v (%v) is not the one every caller got (%+v)", stored, err, results[0])
 	}
@@ -142,7 +142,7 @@ func TestSubjectKeysNotWrappedToPages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			keys, err := db.SubjectKeysNotWrappedTo(ctx, tc.keyID, tc.after, tc.limit)
+			keys, err := db.SubjectKeys().SubjectKeysNotWrappedTo(ctx, tc.keyID, tc.after, tc.limit)
 			if code := broker.ErrorCode(err); code != tc.wantCode {
 				t.Fatalf("error = %v, want code %q", err, tc.wantCode)
 			}
@@ -164,19 +164,19 @@ func TestReplaceAndCountSubjectKeys(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	mustPut(ctx, t, db, wk("shp_1", "old", "w1"), wk("shp_2", "old", "w2"), wk("shp_3", "new", "w3"))
-	if err := db.DeleteSubjectKey(ctx, "shp_2"); err != nil {
+	if err := db.SubjectKeys().DeleteSubjectKey(ctx, "shp_2"); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("replaces existing rows and never resurrects deleted ones", func(t *testing.T) {
-		err := db.ReplaceSubjectKeys(ctx, []broker.WrappedKey{wk("shp_1", "new", "r1"), wk("shp_2", "new", "r2")})
+		err := db.SubjectKeys().ReplaceSubjectKeys(ctx, []broker.WrappedKey{wk("shp_1", "new", "r1"), wk("shp_2", "new", "r2")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := db.GetSubjectKey(ctx, "shp_1"); err != nil || !sameKey(got, wk("shp_1", "new", "r1")) {
+		if got, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_1"); err != nil || !sameKey(got, wk("shp_1", "new", "r1")) {
 			t.Errorf("shp_1 = %+v, %v", got, err)
 		}
-		if _, err := db.GetSubjectKey(ctx, "shp_2"); !broker.IsNotFound(err) {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_2"); !broker.IsNotFound(err) {
 			t.Errorf("deleted key came back: %v", err)
 		}
 		var rewrapped bool
@@ -195,23 +195,23 @@ func TestReplaceAndCountSubjectKeys(t *testing.T) {
 	}
 	for _, tc := range invalid {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
-			if err := db.ReplaceSubjectKeys(ctx, tc.keys); broker.ErrorCode(err) != broker.EInvalid {
+			if err := db.SubjectKeys().ReplaceSubjectKeys(ctx, tc.keys); broker.ErrorCode(err) != broker.EInvalid {
 				t.Fatalf("error = %v, want invalid", err)
 			}
-			if got, _ := db.GetSubjectKey(ctx, "shp_1"); !sameKey(got, wk("shp_1", "new", "r1")) {
+			if got, _ := db.SubjectKeys().GetSubjectKey(ctx, "shp_1"); !sameKey(got, wk("shp_1", "new", "r1")) {
 				t.Fatalf("a rejected batch changed shp_1 to %+v", got)
 			}
 		})
 	}
 
 	t.Run("an empty batch is a no-op", func(t *testing.T) {
-		if err := db.ReplaceSubjectKeys(ctx, nil); err != nil {
+		if err := db.SubjectKeys().ReplaceSubjectKeys(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("count by key id", func(t *testing.T) {
-		counts, err := db.CountSubjectKeys(ctx)
+		counts, err := db.SubjectKeys().CountSubjectKeys(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,19 +226,19 @@ var errRollback = errors.New("roll back")
 func TestSubjectKeysJoinTheCallersTransaction(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
-	if db.TxIdentity(ctx) != nil {
+	if db.SubjectKeys().TxIdentity(ctx) != nil {
 		t.Fatal("TxIdentity outside a transaction is not nil")
 	}
 	err := db.InTx(ctx, func(ctx context.Context) error {
-		id := db.TxIdentity(ctx)
-		if id == nil || id != db.TxIdentity(context.WithValue(ctx, otherKey{}, 1)) {
+		id := db.SubjectKeys().TxIdentity(ctx)
+		if id == nil || id != db.SubjectKeys().TxIdentity(context.WithValue(ctx, otherKey{}, 1)) {
 			t.Error("TxIdentity inside a transaction is nil or unstable")
 		}
 		mustPut(ctx, t, db, wk("shp_tx", "k1", "uncommitted"))
-		if _, err := db.GetSubjectKey(ctx, "shp_tx"); err != nil {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_tx"); err != nil {
 			t.Errorf("the transaction does not see its own key: %v", err)
 		}
-		if _, err := db.GetSubjectKey(context.Background(), "shp_tx"); !broker.IsNotFound(err) {
+		if _, err := db.SubjectKeys().GetSubjectKey(context.Background(), "shp_tx"); !broker.IsNotFound(err) {
 			t.Errorf("an uncommitted key is visible outside the transaction: %v", err)
 		}
 		return errRollback
@@ -246,7 +246,7 @@ func TestSubjectKeysJoinTheCallersTransaction(t *testing.T) {
 	if !errors.Is(err, errRollback) {
 		t.Fatalf("InTx = %v", err)
 	}
-	if _, err := db.GetSubjectKey(ctx, "shp_tx"); !broker.IsNotFound(err) {
+	if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_tx"); !broker.IsNotFound(err) {
 		t.Fatalf("a rolled-back key survived: %v", err)
 	}
 }
@@ -260,19 +260,19 @@ func TestSubjectKeysNotWrappedToLocksAgainstErasure(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- db.InTx(ctx, func(ctx context.Context) error {
-			if _, err := db.SubjectKeysNotWrappedTo(ctx, "new", "", 10); err != nil {
+			if _, err := db.SubjectKeys().SubjectKeysNotWrappedTo(ctx, "new", "", 10); err != nil {
 				return err
 			}
 			close(locked)
 			<-release
-			return db.ReplaceSubjectKeys(ctx, []broker.WrappedKey{wk("shp_1", "new", "r1")})
+			return db.SubjectKeys().ReplaceSubjectKeys(ctx, []broker.WrappedKey{wk("shp_1", "new", "r1")})
 		})
 	}()
 	<-locked
 	// The erasure must wait for the re-wrap to commit instead of being
 	// overwritten by it.
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	err := db.DeleteSubjectKey(short, "shp_1")
+	err := db.SubjectKeys().DeleteSubjectKey(short, "shp_1")
 	cancel()
 	if err == nil {
 		t.Fatal("DeleteSubjectKey did not wait for the re-wrap holding the row")
@@ -281,10 +281,10 @@ func TestSubjectKeysNotWrappedToLocksAgainstErasure(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DeleteSubjectKey(ctx, "shp_1"); err != nil {
+	if err := db.SubjectKeys().DeleteSubjectKey(ctx, "shp_1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.GetSubjectKey(ctx, "shp_1"); !broker.IsNotFound(err) {
+	if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_1"); !broker.IsNotFound(err) {
 		t.Fatalf("key survived its erasure: %v", err)
 	}
 }

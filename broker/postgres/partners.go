@@ -11,7 +11,16 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-var _ broker.PartnerStore = (*DB)(nil)
+// Partners is the partner registry on a DB (broker.PartnerStore): the
+// partners, their secrets and token revocation, their webhooks and default
+// couriers (this file), and their legal registry entries and service
+// areas (registry.go).
+type Partners struct{ db *DB }
+
+// Partners returns the partner registry on db.
+func (db *DB) Partners() *Partners { return &Partners{db} }
+
+var _ broker.PartnerStore = (*Partners)(nil)
 
 // partnerCols is the column list every partner query reads, in the order
 // scanPartner expects.
@@ -61,7 +70,7 @@ const constraintStoreRetailer = "partners_store_retailer"
 
 // CreatePartner registers p. A second enabled retailer for the same store
 // is a conflict, as is an existing id.
-func (db *DB) CreatePartner(ctx context.Context, p broker.Partner) error {
+func (st *Partners) CreatePartner(ctx context.Context, p broker.Partner) error {
 	var created *time.Time
 	if !p.CreatedAt.IsZero() {
 		created = &p.CreatedAt
@@ -70,20 +79,20 @@ func (db *DB) CreatePartner(ctx context.Context, p broker.Partner) error {
 	if scopes == nil {
 		scopes = []string{} // NOT NULL: no scopes is an empty array
 	}
-	_, err := db.q(ctx).Exec(ctx, sqlInsertPartner, p.ID, p.Name, string(p.Kind), scopes,
+	_, err := st.db.q(ctx).Exec(ctx, sqlInsertPartner, p.ID, p.Name, string(p.Kind), scopes,
 		p.Store, p.WebhookURL, p.Disabled, created, p.SecretHash, p.SealedSecret)
 	return translateStoreConflict(err)
 }
 
 // GetPartner returns the partner with client id id, or ENotFound.
-func (db *DB) GetPartner(ctx context.Context, id string) (broker.Partner, error) {
-	p, err := scanPartner(db.q(ctx).QueryRow(ctx, sqlGetPartner, id))
+func (st *Partners) GetPartner(ctx context.Context, id string) (broker.Partner, error) {
+	p, err := scanPartner(st.db.q(ctx).QueryRow(ctx, sqlGetPartner, id))
 	return p, Translate(err)
 }
 
 // ListPartners returns every partner, in creation order.
-func (db *DB) ListPartners(ctx context.Context) ([]broker.Partner, error) {
-	rows, err := db.q(ctx).Query(ctx, sqlListPartners)
+func (st *Partners) ListPartners(ctx context.Context) ([]broker.Partner, error) {
+	rows, err := st.db.q(ctx).Query(ctx, sqlListPartners)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -96,8 +105,8 @@ func (db *DB) ListPartners(ctx context.Context) ([]broker.Partner, error) {
 // SetPartnerDisabled disables or re-enables a partner; ENotFound when there
 // is none. Re-enabling a retailer whose store another enabled retailer now
 // serves is a conflict.
-func (db *DB) SetPartnerDisabled(ctx context.Context, id string, disabled bool) error {
-	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerDisabled, id, disabled)
+func (st *Partners) SetPartnerDisabled(ctx context.Context, id string, disabled bool) error {
+	tag, err := st.db.q(ctx).Exec(ctx, sqlSetPartnerDisabled, id, disabled)
 	if err != nil {
 		return translateStoreConflict(err)
 	}
@@ -109,8 +118,8 @@ func (db *DB) SetPartnerDisabled(ctx context.Context, id string, disabled bool) 
 
 // SetPartnerSecret replaces a partner's secret hash and sealed secret;
 // ENotFound when there is none.
-func (db *DB) SetPartnerSecret(ctx context.Context, id, secretHash string, sealedSecret []byte) error {
-	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerSecret, id, secretHash, sealedSecret)
+func (st *Partners) SetPartnerSecret(ctx context.Context, id, secretHash string, sealedSecret []byte) error {
+	tag, err := st.db.q(ctx).Exec(ctx, sqlSetPartnerSecret, id, secretHash, sealedSecret)
 	if err != nil {
 		return Translate(err)
 	}
@@ -123,16 +132,16 @@ func (db *DB) SetPartnerSecret(ctx context.Context, id, secretHash string, seale
 // RevokePartnerTokens refuses, from now on, every access token of the
 // partner issued until now (partners.not_before) and returns that instant;
 // ENotFound when there is none.
-func (db *DB) RevokePartnerTokens(ctx context.Context, id string) (time.Time, error) {
+func (st *Partners) RevokePartnerTokens(ctx context.Context, id string) (time.Time, error) {
 	var nb time.Time
-	err := db.q(ctx).QueryRow(ctx, sqlRevokePartnerTokens, id).Scan(&nb)
+	err := st.db.q(ctx).QueryRow(ctx, sqlRevokePartnerTokens, id).Scan(&nb)
 	return nb, Translate(err)
 }
 
 // RetailerForStore returns the enabled retailer created with that store,
 // else the first enabled retailer created; ENotFound when there is none.
-func (db *DB) RetailerForStore(ctx context.Context, store string) (broker.Partner, error) {
-	p, err := scanPartner(db.q(ctx).QueryRow(ctx, sqlRetailerForStore, store))
+func (st *Partners) RetailerForStore(ctx context.Context, store string) (broker.Partner, error) {
+	p, err := scanPartner(st.db.q(ctx).QueryRow(ctx, sqlRetailerForStore, store))
 	return p, Translate(err)
 }
 
@@ -186,9 +195,9 @@ func translateStoreConflict(err error) error {
 // courier when they go out for delivery without an explicit dispatch.
 // ENotFound when id is no retailer; EInvalid when courier is not an
 // enabled logistics partner.
-func (db *DB) SetDefaultCourier(ctx context.Context, id, courier string) error {
+func (st *Partners) SetDefaultCourier(ctx context.Context, id, courier string) error {
 	if courier != "" {
-		c, err := db.GetPartner(ctx, courier)
+		c, err := st.GetPartner(ctx, courier)
 		if broker.IsNotFound(err) || (err == nil && (c.Kind != broker.KindLogistics || c.Disabled)) {
 			return broker.Errorf(broker.EInvalid, "the courier must be an enabled logistics partner")
 		}
@@ -196,7 +205,7 @@ func (db *DB) SetDefaultCourier(ctx context.Context, id, courier string) error {
 			return err
 		}
 	}
-	tag, err := db.q(ctx).Exec(ctx, `UPDATE partners SET default_courier = NULLIF($2, '') WHERE id = $1 AND kind = 'retailer'`,
+	tag, err := st.db.q(ctx).Exec(ctx, `UPDATE partners SET default_courier = NULLIF($2, '') WHERE id = $1 AND kind = 'retailer'`,
 		id, courier)
 	if err != nil {
 		return Translate(err)
@@ -213,8 +222,8 @@ const sqlSetPartnerWebhook = `UPDATE partners SET webhook_url = NULLIF($2, '') W
 // SetPartnerWebhook replaces a partner's webhook URL ("" removes it);
 // ENotFound when there is none. The caller validates the URL (brokerctl
 // partner update checks it against the webhook address guard).
-func (db *DB) SetPartnerWebhook(ctx context.Context, id, webhookURL string) error {
-	tag, err := db.q(ctx).Exec(ctx, sqlSetPartnerWebhook, id, webhookURL)
+func (st *Partners) SetPartnerWebhook(ctx context.Context, id, webhookURL string) error {
+	tag, err := st.db.q(ctx).Exec(ctx, sqlSetPartnerWebhook, id, webhookURL)
 	if err != nil {
 		return Translate(err)
 	}

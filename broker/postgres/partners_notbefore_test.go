@@ -27,7 +27,7 @@ func TestPartnerNotBefore(t *testing.T) {
 	mustCreate(t, db, testPartner("cli_a", broker.KindAnalytics, ""))
 	get := func() time.Time {
 		t.Helper()
-		p, err := db.GetPartner(ctx, "cli_a")
+		p, err := db.Partners().GetPartner(ctx, "cli_a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,24 +37,24 @@ func TestPartnerNotBefore(t *testing.T) {
 		t.Fatalf("a new partner has not-before %v, want none", nb)
 	}
 	before := time.Now().Add(-time.Second)
-	if err := db.SetPartnerDisabled(ctx, "cli_a", true); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_a", true); err != nil {
 		t.Fatal(err)
 	}
 	disabled := get()
 	if disabled.Before(before) {
 		t.Fatalf("after disable: not-before %v, want about now", disabled)
 	}
-	if err := db.SetPartnerDisabled(ctx, "cli_a", false); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_a", false); err != nil {
 		t.Fatal(err)
 	}
 	if nb := get(); !nb.Equal(disabled) {
 		t.Errorf("enable moved not-before from %v to %v", disabled, nb)
 	}
-	revoked, err := db.RevokePartnerTokens(ctx, "cli_a")
+	revoked, err := db.Partners().RevokePartnerTokens(ctx, "cli_a")
 	if err != nil || !revoked.After(disabled) || !get().Equal(revoked) {
 		t.Errorf("revoke: %v (stored %v), %v; want after %v", revoked, get(), err, disabled)
 	}
-	if _, err := db.RevokePartnerTokens(ctx, "cli_none"); broker.ErrorCode(err) != broker.ENotFound {
+	if _, err := db.Partners().RevokePartnerTokens(ctx, "cli_none"); broker.ErrorCode(err) != broker.ENotFound {
 		t.Errorf("revoke unknown: %v, want not found", err)
 	}
 }

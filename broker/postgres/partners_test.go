@@ -20,7 +20,7 @@ func testPartner(id string, kind broker.PartyKind, store string) broker.Partner 
 
 func mustCreate(t *testing.T, db *postgres.DB, p broker.Partner) {
 	t.Helper()
-	if err := db.CreatePartner(context.Background(), p); err != nil {
+	if err := db.Partners().CreatePartner(context.Background(), p); err != nil {
 		t.Fatalf("CreatePartner(%s): %v", p.ID, err)
 	}
 }
@@ -39,7 +39,7 @@ func TestPartnerRoundTrip(t *testing.T) {
 	before := time.Now()
 	mustCreate(t, db, bare)
 
-	got, err := db.GetPartner(ctx, full.ID)
+	got, err := db.Partners().GetPartner(ctx, full.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestPartnerRoundTrip(t *testing.T) {
 		t.Errorf("GetPartner = %+v, want %+v", got, full)
 	}
 
-	got, err = db.GetPartner(ctx, bare.ID)
+	got, err = db.Partners().GetPartner(ctx, bare.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestPartnerRoundTrip(t *testing.T) {
 		t.Errorf("bare partner = %+v: want empty store, webhook, sealed secret and a non-nil empty scope list", got)
 	}
 
-	list, err := db.ListPartners(ctx)
+	list, err := db.Partners().ListPartners(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +96,13 @@ func TestPartnerErrors(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"get unknown", func() error { _, err := db.GetPartner(ctx, "cli_none"); return err }(), broker.ENotFound},
-		{"duplicate id", db.CreatePartner(ctx, testPartner("cli_a", broker.KindLogistics, "")), broker.EConflict},
-		{"bad kind", db.CreatePartner(ctx, testPartner("cli_k", "shopper", "")), broker.EInvalid},
-		{"store on a non-retailer", db.CreatePartner(ctx, testPartner("cli_s", broker.KindLogistics, "111")), broker.EInvalid},
-		{"second enabled retailer for a store", db.CreatePartner(ctx, testPartner("cli_b", broker.KindRetailer, "111")), broker.EConflict},
-		{"disable unknown", db.SetPartnerDisabled(ctx, "cli_none", true), broker.ENotFound},
-		{"set secret of unknown", db.SetPartnerSecret(ctx, "cli_none", "h", nil), broker.ENotFound},
+		{"get unknown", func() error { _, err := db.Partners().GetPartner(ctx, "cli_none"); return err }(), broker.ENotFound},
+		{"duplicate id", db.Partners().CreatePartner(ctx, testPartner("cli_a", broker.KindLogistics, "")), broker.EConflict},
+		{"bad kind", db.Partners().CreatePartner(ctx, testPartner("cli_k", "shopper", "")), broker.EInvalid},
+		{"store on a non-retailer", db.Partners().CreatePartner(ctx, testPartner("cli_s", broker.KindLogistics, "111")), broker.EInvalid},
+		{"second enabled retailer for a store", db.Partners().CreatePartner(ctx, testPartner("cli_b", broker.KindRetailer, "111")), broker.EConflict},
+		{"disable unknown", db.Partners().SetPartnerDisabled(ctx, "cli_none", true), broker.ENotFound},
+		{"set secret of unknown", db.Partners().SetPartnerSecret(ctx, "cli_none", "h", nil), broker.ENotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,23 +118,23 @@ func TestPartnerUpdates(t *testing.T) {
 	ctx := context.Background()
 	mustCreate(t, db, testPartner("cli_a", broker.KindAnalytics, ""))
 
-	if err := db.SetPartnerDisabled(ctx, "cli_a", true); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_a", true); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := db.GetPartner(ctx, "cli_a"); err != nil || !p.Disabled {
+	if p, err := db.Partners().GetPartner(ctx, "cli_a"); err != nil || !p.Disabled {
 		t.Fatalf("after disable: %+v, %v", p, err)
 	}
-	if err := db.SetPartnerDisabled(ctx, "cli_a", false); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_a", false); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := db.GetPartner(ctx, "cli_a"); err != nil || p.Disabled {
+	if p, err := db.Partners().GetPartner(ctx, "cli_a"); err != nil || p.Disabled {
 		t.Fatalf("after enable: %+v, %v", p, err)
 	}
 
-	if err := db.SetPartnerSecret(ctx, "cli_a", "new-hash", []byte("sealed")); err != nil {
+	if err := db.Partners().SetPartnerSecret(ctx, "cli_a", "new-hash", []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := db.GetPartner(ctx, "cli_a")
+	p, err := db.Partners().GetPartner(ctx, "cli_a")
 	if err != nil || p.SecretHash != "new-hash" || string(p.SealedSecret) != "sealed" {
 		t.Fatalf("after SetPartnerSecret: hash %q sealed %q, %v", p.SecretHash, p.SealedSecret, err)
 	}
@@ -145,10 +145,10 @@ func TestPartnerWritesJoinTransaction(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
 	err := db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.CreatePartner(ctx, testPartner("cli_tx", broker.KindPayments, "")); err != nil {
+		if err := db.Partners().CreatePartner(ctx, testPartner("cli_tx", broker.KindPayments, "")); err != nil {
 			return err
 		}
-		if _, err := db.GetPartner(ctx, "cli_tx"); err != nil {
+		if _, err := db.Partners().GetPartner(ctx, "cli_tx"); err != nil {
 			return err // visible inside its own transaction
 		}
 		return boom
@@ -156,7 +156,7 @@ func TestPartnerWritesJoinTransaction(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("InTx = %v, want boom", err)
 	}
-	if _, err := db.GetPartner(ctx, "cli_tx"); !broker.IsNotFound(err) {
+	if _, err := db.Partners().GetPartner(ctx, "cli_tx"); !broker.IsNotFound(err) {
 		t.Fatalf("partner created in a rolled-back transaction: GetPartner = %v", err)
 	}
 }
@@ -202,11 +202,11 @@ func TestRetailerForStore(t *testing.T) {
 			for _, s := range tt.steps {
 				if s.create != nil {
 					mustCreate(t, db, *s.create)
-				} else if err := db.SetPartnerDisabled(ctx, s.disable, true); err != nil {
+				} else if err := db.Partners().SetPartnerDisabled(ctx, s.disable, true); err != nil {
 					t.Fatal(err)
 				}
 			}
-			p, err := db.RetailerForStore(ctx, tt.store)
+			p, err := db.Partners().RetailerForStore(ctx, tt.store)
 			switch {
 			case tt.want == "" && !broker.IsNotFound(err):
 				t.Fatalf("RetailerForStore = %s, %v; want ENotFound", p.ID, err)
@@ -221,11 +221,11 @@ func TestReenablingRetailerForTakenStoreConflicts(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	mustCreate(t, db, testPartner("cli_r1", broker.KindRetailer, "111"))
-	if err := db.SetPartnerDisabled(ctx, "cli_r1", true); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_r1", true); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, db, testPartner("cli_r2", broker.KindRetailer, "111"))
-	if err := db.SetPartnerDisabled(ctx, "cli_r1", false); broker.ErrorCode(err) != broker.EConflict {
+	if err := db.Partners().SetPartnerDisabled(ctx, "cli_r1", false); broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("re-enable with the store taken = %v, want EConflict", err)
 	}
 }

@@ -46,7 +46,7 @@ WHERE id = $1`
 // service area; ENotFound when there is none, EInvalid when the result
 // breaks a rule of the schema (a service area on a non-retailer, a bad
 // country code).
-func (db *DB) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerRegistry) error {
+func (st *Partners) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerRegistry) error {
 	str := func(p *string) (bool, string) {
 		if p == nil {
 			return false, ""
@@ -87,7 +87,7 @@ func (db *DB) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerReg
 	}
 	sdSet, sd := b(r.SelfDelivery)
 	aaSet, aa := b(r.AutoAccept)
-	tag, err := db.q(ctx).Exec(ctx, sqlUpdateRegistry, id, roleSet, role, agrSet, agr, expSet, expArg, jurSet, jur,
+	tag, err := st.db.q(ctx).Exec(ctx, sqlUpdateRegistry, id, roleSet, role, agrSet, agr, expSet, expArg, jurSet, jur,
 		basisSet, basis, r.Serves != nil, serves, r.Location != nil, lat, r.ClearLocation, lon,
 		r.RadiusKm != nil, radius, sdSet, sd, aaSet, aa)
 	if err != nil {
@@ -99,23 +99,10 @@ func (db *DB) UpdatePartnerRegistry(ctx context.Context, id string, r PartnerReg
 	return nil
 }
 
-// SetSubjectJurisdiction stores the shopper's country (from the phone's
-// calling code), once; ENotFound when the shopper is gone.
-func (db *DB) SetSubjectJurisdiction(ctx context.Context, id, country string) error {
-	return db.exec1(ctx, `UPDATE subjects SET jurisdiction = $2 WHERE id = $1 AND erased_at IS NULL`, id, country)
-}
-
-// SetSubjectIdentityJurisdiction stores a new shopper's sealed identity
-// and jurisdiction together: one statement on the ingest path.
-func (db *DB) SetSubjectIdentityJurisdiction(ctx context.Context, id string, sealed []byte, country string) error {
-	return db.exec1(ctx, `UPDATE subjects SET sealed_identity = $2, jurisdiction = $3 WHERE id = $1 AND erased_at IS NULL`,
-		id, sealed, country)
-}
-
 // RoutingStores returns the enabled retailers with a service area, in
 // creation order (the partners_areas index).
-func (db *DB) RoutingStores(ctx context.Context) ([]broker.Partner, error) {
-	rows, err := db.q(ctx).Query(ctx, `SELECT `+partnerCols+` FROM partners
+func (st *Partners) RoutingStores(ctx context.Context) ([]broker.Partner, error) {
+	rows, err := st.db.q(ctx).Query(ctx, `SELECT `+partnerCols+` FROM partners
 		WHERE kind = 'retailer' AND NOT disabled AND (serves <> '{}' OR radius_km IS NOT NULL) ORDER BY seq`)
 	if err != nil {
 		return nil, Translate(err)

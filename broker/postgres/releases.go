@@ -29,10 +29,10 @@ const sqlReleaseGroups = `SELECT subject, actor, CASE WHEN p > 0 THEN substring(
 // a subject) logged in [from, to) by actor ("" for every one) among the
 // first size entries, grouped. The grouping gets the memory to stay off
 // disk (a window of a busy month has a group per shopper and recipient).
-func (db *DB) AuditReleaseGroups(ctx context.Context, from, to time.Time, actor string, size uint64) ([]broker.ReleaseGroup, error) {
+func (rp *AuditReports) AuditReleaseGroups(ctx context.Context, from, to time.Time, actor string, size uint64) ([]broker.ReleaseGroup, error) {
 	var out []broker.ReleaseGroup
-	err := db.InTx(ctx, func(ctx context.Context) error {
-		q := db.q(ctx)
+	err := rp.db.InTx(ctx, func(ctx context.Context) error {
+		q := rp.db.q(ctx)
 		if _, err := q.Exec(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
 			return err
 		}

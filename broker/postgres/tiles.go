@@ -29,22 +29,22 @@ const (
 
 // AuditTile returns the tile at level and index with width hashes (256
 // for a full tile), or ENotFound when the tree does not have them all yet.
-func (db *DB) AuditTile(ctx context.Context, level int, index uint64, width int) ([]byte, error) {
+func (tr *AuditTree) AuditTile(ctx context.Context, level int, index uint64, width int) ([]byte, error) {
 	if level < 0 || level > 7 || width < 1 || width > 1<<TileHeight || index > (1<<62)>>TileHeight {
 		return nil, broker.Errorf(broker.EInvalid, "no such tile")
 	}
 	begin := index << TileHeight
-	return db.collectTile(ctx, level, begin, begin+uint64(width), make([]byte, 0, width*audit.HashSize))
+	return tr.collectTile(ctx, level, begin, begin+uint64(width), make([]byte, 0, width*audit.HashSize))
 }
 
 // collectTile reads the hashes of a tile into out.
-func (db *DB) collectTile(ctx context.Context, level int, begin, end uint64, out []byte) ([]byte, error) {
+func (tr *AuditTree) collectTile(ctx context.Context, level int, begin, end uint64, out []byte) ([]byte, error) {
 	var rows pgx.Rows
 	var err error
 	if level == 0 {
-		rows, err = db.q(ctx).Query(ctx, sqlAuditTileLeaves, int64(begin), int64(end))
+		rows, err = tr.db.q(ctx).Query(ctx, sqlAuditTileLeaves, int64(begin), int64(end))
 	} else {
-		rows, err = db.q(ctx).Query(ctx, sqlAuditTileNodes, int64(begin), int64(end), int16(level*TileHeight))
+		rows, err = tr.db.q(ctx).Query(ctx, sqlAuditTileNodes, int64(begin), int64(end), int16(level*TileHeight))
 	}
 	if err != nil {
 		return nil, Translate(err)
@@ -71,13 +71,13 @@ func (db *DB) collectTile(ctx context.Context, level int, begin, end uint64, out
 // AuditEntryBundle returns the entry bundle at index with width entries
 // (256 for a full bundle): each leaf as a big-endian uint16 length and the
 // leaf's canonical bytes. ENotFound when the log does not hold them all.
-func (db *DB) AuditEntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+func (tr *AuditTree) AuditEntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
 	if width < 1 || width > 1<<TileHeight || index > (1<<62)>>TileHeight {
 		return nil, broker.Errorf(broker.EInvalid, "no such entry bundle")
 	}
 	begin := index << TileHeight
 	end := begin + uint64(width)
-	rows, err := db.q(ctx).Query(ctx, sqlAuditTileLeafs, int64(begin), int64(end))
+	rows, err := tr.db.q(ctx).Query(ctx, sqlAuditTileLeafs, int64(begin), int64(end))
 	if err != nil {
 		return nil, Translate(err)
 	}

@@ -52,7 +52,7 @@ func benchAppendSequenced(b *testing.B, withWitness bool) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { db.RunAuditSequencer(ctx, cfg) }) //nolint:errcheck
+	wg.Go(func() { db.Audit().RunAuditSequencer(ctx, cfg) }) //nolint:errcheck
 	if withWitness {
 		lw := witnesstest.Start(b, "witness.bench/a", cfg.Origin)
 		lw.AddLogKey(b, key.String())
@@ -60,7 +60,7 @@ func benchAppendSequenced(b *testing.B, withWitness bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := &witness.Cosigner{Store: db, Policy: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		c := &witness.Cosigner{Store: db.AuditTree(), Policy: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		wg.Go(func() { c.Run(ctx) }) //nolint:errcheck
 	}
 	templates := make([]audit.Entry, 4096)
@@ -76,7 +76,7 @@ func benchAppendSequenced(b *testing.B, withWitness bool) {
 			n := seq.Add(1)
 			e := templates[n%int64(len(templates))]
 			e.DecisionID = "dec_w" + strconv.FormatInt(n, 10)
-			if err := db.Append(ctx, e); err != nil {
+			if err := db.Audit().Append(ctx, e); err != nil {
 				b.Error(err)
 				return
 			}
@@ -84,7 +84,7 @@ func benchAppendSequenced(b *testing.B, withWitness bool) {
 	})
 	// Appended is not the end: wait until the sequencer integrated all.
 	for {
-		st, err := db.AuditStatus(ctx)
+		st, err := db.AuditTree().AuditStatus(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func BenchmarkAuditVerifyPolicy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	note, size, err := db.LatestCheckpoint(ctx)
+	note, size, err := db.AuditTree().LatestCheckpoint(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,11 +124,11 @@ func BenchmarkAuditVerifyPolicy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := db.AddCosignature(ctx, size, label, line); err != nil {
+	if err := db.AuditTree().AddCosignature(ctx, size, label, line); err != nil {
 		b.Fatal(err)
 	}
 	rate := auditEntriesRate(b, func() (uint64, error) {
-		size, _, err := db.VerifyAuditPolicy(ctx, []audit.PublicKey{key}, p, nil)
+		size, _, err := db.AuditReports().VerifyAuditPolicy(ctx, []audit.PublicKey{key}, p, nil)
 		return size, err
 	})
 	if v := auditVerifyRate.Load(); v > 0 {

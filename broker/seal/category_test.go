@@ -23,7 +23,7 @@ var (
 func TestCategoryKeys(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	plain := newSealer(t, kr, db, seal.Options{})
+	plain := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	c := seal.NewCategorySealer(plain)
 
 	legacy := mustSeal(t, plain, "shp_1", invoice, []byte("invoice sealed before the split"))
@@ -31,7 +31,7 @@ func TestCategoryKeys(t *testing.T) {
 	del, _ := c.Seal(ctx, "shp_1", delivery, []byte("12 MG Road"))
 	inv, _ := c.Seal(ctx, "shp_1", invoice, []byte("2 x atta"))
 	for _, k := range []string{"shp_1", "shp_1#fulfilment", "shp_1#invoice"} {
-		if _, err := db.GetSubjectKey(ctx, k); err != nil {
+		if _, err := db.SubjectKeys().GetSubjectKey(ctx, k); err != nil {
 			t.Fatalf("no key %s: %v", k, err)
 		}
 	}
@@ -55,7 +55,7 @@ func TestCategoryKeys(t *testing.T) {
 	if err := plain.RewrapAll(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	counts, err := db.CountSubjectKeys(ctx)
+	counts, err := db.SubjectKeys().CountSubjectKeys(ctx)
 	if err != nil || counts[old] != 0 || counts[kr.Current()] != 3 {
 		t.Fatalf("after rotation keys by identity %v (old %s), want all 3 on %s", counts, old, kr.Current())
 	}
@@ -64,7 +64,7 @@ func TestCategoryKeys(t *testing.T) {
 	if err := c.ShredCategories(ctx, "shp_1", []string{seal.CategoryContact, seal.CategoryFulfilment}); err != nil {
 		t.Fatal(err)
 	}
-	cold := seal.NewCategorySealer(newSealer(t, kr, db, seal.Options{}))
+	cold := seal.NewCategorySealer(newSealer(t, kr, db.SubjectKeys(), seal.Options{}))
 	for name, s := range map[string]*seal.CategorySealer{"shredding": c, "cold": cold} {
 		if _, err := s.Open(ctx, "shp_1", identity, id); !errors.Is(err, seal.ErrErased) {
 			t.Errorf("%s: contact after shred: %v", name, err)

@@ -18,8 +18,8 @@ import (
 func TestShredAcrossSealers(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	a := newSealer(t, kr, db, seal.Options{})
-	b := newSealer(t, kr, db, seal.Options{}) // another process sharing the database
+	a := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
+	b := newSealer(t, kr, db.SubjectKeys(), seal.Options{}) // another process sharing the database
 	pt := []byte(`{"wa_id":"919845000000","name":"Asha"}`)
 	ident := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_1"}
 	sealed := mustSeal(t, a, "shp_1", ident, pt)
@@ -36,7 +36,7 @@ func TestShredAcrossSealers(t *testing.T) {
 	b.Forget("shp_1") // what the erasure announcement does in b's process
 
 	for name, s := range map[string]*seal.Sealer{"shredding sealer": a, "other sealer after Forget": b,
-		"cold sealer": newSealer(t, kr, db, seal.Options{})} {
+		"cold sealer": newSealer(t, kr, db.SubjectKeys(), seal.Options{})} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Open(ctx, "shp_1", ident, sealed)
 			if !errors.Is(err, seal.ErrErased) || broker.ErrorCode(err) != broker.ENotFound || broker.ErrorMessage(err) != "data erased" {
@@ -48,7 +48,7 @@ func TestShredAcrossSealers(t *testing.T) {
 			}
 		})
 	}
-	if _, err := db.GetSubjectKey(ctx, "shp_1"); !broker.IsNotFound(err) {
+	if _, err := db.SubjectKeys().GetSubjectKey(ctx, "shp_1"); !broker.IsNotFound(err) {
 		t.Fatalf("key still stored: %v", err)
 	}
 }
@@ -56,7 +56,7 @@ func TestShredAcrossSealers(t *testing.T) {
 func TestShredInsideATransaction(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	s := newSealer(t, kr, db, seal.Options{})
+	s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	sealed := mustSeal(t, s, "shp_1", addr, []byte("x"))
 	err := db.InTx(ctx, func(txCtx context.Context) error {
 		if err := s.Shred(txCtx, "shp_1"); err != nil {
@@ -78,7 +78,7 @@ func TestShredInsideATransaction(t *testing.T) {
 func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	sealers := []*seal.Sealer{newSealer(t, kr, db, seal.Options{}), newSealer(t, kr, db, seal.Options{})}
+	sealers := []*seal.Sealer{newSealer(t, kr, db.SubjectKeys(), seal.Options{}), newSealer(t, kr, db.SubjectKeys(), seal.Options{})}
 	const perSealer = 16
 	type rec struct {
 		sealed []byte
@@ -108,7 +108,7 @@ func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	counts, err := db.CountSubjectKeys(ctx)
+	counts, err := db.SubjectKeys().CountSubjectKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
 		t.Fatalf("keys after concurrent first use: %v, want exactly one", counts)
 	}
 	// Every record, from either sealer, opens under the one stored key.
-	cold := newSealer(t, kr, db, seal.Options{})
+	cold := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	for _, r := range records {
 		mustOpen(t, cold, "shp_new", addr, r.sealed, r.pt)
 	}
@@ -131,7 +131,7 @@ func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
 func TestRolledBackKeyIsNotReused(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	s := newSealer(t, kr, db, seal.Options{})
+	s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	rollback := errors.New("roll back")
 	for attempt := range 2 {
 		err := db.InTx(ctx, func(txCtx context.Context) error {
@@ -159,7 +159,7 @@ func TestRolledBackKeyIsNotReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	outside := mustSeal(t, s, "shp_tx", addr, []byte("outside"))
-	cold := newSealer(t, kr, db, seal.Options{})
+	cold := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	mustOpen(t, cold, "shp_tx", addr, kept, []byte("kept"))
 	mustOpen(t, cold, "shp_tx", addr, outside, []byte("outside"))
 	mustOpen(t, s, "shp_tx", addr, kept, []byte("kept"))
@@ -175,7 +175,7 @@ func TestRotateRewrapRetire(t *testing.T) {
 				t.Fatal(err)
 			}
 			old := kr.Current()
-			s := newSealer(t, kr, db, seal.Options{})
+			s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 			const n = 7
 			sealed := make([][]byte, n)
 			for i := range n {
@@ -190,7 +190,7 @@ func TestRotateRewrapRetire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := kr.Retire(ctx, old, db); broker.ErrorCode(err) != broker.EConflict {
+			if err := kr.Retire(ctx, old, db.SubjectKeys()); broker.ErrorCode(err) != broker.EConflict {
 				t.Fatalf("Retire before re-wrapping = %v, want conflict", err)
 			}
 			var calls []int64
@@ -205,14 +205,14 @@ func TestRotateRewrapRetire(t *testing.T) {
 			if len(calls) != 1 || calls[0] != n+1 {
 				t.Errorf("progress calls %v, want one batch of %d", calls, n+1)
 			}
-			counts, err := db.CountSubjectKeys(ctx)
+			counts, err := db.SubjectKeys().CountSubjectKeys(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(counts) != 1 || counts[next] != n+1 {
 				t.Fatalf("counts after RewrapAll = %v, want all %d under %s", counts, n+1, next)
 			}
-			if err := kr.Retire(ctx, old, db); err != nil {
+			if err := kr.Retire(ctx, old, db.SubjectKeys()); err != nil {
 				t.Fatalf("Retire after re-wrapping: %v", err)
 			}
 
@@ -224,7 +224,7 @@ func TestRotateRewrapRetire(t *testing.T) {
 			if ids := fresh.IDs(); len(ids) != 1 || ids[0] != next {
 				t.Fatalf("identities on disk after Retire: %v", ids)
 			}
-			cold := newSealer(t, fresh, db, seal.Options{})
+			cold := newSealer(t, fresh, db.SubjectKeys(), seal.Options{})
 			for i := range n {
 				mustOpen(t, cold, fmt.Sprintf("shp_%d", i), addr, sealed[i], []byte{byte(i)})
 			}
@@ -253,7 +253,7 @@ func TestRewrapAllResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.PutSubjectKey(ctx, w); err != nil {
+		if _, err := db.SubjectKeys().PutSubjectKey(ctx, w); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -261,7 +261,7 @@ func TestRewrapAllResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSealer(t, kr, db, seal.Options{})
+	s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 
 	// Interrupted after the first batch.
 	stop, cancel := context.WithCancel(ctx)
@@ -274,7 +274,7 @@ func TestRewrapAllResumes(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted RewrapAll = %v, want context.Canceled", err)
 	}
-	counts, _ := db.CountSubjectKeys(ctx)
+	counts, _ := db.SubjectKeys().CountSubjectKeys(ctx)
 	if counts[next] != seal.RewrapBatch || counts[old] != 100 {
 		t.Fatalf("after one batch: %v", counts)
 	}
@@ -287,19 +287,19 @@ func TestRewrapAllResumes(t *testing.T) {
 	if last != [2]int64{100, 100} {
 		t.Errorf("rerun progress = %v, want [100 100]", last)
 	}
-	counts, _ = db.CountSubjectKeys(ctx)
+	counts, _ = db.SubjectKeys().CountSubjectKeys(ctx)
 	if len(counts) != 1 || counts[next] != n {
 		t.Fatalf("after the rerun: %v", counts)
 	}
 }
 
-var _ broker.SubjectKeyStore = (*postgres.DB)(nil)
+var _ broker.SubjectKeyStore = (*postgres.SubjectKeys)(nil)
 
 // countingStore counts the key reads a Sealer makes of a real store; the
-// embedded *postgres.DB still says which transaction a context is in and
-// when it commits.
+// embedded *postgres.SubjectKeys still says which transaction a context is
+// in and when it commits.
 type countingStore struct {
-	*postgres.DB
+	*postgres.SubjectKeys
 	mu         sync.Mutex
 	gets, puts int
 }
@@ -308,14 +308,14 @@ func (c *countingStore) GetSubjectKey(ctx context.Context, subject string) (brok
 	c.mu.Lock()
 	c.gets++
 	c.mu.Unlock()
-	return c.DB.GetSubjectKey(ctx, subject)
+	return c.SubjectKeys.GetSubjectKey(ctx, subject)
 }
 
 func (c *countingStore) PutSubjectKey(ctx context.Context, k broker.WrappedKey) (broker.WrappedKey, error) {
 	c.mu.Lock()
 	c.puts++
 	c.mu.Unlock()
-	return c.DB.PutSubjectKey(ctx, k)
+	return c.SubjectKeys.PutSubjectKey(ctx, k)
 }
 
 func (c *countingStore) counts() (int, int) {
@@ -324,12 +324,12 @@ func (c *countingStore) counts() (int, int) {
 	return c.gets, c.puts
 }
 
-var _ seal.CommitNotifier = (*postgres.DB)(nil)
+var _ seal.CommitNotifier = (*postgres.SubjectKeys)(nil)
 
 func TestSealNewSkipsTheLookupAndKeepsAnEarlierKey(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	cs := &countingStore{DB: db}
+	cs := &countingStore{SubjectKeys: db.SubjectKeys()}
 	s := newSealer(t, kr, cs, seal.Options{})
 	pt := []byte("hello")
 	sealed, err := s.SealNew(ctx, "shp_new", addr, pt)
@@ -339,11 +339,11 @@ func TestSealNewSkipsTheLookupAndKeepsAnEarlierKey(t *testing.T) {
 	if gets, puts := cs.counts(); gets != 0 || puts != 1 {
 		t.Fatalf("SealNew of a new subject: %d reads, %d writes of its key; want 0 and 1", gets, puts)
 	}
-	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_new", addr, sealed, pt)
+	mustOpen(t, newSealer(t, kr, db.SubjectKeys(), seal.Options{}), "shp_new", addr, sealed, pt)
 
 	// The hint is wrong: another process created the subject's key first.
 	// The stored key wins, and what SealNew sealed opens everywhere.
-	other := newSealer(t, kr, db, seal.Options{})
+	other := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	earlier := mustSeal(t, other, "shp_old", addr, []byte("first"))
 	late, err := s.SealNew(ctx, "shp_old", addr, pt)
 	if err != nil {
@@ -356,7 +356,7 @@ func TestSealNewSkipsTheLookupAndKeepsAnEarlierKey(t *testing.T) {
 func TestKeyCreatedInATransactionIsEveryonesAtCommit(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	cs := &countingStore{DB: db}
+	cs := &countingStore{SubjectKeys: db.SubjectKeys()}
 	s := newSealer(t, kr, cs, seal.Options{})
 	var inside []byte
 	if err := db.InTx(ctx, func(ctx context.Context) error {
@@ -373,7 +373,7 @@ func TestKeyCreatedInATransactionIsEveryonesAtCommit(t *testing.T) {
 	if after, _ := cs.counts(); after != gets {
 		t.Fatalf("%d key reads after the commit, want none", after-gets)
 	}
-	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_tx", addr, outside, []byte("out"))
+	mustOpen(t, newSealer(t, kr, db.SubjectKeys(), seal.Options{}), "shp_tx", addr, outside, []byte("out"))
 
 	// Rolled back: the key is gone, and the cache must not keep using it.
 	rollback := errors.New("roll back")
@@ -390,13 +390,13 @@ func TestKeyCreatedInATransactionIsEveryonesAtCommit(t *testing.T) {
 	if after, _ := cs.counts(); after == gets {
 		t.Fatal("a key from a rolled-back transaction was used without a look at the store")
 	}
-	mustOpen(t, newSealer(t, kr, db, seal.Options{}), "shp_rb", addr, again, []byte("y"))
+	mustOpen(t, newSealer(t, kr, db.SubjectKeys(), seal.Options{}), "shp_rb", addr, again, []byte("y"))
 }
 
 func TestNewSubjectKeySealsBeforeTheSubjectIsStored(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	cs := &countingStore{DB: db}
+	cs := &countingStore{SubjectKeys: db.SubjectKeys()}
 	s := newSealer(t, kr, cs, seal.Options{})
 	ident := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_p"}
 	k, err := s.NewSubjectKey("shp_p")
@@ -409,7 +409,7 @@ func TestNewSubjectKeySealsBeforeTheSubjectIsStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the new shopper's statement does with the wrapped key.
-	if _, err := db.PutSubjectKey(ctx, k.Wrapped()); err != nil {
+	if _, err := db.SubjectKeys().PutSubjectKey(ctx, k.Wrapped()); err != nil {
 		t.Fatal(err)
 	}
 	k.Keep(ctx)
@@ -418,13 +418,13 @@ func TestNewSubjectKeySealsBeforeTheSubjectIsStored(t *testing.T) {
 	if gets, puts := cs.counts(); gets != 0 || puts != 0 {
 		t.Fatalf("%d reads and %d writes of a kept key, want none", gets, puts)
 	}
-	cold := newSealer(t, kr, db, seal.Options{})
+	cold := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	mustOpen(t, cold, "shp_p", ident, sealed, []byte("me"))
 	mustOpen(t, cold, "shp_p", addr, more, []byte("more"))
 
 	// The category sealer's pending key is the contact key, and seals
 	// nothing of another category.
-	c := seal.NewCategorySealer(newSealer(t, kr, db, seal.Options{}))
+	c := seal.NewCategorySealer(newSealer(t, kr, db.SubjectKeys(), seal.Options{}))
 	ck, err := c.NewSubjectKey("shp_q")
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func TestRotationRetiresIdentitiesSoBackupsForgetErasedShoppers(t *testing.T) {
 	liveURL := pgtest.NewURL(t)
 	db := openDB(t, liveURL)
 	kr := newKeyring(t)
-	s := newSealer(t, kr, db, seal.Options{})
+	s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	bindE := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_erased"}
 	bindK := broker.Binding{Table: "subjects", Column: "sealed_identity", RowID: "shp_kept"}
 	ptE, ptK := []byte(`{"wa_id":"919845000001","name":"Asha"}`), []byte(`{"wa_id":"919845000002","name":"Ravi"}`)
@@ -98,7 +98,7 @@ func TestRotationRetiresIdentitiesSoBackupsForgetErasedShoppers(t *testing.T) {
 	if res.Rewrapped != 2 { // shp_kept and the vault key; shp_erased has none
 		t.Errorf("re-wrapped %d keys, want 2", res.Rewrapped)
 	}
-	counts, err := db.CountSubjectKeys(ctx)
+	counts, err := db.SubjectKeys().CountSubjectKeys(ctx)
 	if err != nil || counts[first] != 0 || counts[res.Rotated] != 2 {
 		t.Fatalf("keys by identity after the rotation: %v, %v", counts, err)
 	}
@@ -107,7 +107,7 @@ func TestRotationRetiresIdentitiesSoBackupsForgetErasedShoppers(t *testing.T) {
 		t.Helper()
 		url := pgtest.NewURL(t)
 		pgTool(t, "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname="+url, dump)
-		return newSealer(t, kr, openDB(t, url), seal.Options{})
+		return newSealer(t, kr, openDB(t, url).SubjectKeys(), seal.Options{})
 	}
 	// Before the retirement, the pre-erasure backup still opens the erased
 	// shopper: the hole this schedule closes, and why the bound is what it is.
@@ -146,7 +146,7 @@ func TestRotationRetiresIdentitiesSoBackupsForgetErasedShoppers(t *testing.T) {
 		}
 	})
 	t.Run("live shoppers stay readable", func(t *testing.T) {
-		fresh := newSealer(t, other, db, seal.Options{})
+		fresh := newSealer(t, other, db.SubjectKeys(), seal.Options{})
 		// Its own run of the schedule (the lock is free, nothing is due)
 		// drops the retired identity from its memory.
 		otherRot := &seal.Rotation{Sealer: fresh, Every: 7 * day, BackupRetention: 30 * day, Lock: db,
@@ -172,7 +172,7 @@ func TestRotationRetiresIdentitiesSoBackupsForgetErasedShoppers(t *testing.T) {
 func TestRotationTakesTheLock(t *testing.T) {
 	db := pgtest.New(t)
 	kr := newKeyring(t)
-	s := newSealer(t, kr, db, seal.Options{})
+	s := newSealer(t, kr, db.SubjectKeys(), seal.Options{})
 	mustSeal(t, s, "shp_1", addr, []byte("x"))
 	rot := &seal.Rotation{Sealer: s, Every: 7 * day, BackupRetention: 30 * day, Lock: db}
 	release, ok, err := db.TryLock(ctx, seal.RotationLock)

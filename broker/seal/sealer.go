@@ -66,7 +66,7 @@ var ErrErased = &broker.Error{Code: broker.ENotFound, Message: "data erased"}
 var ErrCorrupt = errors.New("seal: sealed record does not authenticate")
 
 // TxIdentifier is implemented by stores whose methods join a transaction
-// carried by the context (postgres.DB is one). TxIdentity returns a
+// carried by the context (postgres.SubjectKeys is one). TxIdentity returns a
 // comparable value naming that transaction, or nil outside one. With it, a
 // Sealer caches a key seen inside a transaction only for that transaction
 // until the key is seen outside it; without it, every context counts as

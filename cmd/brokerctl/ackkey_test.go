@@ -59,7 +59,7 @@ func TestPartnerAckKey(t *testing.T) {
 	}
 	defer db.Close()
 	key := func() []byte {
-		k, err := cpg.New(db).PartnerAckKey(context.Background(), id)
+		k, err := cpg.New(db).Notices.PartnerAckKey(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -181,7 +181,7 @@ func extendsTrusted(ctx context.Context, sys *wire.System, tcp audit.Checkpoint,
 	case tcp.Size == 0:
 		return nil
 	}
-	p, err := sys.DB.ConsistencyProof(ctx, tcp.Size, size)
+	p, err := sys.DB.AuditTree().ConsistencyProof(ctx, tcp.Size, size)
 	if err != nil {
 		return fmt.Errorf("consistency proof %d→%d: %w", tcp.Size, size, err)
 	}
@@ -266,13 +266,13 @@ func cmdAuditExport(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if *out == "" || *out == "-" {
-		return db.ExportAudit(ctx, c.stdout, f, *format)
+		return db.AuditReports().ExportAudit(ctx, c.stdout, f, *format)
 	}
 	file, err := createExport(*out, *force)
 	if err != nil {
 		return err
 	}
-	err = db.ExportAudit(ctx, file, f, *format)
+	err = db.AuditReports().ExportAudit(ctx, file, f, *format)
 	if cerr := file.Close(); err == nil {
 		err = cerr
 	}

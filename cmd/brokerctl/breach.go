@@ -49,7 +49,7 @@ func cmdBreachOpen(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if *partner != "" {
-		ps, err := sys.DB.ListPartners(ctx)
+		ps, err := sys.DB.Partners().ListPartners(ctx)
 		if err != nil {
 			return err
 		}

@@ -451,7 +451,7 @@ func (w *world) seedShopper(waID string) {
 	sys := w.open()
 	ctx := context.Background()
 	err := sys.DB.InTx(ctx, func(ctx context.Context) error {
-		row, _, err := sys.Store.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", waID), broker.NewID("shp"))
+		row, _, err := sys.Stores.Subjects.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", waID), broker.NewID("shp"))
 		if err != nil {
 			return err
 		}
@@ -460,7 +460,7 @@ func (w *world) seedShopper(waID string) {
 		if err != nil {
 			return err
 		}
-		return sys.Store.SetSubjectIdentity(ctx, row.ID, sealed)
+		return sys.Stores.Subjects.SetSubjectIdentity(ctx, row.ID, sealed)
 	})
 	if err != nil {
 		w.t.Fatal(err)
@@ -502,11 +502,11 @@ func TestSubjectByUserID(t *testing.T) {
 	w.seedShopper(waID)
 	sys := w.open()
 	ctx := context.Background()
-	row, err := sys.Store.SubjectByIndex(ctx, sys.Pseudo.BlindIndex(commerce.IDPhone, waID))
+	row, err := sys.Stores.Subjects.SubjectByIndex(ctx, sys.Pseudo.BlindIndex(commerce.IDPhone, waID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sys.Store.LinkIdentifiers(ctx, row.ID, []commerce.IdentifierIndex{{Kind: commerce.IDBSUID,
+	if _, err := sys.Stores.Subjects.LinkIdentifiers(ctx, row.ID, []commerce.IdentifierIndex{{Kind: commerce.IDBSUID,
 		Index: sys.Pseudo.BlindIndex(commerce.IDBSUID, bsuid)}}); err != nil {
 		t.Fatal(err)
 	}

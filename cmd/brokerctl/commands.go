@@ -179,7 +179,7 @@ func cmdKeysRotate(ctx context.Context, c *cli, args []string) error {
 		for _, id := range res.Retired {
 			fmt.Fprintf(c.stdout, "age identity %s retired (superseded more than BROKER_BACKUP_RETENTION ago)\n", id)
 		}
-		counts, err := sys.DB.CountSubjectKeys(ctx)
+		counts, err := sys.DB.SubjectKeys().CountSubjectKeys(ctx)
 		if err != nil {
 			return err
 		}
@@ -238,13 +238,13 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 	// leaves no half-made retailer behind.
 	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		id, secret, err = token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: *name,
+		id, secret, err = token.CreatePartner(ctx, sys.DB.Partners(), sys.Sealer, token.PartnerSpec{Name: *name,
 			Kind: broker.PartyKind(*kind), Scopes: sc, Store: *store, WebhookURL: *webhook})
 		if err != nil {
 			return err
 		}
 		if ackKey != nil {
-			if err := sys.Store.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+			if err := sys.Stores.Notices.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 				return err
 			}
 		}
@@ -254,7 +254,7 @@ func cmdPartnerCreate(ctx context.Context, c *cli, args []string) error {
 		if *courier == "" {
 			return nil
 		}
-		return sys.DB.SetDefaultCourier(ctx, id, *courier)
+		return sys.DB.Partners().SetDefaultCourier(ctx, id, *courier)
 	})
 	if err != nil {
 		return err
@@ -289,7 +289,7 @@ func cmdPartnerList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := db.ListPartners(ctx)
+	ps, err := db.Partners().ListPartners(ctx)
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func setDisabled(ctx context.Context, c *cli, args []string, disabled bool) erro
 	if err != nil {
 		return err
 	}
-	if err := db.SetPartnerDisabled(ctx, id, disabled); err != nil {
+	if err := db.Partners().SetPartnerDisabled(ctx, id, disabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "partner %s %s\n", id, map[bool]string{true: "disabled (its tokens issued so far stay refused after an enable)", false: "enabled"}[disabled])
@@ -391,7 +391,7 @@ func cmdPartnerCourier(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := db.SetDefaultCourier(ctx, id, *courier); err != nil {
+	if err := db.Partners().SetDefaultCourier(ctx, id, *courier); err != nil {
 		if broker.IsNotFound(err) {
 			return fmt.Errorf("no retailer %s", id)
 		}
@@ -424,10 +424,10 @@ func cmdPartnerRotate(ctx context.Context, c *cli, args []string) error {
 	// One transaction: the new secret and the revocation land together.
 	err = sys.DB.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		if secret, err = token.RotateSecret(ctx, sys.DB, sys.Sealer, id); err != nil || !*revoke {
+		if secret, err = token.RotateSecret(ctx, sys.DB.Partners(), sys.Sealer, id); err != nil || !*revoke {
 			return err
 		}
-		_, err = sys.DB.RevokePartnerTokens(ctx, id)
+		_, err = sys.DB.Partners().RevokePartnerTokens(ctx, id)
 		return err
 	})
 	if err != nil {
@@ -479,7 +479,7 @@ func cmdCatalogImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := cpg.New(db).UpsertProducts(ctx, products)
+	n, err := cpg.New(db).Catalog.UpsertProducts(ctx, products)
 	if err != nil {
 		return err
 	}
@@ -497,7 +497,7 @@ func cmdCatalogList(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := cpg.New(db).Products(ctx)
+	ps, err := cpg.New(db).Catalog.Products(ctx)
 	if err != nil {
 		return err
 	}
@@ -631,7 +631,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sys.Store.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
+	if _, err := sys.Stores.Catalog.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
 		return err
 	}
 	type creds struct {
@@ -642,7 +642,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 	}
 	var have creds
 	if b, err := os.ReadFile(*credFile); err == nil && json.Unmarshal(b, &have) == nil && have.Retailer != nil {
-		if _, err := sys.DB.GetPartner(ctx, have.Retailer["client_id"]); err == nil {
+		if _, err := sys.DB.Partners().GetPartner(ctx, have.Retailer["client_id"]); err == nil {
 			if have.Stores == nil && *market { // seeded without the marketplace: add its stores
 				if have.Stores, err = seedDemoStores(ctx, sys.DB, sys.Sealer, commerce.DemoCatalog()); err != nil {
 					return err
@@ -656,7 +656,7 @@ func cmdDemoSeed(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	mk := func(name string, kind broker.PartyKind, scopes []string, store string) (map[string]string, error) {
-		id, secret, err := token.CreatePartner(ctx, sys.DB, sys.Sealer, token.PartnerSpec{Name: name, Kind: kind,
+		id, secret, err := token.CreatePartner(ctx, sys.DB.Partners(), sys.Sealer, token.PartnerSpec{Name: name, Kind: kind,
 			Scopes: scopes, Store: store})
 		return map[string]string{"client_id": id, "client_secret": secret}, err
 	}
@@ -702,7 +702,7 @@ func cmdKeysRetire(ctx context.Context, c *cli, args []string) error {
 	}
 	for _, k := range sys.AgeKeys.IDs() {
 		if k == id && !*asLog && !*asJWT {
-			if err := sys.AgeKeys.Retire(ctx, id, sys.DB); err != nil {
+			if err := sys.AgeKeys.Retire(ctx, id, sys.DB.SubjectKeys()); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "age identity %s retired\n", id)

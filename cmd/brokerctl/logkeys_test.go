@@ -84,7 +84,7 @@ func (c *keyCtl) system() *wire.System {
 func appendEntries(t *testing.T, sys *wire.System, n int) {
 	t.Helper()
 	for range n {
-		if err := sys.DB.Append(context.Background(), audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+		if err := sys.DB.Audit().Append(context.Background(), audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
 			Actor: "retailer:cli_fresh", Action: "release", Purpose: "order_fulfilment", Subject: "sub_A",
 			Resource: "order", Released: []string{"order.id"}, Outcome: audit.OutcomeReleased, PolicyRevision: "test"}); err != nil {
 			t.Fatal(err)
@@ -140,7 +140,7 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the monitor's pinned keys do not verify the checkpoint after a rotation: %v\n%s", err, cpNote)
 		}
-		last, err := sys.DB.AuditEntry(context.Background(), cp.Size-1)
+		last, err := sys.DB.AuditTree().AuditEntry(context.Background(), cp.Size-1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 			t.Fatalf("the monitor cannot verify the checkpoint of %d entries with the keys it learnt: %v", cp.Size, err)
 		}
 		for i := seen; i < cp.Size; i++ {
-			e, err := sys.DB.AuditEntry(context.Background(), i)
+			e, err := sys.DB.AuditTree().AuditEntry(context.Background(), i)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -160,10 +160,10 @@ func applyRegistry(ctx context.Context, db *postgres.DB, log broker.AuditAppende
 		return nil
 	}
 	return db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.UpdatePartnerRegistry(ctx, id, c); err != nil {
+		if err := db.Partners().UpdatePartnerRegistry(ctx, id, c); err != nil {
 			return err
 		}
-		p, err := db.GetPartner(ctx, id)
+		p, err := db.Partners().GetPartner(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -251,14 +251,14 @@ func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, pr
 	out := map[string]map[string]string{}
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		for _, ds := range demoStores {
-			id, secret, err := token.CreatePartner(ctx, db, vault, token.PartnerSpec{Name: ds.name, Kind: broker.KindRetailer,
+			id, secret, err := token.CreatePartner(ctx, db.Partners(), vault, token.PartnerSpec{Name: ds.name, Kind: broker.KindRetailer,
 				Scopes: []string{broker.ScopeOrdersRead, broker.ScopeOrdersWrite, broker.ScopeDeliveryMessage}})
 			if err != nil {
 				return err
 			}
 			role, juris, basis, ar := broker.RoleController, "IN", "none", ds.autoAccept
 			serves := slices.Clone(ds.serves)
-			if err := db.UpdatePartnerRegistry(ctx, id, postgres.PartnerRegistry{Role: &role, Jurisdiction: &juris,
+			if err := db.Partners().UpdatePartnerRegistry(ctx, id, postgres.PartnerRegistry{Role: &role, Jurisdiction: &juris,
 				TransferBasis: &basis, Serves: &serves, Location: &[2]float64{ds.lat, ds.lon}, RadiusKm: &ds.radiusKm,
 				AutoAccept: &ar}); err != nil {
 				return err
@@ -269,7 +269,7 @@ func seedDemoStores(ctx context.Context, db *postgres.DB, vault broker.Vault, pr
 					stock[p.SKU] = ds.stock
 				}
 			}
-			if err := cpg.New(db).SetStoreStock(ctx, id, stock); err != nil {
+			if err := cpg.New(db).Market.SetStoreStock(ctx, id, stock); err != nil {
 				return err
 			}
 			out[ds.name] = map[string]string{"client_id": id, "client_secret": secret, "serves": strings.Join(ds.serves, " ")}

@@ -48,7 +48,7 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := sys.DB.GetPartner(ctx, id)
+	p, err := sys.DB.Partners().GetPartner(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	if ackChange {
-		if err := sys.Store.SetPartnerAckKey(ctx, id, ackKey); err != nil {
+		if err := sys.Stores.Notices.SetPartnerAckKey(ctx, id, ackKey); err != nil {
 			return err
 		}
 		if ackKey == nil {
@@ -101,7 +101,7 @@ func cmdPartnerUpdate(ctx context.Context, c *cli, args []string) error {
 	if !webhookChange {
 		return nil
 	}
-	if err := sys.DB.SetPartnerWebhook(ctx, id, *webhook); err != nil {
+	if err := sys.DB.Partners().SetPartnerWebhook(ctx, id, *webhook); err != nil {
 		return err
 	}
 	if *webhook == "" {

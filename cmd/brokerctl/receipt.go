@@ -45,7 +45,7 @@ func cmdAuditProve(ctx context.Context, c *cli, args []string) error {
 	if policy != nil {
 		need = max(policy.Quorum, 1)
 	}
-	note, size, err := sys.DB.CosignedCheckpoint(ctx, need)
+	note, size, err := sys.DB.AuditTree().CosignedCheckpoint(ctx, need)
 	if broker.IsNotFound(err) {
 		return fmt.Errorf("no checkpoint with %d cosignature(s) yet", need)
 	}
@@ -60,7 +60,7 @@ func cmdAuditProve(ctx context.Context, c *cli, args []string) error {
 	if uint64(*index) >= size {
 		return fmt.Errorf("entry %d is not under a cosigned checkpoint yet (its size is %d); try again in a few seconds", *index, size)
 	}
-	p, err := sys.DB.InclusionProof(ctx, uint64(*index), size)
+	p, err := sys.DB.AuditTree().InclusionProof(ctx, uint64(*index), size)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func TestPartnerRevocation(t *testing.T) {
 	// One long-lived authenticator, as in brokerd, whose partner cache
 	// must not keep a revoked token alive; each check also runs through
 	// a fresh one, which has no cache.
-	cached := &token.Authenticator{Issuer: sys.Issuer, Store: sys.DB}
+	cached := &token.Authenticator{Issuer: sys.Issuer, Store: sys.DB.Partners()}
 	secret := created.ClientSecret
 	mint := func() string {
 		t.Helper()
@@ -74,7 +74,7 @@ func TestPartnerRevocation(t *testing.T) {
 	}
 	valid := func(tok string) bool {
 		t.Helper()
-		_, _, err := (&token.Authenticator{Issuer: sys.Issuer, Store: sys.DB}).Authenticate(ctx, tok)
+		_, _, err := (&token.Authenticator{Issuer: sys.Issuer, Store: sys.DB.Partners()}).Authenticate(ctx, tok)
 		if err != nil && broker.ErrorCode(err) != broker.EUnauthorized {
 			t.Fatalf("authenticate: %v", err)
 		}

@@ -72,13 +72,13 @@ func (l *witnessedLog) grow(n int) string {
 	if _, err := l.sys.IntegrateAudit(ctx); err != nil {
 		l.t.Fatal(err)
 	}
-	_, size, err := l.sys.DB.LatestCheckpoint(ctx)
+	_, size, err := l.sys.DB.AuditTree().LatestCheckpoint(ctx)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		note, s, err := l.sys.DB.CosignedCheckpoint(ctx, 1)
+		note, s, err := l.sys.DB.AuditTree().CosignedCheckpoint(ctx, 1)
 		if err == nil && s == size {
 			return note
 		}
@@ -201,7 +201,7 @@ func TestProveAndCheckReceipt(t *testing.T) {
 	l := newWitnessedLog(t)
 	l.grow(40)
 	ctx := context.Background()
-	p, err := l.sys.DB.InclusionProof(ctx, 17, 40)
+	p, err := l.sys.DB.AuditTree().InclusionProof(ctx, 17, 40)
 	if err != nil {
 		t.Fatal(err)
 	}

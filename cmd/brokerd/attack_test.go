@@ -77,7 +77,7 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 			t.Errorf("close: %v", err)
 		}
 	})
-	if _, err := m.Sys.Store.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
+	if _, err := m.Sys.Stores.Catalog.UpsertProducts(context.Background(), commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, m: m, base: "http://" + m.Addr(), wa: wa, seen: map[string]int{}}
@@ -112,7 +112,7 @@ type creds struct {
 // and gets a token with every granted scope.
 func (h *harness) partnerWith(spec token.PartnerSpec) creds {
 	h.t.Helper()
-	id, secret, err := token.CreatePartner(context.Background(), h.m.Sys.DB, h.m.Sys.Sealer, spec)
+	id, secret, err := token.CreatePartner(context.Background(), h.m.Sys.DB.Partners(), h.m.Sys.Sealer, spec)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -578,7 +578,7 @@ func TestAuthorizationOutcomes(t *testing.T) {
 		if a := h.getWith("/v1/orders/"+orderID, "Bearer "+retail.Bearer); a.status != 200 {
 			t.Fatalf("before disabling: %d", a.status)
 		}
-		if err := h.m.Sys.DB.SetPartnerDisabled(context.Background(), retail.ID, true); err != nil {
+		if err := h.m.Sys.DB.Partners().SetPartnerDisabled(context.Background(), retail.ID, true); err != nil {
 			t.Fatal(err)
 		}
 		// The broker caches partners for at most a couple of seconds.
@@ -600,7 +600,7 @@ func TestAuthorizationOutcomes(t *testing.T) {
 	})
 
 	t.Run("token minted before disable stays 401 after enable", func(t *testing.T) {
-		if err := h.m.Sys.DB.SetPartnerDisabled(context.Background(), retail.ID, false); err != nil {
+		if err := h.m.Sys.DB.Partners().SetPartnerDisabled(context.Background(), retail.ID, false); err != nil {
 			t.Fatal(err)
 		}
 		// Past the partner cache's lifetime, the enable is seen...

@@ -179,10 +179,10 @@ func TestLogisticsBoundToOrders(t *testing.T) {
 
 	// A store's default courier gets the orders that go out undispatched,
 	// and no other courier does.
-	if err := h.m.Sys.DB.SetDefaultCourier(context.Background(), retail.ID, mine.ID); err != nil {
+	if err := h.m.Sys.DB.Partners().SetDefaultCourier(context.Background(), retail.ID, mine.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.m.Sys.DB.SetDefaultCourier(context.Background(), retail.ID, other.ID); broker.ErrorCode(err) != broker.EInvalid {
+	if err := h.m.Sys.DB.Partners().SetDefaultCourier(context.Background(), retail.ID, other.ID); broker.ErrorCode(err) != broker.EInvalid {
 		t.Errorf("a retailer as default courier: %v, want EInvalid", err)
 	}
 	order3 := h.purchase("919811170002")
@@ -284,7 +284,7 @@ func TestComplianceKindAndExports(t *testing.T) {
 	ctx := context.Background()
 	for _, kind := range []broker.PartyKind{broker.KindRetailer, broker.KindLogistics, broker.KindPayments, broker.KindAnalytics} {
 		for _, scope := range broker.ComplianceScopes {
-			_, _, err := token.CreatePartner(ctx, h.m.Sys.DB, h.m.Sys.Sealer, token.PartnerSpec{Name: "X", Kind: kind,
+			_, _, err := token.CreatePartner(ctx, h.m.Sys.DB.Partners(), h.m.Sys.Sealer, token.PartnerSpec{Name: "X", Kind: kind,
 				Scopes: []string{"orders:read", scope}})
 			if broker.ErrorCode(err) != broker.EInvalid {
 				t.Errorf("%s with %s: %v, want EInvalid", kind, scope, err)

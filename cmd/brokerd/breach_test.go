@@ -27,7 +27,7 @@ func (h *harness) seedShoppers(n int) (ids, numbers []string) {
 	for i := 0; i < n; i++ {
 		wa := fmt.Sprintf("9198%08d", i)
 		err := sys.DB.InTx(ctx, func(ctx context.Context) error {
-			row, _, err := sys.Store.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", wa), broker.NewID("shp"))
+			row, _, err := sys.Stores.Subjects.EnsureSubject(ctx, sys.Pseudo.BlindIndex("wa", wa), broker.NewID("shp"))
 			if err != nil {
 				return err
 			}
@@ -37,7 +37,7 @@ func (h *harness) seedShoppers(n int) (ids, numbers []string) {
 				return err
 			}
 			ids = append(ids, row.ID)
-			return sys.Store.SetSubjectIdentity(ctx, row.ID, sealed)
+			return sys.Stores.Subjects.SetSubjectIdentity(ctx, row.ID, sealed)
 		})
 		if err != nil {
 			h.t.Fatal(err)
@@ -84,7 +84,7 @@ func TestBreachDrill(t *testing.T) {
 		kind broker.PartyKind
 	}{{"Fresh Mart", broker.KindRetailer}, {"Speedy Couriers", broker.KindLogistics}, {"Pay Co", broker.KindPayments}} {
 		id, _ := h.partner(p.name, p.kind, "", "orders:read")
-		pt, err := sys.DB.GetPartner(ctx, id)
+		pt, err := sys.DB.Partners().GetPartner(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}

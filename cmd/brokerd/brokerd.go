@@ -60,7 +60,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.start(bg, "outbox sender", sys.Shop.RunSender)
 	m.start(bg, "offer sweeper", sys.Market.RunOfferSweeper)
 	m.start(bg, "erasure listener", func(ctx context.Context) error {
-		sys.Store.ListenErasures(ctx, sys.Shop.ForgetSubject)
+		sys.Stores.Rights.ListenErasures(ctx, sys.Shop.ForgetSubject)
 		return nil
 	})
 	m.start(bg, "age key rotation", sys.RunKeyRotation)
@@ -132,7 +132,7 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.Sys != nil {
 		// Group-committed audit entries in flight finish before the pool
 		// closes: their callers were answered, so they must land.
-		if err := m.Sys.DB.DrainAudit(ctx); err != nil {
+		if err := m.Sys.DB.Audit().DrainAudit(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		m.Sys.Close()

@@ -170,7 +170,7 @@ func newHarness(t *testing.T, adjust ...func(*config.Config)) *harness {
 func (h *harness) partner(name string, kind broker.PartyKind, store string, scopes ...string) (string, string) {
 	h.t.Helper()
 	ctx := context.Background()
-	id, secret, err := token.CreatePartner(ctx, h.m.Sys.DB, h.m.Sys.Sealer, token.PartnerSpec{Name: name, Kind: kind,
+	id, secret, err := token.CreatePartner(ctx, h.m.Sys.DB.Partners(), h.m.Sys.Sealer, token.PartnerSpec{Name: name, Kind: kind,
 		Scopes: scopes, Store: store})
 	if err != nil {
 		h.t.Fatal(err)

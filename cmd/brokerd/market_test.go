@@ -18,7 +18,7 @@ import (
 func (h *harness) store(name string, area postgres.PartnerRegistry) (string, string) {
 	h.t.Helper()
 	id, tok := h.partner(name, broker.KindRetailer, "", "orders:read", "orders:write")
-	if err := h.m.Sys.DB.UpdatePartnerRegistry(h.t.Context(), id, area); err != nil {
+	if err := h.m.Sys.DB.Partners().UpdatePartnerRegistry(h.t.Context(), id, area); err != nil {
 		h.t.Fatal(err)
 	}
 	return id, tok
@@ -362,7 +362,7 @@ func TestAutoAcceptStoreStock(t *testing.T) {
 	yes := true
 	xID, xTok := h.store("Short Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(12.972, 77.595), AutoAccept: &yes})
 	yID, _ := h.store("Full Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(13.1, 77.7), AutoAccept: &yes})
-	db := h.m.Sys.Store
+	db := h.m.Sys.Stores.Market
 	if err := db.SetStoreStock(t.Context(), xID, map[string]int{"SKU-ATTA-5KG": 9}); err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestOfferWebhook(t *testing.T) {
 	hooks := newHookServer(t)
 	h := newHarness(t, allowLoopbackHooks, func(c *config.Config) { c.Workers.OfferTTL = time.Minute })
 	id, tok := h.store("Hook Store", postgres.PartnerRegistry{Serves: serves("560001")})
-	if err := h.m.Sys.DB.SetPartnerWebhook(t.Context(), id, hooks.srv.URL+"/hook"); err != nil {
+	if err := h.m.Sys.DB.Partners().SetPartnerWebhook(t.Context(), id, hooks.srv.URL+"/hook"); err != nil {
 		t.Fatal(err)
 	}
 	const wa = "919811113030"

@@ -147,7 +147,7 @@ func TestRecipientNoticesEndToEnd(t *testing.T) {
 	courier := h.partnerWith(token.PartnerSpec{Name: "Couriers", Kind: broker.KindLogistics,
 		Scopes: []string{"delivery:read"}})
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	if err := h.m.Sys.Store.SetPartnerAckKey(context.Background(), retail.ID, pub); err != nil {
+	if err := h.m.Sys.Stores.Notices.SetPartnerAckKey(context.Background(), retail.ID, pub); err != nil {
 		t.Fatal(err)
 	}
 	const wa = "919811170201"
@@ -225,7 +225,7 @@ func TestRecipientNoticesEndToEnd(t *testing.T) {
 	if r.StatusCode != 200 || !ack.Signed || ack.DecisionID == "" {
 		t.Fatalf("signed ack: %d %+v", r.StatusCode, ack)
 	}
-	body, sig, err := h.m.Sys.Store.NoticeAck(context.Background(), ev.ID)
+	body, sig, err := h.m.Sys.Stores.Notices.NoticeAck(context.Background(), ev.ID)
 	if err != nil || string(body) != string(msg) || !ed25519.Verify(pub, body, sig) {
 		t.Errorf("kept evidence does not verify: %v %s", err, body)
 	}
@@ -279,7 +279,7 @@ func (h *harness) verifyOfflineHas(t *testing.T, id, action, reason string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var buf bytes.Buffer
-		err := h.m.Sys.DB.ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL)
+		err := h.m.Sys.DB.AuditReports().ExportAudit(ctx, &buf, broker.AuditFilter{}, postgres.ExportJSONL)
 		if err == nil {
 			if _, _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), h.m.Sys.CurrentCheckpointKey(), nil); err != nil {
 				t.Fatalf("the export does not verify offline: %v", err)

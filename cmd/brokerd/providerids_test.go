@@ -209,7 +209,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 				return fmt.Errorf("%s: %w", q.sql, err)
 			}
 		}
-		converted, err = sys.Store.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox)
+		converted, err = sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox)
 		return err
 	})
 	if err != nil {
@@ -247,7 +247,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 	if _, err := sys.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := sys.Store.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox); err != nil || n != 0 {
+	if n, err := sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox); err != nil || n != 0 {
 		t.Errorf("second run: %d %v", n, err)
 	}
 }

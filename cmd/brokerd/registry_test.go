@@ -13,7 +13,7 @@ import (
 // authenticator's partner cache, so the next request sees it.
 func (h *harness) setRegistry(id string, r postgres.PartnerRegistry) {
 	h.t.Helper()
-	if err := h.m.Sys.DB.UpdatePartnerRegistry(context.Background(), id, r); err != nil {
+	if err := h.m.Sys.DB.Partners().UpdatePartnerRegistry(context.Background(), id, r); err != nil {
 		h.t.Fatal(err)
 	}
 	time.Sleep(2100 * time.Millisecond)

@@ -109,7 +109,7 @@ func TestRetentionSweepErasesExpiredShoppersOnce(t *testing.T) {
 		if n := h.count(`SELECT count(*) FROM subject_keys WHERE subject_id = $1`, id); n != 0 {
 			t.Errorf("data key of an expired shopper survives")
 		}
-		entries, err := sys.Store.SubjectAudit(ctx, sys.Pseudo.Audit(id), 100)
+		entries, err := sys.Stores.Rights.SubjectAudit(ctx, sys.Pseudo.Audit(id), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestRetentionSweepErasesExpiredShoppersOnce(t *testing.T) {
 			t.Errorf("%d erasure entries for one expired shopper, want exactly 1", erasures)
 		}
 		// An erased shopper is never claimed again, whatever the clock says.
-		if ok, err := sys.Store.ClaimExpiredSubject(ctx, id, time.Now().Add(100*365*24*time.Hour)); err != nil || ok {
+		if ok, err := sys.Stores.Retention.ClaimExpiredSubject(ctx, id, time.Now().Add(100*365*24*time.Hour)); err != nil || ok {
 			t.Errorf("claim of an erased shopper = %v, %v; want false", ok, err)
 		}
 	}

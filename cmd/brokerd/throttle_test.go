@@ -61,7 +61,7 @@ func (h *harness) tokenFrom(client *http.Client, id, secret string) (answer, tim
 func TestTokenEndpointThrottle(t *testing.T) {
 	h := newHarness(t)
 	real := h.partnerWith(token.PartnerSpec{Name: "Fresh Mart", Kind: broker.KindRetailer, Scopes: []string{"orders:read"}})
-	other, otherSecret, err := token.CreatePartner(context.Background(), h.m.Sys.DB, h.m.Sys.Sealer,
+	other, otherSecret, err := token.CreatePartner(context.Background(), h.m.Sys.DB.Partners(), h.m.Sys.Sealer,
 		token.PartnerSpec{Name: "Far Mart", Kind: broker.KindRetailer, Store: "222", Scopes: []string{"orders:read"}})
 	if err != nil {
 		t.Fatal(err)

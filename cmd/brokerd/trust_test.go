@@ -88,7 +88,7 @@ func TestRestoredBackupShowsTampering(t *testing.T) {
 	appendN := func(n int) {
 		t.Helper()
 		for range n {
-			if err := sys.DB.Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
+			if err := sys.DB.Audit().Append(ctx, audit.Entry{Time: time.Now(), DecisionID: broker.NewID("dec"),
 				Actor: "retailer:cli_fresh", Action: "release", Purpose: "order_fulfilment", Subject: "sub_A",
 				Resource: "order", Released: []string{"order.id"}, Outcome: audit.OutcomeReleased, PolicyRevision: "test"}); err != nil {
 				t.Fatal(err)

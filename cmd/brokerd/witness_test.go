@@ -174,7 +174,7 @@ func TestHostileForkRefusedByWitness(t *testing.T) {
 	lw.AddLogKey(t, honest.m.Sys.CurrentCheckpointKey().String())
 	appendEntries(t, honest, 10)
 	waitFor(t, 8*time.Second, "the honest log's cosigned checkpoint", func() bool {
-		_, s, err := honest.m.Sys.DB.CosignedCheckpoint(context.Background(), 1)
+		_, s, err := honest.m.Sys.DB.AuditTree().CosignedCheckpoint(context.Background(), 1)
 		return err == nil && s >= 10
 	})
 
@@ -190,7 +190,7 @@ func TestHostileForkRefusedByWitness(t *testing.T) {
 	waitFor(t, 10*time.Second, "the witness's refusal of the fork", func() bool {
 		return fork.metric(`sieve_audit_cosignatures_total{kind="w",outcome="refused"}`) >= 1
 	})
-	if _, _, err := fork.m.Sys.DB.CosignedCheckpoint(context.Background(), 1); !broker.IsNotFound(err) {
+	if _, _, err := fork.m.Sys.DB.AuditTree().CosignedCheckpoint(context.Background(), 1); !broker.IsNotFound(err) {
 		t.Fatalf("the fork has a cosigned checkpoint: %v", err)
 	}
 	if _, _, err := fork.m.Sys.VerifyAuditPolicy(context.Background(), p, nil); !errors.Is(err, audit.ErrNoQuorum) {
@@ -333,7 +333,7 @@ func checkReceipts(t *testing.T, h *harness, summary string, want int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := h.m.Sys.DB.AuditEntry(context.Background(), idx)
+		e, err := h.m.Sys.DB.AuditTree().AuditEntry(context.Background(), idx)
 		if err != nil {
 			t.Fatalf("receipt %s: %v", m[1], err)
 		}

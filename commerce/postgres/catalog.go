@@ -13,9 +13,13 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
+// Catalog is the catalog and its stock: the products, their import, and
+// the stock reserved for orders (taken just before COMMIT, see ReserveStock).
+type Catalog struct{ *base }
+
 var (
-	_ commerce.Catalog   = (*Store)(nil)
-	_ commerce.Inventory = (*Store)(nil)
+	_ commerce.Catalog   = (*Catalog)(nil)
+	_ commerce.Inventory = (*Catalog)(nil)
 )
 
 const productCols = `sku, name, price_paise, category, stock`
@@ -70,8 +74,8 @@ func scanProduct(row pgx.CollectableRow) (commerce.Product, error) {
 }
 
 // Products returns every product, ordered by category, then name, then SKU.
-func (db *Store) Products(ctx context.Context) ([]commerce.Product, error) {
-	rows, err := db.Q(ctx).Query(ctx, sqlProducts)
+func (db *Catalog) Products(ctx context.Context) ([]commerce.Product, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlProducts)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -81,12 +85,12 @@ func (db *Store) Products(ctx context.Context) ([]commerce.Product, error) {
 
 // ProductsBySKU returns the products with the given SKUs, keyed by SKU;
 // unknown SKUs are absent from the map.
-func (db *Store) ProductsBySKU(ctx context.Context, skus []string) (map[string]commerce.Product, error) {
+func (db *Catalog) ProductsBySKU(ctx context.Context, skus []string) (map[string]commerce.Product, error) {
 	out := make(map[string]commerce.Product, len(skus))
 	if len(skus) == 0 {
 		return out, nil
 	}
-	rows, err := db.Q(ctx).Query(ctx, sqlProductsBySKU, skus)
+	rows, err := db.q(ctx).Query(ctx, sqlProductsBySKU, skus)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -101,8 +105,8 @@ func (db *Store) ProductsBySKU(ctx context.Context, skus []string) (map[string]c
 }
 
 // Categories returns the distinct categories of the catalog, sorted.
-func (db *Store) Categories(ctx context.Context) ([]string, error) {
-	rows, err := db.Q(ctx).Query(ctx, sqlCategories)
+func (db *Catalog) Categories(ctx context.Context) ([]string, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlCategories)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -114,7 +118,7 @@ func (db *Store) Categories(ctx context.Context) ([]string, error) {
 // when anything is wrong; nothing is stored) and inserts or updates them in
 // one statement, inside the transaction of ctx if there is one. It returns
 // how many products were inserted or changed.
-func (db *Store) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, error) {
+func (db *Catalog) UpsertProducts(ctx context.Context, ps []commerce.Product) (int, error) {
 	if err := commerce.ValidateProducts(ps); err != nil {
 		return 0, err
 	}
@@ -133,7 +137,7 @@ func (db *Store) UpsertProducts(ctx context.Context, ps []commerce.Product) (int
 	}
 	var n int64
 	err := db.InTx(ctx, func(ctx context.Context) error {
-		tag, err := db.Q(ctx).Exec(ctx, sqlUpsertProducts, skus, names, prices, cats, stocks)
+		tag, err := db.q(ctx).Exec(ctx, sqlUpsertProducts, skus, names, prices, cats, stocks)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -158,7 +162,7 @@ func (db *Store) UpsertProducts(ctx context.Context, ps []commerce.Product) (int
 // that must see it at the call (a savepoint, or no transaction) get the
 // rows locked at once. Either way the rows are locked in SKU order, so
 // concurrent orders never oversell nor deadlock.
-func (db *Store) ReserveStock(ctx context.Context, qty map[string]int) error {
+func (db *Catalog) ReserveStock(ctx context.Context, qty map[string]int) error {
 	skus, qs, err := stockArgs(qty)
 	if err != nil || len(skus) == 0 {
 		return err
@@ -185,7 +189,7 @@ func (db *Store) ReserveStock(ctx context.Context, qty map[string]int) error {
 }
 
 // takeStock locks skus, checks that qs are there, and takes them.
-func (db *Store) takeStock(ctx context.Context, skus []string, qs []int32) error {
+func (db *Catalog) takeStock(ctx context.Context, skus []string, qs []int32) error {
 	stock, err := db.readStock(ctx, sqlLockStock, skus)
 	if err != nil {
 		return err
@@ -193,7 +197,7 @@ func (db *Store) takeStock(ctx context.Context, skus []string, qs []int32) error
 	if err := shortages(skus, qs, stock, nil); err != nil {
 		return err
 	}
-	_, err = db.Q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
+	_, err = db.q(ctx).Exec(ctx, sqlTakeStock, skus, qs)
 	return err
 }
 
@@ -218,7 +222,7 @@ type stockKey struct{}
 
 // deferredFrom returns the reservations ctx's transaction takes at COMMIT,
 // or nil when reservations must be taken at once.
-func (db *Store) deferredFrom(ctx context.Context) *deferredStock {
+func (db *Catalog) deferredFrom(ctx context.Context) *deferredStock {
 	d, _ := bpg.BeforeCommit(ctx, stockKey{}, func() any { return &deferredStock{} },
 		func(ctx context.Context, d any) error { return db.takeDeferredStock(ctx, d.(*deferredStock)) }).(*deferredStock)
 	return d
@@ -226,7 +230,7 @@ func (db *Store) deferredFrom(ctx context.Context) *deferredStock {
 
 // takeDeferredStock takes a transaction's deferred reservations, just
 // before its COMMIT.
-func (db *Store) takeDeferredStock(ctx context.Context, d *deferredStock) error {
+func (db *Catalog) takeDeferredStock(ctx context.Context, d *deferredStock) error {
 	if len(d.qty) == 0 {
 		return nil
 	}
@@ -240,7 +244,7 @@ func (db *Store) takeDeferredStock(ctx context.Context, d *deferredStock) error 
 // ReleaseStock puts qty (SKU to units) back into stock, all or nothing, in
 // the transaction of ctx (or its own); an unknown SKU or a quantity < 1 is
 // EInvalid. It is the inverse of ReserveStock and, like it, not idempotent.
-func (db *Store) ReleaseStock(ctx context.Context, qty map[string]int) error {
+func (db *Catalog) ReleaseStock(ctx context.Context, qty map[string]int) error {
 	skus, qs, err := stockArgs(qty)
 	if err != nil || len(skus) == 0 {
 		return err
@@ -249,7 +253,7 @@ func (db *Store) ReleaseStock(ctx context.Context, qty map[string]int) error {
 		if _, err := db.readStock(ctx, sqlLockStock, skus); err != nil {
 			return err
 		}
-		_, err := db.Q(ctx).Exec(ctx, sqlReturnStock, skus, qs)
+		_, err := db.q(ctx).Exec(ctx, sqlReturnStock, skus, qs)
 		return err
 	}))
 }
@@ -257,8 +261,8 @@ func (db *Store) ReleaseStock(ctx context.Context, qty map[string]int) error {
 // readStock returns the stock of skus (sorted) with sqlLockStock, which
 // locks them for the transaction in ctx, or sqlReadStock, which does not;
 // it is EInvalid when one is not in the catalog.
-func (db *Store) readStock(ctx context.Context, sql string, skus []string) (map[string]int, error) {
-	rows, err := db.Q(ctx).Query(ctx, sql, skus)
+func (db *Catalog) readStock(ctx context.Context, sql string, skus []string) (map[string]int, error) {
+	rows, err := db.q(ctx).Query(ctx, sql, skus)
 	if err != nil {
 		return nil, err
 	}

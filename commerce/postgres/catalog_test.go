@@ -31,9 +31,9 @@ func catalogSorted(ps []commerce.Product) []commerce.Product {
 }
 
 // catalogStock returns the stock of each SKU.
-func catalogStock(t *testing.T, db *postgres.Store, skus ...string) map[string]int {
+func catalogStock(t *testing.T, db *postgres.Stores, skus ...string) map[string]int {
 	t.Helper()
-	ps, err := db.ProductsBySKU(context.Background(), skus)
+	ps, err := db.Catalog.ProductsBySKU(context.Background(), skus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,13 @@ func catalogStock(t *testing.T, db *postgres.Store, skus ...string) map[string]i
 }
 
 // catalogSeed stores products with the given SKUs and stock levels.
-func catalogSeed(t *testing.T, db *postgres.Store, stock map[string]int) {
+func catalogSeed(t *testing.T, db *postgres.Stores, stock map[string]int) {
 	t.Helper()
 	var ps []commerce.Product
 	for sku, n := range stock {
 		ps = append(ps, commerce.Product{SKU: sku, Name: "Item " + sku, Price: broker.INR(100), Category: "Test", Stock: n})
 	}
-	if _, err := db.UpsertProducts(context.Background(), ps); err != nil {
+	if _, err := db.Catalog.UpsertProducts(context.Background(), ps); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -61,15 +61,15 @@ func TestCatalogUpsertIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	demo := commerce.DemoCatalog()
 
-	n, err := db.UpsertProducts(ctx, demo)
+	n, err := db.Catalog.UpsertProducts(ctx, demo)
 	if err != nil || n != len(demo) {
 		t.Fatalf("first import: %d, %v; want %d", n, err, len(demo))
 	}
-	n, err = db.UpsertProducts(ctx, demo)
+	n, err = db.Catalog.UpsertProducts(ctx, demo)
 	if err != nil || n != 0 {
 		t.Fatalf("second import: %d, %v; want 0 changed", n, err)
 	}
-	got, err := db.Products(ctx)
+	got, err := db.Catalog.Products(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestCatalogUpsertIsIdempotent(t *testing.T) {
 		t.Errorf("Products:\n got  %+v\n want %+v", got, want)
 	}
 
-	cats, err := db.Categories(ctx)
+	cats, err := db.Catalog.Categories(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,16 +96,16 @@ func TestCatalogUpsertIsIdempotent(t *testing.T) {
 func TestCatalogEmpty(t *testing.T) {
 	db := newStore(t)
 	ctx := context.Background()
-	if ps, err := db.Products(ctx); err != nil || len(ps) != 0 {
+	if ps, err := db.Catalog.Products(ctx); err != nil || len(ps) != 0 {
 		t.Errorf("Products = %v, %v", ps, err)
 	}
-	if cs, err := db.Categories(ctx); err != nil || len(cs) != 0 {
+	if cs, err := db.Catalog.Categories(ctx); err != nil || len(cs) != 0 {
 		t.Errorf("Categories = %v, %v", cs, err)
 	}
-	if m, err := db.ProductsBySKU(ctx, nil); err != nil || m == nil || len(m) != 0 {
+	if m, err := db.Catalog.ProductsBySKU(ctx, nil); err != nil || m == nil || len(m) != 0 {
 		t.Errorf("ProductsBySKU(nil) = %v, %v; want an empty map", m, err)
 	}
-	if n, err := db.UpsertProducts(ctx, nil); err != nil || n != 0 {
+	if n, err := db.Catalog.UpsertProducts(ctx, nil); err != nil || n != 0 {
 		t.Errorf("UpsertProducts(nil) = %d, %v", n, err)
 	}
 }
@@ -113,10 +113,10 @@ func TestCatalogEmpty(t *testing.T) {
 func TestCatalogUpsertUpdatesPrice(t *testing.T) {
 	db := newStore(t)
 	ctx := context.Background()
-	if _, err := db.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
+	if _, err := db.Catalog.UpsertProducts(ctx, commerce.DemoCatalog()); err != nil {
 		t.Fatal(err)
 	}
-	before, err := db.ProductsBySKU(ctx, []string{"SKU-ATTA-5KG"})
+	before, err := db.Catalog.ProductsBySKU(ctx, []string{"SKU-ATTA-5KG"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +124,11 @@ func TestCatalogUpsertUpdatesPrice(t *testing.T) {
 	atta.Price = broker.INR(29950)
 	atta.Name = "Atta 5 kg (new pack)"
 	newItem := commerce.Product{SKU: "SKU-NEW-1", Name: "New item", Price: broker.INR(1), Category: "Staples", Stock: 0}
-	n, err := db.UpsertProducts(ctx, []commerce.Product{atta, newItem})
+	n, err := db.Catalog.UpsertProducts(ctx, []commerce.Product{atta, newItem})
 	if err != nil || n != 2 {
 		t.Fatalf("UpsertProducts = %d, %v; want 2", n, err)
 	}
-	got, err := db.ProductsBySKU(ctx, []string{"SKU-ATTA-5KG", "SKU-NEW-1", "SKU-MILK-1L", "SKU-NOPE"})
+	got, err := db.Catalog.ProductsBySKU(ctx, []string{"SKU-ATTA-5KG", "SKU-NEW-1", "SKU-MILK-1L", "SKU-NOPE"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestCatalogUpsertIsAllOrNothing(t *testing.T) {
 	bad.SKU, bad.Price = "SKU-B", broker.INR(0)
 
 	t.Run("invalid product", func(t *testing.T) {
-		_, err := db.UpsertProducts(ctx, []commerce.Product{good, bad})
+		_, err := db.Catalog.UpsertProducts(ctx, []commerce.Product{good, bad})
 		var ce *commerce.CatalogError
 		if !errors.As(err, &ce) || broker.ErrorCode(err) != broker.EInvalid {
 			t.Fatalf("err = %v, want a CatalogError", err)
@@ -164,15 +164,15 @@ func TestCatalogUpsertIsAllOrNothing(t *testing.T) {
 		}
 	})
 	t.Run("duplicate SKU", func(t *testing.T) {
-		_, err := db.UpsertProducts(ctx, []commerce.Product{good, good})
+		_, err := db.Catalog.UpsertProducts(ctx, []commerce.Product{good, good})
 		if broker.ErrorCode(err) != broker.EInvalid {
 			t.Fatalf("err = %v, want invalid", err)
 		}
 	})
 	t.Run("caller's transaction rolls back", func(t *testing.T) {
 		rollback := errors.New("roll back")
-		err := db.InTx(ctx, func(ctx context.Context) error {
-			if n, err := db.UpsertProducts(ctx, []commerce.Product{good}); err != nil || n != 1 {
+		err := db.DB.InTx(ctx, func(ctx context.Context) error {
+			if n, err := db.Catalog.UpsertProducts(ctx, []commerce.Product{good}); err != nil || n != 1 {
 				t.Errorf("UpsertProducts in tx = %d, %v", n, err)
 			}
 			return rollback
@@ -181,7 +181,7 @@ func TestCatalogUpsertIsAllOrNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if ps, err := db.Products(ctx); err != nil || len(ps) != 0 {
+	if ps, err := db.Catalog.Products(ctx); err != nil || len(ps) != 0 {
 		t.Errorf("after failed imports: %+v, %v; want nothing stored", ps, err)
 	}
 }
@@ -197,13 +197,13 @@ func TestCatalogReserveAndReleaseStock(t *testing.T) {
 		}
 	}
 
-	if err := db.ReserveStock(ctx, map[string]int{"SKU-A": 3, "SKU-B": 2}); err != nil {
+	if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 3, "SKU-B": 2}); err != nil {
 		t.Fatal(err)
 	}
 	want(map[string]int{"SKU-A": 2, "SKU-B": 0, "SKU-C": 0})
 
 	// Short on two SKUs: both named, nothing taken (not even SKU-A's 1).
-	err := db.ReserveStock(ctx, map[string]int{"SKU-A": 1, "SKU-B": 1, "SKU-C": 4})
+	err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 1, "SKU-B": 1, "SKU-C": 4})
 	var se *commerce.StockError
 	if !errors.As(err, &se) || broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("err = %v, want a StockError (conflict)", err)
@@ -223,31 +223,31 @@ func TestCatalogReserveAndReleaseStock(t *testing.T) {
 		"negative quantity": {"SKU-A": -1},
 		"malformed SKU":     {"sku a": 1},
 	} {
-		if err := db.ReserveStock(ctx, qty); broker.ErrorCode(err) != broker.EInvalid {
+		if err := db.Catalog.ReserveStock(ctx, qty); broker.ErrorCode(err) != broker.EInvalid {
 			t.Errorf("ReserveStock(%s) = %v, want invalid", name, err)
 		}
-		if err := db.ReleaseStock(ctx, qty); broker.ErrorCode(err) != broker.EInvalid {
+		if err := db.Catalog.ReleaseStock(ctx, qty); broker.ErrorCode(err) != broker.EInvalid {
 			t.Errorf("ReleaseStock(%s) = %v, want invalid", name, err)
 		}
 	}
-	if err := db.ReserveStock(ctx, map[string]int{"SKU-A": 1, "SKU-NOPE": 1}); !strings.Contains(broker.ErrorMessage(err), "SKU-NOPE") {
+	if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 1, "SKU-NOPE": 1}); !strings.Contains(broker.ErrorMessage(err), "SKU-NOPE") {
 		t.Errorf("unknown SKU error does not name it: %v", err)
 	}
-	if err := db.ReserveStock(ctx, nil); err != nil {
+	if err := db.Catalog.ReserveStock(ctx, nil); err != nil {
 		t.Errorf("empty reservation: %v", err)
 	}
 	want(map[string]int{"SKU-A": 2, "SKU-B": 0, "SKU-C": 0})
 
 	// Cancellation puts the stock back.
-	if err := db.ReleaseStock(ctx, map[string]int{"SKU-A": 3, "SKU-B": 2}); err != nil {
+	if err := db.Catalog.ReleaseStock(ctx, map[string]int{"SKU-A": 3, "SKU-B": 2}); err != nil {
 		t.Fatal(err)
 	}
 	want(map[string]int{"SKU-A": 5, "SKU-B": 2, "SKU-C": 0})
 
 	// A reservation joins the caller's transaction and rolls back with it.
 	rollback := errors.New("order failed")
-	err = db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.ReserveStock(ctx, map[string]int{"SKU-A": 5}); err != nil {
+	err = db.DB.InTx(ctx, func(ctx context.Context) error {
+		if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 5}); err != nil {
 			return err
 		}
 		return rollback
@@ -258,11 +258,11 @@ func TestCatalogReserveAndReleaseStock(t *testing.T) {
 	want(map[string]int{"SKU-A": 5, "SKU-B": 2, "SKU-C": 0})
 
 	// Reservations in one transaction see each other.
-	err = db.InTx(ctx, func(ctx context.Context) error {
-		if err := db.ReserveStock(ctx, map[string]int{"SKU-A": 4}); err != nil {
+	err = db.DB.InTx(ctx, func(ctx context.Context) error {
+		if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 4}); err != nil {
 			return err
 		}
-		return db.ReserveStock(ctx, map[string]int{"SKU-A": 2})
+		return db.Catalog.ReserveStock(ctx, map[string]int{"SKU-A": 2})
 	})
 	if broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("second reservation in one tx = %v, want conflict", err)
@@ -293,8 +293,8 @@ func TestCatalogConcurrentReservationsDoNotOversell(t *testing.T) {
 			if i%2 == 1 {
 				qty = map[string]int{"SKU-Y": 2, "SKU-HOT": 1, "SKU-X": 3}
 			}
-			err := db.InTx(ctx, func(ctx context.Context) error {
-				return db.ReserveStock(ctx, qty)
+			err := db.DB.InTx(ctx, func(ctx context.Context) error {
+				return db.Catalog.ReserveStock(ctx, qty)
 			})
 			mu.Lock()
 			defer mu.Unlock()
@@ -337,8 +337,8 @@ func TestCatalogReservationLocksRowsOnlyAtCommit(t *testing.T) {
 	proceed := make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
-		first <- db.InTx(ctx, func(ctx context.Context) error {
-			if err := db.ReserveStock(ctx, map[string]int{"SKU-MILK": 2}); err != nil {
+		first <- db.DB.InTx(ctx, func(ctx context.Context) error {
+			if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-MILK": 2}); err != nil {
 				return err
 			}
 			close(reserved)
@@ -349,8 +349,8 @@ func TestCatalogReservationLocksRowsOnlyAtCommit(t *testing.T) {
 	<-reserved
 	second := make(chan error, 1)
 	go func() {
-		second <- db.InTx(ctx, func(ctx context.Context) error {
-			return db.ReserveStock(ctx, map[string]int{"SKU-MILK": 2})
+		second <- db.DB.InTx(ctx, func(ctx context.Context) error {
+			return db.Catalog.ReserveStock(ctx, map[string]int{"SKU-MILK": 2})
 		})
 	}()
 	select {
@@ -373,15 +373,15 @@ func TestCatalogReservationLocksRowsOnlyAtCommit(t *testing.T) {
 	}
 
 	// In a savepoint the reservation is taken, and a shortage seen, at once.
-	err = db.InTx(ctx, func(ctx context.Context) error {
-		err := db.InSavepoint(ctx, func(ctx context.Context) error {
-			return db.ReserveStock(ctx, map[string]int{"SKU-MILK": 1})
+	err = db.DB.InTx(ctx, func(ctx context.Context) error {
+		err := db.DB.InSavepoint(ctx, func(ctx context.Context) error {
+			return db.Catalog.ReserveStock(ctx, map[string]int{"SKU-MILK": 1})
 		})
 		if err != nil {
 			return err
 		}
-		return db.InSavepoint(ctx, func(ctx context.Context) error {
-			if err := db.ReserveStock(ctx, map[string]int{"SKU-MILK": 1}); !errors.As(err, &se) {
+		return db.DB.InSavepoint(ctx, func(ctx context.Context) error {
+			if err := db.Catalog.ReserveStock(ctx, map[string]int{"SKU-MILK": 1}); !errors.As(err, &se) {
 				t.Errorf("second unit in a savepoint = %v, want a StockError at the call", err)
 			}
 			return nil

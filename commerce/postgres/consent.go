@@ -9,7 +9,11 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-var _ commerce.ConsentStore = (*Store)(nil)
+// Consents keeps consent artefacts, the consent state, language and
+// accepted notice of shoppers, and the guardians of minors.
+type Consents struct{ *base }
+
+var _ commerce.ConsentStore = (*Consents)(nil)
 
 const (
 	sqlSaveConsent = `UPDATE subjects SET consent_notice = $2, consent_marketing = $3, consent_analytics = $4,
@@ -29,8 +33,8 @@ const (
 // SaveConsent stores a shopper's consent state, language and accepted
 // notice version with the artefacts that record the change, in one
 // statement each (the caller's transaction makes them one).
-func (db *Store) SaveConsent(ctx context.Context, subject string, c broker.Consent, lang, noticeSHA string, arts []commerce.ConsentArtefact) error {
-	if err := db.Exec1(ctx, sqlSaveConsent, subject, c.Notice, c.Marketing, c.Analytics, c.Child, lang, noticeSHA); err != nil {
+func (db *Consents) SaveConsent(ctx context.Context, subject string, c broker.Consent, lang, noticeSHA string, arts []commerce.ConsentArtefact) error {
+	if err := db.exec1(ctx, sqlSaveConsent, subject, c.Notice, c.Marketing, c.Analytics, c.Child, lang, noticeSHA); err != nil {
 		return err
 	}
 	if len(arts) == 0 {
@@ -52,14 +56,14 @@ func (db *Store) SaveConsent(ctx context.Context, subject string, c broker.Conse
 		}
 		ats[i] = a.At
 	}
-	_, err := db.Q(ctx).Exec(ctx, sqlInsertArtefacts, subject, ids, shas, langs, purposes, statuses, ats, evidence,
+	_, err := db.q(ctx).Exec(ctx, sqlInsertArtefacts, subject, ids, shas, langs, purposes, statuses, ats, evidence,
 		methods, reasons)
 	return Translate(err)
 }
 
 // ConsentArtefacts lists a shopper's consent artefacts, oldest first.
-func (db *Store) ConsentArtefacts(ctx context.Context, subject string) ([]commerce.ConsentArtefact, error) {
-	rows, err := db.Q(ctx).Query(ctx, sqlArtefacts, subject)
+func (db *Consents) ConsentArtefacts(ctx context.Context, subject string) ([]commerce.ConsentArtefact, error) {
+	rows, err := db.q(ctx).Query(ctx, sqlArtefacts, subject)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -83,25 +87,25 @@ func scanGuardian(row pgx.Row) (commerce.Guardian, error) {
 
 // CreateGuardian stores a minor's pending guardian; a second open one is a
 // conflict (unique index guardians_open).
-func (db *Store) CreateGuardian(ctx context.Context, g commerce.Guardian) error {
-	_, err := db.Q(ctx).Exec(ctx, `INSERT INTO guardians (id, subject_id, parent_index, sealed, status)
+func (db *Consents) CreateGuardian(ctx context.Context, g commerce.Guardian) error {
+	_, err := db.q(ctx).Exec(ctx, `INSERT INTO guardians (id, subject_id, parent_index, sealed, status)
 		VALUES ($1, $2, $3, $4, $5)`, g.ID, g.Subject, g.ParentIndex, g.Sealed, g.Status)
 	return Translate(err)
 }
 
 // OpenGuardian returns the shopper's pending or approved guardian.
-func (db *Store) OpenGuardian(ctx context.Context, subject string) (commerce.Guardian, error) {
-	return scanGuardian(db.Q(ctx).QueryRow(ctx, `SELECT `+sqlGuardianCols+` FROM guardians
+func (db *Consents) OpenGuardian(ctx context.Context, subject string) (commerce.Guardian, error) {
+	return scanGuardian(db.q(ctx).QueryRow(ctx, `SELECT `+sqlGuardianCols+` FROM guardians
 		WHERE subject_id = $1 AND status IN ('pending', 'approved')`, subject))
 }
 
 // GuardianByID finds a guardian by id.
-func (db *Store) GuardianByID(ctx context.Context, id string) (commerce.Guardian, error) {
-	return scanGuardian(db.Q(ctx).QueryRow(ctx, `SELECT `+sqlGuardianCols+` FROM guardians WHERE id = $1`, id))
+func (db *Consents) GuardianByID(ctx context.Context, id string) (commerce.Guardian, error) {
+	return scanGuardian(db.q(ctx).QueryRow(ctx, `SELECT `+sqlGuardianCols+` FROM guardians WHERE id = $1`, id))
 }
 
 // SetGuardianStatus moves a guardian from one of the statuses from to to.
-func (db *Store) SetGuardianStatus(ctx context.Context, id string, from []string, to string) error {
-	return db.Exec1(ctx, `UPDATE guardians SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2)`,
+func (db *Consents) SetGuardianStatus(ctx context.Context, id string, from []string, to string) error {
+	return db.exec1(ctx, `UPDATE guardians SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2)`,
 		id, from, to)
 }

@@ -3,8 +3,12 @@
 // consent artefacts, notices, holds, warnings, the grievance desk and the
 // breach workbench, and the shop's side of erasure and retention.
 //
-// Store embeds the broker's *postgres.DB and runs every statement on its
-// Q(ctx), so shop writes join the broker's transactions (InTx) and land
+// New returns Stores: one narrow store per commerce port (Subjects,
+// Catalog, Inbox, Turns, Orders, Outbox, Market, Consents, Notices, Holds,
+// Rights, Retention, Warnings, Desk, Breaches, Nominees), as openfga
+// composes its datastore from narrow backends. They share one base that
+// holds the broker's *postgres.DB and runs every statement on its Q(ctx),
+// so shop writes join the broker's transactions (InTx) and land
 // in one COMMIT with the audit entries that record them. Stock reserved
 // inside a transaction is taken just before COMMIT through the broker's
 // BeforeCommit hook, so hot rows stay locked for the end of a turn only.

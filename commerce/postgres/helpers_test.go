@@ -12,7 +12,7 @@ import (
 )
 
 // newStore returns the commerce store on a fresh migrated database.
-func newStore(t testing.TB) *postgres.Store {
+func newStore(t testing.TB) *postgres.Stores {
 	t.Helper()
 	return postgres.New(pgtest.New(t))
 }

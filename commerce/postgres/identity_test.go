@@ -26,14 +26,14 @@ func TestMigration0019CarriesIndexesOver(t *testing.T) {
 	db := postgres.New(bdb)
 	exec := func(sql string, args ...any) {
 		t.Helper()
-		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+		if _, err := db.DB.Pool.Exec(ctx, sql, args...); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
 	count := func(sql string, args ...any) int {
 		t.Helper()
 		var n int
-		if err := db.Pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		if err := db.DB.Pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 		return n
@@ -50,11 +50,11 @@ func TestMigration0019CarriesIndexesOver(t *testing.T) {
 	exec(`INSERT INTO subjects (id, wa_index) VALUES ('shp_phone', $1), ('shp_bsuid', $2)`, phone, bsuid)
 	exec(`INSERT INTO subjects (id, erased_at) VALUES ('shp_gone', now())`)
 
-	if _, err := bpg.MigrateFS(ctx, db.Pool, migrations.FS); err != nil {
+	if _, err := bpg.MigrateFS(ctx, db.DB.Pool, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
 	for ix, want := range map[string]string{string(phone): "shp_phone", string(bsuid): "shp_bsuid"} {
-		row, err := db.SubjectByIndex(ctx, []byte(ix))
+		row, err := db.Subjects.SubjectByIndex(ctx, []byte(ix))
 		if err != nil || row.ID != want || row.Restricted {
 			t.Errorf("after the migration: %q %v, want %s", row.ID, err, want)
 		}
@@ -67,20 +67,20 @@ func TestMigration0019CarriesIndexesOver(t *testing.T) {
 	}
 	// From now on the phone shopper's BSUID joins the same shopper, and
 	// an identifier belongs to one shopper only.
-	n, err := db.LinkIdentifiers(ctx, "shp_phone", []commerce.IdentifierIndex{{Kind: commerce.IDBSUID, Index: p.BlindIndex(commerce.IDBSUID, "IN.1410000000000002")}})
+	n, err := db.Subjects.LinkIdentifiers(ctx, "shp_phone", []commerce.IdentifierIndex{{Kind: commerce.IDBSUID, Index: p.BlindIndex(commerce.IDBSUID, "IN.1410000000000002")}})
 	if err != nil || n != 1 {
 		t.Fatalf("link: %d %v", n, err)
 	}
-	if n, err := db.LinkIdentifiers(ctx, "shp_phone", []commerce.IdentifierIndex{{Kind: commerce.IDBSUID, Index: bsuid}}); err != nil || n != 0 {
+	if n, err := db.Subjects.LinkIdentifiers(ctx, "shp_phone", []commerce.IdentifierIndex{{Kind: commerce.IDBSUID, Index: bsuid}}); err != nil || n != 0 {
 		t.Errorf("linking another shopper's identifier: %d %v", n, err)
 	}
-	if _, err := db.CreateSubject(ctx, "shp_new", []commerce.IdentifierIndex{{Kind: commerce.IDPhone, Index: phone}}); broker.ErrorCode(err) != broker.EConflict {
+	if _, err := db.Subjects.CreateSubject(ctx, "shp_new", []commerce.IdentifierIndex{{Kind: commerce.IDPhone, Index: phone}}); broker.ErrorCode(err) != broker.EConflict {
 		t.Errorf("a shopper created with a taken identifier: %v", err)
 	}
 	if n := count(`SELECT count(*) FROM subjects WHERE id = 'shp_new'`); n != 0 {
 		t.Error("the refused shopper was created anyway")
 	}
-	if n, err := db.LinkIdentifiers(ctx, "shp_gone", []commerce.IdentifierIndex{{Kind: commerce.IDPhone, Index: p.BlindIndex(commerce.IDPhone, "919800000000")}}); err != nil || n != 0 {
+	if n, err := db.Subjects.LinkIdentifiers(ctx, "shp_gone", []commerce.IdentifierIndex{{Kind: commerce.IDPhone, Index: p.BlindIndex(commerce.IDPhone, "919800000000")}}); err != nil || n != 0 {
 		t.Errorf("an identifier linked to an erased shopper: %d %v", n, err)
 	}
 }
@@ -93,43 +93,43 @@ func TestCreateSealedSubject(t *testing.T) {
 	phone := commerce.IdentifierIndex{Kind: commerce.IDPhone, Index: []byte("phone-index-0000000000000000001")}
 	bsuid := commerce.IdentifierIndex{Kind: commerce.IDBSUID, Index: []byte("bsuid-index-0000000000000000001")}
 	key := broker.WrappedKey{Subject: "shp_a", KeyID: "age-test", Wrapped: []byte("wrapped-a")}
-	if err := db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_a", Identifiers: []commerce.IdentifierIndex{phone, bsuid},
+	if err := db.Subjects.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_a", Identifiers: []commerce.IdentifierIndex{phone, bsuid},
 		Key: key, SealedIdentity: []byte("sealed-a"), Jurisdiction: "GB"}); err != nil {
 		t.Fatal(err)
 	}
-	row, err := db.GetSubject(ctx, "shp_a")
+	row, err := db.Subjects.GetSubject(ctx, "shp_a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(row.SealedIdentity) != "sealed-a" || row.Jurisdiction != "GB" || row.Erased {
 		t.Fatalf("row %+v", row)
 	}
-	got, err := db.SubjectsByIndexes(ctx, [][]byte{phone.Index, bsuid.Index})
+	got, err := db.Subjects.SubjectsByIndexes(ctx, [][]byte{phone.Index, bsuid.Index})
 	if err != nil || got[string(phone.Index)] != "shp_a" || got[string(bsuid.Index)] != "shp_a" {
 		t.Fatalf("indexes %v, %v", got, err)
 	}
-	if k, err := db.GetSubjectKey(ctx, "shp_a"); err != nil || k.KeyID != "age-test" || string(k.Wrapped) != "wrapped-a" {
+	if k, err := db.DB.SubjectKeys().GetSubjectKey(ctx, "shp_a"); err != nil || k.KeyID != "age-test" || string(k.Wrapped) != "wrapped-a" {
 		t.Fatalf("key %+v, %v", k, err)
 	}
 
 	// One identifier taken: a conflict, and not a row of the second shopper.
 	other := commerce.IdentifierIndex{Kind: commerce.IDPhone, Index: []byte("phone-index-0000000000000000002")}
-	err = db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_b", Identifiers: []commerce.IdentifierIndex{other, bsuid},
+	err = db.Subjects.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_b", Identifiers: []commerce.IdentifierIndex{other, bsuid},
 		Key: broker.WrappedKey{Subject: "shp_b", KeyID: "age-test", Wrapped: []byte("wrapped-b")}, SealedIdentity: []byte("sealed-b")})
 	if broker.ErrorCode(err) != broker.EConflict {
 		t.Fatalf("taken identifier: %v, want EConflict", err)
 	}
-	if _, err := db.GetSubject(ctx, "shp_b"); !broker.IsNotFound(err) {
+	if _, err := db.Subjects.GetSubject(ctx, "shp_b"); !broker.IsNotFound(err) {
 		t.Fatalf("shopper written on conflict: %v", err)
 	}
-	if _, err := db.GetSubjectKey(ctx, "shp_b"); !broker.IsNotFound(err) {
+	if _, err := db.DB.SubjectKeys().GetSubjectKey(ctx, "shp_b"); !broker.IsNotFound(err) {
 		t.Fatalf("key written on conflict: %v", err)
 	}
-	if got, _ := db.SubjectsByIndexes(ctx, [][]byte{other.Index}); len(got) != 0 {
+	if got, _ := db.Subjects.SubjectsByIndexes(ctx, [][]byte{other.Index}); len(got) != 0 {
 		t.Fatalf("identifier written on conflict: %v", got)
 	}
 	// A key that is not the shopper's is refused before anything is sent.
-	err = db.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_c", Identifiers: []commerce.IdentifierIndex{other},
+	err = db.Subjects.CreateSealedSubject(ctx, commerce.NewSubject{ID: "shp_c", Identifiers: []commerce.IdentifierIndex{other},
 		Key: key, SealedIdentity: []byte("sealed-c")})
 	if err == nil {
 		t.Fatal("another shopper's key accepted")

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,55 +12,46 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// groupCommits are a DB handle's group committers.
-type groupCommits struct {
-	inbox    *bpg.GroupCommit[[]commerce.InboxItem, int]
-	sent     *bpg.GroupCommit[sentMark, struct{}]
-	statuses *bpg.GroupCommit[[]commerce.MessageStatus, struct{}]
+// Inbox is the shop's inbox: the inbound events stored (group-committed)
+// before a webhook is acknowledged, until a worker has processed them,
+// and the one-time conversion of the provider ids stored in them before
+// migration 0010.
+type Inbox struct {
+	*base
+
+	// The group committer of InsertInbox, made on first use.
+	groupsOnce sync.Once
+	groupsV    *bpg.GroupCommit[[]commerce.InboxItem, int]
 }
 
-func (db *Store) groups() *groupCommits {
-	db.groupsOnce.Do(func() { db.groupsV = db.newGroupCommits() })
-	return db.groupsV
-}
+var _ commerce.InboxStore = (*Inbox)(nil)
 
-func (db *Store) newGroupCommits() *groupCommits {
-	return &groupCommits{
-		inbox: &bpg.GroupCommit[[]commerce.InboxItem, int]{
+func (db *Inbox) groups() *bpg.GroupCommit[[]commerce.InboxItem, int] {
+	db.groupsOnce.Do(func() {
+		db.groupsV = &bpg.GroupCommit[[]commerce.InboxItem, int]{
 			MaxFlushers: 8, MaxBatch: 2000,
 			Size:  func(items []commerce.InboxItem) int { return len(items) },
 			Write: db.writeInboxBatch,
 			Wait:  10 * time.Second,
-		},
-		sent: &bpg.GroupCommit[sentMark, struct{}]{
-			MaxFlushers: 4, MaxBatch: 1000,
-			Size:  func(sentMark) int { return 1 },
-			Write: db.writeSentBatch,
-			Wait:  10 * time.Second,
-		},
-		statuses: &bpg.GroupCommit[[]commerce.MessageStatus, struct{}]{
-			MaxFlushers: 4, MaxBatch: 2000,
-			Size:  func(sts []commerce.MessageStatus) int { return len(sts) },
-			Write: db.writeStatusBatch,
-			Wait:  10 * time.Second,
-		},
-	}
+		}
+	})
+	return db.groupsV
 }
 
 const sqlInsertInboxReturning = sqlInsertInbox + ` RETURNING dedup_key`
 
 // insertInboxGrouped group-commits inbox rows with those of concurrent
 // webhook requests, so an acknowledged webhook is always durable.
-func (db *Store) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem) (int, error) {
-	return db.groups().inbox.Do(ctx, items, "inbox write")
+func (db *Inbox) insertInboxGrouped(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	return db.groups().Do(ctx, items, "inbox write")
 }
 
-func (db *Store) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
+func (db *Inbox) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
 	all := slices.Concat(reqs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inserted := map[string]bool{}
-	rs, err := db.Pool.Query(ctx, sqlInsertInboxReturning, inboxColumns(all)...)
+	rs, err := db.pool.Query(ctx, sqlInsertInboxReturning, inboxColumns(all)...)
 	if err == nil {
 		for rs.Next() {
 			var k string
@@ -87,44 +79,78 @@ func (db *Store) writeInboxBatch(reqs [][]commerce.InboxItem) ([]int, error) {
 	return out, nil
 }
 
-// sentMark is one outbox item marked sent.
-type sentMark struct {
-	id         int64
-	providerID string
+const sqlInsertInbox = `INSERT INTO inbox (dedup_key, subject_id, kind, store, sealed)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+	ON CONFLICT (subject_id, dedup_key) DO NOTHING`
+
+// InsertInbox stores inbound events, skipping known dedup keys.
+//
+// Outside a transaction the rows are group-committed with those of
+// concurrent callers; either way they are durable when it returns.
+func (db *Inbox) InsertInbox(ctx context.Context, items []commerce.InboxItem) (int, error) {
+	if _, ok := bpg.TxFrom(ctx); !ok {
+		return db.insertInboxGrouped(ctx, items)
+	}
+	tag, err := db.q(ctx).Exec(ctx, sqlInsertInbox, inboxColumns(items)...)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
-// An item whose shopper was erased while it was being sent (subject_id
-// cleared) keeps no provider id.
-const sqlOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(),
-	provider_id = CASE WHEN outbox.subject_id IS NULL THEN NULL ELSE nullif(t.pid, '') END,
-	sealed = CASE WHEN vault_sealed THEN NULL ELSE sealed END
-	FROM unnest($1::bigint[], $2::text[]) AS t(id, pid) WHERE outbox.id = t.id`
-
-// OutboxSent marks an item sent; vault-sealed items lose their payload.
-// Outside a transaction the mark is group-committed with those of
-// concurrent senders; either way it is durable when it returns, so what a
-// crash can send twice stays what it was with a statement per mark.
-func (db *Store) OutboxSent(ctx context.Context, id int64, providerID string) error {
-	if _, ok := bpg.TxFrom(ctx); !ok {
-		_, err := db.groups().sent.Do(ctx, sentMark{id, providerID}, "outbox sent mark")
-		return err
+// PendingSubjects lists shoppers with unprocessed events, oldest first.
+func (db *Inbox) PendingSubjects(ctx context.Context, limit int) ([]string, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL
+		GROUP BY subject_id ORDER BY min(id) LIMIT $1`, limit)
+	if err != nil {
+		return nil, Translate(err)
 	}
-	_, err := db.Q(ctx).Exec(ctx, sqlOutboxSent, []int64{id}, []string{providerID})
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, Translate(err)
+}
+
+// PendingInbox returns a shopper's unprocessed events in arrival order.
+func (db *Inbox) PendingInbox(ctx context.Context, subject string, limit int) ([]commerce.InboxItem, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT id, dedup_key, subject_id, kind, store, sealed, received_at, attempts
+		FROM inbox WHERE subject_id = $1 AND processed_at IS NULL ORDER BY id LIMIT $2`, subject, limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.InboxItem, error) {
+		var it commerce.InboxItem
+		err := r.Scan(&it.ID, &it.DedupKey, &it.Subject, &it.Kind, &it.Store, &it.Sealed, &it.Received, &it.Attempts)
+		return it, err
+	})
+	return out, Translate(err)
+}
+
+// MarkInbox marks an event processed; errText, when set, records why it
+// could not be (it is then not retried).
+func (db *Inbox) MarkInbox(ctx context.Context, id int64, errText string) error {
+	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+		last_error = nullif($2, '') WHERE id = $1`, id, errText)
 	return Translate(err)
 }
 
-func (db *Store) writeSentBatch(marks []sentMark) ([]struct{}, error) {
-	ids := make([]int64, len(marks))
-	pids := make([]string, len(marks))
-	for i, m := range marks {
-		ids[i], pids[i] = m.id, m.providerID
+// inboxColumns turns items into the column arrays sqlInsertInbox unnests.
+func inboxColumns(items []commerce.InboxItem) []any {
+	n := len(items)
+	keys, subs, kinds, stores := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	sealed := make([][]byte, n)
+	for i, it := range items {
+		keys[i], subs[i], kinds[i], stores[i], sealed[i] = it.DedupKey, it.Subject, it.Kind, it.Store, it.Sealed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.Pool.Exec(ctx, sqlOutboxSent, ids, pids); err != nil {
-		return nil, Translate(err)
+	return []any{keys, subs, kinds, stores, sealed}
+}
+
+// MarkInboxMany marks several events processed.
+func (db *Inbox) MarkInboxMany(ctx context.Context, ids []int64, errText string) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	return make([]struct{}, len(marks)), nil
+	_, err := db.q(ctx).Exec(ctx, `UPDATE inbox SET processed_at = now(), attempts = attempts + 1,
+		last_error = nullif($2, '') WHERE id = ANY($1)`, ids, errText)
+	return Translate(err)
 }
 
 // ProviderIDUpgrade names the one-time conversion of provider ids stored
@@ -161,12 +187,12 @@ const (
 // inbox row is bound to its dedup key, so reseal re-binds it to the new key
 // (nil: the shopper is erased, drop the row); processed rows are never
 // opened again and keep theirs. It returns how many values it converted.
-func (db *Store) UpgradeProviderIDs(ctx context.Context, hash func(subject, id string) string,
+func (db *Inbox) UpgradeProviderIDs(ctx context.Context, hash func(subject, id string) string,
 	reseal func(ctx context.Context, subject, oldKey, newKey string, sealed []byte) ([]byte, error)) (int, error) {
 	var n int
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		n = 0
-		q := db.Q(ctx)
+		q := db.q(ctx)
 		if _, err := q.Exec(ctx, sqlUpgradeLock, ProviderIDUpgrade); err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ func TestOutboxLanesPartitionByShopper(t *testing.T) {
 		if i%5 == 0 {
 			k.partner, kind = fmt.Sprintf("partner-%d", i%2), "partner"
 		}
-		id, err := db.Enqueue(ctx, commerce.OutboxItem{Ref: fmt.Sprintf("ref-%d", i), Kind: kind, Subject: k.subject,
+		id, err := db.Outbox.Enqueue(ctx, commerce.OutboxItem{Ref: fmt.Sprintf("ref-%d", i), Kind: kind, Subject: k.subject,
 			Partner: k.partner, Sealed: []byte("x")})
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func TestOutboxLanesPartitionByShopper(t *testing.T) {
 	claimed := map[int64]bool{}
 	used := 0
 	for lane := range lanes {
-		items, err := db.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{Index: lane, Of: lanes})
+		items, err := db.Outbox.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{Index: lane, Of: lanes})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,11 +65,11 @@ func TestOutboxLanesPartitionByShopper(t *testing.T) {
 		t.Errorf("all items fell in one lane of %d", lanes)
 	}
 	// Leased items are not offered again, in any lane or in the whole outbox.
-	if items, err := db.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{}); err != nil || len(items) != 0 {
+	if items, err := db.Outbox.ClaimOutbox(ctx, 1000, time.Minute, commerce.OutboxLane{}); err != nil || len(items) != 0 {
 		t.Fatalf("claim after the lanes took everything = %d items, %v", len(items), err)
 	}
 	for _, bad := range []commerce.OutboxLane{{Index: 4, Of: 4}, {Index: -1, Of: 4}, {Index: 1, Of: 0}} {
-		if _, err := db.ClaimOutbox(ctx, 10, time.Minute, bad); broker.ErrorCode(err) != broker.EInvalid {
+		if _, err := db.Outbox.ClaimOutbox(ctx, 10, time.Minute, bad); broker.ErrorCode(err) != broker.EInvalid {
 			t.Errorf("lane %+v: err = %v, want invalid", bad, err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	var ids []int64
 	for i := range 50 {
-		id, err := db.Enqueue(ctx, commerce.OutboxItem{Ref: fmt.Sprintf("m-%d", i), Kind: "whatsapp", Subject: "sub_a",
+		id, err := db.Outbox.Enqueue(ctx, commerce.OutboxItem{Ref: fmt.Sprintf("m-%d", i), Kind: "whatsapp", Subject: "sub_a",
 			VaultSealed: i%2 == 0, Sealed: []byte("payload")})
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +90,7 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 	}
 	errs := make(chan error, len(ids))
 	for i, id := range ids {
-		go func() { errs <- db.OutboxSent(ctx, id, fmt.Sprintf("wamid.%d", i)) }()
+		go func() { errs <- db.Outbox.OutboxSent(ctx, id, fmt.Sprintf("wamid.%d", i)) }()
 	}
 	for range ids {
 		if err := <-errs; err != nil {
@@ -98,7 +98,7 @@ func TestOutboxSentMarksGroupCommit(t *testing.T) {
 		}
 	}
 	var sent, withPayload, vaultWithPayload int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent' AND provider_id = 'wamid.' || (id - $1)),
+	if err := db.DB.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent' AND provider_id = 'wamid.' || (id - $1)),
 		count(*) FILTER (WHERE sealed IS NOT NULL), count(*) FILTER (WHERE vault_sealed AND sealed IS NOT NULL) FROM outbox`,
 		ids[0]).Scan(&sent, &withPayload, &vaultWithPayload); err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestMessageStatusesGroupCommit(t *testing.T) {
 	}
 	errs := make(chan error, len(reqs))
 	for _, r := range reqs {
-		go func() { errs <- db.ApplyMessageStatuses(ctx, r) }()
+		go func() { errs <- db.Outbox.ApplyMessageStatuses(ctx, r) }()
 	}
 	for range reqs {
 		if err := <-errs; err != nil {
@@ -153,11 +153,11 @@ func TestMessageStatusesGroupCommit(t *testing.T) {
 		}
 	}
 	// A late "delivered" does not move anything back.
-	if err := db.ApplyMessageStatuses(ctx, []commerce.MessageStatus{{ProviderID: "wamid.1", Subject: "sub_a", Status: "delivered"}}); err != nil {
+	if err := db.Outbox.ApplyMessageStatuses(ctx, []commerce.MessageStatus{{ProviderID: "wamid.1", Subject: "sub_a", Status: "delivered"}}); err != nil {
 		t.Fatal(err)
 	}
 	var read, failed, other int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'read' AND error_code IS NULL),
+	if err := db.DB.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'read' AND error_code IS NULL),
 		count(*) FILTER (WHERE status = 'failed' AND error_code = 131026), count(*) FILTER (WHERE status NOT IN ('read', 'failed'))
 		FROM message_status`).Scan(&read, &failed, &other); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,11 @@ import (
 // deletes one batch by ctid, so that it needs no knowledge of the table's
 // key, and skips rows another transaction holds (a sender's lease, a turn).
 
-var _ commerce.RetentionStore = (*Store)(nil)
+// Retention is the retention sweeper's store: expired shoppers and the
+// purge of old sessions, outbox items, statuses and inbox rows.
+type Retention struct{ *base }
+
+var _ commerce.RetentionStore = (*Retention)(nil)
 
 const (
 	sqlClaimExpiredSubject = `SELECT true FROM subjects
@@ -40,9 +44,9 @@ const (
 
 // ClaimExpiredSubject locks the shopper's row for the transaction in ctx and
 // reports whether the shopper is still not erased and still expired.
-func (db *Store) ClaimExpiredSubject(ctx context.Context, subject string, before time.Time) (bool, error) {
+func (db *Retention) ClaimExpiredSubject(ctx context.Context, subject string, before time.Time) (bool, error) {
 	var ok bool
-	err := db.Q(ctx).QueryRow(ctx, sqlClaimExpiredSubject, subject, before).Scan(&ok)
+	err := db.q(ctx).QueryRow(ctx, sqlClaimExpiredSubject, subject, before).Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -51,30 +55,36 @@ func (db *Store) ClaimExpiredSubject(ctx context.Context, subject string, before
 
 // PurgeSessions deletes up to limit conversation states untouched since
 // before.
-func (db *Store) PurgeSessions(ctx context.Context, before time.Time, limit int) (int64, error) {
+func (db *Retention) PurgeSessions(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return db.purge(ctx, sqlPurgeSessions, before, limit)
 }
 
 // PurgeOutbox deletes up to limit outbox items of kind that were sent, or
 // given up on, before the cutoff.
-func (db *Store) PurgeOutbox(ctx context.Context, kind string, before time.Time, limit int) (int64, error) {
-	tag, err := db.Q(ctx).Exec(ctx, sqlPurgeOutbox, kind, before, limit)
+func (db *Retention) PurgeOutbox(ctx context.Context, kind string, before time.Time, limit int) (int64, error) {
+	tag, err := db.q(ctx).Exec(ctx, sqlPurgeOutbox, kind, before, limit)
 	return tag.RowsAffected(), Translate(err)
 }
 
 // PurgeMessageStatuses deletes up to limit delivery statuses last updated
 // before the cutoff.
-func (db *Store) PurgeMessageStatuses(ctx context.Context, before time.Time, limit int) (int64, error) {
+func (db *Retention) PurgeMessageStatuses(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return db.purge(ctx, sqlPurgeMessageStatuses, before, limit)
 }
 
 // PurgeInbox deletes up to limit processed inbound notifications received
 // before the cutoff.
-func (db *Store) PurgeInbox(ctx context.Context, before time.Time, limit int) (int64, error) {
+func (db *Retention) PurgeInbox(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return db.purge(ctx, sqlPurgeInbox, before, limit)
 }
 
-func (db *Store) purge(ctx context.Context, sql string, before time.Time, limit int) (int64, error) {
-	tag, err := db.Q(ctx).Exec(ctx, sql, before, limit)
+func (db *Retention) purge(ctx context.Context, sql string, before time.Time, limit int) (int64, error) {
+	tag, err := db.q(ctx).Exec(ctx, sql, before, limit)
 	return tag.RowsAffected(), Translate(err)
+}
+
+// TryLock takes a lock shared by every process, without waiting (see
+// bpg.DB.TryLock).
+func (db *Retention) TryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
+	return db.pg.TryLock(ctx, name)
 }

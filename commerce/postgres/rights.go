@@ -11,8 +11,11 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-var _ commerce.RightsStore = (*Store)(nil)
-var _ commerce.Store = (*Store)(nil)
+// Rights is the shop's side of erasure (the shopper's rows, and the
+// notice to other processes) and of the shopper's audit trail.
+type Rights struct{ *base }
+
+var _ commerce.RightsStore = (*Rights)(nil)
 
 const (
 	sqlEraseSubject = `UPDATE subjects SET wa_index = NULL, sealed_identity = NULL, erased_at = now(),
@@ -36,8 +39,8 @@ const (
 // EraseSubjectRows blanks or deletes every row holding the shopper's data.
 // Sealed rows that remain (sent outbox items) are unreadable once the key
 // is shredded; those with plaintext-derived values are removed here.
-func (db *Store) EraseSubjectRows(ctx context.Context, subject string) ([]string, error) {
-	q := db.Q(ctx)
+func (db *Rights) EraseSubjectRows(ctx context.Context, subject string) ([]string, error) {
+	q := db.q(ctx)
 	// The consents end with the erasure: their record says so (the
 	// artefacts hold no personal data and stay as proof of consent).
 	if _, err := q.Exec(ctx, sqlEraseConsents, subject); err != nil {
@@ -91,8 +94,8 @@ func (db *Store) EraseSubjectRows(ctx context.Context, subject string) ([]string
 }
 
 // SubjectAudit returns the integrated audit entries about a pseudonym.
-func (db *Store) SubjectAudit(ctx context.Context, pseudonym string, limit int) ([]audit.Entry, error) {
-	rows, err := db.Q(ctx).Query(ctx, `SELECT leaf FROM audit_entries WHERE subject = $1 ORDER BY idx LIMIT $2`,
+func (db *Rights) SubjectAudit(ctx context.Context, pseudonym string, limit int) ([]audit.Entry, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT leaf FROM audit_entries WHERE subject = $1 ORDER BY idx LIMIT $2`,
 		pseudonym, limit)
 	if err != nil {
 		return nil, Translate(err)
@@ -112,18 +115,18 @@ func (db *Store) SubjectAudit(ctx context.Context, pseudonym string, limit int) 
 const erasureChannel = "sieve_erasure"
 
 // NotifyErasure announces an erasure at commit.
-func (db *Store) NotifyErasure(ctx context.Context, subject string) error {
-	_, err := db.Q(ctx).Exec(ctx, `SELECT pg_notify($1, $2)`, erasureChannel, subject)
+func (db *Rights) NotifyErasure(ctx context.Context, subject string) error {
+	_, err := db.q(ctx).Exec(ctx, `SELECT pg_notify($1, $2)`, erasureChannel, subject)
 	return Translate(err)
 }
 
 // Listen calls fn with the payload of each notification on channel until
 // ctx ends, reconnecting after errors. Notifications are hints: missed ones
 // (while disconnected) are covered by the callers' cache TTLs.
-func (db *Store) Listen(ctx context.Context, channel string, fn func(payload string)) {
+func (db *Rights) Listen(ctx context.Context, channel string, fn func(payload string)) {
 	for ctx.Err() == nil {
 		err := func() error {
-			conn, err := db.Pool.Acquire(ctx)
+			conn, err := db.pool.Acquire(ctx)
 			if err != nil {
 				return err
 			}
@@ -150,14 +153,14 @@ func (db *Store) Listen(ctx context.Context, channel string, fn func(payload str
 }
 
 // ListenErasures calls fn for every erasure announced by any process.
-func (db *Store) ListenErasures(ctx context.Context, fn func(subject string)) {
+func (db *Rights) ListenErasures(ctx context.Context, fn func(subject string)) {
 	db.Listen(ctx, erasureChannel, fn)
 }
 
 // ExpiredSubjects lists shoppers not erased whose last interaction is
 // before the cutoff.
-func (db *Store) ExpiredSubjects(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := db.Q(ctx).Query(ctx, `SELECT id FROM subjects WHERE erased_at IS NULL AND last_interaction_at < $1
+func (db *Retention) ExpiredSubjects(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := db.q(ctx).Query(ctx, `SELECT id FROM subjects WHERE erased_at IS NULL AND last_interaction_at < $1
 		ORDER BY last_interaction_at LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, Translate(err)

@@ -21,7 +21,7 @@ func TestShardKeys(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("shp_%02d", i)
 	}
-	keys, err := db.ShardKeys(ctx, ids)
+	keys, err := db.Turns.ShardKeys(ctx, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestShardKeys(t *testing.T) {
 	}
 	tasks := func(group []string) string {
 		t.Helper()
-		return explain(t, db.Pool, "SELECT id FROM subjects WHERE id = ANY($1)", group)
+		return explain(t, db.DB.Pool, "SELECT id FROM subjects WHERE id = ANY($1)", group)
 	}
 	var mixed []string
 	for _, group := range byKey {

@@ -11,7 +11,11 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-var _ commerce.TurnStore = (*Store)(nil)
+// Turns reads and writes the workers' turns of groups of shoppers, and
+// tells shoppers' shards apart on Citus (ShardKeys).
+type Turns struct{ *base }
+
+var _ commerce.TurnStore = (*Turns)(nil)
 
 // SQL of the worker's turns: each statement serves a whole group of
 // shoppers, so a group costs the same number of statements as one shopper.
@@ -51,7 +55,7 @@ const (
 // trip of four statements. A shopper whose lock is held elsewhere gets a
 // TurnState with Locked false (its reads are discarded). subjects must be
 // distinct.
-func (db *Store) LoadTurns(ctx context.Context, subjects []string, limit int) ([]commerce.TurnState, error) {
+func (db *Turns) LoadTurns(ctx context.Context, subjects []string, limit int) ([]commerce.TurnState, error) {
 	out := make([]commerce.TurnState, len(subjects))
 	at := make(map[string]int, len(subjects))
 	for i, s := range subjects {
@@ -107,7 +111,7 @@ func (db *Store) LoadTurns(ctx context.Context, subjects []string, limit int) ([
 		}
 		return rows.Err()
 	})
-	if err := db.Q(ctx).SendBatch(ctx, b).Close(); err != nil {
+	if err := db.q(ctx).SendBatch(ctx, b).Close(); err != nil {
 		return nil, Translate(err)
 	}
 	for i := range out {
@@ -121,7 +125,7 @@ func (db *Store) LoadTurns(ctx context.Context, subjects []string, limit int) ([
 // SaveTurns writes the effects of several shoppers' turns in one
 // pipelined round trip, a statement per table; each shopper's outbox items
 // keep their order.
-func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
+func (db *Turns) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	var inSubs []string
 	var inAt []time.Time
 	var refs, kinds, subs, parts []string
@@ -168,7 +172,7 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := db.Q(ctx).SendBatch(ctx, b).Close(); err != nil {
+	if err := db.q(ctx).SendBatch(ctx, b).Close(); err != nil {
 		return Translate(err)
 	}
 	if marked == int64(len(done)) {
@@ -178,7 +182,7 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 	// their events), or another turn processed some of them meanwhile,
 	// whose effects must not be committed a second time.
 	var processed int64
-	if err := db.Q(ctx).QueryRow(ctx, sqlTurnProcessed, done, doneSubs).Scan(&processed); err != nil {
+	if err := db.q(ctx).QueryRow(ctx, sqlTurnProcessed, done, doneSubs).Scan(&processed); err != nil {
 		return Translate(err)
 	}
 	if other := processed - marked; other > 0 {
@@ -186,4 +190,35 @@ func (db *Store) SaveTurns(ctx context.Context, ws []commerce.TurnWrite) error {
 		return broker.Errorf(broker.EUnavailable, "%d of the turn's %d inbox events were processed meanwhile", other, len(done))
 	}
 	return nil
+}
+
+var _ commerce.ShardKeys = (*Turns)(nil)
+
+// sqlShardKeys asks the coordinator's metadata which shard of subjects
+// holds each shopper (no distributed table is read: one local call each).
+const sqlShardKeys = `SELECT s, get_shard_id_for_distribution_column('subjects', s)
+	FROM unnest($1::text[]) AS s`
+
+// ShardKeys returns each shopper's shard of subjects on Citus (the
+// shopper tables are co-located with it, so the key holds for all of
+// them), and nil on one PostgreSQL.
+func (db *Turns) ShardKeys(ctx context.Context, subjects []string) (map[string]int64, error) {
+	if !db.spread(ctx) {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, sqlShardKeys, subjects)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	defer rows.Close()
+	keys := make(map[string]int64, len(subjects))
+	for rows.Next() {
+		var id string
+		var shard int64
+		if err := rows.Scan(&id, &shard); err != nil {
+			return nil, Translate(err)
+		}
+		keys[id] = shard
+	}
+	return keys, Translate(rows.Err())
 }

@@ -22,7 +22,7 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 	ctx := context.Background()
 	subs := []string{"sub_a", "sub_b", "sub_held"}
 	for i, s := range subs {
-		if _, _, err := db.EnsureSubject(ctx, []byte(fmt.Sprintf("index-%d", i)), s); err != nil {
+		if _, _, err := db.Subjects.EnsureSubject(ctx, []byte(fmt.Sprintf("index-%d", i)), s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,17 +31,17 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 		items = append(items, commerce.InboxItem{DedupKey: fmt.Sprintf("m:%d", i), Subject: s, Kind: "message",
 			Store: "store-1", Sealed: []byte(fmt.Sprintf("event-%d", i))})
 	}
-	if n, err := db.InsertInbox(ctx, items); err != nil || n != len(items) {
+	if n, err := db.Inbox.InsertInbox(ctx, items); err != nil || n != len(items) {
 		t.Fatalf("InsertInbox = %d, %v", n, err)
 	}
 	// sub_b already has a session.
-	if err := db.InTx(ctx, func(ctx context.Context) error {
-		return db.SaveTurns(ctx, []commerce.TurnWrite{{Subject: "sub_b", Store: "store-1", State: "browsing", Session: []byte("old")}})
+	if err := db.DB.InTx(ctx, func(ctx context.Context) error {
+		return db.Turns.SaveTurns(ctx, []commerce.TurnWrite{{Subject: "sub_b", Store: "store-1", State: "browsing", Session: []byte("old")}})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// Another worker holds sub_held.
-	other, err := db.Pool.Begin(ctx)
+	other, err := db.DB.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +51,9 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 	}
 
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	err = db.InTx(ctx, func(ctx context.Context) error {
+	err = db.DB.InTx(ctx, func(ctx context.Context) error {
 		group := []string{"sub_a", "sub_held", "sub_b", "sub_unknown"}
-		states, err := db.LoadTurns(ctx, group, 100)
+		states, err := db.Turns.LoadTurns(ctx, group, 100)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 			}
 			return o
 		}
-		return db.SaveTurns(ctx, []commerce.TurnWrite{
+		return db.Turns.SaveTurns(ctx, []commerce.TurnWrite{
 			{Subject: "sub_a", LastInbound: at, Out: out("sub_a", 3), Done: []int64{a.Items[0].ID, a.Items[1].ID},
 				Store: "store-1", State: "cart", Session: []byte("a-session")},
 			{Subject: "sub_b", Out: out("sub_b", 2), Done: []int64{b.Items[0].ID},
@@ -95,7 +95,7 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 
 	refs := map[string][]string{}
 	var sub, ref string
-	rows, _ := db.Pool.Query(ctx, `SELECT subject_id, ref FROM outbox ORDER BY id`)
+	rows, _ := db.DB.Pool.Query(ctx, `SELECT subject_id, ref FROM outbox ORDER BY id`)
 	if _, err := pgx.ForEachRow(rows, []any{&sub, &ref}, func() error {
 		refs[sub] = append(refs[sub], ref)
 		return nil
@@ -108,13 +108,13 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 	for _, c := range []struct{ sub, state, sealed string }{{"sub_a", "cart", "a-session"}, {"sub_b", "address", "new"}} {
 		var state string
 		var sealed []byte
-		if err := db.Pool.QueryRow(ctx, `SELECT state, sealed FROM sessions WHERE subject_id = $1`, c.sub).Scan(&state, &sealed); err != nil ||
+		if err := db.DB.Pool.QueryRow(ctx, `SELECT state, sealed FROM sessions WHERE subject_id = $1`, c.sub).Scan(&state, &sealed); err != nil ||
 			state != c.state || !bytes.Equal(sealed, []byte(c.sealed)) {
 			t.Fatalf("session of %s = %q %q, %v", c.sub, state, sealed, err)
 		}
 	}
 	var pending []string
-	rows, _ = db.Pool.Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL ORDER BY id`)
+	rows, _ = db.DB.Pool.Query(ctx, `SELECT subject_id FROM inbox WHERE processed_at IS NULL ORDER BY id`)
 	if _, err := pgx.ForEachRow(rows, []any{&sub}, func() error {
 		pending = append(pending, sub)
 		return nil
@@ -122,11 +122,11 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 		t.Fatalf("pending after the turns: %v, %v", pending, err)
 	}
 	var last time.Time
-	if err := db.Pool.QueryRow(ctx, `SELECT last_inbound_at FROM subjects WHERE id = 'sub_a'`).Scan(&last); err != nil || !last.Equal(at) {
+	if err := db.DB.Pool.QueryRow(ctx, `SELECT last_inbound_at FROM subjects WHERE id = 'sub_a'`).Scan(&last); err != nil || !last.Equal(at) {
 		t.Fatalf("sub_a last inbound = %v, %v", last, err)
 	}
 	var bLast *time.Time
-	if err := db.Pool.QueryRow(ctx, `SELECT last_inbound_at FROM subjects WHERE id = 'sub_b'`).Scan(&bLast); err != nil || bLast != nil {
+	if err := db.DB.Pool.QueryRow(ctx, `SELECT last_inbound_at FROM subjects WHERE id = 'sub_b'`).Scan(&bLast); err != nil || bLast != nil {
 		t.Fatalf("sub_b had no inbound message, but last inbound = %v, %v", bLast, err)
 	}
 }
@@ -137,16 +137,16 @@ func TestTurnsReadAndWriteAGroup(t *testing.T) {
 func TestSaveTurnsRefusesEventsProcessedMeanwhile(t *testing.T) {
 	db := newStore(t)
 	ctx := context.Background()
-	if _, _, err := db.EnsureSubject(ctx, []byte("index-twice"), "sub_t"); err != nil {
+	if _, _, err := db.Subjects.EnsureSubject(ctx, []byte("index-twice"), "sub_t"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.InsertInbox(ctx, []commerce.InboxItem{{DedupKey: "m:1", Subject: "sub_t", Kind: "message",
+	if _, err := db.Inbox.InsertInbox(ctx, []commerce.InboxItem{{DedupKey: "m:1", Subject: "sub_t", Kind: "message",
 		Store: "store-1", Sealed: []byte("hi")}}); err != nil {
 		t.Fatal(err)
 	}
 	var ids []int64
-	if err := db.InTx(ctx, func(ctx context.Context) error {
-		states, err := db.LoadTurns(ctx, []string{"sub_t"}, 10)
+	if err := db.DB.InTx(ctx, func(ctx context.Context) error {
+		states, err := db.Turns.LoadTurns(ctx, []string{"sub_t"}, 10)
 		for _, it := range states[0].Items {
 			ids = append(ids, it.ID)
 		}
@@ -158,27 +158,31 @@ func TestSaveTurnsRefusesEventsProcessedMeanwhile(t *testing.T) {
 		return commerce.TurnWrite{Subject: "sub_t", Done: ids,
 			Out: []commerce.OutboxItem{{Ref: ref, Kind: "whatsapp", Subject: "sub_t", Sealed: []byte("notice")}}}
 	}
-	if err := db.InTx(ctx, func(ctx context.Context) error { return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_first")}) }); err != nil {
+	if err := db.DB.InTx(ctx, func(ctx context.Context) error {
+		return db.Turns.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_first")})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	err := db.InTx(ctx, func(ctx context.Context) error { return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_again")}) })
+	err := db.DB.InTx(ctx, func(ctx context.Context) error {
+		return db.Turns.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_again")})
+	})
 	if broker.ErrorCode(err) != broker.EUnavailable {
 		t.Fatalf("second turn over the same events = %v, want EUnavailable", err)
 	}
 	var n int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject_id = 'sub_t'`).Scan(&n); err != nil || n != 1 {
+	if err := db.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject_id = 'sub_t'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d outbox items (%v), want the first turn's one", n, err)
 	}
 	// Deleted by the turn itself (an erasure): nothing to refuse.
-	if err := db.InTx(ctx, func(ctx context.Context) error {
-		q := db.Q(ctx)
+	if err := db.DB.InTx(ctx, func(ctx context.Context) error {
+		q := db.DB.Q(ctx)
 		if _, err := q.Exec(ctx, `UPDATE inbox SET processed_at = NULL WHERE subject_id = 'sub_t'`); err != nil {
 			return err
 		}
 		if _, err := q.Exec(ctx, `DELETE FROM inbox WHERE subject_id = 'sub_t'`); err != nil {
 			return err
 		}
-		return db.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_erased")})
+		return db.Turns.SaveTurns(ctx, []commerce.TurnWrite{reply("msg_erased")})
 	}); err != nil {
 		t.Fatalf("a turn that deleted its own events: %v", err)
 	}

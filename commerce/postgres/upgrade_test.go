@@ -105,7 +105,7 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 		resealed[oldKey] = newKey
 		return append([]byte("resealed:"), sealed...), nil
 	}
-	n, err := db.UpgradeProviderIDs(ctx, p.ProviderKey, reseal)
+	n, err := db.Inbox.UpgradeProviderIDs(ctx, p.ProviderKey, reseal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestMigration0010ConvertsPlaintextProviderIDs(t *testing.T) {
 		t.Errorf("plaintext ids left:\n%s", dump.String())
 	}
 	// Once only.
-	if n, err := db.UpgradeProviderIDs(ctx, p.ProviderKey, reseal); err != nil || n != 0 {
+	if n, err := db.Inbox.UpgradeProviderIDs(ctx, p.ProviderKey, reseal); err != nil || n != 0 {
 		t.Errorf("second run: %d, %v", n, err)
 	}
 	if n := count(`SELECT count(*) FROM app_upgrades WHERE name = $1`, postgres.ProviderIDUpgrade); n != 1 {

@@ -362,7 +362,7 @@ func (w *dashWorld) waitIntegrated() {
 	w.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		st, err := w.db.AuditStatus(context.Background())
+		st, err := w.db.AuditTree().AuditStatus(context.Background())
 		if err == nil && st.Pending == 0 && st.Size > 0 && st.CheckpointSize == st.Size {
 			return
 		}

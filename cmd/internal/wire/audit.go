@@ -33,7 +33,7 @@ func (s *System) RunAuditSequencer(ctx context.Context) error {
 		_ = s.LogKeys.Reload()  // a failed reload keeps the keys in force
 		return s.logSigners()
 	}
-	return s.DB.RunAuditSequencerRestarting(ctx, s.sequencerConfig, keys, 5*time.Second)
+	return s.DB.Audit().RunAuditSequencerRestarting(ctx, s.sequencerConfig, keys, 5*time.Second)
 }
 
 // IntegrateAudit integrates pending entries and publishes a checkpoint now
@@ -41,7 +41,7 @@ func (s *System) RunAuditSequencer(ctx context.Context) error {
 func (s *System) IntegrateAudit(ctx context.Context) (string, error) {
 	cfg := s.sequencerConfig()
 	for {
-		n, err := s.DB.IntegrateAudit(ctx, cfg)
+		n, err := s.DB.Audit().IntegrateAudit(ctx, cfg)
 		if err != nil {
 			return "", err
 		}
@@ -49,7 +49,7 @@ func (s *System) IntegrateAudit(ctx context.Context) (string, error) {
 			break
 		}
 	}
-	return s.DB.PublishCheckpoint(ctx, cfg)
+	return s.DB.Audit().PublishCheckpoint(ctx, cfg)
 }
 
 // CurrentCheckpointKey is the key officers pin to verify exports offline:
@@ -67,7 +67,7 @@ func (s *System) VerifyAudit(ctx context.Context, progress func(done, total uint
 	if len(keys) == 0 {
 		return 0, nil, errors.New("no signing key to verify with")
 	}
-	return s.DB.VerifyAuditKeys(ctx, keys, progress)
+	return s.DB.AuditReports().VerifyAuditKeys(ctx, keys, progress)
 }
 
 // RecordOfficerAction appends an audit entry for an officer's own action
@@ -89,15 +89,15 @@ func (a *auditAPI) Checkpoint(ctx context.Context) (string, error) {
 }
 
 func (a *auditAPI) Inclusion(ctx context.Context, index, size uint64) (any, error) {
-	return a.s.ReadDB().InclusionProof(ctx, index, size)
+	return a.s.ReadDB().AuditTree().InclusionProof(ctx, index, size)
 }
 
 func (a *auditAPI) Consistency(ctx context.Context, from, to uint64) (any, error) {
-	return a.s.ReadDB().ConsistencyProof(ctx, from, to)
+	return a.s.ReadDB().AuditTree().ConsistencyProof(ctx, from, to)
 }
 
 func (a *auditAPI) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.s.ReadDB().AuditEntries(ctx, f, cursor, limit)
+	return a.s.ReadDB().AuditReports().AuditEntries(ctx, f, cursor, limit)
 }
 
 func (a *auditAPI) Record(ctx context.Context, ev broker.Event) error {

@@ -13,7 +13,7 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	d := httpapi.Deps{
 		Log:      s.Log,
 		DB:       s.DB,
-		Auth:     &token.Authenticator{Issuer: s.Issuer, Store: s.DB},
+		Auth:     &token.Authenticator{Issuer: s.Issuer, Store: s.DB.Partners()},
 		OAuth:    s.Tokens.Endpoint(s.Log),
 		JWKS:     s.SignKeys.JWKS,
 		WhatsApp: s.Receiver,

@@ -33,7 +33,7 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 		Controller: r.s.Config.WhatsApp.StoreName + " (controller), Sieve broker (processor)",
 		Home:       commerce.StoreJurisdiction}
 	if r.s.DB != nil {
-		if ps, err := r.s.DB.ListPartners(ctx); err == nil {
+		if ps, err := r.s.DB.Partners().ListPartners(ctx); err == nil {
 			in.Partners, in.RegistryRead = ps, true
 		}
 	}

@@ -46,14 +46,14 @@ func (s *System) uiDeps() ui.Deps {
 		Desk:           s.Desk,
 		Breaches:       s.Breaches,
 		Nominees:       s.Nominees,
-		Partners:       s.DB,
+		Partners:       s.DB.Partners(),
 		Policy:         s.policyView,
 		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
 			rec, err := (&Reports{}).With(s).Record(ctx)
 			return uiRecord(rec), err
 		},
 		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
-			list, err := s.Store.OpenNotices(ctx, 1000)
+			list, err := s.Stores.Notices.OpenNotices(ctx, 1000)
 			out := make([]ui.NoticeRow, 0, len(list))
 			for _, n := range list {
 				r := ui.NoticeRow{EventID: n.ID, Partner: n.Partner, Type: n.Type, Created: n.CreatedAt, Deadline: n.Deadline}
@@ -65,7 +65,7 @@ func (s *System) uiDeps() ui.Deps {
 			return out, err
 		},
 		Holds: func(ctx context.Context) ([]ui.HoldRow, error) {
-			list, err := s.Store.ListHolds(ctx, 1000)
+			list, err := s.Stores.Holds.ListHolds(ctx, 1000)
 			retention := s.Policy.Data().Retention
 			out := make([]ui.HoldRow, 0, len(list))
 			for _, h := range list {
@@ -75,7 +75,7 @@ func (s *System) uiDeps() ui.Deps {
 			return out, err
 		},
 		Warnings: func(ctx context.Context) ([]ui.WarningRow, error) {
-			list, err := s.Store.ListWarnings(ctx, 1000)
+			list, err := s.Stores.Warnings.ListWarnings(ctx, 1000)
 			out := make([]ui.WarningRow, 0, len(list))
 			for _, w := range list {
 				out = append(out, ui.WarningRow{Subject: s.Pseudo.Audit(w.Subject), WarnedAt: w.WarnedAt, EraseAfter: w.EraseAfter})
@@ -111,43 +111,43 @@ var _ ui.AuditLog = uiAudit{}
 
 // Entries implements ui.AuditLog.
 func (a uiAudit) Entries(ctx context.Context, f broker.AuditFilter, cursor string, limit int) ([]audit.Entry, string, error) {
-	return a.db.AuditEntries(ctx, f, cursor, limit)
+	return a.db.AuditReports().AuditEntries(ctx, f, cursor, limit)
 }
 
 // Entry implements ui.AuditLog.
 func (a uiAudit) Entry(ctx context.Context, index uint64) (audit.Entry, error) {
-	return a.db.AuditEntry(ctx, index)
+	return a.db.AuditTree().AuditEntry(ctx, index)
 }
 
 // Checkpoint implements ui.AuditLog.
 func (a uiAudit) Checkpoint(ctx context.Context) (string, error) {
-	note, _, err := a.db.LatestCheckpoint(ctx)
+	note, _, err := a.db.AuditTree().LatestCheckpoint(ctx)
 	return note, err
 }
 
 // Inclusion implements ui.AuditLog.
 func (a uiAudit) Inclusion(ctx context.Context, index, size uint64) (audit.InclusionProof, error) {
-	return a.db.InclusionProof(ctx, index, size)
+	return a.db.AuditTree().InclusionProof(ctx, index, size)
 }
 
 // Consistency implements ui.AuditLog.
 func (a uiAudit) Consistency(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
-	return a.db.ConsistencyProof(ctx, from, to)
+	return a.db.AuditTree().ConsistencyProof(ctx, from, to)
 }
 
 // Counts implements ui.AuditLog.
 func (a uiAudit) Counts(ctx context.Context, from, to time.Time, bucket time.Duration) ([]broker.AuditCount, error) {
-	return a.db.AuditCounts(ctx, from, to, bucket)
+	return a.db.AuditReports().AuditCounts(ctx, from, to, bucket)
 }
 
 // Flows implements ui.AuditLog.
 func (a uiAudit) Flows(ctx context.Context) ([]broker.ReleasedCell, error) {
-	return a.db.ReleasedMatrix(ctx)
+	return a.db.AuditReports().ReleasedMatrix(ctx)
 }
 
 // ExportCSV implements ui.AuditLog.
 func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilter) error {
-	return a.db.ExportAudit(ctx, w, f, postgres.ExportCSV)
+	return a.db.AuditReports().ExportAudit(ctx, w, f, postgres.ExportCSV)
 }
 
 // Record implements ui.AuditLog.
@@ -216,7 +216,7 @@ func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
 
 // recentOffers adapts the store's offers to the dashboard's rows.
 func (s *System) recentOffers(ctx context.Context, since time.Time) ([]ui.OfferRow, error) {
-	recs, err := s.Store.RecentOffers(ctx, since)
+	recs, err := s.Stores.Market.RecentOffers(ctx, since)
 	if err != nil {
 		return nil, err
 	}

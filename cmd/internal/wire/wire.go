@@ -30,8 +30,9 @@ type System struct {
 	Config config.Config
 	Log    *slog.Logger
 	DB     *postgres.DB
-	// Store is the shop's SQL on DB, joining its transactions.
-	Store *cpg.Store
+	// Stores are the shop's SQL on DB, joining its transactions: one
+	// narrow store per commerce port.
+	Stores *cpg.Stores
 	// Replica, when configured, is a streaming replica that serves the
 	// audit reads of the dashboard and the compliance API; see ReadDB.
 	Replica  *postgres.DB
@@ -90,7 +91,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.DB, err = postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns, AppName: "sieve"}); err != nil {
 		return nil, err
 	}
-	s.Store = cpg.New(s.DB)
+	s.Stores = cpg.New(s.DB)
 	fail := func(err error) (*System, error) {
 		s.Close()
 		return nil, err
@@ -108,7 +109,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.AgeKeys, err = seal.LoadKeyring(cfg.Keys.Dir, cfg.Keys.Create); err != nil {
 		return fail(err)
 	}
-	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB, seal.Options{}); err != nil {
+	if s.Sealer, err = seal.NewSealer(s.AgeKeys, s.DB.SubjectKeys(), seal.Options{}); err != nil {
 		return fail(err)
 	}
 	// The log keys first: on an existing deployment they adopt the JWT
@@ -125,7 +126,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		}
 	}
 	s.Issuer = token.NewIssuer(s.SignKeys, cfg.Server.Issuer, 10*time.Minute)
-	s.Tokens = token.NewServer(s.DB, s.Issuer)
+	s.Tokens = token.NewServer(s.DB.Partners(), s.Issuer)
 	key, err := keydir.PseudonymKey(cfg.Keys.Dir, cfg.Keys.Create)
 	if err != nil {
 		return fail(err)
@@ -144,53 +145,62 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	if s.notices, err = newNoticeBook(s.Policy, cfg.Desk.Contact, cfg.Server.Issuer); err != nil {
 		return fail(fmt.Errorf("privacy notice: %w", err))
 	}
-	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB)
+	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB.Audit())
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
+	st := s.Stores
 	s.Shop = &commerce.Service{
-		Store: s.Store,
+		Tx:         s.DB,
+		Catalog:    st.Catalog,
+		Stock:      st.Catalog,
+		Subjects:   st.Subjects,
+		Inbox:      st.Inbox,
+		Turns:      st.Turns,
+		OrderStore: st.Orders,
+		Outbox:     st.Outbox,
+		Offers:     st.Market,
 		// A data key per shopper and category (contact, fulfilment,
 		// invoice), so an erasure can hold some and shred others.
 		Sealer:   seal.NewCategorySealer(s.Sealer),
 		Vault:    s.Sealer,
 		Releaser: s.Releaser,
-		Partners: s.DB,
+		Partners: s.DB.Partners(),
 		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
 			PaymentConfig: cfg.WhatsApp.PaymentConfig},
-		Hooks: partnerhook.New(s.DB, s.Sealer, cfg.WebhookGuard(), 10*time.Second),
+		Hooks: partnerhook.New(s.DB.Partners(), s.Sealer, cfg.WebhookGuard(), 10*time.Second),
 		Conv: &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName, Notices: s.notices,
 			Contact: cfg.Desk.Contact},
 		Log:      log,
-		Consents: s.Store,
+		Consents: st.Consents,
 	}
 	s.Shop.OfferTTL = cfg.Workers.OfferTTL
 	s.Market, s.Orders = &commerce.Market{Service: s.Shop}, &commerce.Orders{Service: s.Shop}
 	if cfg.WhatsApp.PaymentLookup == "on" {
 		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
-	s.Notices = &commerce.Notices{Service: s.Shop, Store: s.Store, Deadline: cfg.Workers.NoticeDeadline}
+	s.Notices = &commerce.Notices{Service: s.Shop, Store: st.Notices, Deadline: cfg.Workers.NoticeDeadline}
 	s.Shop.Notices = s.Notices
 	s.Releaser.SetGate(s.Notices.Gate)
-	s.Holds = &commerce.Holds{Service: s.Shop, Store: s.Store, Held: map[string]time.Duration{}}
+	s.Holds = &commerce.Holds{Service: s.Shop, Store: st.Holds, Held: map[string]time.Duration{}}
 	if r, ok := s.Policy.Data().Retention["invoice"]; ok && r.Hold {
 		s.Holds.Held[commerce.KeyInvoice] = r.LegalMinimum()
 	}
 	s.Shop.Holds = s.Holds
-	s.Rights = &commerce.Rights{Service: s.Shop, Store: s.Store}
+	s.Rights = &commerce.Rights{Service: s.Shop, Store: st.Rights}
 	s.Shop.Eraser = s.Rights.Erase
 	s.Shop.Summary = s.Rights.Summary
-	s.Desk = &commerce.Desk{Service: s.Shop, Store: s.Store, Contact: cfg.Desk.Contact,
+	s.Desk = &commerce.Desk{Service: s.Shop, Store: st.Desk, Contact: cfg.Desk.Contact,
 		AckWithin: cfg.Desk.AckWithin, ResolveWithin: cfg.Desk.ResolveWithin}
 	s.Shop.Desk = s.Desk
-	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: s.Store}
+	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: st.Nominees}
 	s.Shop.Nominees = s.Nominees
-	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: s.Store, Contact: cfg.Desk.Contact,
+	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: st.Breaches, Contact: cfg.Desk.Contact,
 		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize,
 		Categorize: s.Policy.Data().CategoryOf, CategoryNames: policyCategories(s.Policy)}
 	s.Shop.Exporter = s.Rights.ShopperExport
-	if s.Retention, err = NewRetention(s.Store, s.Policy, s.Rights.Erase); err != nil {
+	if s.Retention, err = NewRetention(st.Retention, s.Policy, s.Rights.Erase); err != nil {
 		return fail(err)
 	}
-	s.Warnings = &commerce.Warnings{Service: s.Shop, Store: s.Store, Lead: cfg.Workers.ErasureWarning,
+	s.Warnings = &commerce.Warnings{Service: s.Shop, Store: st.Warnings, Lead: cfg.Workers.ErasureWarning,
 		Period: s.Retention.ShopperPeriod(), DefaultStore: cfg.WhatsApp.PhoneNumberID}
 	s.Retention.SetWarnings(s.Warnings)
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
@@ -207,7 +217,7 @@ func (s *System) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return applied, err
 	}
-	n, err := s.Store.UpgradeProviderIDs(ctx, s.Pseudo.ProviderKey, s.Shop.ResealInbox)
+	n, err := s.Stores.Inbox.UpgradeProviderIDs(ctx, s.Pseudo.ProviderKey, s.Shop.ResealInbox)
 	if err != nil {
 		return applied, fmt.Errorf("converting stored provider ids to keyed hashes: %w", err)
 	}

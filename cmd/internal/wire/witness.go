@@ -20,7 +20,7 @@ func (s *System) RunCosigner(ctx context.Context, m commerce.Metrics) error {
 		<-ctx.Done()
 		return nil
 	}
-	c := &witness.Cosigner{Store: s.DB, Policy: s.Witnesses, Log: s.Log}
+	c := &witness.Cosigner{Store: s.DB.AuditTree(), Policy: s.Witnesses, Log: s.Log}
 	if m != nil {
 		c.Inc = m.Inc
 	}
@@ -30,7 +30,7 @@ func (s *System) RunCosigner(ctx context.Context, m commerce.Metrics) error {
 // CosignedCheckpoint is the latest checkpoint with the witnesses'
 // cosignatures it has (GET /v1/audit/checkpoint).
 func (s *System) CosignedCheckpoint(ctx context.Context) (string, error) {
-	note, _, err := s.ReadDB().CosignedCheckpoint(ctx, 0)
+	note, _, err := s.ReadDB().AuditTree().CosignedCheckpoint(ctx, 0)
 	if broker.IsNotFound(err) {
 		return "", broker.Errorf(broker.ENotFound, "no checkpoint published yet")
 	}
@@ -45,17 +45,17 @@ func (s *System) VerifyAuditPolicy(ctx context.Context, p *audit.Policy, progres
 	if len(keys) == 0 {
 		return 0, nil, errors.New("no signing key to verify with")
 	}
-	return s.DB.VerifyAuditPolicy(ctx, keys, p, progress)
+	return s.DB.AuditReports().VerifyAuditPolicy(ctx, keys, p, progress)
 }
 
 var _ httpapi.AuditTiles = (*auditAPI)(nil)
 
 // Tile implements httpapi.AuditTiles.
 func (a *auditAPI) Tile(ctx context.Context, level int, index uint64, width int) ([]byte, error) {
-	return a.s.ReadDB().AuditTile(ctx, level, index, width)
+	return a.s.ReadDB().AuditTree().AuditTile(ctx, level, index, width)
 }
 
 // EntryBundle implements httpapi.AuditTiles.
 func (a *auditAPI) EntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
-	return a.s.ReadDB().AuditEntryBundle(ctx, index, width)
+	return a.s.ReadDB().AuditTree().AuditEntryBundle(ctx, index, width)
 }
