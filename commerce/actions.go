@@ -42,7 +42,7 @@ type catalogCache struct {
 
 // products returns the catalog, cached briefly: every "Hi" shows it.
 func (s *Service) products(ctx context.Context) ([]Product, error) {
-	c := &s.catalog
+	c := &s.catalogMemo
 	c.mu.Lock()
 	if time.Since(c.at) < catalogTTL && c.products != nil {
 		p := c.products

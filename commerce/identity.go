@@ -33,7 +33,7 @@ const (
 // event's identifiers (phone number, BSUID, username) to one shopper
 // through a short cache and the blind indexes, creates shoppers, and keeps
 // their sealed identity and identifier links current. A view of the
-// Service, not a copy: the cache lives in Service.subjects.
+// Service, not a copy: the cache lives in Service.subjectIDs.
 type identities struct{ *Service }
 
 // identifiers returns the blind index of every identifier e names for its
@@ -67,7 +67,7 @@ func indexesOf(ids []IdentifierIndex) [][]byte {
 func (s identities) cachedFor(ids []IdentifierIndex) (string, bool) {
 	sub, now := "", time.Now()
 	for _, id := range ids {
-		c, ok := s.subjects.Load(string(id.Index))
+		c, ok := s.subjectIDs.Load(string(id.Index))
 		if !ok || !now.Before(c.(cachedSubject).exp) {
 			return "", false
 		}
@@ -82,7 +82,7 @@ func (s identities) cachedFor(ids []IdentifierIndex) (string, bool) {
 func (s identities) cacheIndexes(subject string, ids []IdentifierIndex) {
 	exp := time.Now().Add(subjectCacheTTL)
 	for _, id := range ids {
-		s.subjects.Store(string(id.Index), cachedSubject{subject, exp})
+		s.subjectIDs.Store(string(id.Index), cachedSubject{subject, exp})
 	}
 }
 
@@ -424,7 +424,7 @@ func (s identities) moveIdentity(ctx context.Context, e Event) error {
 		return err
 	}
 	for _, id := range append(old, fresh...) {
-		s.subjects.Delete(string(id.Index))
+		s.subjectIDs.Delete(string(id.Index))
 	}
 	s.inc("sieve_identity_events_total", "relinked")
 	return nil

@@ -122,14 +122,14 @@ type Service struct {
 	// (BROKER_OFFER_TTL); 0 means DefaultOfferTTL.
 	OfferTTL time.Duration
 
-	wakeWorker chan struct{}
-	wakeSender chan struct{}
-	ready      *readyQueue
-	subjects   sync.Map // blind index (string) -> cachedSubject
-	refs       refSet   // (partner, customer_ref) pairs already recorded
-	catalog    catalogCache
-	stores     storesCache // the marketplace's routing stores
-	once       sync.Once
+	wakeWorker  chan struct{}
+	wakeSender  chan struct{}
+	ready       *readyQueue
+	subjectIDs  sync.Map     // blind index (string) -> cachedSubject
+	refs        refSet       // (partner, customer_ref) pairs already recorded
+	catalogMemo catalogCache // the catalog, re-read when it changes
+	stores      storesCache  // the marketplace's routing stores
+	once        sync.Once
 }
 
 type cachedSubject struct {
@@ -176,9 +176,9 @@ func (s *Service) WakeSender() {
 
 // ForgetSubject drops cached state of an erased shopper.
 func (s *Service) ForgetSubject(subject string) {
-	s.subjects.Range(func(k, v any) bool {
+	s.subjectIDs.Range(func(k, v any) bool {
 		if v.(cachedSubject).id == subject {
-			s.subjects.Delete(k)
+			s.subjectIDs.Delete(k)
 		}
 		return true
 	})
