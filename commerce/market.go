@@ -690,3 +690,15 @@ func (c *Conversation) routingWait(ctx context.Context, s *Session, act Actions)
 	*s = Session{State: StateBrowsing}
 	return c.catalog(ctx, act, "")
 }
+
+// OfferRecord is one offer as the dashboard lists it: ids, the store,
+// status and times, never an item, slot or address.
+type OfferRecord struct {
+	OfferID   string
+	OrderID   string
+	StoreID   string
+	Status    string
+	Rank      int
+	CreatedAt time.Time
+	DecidedAt *time.Time
+}

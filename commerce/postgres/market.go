@@ -179,24 +179,16 @@ func (db *Market) SetStoreStock(ctx context.Context, partner string, stock map[s
 	return Translate(err)
 }
 
-// OfferRecord is an offer as the dashboard lists it.
-type OfferRecord struct {
-	OfferID, OrderID, StoreID, Status string
-	Rank                              int
-	CreatedAt                         time.Time
-	DecidedAt                         *time.Time
-}
-
 // RecentOffers lists the offers made since a time, newest first (at most
 // 500), for the dashboard: ids, store, status and times only.
-func (db *Market) RecentOffers(ctx context.Context, since time.Time) ([]OfferRecord, error) {
+func (db *Market) RecentOffers(ctx context.Context, since time.Time) ([]commerce.OfferRecord, error) {
 	rows, err := db.q(ctx).Query(ctx, `SELECT id, order_id, partner_id, status, rank, created_at, decided_at FROM offers
 		WHERE created_at >= $1 ORDER BY created_at DESC, rank LIMIT 500`, since)
 	if err != nil {
 		return nil, Translate(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OfferRecord, error) {
-		var o OfferRecord
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commerce.OfferRecord, error) {
+		var o commerce.OfferRecord
 		err := r.Scan(&o.OfferID, &o.OrderID, &o.StoreID, &o.Status, &o.Rank, &o.CreatedAt, &o.DecidedAt)
 		return o, err
 	})

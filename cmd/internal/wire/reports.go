@@ -29,15 +29,7 @@ func (r *Reports) Processing(ctx context.Context) (any, error) {
 // Record builds the Art. 30 record from the live policy data, the partner
 // registry (when the database answers) and the grievance desk.
 func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
-	in := policies.RecordInput{Now: time.Now(), Revision: r.s.Policy.Revision(),
-		Controller: r.s.Config.WhatsApp.StoreName + " (controller), Sieve broker (processor)",
-		Home:       commerce.StoreJurisdiction}
-	if r.s.DB != nil {
-		if ps, err := r.s.DB.Partners().ListPartners(ctx); err == nil {
-			in.Partners, in.RegistryRead = ps, true
-		}
-	}
-	rec := ProcessingRecord{ProcessingRecord: r.s.Policy.Data().ProcessingRecord(in)}
+	rec := ProcessingRecord{ProcessingRecord: r.PolicyRecord(ctx)}
 	if r.s.Desk != nil && r.s.DB != nil {
 		sla, err := r.s.Desk.SLA(ctx)
 		if err != nil {
@@ -46,6 +38,20 @@ func (r *Reports) Record(ctx context.Context) (ProcessingRecord, error) {
 		rec.Grievances = &sla
 	}
 	return rec, nil
+}
+
+// PolicyRecord is the Art. 30 record of the policy data and the partner
+// registry alone (the dashboard shows the desk's service level itself).
+func (r *Reports) PolicyRecord(ctx context.Context) policies.ProcessingRecord {
+	in := policies.RecordInput{Now: time.Now(), Revision: r.s.Policy.Revision(),
+		Controller: r.s.Config.WhatsApp.StoreName + " (controller), Sieve broker (processor)",
+		Home:       commerce.StoreJurisdiction}
+	if r.s.DB != nil {
+		if ps, err := r.s.DB.Partners().ListPartners(ctx); err == nil {
+			in.Partners, in.RegistryRead = ps, true
+		}
+	}
+	return r.s.Policy.Data().ProcessingRecord(in)
 }
 
 // With binds the reports to a system.

@@ -3,8 +3,6 @@ package wire
 import (
 	"context"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/sieve-broker/sieve/broker/postgres"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/commerce/httpapi/ui"
+	"github.com/sieve-broker/sieve/policies"
 )
 
 // UI returns the option that mounts the compliance officer's dashboard at
@@ -47,11 +46,8 @@ func (s *System) uiDeps() ui.Deps {
 		Breaches:       s.Breaches,
 		Nominees:       s.Nominees,
 		Partners:       s.DB.Partners(),
-		Policy:         s.policyView,
-		Processing: func(ctx context.Context) (ui.ProcessingRecord, error) {
-			rec, err := (&Reports{}).With(s).Record(ctx)
-			return uiRecord(rec), err
-		},
+		Policy:         func() policies.View { return s.Policy.Data().View(s.Policy.Revision()) },
+		Processing:     (&Reports{}).With(s).PolicyRecord,
 		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
 			list, err := s.Stores.Notices.OpenNotices(ctx, 1000)
 			out := make([]ui.NoticeRow, 0, len(list))
@@ -86,7 +82,7 @@ func (s *System) uiDeps() ui.Deps {
 		Log:           s.Log,
 		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
 		StoreName:     s.Config.WhatsApp.StoreName,
-		Offers:        s.recentOffers,
+		Offers:        s.Stores.Market.RecentOffers,
 	}
 }
 
@@ -154,75 +150,4 @@ func (a uiAudit) ExportCSV(ctx context.Context, w io.Writer, f broker.AuditFilte
 func (a uiAudit) Record(ctx context.Context, ev broker.Event) error {
 	_, err := a.rec.Record(ctx, ev)
 	return err
-}
-
-// policyView is the policy in force, for the dashboard's policies page.
-func (s *System) policyView() ui.PolicyView {
-	d := s.Policy.Data()
-	v := ui.PolicyView{Revision: s.Policy.Revision()}
-	for _, name := range d.PurposeNames() {
-		p := d.Purposes[name]
-		pp := ui.PolicyPurpose{Name: string(name), Description: p.Description, LawfulBasis: p.LawfulBasis,
-			LegalReference: d.LawfulBases[p.LawfulBasis], Consent: p.Consent, States: p.States}
-		for _, k := range slices.Sorted(maps.Keys(p.Parties)) {
-			g := p.Parties[k]
-			fields := make(map[string]string, len(g.Fields))
-			for f, t := range g.Fields {
-				fields[f] = string(t)
-			}
-			pp.Grants = append(pp.Grants, ui.PolicyGrant{Kind: string(k), Scopes: g.Scopes, Fields: fields})
-		}
-		v.Purposes = append(v.Purposes, pp)
-	}
-	for _, k := range slices.Sorted(maps.Keys(d.PartyKinds)) {
-		info := d.PartyKinds[k]
-		v.PartyKinds = append(v.PartyKinds, ui.PolicyPartyKind{Kind: string(k), Side: info.Side, Description: info.Description})
-	}
-	for _, t := range slices.Sorted(maps.Keys(d.Transforms)) {
-		v.Transforms = append(v.Transforms, ui.Described{Name: string(t), Description: d.Transforms[t]})
-	}
-	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
-		info := d.Fields[f]
-		v.Fields = append(v.Fields, ui.PolicyField{Name: f, Record: info.Record, Category: info.Category,
-			Description: info.Description, Internal: info.Internal})
-	}
-	for _, c := range slices.Sorted(maps.Keys(d.Retention)) {
-		r := d.Retention[c]
-		v.Retention = append(v.Retention, ui.RetentionRow{Category: c, Days: r.Days, Basis: r.Basis, Description: r.Description})
-	}
-	return v
-}
-
-// uiRecord converts the Art. 30 record for the dashboard.
-func uiRecord(r ProcessingRecord) ui.ProcessingRecord {
-	out := ui.ProcessingRecord{Title: r.Title, GeneratedAt: r.GeneratedAt, Controller: r.Controller,
-		PolicyRevision: r.PolicyRevision, SecurityMeasures: r.SecurityMeasures, Transfers: r.Transfers,
-		Grievances: r.Grievances}
-	for _, a := range r.Activities {
-		act := ui.ProcessingActivity{Purpose: a.Purpose, Description: a.Description, LawfulBasis: a.LawfulBasis,
-			LegalReference: a.LegalReference, DataLifeDays: a.DataLifeDays, Consent: a.Consent, States: a.States, DataCategories: a.DataCategories}
-		for _, rc := range a.Recipients {
-			act.Recipients = append(act.Recipients, ui.ProcessingRecipient{Kind: rc.Kind, Side: rc.Side, Scopes: rc.Scopes,
-				Fields: rc.Fields})
-		}
-		out.Activities = append(out.Activities, act)
-	}
-	for _, rr := range r.Retention {
-		out.Retention = append(out.Retention, ui.RetentionRow{Category: rr.Category, Days: rr.Days, Basis: rr.Basis,
-			Description: rr.Description})
-	}
-	return out
-}
-
-// recentOffers adapts the store's offers to the dashboard's rows.
-func (s *System) recentOffers(ctx context.Context, since time.Time) ([]ui.OfferRow, error) {
-	recs, err := s.Stores.Market.RecentOffers(ctx, since)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ui.OfferRow, len(recs))
-	for i, r := range recs {
-		out[i] = ui.OfferRow(r)
-	}
-	return out, nil
 }

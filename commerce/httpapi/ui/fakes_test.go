@@ -22,6 +22,7 @@ import (
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
+	"github.com/sieve-broker/sieve/policies"
 )
 
 // The fakes below stand in for the PostgreSQL stores, whose own tests run
@@ -465,7 +466,7 @@ func newHarness(t *testing.T, tweak ...func(*Deps)) *harness {
 	h.store.officers["ravi"] = broker.Officer{ID: "off_ravi", Name: "ravi", PasswordHash: "plain:" + testPassword, Disabled: true}
 	d := Deps{Officers: h.store, Passwords: plainPasswords{}, Audit: h.log, CheckpointKeys: h.log.publicKeys,
 		Partners: partners{}, Now: h.clock.Now, Policy: testPolicy, StoreName: "Test Store",
-		Processing: func(context.Context) (ProcessingRecord, error) { return testRecord(), nil }}
+		Processing: func(context.Context) policies.ProcessingRecord { return testRecord() }}
 	for _, f := range tweak {
 		f(&d)
 	}
@@ -476,25 +477,25 @@ func newHarness(t *testing.T, tweak ...func(*Deps)) *harness {
 	return h
 }
 
-func testPolicy() PolicyView {
-	return PolicyView{Revision: "rev123",
-		Purposes: []PolicyPurpose{{Name: "order_fulfilment", Description: "Fulfil the order.", LawfulBasis: "contract",
-			Consent: []string{"notice"}, Grants: []PolicyGrant{{Kind: "retailer", Scopes: []string{"orders:read"},
+func testPolicy() policies.View {
+	return policies.View{Revision: "rev123",
+		Purposes: []policies.PurposeView{{Name: "order_fulfilment", Description: "Fulfil the order.", LawfulBasis: "contract",
+			Consent: []string{"notice"}, Grants: []policies.GrantView{{Kind: "retailer", Scopes: []string{"orders:read"},
 				Fields: map[string]string{"order.id": "keep", "customer.ref": "pseudonym"}}}}},
-		PartyKinds: []PolicyPartyKind{{Kind: "retailer", Side: "retail", Description: "The store."}},
-		Transforms: []Described{{Name: "keep", Description: "As is."}},
-		Fields: []PolicyField{{Name: "order.id", Record: "order", Category: "orders"},
+		PartyKinds: []policies.PartyKindView{{Kind: "retailer", Side: "retail", Description: "The store."}},
+		Transforms: []policies.Described{{Name: "keep", Description: "As is."}},
+		Fields: []policies.FieldView{{Name: "order.id", Record: "order", Category: "orders"},
 			{Name: "customer.ref", Record: "order", Category: "identity"},
 			{Name: "customer.phone", Record: "order", Category: "identity", Description: "The phone number."}},
-		Retention: []RetentionRow{{Category: "identity", Days: 1095, Basis: "DPDP"}},
+		Retention: []policies.RetentionRow{{Category: "identity", Days: 1095, Basis: "DPDP"}},
 	}
 }
 
-func testRecord() ProcessingRecord {
-	return ProcessingRecord{Title: "Record of processing activities", Controller: "Test Store",
-		PolicyRevision: "rev123", Activities: []ProcessingActivity{{Purpose: "order_fulfilment", LawfulBasis: "contract",
-			Recipients: []ProcessingRecipient{{Kind: "retailer", Side: "retail", Fields: map[string]string{"order.id": "keep"}}}}},
-		Retention: []RetentionRow{{Category: "identity", Days: 1095}}, SecurityMeasures: []string{"sealed at rest"}}
+func testRecord() policies.ProcessingRecord {
+	return policies.ProcessingRecord{Title: "Record of processing activities", Controller: "Test Store",
+		PolicyRevision: "rev123", Activities: []policies.ProcessingPurpose{{Purpose: "order_fulfilment", LawfulBasis: "contract",
+			Recipients: []policies.Recipient{{Kind: "retailer", Side: "retail", Fields: map[string]string{"order.id": "keep"}}}}},
+		Retention: []policies.RetentionRow{{Category: "identity", Days: 1095}}, SecurityMeasures: []string{"sealed at rest"}}
 }
 
 // response is a finished request.

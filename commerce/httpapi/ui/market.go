@@ -9,19 +9,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
 )
-
-// OfferRow is one order offer as the dashboard lists it: ids, the store,
-// status and times, never an item, slot or address.
-type OfferRow struct {
-	OfferID   string
-	OrderID   string
-	StoreID   string
-	Status    string
-	Rank      int
-	CreatedAt time.Time
-	DecidedAt *time.Time
-}
 
 type marketBody struct {
 	Stores []storeRow
@@ -35,7 +24,7 @@ type storeRow struct {
 }
 
 type offerView struct {
-	OfferRow
+	commerce.OfferRecord
 	Store string
 }
 
@@ -77,7 +66,7 @@ func (u auditPages) market(c *fiber.Ctx) error {
 			return err
 		}
 		for _, o := range offers {
-			body.Offers = append(body.Offers, offerView{OfferRow: o, Store: names[o.StoreID]})
+			body.Offers = append(body.Offers, offerView{OfferRecord: o, Store: names[o.StoreID]})
 		}
 	}
 	d := u.data(c, "market", "Marketplace")
@@ -87,4 +76,4 @@ func (u auditPages) market(c *fiber.Ctx) error {
 
 // OffersSince lists the offers made since a time, newest first; the
 // dashboard's Deps.Offers.
-type OffersSince func(ctx context.Context, since time.Time) ([]OfferRow, error)
+type OffersSince func(ctx context.Context, since time.Time) ([]commerce.OfferRecord, error)

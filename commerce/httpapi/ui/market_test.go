@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // storePartners lists two stores with service areas beside a plain
@@ -30,10 +31,10 @@ func TestMarketPage(t *testing.T) {
 	var asked time.Time
 	h := newHarness(t, func(d *Deps) {
 		d.Partners = storePartners{}
-		d.Offers = func(_ context.Context, since time.Time) ([]OfferRow, error) {
+		d.Offers = func(_ context.Context, since time.Time) ([]commerce.OfferRecord, error) {
 			asked = since
 			decided := since.Add(23 * time.Hour)
-			return []OfferRow{{OfferID: "off_1", OrderID: "ord_1", StoreID: "cli_mg", Status: "declined", Rank: 0,
+			return []commerce.OfferRecord{{OfferID: "off_1", OrderID: "ord_1", StoreID: "cli_mg", Status: "declined", Rank: 0,
 				CreatedAt: since.Add(22 * time.Hour), DecidedAt: &decided},
 				{OfferID: "off_2", OrderID: "ord_1", StoreID: "cli_ind", Status: "accepted", Rank: 1, CreatedAt: since.Add(23 * time.Hour)}}, nil
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/sieve-broker/sieve/audit"
 	"github.com/sieve-broker/sieve/broker"
+	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/policies"
 )
 
 // option is an <option> of a filter's <select>.
@@ -405,7 +407,7 @@ type flowCell struct {
 }
 
 // allowedBy returns kind → purpose → field → transform of the policy.
-func allowedBy(pv PolicyView) map[string]map[string]map[string]string {
+func allowedBy(pv policies.View) map[string]map[string]map[string]string {
 	m := map[string]map[string]map[string]string{}
 	for _, p := range pv.Purposes {
 		for _, g := range p.Grants {
@@ -482,7 +484,7 @@ func (u auditPages) flows(c *fiber.Ctx) error {
 // Policies
 
 type policiesBody struct {
-	View    PolicyView
+	View    policies.View
 	Columns []policyColumn // one per purpose and party kind
 	Groups  []policyGroup  // the purposes over their columns
 	Rows    []policyRow
@@ -501,7 +503,7 @@ type policyGroup struct {
 }
 
 type policyRow struct {
-	Field    PolicyField
+	Field    policies.FieldView
 	Cells    []string // transform per column; "" withheld
 	Released bool     // some column releases it
 }
@@ -555,21 +557,27 @@ func (u auditPages) policies(c *fiber.Ctx) error {
 // Reports
 
 type reportsBody struct {
-	Record  *ProcessingRecord
-	F       filterForm
-	Options filterOptions
-	Error   string
+	Record *policies.ProcessingRecord
+	// Grievances is the grievance desk's service level, when it runs.
+	Grievances *commerce.SLAReport
+	F          filterForm
+	Options    filterOptions
+	Error      string
 }
 
 func (u auditPages) reports(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	body := reportsBody{Options: u.filterOptions(u.actorNames(ctx))}
 	if u.d.Processing != nil {
-		rec, err := u.d.Processing(ctx)
+		rec := u.d.Processing(ctx)
+		body.Record = &rec
+	}
+	if u.d.Desk != nil {
+		sla, err := u.d.Desk.SLA(ctx)
 		if err != nil {
 			return err
 		}
-		body.Record = &rec
+		body.Grievances = &sla
 	}
 	d := u.data(c, "reports", "Reports")
 	d.Body = body

@@ -17,6 +17,7 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/httpapi"
 	"github.com/sieve-broker/sieve/commerce"
+	"github.com/sieve-broker/sieve/policies"
 )
 
 // OfficerStore keeps officer accounts, their sessions and the counts of
@@ -87,8 +88,8 @@ type Deps struct {
 	CheckpointKeys func() []audit.PublicKey
 	Rights         *commerce.Rights
 	Partners       broker.PartnerStore
-	Policy         func() PolicyView
-	Processing     func(ctx context.Context) (ProcessingRecord, error)
+	Policy         func() policies.View
+	Processing     func(ctx context.Context) policies.ProcessingRecord
 	// Notices returns the recipient notices not yet acknowledged (nil: the
 	// page says there is no notice store).
 	Notices func(ctx context.Context) ([]NoticeRow, error)
