@@ -145,8 +145,9 @@ type pkg struct {
 	XTestImports []string
 }
 
-// moduleEdges lists the import arrows of every package of the module.
-func moduleEdges(t *testing.T) []edge {
+// goList decodes `go list -json` of every package of the module into T,
+// with import paths made relative to the module by fix.
+func goList[T any](t *testing.T, fix func(*T)) []T {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-json", module+"/...")
 	var stderr bytes.Buffer
@@ -155,22 +156,31 @@ func moduleEdges(t *testing.T) []edge {
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, stderr.String())
 	}
-	var pkgs []pkg
+	var all []T
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
+		var v T
+		if err := dec.Decode(&v); err == io.EOF {
 			break
 		} else if err != nil {
 			t.Fatalf("decode go list: %v", err)
 		}
+		fix(&v)
+		all = append(all, v)
+	}
+	if len(all) < 10 {
+		t.Fatalf("go list found %d packages; expected the whole module", len(all))
+	}
+	return all
+}
+
+// moduleEdges lists the import arrows of every package of the module.
+func moduleEdges(t *testing.T) []edge {
+	t.Helper()
+	pkgs := goList(t, func(p *pkg) {
 		p.ImportPath = rel(p.ImportPath)
 		known[p.ImportPath] = true
-		pkgs = append(pkgs, p)
-	}
-	if len(pkgs) < 10 {
-		t.Fatalf("go list found %d packages; expected the whole module", len(pkgs))
-	}
+	})
 	seen := map[edge]bool{}
 	var edges []edge
 	for _, p := range pkgs {

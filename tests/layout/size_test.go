@@ -2,13 +2,10 @@ package layout
 
 import (
 	"bytes"
-	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -37,29 +34,7 @@ type source struct {
 
 func moduleSources(t *testing.T) []source {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json", module+"/...")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	var srcs []source
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var s source
-		if err := dec.Decode(&s); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("decode go list: %v", err)
-		}
-		s.ImportPath = rel(s.ImportPath)
-		srcs = append(srcs, s)
-	}
-	if len(srcs) < 10 {
-		t.Fatalf("go list found %d packages; expected the whole module", len(srcs))
-	}
-	return srcs
+	return goList(t, func(s *source) { s.ImportPath = rel(s.ImportPath) })
 }
 
 // methodCounts parses a package's files and returns, for each exported
