@@ -165,14 +165,17 @@ func (a *actions) CancelOrder(ctx context.Context, o *Order, reason string) erro
 }
 
 func (a *actions) DataSummary(ctx context.Context) (string, error) {
-	if a.s.Summary == nil {
+	if a.s.rights == nil {
 		return "", errors.New("no summary service")
 	}
-	return a.s.Summary(ctx, a.subject)
+	return a.s.rights.Summary(ctx, a.subject)
 }
 
 func (a *actions) Erase(ctx context.Context) error {
-	if err := a.s.Eraser(ctx, a.subject, broker.Party{ID: "chat", Kind: broker.KindShopper}, EraseRequest); err != nil {
+	if a.s.rights == nil {
+		return broker.Errorf(broker.EUnavailable, "erasure not configured")
+	}
+	if err := a.s.rights.Erase(ctx, a.subject, broker.Party{ID: "chat", Kind: broker.KindShopper}, EraseRequest); err != nil {
 		return err
 	}
 	a.erased = true

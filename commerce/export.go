@@ -34,10 +34,10 @@ func (c *Conversation) exportData(ctx context.Context, in Inbound, act Actions) 
 // through the pipeline (purpose data_subject_request), so it is audited
 // and listed in their disclosures like any other.
 func (a *actions) ExportData(ctx context.Context) ([]byte, error) {
-	if a.s.Exporter == nil {
+	if a.s.rights == nil {
 		return nil, broker.Errorf(broker.EUnavailable, "export not configured")
 	}
-	return a.s.Exporter(ctx, a.subject)
+	return a.s.rights.ShopperExport(ctx, a.subject)
 }
 
 // ShopperExport releases the shopper's data to the shopper themselves

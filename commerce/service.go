@@ -67,7 +67,9 @@ type Metrics interface {
 }
 
 // Service runs the shopping side: durable ingest, the conversation worker,
-// the outbox, and the partner-facing order operations.
+// the outbox, and the partner-facing order operations. New builds it with
+// its desks; its fields are not changed once it runs (Metrics aside, set
+// before RunWorkers).
 type Service struct {
 	// Tx opens the transactions the stores below join.
 	Tx TxRunner
@@ -98,10 +100,6 @@ type Service struct {
 	Conv     *Conversation
 	Log      *slog.Logger
 	Metrics  Metrics
-	// Erase erases a shopper (the compliance service); required.
-	Eraser func(ctx context.Context, subject string, actor broker.Party, reason string) error
-	// Summary describes a shopper's data and its disclosures ("my data").
-	Summary func(ctx context.Context, subject string) (string, error)
 	// Notices tells a shopper's recipients about erasures, withdrawals and
 	// corrections (SPEC §5.12); nil sends none (unit tests).
 	Notices *Notices
@@ -115,12 +113,13 @@ type Service struct {
 	// Consents keeps consent artefacts, languages and guardians; nil keeps
 	// the consent flags alone (inner-ring tests).
 	Consents ConsentStore
-	// Exporter releases a shopper's own data to them as a JSON document
-	// ("export my data", Rights.ShopperExport).
-	Exporter func(ctx context.Context, subject string) ([]byte, error)
 	// OfferTTL is how long a candidate store has to take an offer
 	// (BROKER_OFFER_TTL); 0 means DefaultOfferTTL.
 	OfferTTL time.Duration
+
+	// rights runs the shopper's rights asked for in the chat (erase,
+	// "my data", export); set by New.
+	rights *Rights
 
 	wakeWorker  chan struct{}
 	wakeSender  chan struct{}

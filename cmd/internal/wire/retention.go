@@ -5,15 +5,7 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/commerce"
-	"github.com/sieve-broker/sieve/policies"
 )
-
-// NewRetention builds the retention sweeper from the policy data's periods;
-// NewRetention refuses periods it cannot apply, so brokerd does not start
-// rather than keep data past a period it publishes.
-func NewRetention(db commerce.RetentionStore, pol *policies.Engine, erase commerce.EraseFunc) (*commerce.Retention, error) {
-	return commerce.NewRetention(db, erase, pol.Data().RetentionPeriods(), 0)
-}
 
 // RunRetention sweeps every interval until ctx ends; the first sweep comes
 // soon after start.

@@ -148,16 +148,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 	s.Releaser = broker.NewReleaser(s.Policy, s.Pseudo, s.DB.Audit())
 	s.WAClient = whatsapp.NewClient(cfg.WhatsApp.APIBase, cfg.WhatsApp.AccessToken)
 	st := s.Stores
-	s.Shop = &commerce.Service{
-		Tx:         s.DB,
-		Catalog:    st.Catalog,
-		Stock:      st.Catalog,
-		Subjects:   st.Subjects,
-		Inbox:      st.Inbox,
-		Turns:      st.Turns,
-		OrderStore: st.Orders,
-		Outbox:     st.Outbox,
-		Offers:     st.Market,
+	var held map[string]time.Duration
+	if r, ok := s.Policy.Data().Retention["invoice"]; ok && r.Hold {
+		held = map[string]time.Duration{commerce.KeyInvoice: r.LegalMinimum()}
+	}
+	var payments commerce.PaymentLookup
+	if cfg.WhatsApp.PaymentLookup == "on" {
+		payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
+	}
+	shop, err := commerce.New(commerce.Deps{
+		Stores: commerce.Stores{Tx: s.DB, Catalog: st.Catalog, Stock: st.Catalog, Subjects: st.Subjects,
+			Inbox: st.Inbox, Turns: st.Turns, Orders: st.Orders, Outbox: st.Outbox, Offers: st.Market,
+			Consents: st.Consents, Notices: st.Notices, Holds: st.Holds, Rights: st.Rights, Desk: st.Desk,
+			Nominees: st.Nominees, Breaches: st.Breaches, Warnings: st.Warnings, Retention: st.Retention},
 		// A data key per shopper and category (contact, fulfilment,
 		// invoice), so an erasure can hold some and shred others.
 		Sealer:   seal.NewCategorySealer(s.Sealer),
@@ -166,43 +169,29 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Partners: s.DB.Partners(),
 		Sender: &whatsapp.Sender{Client: s.WAClient, CatalogID: cfg.WhatsApp.CatalogID,
 			PaymentConfig: cfg.WhatsApp.PaymentConfig},
-		Hooks: partnerhook.New(s.DB.Partners(), s.Sealer, cfg.WebhookGuard(), 10*time.Second),
+		Hooks:    partnerhook.New(s.DB.Partners(), s.Sealer, cfg.WebhookGuard(), 10*time.Second),
+		Payments: payments,
 		Conv: &commerce.Conversation{StoreName: cfg.WhatsApp.StoreName, Notices: s.notices,
 			Contact: cfg.Desk.Contact},
-		Log:      log,
-		Consents: st.Consents,
-	}
-	s.Shop.OfferTTL = cfg.Workers.OfferTTL
-	s.Market, s.Orders = &commerce.Market{Service: s.Shop}, &commerce.Orders{Service: s.Shop}
-	if cfg.WhatsApp.PaymentLookup == "on" {
-		s.Shop.Payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
-	}
-	s.Notices = &commerce.Notices{Service: s.Shop, Store: st.Notices, Deadline: cfg.Workers.NoticeDeadline}
-	s.Shop.Notices = s.Notices
-	s.Releaser.SetGate(s.Notices.Gate)
-	s.Holds = &commerce.Holds{Service: s.Shop, Store: st.Holds, Held: map[string]time.Duration{}}
-	if r, ok := s.Policy.Data().Retention["invoice"]; ok && r.Hold {
-		s.Holds.Held[commerce.KeyInvoice] = r.LegalMinimum()
-	}
-	s.Shop.Holds = s.Holds
-	s.Rights = &commerce.Rights{Service: s.Shop, Store: st.Rights}
-	s.Shop.Eraser = s.Rights.Erase
-	s.Shop.Summary = s.Rights.Summary
-	s.Desk = &commerce.Desk{Service: s.Shop, Store: st.Desk, Contact: cfg.Desk.Contact,
-		AckWithin: cfg.Desk.AckWithin, ResolveWithin: cfg.Desk.ResolveWithin}
-	s.Shop.Desk = s.Desk
-	s.Nominees = &commerce.Nominees{Service: s.Shop, Rights: s.Rights, Store: st.Nominees}
-	s.Shop.Nominees = s.Nominees
-	s.Breaches = &commerce.Workbench{Service: s.Shop, Store: st.Breaches, Contact: cfg.Desk.Contact,
-		PhoneNumberID: cfg.WhatsApp.PhoneNumberID, Verify: s.verifiedSize,
-		Categorize: s.Policy.Data().CategoryOf, CategoryNames: policyCategories(s.Policy)}
-	s.Shop.Exporter = s.Rights.ShopperExport
-	if s.Retention, err = NewRetention(st.Retention, s.Policy, s.Rights.Erase); err != nil {
+		Log:              log,
+		OfferTTL:         cfg.Workers.OfferTTL,
+		NoticeDeadline:   cfg.Workers.NoticeDeadline,
+		Held:             held,
+		Contact:          cfg.Desk.Contact,
+		AckWithin:        cfg.Desk.AckWithin,
+		ResolveWithin:    cfg.Desk.ResolveWithin,
+		PhoneNumberID:    cfg.WhatsApp.PhoneNumberID,
+		VerifyLog:        s.verifiedSize,
+		Categorize:       s.Policy.Data().CategoryOf,
+		CategoryNames:    s.Policy.Data().CategoryNames(),
+		RetentionPeriods: s.Policy.Data().RetentionPeriods(),
+		ErasureWarning:   cfg.Workers.ErasureWarning,
+	})
+	if err != nil {
 		return fail(err)
 	}
-	s.Warnings = &commerce.Warnings{Service: s.Shop, Store: st.Warnings, Lead: cfg.Workers.ErasureWarning,
-		Period: s.Retention.ShopperPeriod(), DefaultStore: cfg.WhatsApp.PhoneNumberID}
-	s.Retention.SetWarnings(s.Warnings)
+	s.Shop, s.Market, s.Orders, s.Notices, s.Holds, s.Rights = shop.Service, shop.Market, shop.Orders, shop.Notices, shop.Holds, shop.Rights
+	s.Desk, s.Nominees, s.Breaches, s.Warnings, s.Retention = shop.Desk, shop.Nominees, shop.Breaches, shop.Warnings, shop.Retention
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
 		Ingest: s.Shop, Log: log}
 	return s, nil
