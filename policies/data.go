@@ -188,6 +188,19 @@ func (d Data) CategoryOf(field string) (category string, ok bool) {
 	return f.Category, ok
 }
 
+// CategoryNames returns the data categories the fields are in, in
+// lexical order, each once.
+func (d Data) CategoryNames() []string {
+	var out []string
+	for _, f := range d.Fields {
+		if f.Category != "" && !slices.Contains(out, f.Category) {
+			out = append(out, f.Category)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // PurposeNames returns the purposes in lexical order, for stable reports.
 func (d Data) PurposeNames() []broker.Purpose { return slices.Sorted(maps.Keys(d.Purposes)) }
 

@@ -71,3 +71,28 @@ func TestView(t *testing.T) {
 		}
 	}
 }
+
+// TestCategoryNames checks that the categories listed for the breach
+// workbench are exactly those of the fields, each once, in order.
+func TestCategoryNames(t *testing.T) {
+	e, err := Default(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Data()
+	got := d.CategoryNames()
+	want := map[string]bool{}
+	for _, f := range d.Fields {
+		if f.Category != "" {
+			want[f.Category] = true
+		}
+	}
+	if len(got) != len(want) || !slices.IsSorted(got) || len(got) < 3 {
+		t.Fatalf("categories %v; the fields have %v", got, want)
+	}
+	for _, c := range got {
+		if !want[c] {
+			t.Errorf("category %q is no field's", c)
+		}
+	}
+}

@@ -2,12 +2,10 @@ package wire
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/commerce"
-	"github.com/sieve-broker/sieve/policies"
 )
 
 // RunDesk escalates overdue grievances every interval until ctx ends.
@@ -55,17 +53,4 @@ func (a *breachAPI) List(ctx context.Context) (any, error) {
 		out = append(out, item{Breach: b, HoursLeft: time.Until(b.BoardDue).Hours()})
 	}
 	return out, nil
-}
-
-// policyCategories lists the data categories the policy data gives its
-// fields, for narrowing a breach.
-func policyCategories(pol *policies.Engine) []string {
-	var out []string
-	for _, f := range pol.Data().Fields {
-		if f.Category != "" && !slices.Contains(out, f.Category) {
-			out = append(out, f.Category)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
