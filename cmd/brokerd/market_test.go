@@ -358,7 +358,7 @@ func TestAddressForm(t *testing.T) {
 // only when its own stock covers the cart, and its stock (not the
 // catalog's) goes down; a store short of an item gets an ordinary offer.
 func TestAutoAcceptStoreStock(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = 700 * time.Millisecond })
+	h := newHarness(t, func(c *config.Config) { c.Workers.OfferTTL = 3 * time.Second })
 	yes := true
 	xID, xTok := h.store("Short Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(12.972, 77.595), AutoAccept: &yes})
 	yID, _ := h.store("Full Store", postgres.PartnerRegistry{Serves: serves("560001"), Location: at(13.1, 77.7), AutoAccept: &yes})
