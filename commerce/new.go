@@ -39,20 +39,7 @@ type Stores struct {
 // clients of the outside world and the settings of its desks.
 type Deps struct {
 	Stores Stores
-	// Sealer seals records under a shopper's data keys (a category sealer,
-	// so an erasure can hold some keys and shred others); Vault opens and
-	// shreds them.
-	Sealer   broker.Sealer
-	Vault    broker.Vault
-	Releaser *broker.Releaser
-	Partners broker.PartnerStore
-	Sender   Sender
-	Hooks    PartnerHooks
-	// Payments confirms every capture with the provider; nil: the checked
-	// webhook alone.
-	Payments PaymentLookup
-	Conv     *Conversation
-	Log      *slog.Logger
+	Clients
 
 	// OfferTTL is how long a candidate store has to take an offer
 	// (DefaultOfferTTL when zero); NoticeDeadline how long a recipient has
@@ -80,6 +67,25 @@ type Deps struct {
 	// ErasureWarning is how long before an erasure the shopper is warned.
 	RetentionPeriods map[string]time.Duration
 	ErasureWarning   time.Duration
+}
+
+// Clients are the broker's core and the outside world's clients the
+// service uses; Deps and Service share them.
+type Clients struct {
+	// Sealer seals records under a shopper's data keys (a category sealer,
+	// so an erasure can hold some keys and shred others); Vault opens and
+	// shreds them.
+	Sealer   broker.Sealer
+	Vault    broker.Vault
+	Releaser *broker.Releaser
+	Partners broker.PartnerStore
+	Sender   Sender
+	Hooks    PartnerHooks
+	// Payments confirms every capture with the provider; nil: the checked
+	// webhook alone.
+	Payments PaymentLookup
+	Conv     *Conversation
+	Log      *slog.Logger
 }
 
 // Shop is the shop assembled: the core service and the desks around it,
@@ -113,8 +119,7 @@ func New(d Deps) (*Shop, error) {
 	s := &Service{
 		Tx: st.Tx, Catalog: st.Catalog, Stock: st.Stock, Subjects: st.Subjects, Inbox: st.Inbox,
 		Turns: st.Turns, OrderStore: st.Orders, Outbox: st.Outbox, Offers: st.Offers, Consents: st.Consents,
-		Sealer: d.Sealer, Vault: d.Vault, Releaser: d.Releaser, Partners: d.Partners, Sender: d.Sender,
-		Hooks: d.Hooks, Payments: d.Payments, Conv: d.Conv, Log: d.Log, OfferTTL: d.OfferTTL,
+		Clients: d.Clients, OfferTTL: d.OfferTTL,
 	}
 	shop := &Shop{Service: s, Market: &Market{Service: s}, Orders: &Orders{Service: s}}
 	shop.Rights = &Rights{Service: s, Store: st.Rights}

@@ -54,7 +54,7 @@ type nopSealer struct {
 // the retention sweeper warns through Warnings with the shopper period.
 func TestNewWiresTheDesks(t *testing.T) {
 	seal := nopSealer{}
-	d := Deps{Stores: allStores(), Sealer: seal, Vault: seal, Releaser: broker.NewReleaser(nil, nil, nil),
+	d := Deps{Stores: allStores(), Clients: Clients{Sealer: seal, Vault: seal, Releaser: broker.NewReleaser(nil, nil, nil)},
 		Held: map[string]time.Duration{KeyInvoice: 24 * time.Hour}, Contact: "grievance@example.in",
 		RetentionPeriods: periods(90 * 24 * time.Hour), ErasureWarning: 48 * time.Hour,
 		PhoneNumberID: "106540352242922"}
@@ -90,7 +90,7 @@ func TestNewWiresTheDesks(t *testing.T) {
 // not start rather than keep data past a period it publishes).
 func TestNewRefuses(t *testing.T) {
 	seal := nopSealer{}
-	base := Deps{Stores: allStores(), Sealer: seal, Vault: seal, Releaser: broker.NewReleaser(nil, nil, nil),
+	base := Deps{Stores: allStores(), Clients: Clients{Sealer: seal, Vault: seal, Releaser: broker.NewReleaser(nil, nil, nil)},
 		RetentionPeriods: periods(30 * 24 * time.Hour)}
 	for name, edit := range map[string]func(*Deps){
 		"no rights store":  func(d *Deps) { d.Stores.Rights = nil },

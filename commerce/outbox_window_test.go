@@ -69,7 +69,7 @@ func TestDeliveryWindowCountsTheAnsweredMessage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snd := &recordingSender{}
-			s := &Service{Sealer: sealer, Sender: snd}
+			s := &Service{Clients: Clients{Sealer: sealer, Sender: snd}}
 			item, err := s.sealAnswer(ctx, "shp_w", "pnid", "+919800000001",
 				Reply{Kind: ReplyText, Body: "hello", Template: tc.template}, false, tc.inbound)
 			if err != nil {

@@ -88,18 +88,8 @@ type Service struct {
 	// there is no marketplace and the retailer serves every order.
 	Offers MarketStore
 
-	Sealer   broker.Sealer
-	Vault    broker.Vault
-	Releaser *broker.Releaser
-	Partners broker.PartnerStore
-	Sender   Sender
-	Hooks    PartnerHooks
-	// Payments confirms every capture with the provider before an order
-	// is placed (BROKER_PAYMENT_LOOKUP); nil: the checked webhook alone.
-	Payments PaymentLookup
-	Conv     *Conversation
-	Log      *slog.Logger
-	Metrics  Metrics
+	Clients
+	Metrics Metrics
 	// Notices tells a shopper's recipients about erasures, withdrawals and
 	// corrections (SPEC §5.12); nil sends none (unit tests).
 	Notices *Notices

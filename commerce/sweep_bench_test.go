@@ -67,8 +67,8 @@ func BenchmarkRetentionSweep(b *testing.B) {
 	pseudo, _ := broker.NewPseudonymizer(make([]byte, 32))
 	s := &commerce.Service{Tx: db.DB, Catalog: db.Catalog, Stock: db.Catalog, Subjects: db.Subjects, Inbox: db.Inbox,
 		Turns: db.Turns, OrderStore: db.Orders, Outbox: db.Outbox, Offers: db.Market,
-		Sealer: seal.NewCategorySealer(plain), Vault: plain,
-		Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}
+		Clients: commerce.Clients{Sealer: seal.NewCategorySealer(plain), Vault: plain,
+			Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}}
 	s.Notices = &commerce.Notices{Service: s, Store: db.Notices}
 	rights := &commerce.Rights{Service: s, Store: db.Rights}
 	periods := map[string]time.Duration{}
