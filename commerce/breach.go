@@ -186,9 +186,12 @@ func ScopeOf(groups []ReleaseGroup, category string, categorize func(string) str
 
 // Breach is a recorded breach.
 type Breach struct {
-	ID          string            `json:"id"`
-	AwareAt     time.Time         `json:"aware_at"`
-	BoardDue    time.Time         `json:"board_report_due"`
+	ID       string    `json:"id"`
+	AwareAt  time.Time `json:"aware_at"`
+	BoardDue time.Time `json:"board_report_due"`
+	// HoursLeft until the 72-hour report is due when the breach was read
+	// (negative: overdue).
+	HoursLeft   float64           `json:"hours_left"`
 	From        time.Time         `json:"window_from"`
 	To          time.Time         `json:"window_to"`
 	Partner     string            `json:"partner,omitempty"`
@@ -313,10 +316,11 @@ func (w *Workbench) Open(ctx context.Context, f BreachFilter, summary string, ac
 			}
 		}
 	}
-	b := Breach{ID: broker.NewID("brc"), AwareAt: aware, BoardDue: aware.Add(BreachBoardWindow), From: f.From.UTC(),
+	b := Breach{ID: broker.NewID("brc"), AwareAt: aware, From: f.From.UTC(),
 		To: f.To.UTC(), Partner: f.Partner, Category: f.Category, SummaryCode: summary, OpenedBy: actor.Actor(),
 		LogSize: size, Affected: len(sc.Subjects), Releases: sc.Releases, Categories: sc.Categories,
 		Recipients: sc.Recipients}
+	w.due(&b)
 	if b.Categories == nil {
 		b.Categories = []string{}
 	}
@@ -335,11 +339,17 @@ func (w *Workbench) Get(ctx context.Context, id string) (Breach, error) {
 	if err != nil {
 		return b, err
 	}
-	b.BoardDue = b.AwareAt.Add(BreachBoardWindow)
+	w.due(&b)
 	if b.Notices, err = w.Store.BreachNoticeStatuses(ctx, id); err != nil {
 		return b, err
 	}
 	return b, nil
+}
+
+// due sets the breach's 72-hour report deadline and the hours left until it.
+func (w *Workbench) due(b *Breach) {
+	b.BoardDue = b.AwareAt.Add(BreachBoardWindow)
+	b.HoursLeft = b.BoardDue.Sub(w.now()).Hours()
 }
 
 // List lists the breaches, newest first, with their notice statuses.
@@ -349,7 +359,7 @@ func (w *Workbench) List(ctx context.Context) ([]Breach, error) {
 		return nil, err
 	}
 	for i := range bs {
-		bs[i].BoardDue = bs[i].AwareAt.Add(BreachBoardWindow)
+		w.due(&bs[i])
 		if bs[i].Notices, err = w.Store.BreachNoticeStatuses(ctx, bs[i].ID); err != nil {
 			return nil, err
 		}

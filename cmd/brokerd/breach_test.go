@@ -234,6 +234,12 @@ func TestBreachDrill(t *testing.T) {
 	if resp := h.do("GET", "/v1/breaches", desk, nil, &list); resp.StatusCode != 200 || len(list.Breaches) != 2 {
 		t.Fatalf("GET /v1/breaches: %d %v", resp.StatusCode, list)
 	}
+	for _, item := range list.Breaches {
+		// Both were opened moments ago: the 72-hour report is due in just under 72 hours.
+		if left, ok := item["hours_left"].(float64); !ok || left <= 71 || left > 72 {
+			t.Errorf("GET /v1/breaches: hours_left %v, want just under 72", item["hours_left"])
+		}
+	}
 
 	// The workbench in /ui: the countdown, the progress, the report.
 	ui := h.officerUI()

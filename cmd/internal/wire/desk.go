@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/sieve-broker/sieve/broker"
-	"github.com/sieve-broker/sieve/commerce"
 )
 
 // RunDesk escalates overdue grievances every interval until ctx ends.
@@ -34,23 +33,9 @@ func (s *System) verifiedSize(ctx context.Context) (uint64, error) {
 	return size, err
 }
 
-// breachAPI adapts the workbench to the HTTP layer.
+// breachAPI gives the HTTP layer the workbench's list (broker/httpapi
+// cannot name commerce's types).
 type breachAPI struct{ s *System }
 
-// List implements httpapi.BreachAPI: the breaches with their 72-hour
-// report (no personal data in either).
-func (a *breachAPI) List(ctx context.Context) (any, error) {
-	bs, err := a.s.Breaches.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	type item struct {
-		commerce.Breach
-		HoursLeft float64 `json:"hours_left"`
-	}
-	out := make([]item, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, item{Breach: b, HoursLeft: time.Until(b.BoardDue).Hours()})
-	}
-	return out, nil
-}
+// List implements httpapi.BreachAPI.
+func (a *breachAPI) List(ctx context.Context) (any, error) { return a.s.Breaches.List(ctx) }
