@@ -97,6 +97,9 @@ type PartnerStore interface {
 	// given WhatsApp business number: the one created with that store, else
 	// the first retailer created; ENotFound when there is none.
 	RetailerForStore(ctx context.Context, store string) (Partner, error)
+	// RoutingStores returns the enabled retailers that declare a service
+	// area, in creation order: the stores the marketplace routes to.
+	RoutingStores(ctx context.Context) ([]Partner, error)
 }
 
 // Vault seals small secrets the broker itself owns (not a shopper's data),

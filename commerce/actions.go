@@ -122,11 +122,11 @@ func (a *actions) CreateOrder(ctx context.Context, o *Order) error {
 	if err != nil {
 		return err
 	}
-	return a.s.OrderStore.CreateOrder(ctx, OrderRow{Order: *o, Sealed: sealed})
+	return a.s.Orders.CreateOrder(ctx, OrderRow{Order: *o, Sealed: sealed})
 }
 
 func (a *actions) OrderByReference(ctx context.Context, ref string) (*Order, error) {
-	row, err := a.s.OrderStore.OrderByReference(ctx, ref)
+	row, err := a.s.Orders.OrderByReference(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +197,11 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 		return err
 	}
 	o.Status, o.PaymentStatus = StatusPlaced, PaymentCaptured
-	if err := s.OrderStore.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
+	if err := s.Orders.UpdateOrderStatus(ctx, o.ID, o.Status, o.PaymentStatus, nil); err != nil {
 		return err
 	}
-	if s.Holds != nil {
-		if err := s.Holds.SealInvoice(ctx, o, time.Now()); err != nil {
+	if s.holds != nil {
+		if err := s.holds.SealInvoice(ctx, o, time.Now()); err != nil {
 			return err
 		}
 	}
@@ -211,7 +211,7 @@ func (s *Service) placeOrder(ctx context.Context, o *Order) error {
 		return nil
 	}
 	o.RetailerID = retailer.ID
-	if err := s.OrderStore.SetOrderRetailer(ctx, o.ID, retailer.ID); err != nil {
+	if err := s.Orders.SetOrderRetailer(ctx, o.ID, retailer.ID); err != nil {
 		return err
 	}
 	return s.pushOrder(ctx, retailer, o, "order.placed")
@@ -277,7 +277,7 @@ func (s *Service) pushOrder(ctx context.Context, p broker.Partner, o *Order, eve
 func (s *Service) cancelOrder(ctx context.Context, o *Order, by broker.Party, reason string) error {
 	prev := o.Status
 	o.Status = StatusCancelled
-	if err := s.OrderStore.UpdateOrderStatus(ctx, o.ID, StatusCancelled, o.PaymentStatus, nil); err != nil {
+	if err := s.Orders.UpdateOrderStatus(ctx, o.ID, StatusCancelled, o.PaymentStatus, nil); err != nil {
 		return err
 	}
 	qty := map[string]int{}

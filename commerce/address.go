@@ -126,11 +126,10 @@ func addressAsk(ctx context.Context, act Actions) Reply {
 // UseAddressForm implements AddressFormer: the form is used when some
 // store declares a service area and the shopper is in India.
 func (a *actions) UseAddressForm(ctx context.Context) bool {
-	m, ok := a.s.market()
-	if !ok {
+	if _, ok := a.s.market(); !ok {
 		return false
 	}
-	stores, err := (&Market{Service: a.s}).routingStores(ctx, m)
+	stores, err := (&Market{Service: a.s}).routingStores(ctx)
 	if err != nil || len(stores) == 0 {
 		return false
 	}

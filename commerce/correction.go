@@ -94,7 +94,7 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 	}
 	err = s.Tx.InTx(ctx, func(ctx context.Context) error {
 		orders, told = 0, 0
-		rows, err := s.OrderStore.OrdersOfSubject(ctx, subject)
+		rows, err := s.Orders.OrdersOfSubject(ctx, subject)
 		if err != nil {
 			return err
 		}
@@ -112,10 +112,10 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 			if err != nil {
 				return err
 			}
-			if s.Notices == nil {
+			if s.notices == nil {
 				return broker.Errorf(broker.EInternal, "corrections need the notice store")
 			}
-			if err := s.Notices.Store.ResealOrder(ctx, o.ID, sealed); err != nil {
+			if err := s.notices.Store.ResealOrder(ctx, o.ID, sealed); err != nil {
 				return err
 			}
 			ids = append(ids, o.ID)
@@ -134,7 +134,7 @@ func (s *Service) CorrectAddress(ctx context.Context, subject string, loc Locati
 			return nil
 		}
 		address := ReceivedAny(CorrectedAddressFields)
-		told, err = s.Notices.Notify(ctx, subject, NoticeCorrected, func(r Recipient) bool {
+		told, err = s.notices.Notify(ctx, subject, NoticeCorrected, func(r Recipient) bool {
 			return address(r) && slices.ContainsFunc(r.Orders, func(o string) bool { return slices.Contains(ids, o) })
 		}, nil)
 		return err

@@ -362,10 +362,10 @@ type GrievanceActions interface {
 
 // OpenGrievance implements GrievanceActions.
 func (a *actions) OpenGrievance(ctx context.Context, text string) (Reply, error) {
-	if a.s.Desk == nil {
+	if a.s.desk == nil {
 		return Reply{}, broker.Errorf(broker.EUnavailable, "no grievance desk")
 	}
-	_, r, err := a.s.Desk.Open(ctx, a.subject, a.store, text)
+	_, r, err := a.s.desk.Open(ctx, a.subject, a.store, text)
 	return r, err
 }
 

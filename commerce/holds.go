@@ -77,7 +77,40 @@ type Holds struct {
 	// Held maps a data key category to how long an erasure holds it (the
 	// legal minimum of its policy data category); absent: not held.
 	Held map[string]time.Duration
-	Now  func() time.Time // time.Now when nil; tests travel in time
+	// Bases names each policy data retention category's legal basis in
+	// words (policies.Data.RetentionBases), for the officers' list.
+	Bases map[string]string
+	Now   func() time.Time // time.Now when nil; tests travel in time
+}
+
+// HeldCategory is a hold as officers see it: the shopper by audit
+// pseudonym only, the legal basis in words.
+type HeldCategory struct {
+	Pseudonym string
+	Category  string // data key category (KeyInvoice)
+	Basis     string // the legal basis of the policy data category
+	HeldAt    time.Time
+	Until     time.Time
+}
+
+// List returns up to limit holds in force, soonest end first, as officers
+// see them.
+func (h *Holds) List(ctx context.Context, limit int) ([]HeldCategory, error) {
+	list, err := h.Store.ListHolds(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	pseudo := h.Service.Releaser.Pseudonyms()
+	out := make([]HeldCategory, 0, len(list))
+	for _, x := range list {
+		basis := h.Bases[x.Basis]
+		if basis == "" {
+			basis = x.Basis
+		}
+		out = append(out, HeldCategory{Pseudonym: pseudo.Audit(x.Subject), Category: x.Category, Basis: basis,
+			HeldAt: x.HeldAt, Until: x.Until})
+	}
+	return out, nil
 }
 
 func (h *Holds) now() time.Time {
@@ -132,7 +165,7 @@ func (h *Holds) prepare(ctx context.Context, subject string) (bool, error) {
 	if _, held := h.Held[KeyInvoice]; !held {
 		return false, nil
 	}
-	orders, err := h.Service.OrderStore.OrdersOfSubject(ctx, subject)
+	orders, err := h.Service.Orders.OrdersOfSubject(ctx, subject)
 	if err != nil {
 		return false, err
 	}
@@ -275,7 +308,7 @@ func (h *Holds) ReleaseHeld(ctx context.Context, officer broker.Party, orderID, 
 	if officer.Kind != broker.KindOfficer {
 		return Invoice{}, "", broker.Errorf(broker.EForbidden, "only an officer may approve the release of a held record")
 	}
-	row, _, err := s.OrderStore.GetOrderWithSubject(ctx, orderID)
+	row, _, err := s.Orders.GetOrderWithSubject(ctx, orderID)
 	if err != nil {
 		return Invoice{}, "", err
 	}

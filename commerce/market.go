@@ -53,9 +53,6 @@ type Offer struct {
 // implements it; a Service without it has no marketplace (every order goes
 // as before).
 type MarketStore interface {
-	// RoutingStores returns the enabled retailers that declare a service
-	// area, in creation order.
-	RoutingStores(ctx context.Context) ([]broker.Partner, error)
 	// CreateOffers records the candidates of an order, in rank order.
 	CreateOffers(ctx context.Context, orderID string, partners []string) error
 	// OpenNextOffer locks the routing order and opens its best pending
@@ -134,14 +131,14 @@ type storesCache struct {
 
 const storesTTL = 2 * time.Second
 
-func (mk *Market) routingStores(ctx context.Context, m MarketStore) ([]broker.Partner, error) {
+func (mk *Market) routingStores(ctx context.Context) ([]broker.Partner, error) {
 	c := &mk.Service.stores
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stores != nil && time.Since(c.at) < storesTTL {
 		return c.stores, nil
 	}
-	ps, err := m.RoutingStores(ctx)
+	ps, err := mk.Service.Partners.RoutingStores(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +209,7 @@ func (mk *Market) routeOrder(ctx context.Context, o *Order) (RouteResult, error)
 	if !ok {
 		return RouteNone, nil
 	}
-	stores, err := mk.routingStores(ctx, m)
+	stores, err := mk.routingStores(ctx)
 	if err != nil || len(stores) == 0 {
 		return RouteNone, err
 	}
@@ -436,7 +433,7 @@ func (mk *Market) auditOfferID(ctx context.Context, actor, action string, o *Ord
 
 // loadOrder reads and unseals an order.
 func (mk *Market) loadOrder(ctx context.Context, id string) (*Order, error) {
-	row, _, err := mk.Service.OrderStore.GetOrderWithSubject(ctx, id)
+	row, _, err := mk.Service.Orders.GetOrderWithSubject(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +554,7 @@ func (mk *Market) OpenOffers(ctx context.Context, p broker.Partner) ([]map[strin
 		return nil, err
 	}
 	for _, off := range offs {
-		row, subj, err := mk.Service.OrderStore.GetOrderWithSubject(ctx, off.OrderID)
+		row, subj, err := mk.Service.Orders.GetOrderWithSubject(ctx, off.OrderID)
 		if err != nil || row.Status != StatusRouting || subj.Erased {
 			continue
 		}

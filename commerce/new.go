@@ -10,21 +10,33 @@ import (
 	"github.com/sieve-broker/sieve/broker"
 )
 
-// Stores are the shop's ports, one per noun (commerce/postgres.Stores
-// provides every one of them).
-type Stores struct {
-	Tx       TxRunner
-	Catalog  Catalog
-	Stock    Inventory
+// Ports are the service's own stores; Service and Stores embed them.
+type Ports struct {
+	// Tx opens the transactions the stores below join.
+	Tx TxRunner
+	// Catalog and Stock are the products and their stock.
+	Catalog Catalog
+	Stock   Inventory
+	// Subjects, Inbox, Turns, Orders and Outbox keep the shoppers, the
+	// inbound events, the workers' turns, the orders and the messages to
+	// send.
 	Subjects SubjectStore
 	Inbox    InboxStore
 	Turns    TurnStore
 	Orders   OrderStore
 	Outbox   OutboxStore
-	// Offers keeps the marketplace's offers; nil: there is no marketplace
-	// and the retailer serves every order.
-	Offers    MarketStore
-	Consents  ConsentStore
+	// Offers keeps the marketplace's offers and per-store stock; nil:
+	// there is no marketplace and the retailer serves every order.
+	Offers MarketStore
+	// Consents keeps consent artefacts, languages and guardians; nil keeps
+	// the consent flags alone (inner-ring tests).
+	Consents ConsentStore
+}
+
+// Stores are the shop's ports, one per noun: the service's and its desks'
+// (commerce/postgres.Stores provides every one of them).
+type Stores struct {
+	Ports
 	Notices   NoticeStore
 	Holds     HoldStore
 	Rights    RightsStore
@@ -49,6 +61,9 @@ type Deps struct {
 	// Held names the data-key categories an erasure keeps, each for its
 	// legal minimum (an invoice's); nil holds none.
 	Held map[string]time.Duration
+	// RetentionBases names each policy data retention category's legal
+	// basis in words, for the officers' list of holds.
+	RetentionBases map[string]string
 	// Contact is the grievance officer's published contact; AckWithin and
 	// ResolveWithin the desk's service levels (defaults when zero).
 	Contact                  string
@@ -116,30 +131,26 @@ func New(d Deps) (*Shop, error) {
 	if d.Releaser == nil || d.Sealer == nil || d.Vault == nil {
 		return nil, errors.New("commerce: a releaser, a sealer and a vault are required")
 	}
-	s := &Service{
-		Tx: st.Tx, Catalog: st.Catalog, Stock: st.Stock, Subjects: st.Subjects, Inbox: st.Inbox,
-		Turns: st.Turns, OrderStore: st.Orders, Outbox: st.Outbox, Offers: st.Offers, Consents: st.Consents,
-		Clients: d.Clients, OfferTTL: d.OfferTTL,
-	}
+	s := &Service{Ports: st.Ports, Clients: d.Clients, OfferTTL: d.OfferTTL}
 	shop := &Shop{Service: s, Market: &Market{Service: s}, Orders: &Orders{Service: s}}
 	shop.Rights = &Rights{Service: s, Store: st.Rights}
 	s.rights = shop.Rights
 	if st.Notices != nil {
 		shop.Notices = &Notices{Service: s, Store: st.Notices, Deadline: d.NoticeDeadline}
-		s.Notices = shop.Notices
+		s.notices = shop.Notices
 		d.Releaser.SetGate(shop.Notices.Gate)
 	}
 	if st.Holds != nil {
-		shop.Holds = &Holds{Service: s, Store: st.Holds, Held: maps.Clone(d.Held)}
-		s.Holds = shop.Holds
+		shop.Holds = &Holds{Service: s, Store: st.Holds, Held: maps.Clone(d.Held), Bases: maps.Clone(d.RetentionBases)}
+		s.holds = shop.Holds
 	}
 	if st.Desk != nil {
 		shop.Desk = &Desk{Service: s, Store: st.Desk, Contact: d.Contact, AckWithin: d.AckWithin, ResolveWithin: d.ResolveWithin}
-		s.Desk = shop.Desk
+		s.desk = shop.Desk
 	}
 	if st.Nominees != nil {
 		shop.Nominees = &Nominees{Service: s, Rights: shop.Rights, Store: st.Nominees}
-		s.Nominees = shop.Nominees
+		s.nominees = shop.Nominees
 	}
 	if st.Breaches != nil {
 		shop.Breaches = &Workbench{Service: s, Store: st.Breaches, Contact: d.Contact, PhoneNumberID: d.PhoneNumberID,

@@ -31,7 +31,7 @@ type (
 )
 
 func allStores() Stores {
-	return Stores{Tx: portTx{}, Catalog: portCatalog{}, Stock: portStock{}, Subjects: portSubjects{}, Inbox: portInbox{}, Turns: portTurns{}, Orders: portOrders{}, Outbox: portOutbox{}, Offers: portOffers{}, Consents: portConsents{}, Notices: portNotices{}, Holds: portHolds{}, Rights: portRights{}, Desk: portDesk{}, Nominees: portNominees{}, Breaches: portBreaches{}, Warnings: portWarnings{}, Retention: portRetention{}}
+	return Stores{Ports: Ports{Tx: portTx{}, Catalog: portCatalog{}, Stock: portStock{}, Subjects: portSubjects{}, Inbox: portInbox{}, Turns: portTurns{}, Orders: portOrders{}, Outbox: portOutbox{}, Offers: portOffers{}, Consents: portConsents{}}, Notices: portNotices{}, Holds: portHolds{}, Rights: portRights{}, Desk: portDesk{}, Nominees: portNominees{}, Breaches: portBreaches{}, Warnings: portWarnings{}, Retention: portRetention{}}
 }
 
 // periods gives every category the sweeper knows the same period.
@@ -66,7 +66,7 @@ func TestNewWiresTheDesks(t *testing.T) {
 	if s.rights != shop.Rights || shop.Rights.Service != s {
 		t.Error("the chat's rights do not go to the shop's Rights")
 	}
-	if s.Notices != shop.Notices || s.Holds != shop.Holds || s.Desk != shop.Desk || s.Nominees != shop.Nominees {
+	if s.notices != shop.Notices || s.holds != shop.Holds || s.desk != shop.Desk || s.nominees != shop.Nominees {
 		t.Error("the service does not reach the shop's desks")
 	}
 	if shop.Nominees.Rights != shop.Rights || shop.Market.Service != s || shop.Orders.Service != s || shop.Breaches.Service != s {

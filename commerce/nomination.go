@@ -255,18 +255,18 @@ type NominationActions interface {
 
 // Nominate implements NominationActions.
 func (a *actions) Nominate(ctx context.Context, number string) (Reply, error) {
-	if a.s.Nominees == nil {
+	if a.s.nominees == nil {
 		return Reply{}, broker.Errorf(broker.EUnavailable, "no nominations")
 	}
-	return a.s.Nominees.Nominate(ctx, a.subject, a.store, number)
+	return a.s.nominees.Nominate(ctx, a.subject, a.store, number)
 }
 
 // AnswerNomination implements NominationActions.
 func (a *actions) AnswerNomination(ctx context.Context, replyID string) (Reply, error) {
-	if a.s.Nominees == nil {
+	if a.s.nominees == nil {
 		return Reply{}, broker.Errorf(broker.EUnavailable, "no nominations")
 	}
-	return a.s.Nominees.Answer(ctx, a.subject, replyID)
+	return a.s.nominees.Answer(ctx, a.subject, replyID)
 }
 
 // nominate handles `nominate` (with the number after the word, or in the

@@ -127,6 +127,12 @@ func (n *Notices) deadline() time.Duration {
 	return DefaultNoticeDeadline
 }
 
+// Open returns up to limit notices not yet acknowledged, oldest first (the
+// officers' list; a notice names its shopper by audit pseudonym only).
+func (n *Notices) Open(ctx context.Context, limit int) ([]Notice, error) {
+	return n.Store.OpenNotices(ctx, limit)
+}
+
 // Recipient is a partner that received a shopper's data.
 type Recipient struct {
 	Partner string   // client id
@@ -505,10 +511,10 @@ func (s *Service) notifyWithdrawal(ctx context.Context, subject string, before, 
 	if before.Notice && !after.Notice {
 		withdrawn = append(withdrawn, "notice")
 	}
-	if len(withdrawn) == 0 || s.Notices == nil {
+	if len(withdrawn) == 0 || s.notices == nil {
 		return nil
 	}
-	_, err := s.Notices.Notify(ctx, subject, NoticeWithdrawn, nil, withdrawn)
+	_, err := s.notices.Notify(ctx, subject, NoticeWithdrawn, nil, withdrawn)
 	return err
 }
 

@@ -150,7 +150,7 @@ func (po *Orders) loadPartnerOrder(ctx context.Context, p broker.Partner, id str
 	if res == "order:invalid" {
 		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
 	}
-	row, subj, err := po.Service.OrderStore.GetOrderWithSubject(ctx, id)
+	row, subj, err := po.Service.Orders.GetOrderWithSubject(ctx, id)
 	if broker.IsNotFound(err) || (err == nil && (row.Erased || row.Status == StatusPendingPayment ||
 		row.Status == StatusRouting || row.Status == StatusUnserved)) {
 		return nil, SubjectRow{}, po.notFound(p, purpose, res, RefusedNoSuchOrder)
@@ -220,7 +220,7 @@ func (po *Orders) PartnerOrders(ctx context.Context, p broker.Partner, f OrderFi
 		if p.Kind != broker.KindRetailer {
 			f.Retailer = "\x00none"
 		}
-		rows, n, err := po.Service.OrderStore.ListOrders(ctx, f)
+		rows, n, err := po.Service.Orders.ListOrders(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -321,13 +321,13 @@ func (po *Orders) UpdateStatus(ctx context.Context, p broker.Partner, id string,
 				return err
 			}
 		}
-		if err := po.Service.OrderStore.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
+		if err := po.Service.Orders.UpdateOrderStatus(ctx, row.ID, u.Status, row.PaymentStatus, sealed); err != nil {
 			return err
 		}
 		if u.Status == StatusOutForDelivery && row.LogisticsID == "" {
 			// Not dispatched explicitly: the store's default courier, if
 			// it has one, gets this order (and only this one).
-			if err := po.Service.OrderStore.BindDefaultCourier(ctx, row.ID); err != nil {
+			if err := po.Service.Orders.BindDefaultCourier(ctx, row.ID); err != nil {
 				return err
 			}
 		}
@@ -481,7 +481,7 @@ func (po *Orders) Dispatch(ctx context.Context, p broker.Partner, id, logistics 
 		case err != nil:
 			return err
 		}
-		if err := po.Service.OrderStore.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
+		if err := po.Service.Orders.SetOrderLogistics(ctx, row.ID, c.ID); err != nil {
 			return err
 		}
 		decision := broker.NewID("dec")
@@ -551,7 +551,7 @@ func (po *Orders) DataRequest(ctx context.Context, p broker.Partner, ref string,
 // p (found is false when there is none); for a retailer, its own latest
 // order; for others, the latest order.
 func (po *Orders) subjectRecord(ctx context.Context, subj SubjectRow, p broker.Partner, purpose broker.Purpose) (broker.Record, string, bool, error) {
-	orders, err := po.Service.OrderStore.OrdersOfSubject(ctx, subj.ID)
+	orders, err := po.Service.Orders.OrdersOfSubject(ctx, subj.ID)
 	if err != nil {
 		return nil, "", false, err
 	}

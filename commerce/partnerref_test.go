@@ -27,7 +27,7 @@ func TestRememberRefIsPerService(t *testing.T) {
 	ctx := context.Background()
 	d := broker.Decision{Released: broker.Record{"customer.ref": "cref_1"}}
 	a, b := &refStore{}, &refStore{}
-	sa, sb := &Orders{&Service{Subjects: a}}, &Orders{&Service{Subjects: b}}
+	sa, sb := &Orders{&Service{Ports: Ports{Subjects: a}}}, &Orders{&Service{Ports: Ports{Subjects: b}}}
 	for range 3 {
 		if err := sa.rememberRef(ctx, "logistics", d, "shp_1"); err != nil {
 			t.Fatal(err)

@@ -135,8 +135,8 @@ func (a *actions) SetRestricted(ctx context.Context, on bool) error {
 	}
 	// Every partner that already holds the shopper's data is told to stop
 	// processing it (GDPR Art. 19, SPEC §5.12): processing.restricted.
-	if on && a.s.Notices != nil {
-		if _, err := a.s.Notices.NotifyRestricted(ctx, a.subject); err != nil {
+	if on && a.s.notices != nil {
+		if _, err := a.s.notices.NotifyRestricted(ctx, a.subject); err != nil {
 			return err
 		}
 	}

@@ -153,7 +153,7 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 	}
 	s := r.Service
 	err := s.Tx.InTx(ctx, func(ctx context.Context) error {
-		orders, err := s.OrderStore.OrdersOfSubject(ctx, subject)
+		orders, err := s.Orders.OrdersOfSubject(ctx, subject)
 		if err != nil {
 			return err
 		}
@@ -174,23 +174,23 @@ func (r *Rights) Erase(ctx context.Context, subject string, actor broker.Party, 
 		// Invoices are held through the erasure (CGST Act s.36): those of
 		// orders placed before keys were split are written out first.
 		hasInvoices := false
-		if s.Holds != nil {
-			if hasInvoices, err = s.Holds.prepare(ctx, subject); err != nil {
+		if s.holds != nil {
+			if hasInvoices, err = s.holds.prepare(ctx, subject); err != nil {
 				return err
 			}
 		}
 		// Every recipient of the shopper's data is told (SPEC §5.12),
 		// from the audit log, which the erasure does not touch.
-		if s.Notices != nil {
-			if _, err := s.Notices.Notify(ctx, subject, NoticeErased, nil, nil); err != nil {
+		if s.notices != nil {
+			if _, err := s.notices.Notify(ctx, subject, NoticeErased, nil, nil); err != nil {
 				return err
 			}
 		}
 		if _, err := r.Store.EraseSubjectRows(ctx, subject); err != nil {
 			return err
 		}
-		if s.Holds != nil {
-			if err := s.Holds.shred(ctx, subject, hasInvoices, actor); err != nil {
+		if s.holds != nil {
+			if err := s.holds.shred(ctx, subject, hasInvoices, actor); err != nil {
 				return err
 			}
 		} else if err := s.Sealer.Shred(ctx, subject); err != nil {
@@ -273,8 +273,8 @@ func (r *Rights) Disclosures(ctx context.Context, subject string) ([]Disclosure,
 		}
 	}
 	var notices map[string][]RecipientStatus
-	if r.Service.Notices != nil {
-		if notices, err = r.Service.Notices.SubjectStatus(ctx, subject); err != nil {
+	if r.Service.notices != nil {
+		if notices, err = r.Service.notices.SubjectStatus(ctx, subject); err != nil {
 			return nil, err
 		}
 	}
@@ -345,7 +345,7 @@ func (r *Rights) Export(ctx context.Context, subject string) (Export, error) {
 	}
 	ex := Export{Subject: s.Releaser.Pseudonyms().Audit(subject), WaID: ident.WaID, BSUID: ident.BSUID, Name: ident.Name,
 		Consent: row.Consent, CreatedAt: row.CreatedAt, LastSeen: row.LastInteraction, Orders: []ExportOrder{}}
-	orders, err := s.OrderStore.OrdersOfSubject(ctx, subject)
+	orders, err := s.Orders.OrdersOfSubject(ctx, subject)
 	if err != nil {
 		return Export{}, err
 	}

@@ -71,38 +71,19 @@ type Metrics interface {
 // its desks; its fields are not changed once it runs (Metrics aside, set
 // before RunWorkers).
 type Service struct {
-	// Tx opens the transactions the stores below join.
-	Tx TxRunner
-	// Catalog and Stock are the products and their stock.
-	Catalog Catalog
-	Stock   Inventory
-	// Subjects, Inbox, Turns, OrderStore and Outbox keep the shoppers,
-	// the inbound events, the workers' turns, the orders and the
-	// messages to send.
-	Subjects   SubjectStore
-	Inbox      InboxStore
-	Turns      TurnStore
-	OrderStore OrderStore
-	Outbox     OutboxStore
-	// Offers keeps the marketplace's offers and per-store stock; nil:
-	// there is no marketplace and the retailer serves every order.
-	Offers MarketStore
-
+	// Ports are the stores the service reads and writes.
+	Ports
 	Clients
 	Metrics Metrics
-	// Notices tells a shopper's recipients about erasures, withdrawals and
-	// corrections (SPEC §5.12); nil sends none (unit tests).
-	Notices *Notices
-	// Holds keeps invoices through an erasure for their legal minimum;
-	// nil: an erasure shreds every key.
-	Holds *Holds
-	// Desk is the grievance desk (`complaint`); nil: complaints are refused.
-	Desk *Desk
-	// Nominees runs nominations (`nominate`); nil: refused.
-	Nominees *Nominees
-	// Consents keeps consent artefacts, languages and guardians; nil keeps
-	// the consent flags alone (inner-ring tests).
-	Consents ConsentStore
+	// The desks New wires in: notices tells a shopper's recipients about
+	// erasures, withdrawals and corrections (SPEC §5.12), nil sends none;
+	// holds keeps invoices through an erasure for their legal minimum, nil
+	// shreds every key; desk takes complaints and nominees nominations,
+	// nil refuses them.
+	notices  *Notices
+	holds    *Holds
+	desk     *Desk
+	nominees *Nominees
 	// OfferTTL is how long a candidate store has to take an offer
 	// (BROKER_OFFER_TTL); 0 means DefaultOfferTTL.
 	OfferTTL time.Duration

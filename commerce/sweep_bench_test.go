@@ -65,17 +65,16 @@ func BenchmarkRetentionSweep(b *testing.B) {
 		b.Fatal(err)
 	}
 	pseudo, _ := broker.NewPseudonymizer(make([]byte, 32))
-	s := &commerce.Service{Tx: db.DB, Catalog: db.Catalog, Stock: db.Catalog, Subjects: db.Subjects, Inbox: db.Inbox,
-		Turns: db.Turns, OrderStore: db.Orders, Outbox: db.Outbox, Offers: db.Market,
+	shop, err := commerce.New(commerce.Deps{
+		// The sweep as it was first measured: recipient notices, no holds.
+		Stores: commerce.Stores{Ports: db.Ports().Ports, Notices: db.Notices, Rights: db.Rights},
 		Clients: commerce.Clients{Sealer: seal.NewCategorySealer(plain), Vault: plain,
-			Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}}
-	s.Notices = &commerce.Notices{Service: s, Store: db.Notices}
-	rights := &commerce.Rights{Service: s, Store: db.Rights}
-	periods := map[string]time.Duration{}
-	for name, r := range pol.Data().Retention {
-		periods[name] = r.Period()
+			Releaser: broker.NewReleaser(pol, pseudo, db.DB.Audit()), Partners: db.DB.Partners()}})
+	if err != nil {
+		b.Fatal(err)
 	}
-	ret, err := commerce.NewRetention(db.Retention, rights.Erase, periods, 100)
+	s := shop.Service
+	ret, err := commerce.NewRetention(db.Retention, shop.Rights.Erase, pol.Data().RetentionPeriods(), 100)
 	if err != nil {
 		b.Fatal(err)
 	}

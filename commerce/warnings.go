@@ -56,6 +56,28 @@ type Warnings struct {
 	DefaultStore string
 }
 
+// PendingErasure is a warning as officers see it: the shopper, by audit
+// pseudonym only, is erased after EraseAfter unless they write.
+type PendingErasure struct {
+	Pseudonym  string
+	WarnedAt   time.Time
+	EraseAfter time.Time
+}
+
+// List returns up to limit pending warnings as officers see them.
+func (w *Warnings) List(ctx context.Context, limit int) ([]PendingErasure, error) {
+	list, err := w.Store.ListWarnings(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	pseudo := w.Service.Releaser.Pseudonyms()
+	out := make([]PendingErasure, 0, len(list))
+	for _, x := range list {
+		out = append(out, PendingErasure{Pseudonym: pseudo.Audit(x.Subject), WarnedAt: x.WarnedAt, EraseAfter: x.EraseAfter})
+	}
+	return out, nil
+}
+
 func (w *Warnings) lead() time.Duration { return max(w.Lead, MinErasureWarning) }
 
 // Sweep cancels the warnings the shopper answered, then warns every
@@ -103,7 +125,7 @@ func (w *Warnings) Sweep(ctx context.Context, now time.Time) (warned, cancelled 
 				"(invoices are kept as the tax law requires). Send any message before then to keep it.",
 				after.In(ist).Format("2 Jan 2006 15:04 MST"))
 			store := w.DefaultStore
-			if orders, err := s.OrderStore.OrdersOfSubject(ctx, id); err == nil && len(orders) > 0 && orders[len(orders)-1].Store != "" {
+			if orders, err := s.Orders.OrdersOfSubject(ctx, id); err == nil && len(orders) > 0 && orders[len(orders)-1].Store != "" {
 				store = orders[len(orders)-1].Store
 			}
 			if err := s.SendToShopper(ctx, id, store, Reply{Kind: "template", Template: ErasureWarningTemplate, Body: body}); err != nil {

@@ -457,3 +457,13 @@ func (d Data) RetentionPeriods() map[string]time.Duration {
 	}
 	return out
 }
+
+// RetentionBases is every category's legal basis for its retention, in
+// words (category → basis), as officers see it beside a hold.
+func (d Data) RetentionBases() map[string]string {
+	out := make(map[string]string, len(d.Retention))
+	for name, r := range d.Retention {
+		out[name] = r.Basis
+	}
+	return out
+}

@@ -80,6 +80,10 @@ func (s *memStore) RetailerForStore(context.Context, string) (broker.Partner, er
 	return broker.Partner{}, errors.New("not used by these tests")
 }
 
+func (s *memStore) RoutingStores(context.Context) ([]broker.Partner, error) {
+	return nil, errors.New("not used by these tests")
+}
+
 // fakeVault "seals" by prefixing the name and reversing the bytes: enough
 // to check that the name binds the ciphertext and that nothing is stored
 // in the clear.

@@ -55,12 +55,12 @@ func (m *Main) Run(ctx context.Context) error {
 	m.cancel = cancel
 	m.start(bg, "audit sequencer", func(ctx context.Context) error { return sys.RunAuditSequencer(ctx) })
 	m.start(bg, "inbox workers", func(ctx context.Context) error {
-		return sys.Shop.RunWorkers(ctx, m.Config.Workers.Workers)
+		return sys.Service.RunWorkers(ctx, m.Config.Workers.Workers)
 	})
-	m.start(bg, "outbox sender", sys.Shop.RunSender)
+	m.start(bg, "outbox sender", sys.Service.RunSender)
 	m.start(bg, "offer sweeper", sys.Market.RunOfferSweeper)
 	m.start(bg, "erasure listener", func(ctx context.Context) error {
-		sys.Stores.Rights.ListenErasures(ctx, sys.Shop.ForgetSubject)
+		sys.Stores.Rights.ListenErasures(ctx, sys.Service.ForgetSubject)
 		return nil
 	})
 	m.start(bg, "age key rotation", sys.RunKeyRotation)
@@ -79,7 +79,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = sys.HTTP(m.Extra)
 	m.start(bg, "audit witness", sys.RunAuditWitness)
 	if sys.Witnesses != nil {
-		inc := sys.Shop.Metrics
+		inc := sys.Service.Metrics
 		m.start(bg, "witness cosigner", func(ctx context.Context) error { return sys.RunCosigner(ctx, inc) })
 	}
 	m.ln, err = net.Listen("tcp", m.Config.Server.Addr)

@@ -64,11 +64,17 @@ func TestErasureHoldsInvoices(t *testing.T) {
 	if d := time.Until(until) - 2190*24*time.Hour; d > time.Minute || d < -time.Minute {
 		t.Errorf("hold until %v, want 72 months (2190 days) from now", until)
 	}
+	// The officers' list: the shopper by audit pseudonym, the basis in words.
+	held, err := h.m.Sys.Holds.List(ctx, 10)
+	if err != nil || len(held) != 1 || held[0].Pseudonym != h.m.Sys.Pseudo.Audit(subject.ID) ||
+		held[0].Category != commerce.KeyInvoice || !strings.Contains(held[0].Basis, "s.36") || !held[0].Until.Equal(until) {
+		t.Fatalf("held categories: %+v, %v", held, err)
+	}
 	inv, err := h.m.Sys.Holds.OpenInvoice(ctx, subject.ID, orderID)
 	if err != nil || inv.OrderID != orderID || inv.Total != 2*28950+3*6400 || len(inv.Lines) != 2 {
 		t.Fatalf("held invoice: %+v, %v", inv, err)
 	}
-	sealer := h.m.Sys.Shop.Sealer
+	sealer := h.m.Sys.Service.Sealer
 	if _, err := sealer.Open(ctx, subject.ID, broker.Binding{Table: "orders", Column: "sealed", RowID: orderID}, fulfilment); !broker.IsNotFound(err) {
 		t.Errorf("the old dump's fulfilment record: %v, want erased", err)
 	}
@@ -170,6 +176,19 @@ func TestInactivityWarningThenErasure(t *testing.T) {
 		if err := sys.DB.Pool.QueryRow(ctx, `SELECT erase_after FROM erasure_warnings WHERE subject_id = $1`, ids[wa]).Scan(&after); err != nil ||
 			after.Before(now.Add(commerce.MinErasureWarning-time.Millisecond)) {
 			t.Errorf("erase_after %v (%v): want at least 48 hours after the warning", after, err)
+		}
+	}
+	// The officers' list names both shoppers by audit pseudonym only.
+	pending, err := sys.Warnings.List(ctx, 10)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending erasures: %+v, %v", pending, err)
+	}
+	for _, p := range pending {
+		if p.Pseudonym != sys.Pseudo.Audit(ids[silent]) && p.Pseudonym != sys.Pseudo.Audit(ids[writes]) {
+			t.Errorf("pending erasure names %q, not a shopper's audit pseudonym", p.Pseudonym)
+		}
+		if p.EraseAfter.Sub(p.WarnedAt) < commerce.MinErasureWarning {
+			t.Errorf("pending erasure %+v: under 48 hours' warning", p)
 		}
 	}
 	// Past the period but before the warning's 48 hours: no erasure yet.

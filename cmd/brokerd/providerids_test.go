@@ -209,7 +209,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 				return fmt.Errorf("%s: %w", q.sql, err)
 			}
 		}
-		converted, err = sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox)
+		converted, err = sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Service.ResealInbox)
 		return err
 	})
 	if err != nil {
@@ -218,7 +218,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 	if converted != 4 {
 		t.Errorf("converted %d values, want 4 (two inbox keys, a status, an outbox id)", converted)
 	}
-	sys.Shop.WakeWorker()
+	sys.Service.WakeWorker()
 	h.next(wa, "the pending event, processed after re-binding", contains("What we hold about you"))
 	h.waitIdle()
 	for _, v := range h.providerColumns() {
@@ -247,7 +247,7 @@ func TestProviderIDUpgrade(t *testing.T) {
 	if _, err := sys.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Shop.ResealInbox); err != nil || n != 0 {
+	if n, err := sys.Stores.Inbox.UpgradeProviderIDs(ctx, sys.Pseudo.ProviderKey, sys.Service.ResealInbox); err != nil || n != 0 {
 		t.Errorf("second run: %d %v", n, err)
 	}
 }

@@ -194,9 +194,3 @@ func (db *Market) RecentOffers(ctx context.Context, since time.Time) ([]commerce
 	})
 	return out, Translate(err)
 }
-
-// RoutingStores returns the enabled retailers that declare a service area,
-// in creation order (see bpg.Partners.RoutingStores).
-func (db *Market) RoutingStores(ctx context.Context) ([]broker.Partner, error) {
-	return db.pg.Partners().RoutingStores(ctx)
-}

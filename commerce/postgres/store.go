@@ -8,12 +8,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	bpg "github.com/sieve-broker/sieve/broker/postgres"
+	"github.com/sieve-broker/sieve/commerce"
 )
 
 // Stores are commerce's ports on one database: one narrow store per job,
 // each the SQL of the commerce port that consumes it, all sharing one
 // base (the broker's handle and what is learnt of the database). It has
-// no methods: a consumer takes the store it needs, a field.
+// one method, Ports, that hands commerce.New every store at once; any other
+// consumer takes the store it needs, a field.
 type Stores struct {
 	// DB is the broker's handle the stores run on: its InTx opens the
 	// transactions their statements join, and it serves the broker's own
@@ -59,6 +61,17 @@ func New(db *bpg.DB) *Stores {
 		Desk:      &Desk{base: b},
 		Breaches:  &Breaches{base: b},
 		Nominees:  &Nominees{base: b},
+	}
+}
+
+// Ports are the stores as commerce.New takes them: the service's ports
+// and its desks', the broker's handle opening their transactions.
+func (s *Stores) Ports() commerce.Stores {
+	return commerce.Stores{
+		Ports: commerce.Ports{Tx: s.DB, Catalog: s.Catalog, Stock: s.Catalog, Subjects: s.Subjects, Inbox: s.Inbox,
+			Turns: s.Turns, Orders: s.Orders, Outbox: s.Outbox, Offers: s.Market, Consents: s.Consents},
+		Notices: s.Notices, Holds: s.Holds, Rights: s.Rights, Desk: s.Desk, Nominees: s.Nominees,
+		Breaches: s.Breaches, Warnings: s.Warnings, Retention: s.Retention,
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 // HTTP builds the HTTP application over the system.
 func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 	metrics := httpapi.NewMetrics()
-	s.Shop.Metrics = metrics
+	s.Service.Metrics = metrics
 	d := httpapi.Deps{
 		Log:      s.Log,
 		DB:       s.DB,
@@ -25,11 +25,11 @@ func (s *System) HTTP(extra func(*httpapi.Deps)) *httpapi.Server {
 		Privacy:  s.notices.page,
 	}
 	shop := shopapi.Deps{Orders: s.Orders, Offers: s.Market, Subjects: s.Rights, Grievances: s.Desk, Pseudonyms: s.Pseudo}
-	if s.Shop.Notices != nil {
-		shop.Notices = s.Shop.Notices
+	if s.Notices != nil {
+		shop.Notices = s.Notices
 	}
-	if s.Shop.Consents != nil {
-		shop.Consents = s.Shop
+	if s.Service.Consents != nil {
+		shop.Consents = s.Service
 	}
 	d.Routes = append(d.Routes, shopapi.Mount(shop))
 	s.UI()(&d)

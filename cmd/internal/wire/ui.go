@@ -48,41 +48,14 @@ func (s *System) uiDeps() ui.Deps {
 		Partners:       s.DB.Partners(),
 		Policy:         func() policies.View { return s.Policy.Data().View(s.Policy.Revision()) },
 		Processing:     (&Reports{}).With(s).PolicyRecord,
-		Notices: func(ctx context.Context) ([]ui.NoticeRow, error) {
-			list, err := s.Stores.Notices.OpenNotices(ctx, 1000)
-			out := make([]ui.NoticeRow, 0, len(list))
-			for _, n := range list {
-				r := ui.NoticeRow{EventID: n.ID, Partner: n.Partner, Type: n.Type, Created: n.CreatedAt, Deadline: n.Deadline}
-				if n.NotifiedAt != nil {
-					r.Notified = *n.NotifiedAt
-				}
-				out = append(out, r)
-			}
-			return out, err
-		},
-		Holds: func(ctx context.Context) ([]ui.HoldRow, error) {
-			list, err := s.Stores.Holds.ListHolds(ctx, 1000)
-			retention := s.Policy.Data().Retention
-			out := make([]ui.HoldRow, 0, len(list))
-			for _, h := range list {
-				out = append(out, ui.HoldRow{Subject: s.Pseudo.Audit(h.Subject), Category: h.Category,
-					Basis: retention[h.Basis].Basis, HeldAt: h.HeldAt, Until: h.Until})
-			}
-			return out, err
-		},
-		Warnings: func(ctx context.Context) ([]ui.WarningRow, error) {
-			list, err := s.Stores.Warnings.ListWarnings(ctx, 1000)
-			out := make([]ui.WarningRow, 0, len(list))
-			for _, w := range list {
-				out = append(out, ui.WarningRow{Subject: s.Pseudo.Audit(w.Subject), WarnedAt: w.WarnedAt, EraseAfter: w.EraseAfter})
-			}
-			return out, err
-		},
-		ReleaseHeld:   s.Holds.ReleaseHeld,
-		Log:           s.Log,
-		SecureCookies: strings.HasPrefix(s.Config.Server.Issuer, "https://"),
-		StoreName:     s.Config.WhatsApp.StoreName,
-		Offers:        s.Stores.Market.RecentOffers,
+		Notices:        s.Notices.Open,
+		Holds:          s.Holds.List,
+		Warnings:       s.Warnings.List,
+		ReleaseHeld:    s.Holds.ReleaseHeld,
+		Log:            s.Log,
+		SecureCookies:  strings.HasPrefix(s.Config.Server.Issuer, "https://"),
+		StoreName:      s.Config.WhatsApp.StoreName,
+		Offers:         s.Stores.Market.RecentOffers,
 	}
 }
 

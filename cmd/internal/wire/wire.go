@@ -46,35 +46,19 @@ type System struct {
 	Policy   *policies.Engine
 	Pseudo   *broker.Pseudonymizer
 	Releaser *broker.Releaser
-	Shop     *commerce.Service
-	Market   *commerce.Market // the marketplace: offers to stores
-	Orders   *commerce.Orders // the partner side of orders
-	Rights   *commerce.Rights
+	// Shop is the shop with its desks, as commerce.New built it: its
+	// Service, Market, Orders, Rights, Notices, Holds, Warnings, Desk,
+	// Breaches (the workbench), Nominees and Retention are the system's.
+	// A value, not a pointer: a system opened without the shop (brokerctl
+	// commands that need only the database) has them all nil.
+	commerce.Shop
 	WAClient *whatsapp.Client
 	Receiver *whatsapp.Receiver
 	Origin   string // the audit checkpoint origin (the issuer without its scheme)
-
-	// Retention applies the policy data's retention periods.
-	Retention *commerce.Retention
-	auditUI   *ui.UI // the dashboard, whose witness RunAuditWitness drives
+	auditUI  *ui.UI // the dashboard, whose witness RunAuditWitness drives
 	// Witnesses is the witness policy (BROKER_WITNESS_POLICY); nil when
 	// checkpoints are not cosigned.
 	Witnesses *audit.Policy
-	// Notices sends recipient notices and gates releases to partners
-	// with an overdue acknowledgement.
-	Notices *commerce.Notices
-	// Holds keeps held categories through an erasure and shreds them when
-	// their hold ends.
-	Holds *commerce.Holds
-	// Warnings warns shoppers 48 hours (at least) before an erasure for
-	// inactivity; the retention sweeper waits for it.
-	Warnings *commerce.Warnings
-	// Desk is the grievance desk.
-	Desk *commerce.Desk
-	// Breaches is the breach workbench.
-	Breaches *commerce.Workbench
-	// Nominees runs nominations.
-	Nominees *commerce.Nominees
 
 	// notices is the privacy notice per language.
 	notices *noticeBook
@@ -157,10 +141,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		payments = &whatsapp.PaymentLookup{Client: s.WAClient, ConfigName: cfg.WhatsApp.PaymentConfig}
 	}
 	shop, err := commerce.New(commerce.Deps{
-		Stores: commerce.Stores{Tx: s.DB, Catalog: st.Catalog, Stock: st.Catalog, Subjects: st.Subjects,
-			Inbox: st.Inbox, Turns: st.Turns, Orders: st.Orders, Outbox: st.Outbox, Offers: st.Market,
-			Consents: st.Consents, Notices: st.Notices, Holds: st.Holds, Rights: st.Rights, Desk: st.Desk,
-			Nominees: st.Nominees, Breaches: st.Breaches, Warnings: st.Warnings, Retention: st.Retention},
+		Stores: st.Ports(),
 		Clients: commerce.Clients{
 			// A data key per shopper and category (contact, fulfilment,
 			// invoice), so an erasure can hold some and shred others.
@@ -186,15 +167,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*System, er
 		Categorize:       s.Policy.Data().CategoryOf,
 		CategoryNames:    s.Policy.Data().CategoryNames(),
 		RetentionPeriods: s.Policy.Data().RetentionPeriods(),
+		RetentionBases:   s.Policy.Data().RetentionBases(),
 		ErasureWarning:   cfg.Workers.ErasureWarning,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	s.Shop, s.Market, s.Orders, s.Notices, s.Holds, s.Rights = shop.Service, shop.Market, shop.Orders, shop.Notices, shop.Holds, shop.Rights
-	s.Desk, s.Nominees, s.Breaches, s.Warnings, s.Retention = shop.Desk, shop.Nominees, shop.Breaches, shop.Warnings, shop.Retention
+	s.Shop = *shop
 	s.Receiver = &whatsapp.Receiver{AppSecret: []byte(cfg.WhatsApp.AppSecret), VerifyTok: cfg.WhatsApp.VerifyToken,
-		Ingest: s.Shop, Log: log}
+		Ingest: s.Service, Log: log}
 	return s, nil
 }
 
@@ -207,7 +188,7 @@ func (s *System) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return applied, err
 	}
-	n, err := s.Stores.Inbox.UpgradeProviderIDs(ctx, s.Pseudo.ProviderKey, s.Shop.ResealInbox)
+	n, err := s.Stores.Inbox.UpgradeProviderIDs(ctx, s.Pseudo.ProviderKey, s.Service.ResealInbox)
 	if err != nil {
 		return applied, fmt.Errorf("converting stored provider ids to keyed hashes: %w", err)
 	}

@@ -13,16 +13,6 @@ import (
 	"github.com/sieve-broker/sieve/commerce"
 )
 
-// NoticeRow is one recipient notice not yet acknowledged (SPEC §5.12).
-type NoticeRow struct {
-	EventID  string
-	Partner  string // client id
-	Type     string // subject.erased, consent.withdrawn, …
-	Created  time.Time
-	Deadline time.Time
-	Notified time.Time // webhook delivered or first fetched; zero: not yet
-}
-
 // partnerNotices is one partner's outstanding acknowledgements.
 type partnerNotices struct {
 	Partner, Label       string
@@ -31,7 +21,7 @@ type partnerNotices struct {
 }
 
 type noticeView struct {
-	NoticeRow
+	commerce.Notice
 	Overdue bool
 	Left    time.Duration // until the deadline; negative when overdue
 }
@@ -41,26 +31,12 @@ type noticesBody struct {
 	Partners   []partnerNotices
 	Overdue    int
 	Total      int
-	Holds      []HoldRow
-	Warnings   []WarningRow
+	Holds      []commerce.HeldCategory
+	Warnings   []commerce.PendingErasure
 }
 
-// HoldRow is a data category of an erased shopper kept under a legal hold.
-type HoldRow struct {
-	Subject  string // the audit pseudonym
-	Category string
-	Basis    string // the legal basis, from policy data
-	HeldAt   time.Time
-	Until    time.Time
-}
-
-// WarningRow is a pending erasure for inactivity: the shopper was warned
-// and is erased after EraseAfter unless they write.
-type WarningRow struct {
-	Subject    string // the audit pseudonym
-	WarnedAt   time.Time
-	EraseAfter time.Time
-}
+// listLimit bounds each list of the notices page.
+const listLimit = 1000
 
 // notices lists the outstanding and overdue acknowledgements per partner:
 // an overdue partner gets no release until it acknowledges.
@@ -68,7 +44,7 @@ func (u subjectPages) notices(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	body := noticesBody{Configured: u.d.Notices != nil}
 	if body.Configured {
-		rows, err := u.d.Notices(ctx)
+		rows, err := u.d.Notices(ctx, listLimit)
 		if err != nil {
 			return err
 		}
@@ -89,7 +65,7 @@ func (u subjectPages) notices(c *fiber.Ctx) error {
 				p = &partnerNotices{Partner: r.Partner, Label: label}
 				by[r.Partner] = p
 			}
-			v := noticeView{NoticeRow: r, Left: r.Deadline.Sub(now)}
+			v := noticeView{Notice: r, Left: r.Deadline.Sub(now)}
 			v.Overdue = v.Left < 0
 			p.Outstanding++
 			body.Total++
@@ -112,13 +88,13 @@ func (u subjectPages) notices(c *fiber.Ctx) error {
 	}
 	if u.d.Holds != nil {
 		var err error
-		if body.Holds, err = u.d.Holds(ctx); err != nil {
+		if body.Holds, err = u.d.Holds(ctx, listLimit); err != nil {
 			return err
 		}
 	}
 	if u.d.Warnings != nil {
 		var err error
-		if body.Warnings, err = u.d.Warnings(ctx); err != nil {
+		if body.Warnings, err = u.d.Warnings(ctx, listLimit); err != nil {
 			return err
 		}
 	}

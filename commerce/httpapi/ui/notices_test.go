@@ -17,19 +17,23 @@ import (
 func TestNoticesPage(t *testing.T) {
 	var now time.Time
 	h := newHarness(t, func(d *Deps) {
-		d.Notices = func(context.Context) ([]NoticeRow, error) {
-			return []NoticeRow{
-				{EventID: "evt_fresh", Partner: "cli_fresh", Type: "subject.erased", Created: now.Add(-time.Hour),
-					Deadline: now.Add(time.Hour), Notified: now.Add(-time.Hour)},
-				{EventID: "evt_courier", Partner: "cli_couriers", Type: "subject.corrected", Created: now.Add(-3 * time.Hour),
+		d.Notices = func(_ context.Context, limit int) ([]commerce.Notice, error) {
+			if limit < 2 {
+				t.Errorf("asked for %d notices", limit)
+			}
+			sent := now.Add(-time.Hour)
+			return []commerce.Notice{
+				{ID: "evt_fresh", Partner: "cli_fresh", Type: "subject.erased", CreatedAt: now.Add(-time.Hour),
+					Deadline: now.Add(time.Hour), NotifiedAt: &sent},
+				{ID: "evt_courier", Partner: "cli_couriers", Type: "subject.corrected", CreatedAt: now.Add(-3 * time.Hour),
 					Deadline: now.Add(-time.Hour)},
 			}, nil
 		}
-		d.Holds = func(context.Context) ([]HoldRow, error) {
-			return []HoldRow{{Subject: "psn_held", Category: "invoice", Basis: "CGST Act 2017, s.36", HeldAt: now, Until: now.Add(2190 * 24 * time.Hour)}}, nil
+		d.Holds = func(context.Context, int) ([]commerce.HeldCategory, error) {
+			return []commerce.HeldCategory{{Pseudonym: "psn_held", Category: "invoice", Basis: "CGST Act 2017, s.36", HeldAt: now, Until: now.Add(2190 * 24 * time.Hour)}}, nil
 		}
-		d.Warnings = func(context.Context) ([]WarningRow, error) {
-			return []WarningRow{{Subject: "psn_warned", WarnedAt: now, EraseAfter: now.Add(48 * time.Hour)}}, nil
+		d.Warnings = func(context.Context, int) ([]commerce.PendingErasure, error) {
+			return []commerce.PendingErasure{{Pseudonym: "psn_warned", WarnedAt: now, EraseAfter: now.Add(48 * time.Hour)}}, nil
 		}
 	})
 	now = h.clock.Now()

@@ -111,7 +111,7 @@ func (u subjectPages) subjectPage(ctx context.Context, row commerce.SubjectRow, 
 	b := subjectBody{WaID: wa, Masked: maskNumber(wa), Pseudonym: pseudo, Consent: row.Consent, CreatedAt: row.CreatedAt,
 		LastSeen: row.LastInteraction, AuditLink: "/ui/audit" + query("subject", pseudo)}
 	b.Restricted = row.Restricted
-	orders, err := u.d.Rights.Service.OrderStore.OrdersOfSubject(ctx, row.ID)
+	orders, err := u.d.Rights.Service.Orders.OrdersOfSubject(ctx, row.ID)
 	if err != nil {
 		return b, err
 	}

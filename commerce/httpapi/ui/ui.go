@@ -90,13 +90,13 @@ type Deps struct {
 	Partners       broker.PartnerStore
 	Policy         func() policies.View
 	Processing     func(ctx context.Context) policies.ProcessingRecord
-	// Notices returns the recipient notices not yet acknowledged (nil: the
-	// page says there is no notice store).
-	Notices func(ctx context.Context) ([]NoticeRow, error)
-	// Holds and Warnings return the categories held through an erasure
-	// and the pending erasures for inactivity (nil: not shown).
-	Holds    func(ctx context.Context) ([]HoldRow, error)
-	Warnings func(ctx context.Context) ([]WarningRow, error)
+	// Notices returns up to limit recipient notices not yet acknowledged
+	// (nil: the page says there is no notice store).
+	Notices func(ctx context.Context, limit int) ([]commerce.Notice, error)
+	// Holds and Warnings return up to limit categories held through an
+	// erasure and pending erasures for inactivity (nil: not shown).
+	Holds    func(ctx context.Context, limit int) ([]commerce.HeldCategory, error)
+	Warnings func(ctx context.Context, limit int) ([]commerce.PendingErasure, error)
 	// ReleaseHeld releases a held invoice to the officer who approves it,
 	// for purpose legal_obligation only (audited either way).
 	ReleaseHeld func(ctx context.Context, officer broker.Party, orderID, purpose string) (commerce.Invoice, string, error)
