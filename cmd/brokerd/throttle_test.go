@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,27 +105,29 @@ func TestTokenEndpointThrottle(t *testing.T) {
 	// and the other partner from another one.
 	go func() { wg.Wait(); close(stop) }()
 	mine := fromAddr("127.0.0.1", 1)
-	var slowest time.Duration
-	var tries int
+	var took []time.Duration
 	for done := false; !done; {
 		select {
 		case <-stop:
 			done = true
 		default:
 		}
-		a, took := h.tokenFrom(mine, real.ID, real.Secret)
+		a, d := h.tokenFrom(mine, real.ID, real.Secret)
 		if a.status != 200 {
 			t.Errorf("the real partner during the flood: %d %s", a.status, a.body)
 		}
-		slowest, tries = max(slowest, took), tries+1
+		took = append(took, d)
 		time.Sleep(20 * time.Millisecond)
 	}
-	a, took := h.tokenFrom(fromAddr("127.0.0.2", 1), other, otherSecret)
+	a, first := h.tokenFrom(fromAddr("127.0.0.2", 1), other, otherSecret)
 	if a.status != 200 {
 		t.Errorf("a partner at another address after the flood: %d %s", a.status, a.body)
 	}
+	slices.Sort(took)
+	median, p90, slowest := took[len(took)/2], took[len(took)*9/10], took[len(took)-1]
 
-	t.Logf("flood answers %v; the real partner's slowest of %d tokens took %s, the other partner's first %s", statuses, tries, slowest, took)
+	t.Logf("flood answers %v; the real partner's %d tokens took median %s, p90 %s, slowest %s; the other partner's first %s",
+		statuses, len(took), median, p90, slowest, first)
 	if statuses[429] < guessers*each/2 {
 		t.Errorf("%d of %d guesses throttled (429), want most: %v", statuses[429], guessers*each, statuses)
 	}
@@ -135,9 +138,14 @@ func TestTokenEndpointThrottle(t *testing.T) {
 		t.Errorf("%d malformed 429 answers, first: %s", len(bad), bad[0])
 	}
 	// Loose bounds: an argon2 check takes ~20 ms; the point is that the
-	// real partner never queues behind the guesses.
-	if slowest > 2*time.Second || took > 2*time.Second {
-		t.Errorf("during the flood a real partner's token took up to %s (another's %s), want well under 2 s", slowest, took)
+	// real partner never queues behind the guesses. Queueing would show in
+	// every request (64 guessers × 20 ms each, before the fix the
+	// real partner waited ~1 s), so the bounds are on the median and the
+	// 90th percentile: one slow request on a shared, loaded machine (CI
+	// runs other packages' suites beside this one) says nothing about it.
+	if median > 500*time.Millisecond || p90 > 2*time.Second || first > 2*time.Second {
+		t.Errorf("during the flood a real partner's tokens took median %s, p90 %s (another's first %s), want under 0.5 s and 2 s",
+			median, p90, first)
 	}
 	// A wrong secret for the guessed-at id is still throttled (its own
 	// bucket forgives one failure every 6 s).
