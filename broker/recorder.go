@@ -118,6 +118,28 @@ func (r *Recorder) Entry(ev Event) audit.Entry {
 	return e
 }
 
+// ActionLogKeyAnnounced is the audit action that publishes a new checkpoint
+// key in the log itself, before the key signs anything: its resource is the
+// new key's note verifier key (no personal data), and the checkpoint that
+// first covers it is signed by the previous key too, so a monitor that
+// pinned the previous key can pin the new one from the log.
+const ActionLogKeyAnnounced = "log.key_announced"
+
+// AnnounceLogKey records that the checkpoint key with the note verifier key
+// vkey is about to sign. It must be written before the key signs anything:
+// an error means the rotation must not happen (fail closed).
+func (r *Recorder) AnnounceLogKey(ctx context.Context, vkey string) error {
+	if vkey == "" {
+		return Errorf(EInvalid, "no verifier key to announce")
+	}
+	actor := Party{Kind: KindSystem, ID: "keys"}
+	if _, err := r.Record(ctx, Event{Actor: actor.Actor(), Action: ActionLogKeyAnnounced,
+		Purpose: PurposeLogIntegrity, Resource: vkey, Reason: "rotation"}); err != nil {
+		return Wrap(ErrorCode(err), err, "announce the new log key in the audit log")
+	}
+	return nil
+}
+
 // release builds the audit entry of a release decision.
 func (r *Recorder) release(req Request, d Decision) audit.Entry {
 	action := req.Action

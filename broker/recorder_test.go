@@ -118,3 +118,33 @@ func TestRecorderFailsClosed(t *testing.T) {
 		t.Fatal("a nil recorder recorded")
 	}
 }
+
+// A new log key is announced as the log's own action, with no subject, and
+// an announcement that cannot be written fails (the rotation must stop).
+func TestAnnounceLogKey(t *testing.T) {
+	const vkey = "sieve.example+1a2b3c4d+AbCdEf"
+	log := &memAppender{}
+	rec := broker.NewRecorder(log, revisionOnly("rev-1"), nil)
+	if err := rec.AnnounceLogKey(context.Background(), vkey); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(log.entries))
+	}
+	e := log.entries[0]
+	if e.Action != broker.ActionLogKeyAnnounced || e.Actor != "system:keys" || e.Purpose != string(broker.PurposeLogIntegrity) ||
+		e.Resource != vkey || e.Subject != "" || e.Outcome != audit.OutcomeDone || e.PolicyRevision != "rev-1" {
+		t.Errorf("announcement entry %+v", e)
+	}
+	if _, err := e.ValidLeaf(); err != nil {
+		t.Errorf("not a valid leaf: %v", err)
+	}
+	if err := rec.AnnounceLogKey(context.Background(), ""); broker.ErrorCode(err) != broker.EInvalid {
+		t.Errorf("empty key: %v, want EInvalid", err)
+	}
+	boom := errors.New("log down")
+	failing := broker.NewRecorder(&memAppender{err: boom}, nil, nil)
+	if err := failing.AnnounceLogKey(context.Background(), vkey); !errors.Is(err, boom) {
+		t.Errorf("failed write: %v, want it reported", err)
+	}
+}

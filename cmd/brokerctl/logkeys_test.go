@@ -144,7 +144,7 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last.Action != wire.ActionLogKeyAnnounced || last.Actor != "system:keys" {
+		if last.Action != broker.ActionLogKeyAnnounced || last.Actor != "system:keys" {
 			t.Fatalf("the last entry under the checkpoint is %s by %s, not the announcement", last.Action, last.Actor)
 		}
 		pinned = append(pinned, pin(t, last.Resource))
@@ -241,7 +241,7 @@ func TestLogKeyIsItsOwnKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.Action == wire.ActionLogKeyAnnounced {
+			if e.Action == broker.ActionLogKeyAnnounced {
 				walk = append(walk, pin(t, e.Resource))
 			}
 		}

@@ -3,7 +3,6 @@ package wire
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,17 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sieve-broker/sieve/audit"
-	"github.com/sieve-broker/sieve/broker"
 	"github.com/sieve-broker/sieve/broker/keydir"
 	"github.com/sieve-broker/sieve/broker/token"
 	"github.com/sieve-broker/sieve/commerce/httpapi/ui"
 )
-
-// ActionLogKeyAnnounced is the audit action that publishes a new log key in
-// the log itself, before the key signs anything: its resource is the new
-// key's note verifier key (no personal data), and the checkpoint that first
-// covers it is signed by the previous key too.
-const ActionLogKeyAnnounced = "log.key_announced"
 
 // LoadLogKeys loads the audit log's checkpoint keys from
 // <keyDir>/log. A deployment whose checkpoints were signed with the JWT
@@ -56,7 +48,7 @@ func (s *System) logSigners() string {
 }
 
 // RotateLogKey makes a new log key current. Before it signs anything, the
-// new key is announced in the log (ActionLogKeyAnnounced), and for the
+// new key is announced in the log (broker.Recorder.AnnounceLogKey), and for the
 // handover period (BROKER_LOG_KEY_HANDOVER) the previous key co-signs every
 // checkpoint, that one included: a monitor that pinned the previous key
 // verifies the announcement and can pin the new key from the log itself.
@@ -67,13 +59,7 @@ func (s *System) RotateLogKey(ctx context.Context) (keydir.Key, error) {
 		if err != nil {
 			return err
 		}
-		actor := broker.Party{Kind: broker.KindSystem, ID: "keys"}
-		if _, err := s.Releaser.Recorder().Record(ctx, broker.Event{Actor: actor.Actor(),
-			Action: ActionLogKeyAnnounced, Purpose: broker.PurposeLogIntegrity, Resource: vkey, Outcome: audit.OutcomeDone,
-			Reason: "rotation"}); err != nil {
-			return fmt.Errorf("announce the new log key in the audit log: %w", err)
-		}
-		return nil
+		return s.Releaser.Recorder().AnnounceLogKey(ctx, vkey)
 	})
 }
 
@@ -90,30 +76,16 @@ func (s *System) TrustedCheckpointPath() string {
 // against the trusted one on its own (the dashboard checks on every view).
 const auditWitnessInterval = 10 * time.Second
 
-// RunAuditWitness verifies the log's latest checkpoint at once and then
-// every few seconds until ctx ends, with the dashboard's witness: the
-// trusted checkpoint file and the metric
-// sieve_audit_trusted_checkpoint_mismatch stay current without an officer
-// looking. It needs the HTTP application built (System.HTTP).
+// RunAuditWitness runs the dashboard's witness (ui.UI.WatchAudit) every
+// few seconds until ctx ends. It needs the HTTP application built
+// (System.HTTP); without the dashboard it only waits.
 func (s *System) RunAuditWitness(ctx context.Context) error {
 	if s.auditUI == nil {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(auditWitnessInterval)
-	defer t.Stop()
-	for {
-		st := s.auditUI.CheckAudit(ctx)
-		if !st.OK && ctx.Err() == nil {
-			s.Log.Error("audit log verification failed", "mismatch", st.Mismatch, "size", st.Checkpoint.Size,
-				"trusted_size", st.PrevSize)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	s.auditUI.WatchAudit(ctx, auditWitnessInterval)
+	return nil
 }
 
 // withTrust wires the dashboard's witness to the trusted checkpoint file

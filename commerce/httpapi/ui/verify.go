@@ -253,3 +253,23 @@ func (u *UI) CheckAudit(ctx context.Context) CheckStatus {
 	}
 	return st
 }
+
+// WatchAudit runs CheckAudit at once and then every interval until ctx
+// ends, logging each failed check (sizes and whether the log rewrote a
+// checkpoint it had shown, nothing else): the trusted checkpoint file and
+// Deps.OnCheck's metric stay current without an officer looking.
+func (u *UI) WatchAudit(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if st := u.CheckAudit(ctx); !st.OK && ctx.Err() == nil {
+			u.d.Log.Error("audit log verification failed", "mismatch", st.Mismatch, "size", st.Checkpoint.Size,
+				"trusted_size", st.PrevSize)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -91,5 +92,69 @@ func TestWitnessTrustedCheckpointCatchesTruncation(t *testing.T) {
 	if st := (&witness{store: forged}).check(ctx, l, l.publicKeys(), now); st.OK || !st.Mismatch ||
 		!strings.Contains(st.Error, "does not verify") {
 		t.Fatalf("a forged trusted checkpoint: %+v", st)
+	}
+}
+
+// TestWatchAudit runs the witness loop brokerd runs: it checks at once and
+// on every tick, reports each outcome to OnCheck, and logs a failed check
+// with sizes only (no entry content) until its context ends.
+func TestWatchAudit(t *testing.T) {
+	var logged strings.Builder
+	statuses := make(chan CheckStatus, 16)
+	store := &memTrust{}
+	h := newHarness(t, func(d *Deps) {
+		d.Trusted = store
+		d.OnCheck = func(st CheckStatus) { statuses <- st }
+		d.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	})
+	for i := range 4 {
+		h.log.add(entry("retailer:cli_fresh", "release", "order_fulfilment", "sub_A", "released"))
+		if i == 1 || i == 3 {
+			h.log.publish(t) // signed at 2 and at 4 entries
+		}
+	}
+
+	watch := func(want func(CheckStatus) bool) CheckStatus {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); h.ui.WatchAudit(ctx, 5*time.Millisecond) }()
+		var got CheckStatus
+		for n := 0; ; n++ {
+			select {
+			case got = <-statuses:
+			case <-time.After(10 * time.Second):
+				cancel()
+				t.Fatal("WatchAudit reported no check in 10 s")
+			}
+			if n >= 1 { // at once, then again on a tick
+				break
+			}
+		}
+		cancel()
+		<-done
+		for len(statuses) > 0 {
+			<-statuses
+		}
+		if !want(got) {
+			t.Fatalf("check status %+v", got)
+		}
+		return got
+	}
+	watch(func(st CheckStatus) bool { return st.OK && st.Checkpoint.Size == 4 })
+	if logged.Len() != 0 {
+		t.Fatalf("a passing check logged %q", logged.String())
+	}
+	// The log is cut back to 2 entries (an older backup restored).
+	h.log.entries, h.log.hashes, h.log.latest = h.log.entries[:2], h.log.hashes[:2], 2
+	watch(func(st CheckStatus) bool {
+		return !st.OK && st.Mismatch && strings.Contains(st.Error, "shrank from 4 to 2")
+	})
+	out := logged.String()
+	if !strings.Contains(out, "audit log verification failed") || !strings.Contains(out, "trusted_size=4") {
+		t.Fatalf("the failed check was not logged as wanted: %q", out)
+	}
+	if strings.Contains(out, "sub_A") || strings.Contains(out, "cli_fresh") {
+		t.Fatalf("the log line carries entry content: %q", out)
 	}
 }
