@@ -186,10 +186,19 @@ func (c *citusCluster) copyDB(ctx context.Context, t testing.TB, admin, src, nam
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		c.each(ctx, func(_ int, conn *pgx.Conn) error { //nolint:errcheck
-			conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
-			return nil
+		// The coordinator's copy first, and the workers' only once it is
+		// gone. WITH (FORCE) ends client sessions but not Citus's
+		// maintenance daemon (a background worker), so a plain drop can
+		// fail with 55006; a coordinator database left behind while its
+		// workers' copies are dropped has a daemon that reconnects to the
+		// missing databases many times a second, and a suite's worth of
+		// them slows the whole cluster to a crawl.
+		err := c.each(ctx, func(_ int, conn *pgx.Conn) error {
+			return quiesced(ctx, conn, name, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 		})
+		if err != nil {
+			t.Logf("pgtest: drop the Citus test database %s: %v", name, err)
+		}
 	})
 	err := c.each(ctx, func(_ int, conn *pgx.Conn) error {
 		return quiesced(ctx, conn, src, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, src))
