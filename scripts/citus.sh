@@ -254,6 +254,23 @@ select citus_add_node('127.0.0.1', $((port + 2))) where not exists (select 1 fro
 SQL
 }
 
+# drop_db drops NAME on every node, the coordinator's copy first: WITH
+# (FORCE) does not end Citus's maintenance daemon (a background worker), so
+# each drop is tried again after ending the database's sessions, and the
+# workers' copies go only once the coordinator's is gone (an orphaned
+# coordinator database's daemon reconnects to them many times a second).
+drop_db() {
+  local name=$1 n try
+  for n in "${nodes[@]}"; do
+    for try in $(seq 20); do
+      psql_node "$n" -d postgres -c "select pg_terminate_backend(pid) from pg_stat_activity where datname = '$name' and pid <> pg_backend_pid()" >/dev/null
+      psql_node "$n" -d postgres -c "drop database if exists $name with (force)" >/dev/null 2>&1 && break
+      [ "$try" = 20 ] && { log "could not drop $name on $n"; return 1; }
+      sleep 0.1
+    done
+  done
+}
+
 start() {
   "$root/scripts/pg.sh" bindir >/dev/null 2>&1 || { log "PostgreSQL is missing: scripts/pg.sh start installs it"; "$root/scripts/pg.sh" start >/dev/null; }
   ensure_extension || exit $?
@@ -295,21 +312,7 @@ case "${1:-}" in
   clean) clean ;;
   status) for n in "${nodes[@]}"; do running_node "$n" || exit 1; done ;;
   setup-db) setup_db "$2" ;;
-  # The coordinator's copy first: WITH (FORCE) does not end Citus's
-  # maintenance daemon (a background worker), so each drop is tried again
-  # after ending the database's sessions, and the workers' copies go only
-  # once the coordinator's is gone (an orphaned coordinator database's
-  # daemon would reconnect to them many times a second).
-  drop-db)
-    for n in "${nodes[@]}"; do
-      ok=0
-      for _ in $(seq 20); do
-        psql_node "$n" -d postgres -c "select pg_terminate_backend(pid) from pg_stat_activity where datname = '$2' and pid <> pg_backend_pid()" >/dev/null
-        if psql_node "$n" -d postgres -c "drop database if exists $2 with (force)" >/dev/null 2>&1; then ok=1; break; fi
-        sleep 0.1
-      done
-      [ "$ok" = 1 ] || { echo "citus.sh: could not drop $2 on $n" >&2; exit 1; }
-    done ;;
+  drop-db) drop_db "$2" ;;
   worker-stop) worker stop "$2" ;;
   worker-start) worker start "$2" ;;
   available) have_extension || [ -r "$source_tgz" ] ;;

@@ -120,15 +120,12 @@ func TestWatchAudit(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); h.ui.WatchAudit(ctx, 5*time.Millisecond) }()
 		var got CheckStatus
-		for n := 0; ; n++ {
+		for range 2 { // at once, then again on a tick
 			select {
 			case got = <-statuses:
 			case <-time.After(10 * time.Second):
 				cancel()
 				t.Fatal("WatchAudit reported no check in 10 s")
-			}
-			if n >= 1 { // at once, then again on a tick
-				break
 			}
 		}
 		cancel()
